@@ -1,0 +1,54 @@
+#pragma once
+// ApiClient: the CLI's HTTP client. A transport failure is an Unreachable
+// error (exit 6); an HTTP error answer carries the problem+json detail.
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace httplib {
+class Client;
+}
+
+namespace asyncops {
+
+struct ApiResponse {
+  bool reached = false;  // false: no HTTP answer at all
+  std::string transport_error;
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  nlohmann::json json;  // the parsed body, or null
+
+  std::string header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? "" : it->second;
+  }
+  // "404 Not Found: no operation X": for one-line error messages.
+  std::string describe() const;
+};
+
+class ApiClient {
+ public:
+  explicit ApiClient(const std::string& base_url);
+  ~ApiClient();
+
+  ApiResponse get(const std::string& path_and_query, int timeout_s = 10);
+  ApiResponse send(const std::string& method, const std::string& path, const std::string& body,
+                   const std::map<std::string, std::string>& headers = {}, int timeout_s = 10);
+  const std::string& base_url() const { return m_base; }
+
+ private:
+  std::string m_base;
+  std::unique_ptr<httplib::Client> m_client;
+};
+
+// The daemon's URL: --url, else $ASYNCOPS_URL, else the URL file of the
+// default data dir, else http://127.0.0.1:8080.
+std::string default_url();
+
+// Percent-encodes a query value.
+std::string url_encode(const std::string& s);
+
+}  // namespace asyncops

@@ -1,0 +1,54 @@
+#pragma once
+// One function per CLI command. Each returns the process exit code and
+// reports errors as one line on stderr (see exit_codes.h).
+#include <string>
+#include <vector>
+
+#include "cli/output.h"
+
+namespace asyncops {
+
+struct GlobalOptions {
+  std::string url;
+  std::string output;  // -o
+  bool json = false;   // --json
+  Output out() const { return Output::resolve(output, json); }
+};
+
+struct SubmitOptions {
+  std::string method;
+  std::string path;
+  std::string data;  // JSON text, @file, or @- for stdin
+  bool wait = false;
+  double timeout_s = 0;  // 0: no limit
+  std::string idempotency_key;
+};
+int cmd_submit(const GlobalOptions& g, const SubmitOptions& o);
+
+int cmd_get(const GlobalOptions& g, const std::string& op_id);
+
+struct ListOptions {
+  std::string state;
+  std::string name;
+  std::string since;
+  int limit = 20;
+  std::string cursor;
+};
+int cmd_list(const GlobalOptions& g, const ListOptions& o);
+
+struct UpOptions {
+  std::string data_dir;
+  std::string listen = "127.0.0.1:8080";
+  int workers = 2;
+  std::string service = "users";
+  std::string sync = "normal";
+  std::string routes;
+};
+int cmd_up(const GlobalOptions& g, const UpOptions& o);
+
+// Waits for op_id to end (long-polling), printing changes to stderr on a
+// TTY. Returns the exit code for its final state, or timed_out/unreachable.
+int wait_for_operation(const GlobalOptions& g, const std::string& op_id, double timeout_s,
+                       nlohmann::json* final_op);
+
+}  // namespace asyncops

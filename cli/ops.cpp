@@ -1,0 +1,142 @@
+// submit, get, list: the commands that talk to the daemon's HTTP API.
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/client.h"
+#include "cli/commands.h"
+#include "cli/exit_codes.h"
+#include "shared/ids.h"
+
+namespace asyncops {
+namespace {
+
+bool read_data(const std::string& data, std::string* out, std::string* err) {
+  if (data.empty() || data[0] != '@') {
+    *out = data;
+    return true;
+  }
+  std::string path = data.substr(1);
+  std::stringstream ss;
+  if (path == "-") {
+    ss << std::cin.rdbuf();
+  } else {
+    std::ifstream in(path);
+    if (!in) {
+      *err = "cannot read " + path;
+      return false;
+    }
+    ss << in.rdbuf();
+  }
+  *out = ss.str();
+  return true;
+}
+
+int http_failure(const ApiResponse& r) {
+  print_error(r.describe());
+  return r.reached ? exit_code::error : exit_code::unreachable;
+}
+
+}  // namespace
+
+int wait_for_operation(const GlobalOptions& g, const std::string& op_id, double timeout_s,
+                       nlohmann::json* final_op) {
+  ApiClient client(g.url);
+  auto start = std::chrono::steady_clock::now();
+  bool progress = ::isatty(STDERR_FILENO) == 1;
+  std::string last_state;
+  for (;;) {
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double remaining = timeout_s > 0 ? timeout_s - elapsed : 30;
+    int wait = static_cast<int>(std::max(0.0, std::min(30.0, remaining)));
+    ApiResponse r = client.get("/operations/" + url_encode(op_id) + "?wait=" + std::to_string(wait),
+                               wait + 10);
+    if (!r.reached || r.status != 200 || !r.json.is_object()) return http_failure(r);
+    *final_op = r.json;
+    std::string state = r.json.value("state", "");
+    if (progress && state != last_state) {
+      std::cerr << "\r" << op_id << " " << g.out().state(state) << "\x1b[K" << std::flush;
+      last_state = state;
+    }
+    if (r.json.value("done", false)) {
+      if (progress) std::cerr << "\r\x1b[K" << std::flush;
+      return exit_code_for_state(state);
+    }
+    if (timeout_s > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >= timeout_s) {
+      if (progress) std::cerr << "\n";
+      print_error("timed out after " + std::to_string(static_cast<int>(timeout_s)) + "s waiting for " +
+                  op_id + " (still " + state + ")");
+      return exit_code::timed_out;
+    }
+  }
+}
+
+int cmd_submit(const GlobalOptions& g, const SubmitOptions& o) {
+  std::string method = o.method;
+  for (auto& c : method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (method != "POST" && method != "PUT" && method != "PATCH" && method != "DELETE") {
+    print_error("METHOD must be POST, PUT, PATCH or DELETE, not " + o.method);
+    return exit_code::usage;
+  }
+  if (o.path.empty() || o.path[0] != '/') {
+    print_error("PATH must start with '/', e.g. /users");
+    return exit_code::usage;
+  }
+  std::string body, err;
+  if (!read_data(o.data, &body, &err)) {
+    print_error(err);
+    return exit_code::error;
+  }
+  std::map<std::string, std::string> headers;
+  if (!o.idempotency_key.empty()) headers["Idempotency-Key"] = o.idempotency_key;
+  ApiClient client(g.url);
+  ApiResponse r = client.send(method, o.path, body, headers);
+  if (!r.reached || (r.status != 202 && r.status != 200)) return http_failure(r);
+  if (!r.json.is_object() || !r.json.contains("id")) {
+    print_error("the daemon answered " + std::to_string(r.status) + " without an operation");
+    return exit_code::error;
+  }
+  Output out = g.out();
+  if (!o.wait) {
+    out.operation(r.json);
+    return exit_code::ok;
+  }
+  nlohmann::json final_op = r.json;
+  int code = wait_for_operation(g, r.json["id"].get<std::string>(), o.timeout_s, &final_op);
+  if (code != exit_code::unreachable && code != exit_code::error) out.operation(final_op);
+  return code;
+}
+
+int cmd_get(const GlobalOptions& g, const std::string& op_id) {
+  ApiClient client(g.url);
+  ApiResponse r = client.get("/operations/" + url_encode(op_id));
+  if (!r.reached || r.status != 200) return http_failure(r);
+  g.out().operation(r.json);
+  return exit_code::ok;
+}
+
+int cmd_list(const GlobalOptions& g, const ListOptions& o) {
+  std::string q = "?limit=" + std::to_string(o.limit);
+  if (!o.state.empty()) q += "&state=" + url_encode(o.state);
+  if (!o.name.empty()) q += "&name=" + url_encode(o.name);
+  if (!o.since.empty()) q += "&since=" + url_encode(o.since);
+  if (!o.cursor.empty()) q += "&cursor=" + url_encode(o.cursor);
+  ApiClient client(g.url);
+  ApiResponse r = client.get("/operations" + q);
+  if (!r.reached || r.status != 200) return http_failure(r);
+  Output out = g.out();
+  if (out.format == OutputFormat::json) {
+    out.value(r.json);  // the whole page, with "next"
+  } else {
+    out.operations(r.json["items"]);
+    if (out.format == OutputFormat::table && r.json["next"].is_string() && ::isatty(STDOUT_FILENO)) {
+      std::cerr << "more: asyncops list --cursor " << r.json["next"].get<std::string>() << "\n";
+    }
+  }
+  return exit_code::ok;
+}
+
+}  // namespace asyncops

@@ -1,0 +1,34 @@
+#pragma once
+// How the CLI prints: human tables on a TTY, JSON for scripts. Colour only
+// on a TTY and never with NO_COLOR set.
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace asyncops {
+
+enum class OutputFormat { table, json, jsonl };
+
+struct Output {
+  OutputFormat format = OutputFormat::table;
+  bool color = false;
+
+  // format_flag: "", "table", "json" or "jsonl"; json_alias: --json given.
+  static Output resolve(const std::string& format_flag, bool json_alias);
+
+  void operation(const nlohmann::json& op) const;
+  void operations(const nlohmann::json& items) const;
+  void value(const nlohmann::json& v) const;  // any JSON document
+  std::string state(const std::string& state) const;  // coloured when enabled
+};
+
+// "3s ago", "5m ago", "2h ago", "4d ago" from an RFC 3339 time.
+std::string relative_time(const std::string& rfc3339);
+
+// The exit code an operation's final state maps to (see exit_codes.h).
+int exit_code_for_state(const std::string& state);
+
+// Prints "asyncops: MESSAGE" on stderr: every CLI error is one such line.
+void print_error(const std::string& message);
+
+}  // namespace asyncops

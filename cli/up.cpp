@@ -1,0 +1,231 @@
+// asyncops up: runs asyncopsd and N workers as child processes on the
+// embedded default, prints the URL once ready, restarts a child that dies,
+// and stops everything cleanly on Ctrl-C or SIGTERM.
+#include <limits.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "cli/client.h"
+#include "cli/commands.h"
+#include "cli/exit_codes.h"
+#include "shared/paths.h"
+
+namespace asyncops {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool is_executable(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
+}
+
+// Next to this executable (installed, or the build tree's sibling folders),
+// then $PATH.
+std::string find_program(const std::string& name) {
+  char self[PATH_MAX] = {0};
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    std::string dir(self, static_cast<size_t>(n));
+    dir = dir.substr(0, dir.rfind('/'));
+    for (const std::string& c : {dir + "/" + name, dir + "/../daemon/" + name, dir + "/../workers/" + name,
+                                 dir + "/../sbin/" + name}) {
+      if (is_executable(c)) return c;
+    }
+  }
+  const char* path = std::getenv("PATH");
+  std::string p = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= p.size()) {
+    size_t colon = p.find(':', start);
+    if (colon == std::string::npos) colon = p.size();
+    std::string c = p.substr(start, colon - start) + "/" + name;
+    if (is_executable(c)) return c;
+    start = colon + 1;
+  }
+  return "";
+}
+
+pid_t spawn(const std::vector<std::string>& args) {
+  pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  // Child: die with the supervisor, and take signals normally again.
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  ::execv(argv[0], argv.data());
+  std::fprintf(stderr, "asyncops: cannot run %s: %s\n", argv[0], std::strerror(errno));
+  ::_exit(127);
+}
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("killed by signal ") + strsignal(WTERMSIG(status));
+  return "stopped";
+}
+
+struct Child {
+  std::string role;  // "asyncopsd" or "worker N"
+  std::vector<std::string> args;
+  pid_t pid = -1;
+  Clock::time_point started{};
+  Clock::time_point restart_at{};
+  int fast_failures = 0;
+};
+
+}  // namespace
+
+int cmd_up(const GlobalOptions& g, const UpOptions& o) {
+  std::string data_dir = o.data_dir.empty() ? default_data_dir() : o.data_dir;
+  if (o.workers < 0) {
+    print_error("--workers must be 0 or more");
+    return exit_code::usage;
+  }
+  std::string daemon_bin = find_program("asyncopsd");
+  std::string worker_bin = find_program("asyncops-worker");
+  if (daemon_bin.empty() || worker_bin.empty()) {
+    print_error(std::string("cannot find ") + (daemon_bin.empty() ? "asyncopsd" : "asyncops-worker") +
+                " next to asyncops or on PATH");
+    return exit_code::error;
+  }
+  if (auto err = make_dirs(data_dir, 0700); !err.empty()) {
+    print_error(err);
+    return exit_code::error;
+  }
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+
+  auto start_time = Clock::now();
+  ::unlink(url_file(data_dir).c_str());  // a stale file from a killed daemon would mislead us
+  Child daemon;
+  daemon.role = "asyncopsd";
+  daemon.args = {daemon_bin, "--data-dir", data_dir, "--listen", o.listen, "--sync", o.sync};
+  if (!o.routes.empty()) {
+    daemon.args.push_back("--routes");
+    daemon.args.push_back(o.routes);
+  }
+  std::vector<Child> children;
+  children.push_back(daemon);
+  for (int i = 0; i < o.workers; ++i) {
+    Child w;
+    w.role = "worker " + std::to_string(i + 1);
+    w.args = {worker_bin, "--data-dir", data_dir, "--service", o.service};
+    children.push_back(w);
+  }
+  auto launch = [](Child& c) {
+    c.pid = spawn(c.args);
+    c.started = Clock::now();
+  };
+  auto stop_all = [&](int code) {
+    for (auto& c : children) {
+      if (c.pid > 0) ::kill(c.pid, SIGTERM);
+    }
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    for (auto& c : children) {
+      while (c.pid > 0) {
+        int status;
+        pid_t r = ::waitpid(c.pid, &status, WNOHANG);
+        if (r == c.pid || r < 0) {
+          c.pid = -1;
+          break;
+        }
+        if (Clock::now() > deadline) {
+          ::kill(c.pid, SIGKILL);
+          ::waitpid(c.pid, &status, 0);
+          c.pid = -1;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    return code;
+  };
+
+  launch(children[0]);
+  // Ready: the daemon writes its URL file once it listens; then /healthz.
+  std::string url;
+  auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (url.empty()) {
+    int status;
+    if (::waitpid(children[0].pid, &status, WNOHANG) == children[0].pid) {
+      children[0].pid = -1;
+      print_error("asyncopsd " + describe_status(status) + " before it was ready (see its log above)");
+      return stop_all(exit_code::error);
+    }
+    std::ifstream in(url_file(data_dir));
+    std::string line;
+    if (in && std::getline(in, line) && line.rfind("http", 0) == 0) {
+      ApiClient probe(line);
+      if (probe.get("/healthz", 2).status == 200) url = line;
+    }
+    if (url.empty()) {
+      if (Clock::now() > deadline) {
+        print_error("asyncopsd was not ready within 30s");
+        return stop_all(exit_code::error);
+      }
+      timespec ts{0, 20 * 1000 * 1000};
+      siginfo_t info;
+      int sig = sigtimedwait(&signals, &info, &ts);
+      if (sig == SIGINT || sig == SIGTERM) return stop_all(exit_code::ok);
+    }
+  }
+  for (size_t i = 1; i < children.size(); ++i) launch(children[i]);
+  double ready_s = std::chrono::duration<double>(Clock::now() - start_time).count();
+  std::cout << url << std::endl;
+  std::cerr << "asyncops: up in " << static_cast<int>(ready_s * 1000) << " ms; data dir " << data_dir
+            << ", " << o.workers << " worker" << (o.workers == 1 ? "" : "s")
+            << "; Ctrl-C stops everything" << std::endl;
+
+  for (;;) {
+    timespec ts{0, 250 * 1000 * 1000};
+    siginfo_t info;
+    int sig = sigtimedwait(&signals, &info, &ts);
+    if (sig == SIGINT || sig == SIGTERM) {
+      std::cerr << "asyncops: stopping" << std::endl;
+      return stop_all(exit_code::ok);
+    }
+    // Reap whatever exited, and schedule restarts with a growing delay when
+    // a child keeps dying young.
+    for (;;) {
+      int status;
+      pid_t pid = ::waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) break;
+      for (auto& c : children) {
+        if (c.pid != pid) continue;
+        c.pid = -1;
+        bool young = Clock::now() - c.started < std::chrono::seconds(5);
+        c.fast_failures = young ? c.fast_failures + 1 : 0;
+        int delay_ms = std::min(30000, 250 << std::min(c.fast_failures, 7));
+        c.restart_at = Clock::now() + std::chrono::milliseconds(delay_ms);
+        std::cerr << "asyncops: " << c.role << " " << describe_status(status) << "; restarting in "
+                  << delay_ms << " ms" << std::endl;
+      }
+    }
+    for (auto& c : children) {
+      if (c.pid < 0 && Clock::now() >= c.restart_at) launch(c);
+    }
+  }
+}
+
+}  // namespace asyncops

@@ -1,0 +1,284 @@
+#include "daemon/daemon.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <zmq.hpp>
+
+#include "daemon/change_hub.h"
+#include "daemon/dispatcher.h"
+#include "daemon/gateway.h"
+#include "daemon/group_commit.h"
+#include "daemon/http_api.h"
+#include "daemon/routes.h"
+#include "daemon/tracker.h"
+#include "shared/log.h"
+#include "shared/paths.h"
+
+namespace asyncops {
+namespace {
+
+// Holds an exclusive lock on DATA_DIR/asyncopsd.pid for the daemon's life, so
+// that two daemons never share one store.
+class PidLock {
+ public:
+  ~PidLock() {
+    if (m_fd >= 0) {
+      ::unlink(m_path.c_str());
+      ::close(m_fd);
+    }
+  }
+  std::string acquire(const std::string& path) {
+    m_path = path;
+    m_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (m_fd < 0) return "cannot open " + path;
+    if (::flock(m_fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(m_fd);
+      m_fd = -1;
+      return "another asyncopsd is running on this data dir (" + path + " is locked)";
+    }
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(m_fd, 0) != 0 || ::write(m_fd, pid.data(), pid.size()) < 0) {
+      return "cannot write " + path;
+    }
+    return "";
+  }
+
+ private:
+  std::string m_path;
+  int m_fd = -1;
+};
+
+bool split_host_port(const std::string& s, std::string* host, int* port) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  *host = s.substr(0, colon);
+  if (host->size() > 2 && host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
+  try {
+    size_t used = 0;
+    *port = std::stoi(s.substr(colon + 1), &used);
+    return used == s.size() - colon - 1 && *port >= 0 && *port <= 65535;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+bool write_file_atomically(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return false;
+    out << content;
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+Result<std::map<std::string, std::string>> resolve_dispatch(const std::vector<std::string>& values,
+                                                            const std::vector<std::string>& services,
+                                                            const std::string& data_dir) {
+  std::map<std::string, std::string> out;
+  std::string fallback;  // a template for services not named
+  for (const std::string& v : values) {
+    auto eq = v.find('=');
+    auto scheme = v.find("://");
+    if (eq != std::string::npos && (scheme == std::string::npos || eq < scheme)) {
+      std::string service = v.substr(0, eq);
+      if (std::find(services.begin(), services.end(), service) == services.end()) {
+        return Error{"--dispatch " + v + ": no route uses service '" + service + "'"};
+      }
+      out[service] = v.substr(eq + 1);
+    } else {
+      fallback = v;
+    }
+  }
+  for (const std::string& s : services) {
+    if (out.count(s)) continue;
+    if (fallback.empty()) {
+      out[s] = default_commands_endpoint(data_dir, s);
+    } else if (fallback.find("{service}") != std::string::npos) {
+      std::string e = fallback;
+      e.replace(e.find("{service}"), 9, s);
+      out[s] = e;
+    } else if (services.size() == 1) {
+      out[s] = fallback;
+    } else {
+      return Error{"--dispatch " + fallback + ": with several services, use SERVICE=ENDPOINT or {service}"};
+    }
+  }
+  return out;
+}
+
+int run_daemon(const DaemonConfig& cfg) {
+  LogLevel level = LogLevel::info;
+  parse_log_level(cfg.log_level, &level);
+  log_configure("asyncopsd", cfg.log_format == "json" ? LogFormat::json : LogFormat::text, level);
+
+  if (auto err = make_dirs(cfg.data_dir, 0700); !err.empty()) {
+    log_error(err);
+    return 1;
+  }
+  PidLock pid_lock;
+  if (auto err = pid_lock.acquire(cfg.data_dir + "/asyncopsd.pid"); !err.empty()) {
+    log_error(err);
+    return 1;
+  }
+  auto routes = cfg.routes_file.empty() ? RouteTable::load_json(RouteTable::default_json())
+                                        : RouteTable::load_file(cfg.routes_file);
+  if (!routes) {
+    log_error(routes.error());
+    return 1;
+  }
+  auto endpoints = resolve_dispatch(cfg.dispatch, routes->services(), cfg.data_dir);
+  if (!endpoints) {
+    log_error(endpoints.error());
+    return 1;
+  }
+  std::string host;
+  int port = 0;
+  if (!split_host_port(cfg.listen, &host, &port)) {
+    log_error("--listen " + cfg.listen + ": expected HOST:PORT");
+    return 1;
+  }
+
+  std::string store_path = cfg.data_dir + "/asyncops.db";
+  auto writer = StoreWriter::open(store_path, cfg.sync);
+  if (!writer) {
+    log_error(writer.error());
+    return 1;
+  }
+  // Everything accepted but not finished before the last stop is sent again;
+  // workers deduplicate by request id.
+  std::vector<Command> recovered;
+  for (int64_t after = 0;;) {
+    auto batch = writer.value()->unfinished(10000, after);
+    if (batch.empty()) break;
+    for (const auto& op : batch) recovered.push_back(command_for(op));
+    after = batch.back().seq;
+  }
+
+  // Signals are taken by sigwait() in this thread alone.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  zmq::context_t ctx(1);
+  ChangeHub hub;
+  Dispatcher dispatcher(ctx, endpoints.value());
+  GroupCommitter committer(std::move(writer.value()),
+                           {[&hub](const std::vector<Change>& c) { hub.publish(c); },
+                            [&dispatcher](std::vector<Command> c) { dispatcher.enqueue(std::move(c)); }});
+  std::string events = cfg.events_endpoint.empty() ? default_events_endpoint(cfg.data_dir)
+                                                   : cfg.events_endpoint;
+  Tracker tracker(ctx, events, committer);
+  if (auto r = dispatcher.bind(); !r) {
+    log_error(r.error());
+    return 1;
+  }
+  if (auto r = tracker.bind(); !r) {
+    log_error(r.error());
+    return 1;
+  }
+  ReaderPool readers(store_path);
+  GatewayOptions gopts;
+  gopts.max_body_bytes = cfg.max_body_bytes;
+  gopts.max_wait_seconds = cfg.max_wait_seconds;
+  Gateway gateway(std::move(routes.value()), committer, readers, hub, gopts);
+  HttpOptions hopts;
+  hopts.host = host;
+  hopts.port = port;
+  hopts.max_body_bytes = cfg.max_body_bytes;
+  hopts.max_threads = cfg.max_http_threads;
+  HttpApi http(gateway, hopts);
+  auto bound = http.bind();
+  if (!bound) {
+    log_error(bound.error());
+    return 1;
+  }
+
+  committer.start();
+  dispatcher.start();
+  tracker.start();
+  if (!recovered.empty()) {
+    log_info("redispatching unfinished operations", {{"count", std::to_string(recovered.size())}});
+    dispatcher.enqueue(std::move(recovered));
+  }
+  http.start();
+
+  std::string url_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  std::string url = "http://" + url_host + ":" + std::to_string(bound.value());
+  write_file_atomically(url_file(cfg.data_dir), url + "\n");
+  LogFields fields = {{"url", url}, {"data_dir", cfg.data_dir}, {"events", events}};
+  for (const auto& [s, e] : endpoints.value()) fields.push_back({"commands." + s, e});
+  log_info("ready", fields);
+  std::cout << "asyncopsd ready: " << url << std::endl;
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log_info("stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  ::unlink(url_file(cfg.data_dir).c_str());
+  hub.shutdown();  // wakes waiting requests so the server can stop
+  http.stop();
+  tracker.stop();
+  committer.stop();  // applies what the tracker handed over
+  dispatcher.stop();
+  log_info("stopped");
+  return 0;
+}
+
+int daemon_main(int argc, char** argv) {
+  CLI::App app{"asyncopsd: the asyncops daemon (HTTP API, dispatcher, operation tracker, store)"};
+  app.set_version_flag("--version", std::string("asyncopsd ") + "0.1.0");
+  DaemonConfig cfg;
+  cfg.data_dir = default_data_dir();
+  std::string sync = "normal";
+  app.add_option("--data-dir", cfg.data_dir, "Directory for the store, ipc sockets and pid file")
+      ->envname("ASYNCOPS_DATA_DIR");
+  app.add_option("--listen", cfg.listen, "HTTP address, HOST:PORT (port 0: any free port)")
+      ->envname("ASYNCOPS_LISTEN");
+  app.add_option("--events", cfg.events_endpoint,
+                 "ZeroMQ endpoint the tracker's SUB socket binds (default ipc://DATA_DIR/events.ipc)")
+      ->envname("ASYNCOPS_EVENTS");
+  app.add_option("--dispatch", cfg.dispatch,
+                 "ZeroMQ endpoint a service's PUSH socket binds: [SERVICE=]ENDPOINT; may repeat; "
+                 "{service} expands (default ipc://DATA_DIR/commands.{service}.ipc)");
+  app.add_option("--routes", cfg.routes_file, "Route table JSON file (default: built in)")
+      ->envname("ASYNCOPS_ROUTES")
+      ->check(CLI::ExistingFile);
+  app.add_option("--sync", sync, "Durability: normal (survives a crash) or full (survives power loss)")
+      ->envname("ASYNCOPS_SYNC")
+      ->check(CLI::IsMember({"normal", "full"}));
+  app.add_option("--max-body", cfg.max_body_bytes, "Largest request body in bytes")
+      ->check(CLI::Range(size_t{1}, size_t{64} << 20));
+  app.add_option("--max-wait", cfg.max_wait_seconds, "Cap in seconds on ?wait=N and Prefer: wait=N")
+      ->check(CLI::Range(0, 3600));
+  app.add_option("--max-http-threads", cfg.max_http_threads, "Most concurrent HTTP connections served")
+      ->check(CLI::Range(size_t{8}, size_t{65536}));
+  app.add_option("--log-format", cfg.log_format, "text or json")
+      ->envname("ASYNCOPS_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")
+      ->envname("ASYNCOPS_LOG_LEVEL")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  parse_sync_mode(sync, &cfg.sync);
+  return run_daemon(cfg);
+}
+
+}  // namespace asyncops

@@ -1,0 +1,36 @@
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "daemon/store.h"
+
+namespace asyncops {
+
+struct DaemonConfig {
+  std::string data_dir;
+  std::string listen = "127.0.0.1:8080";
+  std::string events_endpoint;                 // default: ipc inside the data dir
+  std::vector<std::string> dispatch;           // "[SERVICE=]ENDPOINT"; {service} is expanded
+  std::string routes_file;                     // empty: the embedded default
+  SyncMode sync = SyncMode::normal;
+  size_t max_body_bytes = 1 << 20;
+  int max_wait_seconds = 60;
+  size_t max_http_threads = 4096;
+  std::string log_format = "text";
+  std::string log_level = "info";
+};
+
+// Resolves service -> commands endpoint from the --dispatch values.
+// Returns an error naming the bad value.
+Result<std::map<std::string, std::string>> resolve_dispatch(
+    const std::vector<std::string>& values, const std::vector<std::string>& services,
+    const std::string& data_dir);
+
+// Runs the daemon until SIGINT or SIGTERM. Returns the process exit code.
+int run_daemon(const DaemonConfig& config);
+
+// main(): parses flags, then run_daemon().
+int daemon_main(int argc, char** argv);
+
+}  // namespace asyncops

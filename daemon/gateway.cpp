@@ -1,0 +1,405 @@
+#include "daemon/gateway.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "shared/clock.h"
+#include "shared/ids.h"
+#include "shared/log.h"
+
+namespace asyncops {
+namespace {
+
+using nlohmann::json;
+
+const char k_b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+std::string b64url_encode(const std::string& in) {
+  std::string out;
+  int val = 0, bits = -6;
+  for (unsigned char c : in) {
+    val = (val << 8) + c;
+    bits += 8;
+    while (bits >= 0) {
+      out.push_back(k_b64url[(val >> bits) & 0x3F]);
+      bits -= 6;
+    }
+  }
+  if (bits > -6) out.push_back(k_b64url[((val << 8) >> (bits + 8)) & 0x3F]);
+  return out;
+}
+
+bool b64url_decode(const std::string& in, std::string* out) {
+  out->clear();
+  int val = 0, bits = -8;
+  for (char c : in) {
+    const char* p = std::strchr(k_b64url, c);
+    if (!p || c == '\0') return false;
+    val = (val << 6) + static_cast<int>(p - k_b64url);
+    bits += 6;
+    if (bits >= 0) {
+      out->push_back(static_cast<char>((val >> bits) & 0xFF));
+      bits -= 8;
+    }
+  }
+  return true;
+}
+
+ApiReply json_reply(int status, const json& body) {
+  ApiReply r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+ApiReply bad_query(const std::string& detail) {
+  return problem_reply({400, "", detail, "invalid_query", "", {}});
+}
+
+// Parses a whole decimal number in [lo, hi].
+bool parse_int(const std::string& s, long lo, long hi, long* out) {
+  if (s.empty() || s.size() > 12) return false;
+  for (char c : s) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  long v = std::stol(s);
+  if (v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+bool is_json_media_type(const std::string& content_type) {
+  std::string t = content_type.substr(0, content_type.find(';'));
+  t.erase(std::remove_if(t.begin(), t.end(), [](unsigned char c) { return std::isspace(c); }),
+          t.end());
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+  return t == "application/json" ||
+         (t.rfind("application/", 0) == 0 && t.size() > 5 && t.substr(t.size() - 5) == "+json");
+}
+
+std::string trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  size_t e = s.find_last_not_of(" \t");
+  return s.substr(b, e - b + 1);
+}
+
+}  // namespace
+
+ApiReply problem_reply(const Problem& p) {
+  ApiReply r;
+  r.status = p.status;
+  r.content_type = k_problem_media_type;
+  r.body = to_json(p);
+  return r;
+}
+
+std::map<std::string, std::string> parse_prefer(const std::string& header) {
+  std::map<std::string, std::string> out;
+  size_t start = 0;
+  while (start <= header.size()) {
+    size_t comma = header.find(',', start);
+    if (comma == std::string::npos) comma = header.size();
+    std::string item = header.substr(start, comma - start);
+    item = item.substr(0, item.find(';'));  // parameters are not used
+    size_t eq = item.find('=');
+    std::string name = trim(item.substr(0, eq));
+    std::string value = eq == std::string::npos ? "" : trim(item.substr(eq + 1));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+    }
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    if (!name.empty() && !out.count(name)) out[name] = value;
+    start = comma + 1;
+  }
+  return out;
+}
+
+Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& readers, ChangeHub& hub,
+                 GatewayOptions options)
+    : m_routes(std::move(routes)),
+      m_committer(committer),
+      m_readers(readers),
+      m_hub(hub),
+      m_options(options) {
+  auto tmpl = [](const std::string& t) { return PathTemplate::parse(t).value(); };
+  m_router.add("GET", tmpl("/healthz"), [](const ApiRequest&, const Params&) {
+    return json_reply(200, {{"status", "ok"}});
+  });
+  m_router.add("GET", tmpl("/operations"),
+               [this](const ApiRequest& r, const Params&) { return list_operations(r); });
+  m_router.add("GET", tmpl("/operations/{id}"),
+               [this](const ApiRequest& r, const Params& p) { return get_operation(r, p); });
+  m_router.add("GET", tmpl("/operations/{id}/history"),
+               [this](const ApiRequest& r, const Params& p) { return operation_history(r, p); });
+  for (const std::string& c : m_routes.collections()) {
+    m_router.add("GET", tmpl(c),
+                 [this, c](const ApiRequest& r, const Params&) { return list_resources(c, r); });
+    m_router.add("GET", tmpl(c + "/{id}"), [this, c](const ApiRequest& r, const Params& p) {
+      return get_resource(c, r, p);
+    });
+  }
+  for (const Route& route : m_routes.routes()) {
+    const Route* rp = &route;
+    m_router.add(route.method, route.path, [this, rp](const ApiRequest& r, const Params& p) {
+      return accept_command(*rp, r, p);
+    });
+  }
+}
+
+ApiReply Gateway::handle(const ApiRequest& req) {
+  try {
+    auto m = m_router.match(req.method, req.path);
+    if (m.kind == decltype(m)::not_found) {
+      return problem_reply({404, "", "no resource at " + req.path.substr(0, 200), "not_found", "", {}});
+    }
+    if (m.kind == decltype(m)::method_not_allowed) {
+      std::string allow;
+      for (const auto& a : m.allow) allow += (allow.empty() ? "" : ", ") + a;
+      ApiReply r = problem_reply(
+          {405, "", req.method + " is not allowed on " + req.path.substr(0, 200) + "; allowed: " + allow,
+           "method_not_allowed", "", {}});
+      r.headers.push_back({"Allow", allow});
+      return r;
+    }
+    return (*m.handler)(req, m.params);
+  } catch (const std::exception& e) {
+    log_error("request failed", {{"method", req.method}, {"path", req.path}, {"error", e.what()}});
+    return problem_reply({500, "", "internal error", "internal_error", "", {}});
+  }
+}
+
+ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, const Params& params) {
+  if (req.body.size() > m_options.max_body_bytes) {
+    return problem_reply({413, "", "the body is larger than " + std::to_string(m_options.max_body_bytes) +
+                                       " bytes", "body_too_large", "", {}});
+  }
+  json body = json::object();
+  bool has_content = req.body.find_first_not_of(" \t\r\n") != std::string::npos;
+  if (has_content || route.has_body) {
+    std::string ct = req.header("content-type");
+    if (has_content && !is_json_media_type(ct)) {
+      return problem_reply({415, "",
+                            ct.empty() ? "a body needs Content-Type: application/json"
+                                       : "Content-Type " + ct.substr(0, 100) + " is not JSON; send application/json",
+                            "unsupported_media_type", "", {}});
+    }
+    if (has_content) {
+      // Depth is limited so that a deeply nested body cannot exhaust the stack.
+      bool too_deep = false;
+      body = json::parse(
+          req.body,
+          [&too_deep](int depth, json::parse_event_t, json&) {
+            if (depth > 64) too_deep = true;
+            return !too_deep;
+          },
+          /*allow_exceptions=*/false);
+      if (too_deep) return problem_reply({400, "", "the body is nested more than 64 levels deep", "invalid_json", "", {}});
+      if (body.is_discarded()) {
+        return problem_reply({400, "", "the body is not valid JSON", "invalid_json", "", {}});
+      }
+    }
+    if (route.has_body) {
+      auto errors = validate_body(route, body);
+      if (!errors.empty()) {
+        return problem_reply({422, "", "the body has " + std::to_string(errors.size()) +
+                                           (errors.size() == 1 ? " invalid field" : " invalid fields"),
+                              "validation_failed", "", errors});
+      }
+    }
+  }
+
+  OperationRecord op;
+  op.id = new_uuid_v7();
+  op.name = route.command;
+  op.service = route.service;
+  op.origin = req.method + " " + req.path;
+  op.owner = req.owner;
+  op.params = json::object();
+  Params all = params;
+  if (route.resource) {
+    // Ids the path does not give are made here, before dispatch, so the
+    // client learns the resource's address in the 202.
+    for (const std::string& ph : route.resource->placeholders()) {
+      if (!all.count(ph)) all[ph] = new_uuid_v7();
+    }
+    op.resource = route.resource->expand(all);
+  }
+  for (const auto& [k, v] : all) op.params[k] = v;
+  op.payload = std::move(body);
+  op.created_at = op.updated_at = now_ms();
+
+  auto committed = m_committer.accept(std::move(op));
+  if (!committed) {
+    ApiReply r = problem_reply({503, "", "the operation could not be stored; try again",
+                                "store_unavailable", "", {}});
+    r.headers.push_back({"Retry-After", "1"});
+    return r;
+  }
+  const OperationRecord& stored = committed->op;
+  std::string op_path = "/operations/" + stored.id;
+  std::string host = req.header("host");
+  std::string op_url = host.empty() ? op_path : "http://" + host + op_path;
+
+  ApiReply r = json_reply(202, operation_json(stored));
+  auto prefs = parse_prefer(req.header("prefer"));
+  std::string applied;
+  if (prefs.count("wait")) {
+    long n = 0;
+    if (parse_int(prefs["wait"], 0, 1000000, &n) && n > 0) {
+      n = std::min<long>(n, m_options.max_wait_seconds);
+      auto done = wait_for_terminal(stored.id, std::chrono::steady_clock::now() + std::chrono::seconds(n));
+      applied = "wait=" + std::to_string(n);
+      if (done && is_terminal(done->state)) {
+        r = json_reply(200, operation_json(*done));
+      }
+    }
+  } else if (prefs.count("respond-async")) {
+    applied = "respond-async";
+  }
+  r.headers.push_back({"X-Operation", op_path});
+  r.headers.push_back({"X-Resource", stored.resource});
+  r.headers.push_back({"Location", op_url});
+  r.headers.push_back({"Operation-Location", op_url});
+  if (r.status == 202) r.headers.push_back({"Retry-After", "1"});
+  if (!applied.empty()) r.headers.push_back({"Preference-Applied", applied});
+  return r;
+}
+
+std::optional<OperationRecord> Gateway::wait_for_terminal(
+    const std::string& id, std::chrono::steady_clock::time_point deadline) {
+  int64_t cursor = m_hub.latest_seq();
+  std::optional<OperationRecord> op = m_readers.acquire()->get_operation(id);
+  while (op && !is_terminal(op->state) && std::chrono::steady_clock::now() < deadline) {
+    if (!m_hub.wait_after(cursor, deadline)) break;
+    std::vector<Notice> notices;
+    bool complete = m_hub.notices_after(cursor, &notices);
+    bool mine = !complete;  // a gap: re-read to be sure
+    for (const Notice& n : notices) {
+      cursor = std::max(cursor, n.seq);
+      if (n.op_id == id) mine = true;
+    }
+    if (!complete) cursor = m_hub.latest_seq();
+    if (mine) op = m_readers.acquire()->get_operation(id);
+    if (m_hub.is_shut_down()) break;
+  }
+  return op;
+}
+
+ApiReply Gateway::get_operation(const ApiRequest& req, const Params& params) {
+  const std::string& id = params.at("id");
+  long wait = 0;
+  std::string applied;
+  if (auto it = req.query.find("wait"); it != req.query.end()) {
+    if (!parse_int(it->second, 0, 1000000, &wait)) {
+      return bad_query("wait must be a whole number of seconds");
+    }
+  } else {
+    auto prefs = parse_prefer(req.header("prefer"));
+    if (prefs.count("wait") && parse_int(prefs["wait"], 0, 1000000, &wait)) {
+      applied = "wait=" + std::to_string(std::min<long>(wait, m_options.max_wait_seconds));
+    }
+  }
+  wait = std::min<long>(wait, m_options.max_wait_seconds);
+  std::optional<OperationRecord> op;
+  if (wait > 0) {
+    op = wait_for_terminal(id, std::chrono::steady_clock::now() + std::chrono::seconds(wait));
+  } else {
+    op = m_readers.acquire()->get_operation(id);
+  }
+  if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+  ApiReply r = json_reply(200, operation_json(*op));
+  if (!is_terminal(op->state)) r.headers.push_back({"Retry-After", "1"});
+  if (!applied.empty()) r.headers.push_back({"Preference-Applied", applied});
+  return r;
+}
+
+ApiReply Gateway::list_operations(const ApiRequest& req) {
+  OperationFilter f;
+  f.limit = m_options.default_page;
+  for (const auto& [k, v] : req.query) {
+    if (k == "state") {
+      auto s = parse_state(v);
+      if (!s) return bad_query("state must be one of pending, processing, completed, rejected, failed, canceled");
+      f.state = s;
+    } else if (k == "name") {
+      f.name = v;
+    } else if (k == "since") {
+      if (!parse_rfc3339(v, &f.since_ms)) return bad_query("since must be an RFC 3339 timestamp");
+    } else if (k == "limit") {
+      long n;
+      if (!parse_int(v, 1, m_options.max_page, &n)) {
+        return bad_query("limit must be between 1 and " + std::to_string(m_options.max_page));
+      }
+      f.limit = static_cast<int>(n);
+    } else if (k == "cursor") {
+      std::string raw;
+      long seq = 0;
+      if (!b64url_decode(v, &raw) || raw.rfind("o:", 0) != 0 ||
+          !parse_int(raw.substr(2), 1, std::numeric_limits<long>::max() / 2, &seq)) {
+        return bad_query("cursor is not one this server issued");
+      }
+      f.before_seq = seq;
+    }
+  }
+  int page = f.limit;
+  f.limit = page + 1;  // one more tells whether there is a next page
+  auto ops = m_readers.acquire()->list_operations(f);
+  json items = json::array();
+  for (int i = 0; i < static_cast<int>(ops.size()) && i < page; ++i) items.push_back(operation_json(ops[i]));
+  json next = nullptr;
+  if (static_cast<int>(ops.size()) > page) next = b64url_encode("o:" + std::to_string(ops[page - 1].seq));
+  return json_reply(200, {{"items", std::move(items)}, {"next", next}});
+}
+
+ApiReply Gateway::operation_history(const ApiRequest&, const Params& params) {
+  auto reader = m_readers.acquire();
+  const std::string& id = params.at("id");
+  if (!reader->get_operation(id)) {
+    return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+  }
+  json items = json::array();
+  for (const HistoryEntry& h : reader->history(id)) {
+    items.push_back({{"seq", h.seq},
+                     {"kind", h.kind},
+                     {"state", to_string(h.state)},
+                     {"code", h.code.empty() ? json() : json(h.code)},
+                     {"message", h.message.empty() ? json() : json(h.message)},
+                     {"at", format_rfc3339_ms(h.at)}});
+  }
+  return json_reply(200, {{"items", std::move(items)}});
+}
+
+ApiReply Gateway::get_resource(const std::string& collection, const ApiRequest&, const Params& params) {
+  std::string path = collection + "/" + params.at("id");
+  auto res = m_readers.acquire()->get_resource(path);
+  if (!res) return problem_reply({404, "", "no resource at " + path, "not_found", "", {}});
+  return json_reply(200, res->body);
+}
+
+ApiReply Gateway::list_resources(const std::string& collection, const ApiRequest& req) {
+  long limit = m_options.default_page;
+  std::string after;
+  for (const auto& [k, v] : req.query) {
+    if (k == "limit") {
+      if (!parse_int(v, 1, m_options.max_page, &limit)) {
+        return bad_query("limit must be between 1 and " + std::to_string(m_options.max_page));
+      }
+    } else if (k == "cursor") {
+      std::string raw;
+      if (!b64url_decode(v, &raw) || raw.rfind("r:" + collection + "/", 0) != 0) {
+        return bad_query("cursor is not one this server issued");
+      }
+      after = raw.substr(2);
+    }
+  }
+  auto rows = m_readers.acquire()->list_resources(collection, after, static_cast<int>(limit) + 1);
+  json items = json::array();
+  for (long i = 0; i < static_cast<long>(rows.size()) && i < limit; ++i) items.push_back(rows[i].body);
+  json next = nullptr;
+  if (static_cast<long>(rows.size()) > limit) next = b64url_encode("r:" + rows[limit - 1].path);
+  return json_reply(200, {{"items", std::move(items)}, {"next", next}});
+}
+
+}  // namespace asyncops

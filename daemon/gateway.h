@@ -1,0 +1,96 @@
+#pragma once
+// Gateway: the whole HTTP API as plain functions of a request, with no
+// sockets, so that it can be unit-tested and fuzzed. It matches the route,
+// validates shape, stores the operation (group commit) and answers; reads
+// come from the read model. http_api.cpp only adapts cpp-httplib to it.
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "daemon/change_hub.h"
+#include "daemon/group_commit.h"
+#include "daemon/router.h"
+#include "daemon/routes.h"
+#include "daemon/store.h"
+#include "shared/problem.h"
+
+namespace asyncops {
+
+struct ApiRequest {
+  std::string method;
+  std::string path;  // without the query
+  std::map<std::string, std::string> query;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  std::string owner;  // the authenticated principal; "" when anonymous
+
+  std::string header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+struct ApiReply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  std::string header(const std::string& name) const {
+    for (const auto& [k, v] : headers) {
+      if (k == name) return v;
+    }
+    return "";
+  }
+};
+
+struct GatewayOptions {
+  size_t max_body_bytes = 1 << 20;
+  int max_wait_seconds = 60;  // the cap on ?wait=N and Prefer: wait=N
+  int default_page = 50;
+  int max_page = 1000;
+};
+
+ApiReply problem_reply(const Problem& p);
+
+class Gateway {
+ public:
+  Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& readers, ChangeHub& hub,
+          GatewayOptions options = {});
+
+  // Answers any request. Never throws: an unexpected failure is a 500 problem.
+  ApiReply handle(const ApiRequest& req);
+
+  const RouteTable& routes() const { return m_routes; }
+
+  // Blocks until operation id is terminal or the deadline passes, and
+  // returns its latest state; nullopt if there is no such operation.
+  std::optional<OperationRecord> wait_for_terminal(const std::string& id,
+                                                   std::chrono::steady_clock::time_point deadline);
+
+ private:
+  using Params = std::map<std::string, std::string>;
+  using Handler = std::function<ApiReply(const ApiRequest&, const Params&)>;
+
+  ApiReply accept_command(const Route& route, const ApiRequest& req, const Params& params);
+  ApiReply get_operation(const ApiRequest& req, const Params& params);
+  ApiReply list_operations(const ApiRequest& req);
+  ApiReply operation_history(const ApiRequest& req, const Params& params);
+  ApiReply get_resource(const std::string& collection, const ApiRequest& req, const Params& params);
+  ApiReply list_resources(const std::string& collection, const ApiRequest& req);
+
+  RouteTable m_routes;
+  GroupCommitter& m_committer;
+  ReaderPool& m_readers;
+  ChangeHub& m_hub;
+  GatewayOptions m_options;
+  Router<Handler> m_router;
+};
+
+// Parses an RFC 7240 Prefer header into preference -> value ("" if none).
+std::map<std::string, std::string> parse_prefer(const std::string& header);
+
+}  // namespace asyncops

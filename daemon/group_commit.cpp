@@ -1,0 +1,124 @@
+#include "daemon/group_commit.h"
+
+#include "shared/clock.h"
+#include "shared/log.h"
+
+namespace asyncops {
+
+GroupCommitter::GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch)
+    : m_writer(std::move(writer)), m_hooks(std::move(hooks)), m_max_batch(max_batch) {}
+
+GroupCommitter::~GroupCommitter() { stop(); }
+
+void GroupCommitter::start() { m_thread = std::thread([this] { run(); }); }
+
+void GroupCommitter::stop() {
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_stopping = true;
+  }
+  m_cv.notify_all();
+  if (m_thread.joinable()) m_thread.join();
+}
+
+Result<Change> GroupCommitter::accept(OperationRecord op) {
+  std::future<Result<Change>> f;
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    if (m_stopping) return Error{"the daemon is shutting down"};
+    m_queue.emplace_back();
+    Job& job = m_queue.back();
+    job.is_accept = true;
+    job.op = std::move(op);
+    f = job.done.get_future();
+  }
+  m_cv.notify_one();
+  return f.get();
+}
+
+void GroupCommitter::submit_event(Event e) {
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_queue.emplace_back();
+    m_queue.back().event = std::move(e);
+  }
+  m_cv.notify_one();
+}
+
+void GroupCommitter::run() {
+  std::vector<Job> batch;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(m_mutex);
+      m_cv.wait(lock, [&] { return m_stopping || !m_queue.empty(); });
+      if (m_queue.empty()) return;  // stopping, and everything is applied
+      if (m_queue.size() <= m_max_batch) {
+        batch.swap(m_queue);
+      } else {
+        std::move(m_queue.begin(), m_queue.begin() + m_max_batch, std::back_inserter(batch));
+        m_queue.erase(m_queue.begin(), m_queue.begin() + m_max_batch);
+      }
+    }
+    commit_batch(batch);
+    batch.clear();
+  }
+}
+
+void GroupCommitter::commit_batch(std::vector<Job>& batch) {
+  std::vector<Change> changes;
+  std::vector<Command> accepted;
+  std::vector<Result<Change>> results;
+  results.reserve(batch.size());
+  int64_t now = now_ms();
+  try {
+    m_writer->begin();
+    for (Job& job : batch) {
+      if (job.is_accept) {
+        Change c = m_writer->insert_operation(&job.op);
+        results.emplace_back(c);
+        accepted.push_back(command_for(c.op));
+        changes.push_back(std::move(c));
+        continue;
+      }
+      results.emplace_back(Error{""});
+      Change c;
+      switch (m_writer->apply_event(job.event, now, &c)) {
+        case StoreWriter::Applied::changed:
+          m_counters.events_applied++;
+          changes.push_back(std::move(c));
+          break;
+        case StoreWriter::Applied::unknown_operation: {
+          uint64_t n = ++m_counters.events_unknown;
+          if (n <= 10 || n % 1000 == 0) {
+            log_warn("event for an unknown operation",
+                     {{"request_id", job.event.request_id}, {"type", job.event.type},
+                      {"worker", job.event.worker}, {"count", std::to_string(n)}});
+          }
+          break;
+        }
+        case StoreWriter::Applied::ignored:
+          m_counters.events_ignored++;
+          break;
+      }
+    }
+    m_writer->commit();
+  } catch (const std::exception& e) {
+    m_writer->rollback();
+    m_counters.commit_failures++;
+    log_error("store commit failed; the batch is answered with errors",
+              {{"error", e.what()}, {"batch", std::to_string(batch.size())}});
+    for (Job& job : batch) {
+      if (job.is_accept) job.done.set_value(Error{std::string("store error: ") + e.what()});
+    }
+    return;
+  }
+  m_counters.commits++;
+  m_counters.accepted += accepted.size();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i].is_accept) batch[i].done.set_value(std::move(results[i]));
+  }
+  if (m_hooks.on_changes) m_hooks.on_changes(changes);
+  if (m_hooks.on_accepted && !accepted.empty()) m_hooks.on_accepted(std::move(accepted));
+}
+
+}  // namespace asyncops

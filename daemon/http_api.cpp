@@ -1,0 +1,122 @@
+#include "daemon/http_api.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <httplib.h>
+
+#include "daemon/elastic_pool.h"
+#include "shared/log.h"
+
+namespace asyncops {
+namespace {
+
+ApiRequest to_api_request(const httplib::Request& req) {
+  ApiRequest r;
+  r.method = req.method;
+  r.path = req.path;
+  for (const auto& [k, v] : req.params) r.query.emplace(k, v);  // first value wins
+  for (const auto& [k, v] : req.headers) {
+    std::string lower = k;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    r.headers.emplace(std::move(lower), v);
+  }
+  r.body = req.body;
+  return r;
+}
+
+void apply_reply(const ApiReply& reply, httplib::Response& res) {
+  res.status = reply.status;
+  for (const auto& [k, v] : reply.headers) res.set_header(k, v);
+  res.set_header("Cache-Control", "no-store");
+  res.set_content(reply.body, reply.content_type);
+}
+
+}  // namespace
+
+HttpApi::HttpApi(Gateway& gateway, HttpOptions options)
+    : m_gateway(gateway), m_options(options), m_server(std::make_unique<httplib::Server>()) {
+  httplib::Server& s = *m_server;
+  size_t min_t = m_options.min_threads, max_t = m_options.max_threads;
+  s.new_task_queue = [min_t, max_t] { return new ElasticPool(min_t, max_t); };
+  // Small responses must not wait for Nagle's algorithm (about 40 ms each).
+  s.set_tcp_nodelay(true);
+  s.set_keep_alive_max_count(m_options.keep_alive_max_requests);
+  s.set_keep_alive_timeout(5);
+  s.set_read_timeout(10);
+  s.set_write_timeout(10);
+  s.set_payload_max_length(m_options.max_body_bytes);
+  // SO_REUSEADDR only: httplib's default SO_REUSEPORT would let a second
+  // daemon bind the same port and silently split the traffic.
+  s.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+
+  auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+    apply_reply(m_gateway.handle(to_api_request(req)), res);
+  };
+  s.Get(".*", handler);
+  s.Post(".*", handler);
+  s.Put(".*", handler);
+  s.Patch(".*", handler);
+  s.Delete(".*", handler);
+  s.Options(".*", handler);
+
+  // Errors httplib produces itself (payload too large, bad request line,
+  // unsupported method) get a problem+json body like every other error.
+  s.set_error_handler(httplib::Server::HandlerWithResponse(
+      [](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string code = res.status == 413 ? "body_too_large" : "http_error";
+    std::string detail = res.status == 413 ? "the body is larger than the limit"
+                                           : std::string(status_phrase(res.status));
+    bool needs_length = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
+    if (res.status == 400 && needs_length && !req.has_header("Content-Length") &&
+        !req.has_header("Transfer-Encoding")) {
+      code = "length_required";
+      detail = req.method + " needs a Content-Length header (or chunked Transfer-Encoding)";
+    }
+    apply_reply(problem_reply({res.status, "", detail, code, "", {}}), res);
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  s.set_exception_handler([](const httplib::Request& req, httplib::Response& res,
+                             std::exception_ptr ep) {
+    std::string what = "unknown";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    log_error("unhandled exception in a request", {{"path", req.path}, {"error", what}});
+    apply_reply(problem_reply({500, "", "internal error", "internal_error", "", {}}), res);
+  });
+}
+
+HttpApi::~HttpApi() { stop(); }
+
+Result<int> HttpApi::bind() {
+  int port = m_options.port == 0 ? m_server->bind_to_any_port(m_options.host)
+                                 : (m_server->bind_to_port(m_options.host, m_options.port)
+                                        ? m_options.port
+                                        : -1);
+  if (port < 0) {
+    return Error{"cannot listen on " + m_options.host + ":" + std::to_string(m_options.port) +
+                 " (address in use, or not an address of this host)"};
+  }
+  return port;
+}
+
+void HttpApi::start() {
+  m_thread = std::thread([this] { m_server->listen_after_bind(); });
+}
+
+void HttpApi::stop() {
+  if (m_server) m_server->stop();
+  if (m_thread.joinable()) m_thread.join();
+}
+
+}  // namespace asyncops

@@ -1,0 +1,81 @@
+#pragma once
+// The route table: configuration, not code. It maps METHOD + path template to
+// a command, the service that handles it, the resource the operation is
+// about, and the shape of the body. The daemon has no business logic: it
+// checks shape (types, required fields, lengths) and leaves meaning to the
+// services.
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "shared/problem.h"
+#include "shared/result.h"
+
+namespace asyncops {
+
+// "/users/{id}": literal segments and {name} placeholders, one segment each.
+class PathTemplate {
+ public:
+  static Result<PathTemplate> parse(const std::string& text);
+  // Fills params on a match. A placeholder matches one non-empty segment of
+  // at most 128 characters from [A-Za-z0-9._~-].
+  bool match(const std::string& path, std::map<std::string, std::string>* params) const;
+  // Substitutes params; placeholders without a value are left as they are.
+  std::string expand(const std::map<std::string, std::string>& params) const;
+  std::vector<std::string> placeholders() const;
+  const std::string& text() const { return m_text; }
+
+ private:
+  struct Segment {
+    std::string text;
+    bool placeholder = false;
+  };
+  std::string m_text;
+  std::vector<Segment> m_segments;
+};
+
+struct FieldRule {
+  std::string type;  // string, integer, number, boolean, object, array
+  bool required = false;
+  size_t min_length = 0;
+  size_t max_length = 0;  // 0: no limit
+};
+
+struct Route {
+  std::string method;  // POST, PUT, PATCH or DELETE
+  PathTemplate path;
+  std::string command;
+  std::string service;
+  // What X-Resource names: empty for deletes. Placeholders the path does not
+  // bind (e.g. {id} on POST /users) are generated as UUIDv7 before dispatch.
+  std::optional<PathTemplate> resource;
+  bool has_body = true;
+  bool additional_fields = false;
+  std::map<std::string, FieldRule> fields;
+};
+
+class RouteTable {
+ public:
+  // The embedded default: the users service.
+  static const char* default_json();
+  static Result<RouteTable> load_json(const std::string& text);
+  static Result<RouteTable> load_file(const std::string& path);
+
+  const std::vector<Route>& routes() const { return m_routes; }
+  // Distinct services, in route order.
+  std::vector<std::string> services() const;
+  // Collections readable from the read model, e.g. "/users", from the
+  // resource templates of the form /collection/{placeholder}.
+  std::vector<std::string> collections() const;
+
+ private:
+  std::vector<Route> m_routes;
+};
+
+// Checks a parsed body against a route's rules. Returns the field errors.
+std::vector<FieldError> validate_body(const Route& route, const nlohmann::json& body);
+
+}  // namespace asyncops

@@ -1,0 +1,445 @@
+#include "daemon/store.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <stdexcept>
+
+#include "shared/clock.h"
+
+namespace asyncops {
+namespace {
+
+const char* k_schema = R"SQL(
+CREATE TABLE IF NOT EXISTS meta(
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS operations(
+  seq        INTEGER PRIMARY KEY,
+  id         TEXT NOT NULL UNIQUE,
+  name       TEXT NOT NULL,
+  service    TEXT NOT NULL,
+  state      TEXT NOT NULL,
+  code       TEXT,
+  message    TEXT,
+  resource   TEXT NOT NULL DEFAULT '',
+  origin     TEXT NOT NULL,
+  owner      TEXT NOT NULL DEFAULT '',
+  params     TEXT NOT NULL DEFAULT '{}',
+  payload    TEXT NOT NULL DEFAULT '{}',
+  attempt    INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS operations_by_state ON operations(state, seq);
+CREATE INDEX IF NOT EXISTS operations_by_name ON operations(name, seq);
+CREATE TABLE IF NOT EXISTS history(
+  seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+  op_seq  INTEGER NOT NULL,
+  kind    TEXT NOT NULL,
+  state   TEXT NOT NULL,
+  code    TEXT,
+  message TEXT,
+  at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_by_op ON history(op_seq, seq);
+CREATE TABLE IF NOT EXISTS resources(
+  path       TEXT PRIMARY KEY,
+  collection TEXT NOT NULL,
+  body       TEXT NOT NULL,
+  op_id      TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS resources_by_collection ON resources(collection, path);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
+)SQL";
+
+const char* k_op_columns =
+    "seq, id, name, service, state, code, message, resource, origin, owner, params, payload, "
+    "attempt, created_at, updated_at";
+
+std::string column_text(SQLite::Statement& st, int i) {
+  auto c = st.getColumn(i);
+  return c.isNull() ? std::string() : c.getString();
+}
+
+OperationRecord read_operation(SQLite::Statement& st) {
+  OperationRecord op;
+  op.seq = st.getColumn(0).getInt64();
+  op.id = column_text(st, 1);
+  op.name = column_text(st, 2);
+  op.service = column_text(st, 3);
+  op.state = parse_state(column_text(st, 4)).value_or(OpState::failed);
+  op.code = column_text(st, 5);
+  op.message = column_text(st, 6);
+  op.resource = column_text(st, 7);
+  op.origin = column_text(st, 8);
+  op.owner = column_text(st, 9);
+  op.params = nlohmann::json::parse(column_text(st, 10), nullptr, false);
+  op.payload = nlohmann::json::parse(column_text(st, 11), nullptr, false);
+  op.attempt = st.getColumn(12).getInt();
+  op.created_at = st.getColumn(13).getInt64();
+  op.updated_at = st.getColumn(14).getInt64();
+  return op;
+}
+
+std::string collection_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos || slash == 0 ? path : path.substr(0, slash);
+}
+
+void configure(SQLite::Database& db, SyncMode sync) {
+  db.setBusyTimeout(5000);
+  db.exec("PRAGMA journal_mode=WAL");
+  db.exec(sync == SyncMode::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+}
+
+void bind_text_or_null(SQLite::Statement& st, int i, const std::string& s) {
+  if (s.empty()) st.bind(i); else st.bind(i, s);
+}
+
+}  // namespace
+
+bool parse_sync_mode(const std::string& s, SyncMode* out) {
+  if (s == "normal") *out = SyncMode::normal;
+  else if (s == "full") *out = SyncMode::full;
+  else return false;
+  return true;
+}
+
+nlohmann::json operation_json(const OperationRecord& op) {
+  nlohmann::json j = {{"id", op.id},
+                      {"name", op.name},
+                      {"state", to_string(op.state)},
+                      {"code", op.code.empty() ? nlohmann::json() : nlohmann::json(op.code)},
+                      {"message", op.message.empty() ? nlohmann::json() : nlohmann::json(op.message)},
+                      {"resource", op.resource},
+                      {"origin", op.origin},
+                      {"attempt", op.attempt},
+                      {"done", is_terminal(op.state)},
+                      {"created_at", format_rfc3339_ms(op.created_at)},
+                      {"updated_at", format_rfc3339_ms(op.updated_at)}};
+  return j;
+}
+
+Command command_for(const OperationRecord& op) {
+  Command c;
+  c.id = op.id;
+  c.name = op.name;
+  c.service = op.service;
+  c.origin = op.origin;
+  c.resource = op.resource;
+  c.params = op.params;
+  c.payload = op.payload;
+  c.created_at = format_rfc3339_ms(op.created_at);
+  c.attempt = op.attempt < 1 ? 1 : op.attempt;
+  return c;
+}
+
+Result<bool> init_store(const std::string& path, SyncMode sync) {
+  try {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    configure(db, sync);
+    db.exec(k_schema);
+    return true;
+  } catch (const std::exception& e) {
+    return Error{"cannot open store " + path + ": " + e.what()};
+  }
+}
+
+// ---------------------------------------------------------------- writer
+
+struct StoreWriter::Impl {
+  explicit Impl(const std::string& path)
+      : db(path, SQLite::OPEN_READWRITE),
+        insert_op(db, std::string("INSERT INTO operations(") +
+                          "id, name, service, state, code, message, resource, origin, owner, "
+                          "params, payload, attempt, created_at, updated_at) "
+                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+        insert_history(db,
+                       "INSERT INTO history(op_seq, kind, state, code, message, at) "
+                       "VALUES (?,?,?,?,?,?)"),
+        select_op(db, std::string("SELECT ") + k_op_columns + " FROM operations WHERE id = ?"),
+        update_state(db,
+                     "UPDATE operations SET state = ?, code = ?, message = ?, attempt = "
+                     "max(attempt, ?), updated_at = ? WHERE seq = ?"),
+        upsert_resource(db,
+                        "INSERT INTO resources(path, collection, body, op_id, updated_at) "
+                        "VALUES (?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET "
+                        "body = excluded.body, op_id = excluded.op_id, "
+                        "updated_at = excluded.updated_at"),
+        delete_resource(db, "DELETE FROM resources WHERE path = ?"),
+        select_unfinished(db, std::string("SELECT ") + k_op_columns +
+                                  " FROM operations WHERE state IN ('pending','processing') "
+                                  "AND seq > ? ORDER BY seq LIMIT ?") {}
+
+  int64_t append_history(int64_t op_seq, const char* kind, OpState state, const std::string& code,
+                         const std::string& message, int64_t at) {
+    insert_history.reset();
+    insert_history.bind(1, static_cast<int64_t>(op_seq));
+    insert_history.bind(2, kind);
+    insert_history.bind(3, to_string(state));
+    bind_text_or_null(insert_history, 4, code);
+    bind_text_or_null(insert_history, 5, message);
+    insert_history.bind(6, static_cast<int64_t>(at));
+    insert_history.exec();
+    return db.getLastInsertRowid();
+  }
+
+  SQLite::Database db;
+  SQLite::Statement insert_op, insert_history, select_op, update_state, upsert_resource,
+      delete_resource, select_unfinished;
+};
+
+StoreWriter::StoreWriter() = default;
+StoreWriter::~StoreWriter() = default;
+
+Result<std::unique_ptr<StoreWriter>> StoreWriter::open(const std::string& path, SyncMode sync) {
+  auto init = init_store(path, sync);
+  if (!init) return Error{init.error()};
+  try {
+    std::unique_ptr<StoreWriter> w(new StoreWriter());
+    w->m = std::make_unique<Impl>(path);
+    configure(w->m->db, sync);
+    return w;
+  } catch (const std::exception& e) {
+    return Error{"cannot open store " + path + ": " + e.what()};
+  }
+}
+
+void StoreWriter::begin() { m->db.exec("BEGIN IMMEDIATE"); }
+void StoreWriter::commit() { m->db.exec("COMMIT"); }
+void StoreWriter::rollback() {
+  try {
+    m->db.exec("ROLLBACK");
+  } catch (const std::exception&) {
+    // No transaction was open: nothing to undo.
+  }
+}
+
+Change StoreWriter::insert_operation(OperationRecord* op) {
+  auto& st = m->insert_op;
+  st.reset();
+  st.bind(1, op->id);
+  st.bind(2, op->name);
+  st.bind(3, op->service);
+  st.bind(4, to_string(op->state));
+  bind_text_or_null(st, 5, op->code);
+  bind_text_or_null(st, 6, op->message);
+  st.bind(7, op->resource);
+  st.bind(8, op->origin);
+  st.bind(9, op->owner);
+  st.bind(10, op->params.dump());
+  st.bind(11, op->payload.dump());
+  st.bind(12, op->attempt);
+  st.bind(13, static_cast<int64_t>(op->created_at));
+  st.bind(14, static_cast<int64_t>(op->updated_at));
+  st.exec();
+  op->seq = m->db.getLastInsertRowid();
+  Change c;
+  c.seq = m->append_history(op->seq, "accepted", op->state, op->code, op->message, op->created_at);
+  c.op = *op;
+  return c;
+}
+
+StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Change* change) {
+  auto& sel = m->select_op;
+  sel.reset();
+  sel.bind(1, e.request_id);
+  if (!sel.executeStep()) return Applied::unknown_operation;
+  OperationRecord op = read_operation(sel);
+  sel.reset();
+
+  if (is_terminal(op.state)) return Applied::ignored;           // terminal never moves
+  if (e.state == op.state && e.state == OpState::processing) {  // duplicate processing
+    return Applied::ignored;
+  }
+  op.state = e.state;
+  if (is_terminal(e.state)) {
+    op.code = !e.code.empty() ? e.code : (e.state == OpState::completed ? "success" : "error");
+    op.message = e.message;
+  }
+  op.attempt = std::max(op.attempt, e.attempt);
+  op.updated_at = now;
+
+  auto& up = m->update_state;
+  up.reset();
+  up.bind(1, to_string(op.state));
+  bind_text_or_null(up, 2, op.code);
+  bind_text_or_null(up, 3, op.message);
+  up.bind(4, op.attempt);
+  up.bind(5, static_cast<int64_t>(now));
+  up.bind(6, static_cast<int64_t>(op.seq));
+  up.exec();
+
+  // The read model changes in the same transaction as the state, so a
+  // completed operation's resource is readable as soon as it shows completed.
+  if (op.state == OpState::completed) {
+    const std::string& path = !e.resource.empty() ? e.resource : op.resource;
+    if (!path.empty() && path[0] == '/') {
+      if (e.deleted) {
+        m->delete_resource.reset();
+        m->delete_resource.bind(1, path);
+        m->delete_resource.exec();
+      } else if (!e.data.is_null()) {
+        auto& ur = m->upsert_resource;
+        ur.reset();
+        ur.bind(1, path);
+        ur.bind(2, collection_of(path));
+        ur.bind(3, e.data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        ur.bind(4, op.id);
+        ur.bind(5, static_cast<int64_t>(now));
+        ur.exec();
+      }
+    }
+  }
+  change->seq = m->append_history(op.seq, to_string(op.state), op.state, op.code, op.message, now);
+  change->op = std::move(op);
+  return Applied::changed;
+}
+
+std::vector<OperationRecord> StoreWriter::unfinished(int limit, int64_t after_seq) {
+  std::vector<OperationRecord> out;
+  auto& st = m->select_unfinished;
+  st.reset();
+  st.bind(1, static_cast<int64_t>(after_seq));
+  st.bind(2, limit);
+  while (st.executeStep()) out.push_back(read_operation(st));
+  st.reset();
+  return out;
+}
+
+// ---------------------------------------------------------------- reader
+
+struct StoreReader::Impl {
+  explicit Impl(const std::string& path)
+      : db(path, SQLite::OPEN_READONLY),
+        get_op(db, std::string("SELECT ") + k_op_columns + " FROM operations WHERE id = ?"),
+        history(db,
+                "SELECT h.seq, h.kind, h.state, h.code, h.message, h.at FROM history h "
+                "JOIN operations o ON o.seq = h.op_seq WHERE o.id = ? ORDER BY h.seq"),
+        get_resource(db, "SELECT path, body, updated_at FROM resources WHERE path = ?"),
+        list_resources(db,
+                       "SELECT path, body, updated_at FROM resources WHERE collection = ? "
+                       "AND path > ? ORDER BY path LIMIT ?") {
+    db.setBusyTimeout(5000);
+  }
+  SQLite::Database db;
+  SQLite::Statement get_op, history, get_resource, list_resources;
+};
+
+StoreReader::StoreReader() = default;
+StoreReader::~StoreReader() = default;
+
+Result<std::unique_ptr<StoreReader>> StoreReader::open(const std::string& path) {
+  try {
+    std::unique_ptr<StoreReader> r(new StoreReader());
+    r->m = std::make_unique<Impl>(path);
+    return r;
+  } catch (const std::exception& e) {
+    return Error{"cannot open store " + path + " for reading: " + e.what()};
+  }
+}
+
+std::optional<OperationRecord> StoreReader::get_operation(const std::string& id) {
+  auto& st = m->get_op;
+  st.reset();
+  st.bind(1, id);
+  std::optional<OperationRecord> out;
+  if (st.executeStep()) out = read_operation(st);
+  st.reset();
+  return out;
+}
+
+std::vector<OperationRecord> StoreReader::list_operations(const OperationFilter& f) {
+  // Every value is bound; only the fixed clause texts are concatenated.
+  std::string sql = std::string("SELECT ") + k_op_columns + " FROM operations WHERE 1=1";
+  if (f.state) sql += " AND state = ?";
+  if (!f.name.empty()) sql += " AND name = ?";
+  if (f.since_ms > 0) sql += " AND created_at >= ?";
+  if (f.before_seq > 0) sql += " AND seq < ?";
+  sql += " ORDER BY seq DESC LIMIT ?";
+  SQLite::Statement st(m->db, sql);
+  int i = 1;
+  if (f.state) st.bind(i++, to_string(*f.state));
+  if (!f.name.empty()) st.bind(i++, f.name);
+  if (f.since_ms > 0) st.bind(i++, static_cast<int64_t>(f.since_ms));
+  if (f.before_seq > 0) st.bind(i++, static_cast<int64_t>(f.before_seq));
+  st.bind(i++, f.limit);
+  std::vector<OperationRecord> out;
+  while (st.executeStep()) out.push_back(read_operation(st));
+  return out;
+}
+
+std::vector<HistoryEntry> StoreReader::history(const std::string& op_id) {
+  auto& st = m->history;
+  st.reset();
+  st.bind(1, op_id);
+  std::vector<HistoryEntry> out;
+  while (st.executeStep()) {
+    HistoryEntry h;
+    h.seq = st.getColumn(0).getInt64();
+    h.op_id = op_id;
+    h.kind = column_text(st, 1);
+    h.state = parse_state(column_text(st, 2)).value_or(OpState::failed);
+    h.code = column_text(st, 3);
+    h.message = column_text(st, 4);
+    h.at = st.getColumn(5).getInt64();
+    out.push_back(std::move(h));
+  }
+  st.reset();
+  return out;
+}
+
+std::optional<Resource> StoreReader::get_resource(const std::string& path) {
+  auto& st = m->get_resource;
+  st.reset();
+  st.bind(1, path);
+  std::optional<Resource> out;
+  if (st.executeStep()) {
+    out = Resource{column_text(st, 0), nlohmann::json::parse(column_text(st, 1), nullptr, false),
+                   st.getColumn(2).getInt64()};
+  }
+  st.reset();
+  return out;
+}
+
+std::vector<Resource> StoreReader::list_resources(const std::string& collection,
+                                                  const std::string& after, int limit) {
+  auto& st = m->list_resources;
+  st.reset();
+  st.bind(1, collection);
+  st.bind(2, after);
+  st.bind(3, limit);
+  std::vector<Resource> out;
+  while (st.executeStep()) {
+    out.push_back(Resource{column_text(st, 0),
+                           nlohmann::json::parse(column_text(st, 1), nullptr, false),
+                           st.getColumn(2).getInt64()});
+  }
+  st.reset();
+  return out;
+}
+
+// ---------------------------------------------------------------- pool
+
+ReaderPool::Lease ReaderPool::acquire() {
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    if (!m_idle.empty()) {
+      auto r = std::move(m_idle.back());
+      m_idle.pop_back();
+      return Lease(this, std::move(r));
+    }
+  }
+  auto r = StoreReader::open(m_path);
+  if (!r) throw std::runtime_error(r.error());
+  return Lease(this, std::move(r.value()));
+}
+
+void ReaderPool::release(std::unique_ptr<StoreReader> r) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  if (m_idle.size() < 64) m_idle.push_back(std::move(r));
+}
+
+}  // namespace asyncops

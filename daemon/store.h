@@ -1,0 +1,164 @@
+#pragma once
+// The daemon's SQLite store: operations, their append-only history, and the
+// read model of resources that events keep current. One file in WAL mode.
+//
+// Threading: a StoreWriter is used by the group-commit thread alone. Every
+// other thread reads through a StoreReader taken from a ReaderPool; readers
+// never block the writer (WAL).
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "shared/envelope.h"
+#include "shared/result.h"
+#include "shared/state.h"
+
+namespace SQLite {
+class Database;
+class Statement;
+}  // namespace SQLite
+
+namespace asyncops {
+
+enum class SyncMode { normal, full };
+bool parse_sync_mode(const std::string& s, SyncMode* out);
+
+struct OperationRecord {
+  int64_t seq = 0;  // acceptance order; assigned by the store
+  std::string id;
+  std::string name;
+  std::string service;
+  OpState state = OpState::pending;
+  std::string code;
+  std::string message;
+  std::string resource;
+  std::string origin;
+  std::string owner;
+  nlohmann::json params = nlohmann::json::object();
+  nlohmann::json payload = nlohmann::json::object();
+  int attempt = 0;
+  int64_t created_at = 0;  // ms since epoch
+  int64_t updated_at = 0;
+};
+
+// The public JSON of an operation (see the OpenAPI file).
+nlohmann::json operation_json(const OperationRecord& op);
+// The command a worker receives for op.
+Command command_for(const OperationRecord& op);
+
+struct HistoryEntry {
+  int64_t seq = 0;  // one increasing sequence across all operations
+  std::string op_id;
+  std::string kind;  // accepted, processing, completed, rejected, failed, canceled
+  OpState state = OpState::pending;
+  std::string code;
+  std::string message;
+  int64_t at = 0;
+};
+
+// One change to one operation, as committed: what notifications carry.
+struct Change {
+  int64_t seq = 0;  // the history entry's seq
+  OperationRecord op;
+};
+
+struct OperationFilter {
+  std::optional<OpState> state;
+  std::string name;
+  int64_t since_ms = 0;      // created_at >= since_ms when > 0
+  int64_t before_seq = 0;    // keyset cursor: seq < before_seq when > 0
+  int limit = 50;
+};
+
+struct Resource {
+  std::string path;
+  nlohmann::json body;
+  int64_t updated_at = 0;
+};
+
+// Opens (creating if needed) the store at path and brings its schema up to
+// date. Every connection opened by this module sets WAL and the sync mode.
+Result<bool> init_store(const std::string& path, SyncMode sync);
+
+class StoreWriter {
+ public:
+  static Result<std::unique_ptr<StoreWriter>> open(const std::string& path, SyncMode sync);
+  ~StoreWriter();
+
+  void begin();
+  void commit();
+  void rollback();
+
+  // Inside a transaction. Assigns op->seq and appends the "accepted" entry.
+  Change insert_operation(OperationRecord* op);
+
+  enum class Applied { changed, unknown_operation, ignored };
+  // Inside a transaction. Applies a worker's event: moves the operation
+  // forward (never out of a terminal state, never backwards) and, for a
+  // completed event, updates the read model in the same transaction.
+  Applied apply_event(const Event& e, int64_t now, Change* change);
+
+  // Operations not yet terminal, oldest first, for redispatch after a restart.
+  std::vector<OperationRecord> unfinished(int limit, int64_t after_seq);
+
+ private:
+  StoreWriter();
+  struct Impl;
+  std::unique_ptr<Impl> m;
+};
+
+class StoreReader {
+ public:
+  static Result<std::unique_ptr<StoreReader>> open(const std::string& path);
+  ~StoreReader();
+
+  std::optional<OperationRecord> get_operation(const std::string& id);
+  std::vector<OperationRecord> list_operations(const OperationFilter& f);
+  std::vector<HistoryEntry> history(const std::string& op_id);
+  std::optional<Resource> get_resource(const std::string& path);
+  // Resources in one collection ("/users"), by path, after the given path.
+  std::vector<Resource> list_resources(const std::string& collection, const std::string& after,
+                                       int limit);
+
+ private:
+  StoreReader();
+  struct Impl;
+  std::unique_ptr<Impl> m;
+};
+
+// A bounded set of StoreReaders shared by the HTTP threads. acquire() hands
+// one out for the caller's exclusive use; the Lease returns it.
+class ReaderPool {
+ public:
+  explicit ReaderPool(std::string path) : m_path(std::move(path)) {}
+
+  class Lease {
+   public:
+    Lease(ReaderPool* pool, std::unique_ptr<StoreReader> r) : m_pool(pool), m_reader(std::move(r)) {}
+    Lease(Lease&&) = default;
+    ~Lease() {
+      if (m_reader) m_pool->release(std::move(m_reader));
+    }
+    StoreReader* operator->() { return m_reader.get(); }
+
+   private:
+    ReaderPool* m_pool;
+    std::unique_ptr<StoreReader> m_reader;
+  };
+
+  // Throws std::runtime_error if a new connection cannot be opened.
+  Lease acquire();
+
+ private:
+  void release(std::unique_ptr<StoreReader> r);
+  std::string m_path;
+  std::mutex m_mutex;
+  std::vector<std::unique_ptr<StoreReader>> m_idle;  // GUARDED_BY(m_mutex)
+};
+
+}  // namespace asyncops

@@ -1,0 +1,100 @@
+#include "daemon/tracker.h"
+
+#include <sys/stat.h>
+
+#include <zmq_addon.hpp>
+
+#include "shared/log.h"
+
+namespace asyncops {
+
+Tracker::Tracker(zmq::context_t& ctx, std::string endpoint, GroupCommitter& committer,
+                 HeartbeatHook on_heartbeat)
+    : m_ctx(ctx),
+      m_endpoint(std::move(endpoint)),
+      m_committer(committer),
+      m_on_heartbeat(std::move(on_heartbeat)) {}
+
+Tracker::~Tracker() { stop(); }
+
+Result<bool> Tracker::bind() {
+  try {
+    m_socket = std::make_unique<zmq::socket_t>(m_ctx, zmq::socket_type::sub);
+    m_socket->set(zmq::sockopt::linger, 0);
+    m_socket->set(zmq::sockopt::rcvhwm, 100000);
+    m_socket->set(zmq::sockopt::subscribe, "");
+    m_socket->bind(m_endpoint);
+    if (m_endpoint.rfind("ipc://", 0) == 0) ::chmod(m_endpoint.substr(6).c_str(), 0600);
+  } catch (const zmq::error_t& e) {
+    return Error{"cannot bind events endpoint " + m_endpoint + ": " + e.what()};
+  }
+  return true;
+}
+
+void Tracker::start() { m_thread = std::thread([this] { run(); }); }
+
+void Tracker::stop() {
+  m_stopping = true;
+  if (m_thread.joinable()) m_thread.join();
+  m_socket.reset();
+}
+
+void Tracker::bad_frame(const std::string& why) {
+  uint64_t n = ++m_bad_frames;
+  if (n <= 10 || n % 1000 == 0) {
+    log_warn("undecodable message on the events socket", {{"error", why}, {"count", std::to_string(n)}});
+  }
+}
+
+void Tracker::run() {
+  std::vector<zmq::message_t> parts;
+  while (!m_stopping) {
+    zmq::pollitem_t item{m_socket->handle(), 0, ZMQ_POLLIN, 0};
+    try {
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      log_error("poll on the events socket failed", {{"error", e.what()}});
+      continue;
+    }
+    // Drain what is there without waiting.
+    for (;;) {
+      parts.clear();
+      std::optional<size_t> n;
+      try {
+        n = zmq::recv_multipart(*m_socket, std::back_inserter(parts), zmq::recv_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        bad_frame(e.what());
+        break;
+      }
+      if (!n) break;
+      if (parts.size() != 2) {
+        bad_frame("expected 2 frames, got " + std::to_string(parts.size()));
+        continue;
+      }
+      std::string kind = parts[0].to_string();
+      std::string body = parts[1].to_string();
+      if (kind == k_kind_event) {
+        auto e = decode_event(body);
+        if (!e) {
+          bad_frame(e.error());
+          continue;
+        }
+        m_events++;
+        m_committer.submit_event(std::move(e.value()));
+      } else if (kind == k_kind_heartbeat) {
+        auto h = decode_heartbeat(body);
+        if (!h) {
+          bad_frame(h.error());
+          continue;
+        }
+        m_heartbeats++;
+        if (m_on_heartbeat) m_on_heartbeat(h.value());
+      } else {
+        bad_frame("unknown kind '" + kind.substr(0, 32) + "'");
+      }
+    }
+  }
+}
+
+}  // namespace asyncops

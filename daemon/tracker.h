@@ -1,0 +1,49 @@
+#pragma once
+// Tracker: the SUB socket that workers publish to. It decodes each message
+// and hands events to the GroupCommitter, which moves the operation along.
+// A frame that cannot be decoded is counted and logged, never fatal.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include <zmq.hpp>
+
+#include "daemon/group_commit.h"
+#include "shared/envelope.h"
+#include "shared/result.h"
+
+namespace asyncops {
+
+class Tracker {
+ public:
+  using HeartbeatHook = std::function<void(const Heartbeat&)>;
+  Tracker(zmq::context_t& ctx, std::string endpoint, GroupCommitter& committer,
+          HeartbeatHook on_heartbeat = nullptr);
+  ~Tracker();
+
+  // Creates and binds the SUB socket; the tracker thread owns it afterwards.
+  Result<bool> bind();
+  void start();
+  void stop();
+
+  uint64_t events() const { return m_events.load(); }
+  uint64_t bad_frames() const { return m_bad_frames.load(); }
+  uint64_t heartbeats() const { return m_heartbeats.load(); }
+
+ private:
+  void run();
+  void bad_frame(const std::string& why);
+
+  zmq::context_t& m_ctx;
+  std::string m_endpoint;
+  GroupCommitter& m_committer;
+  HeartbeatHook m_on_heartbeat;
+  std::unique_ptr<zmq::socket_t> m_socket;  // owned by the tracker thread after start()
+  std::atomic<bool> m_stopping{false};
+  std::atomic<uint64_t> m_events{0}, m_bad_frames{0}, m_heartbeats{0};
+  std::thread m_thread;
+};
+
+}  // namespace asyncops

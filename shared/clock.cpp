@@ -1,0 +1,71 @@
+#include "shared/clock.h"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace asyncops {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string format_rfc3339_ms(int64_t ms) {
+  time_t secs = static_cast<time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+  int millis = static_cast<int>(ms - static_cast<int64_t>(secs) * 1000);
+  struct tm tm {};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  return buf;
+}
+
+bool parse_rfc3339(const std::string& s, int64_t* out) {
+  int y, mo, d, h, mi, sec;
+  int consumed = 0;
+  if (sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &consumed) != 6 ||
+      consumed != 19) {
+    return false;
+  }
+  size_t i = 19;
+  int64_t millis = 0;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    int digits = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      if (digits < 3) millis = millis * 10 + (s[i] - '0');
+      ++digits;
+      ++i;
+    }
+    if (digits == 0) return false;
+    for (; digits < 3; ++digits) millis *= 10;
+  }
+  int offset_min = 0;
+  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+    ++i;
+  } else if (i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+    int oh, om;
+    if (sscanf(s.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) return false;
+    offset_min = (oh * 60 + om) * (s[i] == '+' ? 1 : -1);
+    i += 6;
+  } else {
+    return false;
+  }
+  if (i != s.size()) return false;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return false;
+  struct tm tm {};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  time_t t = timegm(&tm);
+  *out = (static_cast<int64_t>(t) - offset_min * 60) * 1000 + millis;
+  return true;
+}
+
+}  // namespace asyncops

@@ -1,0 +1,17 @@
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace asyncops {
+
+// Milliseconds since the Unix epoch, from the system clock.
+int64_t now_ms();
+
+// RFC 3339 in UTC with milliseconds, e.g. "2026-11-27T06:55:00.123Z".
+std::string format_rfc3339_ms(int64_t ms_since_epoch);
+
+// Parses what format_rfc3339_ms writes, plus an offset of "Z" or "+hh:mm" and
+// any number of fraction digits. Returns false on anything else.
+bool parse_rfc3339(const std::string& s, int64_t* ms_since_epoch);
+
+}  // namespace asyncops

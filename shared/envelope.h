@@ -1,0 +1,77 @@
+#pragma once
+// The ZeroMQ wire envelope: what the daemon PUSHes to workers and what
+// workers PUBlish back to the tracker. docs/protocol.md is the contract; this
+// file is its one implementation. Every message is two frames:
+//   frame 0: the kind, ASCII ("command", "event", "heartbeat")
+//   frame 1: one JSON object, UTF-8
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "shared/result.h"
+#include "shared/state.h"
+
+namespace asyncops {
+
+inline constexpr int k_protocol_version = 1;
+inline constexpr const char* k_kind_command = "command";
+inline constexpr const char* k_kind_event = "event";
+inline constexpr const char* k_kind_heartbeat = "heartbeat";
+
+// daemon -> worker, over PUSH/PULL.
+struct Command {
+  std::string id;          // the operation id, also the request id
+  std::string name;        // e.g. "create_user"
+  std::string service;     // e.g. "users"
+  std::string origin;      // "POST /users"
+  std::string resource;    // the resource the command acts on, e.g. "/users/0190..."
+  nlohmann::json params = nlohmann::json::object();   // path parameters, e.g. {"id": "..."}
+  nlohmann::json payload = nlohmann::json::object();  // the request body
+  std::string created_at;  // RFC 3339
+  int attempt = 1;         // 1 on first delivery, +1 on each redelivery
+};
+
+// worker -> tracker, over PUB/SUB.
+struct Event {
+  std::string request_id;
+  std::string type;     // e.g. "user_created", "create_user_rejected"
+  OpState state = OpState::processing;  // never pending
+  std::string code;     // e.g. "success", "email_in_use"; empty for processing
+  std::string message;
+  std::string resource;  // the resource the outcome is about
+  nlohmann::json data;  // the resource's representation; null when none
+  bool deleted = false; // the resource no longer exists
+  std::string worker;   // the publishing worker's id
+  int attempt = 1;
+  std::string time;     // RFC 3339
+};
+
+// worker -> tracker, over PUB/SUB, about once a second.
+struct Heartbeat {
+  std::string worker;
+  std::string service;
+  std::string host;
+  int64_t pid = 0;
+  int64_t in_flight = 0;
+  std::string time;
+};
+
+struct Frames {
+  std::string kind;
+  std::string body;
+};
+
+Frames encode(const Command& c);
+Frames encode(const Event& e);
+Frames encode(const Heartbeat& h);
+
+// Each decoder checks the kind, that the body is a JSON object, and the type
+// of every field; an error names the first problem. Unknown fields are
+// ignored, so a newer peer can add fields.
+Result<Command> decode_command(const std::string& kind, const std::string& body);
+Result<Event> decode_event(const std::string& body);
+Result<Heartbeat> decode_heartbeat(const std::string& body);
+
+}  // namespace asyncops

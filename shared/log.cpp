@@ -1,0 +1,83 @@
+#include "shared/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+
+#include <nlohmann/json.hpp>
+
+#include "shared/clock.h"
+
+namespace asyncops {
+namespace {
+
+struct LogConfig {
+  std::mutex mutex;  // guards program
+  std::string program = "asyncops";
+  std::atomic<LogFormat> format{LogFormat::text};
+  std::atomic<LogLevel> min_level{LogLevel::info};
+};
+
+LogConfig& config() {
+  static LogConfig c;
+  return c;
+}
+
+const char* level_name(LogLevel l) {
+  switch (l) {
+    case LogLevel::debug: return "debug";
+    case LogLevel::info: return "info";
+    case LogLevel::warn: return "warn";
+    case LogLevel::error: return "error";
+  }
+  return "info";
+}
+
+}  // namespace
+
+void log_configure(const std::string& program, LogFormat format, LogLevel min_level) {
+  LogConfig& c = config();
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    c.program = program;
+  }
+  c.format = format;
+  c.min_level = min_level;
+}
+
+bool parse_log_level(const std::string& s, LogLevel* out) {
+  for (LogLevel l : {LogLevel::debug, LogLevel::info, LogLevel::warn, LogLevel::error}) {
+    if (s == level_name(l)) {
+      *out = l;
+      return true;
+    }
+  }
+  return false;
+}
+
+void log(LogLevel level, const std::string& message, const LogFields& fields) {
+  LogConfig& c = config();
+  if (level < c.min_level.load()) return;
+  std::string program;
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    program = c.program;
+  }
+  std::string line;
+  std::string ts = format_rfc3339_ms(now_ms());
+  if (c.format.load() == LogFormat::json) {
+    nlohmann::json j = {{"time", ts}, {"level", level_name(level)}, {"program", program},
+                        {"msg", message}};
+    for (const auto& [k, v] : fields) j[k] = v;
+    line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  } else {
+    line = ts + " " + program + " " + level_name(level) + ": " + message;
+    for (const auto& [k, v] : fields) line += " " + k + "=" + v;
+  }
+  line.push_back('\n');
+  ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+  (void)n;
+}
+
+}  // namespace asyncops

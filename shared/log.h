@@ -1,0 +1,24 @@
+#pragma once
+// Structured logging to stderr: "text" for people, "json" for machines (one
+// object per line). Thread-safe; each line is written with one write(2).
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace asyncops {
+
+enum class LogLevel { debug, info, warn, error };
+enum class LogFormat { text, json };
+
+void log_configure(const std::string& program, LogFormat format, LogLevel min_level);
+bool parse_log_level(const std::string& s, LogLevel* out);
+
+using LogFields = std::vector<std::pair<std::string, std::string>>;
+void log(LogLevel level, const std::string& message, const LogFields& fields = {});
+
+inline void log_info(const std::string& m, const LogFields& f = {}) { log(LogLevel::info, m, f); }
+inline void log_warn(const std::string& m, const LogFields& f = {}) { log(LogLevel::warn, m, f); }
+inline void log_error(const std::string& m, const LogFields& f = {}) { log(LogLevel::error, m, f); }
+inline void log_debug(const std::string& m, const LogFields& f = {}) { log(LogLevel::debug, m, f); }
+
+}  // namespace asyncops

@@ -1,0 +1,162 @@
+#include "workers/services/users.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include "shared/clock.h"
+
+namespace asyncops {
+namespace {
+
+using nlohmann::json;
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::string user_id(const Command& cmd) {
+  auto it = cmd.params.find("id");
+  return it != cmd.params.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+std::string string_field(const Command& cmd, const char* key, bool* present) {
+  auto it = cmd.payload.find(key);
+  *present = it != cmd.payload.end() && it->is_string();
+  return *present ? it->get<std::string>() : "";
+}
+
+std::optional<json> load_user(SQLite::Database& db, const std::string& id) {
+  SQLite::Statement st(db, "SELECT id, email, name, created_at, updated_at FROM users WHERE id = ?");
+  st.bind(1, id);
+  if (!st.executeStep()) return std::nullopt;
+  return json{{"id", st.getColumn(0).getString()},
+              {"email", st.getColumn(1).getString()},
+              {"name", st.getColumn(2).getString()},
+              {"created_at", st.getColumn(3).getString()},
+              {"updated_at", st.getColumn(4).getString()}};
+}
+
+bool email_taken(SQLite::Database& db, const std::string& email, const std::string& except_id) {
+  SQLite::Statement st(db, "SELECT 1 FROM users WHERE email_key = ? AND id != ?");
+  st.bind(1, lower(email));
+  st.bind(2, except_id);
+  return st.executeStep();
+}
+
+Outcome create_user(const Command& cmd, SQLite::Database& db) {
+  const char* rejected = "create_user_rejected";
+  std::string id = user_id(cmd);
+  bool has_email, has_name;
+  std::string email = string_field(cmd, "email", &has_email);
+  std::string name = string_field(cmd, "name", &has_name);
+  if (id.empty()) return Outcome::rejected(rejected, "invalid_command", "the command has no user id");
+  if (!has_email || !is_valid_email(email)) {
+    return Outcome::rejected(rejected, "invalid_email", "'" + email.substr(0, 254) + "' is not a valid email address");
+  }
+  if (!has_name || name.empty()) return Outcome::rejected(rejected, "invalid_name", "a name is required");
+  if (email_taken(db, email, id)) {
+    return Outcome::rejected(rejected, "email_in_use", "the email " + email + " is already in use");
+  }
+  if (load_user(db, id)) return Outcome::rejected(rejected, "user_exists", "user " + id + " already exists");
+  std::string now = format_rfc3339_ms(now_ms());
+  SQLite::Statement ins(db,
+                        "INSERT INTO users(id, email, email_key, name, created_at, updated_at) "
+                        "VALUES (?,?,?,?,?,?)");
+  ins.bind(1, id);
+  ins.bind(2, email);
+  ins.bind(3, lower(email));
+  ins.bind(4, name);
+  ins.bind(5, now);
+  ins.bind(6, now);
+  ins.exec();
+  return Outcome::completed("user_created", "/users/" + id, *load_user(db, id));
+}
+
+Outcome update_user(const Command& cmd, SQLite::Database& db) {
+  const char* rejected = "update_user_rejected";
+  std::string id = user_id(cmd);
+  auto user = load_user(db, id);
+  if (!user) return Outcome::rejected(rejected, "user_not_found", "no user " + id);
+  bool has_email, has_name;
+  std::string email = string_field(cmd, "email", &has_email);
+  std::string name = string_field(cmd, "name", &has_name);
+  if (has_email) {
+    if (!is_valid_email(email)) {
+      return Outcome::rejected(rejected, "invalid_email", "'" + email.substr(0, 254) + "' is not a valid email address");
+    }
+    if (email_taken(db, email, id)) {
+      return Outcome::rejected(rejected, "email_in_use", "the email " + email + " is already in use");
+    }
+  }
+  if (has_name && name.empty()) return Outcome::rejected(rejected, "invalid_name", "the name is empty");
+  SQLite::Statement up(db,
+                       "UPDATE users SET email = ?, email_key = ?, name = ?, updated_at = ? WHERE id = ?");
+  std::string new_email = has_email ? email : (*user)["email"].get<std::string>();
+  up.bind(1, new_email);
+  up.bind(2, lower(new_email));
+  up.bind(3, has_name ? name : (*user)["name"].get<std::string>());
+  up.bind(4, format_rfc3339_ms(now_ms()));
+  up.bind(5, id);
+  up.exec();
+  return Outcome::completed("user_updated", "/users/" + id, *load_user(db, id));
+}
+
+Outcome delete_user(const Command& cmd, SQLite::Database& db) {
+  std::string id = user_id(cmd);
+  SQLite::Statement del(db, "DELETE FROM users WHERE id = ?");
+  del.bind(1, id);
+  if (del.exec() == 0) return Outcome::rejected("delete_user_rejected", "user_not_found", "no user " + id);
+  return Outcome::removed("user_deleted", "/users/" + id);
+}
+
+}  // namespace
+
+bool is_valid_email(const std::string& email) {
+  if (email.empty() || email.size() > 254) return false;
+  auto at = email.find('@');
+  if (at == std::string::npos || at == 0 || at > 64 || email.find('@', at + 1) != std::string::npos) {
+    return false;
+  }
+  for (size_t i = 0; i < at; ++i) {
+    unsigned char c = static_cast<unsigned char>(email[i]);
+    if (c <= ' ' || c >= 0x7f || c == '(' || c == ')' || c == ',' || c == ':' || c == ';' ||
+        c == '<' || c == '>' || c == '[' || c == ']' || c == '\\' || c == '"') {
+      return false;
+    }
+  }
+  if (email[0] == '.' || email[at - 1] == '.' || email.find("..") != std::string::npos) return false;
+  std::string domain = email.substr(at + 1);
+  if (domain.size() < 3 || domain.find('.') == std::string::npos) return false;
+  size_t start = 0;
+  while (start <= domain.size()) {
+    size_t dot = domain.find('.', start);
+    if (dot == std::string::npos) dot = domain.size();
+    std::string label = domain.substr(start, dot - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    for (unsigned char c : label) {
+      if (!std::isalnum(c) && c != '-') return false;
+    }
+    start = dot + 1;
+  }
+  return true;
+}
+
+Service users_service() {
+  Service s;
+  s.name = "users";
+  s.init_schema = [](SQLite::Database& db) {
+    db.exec(
+        "CREATE TABLE IF NOT EXISTS users("
+        "id TEXT PRIMARY KEY, email TEXT NOT NULL, email_key TEXT NOT NULL UNIQUE, "
+        "name TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID");
+  };
+  s.handlers["create_user"] = create_user;
+  s.handlers["update_user"] = update_user;
+  s.handlers["delete_user"] = delete_user;
+  return s;
+}
+
+}  // namespace asyncops

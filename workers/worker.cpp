@@ -1,0 +1,281 @@
+#include "workers/worker.h"
+
+#include <unistd.h>
+
+#include <thread>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "shared/clock.h"
+#include "shared/ids.h"
+#include "shared/log.h"
+#include "shared/paths.h"
+
+namespace asyncops {
+
+Outcome Outcome::completed(std::string type, std::string resource, nlohmann::json data) {
+  Outcome o;
+  o.state = OpState::completed;
+  o.type = std::move(type);
+  o.code = "success";
+  o.resource = std::move(resource);
+  o.data = std::move(data);
+  return o;
+}
+
+Outcome Outcome::removed(std::string type, std::string resource) {
+  Outcome o = completed(std::move(type), std::move(resource), nullptr);
+  o.deleted = true;
+  return o;
+}
+
+Outcome Outcome::rejected(std::string type, std::string code, std::string message) {
+  Outcome o;
+  o.state = OpState::rejected;
+  o.type = std::move(type);
+  o.code = std::move(code);
+  o.message = std::move(message);
+  return o;
+}
+
+Outcome Outcome::failed(std::string type, std::string code, std::string message) {
+  Outcome o = rejected(std::move(type), std::move(code), std::move(message));
+  o.state = OpState::failed;
+  return o;
+}
+
+namespace {
+
+Event to_event(const Outcome& o, const Command& cmd, const std::string& worker_id) {
+  Event e;
+  e.request_id = cmd.id;
+  e.type = o.type;
+  e.state = o.state;
+  e.code = o.code;
+  e.message = o.message;
+  e.resource = o.resource;
+  e.data = o.data;
+  e.deleted = o.deleted;
+  e.worker = worker_id;
+  e.attempt = cmd.attempt;
+  e.time = format_rfc3339_ms(now_ms());
+  return e;
+}
+
+void publish(zmq::socket_t& pub, const Frames& f) {
+  std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
+  zmq::send_multipart(pub, parts, zmq::send_flags::none);
+}
+
+std::string hostname() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+}  // namespace
+
+Worker::Worker(WorkerOptions options, Service service)
+    : m_options(std::move(options)), m_service(std::move(service)) {
+  if (m_options.id.empty()) {
+    m_options.id = hostname() + "/" + std::to_string(getpid()) + "/" + new_uuid_v7().substr(24);
+  }
+}
+
+void Worker::init_database(const Service& service, SQLite::Database& db) {
+  db.setBusyTimeout(10000);
+  db.exec("PRAGMA journal_mode=WAL");
+  db.exec("PRAGMA synchronous=NORMAL");
+  db.exec(
+      "CREATE TABLE IF NOT EXISTS handled("
+      "request_id TEXT PRIMARY KEY, event TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID");
+  if (service.init_schema) service.init_schema(db);
+}
+
+Event Worker::handle(const Service& service, SQLite::Database& db, const Command& cmd,
+                     const std::string& worker_id) {
+  // IMMEDIATE: take the write lock first, so that two workers sharing the
+  // database cannot both see "not handled" for the same request.
+  SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+  {
+    SQLite::Statement seen(db, "SELECT event FROM handled WHERE request_id = ?");
+    seen.bind(1, cmd.id);
+    if (seen.executeStep()) {
+      auto prior = decode_event(seen.getColumn(0).getString());
+      if (prior) {
+        Event e = prior.value();
+        e.attempt = cmd.attempt;
+        e.worker = worker_id;
+        return e;  // the transaction rolls back: nothing was written
+      }
+    }
+  }
+  Outcome outcome;
+  auto it = service.handlers.find(cmd.name);
+  if (it == service.handlers.end()) {
+    outcome = Outcome::failed(cmd.name + "_failed", "unknown_command",
+                              "service " + service.name + " has no handler for " + cmd.name);
+  } else {
+    try {
+      db.exec("SAVEPOINT handler");
+      outcome = it->second(cmd, db);
+      db.exec("RELEASE handler");
+    } catch (const std::exception& ex) {
+      db.exec("ROLLBACK TO handler");
+      db.exec("RELEASE handler");
+      outcome = Outcome::failed(cmd.name + "_failed", "handler_error", ex.what());
+    }
+  }
+  Event e = to_event(outcome, cmd, worker_id);
+  SQLite::Statement rec(db, "INSERT INTO handled(request_id, event, at) VALUES (?,?,?)");
+  rec.bind(1, cmd.id);
+  rec.bind(2, encode(e).body);
+  rec.bind(3, static_cast<int64_t>(now_ms()));
+  rec.exec();
+  tx.commit();
+  return e;
+}
+
+int Worker::run(const std::atomic<bool>& stop) {
+  if (auto err = make_dirs(m_options.data_dir, 0700); !err.empty()) {
+    log_error(err);
+    return 1;
+  }
+  std::string db_path = m_options.data_dir + "/" + m_service.name + ".db";
+  std::unique_ptr<SQLite::Database> db;
+  // Workers that start together race to switch a new database to WAL, and
+  // SQLite answers the loser "locked" without calling the busy handler: retry.
+  for (int tries = 1;; ++tries) {
+    try {
+      db = std::make_unique<SQLite::Database>(db_path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+      init_database(m_service, *db);
+      break;
+    } catch (const std::exception& e) {
+      if (tries >= 50 || stop) {
+        log_error("cannot open the service database", {{"path", db_path}, {"error", e.what()}});
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 * tries));  // backoff before retry
+    }
+  }
+
+  zmq::context_t ctx(1);
+  // Both sockets are owned by this thread.
+  zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  try {
+    pub.set(zmq::sockopt::linger, 2000);  // flush outcomes on a clean exit
+    pub.set(zmq::sockopt::sndhwm, 100000);
+    pub.connect(m_options.events_endpoint);
+    pull.set(zmq::sockopt::linger, 0);
+    pull.set(zmq::sockopt::rcvhwm, 100);
+  } catch (const zmq::error_t& e) {
+    log_error("cannot connect", {{"events", m_options.events_endpoint}, {"error", e.what()}});
+    return 1;
+  }
+  log_info("waiting for the tracker", {{"events", m_options.events_endpoint}});
+
+  // A PUB socket drops what it sends before the subscriber's subscription
+  // arrives. So take no command until the tracker has subscribed (XPUB shows
+  // the subscription), and only then connect the PULL socket.
+  bool subscribed = false, pulling = false;
+  int64_t in_flight = 0;
+  int64_t next_heartbeat = 0;
+  Heartbeat hb;
+  hb.worker = m_options.id;
+  hb.service = m_service.name;
+  hb.host = hostname();
+  hb.pid = getpid();
+  uint64_t bad_frames = 0;
+
+  while (!stop) {
+    int64_t now = now_ms();
+    if (subscribed && now >= next_heartbeat) {
+      hb.in_flight = in_flight;
+      hb.time = format_rfc3339_ms(now);
+      publish(pub, encode(hb));
+      next_heartbeat = now + m_options.heartbeat_ms;
+    }
+    zmq::pollitem_t items[] = {{pub.handle(), 0, ZMQ_POLLIN, 0}, {pull.handle(), 0, ZMQ_POLLIN, 0}};
+    int timeout = subscribed ? static_cast<int>(std::max<int64_t>(1, next_heartbeat - now)) : 100;
+    try {
+      zmq::poll(items, pulling ? 2 : 1, std::chrono::milliseconds(std::min(timeout, 200)));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      throw;
+    }
+    if (items[0].revents & ZMQ_POLLIN) {
+      zmq::message_t sub;
+      while (pub.recv(sub, zmq::recv_flags::dontwait)) {
+        if (sub.size() > 0 && static_cast<const uint8_t*>(sub.data())[0] == 1 && !subscribed) {
+          subscribed = true;
+          log_info("tracker subscribed; taking commands", {{"commands", m_options.commands_endpoint}});
+        }
+      }
+      if (subscribed && !pulling) {
+        try {
+          pull.connect(m_options.commands_endpoint);
+        } catch (const zmq::error_t& e) {
+          log_error("cannot connect", {{"commands", m_options.commands_endpoint}, {"error", e.what()}});
+          return 1;
+        }
+        pulling = true;
+        next_heartbeat = 0;
+      }
+    }
+    if (!pulling || !(items[1].revents & ZMQ_POLLIN)) continue;
+    for (int burst = 0; burst < 256 && !stop; ++burst) {
+      std::vector<zmq::message_t> parts;
+      if (!zmq::recv_multipart(pull, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
+      if (parts.size() != 2) {
+        if (++bad_frames <= 10 || bad_frames % 1000 == 0) {
+          log_warn("undecodable command", {{"error", "expected 2 frames"}, {"count", std::to_string(bad_frames)}});
+        }
+        continue;
+      }
+      auto cmd = decode_command(parts[0].to_string(), parts[1].to_string());
+      if (!cmd) {
+        if (++bad_frames <= 10 || bad_frames % 1000 == 0) {
+          log_warn("undecodable command", {{"error", cmd.error()}, {"count", std::to_string(bad_frames)}});
+        }
+        continue;
+      }
+      if (cmd->service != m_service.name && !cmd->service.empty()) {
+        log_warn("command for another service", {{"service", cmd->service}, {"id", cmd->id}});
+      }
+      ++in_flight;
+      Event processing;
+      processing.request_id = cmd->id;
+      processing.type = cmd->name + "_processing";
+      processing.state = OpState::processing;
+      processing.worker = m_options.id;
+      processing.attempt = cmd->attempt;
+      processing.time = format_rfc3339_ms(now_ms());
+      publish(pub, encode(processing));
+      Event outcome;
+      try {
+        outcome = handle(m_service, *db, cmd.value(), m_options.id);
+      } catch (const std::exception& e) {
+        // The database itself failed (disk full, locked too long): the outcome
+        // is not recorded, so a redelivery may try again.
+        log_error("handling failed", {{"id", cmd->id}, {"error", e.what()}});
+        outcome.request_id = cmd->id;
+        outcome.type = cmd->name + "_failed";
+        outcome.state = OpState::failed;
+        outcome.code = "worker_error";
+        outcome.message = e.what();
+        outcome.worker = m_options.id;
+        outcome.attempt = cmd->attempt;
+        outcome.time = format_rfc3339_ms(now_ms());
+      }
+      publish(pub, encode(outcome));
+      --in_flight;
+    }
+  }
+  log_info("stopping");
+  return 0;
+}
+
+}  // namespace asyncops

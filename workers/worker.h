@@ -1,0 +1,78 @@
+#pragma once
+// The worker loop, as a library: a service registers its handlers and the
+// loop does the rest. It PULLs commands, publishes "processing", runs the
+// handler inside a SQLite transaction that also records the outcome under
+// the request id, and publishes the outcome. A command that comes again
+// (redelivery) finds its recorded outcome and re-publishes it without
+// running the handler a second time: at-least-once delivery, one effect.
+#include <atomic>
+#include <functional>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "shared/envelope.h"
+#include "shared/state.h"
+
+namespace SQLite {
+class Database;
+}
+
+namespace asyncops {
+
+struct Outcome {
+  OpState state = OpState::completed;  // completed, rejected or failed
+  std::string type;                    // e.g. "user_created"
+  std::string code;                    // e.g. "success", "email_in_use"
+  std::string message;
+  std::string resource;
+  nlohmann::json data;  // the resource's representation, or null
+  bool deleted = false;
+
+  static Outcome completed(std::string type, std::string resource, nlohmann::json data);
+  static Outcome removed(std::string type, std::string resource);
+  static Outcome rejected(std::string type, std::string code, std::string message);
+  static Outcome failed(std::string type, std::string code, std::string message);
+};
+
+// A handler runs inside a transaction on the service's own database; what it
+// writes commits together with the record of its outcome. It must not
+// commit or roll back. An exception ends the operation failed/handler_error.
+using Handler = std::function<Outcome(const Command&, SQLite::Database&)>;
+
+struct Service {
+  std::string name;
+  std::function<void(SQLite::Database&)> init_schema;  // idempotent
+  std::map<std::string, Handler> handlers;             // command name -> handler
+};
+
+struct WorkerOptions {
+  std::string data_dir;
+  std::string commands_endpoint;  // connect; the daemon's PUSH binds
+  std::string events_endpoint;    // connect; the daemon's SUB binds
+  std::string id;                 // default: host/pid/random
+  int heartbeat_ms = 1000;
+};
+
+class Worker {
+ public:
+  Worker(WorkerOptions options, Service service);
+  // Runs until *stop becomes true. Returns the exit code.
+  int run(const std::atomic<bool>& stop);
+
+  // Handles one command against db, with the dedupe above, and returns the
+  // terminal event. Exposed for tests.
+  static Event handle(const Service& service, SQLite::Database& db, const Command& cmd,
+                      const std::string& worker_id);
+  static void init_database(const Service& service, SQLite::Database& db);
+
+ private:
+  WorkerOptions m_options;
+  Service m_service;
+};
+
+// The built-in services, by name; nullptr for an unknown name.
+const Service* find_service(const std::string& name);
+
+}  // namespace asyncops

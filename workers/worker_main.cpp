@@ -1,0 +1,73 @@
+#include "workers/worker_main.h"
+
+#include <signal.h>
+
+#include <atomic>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "shared/log.h"
+#include "shared/paths.h"
+#include "workers/worker.h"
+
+namespace asyncops {
+namespace {
+std::atomic<bool> g_stop{false};
+extern "C" void on_signal(int) { g_stop = true; }
+}  // namespace
+
+int worker_main(int argc, char** argv) {
+  CLI::App app{"asyncops-worker: runs a service's handlers for commands from asyncopsd"};
+  app.set_version_flag("--version", std::string("asyncops-worker ") + "0.1.0");
+  WorkerOptions opts;
+  opts.data_dir = default_data_dir();
+  std::string service = "users", log_format = "text", log_level = "info";
+  app.add_option("--service", service, "The service to run (built in: users)")
+      ->envname("ASYNCOPS_SERVICE");
+  app.add_option("--data-dir", opts.data_dir, "Directory for the service database")
+      ->envname("ASYNCOPS_DATA_DIR");
+  app.add_option("--commands", opts.commands_endpoint,
+                 "ZeroMQ endpoint to PULL commands from (default ipc://DATA_DIR/commands.SERVICE.ipc)")
+      ->envname("ASYNCOPS_COMMANDS");
+  app.add_option("--events", opts.events_endpoint,
+                 "ZeroMQ endpoint to publish events to (default ipc://DATA_DIR/events.ipc)")
+      ->envname("ASYNCOPS_EVENTS");
+  app.add_option("--id", opts.id, "Worker id in events and heartbeats (default HOST/PID/RANDOM)");
+  app.add_option("--heartbeat-ms", opts.heartbeat_ms, "Heartbeat interval")->check(CLI::Range(50, 60000));
+  app.add_option("--log-format", log_format, "text or json")
+      ->envname("ASYNCOPS_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-level", log_level, "debug, info, warn or error")
+      ->envname("ASYNCOPS_LOG_LEVEL")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  LogLevel level = LogLevel::info;
+  parse_log_level(log_level, &level);
+  log_configure("asyncops-worker", log_format == "json" ? LogFormat::json : LogFormat::text, level);
+  const Service* svc = find_service(service);
+  if (!svc) {
+    log_error("unknown service '" + service + "' (built in: users)");
+    return 2;
+  }
+  if (opts.commands_endpoint.empty()) opts.commands_endpoint = default_commands_endpoint(opts.data_dir, service);
+  if (opts.events_endpoint.empty()) opts.events_endpoint = default_events_endpoint(opts.data_dir);
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  try {
+    Worker worker(opts, *svc);
+    return worker.run(g_stop);
+  } catch (const std::exception& e) {
+    log_error("worker stopped on an error", {{"error", e.what()}});
+    return 1;
+  }
+}
+
+}  // namespace asyncops
