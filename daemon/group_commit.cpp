@@ -45,6 +45,11 @@ void GroupCommitter::submit_event(Event e) {
   m_cv.notify_one();
 }
 
+size_t GroupCommitter::queued() const {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_queue.size();
+}
+
 void GroupCommitter::run() {
   std::vector<Job> batch;
   for (;;) {

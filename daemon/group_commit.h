@@ -51,6 +51,8 @@ class GroupCommitter {
   void submit_event(Event e);
 
   const Counters& counters() const { return m_counters; }
+  // Jobs waiting for the next commit.
+  size_t queued() const;
 
  private:
   struct Job {
@@ -67,7 +69,7 @@ class GroupCommitter {
   const size_t m_max_batch;
   Counters m_counters;
 
-  std::mutex m_mutex;
+  mutable std::mutex m_mutex;
   std::condition_variable m_cv;
   std::vector<Job> m_queue;  // GUARDED_BY(m_mutex)
   bool m_stopping = false;   // GUARDED_BY(m_mutex)

@@ -1,0 +1,149 @@
+// The asyncops CLI against a live daemon: output, exit codes, and `up`.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "harness.h"
+
+using namespace asyncops::it;
+using nlohmann::json;
+
+namespace {
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+size_t count_lines(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
+}  // namespace
+
+TEST_CASE("submit --wait exits 0 on completed and 3 on rejected, with JSON output", "[cli]") {
+  System sys;
+  auto ok = run_cli({"--url", sys.url(), "--json", "submit", "POST", "/users", "-d",
+                     R"({"email":"c@example.com","name":"C"})", "--wait", "--timeout", "20"});
+  INFO(ok.err << sys.logs());
+  CHECK(ok.exit_code == 0);
+  auto op = json::parse(ok.out);
+  CHECK(op["state"] == "completed");
+  CHECK(op["name"] == "create_user");
+
+  auto dup = run_cli({"--url", sys.url(), "-o", "json", "submit", "post", "/users", "--data",
+                      R"({"email":"c@example.com","name":"D"})", "--wait"});
+  CHECK(dup.exit_code == 3);
+  CHECK(json::parse(dup.out)["code"] == "email_in_use");
+
+  auto got = run_cli({"--url", sys.url(), "--json", "get", op["id"]});
+  CHECK(got.exit_code == 0);
+  CHECK(json::parse(got.out)["id"] == op["id"]);
+
+  auto list = run_cli({"--url", sys.url(), "-o", "jsonl", "list", "--limit", "10"});
+  CHECK(list.exit_code == 0);
+  CHECK(count_lines(list.out) == 2);
+  auto listed = run_cli({"--url", sys.url(), "--json", "list", "--state", "rejected"});
+  CHECK(json::parse(listed.out)["items"].size() == 1);
+}
+
+TEST_CASE("submit --data @file reads the body from a file", "[cli]") {
+  System sys;
+  std::string file = sys.data_dir() + "/body.json";
+  std::ofstream(file) << R"({"email":"f@example.com","name":"F"})";
+  auto r = run_cli({"--url", sys.url(), "--json", "submit", "POST", "/users", "-d", "@" + file, "--wait"});
+  CHECK(r.exit_code == 0);
+  CHECK(json::parse(r.out)["state"] == "completed");
+}
+
+TEST_CASE("a failed operation exits 4", "[cli]") {
+  // A route to a command the users service has no handler for.
+  TempDir dir;
+  std::string routes = dir.path + "/routes.json";
+  std::ofstream(routes) << R"({"routes":[{"method":"POST","path":"/widgets","command":"create_widget",
+    "service":"users","resource":"/widgets/{id}","additional_fields":true}]})";
+  System sys(1, {"--routes", routes});
+  auto r = run_cli({"--url", sys.url(), "--json", "submit", "POST", "/widgets", "-d", "{}", "--wait"});
+  INFO(r.err << sys.logs());
+  CHECK(r.exit_code == 4);
+  CHECK(json::parse(r.out)["code"] == "unknown_command");
+}
+
+TEST_CASE("waiting past --timeout exits 5", "[cli]") {
+  System sys(0);
+  auto r = run_cli({"--url", sys.url(), "submit", "POST", "/users", "-d",
+                    R"({"email":"t@example.com","name":"T"})", "--wait", "--timeout", "1"});
+  CHECK(r.exit_code == 5);
+  CHECK(count_lines(r.err) == 1);
+  CHECK(r.err.find("timed out") != std::string::npos);
+}
+
+TEST_CASE("errors are one line on stderr with their exit code", "[cli]") {
+  System sys(0);
+  auto missing = run_cli({"--url", sys.url(), "get", "01a21bd5-8de8-7035-b06b-45d20b7cb380"});
+  CHECK(missing.exit_code == 1);
+  CHECK(count_lines(missing.err) == 1);
+  CHECK(missing.err.find("404") != std::string::npos);
+  CHECK(missing.out.empty());
+
+  auto invalid = run_cli({"--url", sys.url(), "submit", "POST", "/users", "-d", R"({"email":1})"});
+  CHECK(invalid.exit_code == 1);
+  CHECK(count_lines(invalid.err) == 1);
+  CHECK(invalid.err.find("422") != std::string::npos);
+
+  auto usage = run_cli({"get"});
+  CHECK(usage.exit_code == 2);
+  CHECK(count_lines(usage.err) == 1);
+  CHECK(run_cli({"frobnicate"}).exit_code == 2);
+  CHECK(run_cli({"submit", "GET", "/users"}).exit_code == 2);
+
+  auto down = run_cli({"--url", "http://127.0.0.1:1", "get", "x"});
+  CHECK(down.exit_code == 6);
+  CHECK(count_lines(down.err) == 1);
+}
+
+TEST_CASE("ASYNCOPS_URL sets the daemon address, and --url beats it", "[cli]") {
+  System sys(0);
+  CHECK(run_cli({"list"}, {{"ASYNCOPS_URL", sys.url()}}).exit_code == 0);
+  CHECK(run_cli({"--url", sys.url(), "list"}, {{"ASYNCOPS_URL", "http://127.0.0.1:1"}}).exit_code == 0);
+  CHECK(run_cli({"list"}, {{"ASYNCOPS_URL", "http://127.0.0.1:1"}}).exit_code == 6);
+}
+
+TEST_CASE("up runs the system, restarts a dead worker, and stops cleanly on SIGTERM", "[cli][up]") {
+  TempDir dir;
+  std::string log = dir.path + "/up.log";
+  std::string out = dir.path + "/up.out";
+  // stdout (the URL) and stderr go to one file here; the URL is its own line.
+  Process up({ASYNCOPS_CLI_BIN, "up", "--data-dir", dir.path, "--listen", "127.0.0.1:0", "--workers", "1"}, log);
+  std::string url;
+  REQUIRE(eventually([&] {
+    std::istringstream in(read_file(log));
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("http://", 0) == 0) url = line;
+    }
+    return !url.empty();
+  }, std::chrono::seconds(30)));
+  INFO(read_file(log));
+  auto ok = run_cli({"--url", url, "--json", "submit", "POST", "/users", "-d",
+                     R"({"email":"up@example.com","name":"Up"})", "--wait", "--timeout", "20"});
+  CHECK(ok.exit_code == 0);
+
+  // Kill the worker; `up` must start another, which then does work.
+  std::string pids = read_file("/proc/" + std::to_string(up.pid()) + "/task/" + std::to_string(up.pid()) + "/children");
+  std::istringstream ps(pids);
+  std::vector<int> children;
+  for (int p; ps >> p;) children.push_back(p);
+  REQUIRE(children.size() == 2);  // the daemon and one worker
+  ::kill(children[1], SIGKILL);
+  REQUIRE(eventually([&] { return read_file(log).find("restarting") != std::string::npos; }));
+  auto again = run_cli({"--url", url, "--json", "submit", "POST", "/users", "-d",
+                        R"({"email":"up2@example.com","name":"Up2"})", "--wait", "--timeout", "20"});
+  CHECK(again.exit_code == 0);
+
+  up.signal(SIGTERM);
+  int status = up.wait(std::chrono::seconds(20));
+  REQUIRE(status != -1);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  for (int c : children) CHECK(::kill(c, 0) != 0);  // the children are gone too
+}

@@ -1,0 +1,58 @@
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include "daemon/change_hub.h"
+#include "store_fixture.h"
+
+using namespace asyncops;
+using namespace asyncops::test;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+Change change(int64_t seq, OpState s = OpState::pending) {
+  Change c;
+  c.seq = seq;
+  c.op = new_op();
+  c.op.state = s;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("the hub returns what came after a sequence number", "[hub]") {
+  ChangeHub hub;
+  hub.publish({change(1), change(2), change(3)});
+  CHECK(hub.latest_seq() == 3);
+  std::vector<Notice> out;
+  REQUIRE(hub.notices_after(1, &out));
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].seq == 2);
+  CHECK(out[1].seq == 3);
+}
+
+TEST_CASE("the hub reports a gap once its ring has dropped what was asked for", "[hub]") {
+  ChangeHub hub(2);
+  hub.publish({change(1), change(2), change(3)});
+  std::vector<Notice> out;
+  CHECK_FALSE(hub.notices_after(0, &out));
+  out.clear();
+  CHECK(hub.notices_after(2, &out));
+  CHECK(out.size() == 1);
+}
+
+TEST_CASE("a waiter wakes on publish and times out without one", "[hub]") {
+  ChangeHub hub;
+  CHECK_FALSE(hub.wait_after(0, Clock::now() + std::chrono::milliseconds(20)));
+  std::thread t([&] { hub.publish({change(1)}); });
+  CHECK(hub.wait_after(0, Clock::now() + std::chrono::seconds(10)));
+  t.join();
+}
+
+TEST_CASE("shutdown wakes every waiter", "[hub]") {
+  ChangeHub hub;
+  std::thread t([&] { hub.shutdown(); });
+  auto start = Clock::now();
+  CHECK_FALSE(hub.wait_after(0, Clock::now() + std::chrono::seconds(10)));
+  CHECK(Clock::now() - start < std::chrono::seconds(5));
+  t.join();
+}

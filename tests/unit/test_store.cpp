@@ -1,0 +1,144 @@
+#include <catch2/catch.hpp>
+
+#include "store_fixture.h"
+
+using namespace asyncops;
+using namespace asyncops::test;
+
+namespace {
+struct Fixture {
+  TempDir dir;
+  std::string path = dir.path + "/asyncops.db";
+  std::unique_ptr<StoreWriter> w = std::move(StoreWriter::open(path, SyncMode::normal).value());
+  std::unique_ptr<StoreReader> r = std::move(StoreReader::open(path).value());
+
+  OperationRecord insert(OperationRecord op) {
+    w->begin();
+    w->insert_operation(&op);
+    w->commit();
+    return op;
+  }
+  StoreWriter::Applied apply(const Event& e, Change* c = nullptr) {
+    Change scratch;
+    w->begin();
+    auto a = w->apply_event(e, now_ms(), c ? c : &scratch);
+    w->commit();
+    return a;
+  }
+};
+}  // namespace
+
+TEST_CASE("an inserted operation reads back with an accepted history entry", "[store]") {
+  Fixture f;
+  auto op = f.insert(new_op());
+  CHECK(op.seq > 0);
+  auto got = f.r->get_operation(op.id);
+  REQUIRE(got);
+  CHECK(got->state == OpState::pending);
+  CHECK(got->payload == op.payload);
+  auto h = f.r->history(op.id);
+  REQUIRE(h.size() == 1);
+  CHECK(h[0].kind == "accepted");
+  CHECK_FALSE(f.r->get_operation(new_uuid_v7()));
+}
+
+TEST_CASE("events move an operation forward and fill the read model in one step", "[store]") {
+  Fixture f;
+  auto op = f.insert(new_op());
+  CHECK(f.apply(event_for(op, OpState::processing)) == StoreWriter::Applied::changed);
+  auto done = event_for(op, OpState::completed);
+  done.data = {{"id", "u1"}, {"email", "a@example.com"}};
+  Change c;
+  CHECK(f.apply(done, &c) == StoreWriter::Applied::changed);
+  CHECK(c.op.state == OpState::completed);
+  CHECK(c.op.code == "success");
+  auto res = f.r->get_resource(op.resource);
+  REQUIRE(res);
+  CHECK(res->body == done.data);
+  auto h = f.r->history(op.id);
+  REQUIRE(h.size() == 3);
+  CHECK(h[1].kind == "processing");
+  CHECK(h[2].kind == "completed");
+  CHECK(h[0].seq < h[1].seq);
+  CHECK(h[1].seq < h[2].seq);
+}
+
+TEST_CASE("a terminal operation never moves again", "[store]") {
+  Fixture f;
+  auto op = f.insert(new_op());
+  f.apply(event_for(op, OpState::rejected, "email_in_use"));
+  CHECK(f.apply(event_for(op, OpState::completed)) == StoreWriter::Applied::ignored);
+  CHECK(f.apply(event_for(op, OpState::processing)) == StoreWriter::Applied::ignored);
+  auto got = f.r->get_operation(op.id);
+  CHECK(got->state == OpState::rejected);
+  CHECK(got->code == "email_in_use");
+  CHECK_FALSE(f.r->get_resource(op.resource));
+}
+
+TEST_CASE("an event for an unknown operation is reported, not applied", "[store]") {
+  Fixture f;
+  auto ghost = new_op();
+  CHECK(f.apply(event_for(ghost, OpState::completed)) == StoreWriter::Applied::unknown_operation);
+}
+
+TEST_CASE("a deletion event removes the resource from the read model", "[store]") {
+  Fixture f;
+  auto create = f.insert(new_op());
+  auto created = event_for(create, OpState::completed);
+  created.data = {{"id", "x"}};
+  f.apply(created);
+  REQUIRE(f.r->get_resource(create.resource));
+  auto del = new_op("delete_user");
+  del.resource = "";
+  del = f.insert(del);
+  Event gone = event_for(del, OpState::completed);
+  gone.resource = create.resource;
+  gone.deleted = true;
+  f.apply(gone);
+  CHECK_FALSE(f.r->get_resource(create.resource));
+}
+
+TEST_CASE("listing pages newest first with a stable keyset cursor", "[store]") {
+  Fixture f;
+  std::vector<OperationRecord> ops;
+  for (int i = 0; i < 5; ++i) ops.push_back(f.insert(new_op(i % 2 ? "update_user" : "create_user")));
+  OperationFilter filter;
+  filter.limit = 2;
+  auto page1 = f.r->list_operations(filter);
+  REQUIRE(page1.size() == 2);
+  CHECK(page1[0].id == ops[4].id);
+  filter.before_seq = page1[1].seq;
+  f.insert(new_op());  // a new arrival must not shift the next page
+  auto page2 = f.r->list_operations(filter);
+  REQUIRE(page2.size() == 2);
+  CHECK(page2[0].id == ops[2].id);
+  filter = {};
+  filter.name = "update_user";
+  CHECK(f.r->list_operations(filter).size() == 2);
+  filter = {};
+  filter.state = OpState::completed;
+  CHECK(f.r->list_operations(filter).empty());
+}
+
+TEST_CASE("unfinished lists the operations to redispatch after a restart", "[store]") {
+  Fixture f;
+  auto a = f.insert(new_op());
+  auto b = f.insert(new_op());
+  f.apply(event_for(a, OpState::completed));
+  auto open = f.w->unfinished(100, 0);
+  REQUIRE(open.size() == 1);
+  CHECK(open[0].id == b.id);
+}
+
+TEST_CASE("reader pool hands out connections and takes them back", "[store]") {
+  Fixture f;
+  auto op = f.insert(new_op());
+  ReaderPool pool(f.path);
+  {
+    auto a = pool.acquire();
+    auto b = pool.acquire();
+    CHECK(a->get_operation(op.id));
+    CHECK(b->get_operation(op.id));
+  }
+  CHECK(pool.acquire()->get_operation(op.id));
+}
