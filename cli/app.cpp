@@ -14,6 +14,7 @@ int cli_main(int argc, char** argv) {
   CLI::App app{"asyncops: submit commands to asyncopsd, follow operations, run the system"};
   app.set_version_flag("--version", std::string("asyncops ") + "0.1.0");
   app.require_subcommand(1);
+  app.fallthrough();  // global flags work after the subcommand too: `asyncops list --json`
   app.footer(
       "Exit codes: 0 ok/completed, 1 error, 2 usage, 3 rejected, 4 failed or canceled,\n"
       "5 timed out waiting, 6 daemon unreachable. See asyncops(1).");
@@ -69,6 +70,22 @@ int cli_main(int argc, char** argv) {
   list_cmd->add_option("--cursor", list.cursor, "Continue from a previous page's cursor");
   list_cmd->footer("Example:\n  asyncops list --state rejected --name create_user -o jsonl");
   list_cmd->callback([&] { result = cmd_list(g, list); });
+
+  double watch_timeout = 0;
+  auto* watch_cmd = app.add_subcommand("watch", "Print each change of one operation as it happens; the exit code tells how it ended");
+  watch_cmd->add_option("OP_ID", op_id, "Operation id")->required();
+  watch_cmd->add_option("--timeout", watch_timeout, "Give up after this many seconds (exit 5)")
+      ->check(CLI::NonNegativeNumber);
+  watch_cmd->footer("Examples:\n  asyncops watch 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f\n  asyncops watch OP_ID -o jsonl | jq .state");
+  watch_cmd->callback([&] { result = cmd_watch(g, op_id, watch_timeout); });
+
+  std::string tail_state, tail_name;
+  auto* tail_cmd = app.add_subcommand("tail", "Follow every operation live (a live board on a TTY, JSON lines into a pipe)");
+  tail_cmd->add_option("--state", tail_state, "Only changes into this state")
+      ->check(CLI::IsMember({"pending", "processing", "completed", "rejected", "failed", "canceled"}));
+  tail_cmd->add_option("--name", tail_name, "Only this command name");
+  tail_cmd->footer("Examples:\n  asyncops tail\n  asyncops tail --state rejected | jq -r .code");
+  tail_cmd->callback([&] { result = cmd_tail(g, tail_state, tail_name); });
 
   try {
     app.parse(argc, argv);

@@ -1,6 +1,7 @@
 #pragma once
 // One function per CLI command. Each returns the process exit code and
 // reports errors as one line on stderr (see exit_codes.h).
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,18 @@ struct UpOptions {
   std::string routes;
 };
 int cmd_up(const GlobalOptions& g, const UpOptions& o);
+
+int cmd_watch(const GlobalOptions& g, const std::string& op_id, double timeout_s);
+int cmd_tail(const GlobalOptions& g, const std::string& state, const std::string& name);
+
+// Follows op_id's event stream until it ends, calling on_change for each
+// change; falls back to long-polling if the stream breaks. Returns the exit
+// code for the final state, or timed_out/unreachable/error.
+int follow_operation(const GlobalOptions& g, const std::string& op_id, double timeout_s,
+                     const std::function<void(const nlohmann::json&)>& on_change,
+                     nlohmann::json* final_op);
+// Ctrl-C and SIGTERM exit at once with exit_code, leaving the terminal tidy.
+void install_interrupt_handler(int exit_code);
 
 // Waits for op_id to end (long-polling), printing changes to stderr on a
 // TTY. Returns the exit code for its final state, or timed_out/unreachable.

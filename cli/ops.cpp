@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "cli/client.h"
 #include "cli/commands.h"
@@ -48,12 +49,23 @@ int wait_for_operation(const GlobalOptions& g, const std::string& op_id, double 
   auto start = std::chrono::steady_clock::now();
   bool progress = ::isatty(STDERR_FILENO) == 1;
   std::string last_state;
+  std::chrono::steady_clock::time_point unreachable_since{};
   for (;;) {
     double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     double remaining = timeout_s > 0 ? timeout_s - elapsed : 30;
     int wait = static_cast<int>(std::max(0.0, std::min(30.0, remaining)));
     ApiResponse r = client.get("/operations/" + url_encode(op_id) + "?wait=" + std::to_string(wait),
                                wait + 10);
+    if (!r.reached && unreachable_since.time_since_epoch().count() == 0) {
+      unreachable_since = std::chrono::steady_clock::now();
+    }
+    if (!r.reached && std::chrono::steady_clock::now() - unreachable_since < std::chrono::seconds(15) &&
+        (timeout_s <= 0 || elapsed < timeout_s)) {
+      // The daemon may be restarting (asyncops up restarts it): try again.
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      continue;
+    }
+    if (r.reached) unreachable_since = {};
     if (!r.reached || r.status != 200 || !r.json.is_object()) return http_failure(r);
     *final_op = r.json;
     std::string state = r.json.value("state", "");
@@ -104,8 +116,16 @@ int cmd_submit(const GlobalOptions& g, const SubmitOptions& o) {
     out.operation(r.json);
     return exit_code::ok;
   }
+  install_interrupt_handler(130);
   nlohmann::json final_op = r.json;
-  int code = wait_for_operation(g, r.json["id"].get<std::string>(), o.timeout_s, &final_op);
+  bool progress = ::isatty(STDERR_FILENO) == 1;
+  int code = follow_operation(
+      g, r.json["id"].get<std::string>(), o.timeout_s,
+      [&](const nlohmann::json& op) {
+        if (progress) std::cerr << "\r" << op.value("id", "") << " " << out.state(op.value("state", "")) << "\x1b[K" << std::flush;
+      },
+      &final_op);
+  if (progress) std::cerr << "\r\x1b[K" << std::flush;
   if (code != exit_code::unreachable && code != exit_code::error) out.operation(final_op);
   return code;
 }

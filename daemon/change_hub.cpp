@@ -1,6 +1,65 @@
 #include "daemon/change_hub.h"
 
+#include <algorithm>
+
 namespace asyncops {
+
+std::string default_kind(const Change& c) {
+  return c.kind.empty() ? std::string(to_string(c.op.state)) : c.kind;
+}
+
+bool ChangeHub::Subscription::wait(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(m_mutex);
+  m_cv.wait_until(lock, deadline, [&] { return m_signaled || m_shutdown; });
+  bool woke = m_signaled;
+  m_signaled = false;
+  return woke;
+}
+
+std::shared_ptr<ChangeHub::Subscription> ChangeHub::subscribe(const std::string& op_id) {
+  auto* s = new Subscription();  // owned by the shared_ptr below
+  s->m_op_id = op_id;
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    if (op_id.empty()) m_all.insert(s);
+    else m_by_operation.emplace(op_id, s);
+    s->m_shutdown = m_shutdown;
+  }
+  return std::shared_ptr<Subscription>(s, [this](Subscription* p) {
+    unsubscribe(p);
+    delete p;
+  });
+}
+
+void ChangeHub::unsubscribe(Subscription* s) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  if (s->m_op_id.empty()) {
+    m_all.erase(s);
+    return;
+  }
+  auto range = m_by_operation.equal_range(s->m_op_id);
+  for (auto it = range.first; it != range.second; ++it) {
+    if (it->second == s) {
+      m_by_operation.erase(it);
+      break;
+    }
+  }
+}
+
+void ChangeHub::signal(Subscription* s, bool shutdown) {
+  {
+    std::lock_guard<std::mutex> lock(s->m_mutex);
+    s->m_signaled = true;
+    if (shutdown) s->m_shutdown = true;
+  }
+  s->m_cv.notify_all();
+}
+
+void ChangeHub::set_floor(int64_t seq) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_floor = std::max(m_floor, seq);
+  m_latest = std::max(m_latest, seq);
+}
 
 void ChangeHub::publish(const std::vector<Change>& changes) {
   if (changes.empty()) return;
@@ -12,20 +71,26 @@ void ChangeHub::publish(const std::vector<Change>& changes) {
     n.op_id = c.op.id;
     n.name = c.op.name;
     n.state = c.op.state;
-    n.kind = c.seq == 0 ? "" : to_string(c.op.state);
+    n.kind = default_kind(c);
     n.op_json = operation_json(c.op).dump();
+    n.at = c.op.updated_at;
     notices.push_back(std::move(n));
   }
-  {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    for (Notice& n : notices) {
-      if (n.seq <= m_latest) continue;
-      m_latest = n.seq;
-      m_ring.push_back(std::move(n));
-    }
-    while (m_ring.size() > m_capacity) m_ring.pop_front();
+  // Signalling happens under the hub's lock so that a subscription cannot be
+  // freed between being found and being signalled.
+  std::lock_guard<std::mutex> lock(m_mutex);
+  for (Notice& n : notices) {
+    if (n.seq <= m_latest) continue;
+    m_latest = n.seq;
+    auto range = m_by_operation.equal_range(n.op_id);
+    for (auto it = range.first; it != range.second; ++it) signal(it->second, false);
+    m_ring.push_back(std::move(n));
   }
-  m_cv.notify_all();
+  while (m_ring.size() > m_capacity) {
+    m_floor = m_ring.front().seq;
+    m_ring.pop_front();
+  }
+  for (Subscription* s : m_all) signal(s, false);
 }
 
 int64_t ChangeHub::latest_seq() const {
@@ -36,35 +101,28 @@ int64_t ChangeHub::latest_seq() const {
 bool ChangeHub::notices_after(int64_t after, std::vector<Notice>* out, size_t max) const {
   std::lock_guard<std::mutex> lock(m_mutex);
   if (after >= m_latest) return true;
-  if (m_ring.empty() || m_ring.front().seq > after + 1) {
-    // The ring starts past what the caller needs. Sequence numbers can skip
-    // (a rolled-back batch), so a gap is only certain when the ring was cut.
-    if (m_ring.empty() || m_ring.size() >= m_capacity) return false;
-  }
-  // Binary search for the first seq > after.
+  if (after < m_floor) return false;
   auto it = std::upper_bound(m_ring.begin(), m_ring.end(), after,
                              [](int64_t v, const Notice& n) { return v < n.seq; });
   for (; it != m_ring.end() && out->size() < max; ++it) out->push_back(*it);
   return true;
 }
 
-bool ChangeHub::wait_after(int64_t after, std::chrono::steady_clock::time_point deadline) const {
-  std::unique_lock<std::mutex> lock(m_mutex);
-  return m_cv.wait_until(lock, deadline, [&] { return m_latest > after || m_shutdown; }) &&
-         m_latest > after;
-}
-
 void ChangeHub::shutdown() {
-  {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    m_shutdown = true;
-  }
-  m_cv.notify_all();
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_shutdown = true;
+  for (Subscription* s : m_all) signal(s, true);
+  for (auto& [id, s] : m_by_operation) signal(s, true);
 }
 
 bool ChangeHub::is_shut_down() const {
   std::lock_guard<std::mutex> lock(m_mutex);
   return m_shutdown;
+}
+
+size_t ChangeHub::subscribers() const {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_all.size() + m_by_operation.size();
 }
 
 }  // namespace asyncops

@@ -2,12 +2,18 @@
 // ChangeHub: the committed changes of the last little while, in memory, so
 // that waiters (?wait=N, Prefer: wait, the SSE streams) learn of a change
 // without asking the store. The group-commit thread publishes; any thread
-// waits. Older changes than the ring holds are read from the store's history.
+// subscribes. A subscription to one operation is woken only by changes to
+// that operation, so a thousand watchers of a thousand operations cost one
+// wake-up per change, not a thousand. Changes older than the ring holds are
+// read from the store's history.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
+#include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,16 +26,42 @@ struct Notice {
   std::string op_id;
   std::string name;
   OpState state = OpState::pending;
-  std::string kind;  // the history kind: accepted, processing, completed, ...
+  std::string kind;     // the history kind: accepted, dispatched, processing, completed, ...
   std::string op_json;  // the operation's JSON after this change
+  int64_t at = 0;       // ms since epoch
 };
 
 class ChangeHub {
  public:
-  explicit ChangeHub(size_t capacity = 16384) : m_capacity(capacity) {}
+  explicit ChangeHub(size_t capacity = 65536) : m_capacity(capacity) {}
+
+  class Subscription {
+   public:
+    // Blocks until a change this subscription cares about was published
+    // since the last wait, the deadline passes, or the hub shuts down.
+    // Returns true when woken by a change.
+    bool wait(std::chrono::steady_clock::time_point deadline);
+
+   private:
+    friend class ChangeHub;
+    std::string m_op_id;  // "" for every operation
+    std::mutex m_mutex;
+    std::condition_variable m_cv;
+    bool m_signaled = false;  // GUARDED_BY(m_mutex)
+    bool m_shutdown = false;  // GUARDED_BY(m_mutex)
+  };
+
+  // op_id "" subscribes to every change. The subscription ends when the
+  // returned pointer is released (unsubscribe happens in its deleter).
+  std::shared_ptr<Subscription> subscribe(const std::string& op_id);
 
   // Called by the group-commit thread after each commit, in seq order.
   void publish(const std::vector<Change>& changes);
+
+  // Every change with seq <= floor happened before this process started (or
+  // has left the ring) and must be read from the store. Set at start-up to
+  // the store's latest history seq.
+  void set_floor(int64_t seq);
 
   int64_t latest_seq() const;
 
@@ -38,20 +70,26 @@ class ChangeHub {
   // must read the gap from the store).
   bool notices_after(int64_t after, std::vector<Notice>* out, size_t max = SIZE_MAX) const;
 
-  // Blocks until a notice with seq > after exists, the deadline passes, or
-  // shutdown(). Returns true if there is something new.
-  bool wait_after(int64_t after, std::chrono::steady_clock::time_point deadline) const;
-
   void shutdown();
   bool is_shut_down() const;
+  size_t subscribers() const;
 
  private:
+  void unsubscribe(Subscription* s);
+  static void signal(Subscription* s, bool shutdown);
+
   const size_t m_capacity;
   mutable std::mutex m_mutex;
-  mutable std::condition_variable m_cv;
   std::deque<Notice> m_ring;  // GUARDED_BY(m_mutex)
   int64_t m_latest = 0;       // GUARDED_BY(m_mutex)
+  int64_t m_floor = 0;        // GUARDED_BY(m_mutex)
   bool m_shutdown = false;    // GUARDED_BY(m_mutex)
+  std::set<Subscription*> m_all;                             // GUARDED_BY(m_mutex)
+  std::multimap<std::string, Subscription*> m_by_operation;  // GUARDED_BY(m_mutex)
 };
+
+// The kind recorded in history for a change: "accepted" for a new
+// operation, else the state it moved to, unless the caller says otherwise.
+std::string default_kind(const Change& c);
 
 }  // namespace asyncops

@@ -156,6 +156,7 @@ int run_daemon(const DaemonConfig& cfg) {
     log_error(writer.error());
     return 1;
   }
+  int64_t latest_seq = writer.value()->latest_history_seq();
   // Everything accepted but not finished before the last stop is sent again;
   // workers deduplicate by request id.
   std::vector<Command> recovered;
@@ -176,10 +177,15 @@ int run_daemon(const DaemonConfig& cfg) {
 
   zmq::context_t ctx(1);
   ChangeHub hub;
-  Dispatcher dispatcher(ctx, endpoints.value());
+  hub.set_floor(latest_seq);
+  GroupCommitter* committer_ptr = nullptr;  // set below, before any thread starts
+  Dispatcher dispatcher(ctx, endpoints.value(), [&committer_ptr](std::vector<std::pair<std::string, int>> sent) {
+    committer_ptr->submit_dispatched(std::move(sent));
+  });
   GroupCommitter committer(std::move(writer.value()),
                            {[&hub](const std::vector<Change>& c) { hub.publish(c); },
                             [&dispatcher](std::vector<Command> c) { dispatcher.enqueue(std::move(c)); }});
+  committer_ptr = &committer;
   std::string events = cfg.events_endpoint.empty() ? default_events_endpoint(cfg.data_dir)
                                                    : cfg.events_endpoint;
   Tracker tracker(ctx, events, committer);
@@ -195,6 +201,8 @@ int run_daemon(const DaemonConfig& cfg) {
   GatewayOptions gopts;
   gopts.max_body_bytes = cfg.max_body_bytes;
   gopts.max_wait_seconds = cfg.max_wait_seconds;
+  gopts.stream.heartbeat = std::chrono::milliseconds(cfg.sse_heartbeat_ms);
+  gopts.cors_origins = cfg.cors_origins;
   Gateway gateway(std::move(routes.value()), committer, readers, hub, gopts);
   HttpOptions hopts;
   hopts.host = host;
@@ -232,8 +240,8 @@ int run_daemon(const DaemonConfig& cfg) {
   hub.shutdown();  // wakes waiting requests so the server can stop
   http.stop();
   tracker.stop();
-  committer.stop();  // applies what the tracker handed over
   dispatcher.stop();
+  committer.stop();  // applies what the tracker and dispatcher handed over
   log_info("stopped");
   return 0;
 }
@@ -266,6 +274,11 @@ int daemon_main(int argc, char** argv) {
       ->check(CLI::Range(0, 3600));
   app.add_option("--max-http-threads", cfg.max_http_threads, "Most concurrent HTTP connections served")
       ->check(CLI::Range(size_t{8}, size_t{65536}));
+  app.add_option("--sse-heartbeat-ms", cfg.sse_heartbeat_ms, "Interval of SSE keep-alive comments")
+      ->check(CLI::Range(100, 600000));
+  app.add_option("--cors-origin", cfg.cors_origins,
+                 "An origin allowed to call from a browser (CORS); may repeat; * for any (default: same origin only)")
+      ->envname("ASYNCOPS_CORS_ORIGIN");
   app.add_option("--log-format", cfg.log_format, "text or json")
       ->envname("ASYNCOPS_LOG_FORMAT")
       ->check(CLI::IsMember({"text", "json"}));

@@ -17,6 +17,8 @@ struct DaemonConfig {
   size_t max_body_bytes = 1 << 20;
   int max_wait_seconds = 60;
   size_t max_http_threads = 4096;
+  int sse_heartbeat_ms = 15000;
+  std::vector<std::string> cors_origins;
   std::string log_format = "text";
   std::string log_level = "info";
 };

@@ -8,8 +8,9 @@
 
 namespace asyncops {
 
-Dispatcher::Dispatcher(zmq::context_t& ctx, std::map<std::string, std::string> endpoints)
-    : m_ctx(ctx), m_endpoints(std::move(endpoints)) {}
+Dispatcher::Dispatcher(zmq::context_t& ctx, std::map<std::string, std::string> endpoints,
+                       SentHook on_sent)
+    : m_ctx(ctx), m_endpoints(std::move(endpoints)), m_on_sent(std::move(on_sent)) {}
 
 Dispatcher::~Dispatcher() { stop(); }
 
@@ -81,6 +82,7 @@ void Dispatcher::run() {
       m_pending[c.service].push_back(std::move(c));
     }
     incoming.clear();
+    std::vector<std::pair<std::string, int>> sent;
     for (auto& [service, queue] : m_pending) {
       zmq::socket_t& sock = m_sockets.at(service);
       while (!queue.empty()) {
@@ -92,10 +94,12 @@ void Dispatcher::run() {
           log_error("send to workers failed", {{"service", service}, {"error", e.what()}});
           break;
         }
+        sent.emplace_back(std::move(queue.front().id), queue.front().attempt);
         queue.pop_front();
         m_sent++;
       }
     }
+    if (!sent.empty() && m_on_sent) m_on_sent(std::move(sent));
   }
 }
 

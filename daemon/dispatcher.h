@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -24,7 +25,11 @@ namespace asyncops {
 class Dispatcher {
  public:
   // endpoints: service -> endpoint to bind, e.g. "users" -> "ipc:///data/commands.users.ipc".
-  Dispatcher(zmq::context_t& ctx, std::map<std::string, std::string> endpoints);
+  // on_sent: called on the dispatcher thread with (operation id, attempt)
+  // for each command handed to ZeroMQ.
+  using SentHook = std::function<void(std::vector<std::pair<std::string, int>>)>;
+  Dispatcher(zmq::context_t& ctx, std::map<std::string, std::string> endpoints,
+             SentHook on_sent = nullptr);
   ~Dispatcher();
 
   // Creates and binds the sockets; called once, before start(), by the thread
@@ -45,6 +50,7 @@ class Dispatcher {
 
   zmq::context_t& m_ctx;
   std::map<std::string, std::string> m_endpoints;
+  SentHook m_on_sent;
   std::map<std::string, zmq::socket_t> m_sockets;  // owned by the dispatcher thread after start()
 
   std::mutex m_mutex;

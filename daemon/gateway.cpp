@@ -127,12 +127,24 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
   m_router.add("GET", tmpl("/healthz"), [](const ApiRequest&, const Params&) {
     return json_reply(200, {{"status", "ok"}});
   });
+  m_router.add("GET", tmpl("/metrics"), [this](const ApiRequest&, const Params&) {
+    ApiReply r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = "# HELP asyncops_sse_clients Open Server-Sent Events streams and waiting requests.\n"
+             "# TYPE asyncops_sse_clients gauge\n"
+             "asyncops_sse_clients " + std::to_string(m_hub.subscribers()) + "\n";
+    if (m_metrics) r.body += m_metrics();
+    return r;
+  });
   m_router.add("GET", tmpl("/operations"),
                [this](const ApiRequest& r, const Params&) { return list_operations(r); });
   m_router.add("GET", tmpl("/operations/{id}"),
                [this](const ApiRequest& r, const Params& p) { return get_operation(r, p); });
   m_router.add("GET", tmpl("/operations/{id}/history"),
                [this](const ApiRequest& r, const Params& p) { return operation_history(r, p); });
+  m_router.add("GET", tmpl("/operations/{id}/events"),
+               [this](const ApiRequest& r, const Params& p) { return operation_events(r, p); });
+  m_router.add("GET", tmpl("/events"), [this](const ApiRequest& r, const Params&) { return all_events(r); });
   for (const std::string& c : m_routes.collections()) {
     m_router.add("GET", tmpl(c),
                  [this, c](const ApiRequest& r, const Params&) { return list_resources(c, r); });
@@ -149,25 +161,130 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
 }
 
 ApiReply Gateway::handle(const ApiRequest& req) {
+  ApiReply reply;
   try {
+    if (req.method == "OPTIONS" && !req.header("origin").empty() &&
+        !req.header("access-control-request-method").empty()) {
+      return preflight(req);
+    }
     auto m = m_router.match(req.method, req.path);
     if (m.kind == decltype(m)::not_found) {
-      return problem_reply({404, "", "no resource at " + req.path.substr(0, 200), "not_found", "", {}});
-    }
-    if (m.kind == decltype(m)::method_not_allowed) {
+      reply = problem_reply({404, "", "no resource at " + req.path.substr(0, 200), "not_found", "", {}});
+    } else if (m.kind == decltype(m)::method_not_allowed) {
       std::string allow;
       for (const auto& a : m.allow) allow += (allow.empty() ? "" : ", ") + a;
-      ApiReply r = problem_reply(
+      reply = problem_reply(
           {405, "", req.method + " is not allowed on " + req.path.substr(0, 200) + "; allowed: " + allow,
            "method_not_allowed", "", {}});
-      r.headers.push_back({"Allow", allow});
-      return r;
+      reply.headers.push_back({"Allow", allow});
+    } else {
+      reply = (*m.handler)(req, m.params);
     }
-    return (*m.handler)(req, m.params);
   } catch (const std::exception& e) {
     log_error("request failed", {{"method", req.method}, {"path", req.path}, {"error", e.what()}});
-    return problem_reply({500, "", "internal error", "internal_error", "", {}});
+    reply = problem_reply({500, "", "internal error", "internal_error", "", {}});
   }
+  add_cors(req, &reply);
+  return reply;
+}
+
+namespace {
+bool origin_allowed(const std::vector<std::string>& allowed, const std::string& origin) {
+  for (const auto& a : allowed) {
+    if (a == "*" || a == origin) return true;
+  }
+  return false;
+}
+}  // namespace
+
+void Gateway::add_cors(const ApiRequest& req, ApiReply* reply) const {
+  std::string origin = req.header("origin");
+  if (origin.empty() || !origin_allowed(m_options.cors_origins, origin)) return;
+  reply->headers.push_back({"Access-Control-Allow-Origin", origin});
+  reply->headers.push_back({"Vary", "Origin"});
+  reply->headers.push_back({"Access-Control-Expose-Headers",
+                            "X-Operation, X-Resource, Location, Operation-Location, Retry-After, "
+                            "Preference-Applied"});
+}
+
+ApiReply Gateway::preflight(const ApiRequest& req) {
+  std::string origin = req.header("origin");
+  if (!origin_allowed(m_options.cors_origins, origin)) {
+    return problem_reply({403, "", "origin " + origin.substr(0, 100) + " is not allowed", "cors_forbidden", "", {}});
+  }
+  ApiReply r;
+  r.status = 204;
+  r.content_type = "";
+  r.headers = {{"Access-Control-Allow-Origin", origin},
+               {"Vary", "Origin"},
+               {"Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE"},
+               {"Access-Control-Allow-Headers", "Content-Type, Prefer, Last-Event-ID, Idempotency-Key, Authorization"},
+               {"Access-Control-Max-Age", "600"}};
+  return r;
+}
+
+namespace {
+// Last-Event-ID from the header, or ?last_event_id= for clients that cannot
+// set headers. -1 when absent; false when malformed.
+bool last_event_id(const ApiRequest& req, int64_t* out) {
+  std::string v = req.header("last-event-id");
+  if (auto it = req.query.find("last_event_id"); v.empty() && it != req.query.end()) v = it->second;
+  *out = -1;
+  if (v.empty()) return true;
+  long n;
+  if (!parse_int(v, 0, std::numeric_limits<long>::max() / 2, &n)) return false;
+  *out = n;
+  return true;
+}
+}  // namespace
+
+ApiReply Gateway::operation_events(const ApiRequest& req, const Params& params) {
+  StreamRequest sr;
+  sr.op_id = params.at("id");
+  if (!last_event_id(req, &sr.last_event_id)) return bad_query("Last-Event-ID must be an event id from this stream");
+  sr.cloudevents = req.query.count("format") && req.query.at("format") == "cloudevents";
+  {
+    auto reader = m_readers.acquire();
+    auto op = reader->get_operation(sr.op_id);
+    if (!op) return problem_reply({404, "", "no operation " + sr.op_id, "operation_not_found", "", {}});
+    // A client that already saw the end is told to stop reconnecting.
+    if (sr.last_event_id >= 0 && is_terminal(op->state) &&
+        reader->changes_after(sr.last_event_id, 1, sr.op_id).empty()) {
+      ApiReply r;
+      r.status = 204;
+      r.content_type = "";
+      return r;
+    }
+  }
+  ApiReply r;
+  r.content_type = "text/event-stream";
+  r.headers.push_back({"X-Accel-Buffering", "no"});
+  StreamOptions opts = m_options.stream;
+  r.stream = [this, sr, opts](const StreamWriter& w) { run_stream(m_hub, m_readers, sr, opts, w); };
+  return r;
+}
+
+ApiReply Gateway::all_events(const ApiRequest& req) {
+  StreamRequest sr;
+  if (!last_event_id(req, &sr.last_event_id)) return bad_query("Last-Event-ID must be an event id from this stream");
+  for (const auto& [k, v] : req.query) {
+    if (k == "state") {
+      auto s = parse_state(v);
+      if (!s) return bad_query("state must be one of pending, processing, completed, rejected, failed, canceled");
+      sr.state = s;
+    } else if (k == "name") {
+      sr.name = v;
+    } else if (k == "format") {
+      if (v != "cloudevents" && v != "operation") return bad_query("format must be operation or cloudevents");
+      sr.cloudevents = v == "cloudevents";
+    }
+  }
+  ApiReply r;
+  r.content_type = "text/event-stream";
+  r.headers.push_back({"X-Accel-Buffering", "no"});
+  StreamOptions opts = m_options.stream;
+  r.stream = [this, sr, opts](const StreamWriter& w) { run_stream(m_hub, m_readers, sr, opts, w); };
+  return r;
 }
 
 ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, const Params& params) {
@@ -269,20 +386,12 @@ ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, cons
 
 std::optional<OperationRecord> Gateway::wait_for_terminal(
     const std::string& id, std::chrono::steady_clock::time_point deadline) {
-  int64_t cursor = m_hub.latest_seq();
+  // Subscribe first, then read: a change in between still wakes us.
+  auto sub = m_hub.subscribe(id);
   std::optional<OperationRecord> op = m_readers.acquire()->get_operation(id);
-  while (op && !is_terminal(op->state) && std::chrono::steady_clock::now() < deadline) {
-    if (!m_hub.wait_after(cursor, deadline)) break;
-    std::vector<Notice> notices;
-    bool complete = m_hub.notices_after(cursor, &notices);
-    bool mine = !complete;  // a gap: re-read to be sure
-    for (const Notice& n : notices) {
-      cursor = std::max(cursor, n.seq);
-      if (n.op_id == id) mine = true;
-    }
-    if (!complete) cursor = m_hub.latest_seq();
-    if (mine) op = m_readers.acquire()->get_operation(id);
-    if (m_hub.is_shut_down()) break;
+  while (op && !is_terminal(op->state) && std::chrono::steady_clock::now() < deadline &&
+         !m_hub.is_shut_down()) {
+    if (sub->wait(deadline)) op = m_readers.acquire()->get_operation(id);
   }
   return op;
 }

@@ -15,6 +15,7 @@
 #include "daemon/router.h"
 #include "daemon/routes.h"
 #include "daemon/store.h"
+#include "daemon/streams.h"
 #include "shared/problem.h"
 
 namespace asyncops {
@@ -38,6 +39,9 @@ struct ApiReply {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // Set for a streaming (SSE) answer: runs on the connection's thread and
+  // writes the body until the stream ends.
+  std::function<void(const StreamWriter&)> stream;
 
   std::string header(const std::string& name) const {
     for (const auto& [k, v] : headers) {
@@ -52,6 +56,10 @@ struct GatewayOptions {
   int max_wait_seconds = 60;  // the cap on ?wait=N and Prefer: wait=N
   int default_page = 50;
   int max_page = 1000;
+  StreamOptions stream;
+  // Origins allowed to call from a browser (CORS); empty: same origin only;
+  // "*": any origin.
+  std::vector<std::string> cors_origins;
 };
 
 ApiReply problem_reply(const Problem& p);
@@ -66,6 +74,9 @@ class Gateway {
 
   const RouteTable& routes() const { return m_routes; }
 
+  // Extra Prometheus text appended to GET /metrics (the daemon's counters).
+  void set_metrics_source(std::function<std::string()> source) { m_metrics = std::move(source); }
+
   // Blocks until operation id is terminal or the deadline passes, and
   // returns its latest state; nullopt if there is no such operation.
   std::optional<OperationRecord> wait_for_terminal(const std::string& id,
@@ -79,6 +90,10 @@ class Gateway {
   ApiReply get_operation(const ApiRequest& req, const Params& params);
   ApiReply list_operations(const ApiRequest& req);
   ApiReply operation_history(const ApiRequest& req, const Params& params);
+  ApiReply operation_events(const ApiRequest& req, const Params& params);
+  ApiReply all_events(const ApiRequest& req);
+  ApiReply preflight(const ApiRequest& req);
+  void add_cors(const ApiRequest& req, ApiReply* reply) const;
   ApiReply get_resource(const std::string& collection, const ApiRequest& req, const Params& params);
   ApiReply list_resources(const std::string& collection, const ApiRequest& req);
 
@@ -88,6 +103,7 @@ class Gateway {
   ChangeHub& m_hub;
   GatewayOptions m_options;
   Router<Handler> m_router;
+  std::function<std::string()> m_metrics;
 };
 
 // Parses an RFC 7240 Prefer header into preference -> value ("" if none).

@@ -28,6 +28,7 @@ Result<Change> GroupCommitter::accept(OperationRecord op) {
     if (m_stopping) return Error{"the daemon is shutting down"};
     m_queue.emplace_back();
     Job& job = m_queue.back();
+    job.type = Job::accept_op;
     job.is_accept = true;
     job.op = std::move(op);
     f = job.done.get_future();
@@ -48,6 +49,20 @@ void GroupCommitter::submit_event(Event e) {
 size_t GroupCommitter::queued() const {
   std::lock_guard<std::mutex> lock(m_mutex);
   return m_queue.size();
+}
+
+void GroupCommitter::submit_dispatched(std::vector<std::pair<std::string, int>> sent) {
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    for (auto& [id, attempt] : sent) {
+      m_queue.emplace_back();
+      Job& job = m_queue.back();
+      job.type = Job::mark_dispatched;
+      job.event.request_id = std::move(id);
+      job.event.attempt = attempt;
+    }
+  }
+  m_cv.notify_one();
 }
 
 void GroupCommitter::run() {
@@ -87,6 +102,13 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
       }
       results.emplace_back(Error{""});
       Change c;
+      if (job.type == Job::mark_dispatched) {
+        if (m_writer->apply_dispatched(job.event.request_id, job.event.attempt, now, &c) ==
+            StoreWriter::Applied::changed) {
+          changes.push_back(std::move(c));
+        }
+        continue;
+      }
       switch (m_writer->apply_event(job.event, now, &c)) {
         case StoreWriter::Applied::changed:
           m_counters.events_applied++;

@@ -49,6 +49,8 @@ class GroupCommitter {
   Result<Change> accept(OperationRecord op);
   // Queues a worker's event; it is applied with the next commit. Thread-safe.
   void submit_event(Event e);
+  // Queues the record that commands went to workers. Thread-safe.
+  void submit_dispatched(std::vector<std::pair<std::string, int>> ids_and_attempts);
 
   const Counters& counters() const { return m_counters; }
   // Jobs waiting for the next commit.
@@ -56,10 +58,11 @@ class GroupCommitter {
 
  private:
   struct Job {
-    bool is_accept = false;
-    OperationRecord op;
-    Event event;
-    std::promise<Result<Change>> done;
+    enum Type { accept_op, apply_event, mark_dispatched } type = apply_event;
+    bool is_accept = false;  // type == accept_op
+    OperationRecord op;      // accept
+    Event event;             // event; dispatched uses request_id and attempt
+    std::promise<Result<Change>> done;  // accept
   };
   void run();
   void commit_batch(std::vector<Job>& batch);

@@ -31,6 +31,20 @@ void apply_reply(const ApiReply& reply, httplib::Response& res) {
   res.status = reply.status;
   for (const auto& [k, v] : reply.headers) res.set_header(k, v);
   res.set_header("Cache-Control", "no-store");
+  if (reply.stream) {
+    // The stream runs on this connection's thread (the ElasticPool grows
+    // for it) until it ends or the client goes away.
+    auto stream = reply.stream;
+    res.set_chunked_content_provider(reply.content_type, [stream](size_t, httplib::DataSink& sink) {
+      stream([&sink](const std::string& chunk) {
+        return sink.is_writable() && sink.write(chunk.data(), chunk.size());
+      });
+      sink.done();
+      return true;
+    });
+    return;
+  }
+  if (reply.status == 204 || reply.status == 304) return;
   res.set_content(reply.body, reply.content_type);
 }
 

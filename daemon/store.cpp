@@ -169,6 +169,8 @@ struct StoreWriter::Impl {
                         "body = excluded.body, op_id = excluded.op_id, "
                         "updated_at = excluded.updated_at"),
         delete_resource(db, "DELETE FROM resources WHERE path = ?"),
+        mark_dispatched(db,
+                        "UPDATE operations SET attempt = ?, updated_at = ? WHERE seq = ?"),
         select_unfinished(db, std::string("SELECT ") + k_op_columns +
                                   " FROM operations WHERE state IN ('pending','processing') "
                                   "AND seq > ? ORDER BY seq LIMIT ?") {}
@@ -188,7 +190,7 @@ struct StoreWriter::Impl {
 
   SQLite::Database db;
   SQLite::Statement insert_op, insert_history, select_op, update_state, upsert_resource,
-      delete_resource, select_unfinished;
+      delete_resource, mark_dispatched, select_unfinished;
 };
 
 StoreWriter::StoreWriter() = default;
@@ -238,6 +240,7 @@ Change StoreWriter::insert_operation(OperationRecord* op) {
   op->seq = m->db.getLastInsertRowid();
   Change c;
   c.seq = m->append_history(op->seq, "accepted", op->state, op->code, op->message, op->created_at);
+  c.kind = "accepted";
   c.op = *op;
   return c;
 }
@@ -294,8 +297,40 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
     }
   }
   change->seq = m->append_history(op.seq, to_string(op.state), op.state, op.code, op.message, now);
+  change->kind = to_string(op.state);
   change->op = std::move(op);
   return Applied::changed;
+}
+
+StoreWriter::Applied StoreWriter::apply_dispatched(const std::string& op_id, int attempt, int64_t now,
+                                                   Change* change) {
+  auto& sel = m->select_op;
+  sel.reset();
+  sel.bind(1, op_id);
+  if (!sel.executeStep()) return Applied::unknown_operation;
+  OperationRecord op = read_operation(sel);
+  sel.reset();
+  if (op.state != OpState::pending || attempt <= 0) return Applied::ignored;
+  op.attempt = std::max(op.attempt, attempt);
+  op.updated_at = now;
+  auto& up = m->mark_dispatched;
+  up.reset();
+  up.bind(1, op.attempt);
+  up.bind(2, static_cast<int64_t>(now));
+  up.bind(3, static_cast<int64_t>(op.seq));
+  up.exec();
+  const char* kind = attempt > 1 ? "redelivered" : "dispatched";
+  change->seq = m->append_history(op.seq, kind, op.state, "", "", now);
+  change->kind = kind;
+  change->op = std::move(op);
+  return Applied::changed;
+}
+
+int64_t StoreWriter::latest_history_seq() {
+  // AUTOINCREMENT keeps its high-water mark in sqlite_sequence, so the
+  // sequence never goes back even when history is pruned.
+  SQLite::Statement st(m->db, "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'history'");
+  return st.executeStep() ? st.getColumn(0).getInt64() : 0;
 }
 
 std::vector<OperationRecord> StoreWriter::unfinished(int limit, int64_t after_seq) {
@@ -318,6 +353,14 @@ struct StoreReader::Impl {
         history(db,
                 "SELECT h.seq, h.kind, h.state, h.code, h.message, h.at FROM history h "
                 "JOIN operations o ON o.seq = h.op_seq WHERE o.id = ? ORDER BY h.seq"),
+        changes_after(db, std::string("SELECT h.seq, h.kind, h.state, h.code, h.message, h.at, ") +
+                              "o.seq, o.id, o.name, o.service, o.resource, o.origin, o.owner, "
+                              "o.attempt, o.created_at FROM history h JOIN operations o ON "
+                              "o.seq = h.op_seq WHERE h.seq > ? ORDER BY h.seq LIMIT ?"),
+        changes_after_op(db, std::string("SELECT h.seq, h.kind, h.state, h.code, h.message, h.at, ") +
+                                 "o.seq, o.id, o.name, o.service, o.resource, o.origin, o.owner, "
+                                 "o.attempt, o.created_at FROM operations o JOIN history h ON "
+                                 "h.op_seq = o.seq WHERE o.id = ? AND h.seq > ? ORDER BY h.seq LIMIT ?"),
         get_resource(db, "SELECT path, body, updated_at FROM resources WHERE path = ?"),
         list_resources(db,
                        "SELECT path, body, updated_at FROM resources WHERE collection = ? "
@@ -325,7 +368,7 @@ struct StoreReader::Impl {
     db.setBusyTimeout(5000);
   }
   SQLite::Database db;
-  SQLite::Statement get_op, history, get_resource, list_resources;
+  SQLite::Statement get_op, history, changes_after, changes_after_op, get_resource, list_resources;
 };
 
 StoreReader::StoreReader() = default;
@@ -386,6 +429,37 @@ std::vector<HistoryEntry> StoreReader::history(const std::string& op_id) {
     h.message = column_text(st, 4);
     h.at = st.getColumn(5).getInt64();
     out.push_back(std::move(h));
+  }
+  st.reset();
+  return out;
+}
+
+std::vector<Change> StoreReader::changes_after(int64_t after, int limit, const std::string& op_id) {
+  auto& st = op_id.empty() ? m->changes_after : m->changes_after_op;
+  st.reset();
+  int i = 1;
+  if (!op_id.empty()) st.bind(i++, op_id);
+  st.bind(i++, static_cast<int64_t>(after));
+  st.bind(i++, limit);
+  std::vector<Change> out;
+  while (st.executeStep()) {
+    Change c;
+    c.seq = st.getColumn(0).getInt64();
+    c.kind = column_text(st, 1);
+    c.op.state = parse_state(column_text(st, 2)).value_or(OpState::failed);
+    c.op.code = column_text(st, 3);
+    c.op.message = column_text(st, 4);
+    c.op.updated_at = st.getColumn(5).getInt64();
+    c.op.seq = st.getColumn(6).getInt64();
+    c.op.id = column_text(st, 7);
+    c.op.name = column_text(st, 8);
+    c.op.service = column_text(st, 9);
+    c.op.resource = column_text(st, 10);
+    c.op.origin = column_text(st, 11);
+    c.op.owner = column_text(st, 12);
+    c.op.attempt = st.getColumn(13).getInt();
+    c.op.created_at = st.getColumn(14).getInt64();
+    out.push_back(std::move(c));
   }
   st.reset();
   return out;

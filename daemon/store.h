@@ -63,7 +63,8 @@ struct HistoryEntry {
 
 // One change to one operation, as committed: what notifications carry.
 struct Change {
-  int64_t seq = 0;  // the history entry's seq
+  int64_t seq = 0;   // the history entry's seq
+  std::string kind;  // the history entry's kind
   OperationRecord op;
 };
 
@@ -103,6 +104,14 @@ class StoreWriter {
   // completed event, updates the read model in the same transaction.
   Applied apply_event(const Event& e, int64_t now, Change* change);
 
+  // Inside a transaction. Records that the command went to a worker (kind
+  // "dispatched", or "redelivered" for attempt > 1) if the operation is
+  // still pending; a worker may already have reported it processing.
+  Applied apply_dispatched(const std::string& op_id, int attempt, int64_t now, Change* change);
+
+  // The newest history seq, 0 for an empty store.
+  int64_t latest_history_seq();
+
   // Operations not yet terminal, oldest first, for redispatch after a restart.
   std::vector<OperationRecord> unfinished(int limit, int64_t after_seq);
 
@@ -120,6 +129,9 @@ class StoreReader {
   std::optional<OperationRecord> get_operation(const std::string& id);
   std::vector<OperationRecord> list_operations(const OperationFilter& f);
   std::vector<HistoryEntry> history(const std::string& op_id);
+  // History entries with seq > after, oldest first, each with the
+  // operation as it was after that change; only op_id's when not empty.
+  std::vector<Change> changes_after(int64_t after, int limit, const std::string& op_id = "");
   std::optional<Resource> get_resource(const std::string& path);
   // Resources in one collection ("/users"), by path, after the given path.
   std::vector<Resource> list_resources(const std::string& collection, const std::string& after,

@@ -39,8 +39,18 @@ TEST_CASE("a create is answered 202 with every header, then completes", "[pipeli
   auto history = sys.get("/operations/" + id + "/history");
   REQUIRE(history.status == 200);
   std::vector<std::string> kinds;
-  for (auto& h : history.json["items"]) kinds.push_back(h["kind"]);
-  CHECK(kinds == std::vector<std::string>{"accepted", "processing", "completed"});
+  int64_t last_seq = 0;
+  for (auto& h : history.json["items"]) {
+    kinds.push_back(h["kind"]);
+    CHECK(h["seq"].get<int64_t>() > last_seq);
+    last_seq = h["seq"];
+  }
+  // "dispatched" is recorded when the dispatcher hands the command over; a
+  // fast worker's "processing" can reach the store first, and then a late
+  // "dispatched" is not recorded, since it would move nothing.
+  std::vector<std::string> with = {"accepted", "dispatched", "processing", "completed"};
+  std::vector<std::string> without = {"accepted", "processing", "completed"};
+  CHECK((kinds == with || kinds == without));
 }
 
 TEST_CASE("a duplicate email is rejected with email_in_use", "[pipeline]") {

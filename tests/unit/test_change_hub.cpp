@@ -40,19 +40,45 @@ TEST_CASE("the hub reports a gap once its ring has dropped what was asked for", 
   CHECK(out.size() == 1);
 }
 
-TEST_CASE("a waiter wakes on publish and times out without one", "[hub]") {
+TEST_CASE("a subscription wakes on its operation's change and times out without one", "[hub]") {
   ChangeHub hub;
-  CHECK_FALSE(hub.wait_after(0, Clock::now() + std::chrono::milliseconds(20)));
-  std::thread t([&] { hub.publish({change(1)}); });
-  CHECK(hub.wait_after(0, Clock::now() + std::chrono::seconds(10)));
+  Change mine = change(1);
+  auto sub = hub.subscribe(mine.op.id);
+  CHECK_FALSE(sub->wait(Clock::now() + std::chrono::milliseconds(20)));
+  std::thread t([&] { hub.publish({mine}); });
+  CHECK(sub->wait(Clock::now() + std::chrono::seconds(10)));
   t.join();
 }
 
-TEST_CASE("shutdown wakes every waiter", "[hub]") {
+TEST_CASE("a subscription to one operation is not woken by others", "[hub]") {
   ChangeHub hub;
+  auto sub = hub.subscribe(new_uuid_v7());
+  auto all = hub.subscribe("");
+  hub.publish({change(1)});
+  CHECK(all->wait(Clock::now() + std::chrono::seconds(10)));
+  CHECK_FALSE(sub->wait(Clock::now() + std::chrono::milliseconds(20)));
+  CHECK(hub.subscribers() == 2);
+  sub.reset();
+  CHECK(hub.subscribers() == 1);
+}
+
+TEST_CASE("changes from before start-up are a gap the store must fill", "[hub]") {
+  ChangeHub hub;
+  hub.set_floor(100);
+  hub.publish({change(101)});
+  std::vector<Notice> out;
+  CHECK_FALSE(hub.notices_after(50, &out));
+  CHECK(hub.notices_after(100, &out));
+  CHECK(out.size() == 1);
+}
+
+TEST_CASE("shutdown wakes every subscription", "[hub]") {
+  ChangeHub hub;
+  auto sub = hub.subscribe("");
   std::thread t([&] { hub.shutdown(); });
   auto start = Clock::now();
-  CHECK_FALSE(hub.wait_after(0, Clock::now() + std::chrono::seconds(10)));
+  sub->wait(Clock::now() + std::chrono::seconds(10));
   CHECK(Clock::now() - start < std::chrono::seconds(5));
+  CHECK(hub.is_shut_down());
   t.join();
 }

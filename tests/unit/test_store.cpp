@@ -142,3 +142,40 @@ TEST_CASE("reader pool hands out connections and takes them back", "[store]") {
   }
   CHECK(pool.acquire()->get_operation(op.id));
 }
+
+TEST_CASE("dispatch is recorded while pending, as redelivered on a later attempt", "[store]") {
+  Fixture f;
+  auto op = f.insert(new_op());
+  Change c;
+  f.w->begin();
+  CHECK(f.w->apply_dispatched(op.id, 1, now_ms(), &c) == StoreWriter::Applied::changed);
+  CHECK(c.kind == "dispatched");
+  CHECK(f.w->apply_dispatched(op.id, 2, now_ms(), &c) == StoreWriter::Applied::changed);
+  CHECK(c.kind == "redelivered");
+  CHECK(c.op.attempt == 2);
+  f.w->commit();
+  f.apply(event_for(op, OpState::processing));
+  f.w->begin();
+  CHECK(f.w->apply_dispatched(op.id, 3, now_ms(), &c) == StoreWriter::Applied::ignored);
+  f.w->commit();
+  CHECK(f.w->latest_history_seq() == 4);
+}
+
+TEST_CASE("changes_after rebuilds each change's operation, globally or for one operation", "[store]") {
+  Fixture f;
+  auto a = f.insert(new_op());
+  auto b = f.insert(new_op());
+  f.apply(event_for(a, OpState::processing));
+  f.apply(event_for(a, OpState::completed));
+  auto all = f.r->changes_after(0, 100);
+  REQUIRE(all.size() == 4);
+  CHECK(all[2].kind == "processing");
+  CHECK(all[2].op.state == OpState::processing);
+  CHECK(all[2].op.id == a.id);
+  auto mine = f.r->changes_after(all[0].seq, 100, a.id);
+  REQUIRE(mine.size() == 2);
+  CHECK(mine[1].op.state == OpState::completed);
+  CHECK(mine[1].op.code == "success");
+  CHECK(f.r->changes_after(all[3].seq, 100).empty());
+  (void)b;
+}
