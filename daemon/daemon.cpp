@@ -18,7 +18,10 @@
 #include "daemon/group_commit.h"
 #include "daemon/http_api.h"
 #include "daemon/routes.h"
+#include "daemon/retention.h"
 #include "daemon/tracker.h"
+#include "daemon/worker_registry.h"
+#include "shared/duration.h"
 #include "shared/log.h"
 #include "shared/paths.h"
 
@@ -159,11 +162,23 @@ int run_daemon(const DaemonConfig& cfg) {
   int64_t latest_seq = writer.value()->latest_history_seq();
   // Everything accepted but not finished before the last stop is sent again;
   // workers deduplicate by request id.
+  // One that may have reached a worker before the stop counts as a
+  // redelivery (attempt+1); one out of attempts fails at once.
   std::vector<Command> recovered;
+  std::vector<std::pair<std::string, int>> exhausted;
   for (int64_t after = 0;;) {
     auto batch = writer.value()->unfinished(10000, after);
     if (batch.empty()) break;
-    for (const auto& op : batch) recovered.push_back(command_for(op));
+    for (const auto& op : batch) {
+      Command c = command_for(op);
+      c.cancel = op.cancel_requested;
+      if (op.attempt >= 1) c.attempt = op.attempt + 1;
+      if (c.attempt > cfg.dispatch_options.max_attempts) {
+        exhausted.emplace_back(op.id, op.attempt);
+      } else {
+        recovered.push_back(std::move(c));
+      }
+    }
     after = batch.back().seq;
   }
 
@@ -178,21 +193,46 @@ int run_daemon(const DaemonConfig& cfg) {
   zmq::context_t ctx(1);
   ChangeHub hub;
   hub.set_floor(latest_seq);
+  Tracker* tracker_ptr = nullptr;
   GroupCommitter* committer_ptr = nullptr;  // set below, before any thread starts
-  Dispatcher dispatcher(ctx, endpoints.value(), [&committer_ptr](std::vector<std::pair<std::string, int>> sent) {
-    committer_ptr->submit_dispatched(std::move(sent));
-  });
+  auto fail_exhausted = [&committer_ptr](const std::string& id, int attempts) {
+    Event e;
+    e.request_id = id;
+    e.state = OpState::failed;
+    e.type = "worker_timeout";
+    e.code = "worker_timeout";
+    e.message = "no worker finished it: " + std::to_string(attempts) +
+                " attempts each ran out of their lease without progress";
+    e.worker = "asyncopsd";
+    e.attempt = attempts;
+    committer_ptr->submit_event(std::move(e));
+  };
+  std::string control = cfg.control_endpoint.empty() ? default_control_endpoint(cfg.data_dir) : cfg.control_endpoint;
+  Dispatcher dispatcher(ctx, endpoints.value(), control, cfg.dispatch_options,
+                        {[&committer_ptr](std::vector<std::pair<std::string, int>> sent) {
+                           committer_ptr->submit_dispatched(std::move(sent));
+                         },
+                         fail_exhausted});
   GroupCommitter committer(std::move(writer.value()),
-                           {[&hub](const std::vector<Change>& c) { hub.publish(c); },
+                           {[&hub, &dispatcher](const std::vector<Change>& c) {
+                              hub.publish(c);
+                              dispatcher.observe(c);
+                            },
                             [&dispatcher](std::vector<Command> c) { dispatcher.enqueue(std::move(c)); }});
   committer_ptr = &committer;
+  WorkerRegistry registry(cfg.worker_timeout);
+  Pruner pruner(committer, cfg.retention);
   std::string events = cfg.events_endpoint.empty() ? default_events_endpoint(cfg.data_dir)
                                                    : cfg.events_endpoint;
-  Tracker tracker(ctx, events, committer);
+  Tracker tracker(ctx, events, committer, [&registry, &dispatcher](const Heartbeat& hb) {
+    registry.update(hb);
+    dispatcher.heartbeat(hb);
+  });
   if (auto r = dispatcher.bind(); !r) {
     log_error(r.error());
     return 1;
   }
+  tracker_ptr = &tracker;
   if (auto r = tracker.bind(); !r) {
     log_error(r.error());
     return 1;
@@ -203,7 +243,36 @@ int run_daemon(const DaemonConfig& cfg) {
   gopts.max_wait_seconds = cfg.max_wait_seconds;
   gopts.stream.heartbeat = std::chrono::milliseconds(cfg.sse_heartbeat_ms);
   gopts.cors_origins = cfg.cors_origins;
-  Gateway gateway(std::move(routes.value()), committer, readers, hub, gopts);
+  gopts.max_backlog = cfg.max_backlog;
+  GatewayServices services;
+  services.cancel = [&dispatcher](const std::string& id) {
+    return dispatcher.cancel(id) == Dispatcher::CancelOutcome::removed;
+  };
+  services.workers = [&registry] { return registry.live(); };
+  services.metrics = [&] {
+    const auto& c = committer.counters();
+    std::string m;
+    auto metric = [&m](const char* name, const char* type, const char* help, double v) {
+      m += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
+           std::to_string(static_cast<int64_t>(v)) + "\n";
+    };
+    metric("asyncops_operations_accepted_total", "counter", "Operations accepted (202).", c.accepted.load());
+    metric("asyncops_backlog", "gauge", "Operations not yet terminal.", c.unfinished.load());
+    metric("asyncops_dispatch_waiting", "gauge", "Commands waiting for a worker or a redelivery.", dispatcher.waiting());
+    metric("asyncops_in_flight", "gauge", "Commands with a worker, under lease.", dispatcher.in_flight());
+    metric("asyncops_commands_sent_total", "counter", "Commands handed to workers.", dispatcher.sent());
+    metric("asyncops_redeliveries_total", "counter", "Commands sent again after a lease ran out.", dispatcher.redelivered());
+    metric("asyncops_events_applied_total", "counter", "Worker events that changed an operation.", c.events_applied.load());
+    metric("asyncops_events_unknown_total", "counter", "Worker events for no known operation.", c.events_unknown.load());
+    metric("asyncops_events_ignored_total", "counter", "Worker events that changed nothing (late or duplicate).", c.events_ignored.load());
+    metric("asyncops_bad_frames_total", "counter", "Undecodable messages on the events socket.", tracker_ptr ? tracker_ptr->bad_frames() : 0);
+    metric("asyncops_store_commits_total", "counter", "Store transactions (group commits).", c.commits.load());
+    metric("asyncops_store_commit_failures_total", "counter", "Store transactions that failed.", c.commit_failures.load());
+    metric("asyncops_workers_live", "gauge", "Workers with a recent heartbeat.", registry.live_count());
+    metric("asyncops_operations_pruned_total", "counter", "Operations forgotten after the retention period.", pruner.pruned());
+    return m;
+  };
+  Gateway gateway(std::move(routes.value()), committer, readers, hub, gopts, services);
   HttpOptions hopts;
   hopts.host = host;
   hopts.port = port;
@@ -219,10 +288,12 @@ int run_daemon(const DaemonConfig& cfg) {
   committer.start();
   dispatcher.start();
   tracker.start();
+  pruner.start();
   if (!recovered.empty()) {
     log_info("redispatching unfinished operations", {{"count", std::to_string(recovered.size())}});
     dispatcher.enqueue(std::move(recovered));
   }
+  for (const auto& [id, attempts] : exhausted) fail_exhausted(id, attempts);
   http.start();
 
   std::string url_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
@@ -239,6 +310,7 @@ int run_daemon(const DaemonConfig& cfg) {
   ::unlink(url_file(cfg.data_dir).c_str());
   hub.shutdown();  // wakes waiting requests so the server can stop
   http.stop();
+  pruner.stop();
   tracker.stop();
   dispatcher.stop();
   committer.stop();  // applies what the tracker and dispatcher handed over
@@ -279,6 +351,34 @@ int daemon_main(int argc, char** argv) {
   app.add_option("--cors-origin", cfg.cors_origins,
                  "An origin allowed to call from a browser (CORS); may repeat; * for any (default: same origin only)")
       ->envname("ASYNCOPS_CORS_ORIGIN");
+  std::string lease = "30s", backoff = "1s", retention = "7d", worker_timeout = "5s";
+  auto duration_check = CLI::Validator(
+      [](std::string& v) {
+        std::chrono::milliseconds d;
+        return parse_duration(v, &d) ? std::string() : "'" + v + "' is not a duration like 250ms, 30s, 5m, 24h or 7d";
+      },
+      "DURATION");
+  app.add_option("--control", cfg.control_endpoint,
+                 "ZeroMQ endpoint of the PUB socket that tells workers of cancels (default ipc://DATA_DIR/control.ipc)")
+      ->envname("ASYNCOPS_CONTROL");
+  app.add_option("--lease", lease, "How long a worker may hold a command without progress before it is redelivered")
+      ->envname("ASYNCOPS_LEASE")
+      ->check(duration_check);
+  app.add_option("--max-attempts", cfg.dispatch_options.max_attempts, "Deliveries before an operation fails worker_timeout")
+      ->envname("ASYNCOPS_MAX_ATTEMPTS")
+      ->check(CLI::Range(1, 100));
+  app.add_option("--backoff", backoff, "Wait before the first redelivery; doubles each time, up to 60s")
+      ->check(duration_check);
+  app.add_option("--max-in-flight", cfg.dispatch_options.max_in_flight, "Commands with workers at once, per service")
+      ->check(CLI::Range(size_t{1}, size_t{1000000}));
+  app.add_option("--max-backlog", cfg.max_backlog, "Unfinished operations before commands get 503")
+      ->envname("ASYNCOPS_MAX_BACKLOG")
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000000}));
+  app.add_option("--retention", retention, "How long finished operations, their history and idempotency keys are kept")
+      ->envname("ASYNCOPS_RETENTION")
+      ->check(duration_check);
+  app.add_option("--worker-timeout", worker_timeout, "A worker silent this long is no longer live")
+      ->check(duration_check);
   app.add_option("--log-format", cfg.log_format, "text or json")
       ->envname("ASYNCOPS_LOG_FORMAT")
       ->check(CLI::IsMember({"text", "json"}));
@@ -291,6 +391,10 @@ int daemon_main(int argc, char** argv) {
     return app.exit(e);
   }
   parse_sync_mode(sync, &cfg.sync);
+  parse_duration(lease, &cfg.dispatch_options.lease);
+  parse_duration(backoff, &cfg.dispatch_options.backoff);
+  parse_duration(retention, &cfg.retention);
+  parse_duration(worker_timeout, &cfg.worker_timeout);
   return run_daemon(cfg);
 }
 

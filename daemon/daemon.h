@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/dispatcher.h"
 #include "daemon/store.h"
 
 namespace asyncops {
@@ -18,6 +19,11 @@ struct DaemonConfig {
   int max_wait_seconds = 60;
   size_t max_http_threads = 4096;
   int sse_heartbeat_ms = 15000;
+  std::string control_endpoint;  // default: ipc inside the data dir
+  DispatchOptions dispatch_options;
+  int64_t max_backlog = 100000;
+  std::chrono::milliseconds retention{7LL * 86400 * 1000};
+  std::chrono::milliseconds worker_timeout{5000};
   std::vector<std::string> cors_origins;
   std::string log_format = "text";
   std::string log_level = "info";

@@ -9,8 +9,12 @@
 namespace asyncops {
 
 Dispatcher::Dispatcher(zmq::context_t& ctx, std::map<std::string, std::string> endpoints,
-                       SentHook on_sent)
-    : m_ctx(ctx), m_endpoints(std::move(endpoints)), m_on_sent(std::move(on_sent)) {}
+                       std::string control, DispatchOptions options, Hooks hooks)
+    : m_ctx(ctx),
+      m_endpoints(std::move(endpoints)),
+      m_control_endpoint(std::move(control)),
+      m_options(options),
+      m_hooks(std::move(hooks)) {}
 
 Dispatcher::~Dispatcher() { stop(); }
 
@@ -32,6 +36,16 @@ Result<bool> Dispatcher::bind() {
                    e.what()};
     }
   }
+  if (!m_control_endpoint.empty()) {
+    try {
+      m_control = std::make_unique<zmq::socket_t>(m_ctx, zmq::socket_type::pub);
+      m_control->set(zmq::sockopt::linger, 0);
+      m_control->bind(m_control_endpoint);
+      if (m_control_endpoint.rfind("ipc://", 0) == 0) ::chmod(m_control_endpoint.substr(6).c_str(), 0600);
+    } catch (const zmq::error_t& e) {
+      return Error{"cannot bind control endpoint " + m_control_endpoint + ": " + e.what()};
+    }
+  }
   return true;
 }
 
@@ -41,65 +55,228 @@ void Dispatcher::stop() {
   {
     std::lock_guard<std::mutex> lock(m_mutex);
     m_stopping = true;
+    for (auto& [id, p] : m_inbox.cancels) p->set_value(CancelOutcome::requested);
+    m_inbox.cancels.clear();
   }
   m_cv.notify_all();
   if (m_thread.joinable()) m_thread.join();
   m_sockets.clear();
+  m_control.reset();
 }
 
 void Dispatcher::enqueue(std::vector<Command> commands) {
   {
     std::lock_guard<std::mutex> lock(m_mutex);
-    if (m_incoming.empty()) {
-      m_incoming = std::move(commands);
-    } else {
-      for (auto& c : commands) m_incoming.push_back(std::move(c));
-    }
+    for (auto& c : commands) m_inbox.commands.push_back(std::move(c));
   }
   m_cv.notify_one();
 }
 
+void Dispatcher::observe(const std::vector<Change>& changes) {
+  bool any = false;
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    for (const Change& c : changes) {
+      if (is_terminal(c.op.state) || c.op.state == OpState::processing) {
+        m_inbox.changes.push_back(c);
+        any = true;
+      }
+    }
+  }
+  if (any) m_cv.notify_one();
+}
+
+void Dispatcher::heartbeat(const Heartbeat& hb) {
+  if (hb.requests.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_inbox.heartbeats.push_back(hb);
+  }
+  m_cv.notify_one();
+}
+
+Dispatcher::CancelOutcome Dispatcher::cancel(const std::string& op_id) {
+  auto p = std::make_shared<std::promise<CancelOutcome>>();
+  auto f = p->get_future();
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    if (m_stopping) return CancelOutcome::requested;
+    m_inbox.cancels.emplace_back(op_id, p);
+  }
+  m_cv.notify_one();
+  return f.get();
+}
+
+void Dispatcher::take(Inbox& in, Clock::time_point now) {
+  for (Command& c : in.commands) {
+    if (!m_sockets.count(c.service)) {
+      log_error("no commands endpoint for service; the operation stays pending",
+                {{"service", c.service}, {"id", c.id}});
+      continue;
+    }
+    if (m_leases.count(c.id) || m_canceled.count(c.id)) continue;
+    m_ready[c.service].push_back(std::move(c));
+  }
+  for (const Change& c : in.changes) {
+    auto it = m_leases.find(c.op.id);
+    if (is_terminal(c.op.state)) {
+      m_canceled.erase(c.op.id);
+      if (it != m_leases.end()) {
+        --m_in_flight[it->second.command.service];
+        m_leases.erase(it);
+      }
+      // Also drop it from waiting redeliveries (e.g. canceled meanwhile).
+      for (auto d = m_delayed.begin(); d != m_delayed.end();) {
+        d = d->second.id == c.op.id ? m_delayed.erase(d) : std::next(d);
+      }
+    } else if (it != m_leases.end()) {  // processing: the worker has it
+      it->second.deadline = now + m_options.lease;
+      m_deadlines.emplace(it->second.deadline, c.op.id);
+    }
+  }
+  for (const Heartbeat& hb : in.heartbeats) {
+    for (const std::string& id : hb.requests) {
+      auto it = m_leases.find(id);
+      if (it == m_leases.end()) continue;
+      it->second.deadline = now + m_options.lease;
+      m_deadlines.emplace(it->second.deadline, id);
+    }
+  }
+  for (auto& [id, promise] : in.cancels) {
+    // Only a first attempt that was never sent can be taken back for sure;
+    // an earlier attempt of a redelivery may still be with some worker, so
+    // those are marked and the workers told, and a worker decides.
+    bool removed = false, marked = false;
+    for (auto& [service, queue] : m_ready) {
+      for (auto q = queue.begin(); q != queue.end(); ++q) {
+        if (q->id != id) continue;
+        if (q->attempt <= 1) {
+          queue.erase(q);
+          removed = true;
+        } else {
+          q->cancel = marked = true;
+        }
+        break;
+      }
+    }
+    for (auto& [when, c] : m_delayed) {
+      if (c.id == id) c.cancel = marked = true;
+    }
+    if (removed) {
+      m_canceled.insert(id);  // until the canceled state is committed
+      promise->set_value(CancelOutcome::removed);
+      continue;
+    }
+    auto it = m_leases.find(id);
+    if (it != m_leases.end()) it->second.cancel = true;  // a redelivery will carry it
+    (void)marked;
+    broadcast_cancel(id);
+    promise->set_value(CancelOutcome::requested);
+  }
+}
+
+void Dispatcher::broadcast_cancel(const std::string& op_id) {
+  if (!m_control) return;
+  std::string body = nlohmann::json{{"v", k_protocol_version}, {"request_id", op_id}}.dump();
+  std::array<zmq::const_buffer, 2> parts = {zmq::buffer(std::string("cancel")), zmq::buffer(body)};
+  try {
+    zmq::send_multipart(*m_control, parts, zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    log_warn("cannot publish a cancel", {{"id", op_id}, {"error", e.what()}});
+  }
+}
+
+void Dispatcher::expire(Clock::time_point now) {
+  while (!m_deadlines.empty() && m_deadlines.begin()->first <= now) {
+    auto [deadline, id] = *m_deadlines.begin();
+    m_deadlines.erase(m_deadlines.begin());
+    auto it = m_leases.find(id);
+    if (it == m_leases.end() || it->second.deadline != deadline) continue;  // ended or renewed
+    Lease lease = std::move(it->second);
+    m_leases.erase(it);
+    --m_in_flight[lease.command.service];
+    int made = lease.command.attempt;
+    if (made >= m_options.max_attempts) {
+      log_warn("giving up: no progress within the lease", {{"id", id}, {"attempts", std::to_string(made)}});
+      if (m_hooks.on_gave_up) m_hooks.on_gave_up(id, made);
+      continue;
+    }
+    auto backoff = m_options.backoff * (1LL << std::min(made - 1, 20));
+    if (backoff > m_options.max_backoff) backoff = m_options.max_backoff;
+    Command again = std::move(lease.command);
+    again.attempt = made + 1;
+    again.cancel = again.cancel || lease.cancel;
+    log_info("lease expired; redelivering",
+             {{"id", id}, {"attempt", std::to_string(again.attempt)},
+              {"after_ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(backoff).count())}});
+    m_delayed.emplace(now + backoff, std::move(again));
+  }
+  while (!m_delayed.empty() && m_delayed.begin()->first <= now) {
+    Command c = std::move(m_delayed.begin()->second);
+    m_delayed.erase(m_delayed.begin());
+    m_redelivered++;
+    m_ready[c.service].push_front(std::move(c));  // a redelivery goes first
+  }
+}
+
+void Dispatcher::send_ready(Clock::time_point now) {
+  std::vector<std::pair<std::string, int>> sent;
+  for (auto& [service, queue] : m_ready) {
+    zmq::socket_t& sock = m_sockets.at(service);
+    size_t& flying = m_in_flight[service];
+    while (!queue.empty() && flying < m_options.max_in_flight) {
+      Command& c = queue.front();
+      Frames f = encode(c);
+      std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
+      try {
+        if (!zmq::send_multipart(sock, parts, zmq::send_flags::dontwait)) break;  // EAGAIN: no room
+      } catch (const zmq::error_t& e) {
+        log_error("send to workers failed", {{"service", service}, {"error", e.what()}});
+        break;
+      }
+      sent.emplace_back(c.id, c.attempt);
+      Lease lease{std::move(c), now + m_options.lease, false};
+      m_deadlines.emplace(lease.deadline, lease.command.id);
+      std::string id = lease.command.id;
+      m_leases[id] = std::move(lease);
+      ++flying;
+      queue.pop_front();
+      m_sent++;
+    }
+  }
+  if (!sent.empty() && m_hooks.on_sent) m_hooks.on_sent(std::move(sent));
+}
+
+Dispatcher::Clock::time_point Dispatcher::next_wakeup(Clock::time_point now) const {
+  Clock::time_point t = now + std::chrono::milliseconds(500);
+  if (!m_deadlines.empty()) t = std::min(t, m_deadlines.begin()->first);
+  if (!m_delayed.empty()) t = std::min(t, m_delayed.begin()->first);
+  for (const auto& [service, queue] : m_ready) {
+    // Something to send but no room: try again soon.
+    if (!queue.empty()) t = std::min(t, now + std::chrono::milliseconds(5));
+  }
+  return t;
+}
+
 void Dispatcher::run() {
-  std::vector<Command> incoming;
+  Inbox in;
   for (;;) {
-    size_t backlog = 0;
-    for (const auto& [s, q] : m_pending) backlog += q.size();
-    m_backlog_size = backlog;
+    auto now = Clock::now();
     {
       std::unique_lock<std::mutex> lock(m_mutex);
-      // With a backlog, retry soon; otherwise sleep until there is work.
-      auto wait = backlog ? std::chrono::milliseconds(5) : std::chrono::milliseconds(500);
-      m_cv.wait_for(lock, wait, [&] { return m_stopping || !m_incoming.empty(); });
+      m_cv.wait_until(lock, next_wakeup(now), [&] { return m_stopping || !m_inbox.empty(); });
       if (m_stopping) return;
-      incoming.swap(m_incoming);
+      std::swap(in, m_inbox);
     }
-    for (Command& c : incoming) {
-      if (!m_sockets.count(c.service)) {
-        log_error("no commands endpoint for service; the operation stays pending",
-                  {{"service", c.service}, {"id", c.id}});
-        continue;
-      }
-      m_pending[c.service].push_back(std::move(c));
-    }
-    incoming.clear();
-    std::vector<std::pair<std::string, int>> sent;
-    for (auto& [service, queue] : m_pending) {
-      zmq::socket_t& sock = m_sockets.at(service);
-      while (!queue.empty()) {
-        Frames f = encode(queue.front());
-        std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
-        try {
-          if (!zmq::send_multipart(sock, parts, zmq::send_flags::dontwait)) break;  // EAGAIN
-        } catch (const zmq::error_t& e) {
-          log_error("send to workers failed", {{"service", service}, {"error", e.what()}});
-          break;
-        }
-        sent.emplace_back(std::move(queue.front().id), queue.front().attempt);
-        queue.pop_front();
-        m_sent++;
-      }
-    }
-    if (!sent.empty() && m_on_sent) m_on_sent(std::move(sent));
+    now = Clock::now();
+    take(in, now);
+    in = Inbox();
+    expire(now);
+    send_ready(now);
+    size_t waiting = m_delayed.size();
+    for (const auto& [s, q] : m_ready) waiting += q.size();
+    m_waiting = waiting;
+    m_in_flight_count = m_leases.size();
   }
 }
 

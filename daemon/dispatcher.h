@@ -1,66 +1,132 @@
 #pragma once
-// Dispatcher: forwards committed commands to workers over ZeroMQ PUSH, one
-// bound socket per service. A command that no worker can take yet (no peer
-// connected, or every peer's queue full) stays in the dispatcher's backlog
-// and is retried; it is also safe in the store, which redispatches every
-// unfinished operation after a restart.
+// Dispatcher: forwards committed commands to workers over ZeroMQ PUSH (one
+// bound socket per service) and holds a lease on each until it ends.
+//
+// PUSH/PULL has no acknowledgement, so every sent command is leased: a
+// command that shows no progress (a "processing" event, or a heartbeat from
+// the worker naming it) within the lease is sent again with attempt+1, after
+// an exponential backoff; after max_attempts the operation fails with
+// worker_timeout. Workers deduplicate by request id, so a redelivery of work
+// that was done re-publishes its outcome instead of doing it twice.
+//
+// A command no worker can take (none connected, every queue full, or the
+// service's in-flight window is full) waits in the dispatcher's backlog,
+// bounded by the daemon's backlog limit; it is also safe in the store,
+// which redispatches every unfinished operation after a restart.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <zmq.hpp>
 
+#include "daemon/store.h"
 #include "shared/envelope.h"
 #include "shared/result.h"
 
 namespace asyncops {
 
+struct DispatchOptions {
+  std::chrono::milliseconds lease{30000};
+  int max_attempts = 5;
+  std::chrono::milliseconds backoff{1000};      // before the 2nd attempt; doubles each time
+  std::chrono::milliseconds max_backoff{60000};
+  size_t max_in_flight = 1000;                  // per service
+};
+
 class Dispatcher {
  public:
-  // endpoints: service -> endpoint to bind, e.g. "users" -> "ipc:///data/commands.users.ipc".
-  // on_sent: called on the dispatcher thread with (operation id, attempt)
-  // for each command handed to ZeroMQ.
-  using SentHook = std::function<void(std::vector<std::pair<std::string, int>>)>;
-  Dispatcher(zmq::context_t& ctx, std::map<std::string, std::string> endpoints,
-             SentHook on_sent = nullptr);
+  struct Hooks {
+    // (operation id, attempt) for each command handed to ZeroMQ.
+    std::function<void(std::vector<std::pair<std::string, int>>)> on_sent;
+    // An operation whose attempts ran out: (id, attempts made).
+    std::function<void(const std::string&, int)> on_gave_up;
+  };
+  enum class CancelOutcome {
+    removed,    // it was never sent (or is waiting to be resent): it will not be
+    requested,  // it is with a worker: the worker is told, best effort
+  };
+
+  // endpoints: service -> endpoint to bind. control: the endpoint of the PUB
+  // socket that tells workers of cancels ("" for none).
+  Dispatcher(zmq::context_t& ctx, std::map<std::string, std::string> endpoints, std::string control,
+             DispatchOptions options, Hooks hooks);
   ~Dispatcher();
 
-  // Creates and binds the sockets; called once, before start(), by the thread
-  // that starts the dispatcher. The dispatcher thread owns them afterwards.
+  // Creates and binds the sockets; called once, before start(), by the
+  // thread that starts the dispatcher. The dispatcher thread owns them after.
   Result<bool> bind();
   void start();
   void stop();
 
-  // Thread-safe. Commands for a service with no socket are logged and dropped
-  // from memory (they remain pending in the store).
+  // Thread-safe. New commands, or ones recovered after a restart.
   void enqueue(std::vector<Command> commands);
+  // Thread-safe. Committed changes: terminal ones end leases, processing
+  // ones renew them.
+  void observe(const std::vector<Change>& changes);
+  // Thread-safe. A worker's heartbeat renews the leases it names.
+  void heartbeat(const Heartbeat& hb);
+  // Thread-safe; blocks until the dispatcher thread decides.
+  CancelOutcome cancel(const std::string& op_id);
 
   uint64_t sent() const { return m_sent.load(); }
-  size_t backlog() const { return m_backlog_size.load(); }
+  uint64_t redelivered() const { return m_redelivered.load(); }
+  size_t waiting() const { return m_waiting.load(); }
+  size_t in_flight() const { return m_in_flight_count.load(); }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  struct Lease {
+    Command command;
+    Clock::time_point deadline;
+    bool cancel = false;
+  };
+  struct Inbox {
+    std::vector<Command> commands;
+    std::vector<Change> changes;
+    std::vector<Heartbeat> heartbeats;
+    std::vector<std::pair<std::string, std::shared_ptr<std::promise<CancelOutcome>>>> cancels;
+    bool empty() const { return commands.empty() && changes.empty() && heartbeats.empty() && cancels.empty(); }
+  };
+
   void run();
+  void take(Inbox& in, Clock::time_point now);
+  void expire(Clock::time_point now);
+  void send_ready(Clock::time_point now);
+  void broadcast_cancel(const std::string& op_id);
+  Clock::time_point next_wakeup(Clock::time_point now) const;
 
   zmq::context_t& m_ctx;
   std::map<std::string, std::string> m_endpoints;
-  SentHook m_on_sent;
-  std::map<std::string, zmq::socket_t> m_sockets;  // owned by the dispatcher thread after start()
+  std::string m_control_endpoint;
+  DispatchOptions m_options;
+  Hooks m_hooks;
+  // Owned by the dispatcher thread after start():
+  std::map<std::string, zmq::socket_t> m_sockets;
+  std::unique_ptr<zmq::socket_t> m_control;
+  std::map<std::string, std::deque<Command>> m_ready;          // per service, to send now
+  std::multimap<Clock::time_point, Command> m_delayed;         // redeliveries waiting out a backoff
+  std::map<std::string, Lease> m_leases;                       // op id -> lease
+  std::multimap<Clock::time_point, std::string> m_deadlines;   // lease deadlines (lazy)
+  std::map<std::string, size_t> m_in_flight;                   // per service
+  std::set<std::string> m_canceled;                            // removed before sending
 
   std::mutex m_mutex;
   std::condition_variable m_cv;
-  std::vector<Command> m_incoming;  // GUARDED_BY(m_mutex)
-  bool m_stopping = false;          // GUARDED_BY(m_mutex)
+  Inbox m_inbox;           // GUARDED_BY(m_mutex)
+  bool m_stopping = false; // GUARDED_BY(m_mutex)
 
-  std::map<std::string, std::deque<Command>> m_pending;  // owned by the dispatcher thread
-  std::atomic<uint64_t> m_sent{0};
-  std::atomic<size_t> m_backlog_size{0};
+  std::atomic<uint64_t> m_sent{0}, m_redelivered{0};
+  std::atomic<size_t> m_waiting{0}, m_in_flight_count{0};
   std::thread m_thread;
 };
 

@@ -117,12 +117,13 @@ std::map<std::string, std::string> parse_prefer(const std::string& header) {
 }
 
 Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& readers, ChangeHub& hub,
-                 GatewayOptions options)
+                 GatewayOptions options, GatewayServices services)
     : m_routes(std::move(routes)),
       m_committer(committer),
       m_readers(readers),
       m_hub(hub),
-      m_options(options) {
+      m_options(options),
+      m_services(std::move(services)) {
   auto tmpl = [](const std::string& t) { return PathTemplate::parse(t).value(); };
   m_router.add("GET", tmpl("/healthz"), [](const ApiRequest&, const Params&) {
     return json_reply(200, {{"status", "ok"}});
@@ -133,13 +134,20 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
     r.body = "# HELP asyncops_sse_clients Open Server-Sent Events streams and waiting requests.\n"
              "# TYPE asyncops_sse_clients gauge\n"
              "asyncops_sse_clients " + std::to_string(m_hub.subscribers()) + "\n";
-    if (m_metrics) r.body += m_metrics();
+    if (m_services.metrics) r.body += m_services.metrics();
     return r;
   });
   m_router.add("GET", tmpl("/operations"),
                [this](const ApiRequest& r, const Params&) { return list_operations(r); });
   m_router.add("GET", tmpl("/operations/{id}"),
                [this](const ApiRequest& r, const Params& p) { return get_operation(r, p); });
+  m_router.add("POST", tmpl("/operations/{id}/cancel"),
+               [this](const ApiRequest& r, const Params& p) { return cancel_operation(r, p); });
+  m_router.add("DELETE", tmpl("/operations/{id}"),
+               [this](const ApiRequest& r, const Params& p) { return forget_operation(r, p); });
+  m_router.add("GET", tmpl("/workers"), [this](const ApiRequest&, const Params&) {
+    return json_reply(200, {{"items", m_services.workers ? m_services.workers() : json::array()}});
+  });
   m_router.add("GET", tmpl("/operations/{id}/history"),
                [this](const ApiRequest& r, const Params& p) { return operation_history(r, p); });
   m_router.add("GET", tmpl("/operations/{id}/events"),
@@ -327,6 +335,37 @@ ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, cons
     }
   }
 
+  // Backpressure: past the backlog limit, say "later" instead of growing.
+  if (m_committer.counters().unfinished.load() >= m_options.max_backlog) {
+    ApiReply r = problem_reply({503, "", "the backlog is full (" + std::to_string(m_options.max_backlog) +
+                                             " unfinished operations); try again later",
+                                "backlog_full", "", {}});
+    r.headers.push_back({"Retry-After", "5"});
+    return r;
+  }
+  IdempotencyKey key;
+  key.key = req.header("idempotency-key");
+  if (!key.key.empty()) {
+    bool printable = key.key.size() <= 255;
+    for (unsigned char c : key.key) printable = printable && c >= 0x21 && c <= 0x7e;
+    if (!printable) {
+      return problem_reply({400, "", "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                            "invalid_idempotency_key", "", {}});
+    }
+    key.owner = req.owner;
+    // The request's fingerprint: method, path and the body as parsed (so
+    // key order and spacing do not matter).
+    std::string text = req.method + "\n" + req.path + "\n" + body.dump();
+    uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
+    for (unsigned char c : text) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+    key.request_hash = hex;
+  }
+
   OperationRecord op;
   op.id = new_uuid_v7();
   op.name = route.command;
@@ -347,14 +386,27 @@ ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, cons
   op.payload = std::move(body);
   op.created_at = op.updated_at = now_ms();
 
-  auto committed = m_committer.accept(std::move(op));
+  auto committed = m_committer.accept(std::move(op), key);
   if (!committed) {
     ApiReply r = problem_reply({503, "", "the operation could not be stored; try again",
                                 "store_unavailable", "", {}});
     r.headers.push_back({"Retry-After", "1"});
     return r;
   }
-  const OperationRecord& stored = committed->op;
+  if (committed->replay) {
+    if (committed->replay_hash != key.request_hash) {
+      return problem_reply({422, "", "Idempotency-Key " + key.key + " was used with a different request",
+                            "idempotency_key_reused", "", {}});
+    }
+    // The same request again: answer as the first time, from its "accepted" snapshot.
+    auto first = m_readers.acquire()->changes_after(0, 1, committed->replay_op_id);
+    if (first.empty()) return problem_reply({500, "", "internal error", "internal_error", "", {}});
+    return accepted_reply(req, first[0].op, true);
+  }
+  return accepted_reply(req, committed->change.op, false);
+}
+
+ApiReply Gateway::accepted_reply(const ApiRequest& req, const OperationRecord& stored, bool replayed) {
   std::string op_path = "/operations/" + stored.id;
   std::string host = req.header("host");
   std::string op_url = host.empty() ? op_path : "http://" + host + op_path;
@@ -362,7 +414,7 @@ ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, cons
   ApiReply r = json_reply(202, operation_json(stored));
   auto prefs = parse_prefer(req.header("prefer"));
   std::string applied;
-  if (prefs.count("wait")) {
+  if (prefs.count("wait") && !replayed) {
     long n = 0;
     if (parse_int(prefs["wait"], 0, 1000000, &n) && n > 0) {
       n = std::min<long>(n, m_options.max_wait_seconds);
@@ -370,17 +422,73 @@ ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, cons
       applied = "wait=" + std::to_string(n);
       if (done && is_terminal(done->state)) {
         r = json_reply(200, operation_json(*done));
+      } else if (done) {
+        r = json_reply(202, operation_json(*done));  // the latest state, still unfinished
       }
     }
-  } else if (prefs.count("respond-async")) {
-    applied = "respond-async";
   }
+  if (applied.empty() && prefs.count("respond-async")) applied = "respond-async";
   r.headers.push_back({"X-Operation", op_path});
   r.headers.push_back({"X-Resource", stored.resource});
   r.headers.push_back({"Location", op_url});
   r.headers.push_back({"Operation-Location", op_url});
   if (r.status == 202) r.headers.push_back({"Retry-After", "1"});
   if (!applied.empty()) r.headers.push_back({"Preference-Applied", applied});
+  if (replayed) r.headers.push_back({"Idempotent-Replayed", "true"});
+  return r;
+}
+
+ApiReply Gateway::cancel_operation(const ApiRequest&, const Params& params) {
+  const std::string& id = params.at("id");
+  auto op = m_readers.acquire()->get_operation(id);
+  if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+  if (is_terminal(op->state)) {
+    return problem_reply({409, "", "operation " + id + " already ended " + to_string(op->state),
+                          "operation_finished", "", {}});
+  }
+  int64_t at = now_ms();
+  auto marked = m_committer.run([id, at](StoreWriter& w, std::vector<Change>& changes) {
+    Change c;
+    if (w.request_cancel(id, at, &c) == StoreWriter::Applied::changed) changes.push_back(std::move(c));
+  });
+  if (!marked) return problem_reply({503, "", "the store is unavailable", "store_unavailable", "", {}});
+  bool taken_back = m_services.cancel && m_services.cancel(id);
+  if (taken_back) {
+    // It was never sent: it ends canceled here, and no worker will see it.
+    Event e;
+    e.request_id = id;
+    e.type = op->name + "_canceled";
+    e.state = OpState::canceled;
+    e.code = "canceled";
+    e.message = "canceled before it was dispatched";
+    e.worker = "asyncopsd";
+    m_committer.run([e](StoreWriter& w, std::vector<Change>& changes) {
+      Change c;
+      if (w.apply_event(e, now_ms(), &c) == StoreWriter::Applied::changed) changes.push_back(std::move(c));
+    });
+  }
+  op = m_readers.acquire()->get_operation(id);
+  if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+  ApiReply r = json_reply(is_terminal(op->state) ? 200 : 202, operation_json(*op));
+  if (r.status == 202) r.headers.push_back({"Retry-After", "1"});
+  return r;
+}
+
+ApiReply Gateway::forget_operation(const ApiRequest&, const Params& params) {
+  const std::string& id = params.at("id");
+  StoreWriter::Applied result = StoreWriter::Applied::unknown_operation;
+  auto ran = m_committer.run([id, &result](StoreWriter& w, std::vector<Change>&) { result = w.forget(id); });
+  if (!ran) return problem_reply({503, "", "the store is unavailable", "store_unavailable", "", {}});
+  if (result == StoreWriter::Applied::unknown_operation) {
+    return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+  }
+  if (result == StoreWriter::Applied::ignored) {
+    return problem_reply({409, "", "operation " + id + " has not ended; cancel it first",
+                          "operation_unfinished", "", {}});
+  }
+  ApiReply r;
+  r.status = 204;
+  r.content_type = "";
   return r;
 }
 

@@ -51,6 +51,14 @@ struct ApiReply {
   }
 };
 
+// What the gateway asks of the rest of the daemon; each may be empty.
+struct GatewayServices {
+  // Takes back a command not yet sent (true), or tells workers (false).
+  std::function<bool(const std::string& op_id)> cancel;
+  std::function<nlohmann::json()> workers;  // live workers
+  std::function<std::string()> metrics;     // Prometheus text
+};
+
 struct GatewayOptions {
   size_t max_body_bytes = 1 << 20;
   int max_wait_seconds = 60;  // the cap on ?wait=N and Prefer: wait=N
@@ -60,6 +68,8 @@ struct GatewayOptions {
   // Origins allowed to call from a browser (CORS); empty: same origin only;
   // "*": any origin.
   std::vector<std::string> cors_origins;
+  // Commands are refused with 503 while this many operations are unfinished.
+  int64_t max_backlog = 100000;
 };
 
 ApiReply problem_reply(const Problem& p);
@@ -67,15 +77,14 @@ ApiReply problem_reply(const Problem& p);
 class Gateway {
  public:
   Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& readers, ChangeHub& hub,
-          GatewayOptions options = {});
+          GatewayOptions options = {}, GatewayServices services = {});
 
   // Answers any request. Never throws: an unexpected failure is a 500 problem.
   ApiReply handle(const ApiRequest& req);
 
   const RouteTable& routes() const { return m_routes; }
 
-  // Extra Prometheus text appended to GET /metrics (the daemon's counters).
-  void set_metrics_source(std::function<std::string()> source) { m_metrics = std::move(source); }
+
 
   // Blocks until operation id is terminal or the deadline passes, and
   // returns its latest state; nullopt if there is no such operation.
@@ -90,6 +99,9 @@ class Gateway {
   ApiReply get_operation(const ApiRequest& req, const Params& params);
   ApiReply list_operations(const ApiRequest& req);
   ApiReply operation_history(const ApiRequest& req, const Params& params);
+  ApiReply cancel_operation(const ApiRequest& req, const Params& params);
+  ApiReply forget_operation(const ApiRequest& req, const Params& params);
+  ApiReply accepted_reply(const ApiRequest& req, const OperationRecord& op, bool replayed);
   ApiReply operation_events(const ApiRequest& req, const Params& params);
   ApiReply all_events(const ApiRequest& req);
   ApiReply preflight(const ApiRequest& req);
@@ -103,7 +115,7 @@ class Gateway {
   ChangeHub& m_hub;
   GatewayOptions m_options;
   Router<Handler> m_router;
-  std::function<std::string()> m_metrics;
+  GatewayServices m_services;
 };
 
 // Parses an RFC 7240 Prefer header into preference -> value ("" if none).

@@ -6,7 +6,9 @@
 namespace asyncops {
 
 GroupCommitter::GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch)
-    : m_writer(std::move(writer)), m_hooks(std::move(hooks)), m_max_batch(max_batch) {}
+    : m_writer(std::move(writer)), m_hooks(std::move(hooks)), m_max_batch(max_batch) {
+  m_counters.unfinished = m_writer->count_unfinished();
+}
 
 GroupCommitter::~GroupCommitter() { stop(); }
 
@@ -22,7 +24,14 @@ void GroupCommitter::stop() {
 }
 
 Result<Change> GroupCommitter::accept(OperationRecord op) {
-  std::future<Result<Change>> f;
+  auto r = accept(std::move(op), IdempotencyKey{});
+  if (!r) return Error{r.error()};
+  return r->change;
+}
+
+Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, const IdempotencyKey& key) {
+  auto done = std::make_shared<std::promise<Result<Accepted>>>();
+  auto f = done->get_future();
   {
     std::lock_guard<std::mutex> lock(m_mutex);
     if (m_stopping) return Error{"the daemon is shutting down"};
@@ -31,10 +40,39 @@ Result<Change> GroupCommitter::accept(OperationRecord op) {
     job.type = Job::accept_op;
     job.is_accept = true;
     job.op = std::move(op);
-    f = job.done.get_future();
+    job.has_key = !key.key.empty();
+    job.key = key;
+    job.done = done;
   }
   m_cv.notify_one();
   return f.get();
+}
+
+Result<bool> GroupCommitter::run(WriteFn fn) {
+  auto done = std::make_shared<std::promise<Result<Accepted>>>();
+  auto f = done->get_future();
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    if (m_stopping) return Error{"the daemon is shutting down"};
+    m_queue.emplace_back();
+    m_queue.back().type = Job::write;
+    m_queue.back().fn = std::move(fn);
+    m_queue.back().done = done;
+  }
+  m_cv.notify_one();
+  auto r = f.get();
+  if (!r) return Error{r.error()};
+  return true;
+}
+
+void GroupCommitter::run_async(WriteFn fn) {
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_queue.emplace_back();
+    m_queue.back().type = Job::write;
+    m_queue.back().fn = std::move(fn);
+  }
+  m_cv.notify_one();
 }
 
 void GroupCommitter::submit_event(Event e) {
@@ -87,44 +125,54 @@ void GroupCommitter::run() {
 void GroupCommitter::commit_batch(std::vector<Job>& batch) {
   std::vector<Change> changes;
   std::vector<Command> accepted;
-  std::vector<Result<Change>> results;
-  results.reserve(batch.size());
+  std::vector<Accepted> results(batch.size());
   int64_t now = now_ms();
   try {
     m_writer->begin();
-    for (Job& job : batch) {
-      if (job.is_accept) {
-        Change c = m_writer->insert_operation(&job.op);
-        results.emplace_back(c);
-        accepted.push_back(command_for(c.op));
-        changes.push_back(std::move(c));
-        continue;
-      }
-      results.emplace_back(Error{""});
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Job& job = batch[i];
       Change c;
-      if (job.type == Job::mark_dispatched) {
-        if (m_writer->apply_dispatched(job.event.request_id, job.event.attempt, now, &c) ==
-            StoreWriter::Applied::changed) {
-          changes.push_back(std::move(c));
-        }
-        continue;
-      }
-      switch (m_writer->apply_event(job.event, now, &c)) {
-        case StoreWriter::Applied::changed:
-          m_counters.events_applied++;
+      switch (job.type) {
+        case Job::accept_op: {
+          if (!m_writer->insert_operation(&job.op, job.has_key ? &job.key : nullptr, &c)) {
+            results[i].replay = true;
+            results[i].replay_op_id = c.op.id;
+            results[i].replay_hash = c.op.message;
+            break;
+          }
+          results[i].change = c;
+          accepted.push_back(command_for(c.op));
           changes.push_back(std::move(c));
           break;
-        case StoreWriter::Applied::unknown_operation: {
-          uint64_t n = ++m_counters.events_unknown;
-          if (n <= 10 || n % 1000 == 0) {
-            log_warn("event for an unknown operation",
-                     {{"request_id", job.event.request_id}, {"type", job.event.type},
-                      {"worker", job.event.worker}, {"count", std::to_string(n)}});
+        }
+        case Job::write:
+          job.fn(*m_writer, changes);
+          break;
+        case Job::mark_dispatched:
+          if (m_writer->apply_dispatched(job.event.request_id, job.event.attempt, now, &c) ==
+              StoreWriter::Applied::changed) {
+            changes.push_back(std::move(c));
           }
           break;
-        }
-        case StoreWriter::Applied::ignored:
-          m_counters.events_ignored++;
+        case Job::apply_event:
+          switch (m_writer->apply_event(job.event, now, &c)) {
+            case StoreWriter::Applied::changed:
+              m_counters.events_applied++;
+              changes.push_back(std::move(c));
+              break;
+            case StoreWriter::Applied::unknown_operation: {
+              uint64_t n = ++m_counters.events_unknown;
+              if (n <= 10 || n % 1000 == 0) {
+                log_warn("event for an unknown operation",
+                         {{"request_id", job.event.request_id}, {"type", job.event.type},
+                          {"worker", job.event.worker}, {"count", std::to_string(n)}});
+              }
+              break;
+            }
+            case StoreWriter::Applied::ignored:
+              m_counters.events_ignored++;
+              break;
+          }
           break;
       }
     }
@@ -135,14 +183,19 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
     log_error("store commit failed; the batch is answered with errors",
               {{"error", e.what()}, {"batch", std::to_string(batch.size())}});
     for (Job& job : batch) {
-      if (job.is_accept) job.done.set_value(Error{std::string("store error: ") + e.what()});
+      if (job.done) job.done->set_value(Error{std::string("store error: ") + e.what()});
     }
     return;
   }
   m_counters.commits++;
   m_counters.accepted += accepted.size();
+  int64_t delta = static_cast<int64_t>(accepted.size());
+  for (const Change& c : changes) {
+    if (is_terminal(c.op.state)) --delta;  // a terminal state is entered once per operation
+  }
+  m_counters.unfinished += delta;
   for (size_t i = 0; i < batch.size(); ++i) {
-    if (batch[i].is_accept) batch[i].done.set_value(std::move(results[i]));
+    if (batch[i].done) batch[i].done->set_value(std::move(results[i]));
   }
   if (m_hooks.on_changes) m_hooks.on_changes(changes);
   if (m_hooks.on_accepted && !accepted.empty()) m_hooks.on_accepted(std::move(accepted));

@@ -35,7 +35,20 @@ class GroupCommitter {
     std::atomic<uint64_t> events_unknown{0};  // no such operation: counted and logged
     std::atomic<uint64_t> events_ignored{0};  // stale or duplicate (e.g. after terminal)
     std::atomic<uint64_t> commit_failures{0};
+    std::atomic<int64_t> unfinished{0};  // operations not yet terminal: the backlog
   };
+
+  // What accept() did: stored a new operation, or found the idempotency key
+  // already used (replay: nothing was written).
+  struct Accepted {
+    Change change;
+    bool replay = false;
+    std::string replay_op_id;
+    std::string replay_hash;
+  };
+  // A write run on the commit thread inside the next batch's transaction;
+  // it appends the changes it makes, which are published after the commit.
+  using WriteFn = std::function<void(StoreWriter&, std::vector<Change>&)>;
 
   GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch = 1024);
   ~GroupCommitter();  // stop()s
@@ -47,6 +60,13 @@ class GroupCommitter {
   // Blocks until op is committed, and returns its "accepted" change; an
   // error if the store could not commit. Thread-safe.
   Result<Change> accept(OperationRecord op);
+  // The same with an idempotency key, which is claimed in the same
+  // transaction as the operation is stored.
+  Result<Accepted> accept(OperationRecord op, const IdempotencyKey& key);
+  // Runs fn in the next batch and blocks until it is committed. Thread-safe.
+  Result<bool> run(WriteFn fn);
+  // Runs fn in the next batch without waiting. Thread-safe.
+  void run_async(WriteFn fn);
   // Queues a worker's event; it is applied with the next commit. Thread-safe.
   void submit_event(Event e);
   // Queues the record that commands went to workers. Thread-safe.
@@ -58,11 +78,14 @@ class GroupCommitter {
 
  private:
   struct Job {
-    enum Type { accept_op, apply_event, mark_dispatched } type = apply_event;
+    enum Type { accept_op, apply_event, mark_dispatched, write } type = apply_event;
     bool is_accept = false;  // type == accept_op
     OperationRecord op;      // accept
+    bool has_key = false;    // accept with an idempotency key
+    IdempotencyKey key;
     Event event;             // event; dispatched uses request_id and attempt
-    std::promise<Result<Change>> done;  // accept
+    WriteFn fn;              // write
+    std::shared_ptr<std::promise<Result<Accepted>>> done;  // accept and write; may be null
   };
   void run();
   void commit_batch(std::vector<Job>& batch);

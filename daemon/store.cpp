@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS operations(
   params     TEXT NOT NULL DEFAULT '{}',
   payload    TEXT NOT NULL DEFAULT '{}',
   attempt    INTEGER NOT NULL DEFAULT 0,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
 );
@@ -43,20 +44,34 @@ CREATE TABLE IF NOT EXISTS history(
   at      INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_by_op ON history(op_seq, seq);
+CREATE INDEX IF NOT EXISTS operations_by_update ON operations(updated_at) WHERE state NOT IN ('pending','processing');
+-- The read model. op_seq orders writes: a change from an older command never
+-- overwrites a newer one. A deleted resource keeps a tombstone (body NULL)
+-- so that a late update cannot bring it back.
 CREATE TABLE IF NOT EXISTS resources(
   path       TEXT PRIMARY KEY,
   collection TEXT NOT NULL,
-  body       TEXT NOT NULL,
+  body       TEXT,
   op_id      TEXT NOT NULL,
+  op_seq     INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency(
+  owner        TEXT NOT NULL,
+  key          TEXT NOT NULL,
+  request_hash TEXT NOT NULL,
+  op_seq       INTEGER NOT NULL,
+  created_at   INTEGER NOT NULL,
+  PRIMARY KEY(owner, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_by_op ON idempotency(op_seq);
 CREATE INDEX IF NOT EXISTS resources_by_collection ON resources(collection, path);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
 )SQL";
 
 const char* k_op_columns =
     "seq, id, name, service, state, code, message, resource, origin, owner, params, payload, "
-    "attempt, created_at, updated_at";
+    "attempt, created_at, updated_at, cancel_requested";
 
 std::string column_text(SQLite::Statement& st, int i) {
   auto c = st.getColumn(i);
@@ -80,6 +95,7 @@ OperationRecord read_operation(SQLite::Statement& st) {
   op.attempt = st.getColumn(12).getInt();
   op.created_at = st.getColumn(13).getInt64();
   op.updated_at = st.getColumn(14).getInt64();
+  op.cancel_requested = st.getColumn(15).getInt() != 0;
   return op;
 }
 
@@ -117,6 +133,7 @@ nlohmann::json operation_json(const OperationRecord& op) {
                       {"origin", op.origin},
                       {"attempt", op.attempt},
                       {"done", is_terminal(op.state)},
+                      {"cancel_requested", op.cancel_requested},
                       {"created_at", format_rfc3339_ms(op.created_at)},
                       {"updated_at", format_rfc3339_ms(op.updated_at)}};
   return j;
@@ -164,11 +181,18 @@ struct StoreWriter::Impl {
                      "UPDATE operations SET state = ?, code = ?, message = ?, attempt = "
                      "max(attempt, ?), updated_at = ? WHERE seq = ?"),
         upsert_resource(db,
-                        "INSERT INTO resources(path, collection, body, op_id, updated_at) "
-                        "VALUES (?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET "
-                        "body = excluded.body, op_id = excluded.op_id, "
-                        "updated_at = excluded.updated_at"),
+                        "INSERT INTO resources(path, collection, body, op_id, op_seq, updated_at) "
+                        "VALUES (?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET "
+                        "body = excluded.body, op_id = excluded.op_id, op_seq = excluded.op_seq, "
+                        "updated_at = excluded.updated_at WHERE excluded.op_seq > resources.op_seq"),
         delete_resource(db, "DELETE FROM resources WHERE path = ?"),
+        insert_key(db,
+                   "INSERT INTO idempotency(owner, key, request_hash, op_seq, created_at) "
+                   "VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING"),
+        select_key(db,
+                   "SELECT i.request_hash, o.id FROM idempotency i JOIN operations o ON o.seq = i.op_seq "
+                   "WHERE i.owner = ? AND i.key = ?"),
+        set_cancel(db, "UPDATE operations SET cancel_requested = 1, updated_at = ? WHERE seq = ?"),
         mark_dispatched(db,
                         "UPDATE operations SET attempt = ?, updated_at = ? WHERE seq = ?"),
         select_unfinished(db, std::string("SELECT ") + k_op_columns +
@@ -190,7 +214,7 @@ struct StoreWriter::Impl {
 
   SQLite::Database db;
   SQLite::Statement insert_op, insert_history, select_op, update_state, upsert_resource,
-      delete_resource, mark_dispatched, select_unfinished;
+      delete_resource, insert_key, select_key, set_cancel, mark_dispatched, select_unfinished;
 };
 
 StoreWriter::StoreWriter() = default;
@@ -220,6 +244,29 @@ void StoreWriter::rollback() {
 }
 
 Change StoreWriter::insert_operation(OperationRecord* op) {
+  Change c;
+  insert_operation(op, nullptr, &c);  // without a key it always inserts
+  return c;
+}
+
+bool StoreWriter::insert_operation(OperationRecord* op, const IdempotencyKey* key, Change* out) {
+  if (key) {
+    // The key is claimed first; if it is already taken, nothing is written
+    // and the caller answers from the first request's operation.
+    auto& sk = m->select_key;
+    sk.reset();
+    sk.bind(1, key->owner);
+    sk.bind(2, key->key);
+    if (sk.executeStep()) {
+      out->seq = 0;
+      out->kind = "idempotent_replay";
+      out->op.id = column_text(sk, 1);
+      out->op.message = column_text(sk, 0);  // the first request's hash
+      sk.reset();
+      return false;
+    }
+    sk.reset();
+  }
   auto& st = m->insert_op;
   st.reset();
   st.bind(1, op->id);
@@ -238,11 +285,81 @@ Change StoreWriter::insert_operation(OperationRecord* op) {
   st.bind(14, static_cast<int64_t>(op->updated_at));
   st.exec();
   op->seq = m->db.getLastInsertRowid();
-  Change c;
-  c.seq = m->append_history(op->seq, "accepted", op->state, op->code, op->message, op->created_at);
-  c.kind = "accepted";
-  c.op = *op;
-  return c;
+  if (key) {
+    auto& ik = m->insert_key;
+    ik.reset();
+    ik.bind(1, key->owner);
+    ik.bind(2, key->key);
+    ik.bind(3, key->request_hash);
+    ik.bind(4, static_cast<int64_t>(op->seq));
+    ik.bind(5, static_cast<int64_t>(op->created_at));
+    ik.exec();
+  }
+  out->seq = m->append_history(op->seq, "accepted", op->state, op->code, op->message, op->created_at);
+  out->kind = "accepted";
+  out->op = *op;
+  return true;
+}
+
+StoreWriter::Applied StoreWriter::request_cancel(const std::string& op_id, int64_t now, Change* change) {
+  auto& sel = m->select_op;
+  sel.reset();
+  sel.bind(1, op_id);
+  if (!sel.executeStep()) return Applied::unknown_operation;
+  OperationRecord op = read_operation(sel);
+  sel.reset();
+  if (is_terminal(op.state) || op.cancel_requested) return Applied::ignored;
+  op.cancel_requested = true;
+  op.updated_at = now;
+  auto& up = m->set_cancel;
+  up.reset();
+  up.bind(1, static_cast<int64_t>(now));
+  up.bind(2, static_cast<int64_t>(op.seq));
+  up.exec();
+  change->seq = m->append_history(op.seq, "cancel_requested", op.state, "", "", now);
+  change->kind = "cancel_requested";
+  change->op = std::move(op);
+  return Applied::changed;
+}
+
+int StoreWriter::prune(int64_t before_ms, int limit) {
+  // One small batch: the oldest terminal operations last changed before
+  // before_ms, with their history and idempotency keys.
+  SQLite::Statement pick(m->db,
+                         "SELECT seq FROM operations WHERE state NOT IN ('pending','processing') "
+                         "AND updated_at < ? ORDER BY updated_at LIMIT ?");
+  pick.bind(1, static_cast<int64_t>(before_ms));
+  pick.bind(2, limit);
+  std::vector<int64_t> seqs;
+  while (pick.executeStep()) seqs.push_back(pick.getColumn(0).getInt64());
+  for (int64_t seq : seqs) forget_seq(seq);
+  return static_cast<int>(seqs.size());
+}
+
+void StoreWriter::forget_seq(int64_t seq) {
+  for (const char* sql : {"DELETE FROM history WHERE op_seq = ?", "DELETE FROM idempotency WHERE op_seq = ?",
+                          "DELETE FROM operations WHERE seq = ?"}) {
+    SQLite::Statement st(m->db, sql);
+    st.bind(1, static_cast<int64_t>(seq));
+    st.exec();
+  }
+}
+
+StoreWriter::Applied StoreWriter::forget(const std::string& op_id) {
+  auto& sel = m->select_op;
+  sel.reset();
+  sel.bind(1, op_id);
+  if (!sel.executeStep()) return Applied::unknown_operation;
+  OperationRecord op = read_operation(sel);
+  sel.reset();
+  if (!is_terminal(op.state)) return Applied::ignored;
+  forget_seq(op.seq);
+  return Applied::changed;
+}
+
+int64_t StoreWriter::count_unfinished() {
+  SQLite::Statement st(m->db, "SELECT count(*) FROM operations WHERE state IN ('pending','processing')");
+  return st.executeStep() ? st.getColumn(0).getInt64() : 0;
 }
 
 StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Change* change) {
@@ -279,21 +396,17 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
   // completed operation's resource is readable as soon as it shows completed.
   if (op.state == OpState::completed) {
     const std::string& path = !e.resource.empty() ? e.resource : op.resource;
-    if (!path.empty() && path[0] == '/') {
-      if (e.deleted) {
-        m->delete_resource.reset();
-        m->delete_resource.bind(1, path);
-        m->delete_resource.exec();
-      } else if (!e.data.is_null()) {
-        auto& ur = m->upsert_resource;
-        ur.reset();
-        ur.bind(1, path);
-        ur.bind(2, collection_of(path));
-        ur.bind(3, e.data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-        ur.bind(4, op.id);
-        ur.bind(5, static_cast<int64_t>(now));
-        ur.exec();
-      }
+    if (!path.empty() && path[0] == '/' && (e.deleted || !e.data.is_null())) {
+      auto& ur = m->upsert_resource;
+      ur.reset();
+      ur.bind(1, path);
+      ur.bind(2, collection_of(path));
+      if (e.deleted) ur.bind(3);  // tombstone
+      else ur.bind(3, e.data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      ur.bind(4, op.id);
+      ur.bind(5, static_cast<int64_t>(op.seq));
+      ur.bind(6, static_cast<int64_t>(now));
+      ur.exec();
     }
   }
   change->seq = m->append_history(op.seq, to_string(op.state), op.state, op.code, op.message, now);
@@ -361,14 +474,18 @@ struct StoreReader::Impl {
                                  "o.seq, o.id, o.name, o.service, o.resource, o.origin, o.owner, "
                                  "o.attempt, o.created_at FROM operations o JOIN history h ON "
                                  "h.op_seq = o.seq WHERE o.id = ? AND h.seq > ? ORDER BY h.seq LIMIT ?"),
-        get_resource(db, "SELECT path, body, updated_at FROM resources WHERE path = ?"),
+        get_resource(db, "SELECT path, body, updated_at FROM resources WHERE path = ? AND body IS NOT NULL"),
         list_resources(db,
                        "SELECT path, body, updated_at FROM resources WHERE collection = ? "
-                       "AND path > ? ORDER BY path LIMIT ?") {
+                       "AND path > ? AND body IS NOT NULL ORDER BY path LIMIT ?"),
+        get_key(db,
+                "SELECT i.request_hash, o.id FROM idempotency i JOIN operations o ON o.seq = i.op_seq "
+                "WHERE i.owner = ? AND i.key = ?") {
     db.setBusyTimeout(5000);
   }
   SQLite::Database db;
-  SQLite::Statement get_op, history, changes_after, changes_after_op, get_resource, list_resources;
+  SQLite::Statement get_op, history, changes_after, changes_after_op, get_resource, list_resources,
+      get_key;
 };
 
 StoreReader::StoreReader() = default;
@@ -461,6 +578,18 @@ std::vector<Change> StoreReader::changes_after(int64_t after, int limit, const s
     c.op.created_at = st.getColumn(14).getInt64();
     out.push_back(std::move(c));
   }
+  st.reset();
+  return out;
+}
+
+std::optional<std::pair<std::string, std::string>> StoreReader::idempotency_key(const std::string& owner,
+                                                                               const std::string& key) {
+  auto& st = m->get_key;
+  st.reset();
+  st.bind(1, owner);
+  st.bind(2, key);
+  std::optional<std::pair<std::string, std::string>> out;
+  if (st.executeStep()) out = std::make_pair(column_text(st, 0), column_text(st, 1));
   st.reset();
   return out;
 }

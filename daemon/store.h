@@ -44,6 +44,15 @@ struct OperationRecord {
   int attempt = 0;
   int64_t created_at = 0;  // ms since epoch
   int64_t updated_at = 0;
+  bool cancel_requested = false;
+};
+
+// An Idempotency-Key, scoped to its owner, with a hash of the request it
+// was first used with.
+struct IdempotencyKey {
+  std::string owner;
+  std::string key;
+  std::string request_hash;
 };
 
 // The public JSON of an operation (see the OpenAPI file).
@@ -54,7 +63,7 @@ Command command_for(const OperationRecord& op);
 struct HistoryEntry {
   int64_t seq = 0;  // one increasing sequence across all operations
   std::string op_id;
-  std::string kind;  // accepted, processing, completed, rejected, failed, canceled
+  std::string kind;  // accepted, dispatched, redelivered, processing, cancel_requested, or a terminal state
   OpState state = OpState::pending;
   std::string code;
   std::string message;
@@ -97,6 +106,10 @@ class StoreWriter {
 
   // Inside a transaction. Assigns op->seq and appends the "accepted" entry.
   Change insert_operation(OperationRecord* op);
+  // The same, claiming an idempotency key first (key may be null). When the
+  // key is already taken, writes nothing, returns false and sets out->op.id
+  // to the first request's operation and out->op.message to its hash.
+  bool insert_operation(OperationRecord* op, const IdempotencyKey* key, Change* out);
 
   enum class Applied { changed, unknown_operation, ignored };
   // Inside a transaction. Applies a worker's event: moves the operation
@@ -109,6 +122,19 @@ class StoreWriter {
   // still pending; a worker may already have reported it processing.
   Applied apply_dispatched(const std::string& op_id, int attempt, int64_t now, Change* change);
 
+  // Inside a transaction. Marks a non-terminal operation cancel-requested
+  // (history kind "cancel_requested"); ignored if terminal or already asked.
+  Applied request_cancel(const std::string& op_id, int64_t now, Change* change);
+
+  // Inside a transaction. Deletes at most limit terminal operations last
+  // changed before before_ms, with their history and keys. Returns how many.
+  int prune(int64_t before_ms, int limit);
+  // Inside a transaction. Deletes one terminal operation ("no longer
+  // interested"); ignored if it is not terminal.
+  Applied forget(const std::string& op_id);
+
+  int64_t count_unfinished();
+
   // The newest history seq, 0 for an empty store.
   int64_t latest_history_seq();
 
@@ -117,6 +143,7 @@ class StoreWriter {
 
  private:
   StoreWriter();
+  void forget_seq(int64_t seq);
   struct Impl;
   std::unique_ptr<Impl> m;
 };
@@ -132,6 +159,9 @@ class StoreReader {
   // History entries with seq > after, oldest first, each with the
   // operation as it was after that change; only op_id's when not empty.
   std::vector<Change> changes_after(int64_t after, int limit, const std::string& op_id = "");
+  // (request hash, operation id) of an idempotency key, if known.
+  std::optional<std::pair<std::string, std::string>> idempotency_key(const std::string& owner,
+                                                                     const std::string& key);
   std::optional<Resource> get_resource(const std::string& path);
   // Resources in one collection ("/users"), by path, after the given path.
   std::vector<Resource> list_resources(const std::string& collection, const std::string& after,

@@ -52,6 +52,7 @@ Frames encode(const Command& c) {
             {"service", c.service},    {"origin", c.origin}, {"resource", c.resource},
             {"params", c.params},      {"payload", c.payload}, {"created_at", c.created_at},
             {"attempt", c.attempt}};
+  if (c.cancel) j["cancel"] = true;
   return {k_kind_command, j.dump()};
 }
 
@@ -70,7 +71,12 @@ Frames encode(const Event& e) {
 Frames encode(const Heartbeat& h) {
   json j = {{"v", k_protocol_version}, {"worker", h.worker}, {"service", h.service},
             {"host", h.host}, {"pid", h.pid}, {"in_flight", h.in_flight}, {"time", h.time}};
+  if (!h.requests.empty()) j["requests"] = h.requests;
   return {k_kind_heartbeat, j.dump()};
+}
+
+Frames encode(const CancelNotice& c) {
+  return {k_kind_cancel, json{{"v", k_protocol_version}, {"request_id", c.request_id}}.dump()};
 }
 
 Result<Command> decode_command(const std::string& kind, const std::string& body) {
@@ -97,6 +103,10 @@ Result<Command> decode_command(const std::string& kind, const std::string& body)
     c.params = *it;
   }
   if (auto it = j.find("payload"); it != j.end() && !it->is_null()) c.payload = *it;
+  if (auto it = j.find("cancel"); it != j.end() && !it->is_null()) {
+    if (!it->is_boolean()) return Error{"field 'cancel' must be a boolean"};
+    c.cancel = it->get<bool>();
+  }
   return c;
 }
 
@@ -145,7 +155,24 @@ Result<Heartbeat> decode_heartbeat(const std::string& body) {
       !get_int(j, "in_flight", &h.in_flight, &err)) {
     return Error{err};
   }
+  if (auto it = j.find("requests"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) return Error{"field 'requests' must be an array"};
+    for (const auto& r : *it) {
+      if (!r.is_string()) return Error{"field 'requests' must hold strings"};
+      h.requests.push_back(r.get<std::string>());
+    }
+  }
   return h;
+}
+
+Result<CancelNotice> decode_cancel(const std::string& body) {
+  auto parsed = parse_object(body);
+  if (!parsed) return Error{parsed.error()};
+  CancelNotice c;
+  std::string err;
+  if (!get_string(parsed.value(), "request_id", &c.request_id, &err, true)) return Error{err};
+  if (!is_uuid(c.request_id)) return Error{"field 'request_id' is not a UUID"};
+  return c;
 }
 
 }  // namespace asyncops

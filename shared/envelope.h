@@ -19,6 +19,7 @@ inline constexpr int k_protocol_version = 1;
 inline constexpr const char* k_kind_command = "command";
 inline constexpr const char* k_kind_event = "event";
 inline constexpr const char* k_kind_heartbeat = "heartbeat";
+inline constexpr const char* k_kind_cancel = "cancel";
 
 // daemon -> worker, over PUSH/PULL.
 struct Command {
@@ -31,6 +32,7 @@ struct Command {
   nlohmann::json payload = nlohmann::json::object();  // the request body
   std::string created_at;  // RFC 3339
   int attempt = 1;         // 1 on first delivery, +1 on each redelivery
+  bool cancel = false;     // the client canceled it: end it "canceled" unless already handled
 };
 
 // worker -> tracker, over PUB/SUB.
@@ -55,7 +57,13 @@ struct Heartbeat {
   std::string host;
   int64_t pid = 0;
   int64_t in_flight = 0;
+  std::vector<std::string> requests;  // request ids being handled now: renews their leases
   std::string time;
+};
+
+// daemon -> workers, over PUB/SUB (the control socket): frame 0 "cancel".
+struct CancelNotice {
+  std::string request_id;
 };
 
 struct Frames {
@@ -66,6 +74,7 @@ struct Frames {
 Frames encode(const Command& c);
 Frames encode(const Event& e);
 Frames encode(const Heartbeat& h);
+Frames encode(const CancelNotice& c);
 
 // Each decoder checks the kind, that the body is a JSON object, and the type
 // of every field; an error names the first problem. Unknown fields are
@@ -73,5 +82,6 @@ Frames encode(const Heartbeat& h);
 Result<Command> decode_command(const std::string& kind, const std::string& body);
 Result<Event> decode_event(const std::string& body);
 Result<Heartbeat> decode_heartbeat(const std::string& body);
+Result<CancelNotice> decode_cancel(const std::string& body);
 
 }  // namespace asyncops

@@ -40,6 +40,10 @@ std::string default_events_endpoint(const std::string& data_dir) {
   return "ipc://" + data_dir + "/events.ipc";
 }
 
+std::string default_control_endpoint(const std::string& data_dir) {
+  return "ipc://" + data_dir + "/control.ipc";
+}
+
 std::string url_file(const std::string& data_dir) { return data_dir + "/asyncopsd.url"; }
 
 }  // namespace asyncops

@@ -14,6 +14,7 @@ std::string make_dirs(const std::string& dir, unsigned mode = 0700);
 // The default ZeroMQ endpoints inside a data dir.
 std::string default_commands_endpoint(const std::string& data_dir, const std::string& service);
 std::string default_events_endpoint(const std::string& data_dir);
+std::string default_control_endpoint(const std::string& data_dir);
 
 // The daemon writes its URL to this file once it accepts requests.
 std::string url_file(const std::string& data_dir);

@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <deque>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -43,6 +46,12 @@ Outcome Outcome::rejected(std::string type, std::string code, std::string messag
 Outcome Outcome::failed(std::string type, std::string code, std::string message) {
   Outcome o = rejected(std::move(type), std::move(code), std::move(message));
   o.state = OpState::failed;
+  return o;
+}
+
+Outcome Outcome::canceled(std::string type, std::string message) {
+  Outcome o = rejected(std::move(type), "canceled", std::move(message));
+  o.state = OpState::canceled;
   return o;
 }
 
@@ -95,7 +104,7 @@ void Worker::init_database(const Service& service, SQLite::Database& db) {
 }
 
 Event Worker::handle(const Service& service, SQLite::Database& db, const Command& cmd,
-                     const std::string& worker_id) {
+                     const std::string& worker_id, bool canceled) {
   // IMMEDIATE: take the write lock first, so that two workers sharing the
   // database cannot both see "not handled" for the same request.
   SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
@@ -114,7 +123,9 @@ Event Worker::handle(const Service& service, SQLite::Database& db, const Command
   }
   Outcome outcome;
   auto it = service.handlers.find(cmd.name);
-  if (it == service.handlers.end()) {
+  if (canceled || cmd.cancel) {
+    outcome = Outcome::canceled(cmd.name + "_canceled", "canceled before it was handled");
+  } else if (it == service.handlers.end()) {
     outcome = Outcome::failed(cmd.name + "_failed", "unknown_command",
                               "service " + service.name + " has no handler for " + cmd.name);
   } else {
@@ -162,46 +173,83 @@ int Worker::run(const std::atomic<bool>& stop) {
   }
 
   zmq::context_t ctx(1);
-  // Both sockets are owned by this thread.
+  // Owned by this thread: XPUB (events out), PULL (commands in), SUB (cancels in).
   zmq::socket_t pub(ctx, zmq::socket_type::xpub);
   zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  zmq::socket_t control(ctx, zmq::socket_type::sub);
   try {
     pub.set(zmq::sockopt::linger, 2000);  // flush outcomes on a clean exit
     pub.set(zmq::sockopt::sndhwm, 100000);
     pub.connect(m_options.events_endpoint);
     pull.set(zmq::sockopt::linger, 0);
     pull.set(zmq::sockopt::rcvhwm, 100);
+    control.set(zmq::sockopt::linger, 0);
+    if (!m_options.control_endpoint.empty()) {
+      control.set(zmq::sockopt::subscribe, k_kind_cancel);
+      control.connect(m_options.control_endpoint);
+    }
   } catch (const zmq::error_t& e) {
     log_error("cannot connect", {{"events", m_options.events_endpoint}, {"error", e.what()}});
     return 1;
   }
   log_info("waiting for the tracker", {{"events", m_options.events_endpoint}});
 
+  // Heartbeats come from their own thread and socket, so that they keep
+  // going (and keep the lease of the command in hand) while a handler runs.
+  std::mutex state_mutex;
+  std::string current;  // GUARDED_BY(state_mutex): the request being handled
+  std::atomic<int64_t> in_flight{0};
+  std::atomic<bool> hb_stop{false};
+  std::thread heartbeats([&] {
+    zmq::socket_t hb_pub(ctx, zmq::socket_type::pub);
+    hb_pub.set(zmq::sockopt::linger, 0);
+    hb_pub.connect(m_options.events_endpoint);
+    Heartbeat hb;
+    hb.worker = m_options.id;
+    hb.service = m_service.name;
+    hb.host = hostname();
+    hb.pid = getpid();
+    while (!hb_stop && !stop) {
+      hb.in_flight = in_flight;
+      hb.requests.clear();
+      {
+        std::lock_guard<std::mutex> lock(state_mutex);
+        if (!current.empty()) hb.requests.push_back(current);
+      }
+      hb.time = format_rfc3339_ms(now_ms());
+      try {
+        publish(hb_pub, encode(hb));
+      } catch (const zmq::error_t&) {
+        // A heartbeat that cannot go out now is simply skipped.
+      }
+      for (int waited = 0; waited < m_options.heartbeat_ms && !hb_stop && !stop; waited += 50) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50, m_options.heartbeat_ms)));
+      }
+    }
+  });
+  struct JoinOnExit {
+    std::atomic<bool>& flag;
+    std::thread& t;
+    ~JoinOnExit() {
+      flag = true;
+      if (t.joinable()) t.join();
+    }
+  } join_heartbeats{hb_stop, heartbeats};
+
   // A PUB socket drops what it sends before the subscriber's subscription
   // arrives. So take no command until the tracker has subscribed (XPUB shows
   // the subscription), and only then connect the PULL socket.
   bool subscribed = false, pulling = false;
-  int64_t in_flight = 0;
-  int64_t next_heartbeat = 0;
-  Heartbeat hb;
-  hb.worker = m_options.id;
-  hb.service = m_service.name;
-  hb.host = hostname();
-  hb.pid = getpid();
   uint64_t bad_frames = 0;
+  std::set<std::string> canceled;          // cancels heard of, bounded
+  std::deque<std::string> canceled_order;
 
   while (!stop) {
-    int64_t now = now_ms();
-    if (subscribed && now >= next_heartbeat) {
-      hb.in_flight = in_flight;
-      hb.time = format_rfc3339_ms(now);
-      publish(pub, encode(hb));
-      next_heartbeat = now + m_options.heartbeat_ms;
-    }
-    zmq::pollitem_t items[] = {{pub.handle(), 0, ZMQ_POLLIN, 0}, {pull.handle(), 0, ZMQ_POLLIN, 0}};
-    int timeout = subscribed ? static_cast<int>(std::max<int64_t>(1, next_heartbeat - now)) : 100;
+    zmq::pollitem_t items[] = {{pub.handle(), 0, ZMQ_POLLIN, 0},
+                               {control.handle(), 0, ZMQ_POLLIN, 0},
+                               {pull.handle(), 0, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, pulling ? 2 : 1, std::chrono::milliseconds(std::min(timeout, 200)));
+      zmq::poll(items, pulling ? 3 : 2, std::chrono::milliseconds(100));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       throw;
@@ -222,10 +270,29 @@ int Worker::run(const std::atomic<bool>& stop) {
           return 1;
         }
         pulling = true;
-        next_heartbeat = 0;
       }
     }
-    if (!pulling || !(items[1].revents & ZMQ_POLLIN)) continue;
+    if (items[1].revents & ZMQ_POLLIN) {
+      for (;;) {
+        std::vector<zmq::message_t> parts;
+        if (!zmq::recv_multipart(control, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
+        auto c = parts.size() == 2 && parts[0].to_string() == k_kind_cancel
+                     ? decode_cancel(parts[1].to_string())
+                     : Result<CancelNotice>(Error{"bad control message"});
+        if (!c) {
+          if (++bad_frames <= 10 || bad_frames % 1000 == 0) log_warn("undecodable control message", {{"error", c.error()}});
+          continue;
+        }
+        if (canceled.insert(c->request_id).second) {
+          canceled_order.push_back(c->request_id);
+          if (canceled_order.size() > 100000) {
+            canceled.erase(canceled_order.front());
+            canceled_order.pop_front();
+          }
+        }
+      }
+    }
+    if (!pulling || !(items[2].revents & ZMQ_POLLIN)) continue;
     for (int burst = 0; burst < 256 && !stop; ++burst) {
       std::vector<zmq::message_t> parts;
       if (!zmq::recv_multipart(pull, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
@@ -245,6 +312,10 @@ int Worker::run(const std::atomic<bool>& stop) {
       if (cmd->service != m_service.name && !cmd->service.empty()) {
         log_warn("command for another service", {{"service", cmd->service}, {"id", cmd->id}});
       }
+      {
+        std::lock_guard<std::mutex> lock(state_mutex);
+        current = cmd->id;
+      }
       ++in_flight;
       Event processing;
       processing.request_id = cmd->id;
@@ -256,22 +327,21 @@ int Worker::run(const std::atomic<bool>& stop) {
       publish(pub, encode(processing));
       Event outcome;
       try {
-        outcome = handle(m_service, *db, cmd.value(), m_options.id);
+        outcome = handle(m_service, *db, cmd.value(), m_options.id, canceled.count(cmd->id) > 0);
       } catch (const std::exception& e) {
-        // The database itself failed (disk full, locked too long): the outcome
-        // is not recorded, so a redelivery may try again.
-        log_error("handling failed", {{"id", cmd->id}, {"error", e.what()}});
-        outcome.request_id = cmd->id;
-        outcome.type = cmd->name + "_failed";
-        outcome.state = OpState::failed;
-        outcome.code = "worker_error";
-        outcome.message = e.what();
-        outcome.worker = m_options.id;
-        outcome.attempt = cmd->attempt;
-        outcome.time = format_rfc3339_ms(now_ms());
+        // The database itself failed (disk full, locked too long): nothing is
+        // recorded, and no outcome is sent, so the lease runs out and the
+        // command is delivered again.
+        log_error("handling failed; leaving it to redelivery", {{"id", cmd->id}, {"error", e.what()}});
+        --in_flight;
+        std::lock_guard<std::mutex> lock(state_mutex);
+        current.clear();
+        continue;
       }
       publish(pub, encode(outcome));
       --in_flight;
+      std::lock_guard<std::mutex> lock(state_mutex);
+      current.clear();
     }
   }
   log_info("stopping");

@@ -34,6 +34,7 @@ struct Outcome {
   static Outcome removed(std::string type, std::string resource);
   static Outcome rejected(std::string type, std::string code, std::string message);
   static Outcome failed(std::string type, std::string code, std::string message);
+  static Outcome canceled(std::string type, std::string message);
 };
 
 // A handler runs inside a transaction on the service's own database; what it
@@ -51,6 +52,7 @@ struct WorkerOptions {
   std::string data_dir;
   std::string commands_endpoint;  // connect; the daemon's PUSH binds
   std::string events_endpoint;    // connect; the daemon's SUB binds
+  std::string control_endpoint;   // connect; the daemon's control PUB binds ("" for none)
   std::string id;                 // default: host/pid/random
   int heartbeat_ms = 1000;
 };
@@ -63,8 +65,10 @@ class Worker {
 
   // Handles one command against db, with the dedupe above, and returns the
   // terminal event. Exposed for tests.
+  // A canceled command (cmd.cancel, or canceled = true) that was not
+  // handled before ends "canceled" without running the handler.
   static Event handle(const Service& service, SQLite::Database& db, const Command& cmd,
-                      const std::string& worker_id);
+                      const std::string& worker_id, bool canceled = false);
   static void init_database(const Service& service, SQLite::Database& db);
 
  private:

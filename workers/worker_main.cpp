@@ -33,6 +33,9 @@ int worker_main(int argc, char** argv) {
   app.add_option("--events", opts.events_endpoint,
                  "ZeroMQ endpoint to publish events to (default ipc://DATA_DIR/events.ipc)")
       ->envname("ASYNCOPS_EVENTS");
+  app.add_option("--control", opts.control_endpoint,
+                 "ZeroMQ endpoint of the daemon's cancel notices (default ipc://DATA_DIR/control.ipc; '-' for none)")
+      ->envname("ASYNCOPS_CONTROL");
   app.add_option("--id", opts.id, "Worker id in events and heartbeats (default HOST/PID/RANDOM)");
   app.add_option("--heartbeat-ms", opts.heartbeat_ms, "Heartbeat interval")->check(CLI::Range(50, 60000));
   app.add_option("--log-format", log_format, "text or json")
@@ -56,6 +59,8 @@ int worker_main(int argc, char** argv) {
   }
   if (opts.commands_endpoint.empty()) opts.commands_endpoint = default_commands_endpoint(opts.data_dir, service);
   if (opts.events_endpoint.empty()) opts.events_endpoint = default_events_endpoint(opts.data_dir);
+  if (opts.control_endpoint.empty()) opts.control_endpoint = default_control_endpoint(opts.data_dir);
+  if (opts.control_endpoint == "-") opts.control_endpoint.clear();
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, nullptr);

@@ -76,11 +76,12 @@ TEST_CASE("commands with the wrong kind or fields are rejected", "[envelope]") {
 }
 
 TEST_CASE("a heartbeat survives encode and decode", "[envelope]") {
-  Heartbeat h{"w1", "users", "host", 42, 3, "2026-11-27T00:00:00.000Z"};
+  Heartbeat h{"w1", "users", "host", 42, 3, {"0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f"}, "2026-11-27T00:00:00.000Z"};
   auto d = decode_heartbeat(encode(h).body);
   REQUIRE(d.ok());
   CHECK(d->worker == "w1");
   CHECK(d->pid == 42);
   CHECK(d->in_flight == 3);
+  CHECK(d->requests == h.requests);
   CHECK_FALSE(decode_heartbeat("{}").ok());
 }

@@ -1,0 +1,33 @@
+#include "shared/duration.h"
+
+#include <cctype>
+
+namespace asyncops {
+
+bool parse_duration(const std::string& text, std::chrono::milliseconds* out) {
+  size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == 0 || i > 12) return false;
+  long long n = std::stoll(text.substr(0, i));
+  std::string unit = text.substr(i);
+  long long ms;
+  if (unit == "ms") ms = n;
+  else if (unit == "s" || unit.empty()) ms = n * 1000;
+  else if (unit == "m") ms = n * 60 * 1000;
+  else if (unit == "h") ms = n * 3600 * 1000;
+  else if (unit == "d") ms = n * 86400 * 1000;
+  else return false;
+  *out = std::chrono::milliseconds(ms);
+  return true;
+}
+
+std::string format_duration(std::chrono::milliseconds d) {
+  long long ms = d.count();
+  if (ms != 0 && ms % 86400000 == 0) return std::to_string(ms / 86400000) + "d";
+  if (ms != 0 && ms % 3600000 == 0) return std::to_string(ms / 3600000) + "h";
+  if (ms != 0 && ms % 60000 == 0) return std::to_string(ms / 60000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+}  // namespace asyncops

@@ -1,0 +1,14 @@
+#pragma once
+#include <chrono>
+#include <string>
+
+namespace asyncops {
+
+// Parses "250ms", "30s", "10m", "24h", "7d" (a whole number and a unit; a
+// bare number is seconds). Returns false on anything else.
+bool parse_duration(const std::string& text, std::chrono::milliseconds* out);
+
+// The shortest exact form: "7d", "30s", "250ms".
+std::string format_duration(std::chrono::milliseconds d);
+
+}  // namespace asyncops
