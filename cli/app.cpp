@@ -7,6 +7,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "shared/duration.h"
 
 namespace asyncops {
 
@@ -86,6 +87,32 @@ int cli_main(int argc, char** argv) {
   tail_cmd->add_option("--name", tail_name, "Only this command name");
   tail_cmd->footer("Examples:\n  asyncops tail\n  asyncops tail --state rejected | jq -r .code");
   tail_cmd->callback([&] { result = cmd_tail(g, tail_state, tail_name); });
+
+  auto* cancel_cmd = app.add_subcommand("cancel", "Cancel an operation: at once if no worker has it, else best effort");
+  cancel_cmd->add_option("OP_ID", op_id, "Operation id")->required();
+  cancel_cmd->footer("Example:\n  asyncops cancel 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f && asyncops watch 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f");
+  cancel_cmd->callback([&] { result = cmd_cancel(g, op_id); });
+
+  auto* workers_cmd = app.add_subcommand("workers", "List live workers: service, host, pid, in-flight, last heartbeat");
+  workers_cmd->footer("Example:\n  asyncops workers -o json");
+  workers_cmd->callback([&] { result = cmd_workers(g); });
+
+  auto* store_cmd = app.add_subcommand("store", "Work on the store file directly (the daemon may be running or not)");
+  store_cmd->require_subcommand(1);
+  std::string store_dir, older_than = "7d";
+  store_cmd->add_option("--data-dir", store_dir, "Data dir holding asyncops.db (default as for up)");
+  auto* prune_cmd = store_cmd->add_subcommand("prune", "Forget finished operations older than --older-than");
+  prune_cmd->add_option("--older-than", older_than, "Age, e.g. 24h or 7d (default 7d)")
+      ->check([](const std::string& v) {
+        std::chrono::milliseconds d;
+        return parse_duration(v, &d) ? std::string() : "'" + v + "' is not a duration like 30s, 5m, 24h or 7d";
+      });
+  prune_cmd->footer("Example:\n  asyncops store prune --older-than 24h");
+  prune_cmd->callback([&] {
+    std::chrono::milliseconds d;
+    parse_duration(older_than, &d);
+    result = cmd_store_prune(g, store_dir, d);
+  });
 
   try {
     app.parse(argc, argv);

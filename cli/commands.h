@@ -1,6 +1,7 @@
 #pragma once
 // One function per CLI command. Each returns the process exit code and
 // reports errors as one line on stderr (see exit_codes.h).
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -46,6 +47,12 @@ struct UpOptions {
   std::string routes;
 };
 int cmd_up(const GlobalOptions& g, const UpOptions& o);
+
+int cmd_cancel(const GlobalOptions& g, const std::string& op_id);
+int cmd_workers(const GlobalOptions& g);
+// Prunes terminal operations older than older_than from the store file
+// directly (safe while the daemon runs: small transactions).
+int cmd_store_prune(const GlobalOptions& g, const std::string& data_dir, std::chrono::milliseconds older_than);
 
 int cmd_watch(const GlobalOptions& g, const std::string& op_id, double timeout_s);
 int cmd_tail(const GlobalOptions& g, const std::string& state, const std::string& name);

@@ -221,7 +221,7 @@ int run_daemon(const DaemonConfig& cfg) {
                             [&dispatcher](std::vector<Command> c) { dispatcher.enqueue(std::move(c)); }});
   committer_ptr = &committer;
   WorkerRegistry registry(cfg.worker_timeout);
-  Pruner pruner(committer, cfg.retention);
+  Pruner pruner(committer, cfg.retention, 500, cfg.prune_interval);
   std::string events = cfg.events_endpoint.empty() ? default_events_endpoint(cfg.data_dir)
                                                    : cfg.events_endpoint;
   Tracker tracker(ctx, events, committer, [&registry, &dispatcher](const Heartbeat& hb) {
@@ -351,7 +351,7 @@ int daemon_main(int argc, char** argv) {
   app.add_option("--cors-origin", cfg.cors_origins,
                  "An origin allowed to call from a browser (CORS); may repeat; * for any (default: same origin only)")
       ->envname("ASYNCOPS_CORS_ORIGIN");
-  std::string lease = "30s", backoff = "1s", retention = "7d", worker_timeout = "5s";
+  std::string lease = "30s", backoff = "1s", retention = "7d", worker_timeout = "5s", prune_interval = "60s";
   auto duration_check = CLI::Validator(
       [](std::string& v) {
         std::chrono::milliseconds d;
@@ -379,6 +379,8 @@ int daemon_main(int argc, char** argv) {
       ->check(duration_check);
   app.add_option("--worker-timeout", worker_timeout, "A worker silent this long is no longer live")
       ->check(duration_check);
+  app.add_option("--prune-interval", prune_interval, "How often expired operations are looked for")
+      ->check(duration_check);
   app.add_option("--log-format", cfg.log_format, "text or json")
       ->envname("ASYNCOPS_LOG_FORMAT")
       ->check(CLI::IsMember({"text", "json"}));
@@ -395,6 +397,7 @@ int daemon_main(int argc, char** argv) {
   parse_duration(backoff, &cfg.dispatch_options.backoff);
   parse_duration(retention, &cfg.retention);
   parse_duration(worker_timeout, &cfg.worker_timeout);
+  parse_duration(prune_interval, &cfg.prune_interval);
   return run_daemon(cfg);
 }
 

@@ -24,6 +24,7 @@ struct DaemonConfig {
   int64_t max_backlog = 100000;
   std::chrono::milliseconds retention{7LL * 86400 * 1000};
   std::chrono::milliseconds worker_timeout{5000};
+  std::chrono::milliseconds prune_interval{60000};
   std::vector<std::string> cors_origins;
   std::string log_format = "text";
   std::string log_level = "info";

@@ -576,6 +576,8 @@ std::vector<Change> StoreReader::changes_after(int64_t after, int limit, const s
     c.op.owner = column_text(st, 12);
     c.op.attempt = st.getColumn(13).getInt();
     c.op.created_at = st.getColumn(14).getInt64();
+    // History keeps no attempt count; at acceptance it was 0 for certain.
+    if (c.kind == "accepted") c.op.attempt = 0;
     out.push_back(std::move(c));
   }
   st.reset();

@@ -1,0 +1,308 @@
+// Nothing lost: fault injection against the real daemon and workers.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "harness.h"
+#include "shared/envelope.h"
+#include "workers/services/users.h"
+#include "workers/worker.h"
+
+using namespace asyncops::it;
+using nlohmann::json;
+
+namespace {
+
+// A peer on the commands socket that takes commands and never answers, like
+// a worker that dies with them; close() drops the connection.
+class BlackHole {
+ public:
+  explicit BlackHole(const std::string& data_dir) : m_pull(m_ctx, zmq::socket_type::pull) {
+    m_pull.set(zmq::sockopt::linger, 0);
+    m_pull.connect("ipc://" + data_dir + "/commands.users.ipc");
+  }
+  // Waits for one command and returns it.
+  std::optional<asyncops::Command> take(std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
+    m_pull.set(zmq::sockopt::rcvtimeo, static_cast<int>(timeout.count()));
+    std::vector<zmq::message_t> parts;
+    if (!zmq::recv_multipart(m_pull, std::back_inserter(parts))) return std::nullopt;
+    auto c = asyncops::decode_command(parts[0].to_string(), parts[1].to_string());
+    if (!c) return std::nullopt;
+    return c.value();
+  }
+  void close() { m_pull.close(); }
+
+ private:
+  zmq::context_t m_ctx{1};
+  zmq::socket_t m_pull;
+};
+
+std::vector<std::string> history_kinds(System& sys, const std::string& id) {
+  auto r = sys.get("/operations/" + id + "/history");
+  std::vector<std::string> out;
+  for (auto& h : r.json["items"]) out.push_back(h["kind"]);
+  return out;
+}
+
+int64_t metric(System& sys, const std::string& name) {
+  auto body = sys.get("/metrics").body;
+  auto pos = body.find("\n" + name + " ");
+  return pos == std::string::npos ? -1 : std::stoll(body.substr(pos + name.size() + 2));
+}
+
+int count_users(System& sys) {
+  SQLite::Database db(sys.data_dir() + "/users.db", SQLite::OPEN_READONLY);
+  return db.execAndGet("SELECT count(*) FROM users").getInt();
+}
+
+const std::vector<std::string> k_fast_leases = {"--lease", "300ms", "--backoff", "50ms"};
+
+}  // namespace
+
+TEST_CASE("a command lost with its worker is redelivered and completes", "[reliability]") {
+  System sys(0, k_fast_leases);
+  BlackHole hole(sys.data_dir());
+  auto op = sys.create_user("lost@example.com", "Lost");
+  std::string id = op["id"];
+  auto taken = hole.take();
+  REQUIRE(taken);
+  CHECK(taken->id == id);
+  CHECK(taken->attempt == 1);
+  hole.close();  // the "worker" dies holding it
+  sys.start_worker();
+  auto done = sys.wait_terminal(id);
+  INFO(sys.logs());
+  CHECK(done["state"] == "completed");
+  CHECK(done["attempt"].get<int>() >= 2);
+  auto kinds = history_kinds(sys, id);
+  CHECK(std::find(kinds.begin(), kinds.end(), "redelivered") != kinds.end());
+  CHECK(metric(sys, "asyncops_redeliveries_total") >= 1);
+}
+
+TEST_CASE("work done whose outcome was lost is re-published on redelivery, with one effect", "[reliability]") {
+  System sys(0, k_fast_leases);
+  BlackHole hole(sys.data_dir());
+  auto op = sys.create_user("once@example.com", "Once");
+  std::string id = op["id"];
+  auto cmd = hole.take();
+  REQUIRE(cmd);
+  {
+    // A worker did the work and recorded it, then died before publishing.
+    asyncops::Service users = asyncops::users_service();
+    SQLite::Database db(sys.data_dir() + "/users.db", SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    asyncops::Worker::init_database(users, db);
+    auto e = asyncops::Worker::handle(users, db, *cmd, "doomed");
+    REQUIRE(e.state == asyncops::OpState::completed);
+  }
+  hole.close();
+  sys.start_worker();
+  auto done = sys.wait_terminal(id);
+  INFO(sys.logs());
+  CHECK(done["state"] == "completed");
+  CHECK(count_users(sys) == 1);  // no second user
+  CHECK(sys.get(op["resource"]).status == 200);
+}
+
+TEST_CASE("after the maximum attempts the operation fails with worker_timeout", "[reliability]") {
+  auto args = k_fast_leases;
+  args.insert(args.end(), {"--max-attempts", "2"});
+  System sys(0, args);
+  BlackHole hole(sys.data_dir());  // takes every attempt and never answers
+  auto op = sys.create_user("never@example.com", "Never");
+  std::string id = op["id"];
+  REQUIRE(hole.take());
+  auto second = hole.take();
+  REQUIRE(second);
+  CHECK(second->attempt == 2);
+  auto done = sys.wait_terminal(id);
+  INFO(sys.logs());
+  CHECK(done["state"] == "failed");
+  CHECK(done["code"] == "worker_timeout");
+  CHECK(done["message"].get<std::string>().find("2 attempts") != std::string::npos);
+}
+
+TEST_CASE("an event for no known operation is counted and reported", "[reliability]") {
+  System sys;
+  zmq::context_t ctx(1);
+  zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+  pub.connect("ipc://" + sys.data_dir() + "/events.ipc");
+  zmq::message_t sub;
+  REQUIRE(eventually([&] { return pub.recv(sub, zmq::recv_flags::dontwait).has_value(); }));
+  asyncops::Event e;
+  e.request_id = "01a21bd5-8de8-7035-b06b-45d20b7cb380";
+  e.state = asyncops::OpState::completed;
+  auto f = asyncops::encode(e);
+  pub.send(zmq::buffer(f.kind), zmq::send_flags::sndmore);
+  pub.send(zmq::buffer(f.body));
+  CHECK(eventually([&] { return metric(sys, "asyncops_events_unknown_total") == 1; }));
+}
+
+TEST_CASE("kill -9 under load: every 202 is in the store and every one ends", "[reliability]") {
+  System sys(0);
+  std::mutex m;
+  std::vector<std::string> accepted;
+  std::atomic<bool> stop{false};
+  std::thread client([&] {
+    httplib::Client c(sys.url());
+    c.set_connection_timeout(1);
+    for (int i = 0; i < 100000 && !stop; ++i) {
+      auto r = c.Post("/users", json{{"email", "load" + std::to_string(i) + "@example.com"}, {"name", "L"}}.dump(),
+                      "application/json");
+      if (!r) break;  // the daemon died under us
+      if (r->status == 202) {
+        std::lock_guard<std::mutex> lock(m);
+        accepted.push_back(json::parse(r->body)["id"]);
+      }
+    }
+  });
+  REQUIRE(eventually([&] {
+    std::lock_guard<std::mutex> lock(m);
+    return accepted.size() >= 200;
+  }));
+  sys.daemon().signal(SIGKILL);
+  sys.daemon().wait(std::chrono::seconds(10));
+  stop = true;
+  client.join();
+  sys.start_daemon();
+  sys.start_worker();
+  sys.start_worker();
+  INFO(sys.logs());
+  size_t ended = 0;
+  for (const auto& id : accepted) {
+    auto op = sys.wait_terminal(id, 60);
+    CHECK(op["done"] == true);
+    ended += op["done"] == true;
+  }
+  CHECK(ended == accepted.size());
+}
+
+TEST_CASE("live workers are listed with their service, host, pid and heartbeat", "[reliability]") {
+  System sys(2);
+  Response r;
+  REQUIRE(eventually([&] {
+    r = sys.get("/workers");
+    return r.json["items"].size() == 2;
+  }));
+  for (auto& w : r.json["items"]) {
+    CHECK(w["service"] == "users");
+    CHECK(w["pid"].get<int>() > 0);
+    CHECK(!w["host"].get<std::string>().empty());
+    CHECK(w.contains("in_flight"));
+    CHECK(w.contains("last_heartbeat"));
+  }
+  auto cli = run_cli({"--url", sys.url(), "--json", "workers"});
+  CHECK(cli.exit_code == 0);
+  CHECK(json::parse(cli.out).size() == 2);
+  sys.workers()[0].signal(SIGKILL);
+  CHECK(eventually([&] { return sys.get("/workers").json["items"].size() == 1; }, std::chrono::seconds(20)));
+}
+
+TEST_CASE("past the backlog limit a command gets 503 with Retry-After", "[reliability]") {
+  System sys(0, {"--max-backlog", "3"});
+  for (int i = 0; i < 3; ++i) sys.create_user("b" + std::to_string(i) + "@example.com", "B");
+  auto r = sys.send("POST", "/users", R"({"email":"over@example.com","name":"O"})");
+  CHECK(r.status == 503);
+  CHECK(r.header("Content-Type") == "application/problem+json");
+  CHECK(r.header("Retry-After") == "5");
+  CHECK(r.json["code"] == "backlog_full");
+  sys.start_worker();  // the backlog drains, and commands are taken again
+  CHECK(eventually([&] {
+    return sys.send("POST", "/users", R"({"email":"later@example.com","name":"L"})").status == 202;
+  }));
+}
+
+TEST_CASE("an Idempotency-Key replays the same operation, and refuses a different payload", "[reliability]") {
+  System sys;
+  httplib::Headers key = {{"Idempotency-Key", "k-123"}};
+  auto a = sys.send("POST", "/users", R"({"email":"i@example.com","name":"I"})", "application/json", key);
+  REQUIRE(a.status == 202);
+  REQUIRE(sys.wait_terminal(a.json["id"])["state"] == "completed");
+  auto b = sys.send("POST", "/users", R"({"name":"I", "email":"i@example.com"})", "application/json", key);
+  CHECK(b.status == 202);
+  CHECK(b.body == a.body);
+  for (const char* h : {"X-Operation", "X-Resource", "Location", "Operation-Location", "Retry-After"}) {
+    CHECK(b.header(h) == a.header(h));
+  }
+  CHECK(b.header("Idempotent-Replayed") == "true");
+  auto c = sys.send("POST", "/users", R"({"email":"other@example.com","name":"I"})", "application/json", key);
+  CHECK(c.status == 422);
+  CHECK(c.json["code"] == "idempotency_key_reused");
+  CHECK(sys.get("/operations").json["items"].size() == 1);
+  CHECK(count_users(sys) == 1);
+}
+
+TEST_CASE("canceling a pending operation ends it canceled and it is never handled", "[reliability]") {
+  System sys(0);
+  auto op = sys.create_user("c@example.com", "C");
+  std::string id = op["id"];
+  auto r = sys.send("POST", "/operations/" + id + "/cancel", "");
+  CHECK(r.status == 200);
+  CHECK(r.json["state"] == "canceled");
+  CHECK(r.json["code"] == "canceled");
+  auto second = sys.create_user("d@example.com", "D");  // proves a worker ran after
+  sys.start_worker();
+  REQUIRE(sys.wait_terminal(second["id"])["state"] == "completed");
+  CHECK(sys.get("/operations/" + id).json["state"] == "canceled");
+  CHECK(sys.get(op["resource"]).status == 404);
+  CHECK(count_users(sys) == 1);
+  auto again = sys.send("POST", "/operations/" + id + "/cancel", "");
+  CHECK(again.status == 409);
+  CHECK(sys.send("POST", "/operations/01a21bd5-8de8-7035-b06b-45d20b7cb380/cancel", "").status == 404);
+}
+
+TEST_CASE("canceling a dispatched command: the worker is told and it ends canceled, unhandled", "[reliability]") {
+  System sys(0, k_fast_leases);
+  BlackHole hole(sys.data_dir());
+  auto op = sys.create_user("cx@example.com", "CX");
+  std::string id = op["id"];
+  REQUIRE(hole.take());  // a worker has it
+  auto r = run_cli({"--url", sys.url(), "--json", "cancel", id});
+  CHECK(r.exit_code == 0);
+  CHECK(json::parse(r.out)["cancel_requested"] == true);
+  hole.close();  // that worker dies; the redelivery carries the cancel
+  sys.start_worker();
+  auto done = sys.wait_terminal(id);
+  INFO(sys.logs());
+  CHECK(done["state"] == "canceled");
+  CHECK(count_users(sys) == 0);
+}
+
+TEST_CASE("finished operations are pruned after the retention period", "[reliability]") {
+  System sys(1, {"--retention", "1s", "--prune-interval", "100ms"});
+  auto op = sys.create_user("old@example.com", "Old");
+  std::string id = op["id"];
+  REQUIRE(sys.wait_terminal(id)["state"] == "completed");
+  CHECK(eventually([&] { return sys.get("/operations/" + id).status == 404; }, std::chrono::seconds(20)));
+  CHECK(sys.get(op["resource"]).status == 200);  // the read model is not history
+}
+
+TEST_CASE("DELETE forgets a finished operation and refuses an unfinished one", "[reliability]") {
+  System sys(0);
+  auto pending = sys.create_user("p@example.com", "P");
+  CHECK(sys.send("DELETE", "/operations/" + pending["id"].get<std::string>(), "").status == 409);
+  sys.start_worker();
+  REQUIRE(sys.wait_terminal(pending["id"])["state"] == "completed");
+  CHECK(sys.send("DELETE", "/operations/" + pending["id"].get<std::string>(), "").status == 204);
+  CHECK(sys.get("/operations/" + pending["id"].get<std::string>()).status == 404);
+}
+
+TEST_CASE("store prune forgets old finished operations from the file", "[reliability][cli]") {
+  System sys(1);
+  auto op = sys.create_user("sp@example.com", "SP");
+  REQUIRE(sys.wait_terminal(op["id"])["state"] == "completed");
+  auto keep = run_cli({"--json", "store", "--data-dir", sys.data_dir(), "prune", "--older-than", "1h"});
+  CHECK(keep.exit_code == 0);
+  CHECK(json::parse(keep.out)["pruned"] == 0);
+  auto gone = run_cli({"--json", "store", "--data-dir", sys.data_dir(), "prune", "--older-than", "0s"});
+  CHECK(gone.exit_code == 0);
+  CHECK(json::parse(gone.out)["pruned"] == 1);
+  CHECK(sys.get("/operations/" + op["id"].get<std::string>()).status == 404);
+}
