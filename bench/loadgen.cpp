@@ -28,6 +28,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -480,6 +481,10 @@ json run_load(const Args& a, bool open_loop) {
   j["errors"] = errors;
   j["connects"] = connects;
   j["rate_2xx_per_s"] = elapsed > 0 ? static_cast<double>(ok) / elapsed : 0.0;
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  j["client_cpu_s"] = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                      static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   if (open_loop) {
     j["offered_rate_per_s"] = rate;
     j["planned"] = open_total;
@@ -728,6 +733,7 @@ json mode_figures(const std::string& dir, double ceiling_rate) {
   };
   f["half_ceiling"] = open_loop(load_json(dir + "/half.json"), load_json(dir + "/half_ops.json"));
   f["fixed_rate"] = open_loop(open, open_ops);
+  f["cpu"] = meta.value("cpu", json::object());
   f["memory"] = meta.value("memory", json::object());
   f["store"] = meta.value("store", json::object());
   return f;
@@ -748,7 +754,11 @@ json run_report(const Args& a) {
                     {"duration_s", num_at(ceiling, P("/elapsed_s"))},
                     {"p50_ms", num_at(ceiling, P("/latency/p50_ms"))},
                     {"p99_ms", num_at(ceiling, P("/latency/p99_ms"))},
-                    {"wrk_rate_per_s", num_at(wrk, P("/rate_per_s"))}};
+                    {"wrk_rate_per_s", num_at(wrk, P("/rate_per_s"))},
+                    {"server_cpu_us_per_request", num_at(ceiling, P("/server_cpu_s")) * 1e6 /
+                                                      num_at(ceiling, P("/answered"))},
+                    {"client_cpu_us_per_request", num_at(ceiling, P("/client_cpu_s")) * 1e6 /
+                                                      num_at(ceiling, P("/answered"))}};
   doc["modes"] = json::object();
   for (const char* mode : {"normal", "full"}) {
     std::ifstream probe(dir + "/" + mode + "/accept.json");
@@ -767,14 +777,18 @@ json run_report(const Args& a) {
   };
   t << "\nasyncops benchmark  " << run.value("date", "") << "  (" << run.value("profile", "") << ")\n";
   t << "machine: " << run.value("nproc", 0) << " cpus, " << run.value("cpu", "") << ", kernel "
-    << run.value("kernel", "") << "\n\n";
+    << run.value("kernel", "") << "; load average at start: " << run.value("loadavg_start", "?") << "\n\n";
   row("figure", "value", "of ceiling", "issue target");
   row("ceiling: bare httplib, POST->202 (loadgen)", fmt(ceiling_rate, 0) + " /s", "100.0%");
   row("  ceiling p50 / p99", fmt(num_at(ceiling, P("/latency/p50_ms")), 3) + " / " +
                                  fmt(num_at(ceiling, P("/latency/p99_ms")), 3) + " ms");
+  row("  ceiling CPU per request: server / client", fmt(num_at(doc, P("/ceiling/server_cpu_us_per_request")), 1) + " / " +
+                                                        fmt(num_at(doc, P("/ceiling/client_cpu_us_per_request")), 1) + " us");
   row("  ceiling measured by wrk (cross-check)", fmt(num_at(wrk, P("/rate_per_s")), 0) + " /s",
       ratio_str(num_at(wrk, P("/rate_per_s")) / ceiling_rate));
-  for (auto& [mode, f] : doc["modes"].items()) {
+  for (const char* mode : {"normal", "full"}) {  // in this order, not the object's
+    if (!doc["modes"].contains(mode)) continue;
+    const json& f = doc["modes"][mode];
     t << "\n--sync " << mode << "\n";
     double ar = num_at(f, P("/accept/ratio_of_ceiling"));
     row("(2) accept rate, " + fmt(num_at(f, P("/accept/conns")), 0) + " conns", fmt(num_at(f, P("/accept/rate_per_s")), 0) + " /s",
@@ -803,6 +817,8 @@ json run_report(const Args& a) {
     row("(7) peak RSS daemon / worker1 / worker2", fmt(num_at(f, P("/memory/daemon_vmhwm_kib")) / 1024, 1) + " / " +
                                                        fmt(num_at(f, P("/memory/worker1_vmhwm_kib")) / 1024, 1) + " / " +
                                                        fmt(num_at(f, P("/memory/worker2_vmhwm_kib")) / 1024, 1) + " MiB");
+    row("    CPU per operation: daemon / workers", fmt(num_at(f, P("/cpu/daemon_us_per_op")), 0) + " / " +
+                                                       fmt(num_at(f, P("/cpu/workers_us_per_op")), 0) + " us");
     double bpo = num_at(f, P("/store/bytes_per_op"));
     row("(8) store bytes per operation", fmt(bpo, 0) + " B", fmt(num_at(f, P("/store/operations")), 0) + " ops",
         "<=1024 " + verdict(bpo, 1024, false));
@@ -819,6 +835,17 @@ json run_report(const Args& a) {
     row("daemon peak RSS after restart + probe load", fmt(rss2, 1) + " MiB", "", "<=100MiB " + verdict(rss2, 100, false));
     double bpo = num_at(m, P("/bytes_per_op"));
     row("store bytes per operation", fmt(bpo, 0) + " B", "", "<=1024 " + verdict(bpo, 1024, false));
+    double peak_rss = 0, backlog_at_peak = NAN;
+    if (m.contains("rss_samples")) {
+      for (const json& x : m["rss_samples"]) {
+        double r = x.value("daemon_rss_kib", 0.0);
+        if (r > peak_rss) {
+          peak_rss = r;
+          backlog_at_peak = x["not_terminal"].is_number() ? x["not_terminal"].get<double>() : NAN;
+        }
+      }
+      row("  largest RSS sample / not-terminal ops then", fmt(peak_rss / 1024, 1) + " MiB", fmt(backlog_at_peak, 0) + " ops");
+    }
     double rr = num_at(m, P("/restart_to_ready_ms"));
     row("restart: exec -> /healthz 200", fmt(rr, 0) + " ms", "", "<2000ms " + verdict(rr, 1999.999, false));
   }

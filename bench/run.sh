@@ -15,6 +15,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 build="${ASYNCOPS_BUILD_DIR:-$root/build}"
 
+orig_args="$*"
 quick=0 sync_arg=normal million=0 rate="" e2e_rate="" duration="" conns=32 keep=0 do_build=1
 out="$here/results/latest.json"
 usage() { sed -n '4,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
@@ -90,6 +91,8 @@ stop_pid() {
   for q in "${pids[@]}"; do [[ $q == "$p" ]] || keep_pids+=("$q"); done
   pids=("${keep_pids[@]}")
 }
+# CPU seconds (user + system) a process of ours has used so far.
+cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($12 + $13) / hz}' || echo null; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo null; }
 file_size() { [[ -f $1 ]] && stat -c %s "$1" || echo 0; }
 
@@ -118,8 +121,9 @@ kernel="$(uname -r)"
 cpu="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg profile "$profile" --argjson nproc "$(nproc)" \
   --arg cpu "$cpu" --arg kernel "$kernel" --arg commit "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-  --arg sync "$sync_arg" --argjson conns "$conns" --arg command "bench/run.sh $*" \
-  '{date:$date, profile:$profile, nproc:$nproc, cpu:$cpu, kernel:$kernel, commit:$commit, sync:$sync, conns:$conns, command:$command}' \
+  --arg sync "$sync_arg" --argjson conns "$conns" --arg command "bench/run.sh $orig_args" \
+  --arg loadavg "$(cut -d' ' -f1-3 /proc/loadavg)" \
+  '{date:$date, profile:$profile, nproc:$nproc, cpu:$cpu, kernel:$kernel, commit:$commit, sync:$sync, conns:$conns, command:$command, loadavg_start:$loadavg}' \
   >"$run/run.json"
 
 # ---------------------------------------------------------------- (1) ceiling
@@ -130,6 +134,8 @@ cpid=$!; pids+=("$cpid")
 curl_url=$(jq -r .url "$run/ceiling.ready.json")
 "$lg" closed --url "$curl_url" --conns "$conns" --duration "$d_ceiling" --out "$run/ceiling.json"
 ceiling_rate=$(jq .rate_2xx_per_s "$run/ceiling.json")
+jq --argjson cpu "$(cpu_s "$cpid")" '. + {server_cpu_s: $cpu}' "$run/ceiling.json" >"$run/ceiling.tmp" \
+  && mv "$run/ceiling.tmp" "$run/ceiling.json"
 if command -v wrk >/dev/null; then
   cat >"$run/post.lua" <<'LUA'
 wrk.method = "POST"
@@ -182,12 +188,16 @@ for mode in "${modes[@]}"; do
   # (7) peak RSS, read before stopping; (8) store size after a clean stop
   # (SIGTERM: SQLite checkpoints and removes the WAL on the last close).
   hd=$(hwm_kib "$dpid"); h1=$(hwm_kib "$w1"); h2=$(hwm_kib "$w2")
+  cd_=$(cpu_s "$dpid"); c1=$(cpu_s "$w1"); c2=$(cpu_s "$w2")
   stop_pid "$dpid"; stop_pid "$w1"; stop_pid "$w2"
   ops_total=$(jq -s 'map(.accepted_2xx) | add' "$dir/warmup.json" "$dir/accept.json" "$dir/half.json" "$dir/open.json")
   db=$(file_size "$data/asyncops.db"); wal=$(file_size "$data/asyncops.db-wal"); users=$(file_size "$data/users.db")
   jq -n --argjson hd "$hd" --argjson h1 "$h1" --argjson h2 "$h2" --argjson ops "$ops_total" \
     --argjson db "$db" --argjson wal "$wal" --argjson users "$users" \
-    '{memory:{daemon_vmhwm_kib:$hd, worker1_vmhwm_kib:$h1, worker2_vmhwm_kib:$h2},
+    --argjson cd "$cd_" --argjson c1 "$c1" --argjson c2 "$c2" \
+    '{cpu:{daemon_s:$cd, worker1_s:$c1, worker2_s:$c2, operations:$ops,
+           daemon_us_per_op:($cd * 1e6 / $ops), workers_us_per_op:(($c1 + $c2) * 1e6 / $ops)},
+      memory:{daemon_vmhwm_kib:$hd, worker1_vmhwm_kib:$h1, worker2_vmhwm_kib:$h2},
       store:{operations:$ops, db_bytes:$db, wal_bytes:$wal, bytes_per_op:(($db+$wal)/$ops),
              worker_users_db_bytes:$users}}' >"$dir/meta.json"
 done
@@ -198,7 +208,22 @@ if [[ $million == 1 ]]; then
   log "--million: filling 1,000,000 operations through HTTP (--sync $mode)"
   start_daemon "$data" "$mode"
   start_workers "$data"
-  "$lg" closed --url "$url" --conns "$conns" --requests 1000000 --tag m --out "$dir/fill.json"
+  "$lg" closed --url "$url" --conns "$conns" --requests 1000000 --tag m --out "$dir/fill.json" &
+  fill_pid=$!
+  # Every 10 s: seconds, daemon VmRSS (KiB), operations not yet terminal
+  # (read-only sqlite3 query, when the CLI is installed). At most 1 h.
+  fill_t0=$(now_ms)
+  for _ in $(seq 360); do
+    kill -0 "$fill_pid" 2>/dev/null || break
+    open_n=null
+    if command -v sqlite3 >/dev/null; then
+      open_n=$(sqlite3 -readonly "$data/asyncops.db" \
+        "SELECT count(*) FROM operations WHERE state IN ('pending','processing')" 2>/dev/null || echo null)
+    fi
+    echo "$(( ($(now_ms) - fill_t0) / 1000 )) $(awk '/^VmRSS:/ {print $2}' "/proc/$dpid/status") ${open_n:-null}" >>"$dir/rss_samples.txt"
+    sleep 10
+  done
+  wait "$fill_pid"
   drain "$url" "$dir/fill_drain.json"
   hd=$(hwm_kib "$dpid")
   stop_pid "$dpid"
@@ -217,12 +242,16 @@ if [[ $million == 1 ]]; then
   jq -n --slurpfile f "$dir/fill.json" --slurpfile fd "$dir/fill_drain.json" --slurpfile p "$dir/probe.json" \
     --arg sync "$mode" --argjson n "$n" --argjson hd "$hd" --argjson hd2 "$hd2" --argjson rss_ready "$rss_ready" \
     --argjson db "$db" --argjson wal "$wal" --argjson t0 "$t0" --argjson ready "$ready_ms" \
+    --rawfile samples "$dir/rss_samples.txt" \
     '{sync:$sync, operations:$n, fill_s:$f[0].elapsed_s, fill_rate_per_s:$f[0].rate_2xx_per_s,
       fill_all_terminal_s:(($fd[0].drained_ms - $f[0].start_ms)/1000),
       daemon_vmhwm_kib:$hd, db_bytes:$db, wal_bytes:$wal, bytes_per_op:(($db+$wal)/$n),
       restart_to_ready_ms:($ready - $t0), restarted_rss_at_ready_kib:$rss_ready,
       restarted_vmhwm_kib:$hd2, probe_rate_per_s:$p[0].rate_2xx_per_s,
-      probe_p99_ms:$p[0].latency.p99_ms}' >"$run/million.json"
+      probe_p99_ms:$p[0].latency.p99_ms,
+      rss_samples:[$samples | split("\n")[] | select(length > 0) | split(" ")
+                   | {t_s:(.[0] | tonumber), daemon_rss_kib:(.[1] | tonumber), not_terminal:(.[2] | fromjson)}]}' \
+    >"$run/million.json"
 fi
 
 # ---------------------------------------------------------------- report
