@@ -1,0 +1,103 @@
+// asyncops-bench-ceiling: the ceiling for the benchmark. A bare cpp-httplib
+// server configured like asyncopsd's front end (tcp_nodelay, long keep-alive,
+// one thread per connection) that answers every POST with an empty 202 and
+// does nothing else. Whatever asyncopsd achieves is read as a ratio of what
+// this server achieves on the same machine in the same run.
+//
+//   asyncops-bench-ceiling [--host 127.0.0.1] [--port 0] [--threads 64]
+//                          [--url-file PATH]
+//
+// Writes "http://HOST:PORT\n" to --url-file once it listens; stops on
+// SIGTERM or SIGINT.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include <httplib.h>
+
+namespace {
+
+void usage() {
+  std::cerr << "usage: asyncops-bench-ceiling [--host H] [--port P] [--threads N] [--url-file PATH]\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string host = "127.0.0.1", url_file;
+  int port = 0;
+  size_t threads = 64;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        usage();
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--host") host = next();
+    else if (a == "--port") port = std::atoi(next().c_str());
+    else if (a == "--threads") threads = static_cast<size_t>(std::atol(next().c_str()));
+    else if (a == "--url-file") url_file = next();
+    else {
+      usage();
+      return 2;
+    }
+  }
+  if (threads < 1 || threads > 4096) {
+    std::cerr << "--threads must be in 1..4096\n";
+    return 2;
+  }
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  httplib::Server s;
+  // cpp-httplib runs a whole keep-alive connection on one pool thread, so
+  // the pool must have at least as many threads as the load has connections.
+  s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  s.set_tcp_nodelay(true);
+  s.set_keep_alive_max_count(1000000000);
+  s.set_keep_alive_timeout(10);
+  s.set_read_timeout(10);
+  s.set_write_timeout(10);
+  auto accepted = [](const httplib::Request&, httplib::Response& res) { res.status = 202; };
+  s.Post(".*", accepted);
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("{\"status\":\"ok\"}", "application/json");
+  });
+
+  int bound = port == 0 ? s.bind_to_any_port(host) : (s.bind_to_port(host, port) ? port : -1);
+  if (bound < 0) {
+    std::cerr << "cannot listen on " << host << ":" << port << "\n";
+    return 1;
+  }
+  std::thread server([&s] { s.listen_after_bind(); });
+  std::string url = "http://" + host + ":" + std::to_string(bound);
+  if (!url_file.empty()) {
+    std::string tmp = url_file + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << url << "\n";
+    }
+    std::rename(tmp.c_str(), url_file.c_str());
+  }
+  std::cout << "ceiling ready: " << url << std::endl;
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  s.stop();
+  server.join();
+  return 0;
+}
