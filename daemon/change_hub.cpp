@@ -63,29 +63,47 @@ void ChangeHub::set_floor(int64_t seq) {
 
 void ChangeHub::publish(const std::vector<Change>& changes) {
   if (changes.empty()) return;
+  // Notices (with the operation's JSON) are built only while someone follows
+  // every change; per-operation subscribers read the store instead. Without
+  // them the ring is cut, and a later /events stream replays from the store.
+  bool want_notices;
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    want_notices = !m_all.empty();
+  }
   std::vector<Notice> notices;
-  notices.reserve(changes.size());
-  for (const Change& c : changes) {
-    Notice n;
-    n.seq = c.seq;
-    n.op_id = c.op.id;
-    n.name = c.op.name;
-    n.state = c.op.state;
-    n.kind = default_kind(c);
-    n.op_json = operation_json(c.op).dump();
-    n.at = c.op.updated_at;
-    notices.push_back(std::move(n));
+  if (want_notices) {
+    notices.reserve(changes.size());
+    for (const Change& c : changes) {
+      Notice n;
+      n.seq = c.seq;
+      n.op_id = c.op.id;
+      n.name = c.op.name;
+      n.state = c.op.state;
+      n.kind = default_kind(c);
+      n.op_json = operation_json(c.op).dump();
+      n.at = c.op.updated_at;
+      notices.push_back(std::move(n));
+    }
   }
   // Signalling happens under the hub's lock so that a subscription cannot be
   // freed between being found and being signalled.
   std::lock_guard<std::mutex> lock(m_mutex);
-  for (Notice& n : notices) {
-    if (n.seq <= m_latest) continue;
-    m_latest = n.seq;
-    auto range = m_by_operation.equal_range(n.op_id);
-    for (auto it = range.first; it != range.second; ++it) signal(it->second, false);
-    m_ring.push_back(std::move(n));
+  for (size_t i = 0; i < changes.size(); ++i) {
+    const Change& c = changes[i];
+    if (c.seq <= m_latest) continue;
+    m_latest = c.seq;
+    if (!m_by_operation.empty()) {
+      auto range = m_by_operation.equal_range(c.op.id);
+      for (auto it = range.first; it != range.second; ++it) signal(it->second, false);
+    }
+    if (want_notices) {
+      m_ring.push_back(std::move(notices[i]));
+    } else {
+      m_floor = c.seq;
+    }
   }
+  if (!want_notices) m_ring.clear();
   while (m_ring.size() > m_capacity) {
     m_floor = m_ring.front().seq;
     m_ring.pop_front();

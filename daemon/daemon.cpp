@@ -238,6 +238,7 @@ int run_daemon(const DaemonConfig& cfg) {
     return 1;
   }
   ReaderPool readers(store_path);
+  Checkpointer checkpointer(store_path);
   GatewayOptions gopts;
   gopts.max_body_bytes = cfg.max_body_bytes;
   gopts.max_wait_seconds = cfg.max_wait_seconds;
@@ -289,6 +290,7 @@ int run_daemon(const DaemonConfig& cfg) {
   dispatcher.start();
   tracker.start();
   pruner.start();
+  checkpointer.start();
   if (!recovered.empty()) {
     log_info("redispatching unfinished operations", {{"count", std::to_string(recovered.size())}});
     dispatcher.enqueue(std::move(recovered));
@@ -314,6 +316,7 @@ int run_daemon(const DaemonConfig& cfg) {
   tracker.stop();
   dispatcher.stop();
   committer.stop();  // applies what the tracker and dispatcher handed over
+  checkpointer.stop();
   log_info("stopped");
   return 0;
 }

@@ -89,6 +89,19 @@ size_t GroupCommitter::queued() const {
   return m_queue.size();
 }
 
+void GroupCommitter::submit_events(std::vector<Event>& events) {
+  if (events.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    for (Event& e : events) {
+      m_queue.emplace_back();
+      m_queue.back().event = std::move(e);
+    }
+  }
+  events.clear();
+  m_cv.notify_one();
+}
+
 void GroupCommitter::submit_dispatched(std::vector<std::pair<std::string, int>> sent) {
   {
     std::lock_guard<std::mutex> lock(m_mutex);

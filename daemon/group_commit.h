@@ -69,6 +69,8 @@ class GroupCommitter {
   void run_async(WriteFn fn);
   // Queues a worker's event; it is applied with the next commit. Thread-safe.
   void submit_event(Event e);
+  // The same for several, under one lock.
+  void submit_events(std::vector<Event>& events);
   // Queues the record that commands went to workers. Thread-safe.
   void submit_dispatched(std::vector<std::pair<std::string, int>> ids_and_attempts);
 

@@ -69,6 +69,11 @@ CREATE INDEX IF NOT EXISTS resources_by_collection ON resources(collection, path
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
 )SQL";
 
+// Everything but params and payload, for the writer's per-event lookups.
+const char* k_op_light_columns =
+    "seq, id, name, service, state, code, message, resource, origin, owner, NULL, NULL, "
+    "attempt, created_at, updated_at, cancel_requested";
+
 const char* k_op_columns =
     "seq, id, name, service, state, code, message, resource, origin, owner, params, payload, "
     "attempt, created_at, updated_at, cancel_requested";
@@ -90,8 +95,11 @@ OperationRecord read_operation(SQLite::Statement& st) {
   op.resource = column_text(st, 7);
   op.origin = column_text(st, 8);
   op.owner = column_text(st, 9);
-  op.params = nlohmann::json::parse(column_text(st, 10), nullptr, false);
-  op.payload = nlohmann::json::parse(column_text(st, 11), nullptr, false);
+  // The light select leaves params and payload NULL: an event never needs them.
+  op.params = st.getColumn(10).isNull() ? nlohmann::json::object()
+                                        : nlohmann::json::parse(column_text(st, 10), nullptr, false);
+  op.payload = st.getColumn(11).isNull() ? nlohmann::json::object()
+                                         : nlohmann::json::parse(column_text(st, 11), nullptr, false);
   op.attempt = st.getColumn(12).getInt();
   op.created_at = st.getColumn(13).getInt64();
   op.updated_at = st.getColumn(14).getInt64();
@@ -109,6 +117,50 @@ void configure(SQLite::Database& db, SyncMode sync) {
   db.exec("PRAGMA journal_mode=WAL");
   db.exec(sync == SyncMode::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
 }
+
+}  // namespace
+
+// ---------------------------------------------------------------- checkpointer
+
+Checkpointer::Checkpointer(std::string path, std::chrono::milliseconds interval)
+    : m_path(std::move(path)), m_interval(interval) {}
+
+Checkpointer::~Checkpointer() { stop(); }
+
+void Checkpointer::start() {
+  m_thread = std::thread([this] {
+    std::unique_ptr<SQLite::Database> db;
+    try {
+      db = std::make_unique<SQLite::Database>(m_path, SQLite::OPEN_READWRITE);
+      db->setBusyTimeout(1000);
+    } catch (const std::exception&) {
+      return;  // the writer then still checkpoints on close
+    }
+    std::unique_lock<std::mutex> lock(m_mutex);
+    while (!m_cv.wait_for(lock, m_interval, [&] { return m_stopping; })) {
+      lock.unlock();
+      try {
+        // PASSIVE: copy what it can without waiting for or blocking anyone.
+        db->exec("PRAGMA wal_checkpoint(PASSIVE)");
+        m_checkpoints++;
+      } catch (const std::exception&) {
+        // Busy: next time.
+      }
+      lock.lock();
+    }
+  });
+}
+
+void Checkpointer::stop() {
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_stopping = true;
+  }
+  m_cv.notify_all();
+  if (m_thread.joinable()) m_thread.join();
+}
+
+namespace {
 
 void bind_text_or_null(SQLite::Statement& st, int i, const std::string& s) {
   if (s.empty()) st.bind(i); else st.bind(i, s);
@@ -176,7 +228,7 @@ struct StoreWriter::Impl {
         insert_history(db,
                        "INSERT INTO history(op_seq, kind, state, code, message, at) "
                        "VALUES (?,?,?,?,?,?)"),
-        select_op(db, std::string("SELECT ") + k_op_columns + " FROM operations WHERE id = ?"),
+        select_op(db, std::string("SELECT ") + k_op_light_columns + " FROM operations WHERE id = ?"),
         update_state(db,
                      "UPDATE operations SET state = ?, code = ?, message = ?, attempt = "
                      "max(attempt, ?), updated_at = ? WHERE seq = ?"),
@@ -227,6 +279,9 @@ Result<std::unique_ptr<StoreWriter>> StoreWriter::open(const std::string& path, 
     std::unique_ptr<StoreWriter> w(new StoreWriter());
     w->m = std::make_unique<Impl>(path);
     configure(w->m->db, sync);
+    // Checkpoints (and, with synchronous=NORMAL, their fsyncs) run on the
+    // Checkpointer's thread, not in the middle of a group commit.
+    w->m->db.exec("PRAGMA wal_autocheckpoint=0");
     return w;
   } catch (const std::exception& e) {
     return Error{"cannot open store " + path + ": " + e.what()};

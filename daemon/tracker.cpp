@@ -57,8 +57,9 @@ void Tracker::run() {
       log_error("poll on the events socket failed", {{"error", e.what()}});
       continue;
     }
-    // Drain what is there without waiting.
-    for (;;) {
+    // Drain what is there without waiting, and hand the events over at once.
+    std::vector<Event> events;
+    for (int drained = 0; drained < 4096; ++drained) {
       parts.clear();
       std::optional<size_t> n;
       try {
@@ -81,7 +82,7 @@ void Tracker::run() {
           continue;
         }
         m_events++;
-        m_committer.submit_event(std::move(e.value()));
+        events.push_back(std::move(e.value()));
       } else if (kind == k_kind_heartbeat) {
         auto h = decode_heartbeat(body);
         if (!h) {
@@ -94,6 +95,7 @@ void Tracker::run() {
         bad_frame("unknown kind '" + kind.substr(0, 32) + "'");
       }
     }
+    m_committer.submit_events(events);
   }
 }
 

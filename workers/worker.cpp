@@ -105,9 +105,27 @@ void Worker::init_database(const Service& service, SQLite::Database& db) {
 
 Event Worker::handle(const Service& service, SQLite::Database& db, const Command& cmd,
                      const std::string& worker_id, bool canceled) {
+  return handle_batch(service, db, {cmd}, worker_id,
+                      [canceled](const std::string&) { return canceled; })[0];
+}
+
+std::vector<Event> Worker::handle_batch(const Service& service, SQLite::Database& db,
+                                        const std::vector<Command>& cmds, const std::string& worker_id,
+                                        const std::function<bool(const std::string&)>& is_canceled) {
   // IMMEDIATE: take the write lock first, so that two workers sharing the
   // database cannot both see "not handled" for the same request.
   SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+  std::vector<Event> out;
+  out.reserve(cmds.size());
+  for (const Command& cmd : cmds) {
+    out.push_back(handle_in_transaction(service, db, cmd, worker_id, is_canceled && is_canceled(cmd.id)));
+  }
+  tx.commit();
+  return out;
+}
+
+Event Worker::handle_in_transaction(const Service& service, SQLite::Database& db, const Command& cmd,
+                                    const std::string& worker_id, bool canceled) {
   {
     SQLite::Statement seen(db, "SELECT event FROM handled WHERE request_id = ?");
     seen.bind(1, cmd.id);
@@ -117,7 +135,7 @@ Event Worker::handle(const Service& service, SQLite::Database& db, const Command
         Event e = prior.value();
         e.attempt = cmd.attempt;
         e.worker = worker_id;
-        return e;  // the transaction rolls back: nothing was written
+        return e;  // handled before: the recorded outcome, and no second effect
       }
     }
   }
@@ -140,12 +158,11 @@ Event Worker::handle(const Service& service, SQLite::Database& db, const Command
     }
   }
   Event e = to_event(outcome, cmd, worker_id);
-  SQLite::Statement rec(db, "INSERT INTO handled(request_id, event, at) VALUES (?,?,?)");
+  SQLite::Statement rec(db, "INSERT OR REPLACE INTO handled(request_id, event, at) VALUES (?,?,?)");
   rec.bind(1, cmd.id);
   rec.bind(2, encode(e).body);
   rec.bind(3, static_cast<int64_t>(now_ms()));
   rec.exec();
-  tx.commit();
   return e;
 }
 
@@ -197,7 +214,7 @@ int Worker::run(const std::atomic<bool>& stop) {
   // Heartbeats come from their own thread and socket, so that they keep
   // going (and keep the lease of the command in hand) while a handler runs.
   std::mutex state_mutex;
-  std::string current;  // GUARDED_BY(state_mutex): the request being handled
+  std::vector<std::string> current;  // GUARDED_BY(state_mutex): the requests being handled
   std::atomic<int64_t> in_flight{0};
   std::atomic<bool> hb_stop{false};
   std::thread heartbeats([&] {
@@ -211,10 +228,9 @@ int Worker::run(const std::atomic<bool>& stop) {
     hb.pid = getpid();
     while (!hb_stop && !stop) {
       hb.in_flight = in_flight;
-      hb.requests.clear();
       {
         std::lock_guard<std::mutex> lock(state_mutex);
-        if (!current.empty()) hb.requests.push_back(current);
+        hb.requests = current;
       }
       hb.time = format_rfc3339_ms(now_ms());
       try {
@@ -293,6 +309,8 @@ int Worker::run(const std::atomic<bool>& stop) {
       }
     }
     if (!pulling || !(items[2].revents & ZMQ_POLLIN)) continue;
+    // Take what is waiting (up to 256), and handle it in one transaction.
+    std::vector<Command> batch;
     for (int burst = 0; burst < 256 && !stop; ++burst) {
       std::vector<zmq::message_t> parts;
       if (!zmq::recv_multipart(pull, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
@@ -312,37 +330,39 @@ int Worker::run(const std::atomic<bool>& stop) {
       if (cmd->service != m_service.name && !cmd->service.empty()) {
         log_warn("command for another service", {{"service", cmd->service}, {"id", cmd->id}});
       }
-      {
-        std::lock_guard<std::mutex> lock(state_mutex);
-        current = cmd->id;
-      }
-      ++in_flight;
+      batch.push_back(std::move(cmd.value()));
+    }
+    if (batch.empty()) continue;
+    {
+      std::lock_guard<std::mutex> lock(state_mutex);
+      for (const Command& c : batch) current.push_back(c.id);
+    }
+    in_flight += static_cast<int64_t>(batch.size());
+    for (const Command& c : batch) {
       Event processing;
-      processing.request_id = cmd->id;
-      processing.type = cmd->name + "_processing";
+      processing.request_id = c.id;
+      processing.type = c.name + "_processing";
       processing.state = OpState::processing;
       processing.worker = m_options.id;
-      processing.attempt = cmd->attempt;
+      processing.attempt = c.attempt;
       processing.time = format_rfc3339_ms(now_ms());
       publish(pub, encode(processing));
-      Event outcome;
-      try {
-        outcome = handle(m_service, *db, cmd.value(), m_options.id, canceled.count(cmd->id) > 0);
-      } catch (const std::exception& e) {
-        // The database itself failed (disk full, locked too long): nothing is
-        // recorded, and no outcome is sent, so the lease runs out and the
-        // command is delivered again.
-        log_error("handling failed; leaving it to redelivery", {{"id", cmd->id}, {"error", e.what()}});
-        --in_flight;
-        std::lock_guard<std::mutex> lock(state_mutex);
-        current.clear();
-        continue;
-      }
-      publish(pub, encode(outcome));
-      --in_flight;
-      std::lock_guard<std::mutex> lock(state_mutex);
-      current.clear();
     }
+    std::vector<Event> outcomes;
+    try {
+      outcomes = handle_batch(m_service, *db, batch, m_options.id,
+                              [&canceled](const std::string& id) { return canceled.count(id) > 0; });
+    } catch (const std::exception& e) {
+      // The database itself failed (disk full, locked too long): nothing is
+      // recorded and no outcome is sent, so the leases run out and the
+      // commands are delivered again.
+      log_error("handling failed; leaving it to redelivery",
+                {{"commands", std::to_string(batch.size())}, {"error", e.what()}});
+    }
+    for (const Event& e : outcomes) publish(pub, encode(e));
+    in_flight -= static_cast<int64_t>(batch.size());
+    std::lock_guard<std::mutex> lock(state_mutex);
+    current.clear();
   }
   log_info("stopping");
   return 0;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -69,9 +70,17 @@ class Worker {
   // handled before ends "canceled" without running the handler.
   static Event handle(const Service& service, SQLite::Database& db, const Command& cmd,
                       const std::string& worker_id, bool canceled = false);
+  // Handles several commands in one transaction (one commit, one WAL write)
+  // and returns their outcomes in order. If the commit fails, it throws and
+  // nothing is recorded. is_canceled may be empty.
+  static std::vector<Event> handle_batch(const Service& service, SQLite::Database& db,
+                                         const std::vector<Command>& cmds, const std::string& worker_id,
+                                         const std::function<bool(const std::string&)>& is_canceled);
   static void init_database(const Service& service, SQLite::Database& db);
 
  private:
+  static Event handle_in_transaction(const Service& service, SQLite::Database& db, const Command& cmd,
+                                     const std::string& worker_id, bool canceled);
   WorkerOptions m_options;
   Service m_service;
 };

@@ -21,6 +21,7 @@ Change change(int64_t seq, OpState s = OpState::pending) {
 
 TEST_CASE("the hub returns what came after a sequence number", "[hub]") {
   ChangeHub hub;
+  auto all = hub.subscribe("");  // the ring is kept while someone follows everything
   hub.publish({change(1), change(2), change(3)});
   CHECK(hub.latest_seq() == 3);
   std::vector<Notice> out;
@@ -32,6 +33,7 @@ TEST_CASE("the hub returns what came after a sequence number", "[hub]") {
 
 TEST_CASE("the hub reports a gap once its ring has dropped what was asked for", "[hub]") {
   ChangeHub hub(2);
+  auto all = hub.subscribe("");
   hub.publish({change(1), change(2), change(3)});
   std::vector<Notice> out;
   CHECK_FALSE(hub.notices_after(0, &out));
@@ -64,6 +66,7 @@ TEST_CASE("a subscription to one operation is not woken by others", "[hub]") {
 
 TEST_CASE("changes from before start-up are a gap the store must fill", "[hub]") {
   ChangeHub hub;
+  auto all = hub.subscribe("");
   hub.set_floor(100);
   hub.publish({change(101)});
   std::vector<Notice> out;
@@ -81,4 +84,17 @@ TEST_CASE("shutdown wakes every subscription", "[hub]") {
   CHECK(Clock::now() - start < std::chrono::seconds(5));
   CHECK(hub.is_shut_down());
   t.join();
+}
+
+TEST_CASE("with nobody following every change, the hub keeps no notices and says so", "[hub]") {
+  ChangeHub hub;
+  hub.publish({change(1), change(2)});
+  std::vector<Notice> out;
+  CHECK_FALSE(hub.notices_after(0, &out));  // read it from the store
+  CHECK(hub.latest_seq() == 2);
+  auto all = hub.subscribe("");
+  hub.publish({change(3)});
+  CHECK(hub.notices_after(2, &out));
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].seq == 3);
 }
