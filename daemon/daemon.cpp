@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -122,6 +123,13 @@ Result<std::map<std::string, std::string>> resolve_dispatch(const std::vector<st
 }
 
 int run_daemon(const DaemonConfig& cfg) {
+  // Every HTTP connection (each open SSE stream) is a descriptor, and libzmq
+  // aborts the process when it cannot get one: take all the system allows.
+  struct rlimit nofile {};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   LogLevel level = LogLevel::info;
   parse_log_level(cfg.log_level, &level);
   log_configure("asyncopsd", cfg.log_format == "json" ? LogFormat::json : LogFormat::text, level);

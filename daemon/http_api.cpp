@@ -64,9 +64,10 @@ HttpApi::HttpApi(Gateway& gateway, HttpOptions options)
   s.set_payload_max_length(m_options.max_body_bytes);
   // SO_REUSEADDR only: httplib's default SO_REUSEPORT would let a second
   // daemon bind the same port and silently split the traffic.
-  s.set_socket_options([](socket_t sock) {
+  s.set_socket_options([this](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    m_listen_fd = sock;  // remembered to widen the listen backlog after bind
   });
 
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
@@ -121,6 +122,11 @@ Result<int> HttpApi::bind() {
     return Error{"cannot listen on " + m_options.host + ":" + std::to_string(m_options.port) +
                  " (address in use, or not an address of this host)"};
   }
+  // cpp-httplib 0.11 listens with a backlog of 5, so a burst of connects (a
+  // thousand browsers reconnecting their streams after a restart) overflows
+  // it and clients wait seconds for SYN retries. Listening again on the
+  // bound socket only raises the backlog.
+  if (m_listen_fd >= 0) ::listen(m_listen_fd, 4096);
   return port;
 }
 

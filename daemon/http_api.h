@@ -41,6 +41,7 @@ class HttpApi {
   HttpOptions m_options;
   std::unique_ptr<httplib::Server> m_server;
   std::thread m_thread;  // runs listen_after_bind()
+  int m_listen_fd = -1;   // the listening socket, owned by m_server
 };
 
 }  // namespace asyncops

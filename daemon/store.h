@@ -202,7 +202,9 @@ class Checkpointer {
 // one out for the caller's exclusive use; the Lease returns it.
 class ReaderPool {
  public:
-  explicit ReaderPool(std::string path) : m_path(std::move(path)) {}
+  // At most max_open connections exist at once; acquire() waits for one
+  // when all are in use, so a thousand woken streams cannot exhaust fds.
+  explicit ReaderPool(std::string path, size_t max_open = 32) : m_path(std::move(path)), m_max_open(max_open) {}
 
   class Lease {
    public:
@@ -224,8 +226,11 @@ class ReaderPool {
  private:
   void release(std::unique_ptr<StoreReader> r);
   std::string m_path;
+  const size_t m_max_open;
   std::mutex m_mutex;
+  std::condition_variable m_released;
   std::vector<std::unique_ptr<StoreReader>> m_idle;  // GUARDED_BY(m_mutex)
+  size_t m_open = 0;                                 // GUARDED_BY(m_mutex)
 };
 
 }  // namespace asyncops
