@@ -78,10 +78,16 @@ std::string fmt(double v, int prec = 2) {
 
 // ---------------------------------------------------------------- processes
 
-pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
+pid_t spawn(const std::vector<std::string>& args, const std::string& log_path, long nofile = 0) {
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (nofile > 0) {
+    rlimit rl{};
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = static_cast<rlim_t>(nofile);
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
   int out = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (out >= 0) {
     ::dup2(out, 1);
@@ -113,9 +119,17 @@ int stop_process(pid_t pid, std::chrono::milliseconds grace) {
   return -1;
 }
 
-bool alive(pid_t pid) {
-  int status;
-  return pid > 0 && ::waitpid(pid, &status, WNOHANG) == 0;
+// True while the process runs; when it has exited, *how says how.
+bool alive(pid_t pid, std::string* how) {
+  int status = 0;
+  if (pid <= 0) return false;
+  if (::waitpid(pid, &status, WNOHANG) == 0) return true;
+  if (WIFSIGNALED(status)) {
+    *how = std::string("killed by signal ") + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")";
+  } else if (WIFEXITED(status)) {
+    *how = "exited with status " + std::to_string(WEXITSTATUS(status));
+  }
+  return false;
 }
 
 struct ProcSample {
@@ -787,6 +801,7 @@ struct Options {
   int workers = 2;
   int connect_window = 4;  // below the daemon's accept queue (listen backlog 5)
   int deadline_s = 120;
+  long daemon_nofile = 0;  // 0: inherit
   bool quick = false;
   bool no_baseline_workers = false;
   std::string daemon_bin, worker_bin, data_dir, out = "results.json";
@@ -861,6 +876,9 @@ int main(int argc, char** argv) {
   app.add_option("--worker", o.worker_bin, "Path of asyncops-worker")->required();
   app.add_option("--data-dir", o.data_dir, "Empty data dir for the daemon (default: a new /tmp/aosse-XXXXXX)");
   app.add_option("--daemon-arg", o.daemon_args, "Extra daemon argument; may repeat");
+  app.add_option("--daemon-nofile", o.daemon_nofile,
+                 "Soft RLIMIT_NOFILE for asyncopsd (default: this process's, raised to the hard limit)")
+      ->check(CLI::Range(64L, 1L << 20));
   app.add_option("--out", o.out, "JSON results file");
   bool watchers_given = false, commands_given = false;
   try {
@@ -903,6 +921,7 @@ int main(int argc, char** argv) {
                       {"connect_window", o.connect_window}, {"deadline_s", o.deadline_s},
                       {"quick", o.quick},              {"data_dir", o.data_dir},
                       {"daemon_args", o.daemon_args},  {"rlimit_nofile", static_cast<long>(rl.rlim_cur)},
+                      {"daemon_nofile", o.daemon_nofile > 0 ? o.daemon_nofile : static_cast<long>(rl.rlim_cur)},
                       {"nproc", std::thread::hardware_concurrency()}};
   auto T0 = Clock::now();
   auto log = [&](const std::string& s) {
@@ -912,7 +931,7 @@ int main(int argc, char** argv) {
   // --- daemon
   std::vector<std::string> dargs = {o.daemon_bin, "--data-dir", o.data_dir, "--listen", "127.0.0.1:0"};
   for (const auto& a : o.daemon_args) dargs.push_back(a);
-  pid_t daemon = spawn(dargs, o.data_dir + "/daemon.log");
+  pid_t daemon = spawn(dargs, o.data_dir + "/daemon.log", o.daemon_nofile);
   int port = read_port(o.data_dir, std::chrono::seconds(20));
   if (port <= 0) {
     std::cerr << "asyncopsd did not start; see " << o.data_dir << "/daemon.log\n";
@@ -1028,6 +1047,15 @@ int main(int argc, char** argv) {
   read_proc(daemon, &after);
   bool quiet_c = wait_quiet(port, std::chrono::seconds(o.deadline_s));
 
+  // --- phase D: workers, streams closed again (a second baseline after C,
+  // so that drift from other load on the host shows)
+  set_phase("D_workers_after_watchers");
+  log("phase D: " + std::to_string(o.commands) + " commands, " + std::to_string(o.workers) +
+      " workers, streams closed");
+  PhaseResult d = submit_phase("D_workers_after_watchers", port, o.commands, o.connections, tag + "d", false);
+  log("  p50 " + fmt(percentile(d.lat_ms, 0.5)) + " ms, p99 " + fmt(percentile(d.lat_ms, 0.99)) + " ms");
+  quiet_c = wait_quiet(port, std::chrono::seconds(o.deadline_s)) && quiet_c;
+
   // --- verify against each operation's history
   set_phase("verify");
   Conn vc(port);
@@ -1118,11 +1146,12 @@ int main(int argc, char** argv) {
       p->fds = std::max(p->fds, s.fds);
     }
   }
-  bool daemon_alive = alive(daemon);
+  std::string daemon_exit;
+  bool daemon_alive = alive(daemon, &daemon_exit);
 
   double p99b = percentile(b.lat_ms, 0.99), p99c = percentile(c.lat_ms, 0.99);
   double p99a = percentile(a.lat_ms, 0.99);
-  report["phases"] = {phase_json(a), phase_json(b), phase_json(wsub), phase_json(c)};
+  report["phases"] = {phase_json(a), phase_json(b), phase_json(wsub), phase_json(c), phase_json(d)};
   report["accept_latency"] = {
       {"p50_ms_without_watchers", percentile(b.lat_ms, 0.5)},
       {"p99_ms_without_watchers", p99b},
@@ -1130,6 +1159,8 @@ int main(int argc, char** argv) {
       {"p99_ms_with_watchers", p99c},
       {"p99_ratio_with_over_without", p99b > 0 ? p99c / p99b : 0},
       {"p99_ms_no_workers_no_watchers", p99a},
+      {"p99_ms_after_watchers", percentile(d.lat_ms, 0.99)},
+      {"p99_ratio_with_over_after", percentile(d.lat_ms, 0.99) > 0 ? p99c / percentile(d.lat_ms, 0.99) : 0},
       {"note", "without = phase B (workers running, no watchers); with = phase C (workers + watchers)"}};
   report["watchers"] = {{"watchers", ids.size()},
                         {"first_event_received", first_ok},
@@ -1161,6 +1192,7 @@ int main(int argc, char** argv) {
                         {"delivery_lag_ms_max", percentile(ws.lag_ms(), 1.0)},
                         {"first_failures", failures}};
   report["daemon"] = {{"alive_at_end", daemon_alive},
+                      {"died", daemon_exit},
                       {"sse_clients_metric_with_streams_open", metric_clients},
                       {"before_watchers", {{"threads", before.threads}, {"fds", before.fds},
                                            {"rss_kb", before.rss_kb}, {"vm_hwm_kb", before.hwm_kb}}},
@@ -1175,7 +1207,7 @@ int main(int argc, char** argv) {
   report["all_operations_finished"] = quiet_b && quiet_c;
   bool pass = lost == 0 && dup == 0 && out_of_order == 0 && unexpected == 0 && failed_watchers == 0 &&
               static_cast<int>(ids.size()) == o.watchers && clean == o.watchers && a.errors == 0 &&
-              b.errors == 0 && c.errors == 0 && wsub.errors == 0 && daemon_alive;
+              b.errors == 0 && c.errors == 0 && d.errors == 0 && wsub.errors == 0 && daemon_alive;
   report["pass"] = pass;
   report["elapsed_s"] = ms_since(T0) / 1000.0;
 
@@ -1183,8 +1215,12 @@ int main(int argc, char** argv) {
   sampling = false;
   sampler.join();
   stop_workers();
-  int dstatus = stop_process(daemon, std::chrono::seconds(15));
-  report["daemon"]["clean_exit"] = dstatus >= 0 && WIFEXITED(dstatus) && WEXITSTATUS(dstatus) == 0;
+  if (daemon_alive) {
+    int dstatus = stop_process(daemon, std::chrono::seconds(15));
+    report["daemon"]["clean_exit"] = dstatus >= 0 && WIFEXITED(dstatus) && WEXITSTATUS(dstatus) == 0;
+  } else {
+    report["daemon"]["clean_exit"] = false;
+  }
 
   std::ofstream(o.out) << report.dump(2) << "\n";
 
@@ -1211,7 +1247,7 @@ int main(int argc, char** argv) {
                                                    fmt(percentile(ws.lag_ms(), 1.0), 0));
   std::printf("\n  %-26s %6s %4s %7s %7s %7s %8s %7s %9s\n", "accept latency (POST /users)", "n", "err",
               "p50 ms", "p90 ms", "p99 ms", "max ms", "req/s", "conn max");
-  for (const PhaseResult* p : {&a, &b, &c}) {
+  for (const PhaseResult* p : {&a, &b, &c, &d}) {
     std::printf("  %-26s %6d %4d %7.2f %7.2f %7.2f %8.2f %7.0f %9.1f\n", p->name.c_str(), p->accepted,
                 p->errors, percentile(p->lat_ms, 0.5), percentile(p->lat_ms, 0.9), percentile(p->lat_ms, 0.99),
                 percentile(p->lat_ms, 1.0), p->wall_s > 0 ? p->accepted / p->wall_s : 0,
@@ -1219,6 +1255,8 @@ int main(int argc, char** argv) {
   }
   std::printf("\n");
   row("p99 ratio with / without watchers (C / B)", fmt(p99b > 0 ? p99c / p99b : 0));
+  row("p99 ratio with / after watchers (C / D)",
+      fmt(percentile(d.lat_ms, 0.99) > 0 ? p99c / percentile(d.lat_ms, 0.99) : 0));
   std::printf("\n  %-30s %8s %8s %10s %10s\n", "daemon", "threads", "fds", "RSS MiB", "VmHWM MiB");
   auto prow = [](const char* k, const ProcSample& s) {
     std::printf("  %-30s %8ld %8ld %10.1f %10.1f\n", k, s.threads, s.fds, s.rss_kb / 1024.0, s.hwm_kb / 1024.0);
@@ -1231,9 +1269,10 @@ int main(int argc, char** argv) {
     std::printf("\n  stream errors:\n");
     for (const auto& [e, n] : errors_by_kind) std::printf("    %5d  %s\n", n, e.c_str());
   }
-  for (const PhaseResult* p : {&a, &b, &wsub, &c}) {
+  for (const PhaseResult* p : {&a, &b, &wsub, &c, &d}) {
     if (!p->first_error.empty()) std::printf("  %s first error: %s\n", p->name.c_str(), p->first_error.c_str());
   }
+  if (!daemon_alive) std::printf("\n  asyncopsd DIED during the run: %s (see daemon.log)\n", daemon_exit.c_str());
   std::printf("\n  result: %s   (JSON: %s)\n", pass ? "PASS" : "FAIL", o.out.c_str());
   if (!pass) exit_code = 1;
   return exit_code;
