@@ -33,7 +33,7 @@ struct Notice {
 
 class ChangeHub {
  public:
-  explicit ChangeHub(size_t capacity = 65536) : m_capacity(capacity) {}
+  explicit ChangeHub(size_t capacity = 16384) : m_capacity(capacity) {}
 
   class Subscription {
    public:

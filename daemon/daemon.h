@@ -21,7 +21,7 @@ struct DaemonConfig {
   int sse_heartbeat_ms = 15000;
   std::string control_endpoint;  // default: ipc inside the data dir
   DispatchOptions dispatch_options;
-  int64_t max_backlog = 100000;
+  int64_t max_backlog = 50000;
   std::chrono::milliseconds retention{7LL * 86400 * 1000};
   std::chrono::milliseconds worker_timeout{5000};
   std::chrono::milliseconds prune_interval{60000};

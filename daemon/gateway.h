@@ -69,7 +69,7 @@ struct GatewayOptions {
   // "*": any origin.
   std::vector<std::string> cors_origins;
   // Commands are refused with 503 while this many operations are unfinished.
-  int64_t max_backlog = 100000;
+  int64_t max_backlog = 50000;
 };
 
 ApiReply problem_reply(const Problem& p);
