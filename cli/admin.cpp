@@ -59,7 +59,7 @@ int cmd_workers(const GlobalOptions& g) {
 }
 
 int cmd_store_prune(const GlobalOptions& g, const std::string& data_dir, std::chrono::milliseconds older_than) {
-  std::string dir = data_dir.empty() ? default_data_dir() : data_dir;
+  std::string dir = g.data_dir(data_dir);
   std::string path = dir + "/asyncops.db";
   if (::access(path.c_str(), F_OK) != 0) {
     print_error("no store at " + path);

@@ -1,15 +1,96 @@
 #include "cli/app.h"
 
+#include <cstdlib>
+#include <functional>
 #include <iostream>
+#include <map>
 
 #include <CLI/CLI.hpp>
 
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/programs.h"
+#include "shared/config.h"
 #include "shared/duration.h"
 
 namespace asyncops {
+namespace {
+
+bool given(const std::vector<std::string>& args, std::initializer_list<const char*> flags) {
+  for (const auto& a : args) {
+    if (a == "--") break;
+    for (const char* f : flags) {
+      std::string fs(f);
+      if (a == fs || a.rfind(fs + "=", 0) == 0 || (fs.size() == 2 && a.rfind(fs, 0) == 0 && a.size() > 2)) return true;
+    }
+  }
+  return false;
+}
+
+// The [cli] section of the config file fills what no flag or environment
+// variable set. Returns a one-line error naming the bad key, or "".
+std::string apply_cli_config(GlobalOptions& g, const std::vector<std::string>& args) {
+  bool explicit_path = !g.config_path.empty() || std::getenv("ASYNCOPS_CONFIG") != nullptr;
+  if (g.config_path.empty()) g.config_path = default_config_path();
+  auto file = load_config(g.config_path, explicit_path);
+  if (!file) return file.error();
+  g.config_found = file->found;
+  std::map<std::string, ConfigEntry> keys;
+  if (const auto* entries = file->section("cli")) {
+    for (const auto& e : *entries) {
+      std::string where = "config " + g.config_path + ":" + std::to_string(e.line) + ": ";
+      if (e.key == "url") {
+        if (e.value.rfind("http://", 0) != 0 && e.value.rfind("https://", 0) != 0) {
+          return where + "url = " + e.value + ": expected an http:// or https:// URL";
+        }
+      } else if (e.key == "output") {
+        if (e.value != "table" && e.value != "json" && e.value != "jsonl") {
+          return where + "output = " + e.value + ": expected table, json or jsonl";
+        }
+      } else if (e.key == "data_dir") {
+        if (e.value.empty()) return where + "data_dir is empty";
+      } else {
+        return where + "unknown key '" + e.key + "' in [cli] (known: url, output, data_dir)";
+      }
+      keys[e.key] = e;
+    }
+  }
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v && *v;
+  };
+  // url
+  std::string src;
+  if (given(args, {"--url"})) src = "flag";
+  else if (env("ASYNCOPS_URL")) src = "env";
+  else if (keys.count("url")) {
+    g.url = keys["url"].value;
+    src = "file";
+  } else src = g.url == "http://127.0.0.1:8080" ? "default" : "url_file";
+  g.settings.push_back({"url", g.url, src});
+  // output
+  if (given(args, {"-o", "--output", "--json"})) src = "flag";
+  else if (env("ASYNCOPS_OUTPUT")) src = "env";
+  else if (keys.count("output")) {
+    g.output = keys["output"].value;
+    src = "file";
+  } else src = "default";
+  g.settings.push_back({"output", g.json ? "json" : g.output.empty() ? "table" : g.output, src});
+  // data_dir (up, stats and store take --data-dir themselves)
+  if (keys.count("data_dir")) g.file_data_dir = keys["data_dir"].value;
+  if (given(args, {"--data-dir"})) src = "flag";
+  else if (env("ASYNCOPS_DATA_DIR")) src = "env";
+  else src = keys.count("data_dir") ? "file" : "default";
+  std::string dd;
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--data-dir") dd = args[i + 1];
+  }
+  g.settings.push_back({"data_dir", g.data_dir(dd), src});
+  return "";
+}
+
+}  // namespace
 
 int cli_main(int argc, char** argv) {
   CLI::App app{"asyncops: submit commands to asyncopsd, follow operations, run the system"};
@@ -24,11 +105,15 @@ int cli_main(int argc, char** argv) {
   g.url = default_url();
   app.add_option("--url", g.url, "Daemon URL (env ASYNCOPS_URL; default: the running daemon's, or http://127.0.0.1:8080)")
       ->envname("ASYNCOPS_URL");
-  app.add_option("-o,--output", g.output, "Output format: table, json or jsonl")
+  app.add_option("-o,--output", g.output, "Output format: table, json or jsonl (env ASYNCOPS_OUTPUT)")
+      ->envname("ASYNCOPS_OUTPUT")
       ->check(CLI::IsMember({"table", "json", "jsonl"}));
   app.add_flag("--json", g.json, "Same as -o json");
+  app.add_option("--config", g.config_path,
+                 "Configuration file (default $ASYNCOPS_CONFIG, $XDG_CONFIG_HOME/asyncops/asyncops.conf or "
+                 "~/.config/asyncops/asyncops.conf); see asyncops.conf(5)");
 
-  int result = exit_code::ok;
+  std::function<int()> run;  // the chosen command, run once the configuration is complete
 
   UpOptions up;
   auto* up_cmd = app.add_subcommand("up", "Run asyncopsd and N workers on the embedded default");
@@ -41,7 +126,7 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::IsMember({"normal", "full"}));
   up_cmd->add_option("--routes", up.routes, "Route table JSON file")->check(CLI::ExistingFile);
   up_cmd->footer("Example:\n  asyncops up --workers 4\n  curl -i -X POST localhost:8080/users -H 'Content-Type: application/json' -d '{\"email\":\"a@example.com\",\"name\":\"A\"}'");
-  up_cmd->callback([&] { result = cmd_up(g, up); });
+  up_cmd->callback([&] { run = [&] { return cmd_up(g, up); }; });
 
   SubmitOptions sub;
   auto* sub_cmd = app.add_subcommand("submit", "Submit a command: METHOD PATH [--data JSON|@file] [--wait]");
@@ -53,13 +138,13 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   sub_cmd->add_option("--idempotency-key", sub.idempotency_key, "Idempotency-Key header");
   sub_cmd->footer("Examples:\n  asyncops submit POST /users -d '{\"email\":\"a@example.com\",\"name\":\"A\"}' --wait\n  asyncops submit DELETE /users/0190c3e2-... --wait --timeout 10");
-  sub_cmd->callback([&] { result = cmd_submit(g, sub); });
+  sub_cmd->callback([&] { run = [&] { return cmd_submit(g, sub); }; });
 
   std::string op_id;
   auto* get_cmd = app.add_subcommand("get", "Show one operation");
   get_cmd->add_option("OP_ID", op_id, "Operation id")->required();
   get_cmd->footer("Example:\n  asyncops get 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f --json");
-  get_cmd->callback([&] { result = cmd_get(g, op_id); });
+  get_cmd->callback([&] { run = [&] { return cmd_get(g, op_id); }; });
 
   ListOptions list;
   auto* list_cmd = app.add_subcommand("list", "List operations, newest first");
@@ -70,7 +155,7 @@ int cli_main(int argc, char** argv) {
   list_cmd->add_option("--limit", list.limit, "Page size")->capture_default_str()->check(CLI::Range(1, 1000));
   list_cmd->add_option("--cursor", list.cursor, "Continue from a previous page's cursor");
   list_cmd->footer("Example:\n  asyncops list --state rejected --name create_user -o jsonl");
-  list_cmd->callback([&] { result = cmd_list(g, list); });
+  list_cmd->callback([&] { run = [&] { return cmd_list(g, list); }; });
 
   double watch_timeout = 0;
   auto* watch_cmd = app.add_subcommand("watch", "Print each change of one operation as it happens; the exit code tells how it ended");
@@ -78,7 +163,7 @@ int cli_main(int argc, char** argv) {
   watch_cmd->add_option("--timeout", watch_timeout, "Give up after this many seconds (exit 5)")
       ->check(CLI::NonNegativeNumber);
   watch_cmd->footer("Examples:\n  asyncops watch 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f\n  asyncops watch OP_ID -o jsonl | jq .state");
-  watch_cmd->callback([&] { result = cmd_watch(g, op_id, watch_timeout); });
+  watch_cmd->callback([&] { run = [&] { return cmd_watch(g, op_id, watch_timeout); }; });
 
   std::string tail_state, tail_name;
   auto* tail_cmd = app.add_subcommand("tail", "Follow every operation live (a live board on a TTY, JSON lines into a pipe)");
@@ -86,16 +171,16 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::IsMember({"pending", "processing", "completed", "rejected", "failed", "canceled"}));
   tail_cmd->add_option("--name", tail_name, "Only this command name");
   tail_cmd->footer("Examples:\n  asyncops tail\n  asyncops tail --state rejected | jq -r .code");
-  tail_cmd->callback([&] { result = cmd_tail(g, tail_state, tail_name); });
+  tail_cmd->callback([&] { run = [&] { return cmd_tail(g, tail_state, tail_name); }; });
 
   auto* cancel_cmd = app.add_subcommand("cancel", "Cancel an operation: at once if no worker has it, else best effort");
   cancel_cmd->add_option("OP_ID", op_id, "Operation id")->required();
   cancel_cmd->footer("Example:\n  asyncops cancel 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f && asyncops watch 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f");
-  cancel_cmd->callback([&] { result = cmd_cancel(g, op_id); });
+  cancel_cmd->callback([&] { run = [&] { return cmd_cancel(g, op_id); }; });
 
   auto* workers_cmd = app.add_subcommand("workers", "List live workers: service, host, pid, in-flight, last heartbeat");
   workers_cmd->footer("Example:\n  asyncops workers -o json");
-  workers_cmd->callback([&] { result = cmd_workers(g); });
+  workers_cmd->callback([&] { run = [&] { return cmd_workers(g); }; });
 
   auto* store_cmd = app.add_subcommand("store", "Work on the store file directly (the daemon may be running or not)");
   store_cmd->require_subcommand(1);
@@ -109,10 +194,79 @@ int cli_main(int argc, char** argv) {
       });
   prune_cmd->footer("Example:\n  asyncops store prune --older-than 24h");
   prune_cmd->callback([&] {
-    std::chrono::milliseconds d;
-    parse_duration(older_than, &d);
-    result = cmd_store_prune(g, store_dir, d);
+    run = [&] {
+      std::chrono::milliseconds d;
+      parse_duration(older_than, &d);
+      return cmd_store_prune(g, store_dir, d);
+    };
   });
+
+  auto* info_cmd = store_cmd->add_subcommand("info", "Path, file sizes, row counts, schema version, oldest and newest operation");
+  info_cmd->footer("Examples:\n  asyncops store info\n  asyncops store info --data-dir /var/lib/asyncops -o json");
+  info_cmd->callback([&] { run = [&] { return cmd_store_info(g, store_dir); }; });
+
+  ListOptions sops;
+  auto* ops_cmd = store_cmd->add_subcommand("ops", "List operations from the file, newest first (like list, without the daemon)");
+  ops_cmd->add_option("--state", sops.state, "Only this state")
+      ->check(CLI::IsMember({"pending", "processing", "completed", "rejected", "failed", "canceled"}));
+  ops_cmd->add_option("--name", sops.name, "Only this command name, e.g. create_user");
+  ops_cmd->add_option("--since", sops.since, "Only operations created at or after this RFC 3339 time");
+  ops_cmd->add_option("--limit", sops.limit, "How many")->capture_default_str()->check(CLI::Range(1, 1000000));
+  ops_cmd->footer("Examples:\n  asyncops store ops --state pending --limit 100\n  asyncops store ops --name create_user -o jsonl");
+  ops_cmd->callback([&] { run = [&] { return cmd_store_ops(g, store_dir, sops); }; });
+
+  std::string hist_id;
+  auto* hist_cmd = store_cmd->add_subcommand("history", "Every recorded change of one operation, oldest first");
+  hist_cmd->add_option("OP_ID", hist_id, "Operation id")->required();
+  hist_cmd->footer("Example:\n  asyncops store history 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f -o json");
+  hist_cmd->callback([&] { run = [&] { return cmd_store_history(g, store_dir, hist_id); }; });
+
+  auto* vacuum_cmd = store_cmd->add_subcommand("vacuum", "Rebuild the file to reclaim space (only while asyncopsd is stopped)");
+  vacuum_cmd->footer("Example:\n  asyncops store prune --older-than 30d && asyncops store vacuum\n"
+                     "Refused (exit 1) while asyncopsd holds DATA_DIR/asyncopsd.pid.");
+  vacuum_cmd->callback([&] { run = [&] { return cmd_store_vacuum(g, store_dir); }; });
+
+  auto* export_cmd = store_cmd->add_subcommand("export", "Every operation with its history, one JSON object per line, oldest first");
+  export_cmd->footer("Examples:\n  asyncops store export > ops.jsonl\n  asyncops store export | grep -c '\"state\":\"rejected\"'");
+  export_cmd->callback([&] { run = [&] { return cmd_store_export(g, store_dir); }; });
+
+  auto* check_cmd = store_cmd->add_subcommand("check", "SQLite integrity check plus the store's own invariants; exit 1 on any problem");
+  check_cmd->footer("Example:\n  asyncops store check || echo 'store damaged: see the lines above'");
+  check_cmd->callback([&] { run = [&] { return cmd_store_check(g, store_dir); }; });
+
+  std::string stats_dir;
+  auto* stats_cmd = app.add_subcommand("stats", "Counts by state and command, backlog, oldest pending, recent rates (from the store file)");
+  stats_cmd->add_option("--data-dir", stats_dir, "Data dir holding asyncops.db (default as for up)");
+  stats_cmd->footer("Examples:\n  asyncops stats\n  asyncops stats -o json | jq .backlog");
+  stats_cmd->callback([&] { run = [&] { return cmd_stats(g, stats_dir); }; });
+
+  auto* version_cmd = app.add_subcommand("version", "Print the version (-o json: {\"version\": ...})");
+  version_cmd->footer("Examples:\n  asyncops version\n  asyncops version -o json");
+  version_cmd->callback([&] { run = [&] { return cmd_version(g); }; });
+
+  bool config_daemon = false;
+  auto* config_cmd = app.add_subcommand("config", "Show the effective configuration and where each value came from");
+  config_cmd->add_flag("--daemon", config_daemon, "Show what asyncopsd would use instead (runs asyncopsd --print-config)");
+  config_cmd->footer("Precedence: flag > ASYNCOPS_* environment > config file > default.\n"
+                     "Examples:\n  asyncops config\n  asyncops config --daemon -o json");
+  config_cmd->callback([&] { run = [&] { return cmd_config(g, config_daemon); }; });
+
+  // daemon and worker: run the sibling programs with the remaining arguments.
+  for (const char* which : {"daemon", "worker"}) {
+    bool is_daemon = std::string(which) == "daemon";
+    auto* c = app.add_subcommand(which, is_daemon ? "Run asyncopsd here, passing every argument through (asyncops daemon --help: its flags)"
+                                                  : "Run asyncops-worker here, passing every argument through (asyncops worker --help: its flags)");
+    c->prefix_command();
+    c->allow_extras();
+    c->fallthrough(false);
+    c->set_help_flag();  // --help goes to the program
+    c->footer(is_daemon ? "Examples:\n  asyncops daemon --listen 127.0.0.1:8080\n  asyncops daemon --help"
+                        : "Examples:\n  asyncops worker --service users\n  asyncops worker --help");
+    c->callback([&, c, is_daemon] {
+      std::vector<std::string> rest = c->remaining();
+      run = [rest, is_daemon] { return exec_program(is_daemon ? "asyncopsd" : "asyncops-worker", rest); };
+    });
+  }
 
   try {
     app.parse(argc, argv);
@@ -126,7 +280,12 @@ int cli_main(int argc, char** argv) {
     std::cerr << "asyncops: " << e.what() << " (try --help)" << std::endl;
     return exit_code::usage;
   }
-  return result;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (auto err = apply_cli_config(g, args); !err.empty()) {
+    print_error(err);
+    return exit_code::usage;
+  }
+  return run ? run() : exit_code::ok;
 }
 
 }  // namespace asyncops

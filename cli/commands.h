@@ -10,11 +10,25 @@
 
 namespace asyncops {
 
+// One effective setting and where it came from (asyncops config).
+struct SettingSource {
+  std::string key;
+  std::string value;
+  std::string source;  // default, url_file, file, env or flag
+};
+
 struct GlobalOptions {
   std::string url;
   std::string output;  // -o
   bool json = false;   // --json
+  std::string config_path;    // --config, else the default path
+  bool config_found = false;  // the file exists and was read
+  std::string file_data_dir;  // [cli] data_dir from the config file
+  std::vector<SettingSource> settings;  // url, output, data_dir: for `asyncops config`
   Output out() const { return Output::resolve(output, json); }
+  // --data-dir, else $ASYNCOPS_DATA_DIR, else [cli] data_dir, else the
+  // embedded default ($XDG_DATA_HOME/asyncops or ~/.local/share/asyncops).
+  std::string data_dir(const std::string& flag) const;
 };
 
 struct SubmitOptions {
@@ -53,6 +67,20 @@ int cmd_workers(const GlobalOptions& g);
 // Prunes terminal operations older than older_than from the store file
 // directly (safe while the daemon runs: small transactions).
 int cmd_store_prune(const GlobalOptions& g, const std::string& data_dir, std::chrono::milliseconds older_than);
+
+int cmd_version(const GlobalOptions& g);
+// asyncops config [--daemon]: the effective settings and their sources.
+int cmd_config(const GlobalOptions& g, bool daemon);
+
+// Read the store file directly (read-only but vacuum).
+std::string store_file(const std::string& data_dir);
+int cmd_stats(const GlobalOptions& g, const std::string& data_dir);
+int cmd_store_info(const GlobalOptions& g, const std::string& data_dir);
+int cmd_store_ops(const GlobalOptions& g, const std::string& data_dir, const ListOptions& o);
+int cmd_store_history(const GlobalOptions& g, const std::string& data_dir, const std::string& op_id);
+int cmd_store_vacuum(const GlobalOptions& g, const std::string& data_dir);
+int cmd_store_export(const GlobalOptions& g, const std::string& data_dir);
+int cmd_store_check(const GlobalOptions& g, const std::string& data_dir);
 
 int cmd_watch(const GlobalOptions& g, const std::string& op_id, double timeout_s);
 int cmd_tail(const GlobalOptions& g, const std::string& state, const std::string& name);

@@ -1,10 +1,8 @@
 // asyncops up: runs asyncopsd and N workers as child processes on the
 // embedded default, prints the URL once ready, restarts a child that dies,
 // and stops everything cleanly on Ctrl-C or SIGTERM.
-#include <limits.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,43 +18,13 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/programs.h"
 #include "shared/paths.h"
 
 namespace asyncops {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-bool is_executable(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
-}
-
-// Next to this executable (installed, or the build tree's sibling folders),
-// then $PATH.
-std::string find_program(const std::string& name) {
-  char self[PATH_MAX] = {0};
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) {
-    std::string dir(self, static_cast<size_t>(n));
-    dir = dir.substr(0, dir.rfind('/'));
-    for (const std::string& c : {dir + "/" + name, dir + "/../daemon/" + name, dir + "/../workers/" + name,
-                                 dir + "/../sbin/" + name}) {
-      if (is_executable(c)) return c;
-    }
-  }
-  const char* path = std::getenv("PATH");
-  std::string p = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t colon = p.find(':', start);
-    if (colon == std::string::npos) colon = p.size();
-    std::string c = p.substr(start, colon - start) + "/" + name;
-    if (is_executable(c)) return c;
-    start = colon + 1;
-  }
-  return "";
-}
 
 pid_t spawn(const std::vector<std::string>& args) {
   pid_t pid = ::fork();
@@ -92,7 +60,7 @@ struct Child {
 }  // namespace
 
 int cmd_up(const GlobalOptions& g, const UpOptions& o) {
-  std::string data_dir = o.data_dir.empty() ? default_data_dir() : o.data_dir;
+  std::string data_dir = g.data_dir(o.data_dir);
   if (o.workers < 0) {
     print_error("--workers must be 0 or more");
     return exit_code::usage;

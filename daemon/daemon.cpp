@@ -22,6 +22,7 @@
 #include "daemon/retention.h"
 #include "daemon/tracker.h"
 #include "daemon/worker_registry.h"
+#include "shared/config.h"
 #include "shared/duration.h"
 #include "shared/log.h"
 #include "shared/paths.h"
@@ -398,10 +399,46 @@ int daemon_main(int argc, char** argv) {
   app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")
       ->envname("ASYNCOPS_LOG_LEVEL")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  std::string config_path;
+  bool print_config = false;
+  app.add_option("--config", config_path,
+                 "Configuration file, [daemon] section (default $ASYNCOPS_CONFIG, "
+                 "$XDG_CONFIG_HOME/asyncops/asyncops.conf or ~/.config/asyncops/asyncops.conf)");
+  app.add_flag("--print-config", print_config,
+               "Print the effective settings as JSON, each with its source (default, file, env or flag), and exit");
+  app.footer(
+      "Precedence: flag > ASYNCOPS_* environment > config file > default. See asyncopsd(8), asyncops.conf(5).\n"
+      "Examples:\n"
+      "  asyncopsd --listen 0.0.0.0:8080 --data-dir /var/lib/asyncops\n"
+      "  ASYNCOPS_SYNC=full asyncopsd --log-format json\n"
+      "  asyncopsd --config /etc/asyncops/asyncops.conf --print-config");
+  for (CLI::Option* opt : app.get_options()) opt->capture_default_str();
+  std::vector<std::string> args(argv + 1, argv + argc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  // The config file: its [daemon] section fills what no flag or env set.
+  bool explicit_config = !config_path.empty() || std::getenv("ASYNCOPS_CONFIG") != nullptr;
+  if (config_path.empty()) config_path = default_config_path();
+  auto file = load_config(config_path, explicit_config);
+  if (!file) {
+    std::cerr << "asyncopsd: " << file.error() << std::endl;
+    return 1;
+  }
+  auto settings = apply_config_section(app, file.value(), "daemon", args, {"config", "print-config"});
+  if (!settings) {
+    std::cerr << "asyncopsd: " << settings.error() << std::endl;
+    return 1;
+  }
+  if (print_config) {
+    nlohmann::json j = {{"config_file", config_path}, {"config_file_found", file->found}};
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& s : settings.value()) items.push_back({{"key", s.key}, {"value", s.value}, {"source", s.source}});
+    j["settings"] = items;
+    std::cout << j.dump(2) << std::endl;
+    return 0;
   }
   parse_sync_mode(sync, &cfg.sync);
   parse_duration(lease, &cfg.dispatch_options.lease);

@@ -3,10 +3,12 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
+#include "shared/config.h"
 #include "shared/log.h"
 #include "shared/paths.h"
 #include "workers/worker.h"
@@ -44,10 +46,31 @@ int worker_main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "debug, info, warn or error")
       ->envname("ASYNCOPS_LOG_LEVEL")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  std::string config_path;
+  app.add_option("--config", config_path,
+                 "Configuration file, [worker] section (default $ASYNCOPS_CONFIG, "
+                 "$XDG_CONFIG_HOME/asyncops/asyncops.conf or ~/.config/asyncops/asyncops.conf)");
+  app.footer(
+      "Precedence: flag > ASYNCOPS_* environment > config file > default. See asyncops-worker(1).\n"
+      "Examples:\n"
+      "  asyncops-worker --service users\n"
+      "  asyncops-worker --commands tcp://10.0.0.5:5557 --events tcp://10.0.0.5:5556 --control -");
+  std::vector<std::string> args(argv + 1, argv + argc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  bool explicit_config = !config_path.empty() || std::getenv("ASYNCOPS_CONFIG") != nullptr;
+  if (config_path.empty()) config_path = default_config_path();
+  auto file = load_config(config_path, explicit_config);
+  if (!file) {
+    std::cerr << "asyncops-worker: " << file.error() << std::endl;
+    return 1;
+  }
+  if (auto applied = apply_config_section(app, file.value(), "worker", args, {"config"}); !applied) {
+    std::cerr << "asyncops-worker: " << applied.error() << std::endl;
+    return 1;
   }
   LogLevel level = LogLevel::info;
   parse_log_level(log_level, &level);

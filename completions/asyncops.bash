@@ -1,0 +1,80 @@
+# bash completion for asyncops                                -*- shell-script -*-
+# Installed as share/bash-completion/completions/asyncops.
+
+_asyncops_recent_ids() {
+    # Recent operation ids from the daemon; no jq: pull "id":"..." with sed.
+    asyncops list -o jsonl --limit 20 2>/dev/null |
+        sed -n 's/^.*"id":"\([^"]*\)".*$/\1/p'
+}
+
+_asyncops() {
+    local cur prev words cword
+    if declare -F _init_completion >/dev/null 2>&1; then
+        _init_completion || return
+    else
+        cur="${COMP_WORDS[COMP_CWORD]}"
+        prev="${COMP_WORDS[COMP_CWORD-1]}"
+        words=("${COMP_WORDS[@]}")
+        cword=$COMP_CWORD
+    fi
+
+    local commands="up submit get list watch tail cancel workers stats store config version daemon worker"
+    local global="--url -o --output --json --config --help --version"
+    local states="pending processing completed rejected failed canceled"
+
+    case "$prev" in
+        -o|--output) COMPREPLY=($(compgen -W "table json jsonl" -- "$cur")); return ;;
+        --state) COMPREPLY=($(compgen -W "$states" -- "$cur")); return ;;
+        --sync) COMPREPLY=($(compgen -W "normal full" -- "$cur")); return ;;
+        --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --config|--routes) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --url|--name|--since|--limit|--cursor|--timeout|--workers|--listen|--service|-d|--data|--idempotency-key|--older-than)
+            return ;;
+    esac
+
+    # The command (and store's subcommand) typed so far.
+    local cmd="" sub="" i
+    for ((i = 1; i < cword; i++)); do
+        case "${words[i]}" in
+            -*) ;;
+            *)
+                case "${words[i-1]}" in
+                    -o|--output|--url|--config|--data-dir|--state|--name|--limit) continue ;;
+                esac
+                if [[ -z $cmd ]]; then cmd="${words[i]}"
+                elif [[ $cmd == store && -z $sub ]]; then sub="${words[i]}"
+                fi ;;
+        esac
+    done
+
+    local opts=""
+    case "$cmd" in
+        "")
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "$global" -- "$cur"))
+            else COMPREPLY=($(compgen -W "$commands" -- "$cur")); fi
+            return ;;
+        daemon|worker) return ;;  # their flags belong to asyncopsd / asyncops-worker
+        up) opts="--data-dir --listen --workers --service --sync --routes" ;;
+        submit)
+            opts="-d --data -w --wait --timeout --idempotency-key"
+            if [[ $cur != -* ]]; then COMPREPLY=($(compgen -W "POST PUT PATCH DELETE" -- "$cur")); return; fi ;;
+        get|cancel|watch)
+            [[ $cmd == watch ]] && opts="--timeout"
+            if [[ $cur != -* ]]; then COMPREPLY=($(compgen -W "$(_asyncops_recent_ids)" -- "$cur")); return; fi ;;
+        list) opts="--state --name --since --limit --cursor" ;;
+        tail) opts="--state --name" ;;
+        stats) opts="--data-dir" ;;
+        config) opts="--daemon" ;;
+        store)
+            case "$sub" in
+                "")
+                    if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--data-dir $global" -- "$cur"))
+                    else COMPREPLY=($(compgen -W "info ops history vacuum export check prune" -- "$cur")); fi
+                    return ;;
+                ops) opts="--state --name --since --limit" ;;
+                prune) opts="--older-than" ;;
+            esac ;;
+    esac
+    COMPREPLY=($(compgen -W "$opts $global" -- "$cur"))
+}
+complete -F _asyncops asyncops

@@ -1,0 +1,52 @@
+# fish completion for asyncops. Installed as share/fish/vendor_completions.d/asyncops.fish.
+
+set -l commands up submit get list watch tail cancel workers stats store config version daemon worker
+set -l states pending processing completed rejected failed canceled
+
+function __asyncops_recent_ids
+    asyncops list -o jsonl --limit 20 2>/dev/null | sed -n 's/^.*"id":"\([^"]*\)".*$/\1/p'
+end
+
+complete -c asyncops -f
+complete -c asyncops -l url -r -d 'Daemon URL'
+complete -c asyncops -s o -l output -x -a 'table json jsonl' -d 'Output format'
+complete -c asyncops -l json -d 'Same as -o json'
+complete -c asyncops -l config -r -F -d 'Configuration file'
+complete -c asyncops -l help -d 'Show help'
+complete -c asyncops -l version -d 'Show version'
+
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a up -d 'Run asyncopsd and N workers'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a submit -d 'Submit a command'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a get -d 'Show one operation'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a list -d 'List operations'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a watch -d 'Follow one operation'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a tail -d 'Follow every operation'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a cancel -d 'Cancel an operation'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a workers -d 'List live workers'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a stats -d 'Counts, backlog and rates'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a store -d 'Work on the store file'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a config -d 'Effective configuration'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a version -d 'Print the version'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a daemon -d 'Run asyncopsd'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a worker -d 'Run asyncops-worker'
+
+complete -c asyncops -n "__fish_seen_subcommand_from get watch cancel" -a '(__asyncops_recent_ids)' -d 'Operation'
+complete -c asyncops -n "__fish_seen_subcommand_from watch submit" -l timeout -x -d 'Seconds'
+complete -c asyncops -n "__fish_seen_subcommand_from list tail store" -l state -x -a "$states" -d 'State'
+complete -c asyncops -n "__fish_seen_subcommand_from list tail store" -l name -x -d 'Command name'
+complete -c asyncops -n "__fish_seen_subcommand_from list store" -l limit -x -d 'How many'
+complete -c asyncops -n "__fish_seen_subcommand_from list store" -l since -x -d 'RFC 3339 time'
+complete -c asyncops -n "__fish_seen_subcommand_from list" -l cursor -x -d 'Cursor'
+complete -c asyncops -n "__fish_seen_subcommand_from submit" -a 'POST PUT PATCH DELETE'
+complete -c asyncops -n "__fish_seen_subcommand_from submit" -s d -l data -x -d 'JSON body, @file or @-'
+complete -c asyncops -n "__fish_seen_subcommand_from submit" -s w -l wait -d 'Wait for the end'
+complete -c asyncops -n "__fish_seen_subcommand_from submit" -l idempotency-key -x -d 'Idempotency key'
+complete -c asyncops -n "__fish_seen_subcommand_from up stats store" -l data-dir -x -a '(__fish_complete_directories)' -d 'Data dir'
+complete -c asyncops -n "__fish_seen_subcommand_from up" -l listen -x -d 'HOST:PORT'
+complete -c asyncops -n "__fish_seen_subcommand_from up" -l workers -x -d 'Number of workers'
+complete -c asyncops -n "__fish_seen_subcommand_from up" -l service -x -d 'Service'
+complete -c asyncops -n "__fish_seen_subcommand_from up" -l sync -x -a 'normal full' -d 'Durability'
+complete -c asyncops -n "__fish_seen_subcommand_from up" -l routes -r -F -d 'Route table'
+complete -c asyncops -n "__fish_seen_subcommand_from config" -l daemon -d 'What asyncopsd would use'
+complete -c asyncops -n "__fish_seen_subcommand_from store; and not __fish_seen_subcommand_from info ops history vacuum export check prune" -a 'info ops history vacuum export check prune'
+complete -c asyncops -n "__fish_seen_subcommand_from prune" -l older-than -x -d 'Age, e.g. 7d'

@@ -1,0 +1,237 @@
+// The operator toolkit: version, daemon/worker pass-through, stats, the
+// store commands, and configuration precedence (file < env < flag).
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <fstream>
+
+#include "harness.h"
+
+using namespace asyncops::it;
+using nlohmann::json;
+
+namespace {
+size_t count_lines(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
+
+// A config file of the given text, and ASYNCOPS_CONFIG pointing at it so
+// that the user's own file never leaks into a test.
+struct ConfigFixture {
+  TempDir dir;
+  std::string path = dir.path + "/asyncops.conf";
+  explicit ConfigFixture(const std::string& text) { std::ofstream(path) << text; }
+  std::map<std::string, std::string> env(std::map<std::string, std::string> more = {}) const {
+    more["ASYNCOPS_CONFIG"] = path;
+    return more;
+  }
+};
+
+std::string source_of(const json& settings, const std::string& key, std::string* value = nullptr) {
+  for (const auto& s : settings["settings"]) {
+    if (s["key"] == key) {
+      if (value) *value = s["value"];
+      return s["source"];
+    }
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("version prints the version, as text and as JSON", "[toolkit]") {
+  auto text = run_cli({"version"});
+  CHECK(text.exit_code == 0);
+  CHECK(text.out == "asyncops 0.1.0\n");
+  auto j = run_cli({"version", "-o", "json"});
+  CHECK(j.exit_code == 0);
+  CHECK(json::parse(j.out)["version"] == "0.1.0");
+}
+
+TEST_CASE("daemon and worker run the sibling programs with the arguments passed through", "[toolkit]") {
+  auto d = run_cli({"daemon", "--version"});
+  CHECK(d.exit_code == 0);
+  CHECK(d.out.find("asyncopsd 0.1.0") != std::string::npos);
+  auto w = run_cli({"worker", "--version"});
+  CHECK(w.exit_code == 0);
+  CHECK(w.out.find("asyncops-worker 0.1.0") != std::string::npos);
+  auto help = run_cli({"daemon", "--help"});
+  CHECK(help.out.find("--max-attempts") != std::string::npos);
+}
+
+TEST_CASE("stats and the store commands read the file, with stable JSON", "[toolkit][store]") {
+  System sys(1);
+  auto ok = sys.create_user("s1@example.com", "S");
+  auto dup = sys.create_user("s1@example.com", "T");
+  REQUIRE(sys.wait_terminal(ok["id"])["state"] == "completed");
+  REQUIRE(sys.wait_terminal(dup["id"])["state"] == "rejected");
+  const std::string dd = sys.data_dir();
+
+  auto stats = run_cli({"stats", "--data-dir", dd, "-o", "json"});
+  INFO(stats.err);
+  REQUIRE(stats.exit_code == 0);
+  auto s = json::parse(stats.out);
+  CHECK(s["total"] == 2);
+  CHECK(s["backlog"] == 0);
+  CHECK(s["by_state"]["completed"] == 1);
+  CHECK(s["by_state"]["rejected"] == 1);
+  CHECK(s["by_state"]["pending"] == 0);
+  CHECK(s["by_command"]["create_user"]["total"] == 2);
+  CHECK(s["oldest_pending"].is_null());
+  CHECK(s["created_last_1m"] == 2);
+  CHECK(s["rate_1m_per_second"].get<double>() > 0);
+
+  auto info = run_cli({"store", "--data-dir", dd, "info", "--json"});
+  REQUIRE(info.exit_code == 0);
+  auto i = json::parse(info.out);
+  CHECK(i["operations"] == 2);
+  CHECK(i["history"].get<int>() >= 6);
+  CHECK(i["schema_version"] == "1");
+  CHECK(i["db_bytes"].get<int64_t>() > 0);
+  CHECK(i["path"] == dd + "/asyncops.db");
+
+  auto ops = run_cli({"store", "--data-dir", dd, "ops", "--state", "rejected", "-o", "json"});
+  REQUIRE(ops.exit_code == 0);
+  auto items = json::parse(ops.out)["items"];
+  REQUIRE(items.size() == 1);
+  CHECK(items[0]["id"] == dup["id"]);
+  CHECK(items[0]["code"] == "email_in_use");
+  auto jsonl = run_cli({"store", "--data-dir", dd, "ops", "-o", "jsonl"});
+  CHECK(count_lines(jsonl.out) == 2);
+
+  auto hist = run_cli({"store", "--data-dir", dd, "history", ok["id"], "-o", "json"});
+  REQUIRE(hist.exit_code == 0);
+  auto h = json::parse(hist.out)["history"];
+  REQUIRE(h.size() >= 2);
+  CHECK(h.front()["kind"] == "accepted");
+  CHECK(h.back()["state"] == "completed");
+  auto missing = run_cli({"store", "--data-dir", dd, "history", "nope"});
+  CHECK(missing.exit_code == 1);
+  CHECK(count_lines(missing.err) == 1);
+
+  auto exp = run_cli({"store", "--data-dir", dd, "export"});
+  REQUIRE(exp.exit_code == 0);
+  REQUIRE(count_lines(exp.out) == 2);
+  auto first = json::parse(exp.out.substr(0, exp.out.find('\n')));
+  CHECK(first["id"] == ok["id"]);  // oldest first
+  CHECK(first["history"].front()["kind"] == "accepted");
+
+  auto check = run_cli({"store", "--data-dir", dd, "check"});
+  INFO(check.err);
+  CHECK(check.exit_code == 0);
+  CHECK(check.out == "ok\n");
+
+  // vacuum refuses while the daemon holds its pid lock, and works after.
+  auto refused = run_cli({"store", "--data-dir", dd, "vacuum"});
+  CHECK(refused.exit_code == 1);
+  CHECK(count_lines(refused.err) == 1);
+  CHECK(refused.err.find("running") != std::string::npos);
+  sys.stop_daemon(SIGTERM);
+  auto vac = run_cli({"store", "--data-dir", dd, "vacuum", "-o", "json"});
+  INFO(vac.err);
+  CHECK(vac.exit_code == 0);
+  CHECK(json::parse(vac.out)["bytes_after"].get<int64_t>() > 0);
+}
+
+TEST_CASE("store check reports each broken invariant on one line and exits 1", "[toolkit][store]") {
+  TempDir dir;
+  {
+    System sys(1);
+    auto op = sys.create_user("c1@example.com", "C");
+    sys.wait_terminal(op["id"]);
+    sys.stop_daemon(SIGTERM);
+    SQLite::Database db(sys.data_dir() + "/asyncops.db", SQLite::OPEN_READWRITE);
+    db.exec("INSERT INTO history(op_seq, kind, state, at) VALUES (999, 'processing', 'processing', 1)");
+    db.exec("UPDATE operations SET code = NULL");
+    auto r = run_cli({"store", "--data-dir", sys.data_dir(), "check", "-o", "json"});
+    CHECK(r.exit_code == 1);
+    CHECK(count_lines(r.err) == 2);
+    CHECK(r.err.find("no operation with seq 999") != std::string::npos);
+    CHECK(r.err.find("without a code") != std::string::npos);
+    CHECK(json::parse(r.out)["ok"] == false);
+  }
+  auto none = run_cli({"store", "--data-dir", dir.path, "info"});
+  CHECK(none.exit_code == 1);
+  CHECK(count_lines(none.err) == 1);
+}
+
+TEST_CASE("CLI configuration: file < ASYNCOPS_URL < --url", "[toolkit][config]") {
+  System sys(0);
+  ConfigFixture cfg("# test\n[cli]\nurl = " + sys.url() + "\noutput = json\n");
+  const std::string dead = "http://127.0.0.1:1";
+  // The file alone: its url and output are used.
+  auto file = run_cli({"list"}, cfg.env());
+  INFO(file.err);
+  CHECK(file.exit_code == 0);
+  CHECK(json::parse(file.out).contains("items"));
+  // The environment beats the file.
+  CHECK(run_cli({"list"}, cfg.env({{"ASYNCOPS_URL", dead}})).exit_code == 6);
+  // The flag beats both.
+  CHECK(run_cli({"--url", sys.url(), "list"}, cfg.env({{"ASYNCOPS_URL", dead}})).exit_code == 0);
+
+  auto shown = run_cli({"config", "-o", "json"}, cfg.env({{"ASYNCOPS_URL", dead}}));
+  REQUIRE(shown.exit_code == 0);
+  auto j = json::parse(shown.out);
+  CHECK(j["config_file"] == cfg.path);
+  CHECK(j["config_file_found"] == true);
+  std::string url;
+  CHECK(source_of(j, "url", &url) == "env");
+  CHECK(url == dead);
+  CHECK(source_of(j, "output") == "flag");
+  auto from_file = json::parse(run_cli({"config"}, cfg.env()).out);  // output = json from the file
+  CHECK(source_of(from_file, "url") == "file");
+  CHECK(source_of(from_file, "output") == "file");
+}
+
+TEST_CASE("a bad config file is one line naming the key: exit 2 for the CLI, 1 for the daemon", "[toolkit][config]") {
+  ConfigFixture unknown("[cli]\nurll = http://x\n");
+  auto r = run_cli({"version"}, unknown.env());
+  CHECK(r.exit_code == 2);
+  CHECK(count_lines(r.err) == 1);
+  CHECK(r.err.find("'urll'") != std::string::npos);
+
+  ConfigFixture bad("[cli]\noutput = yaml\n");
+  auto b = run_cli({"version"}, bad.env());
+  CHECK(b.exit_code == 2);
+  CHECK(b.err.find("output") != std::string::npos);
+
+  ConfigFixture daemon_bad("[daemon]\nmax_attempts = 0\n");
+  auto d = run_cli({"daemon", "--print-config"}, daemon_bad.env());
+  CHECK(d.exit_code == 1);
+  CHECK(count_lines(d.err) == 1);
+  CHECK(d.err.find("max_attempts") != std::string::npos);
+  ConfigFixture daemon_unknown("[daemon]\nlisten_on = 1.2.3.4:5\n");
+  auto u = run_cli({"daemon", "--print-config"}, daemon_unknown.env());
+  CHECK(u.exit_code == 1);
+  CHECK(u.err.find("'listen_on'") != std::string::npos);
+}
+
+TEST_CASE("daemon configuration: file < ASYNCOPS_* < flag, shown by config --daemon", "[toolkit][config]") {
+  ConfigFixture cfg("[daemon]\nmax_attempts = 7\nlog_format = json\nlease = 9s\n");
+  auto value = [&](const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+                   const std::string& key, std::string* source) {
+    auto r = run_cli(args, cfg.env(env));
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    std::string v;
+    *source = source_of(json::parse(r.out), key, &v);
+    return v;
+  };
+  std::string src;
+  CHECK(value({"config", "--daemon", "-o", "json"}, {}, "max_attempts", &src) == "7");
+  CHECK(src == "file");
+  CHECK(value({"config", "--daemon", "-o", "json"}, {}, "lease", &src) == "9s");
+  CHECK(value({"config", "--daemon", "-o", "json"}, {{"ASYNCOPS_MAX_ATTEMPTS", "8"}}, "max_attempts", &src) == "8");
+  CHECK(src == "env");
+  CHECK(value({"daemon", "--print-config", "--max-attempts", "9"}, {{"ASYNCOPS_MAX_ATTEMPTS", "8"}}, "max_attempts",
+              &src) == "9");
+  CHECK(src == "flag");
+  CHECK(value({"config", "--daemon", "-o", "json"}, {}, "max_backlog", &src) == "100000");
+  CHECK(src == "default");
+
+  // And the daemon really runs with the file's settings.
+  System sys(0, {"--config", cfg.path});
+  auto metrics = sys.get("/healthz");
+  CHECK(metrics.status == 200);
+  CHECK(sys.logs().find("{\"") != std::string::npos);  // log_format = json from the file
+}
