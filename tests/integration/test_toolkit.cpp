@@ -226,7 +226,7 @@ TEST_CASE("daemon configuration: file < ASYNCOPS_* < flag, shown by config --dae
   CHECK(value({"daemon", "--print-config", "--max-attempts", "9"}, {{"ASYNCOPS_MAX_ATTEMPTS", "8"}}, "max_attempts",
               &src) == "9");
   CHECK(src == "flag");
-  CHECK(value({"config", "--daemon", "-o", "json"}, {}, "max_backlog", &src) == "100000");
+  CHECK(value({"config", "--daemon", "-o", "json"}, {}, "max_backlog", &src) == "50000");
   CHECK(src == "default");
 
   // And the daemon really runs with the file's settings.
