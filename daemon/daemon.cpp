@@ -19,6 +19,7 @@
 #include "daemon/group_commit.h"
 #include "daemon/http_api.h"
 #include "daemon/routes.h"
+#include "daemon/metrics.h"
 #include "daemon/retention.h"
 #include "daemon/tracker.h"
 #include "daemon/worker_registry.h"
@@ -222,10 +223,20 @@ int run_daemon(const DaemonConfig& cfg) {
                            committer_ptr->submit_dispatched(std::move(sent));
                          },
                          fail_exhausted});
+  std::vector<std::string> commands;
+  for (const Route& r : routes->routes()) commands.push_back(r.command);
+  Metrics metrics(commands);
+  std::atomic<bool> ready{false};
   GroupCommitter committer(std::move(writer.value()),
-                           {[&hub, &dispatcher](const std::vector<Change>& c) {
+                           {[&hub, &dispatcher, &metrics](const std::vector<Change>& c) {
                               hub.publish(c);
                               dispatcher.observe(c);
+                              for (const Change& ch : c) {
+                                if (is_terminal(ch.op.state)) {
+                                  metrics.finished(ch.op.name, to_string(ch.op.state),
+                                                   static_cast<double>(ch.op.updated_at - ch.op.created_at));
+                                }
+                              }
                             },
                             [&dispatcher](std::vector<Command> c) { dispatcher.enqueue(std::move(c)); }});
   committer_ptr = &committer;
@@ -259,6 +270,8 @@ int run_daemon(const DaemonConfig& cfg) {
     return dispatcher.cancel(id) == Dispatcher::CancelOutcome::removed;
   };
   services.workers = [&registry] { return registry.live(); };
+  services.ready = [&ready] { return ready.load(); };
+  services.accepted = [&metrics](const std::string& command, double ms) { metrics.accepted(command, ms); };
   services.metrics = [&] {
     const auto& c = committer.counters();
     std::string m;
@@ -280,7 +293,7 @@ int run_daemon(const DaemonConfig& cfg) {
     metric("asyncops_store_commit_failures_total", "counter", "Store transactions that failed.", c.commit_failures.load());
     metric("asyncops_workers_live", "gauge", "Workers with a recent heartbeat.", registry.live_count());
     metric("asyncops_operations_pruned_total", "counter", "Operations forgotten after the retention period.", pruner.pruned());
-    return m;
+    return m + metrics.render();
   };
   Gateway gateway(std::move(routes.value()), committer, readers, hub, gopts, services);
   HttpOptions hopts;
@@ -313,11 +326,13 @@ int run_daemon(const DaemonConfig& cfg) {
   LogFields fields = {{"url", url}, {"data_dir", cfg.data_dir}, {"events", events}};
   for (const auto& [s, e] : endpoints.value()) fields.push_back({"commands." + s, e});
   log_info("ready", fields);
+  ready = true;
   std::cout << "asyncopsd ready: " << url << std::endl;
 
   int sig = 0;
   sigwait(&signals, &sig);
   log_info("stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  ready = false;
   ::unlink(url_file(cfg.data_dir).c_str());
   hub.shutdown();  // wakes waiting requests so the server can stop
   http.stop();

@@ -128,6 +128,14 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
   m_router.add("GET", tmpl("/healthz"), [](const ApiRequest&, const Params&) {
     return json_reply(200, {{"status", "ok"}});
   });
+  m_router.add("GET", tmpl("/readyz"), [this](const ApiRequest&, const Params&) {
+    if (m_services.ready && !m_services.ready()) {
+      ApiReply r = problem_reply({503, "", "not ready: starting or stopping", "not_ready", "", {}});
+      r.headers.push_back({"Retry-After", "1"});
+      return r;
+    }
+    return json_reply(200, {{"status", "ready"}});
+  });
   m_router.add("GET", tmpl("/metrics"), [this](const ApiRequest&, const Params&) {
     ApiReply r;
     r.content_type = "text/plain; version=0.0.4";
@@ -296,6 +304,16 @@ ApiReply Gateway::all_events(const ApiRequest& req) {
 }
 
 ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, const Params& params) {
+  auto started = std::chrono::steady_clock::now();
+  ApiReply r = accept_command_timed(route, req, params);
+  if (m_services.accepted && (r.status == 202 || r.status == 200)) {
+    m_services.accepted(route.command,
+                        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+  }
+  return r;
+}
+
+ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req, const Params& params) {
   if (req.body.size() > m_options.max_body_bytes) {
     return problem_reply({413, "", "the body is larger than " + std::to_string(m_options.max_body_bytes) +
                                        " bytes", "body_too_large", "", {}});

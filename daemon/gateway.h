@@ -57,6 +57,9 @@ struct GatewayServices {
   std::function<bool(const std::string& op_id)> cancel;
   std::function<nlohmann::json()> workers;  // live workers
   std::function<std::string()> metrics;     // Prometheus text
+  std::function<bool()> ready;              // GET /readyz
+  // A command was accepted (202) after latency_ms.
+  std::function<void(const std::string& command, double latency_ms)> accepted;
 };
 
 struct GatewayOptions {
@@ -96,6 +99,7 @@ class Gateway {
   using Handler = std::function<ApiReply(const ApiRequest&, const Params&)>;
 
   ApiReply accept_command(const Route& route, const ApiRequest& req, const Params& params);
+  ApiReply accept_command_timed(const Route& route, const ApiRequest& req, const Params& params);
   ApiReply get_operation(const ApiRequest& req, const Params& params);
   ApiReply list_operations(const ApiRequest& req);
   ApiReply operation_history(const ApiRequest& req, const Params& params);

@@ -225,3 +225,22 @@ TEST_CASE("SIGTERM stops the daemon cleanly and it restarts on the same store", 
   sys.start_daemon();
   CHECK(sys.get("/operations/" + op["id"].get<std::string>()).json["state"] == "completed");
 }
+
+TEST_CASE("readyz and metrics: per-command counters and latency histograms", "[pipeline][metrics]") {
+  System sys;
+  CHECK(sys.get("/readyz").status == 200);
+  CHECK(sys.get("/healthz").status == 200);
+  auto a = sys.create_user("m@example.com", "M");
+  auto b = sys.create_user("m2@example.com", "M2");
+  REQUIRE(sys.wait_terminal(a["id"])["state"] == "completed");
+  REQUIRE(sys.wait_terminal(b["id"])["state"] == "completed");
+  auto m = sys.get("/metrics");
+  CHECK(m.status == 200);
+  CHECK(m.header("Content-Type").rfind("text/plain", 0) == 0);
+  CHECK(m.body.find("asyncops_commands_accepted_total{command=\"create_user\"} 2\n") != std::string::npos);
+  CHECK(m.body.find("asyncops_commands_completed_total{command=\"create_user\"} 2\n") != std::string::npos);
+  CHECK(m.body.find("asyncops_accept_latency_seconds_count 2\n") != std::string::npos);
+  CHECK(m.body.find("asyncops_end_to_end_latency_seconds_count 2\n") != std::string::npos);
+  CHECK(m.body.find("asyncops_accept_latency_seconds_bucket{le=\"+Inf\"} 2\n") != std::string::npos);
+  CHECK(m.body.find("# TYPE asyncops_backlog gauge") != std::string::npos);
+}
