@@ -205,14 +205,16 @@ int run_daemon(const DaemonConfig& cfg) {
   hub.set_floor(latest_seq);
   Tracker* tracker_ptr = nullptr;
   GroupCommitter* committer_ptr = nullptr;  // set below, before any thread starts
-  auto fail_exhausted = [&committer_ptr](const std::string& id, int attempts) {
+  auto fail_exhausted = [&committer_ptr](const std::string& id, int attempts, bool at_restart) {
     Event e;
     e.request_id = id;
     e.state = OpState::failed;
     e.type = "worker_timeout";
     e.code = "worker_timeout";
-    e.message = "no worker finished it: " + std::to_string(attempts) +
-                " attempts each ran out of their lease without progress";
+    e.message = at_restart ? "no worker finished it: all " + std::to_string(attempts) +
+                                 " attempts were used before the daemon restarted"
+                           : "no worker finished it: " + std::to_string(attempts) +
+                                 " attempts each ran out of their lease without progress";
     e.worker = "asyncopsd";
     e.attempt = attempts;
     committer_ptr->submit_event(std::move(e));
@@ -222,7 +224,7 @@ int run_daemon(const DaemonConfig& cfg) {
                         {[&committer_ptr](std::vector<std::pair<std::string, int>> sent) {
                            committer_ptr->submit_dispatched(std::move(sent));
                          },
-                         fail_exhausted});
+                         [&fail_exhausted](const std::string& id, int attempts) { fail_exhausted(id, attempts, false); }});
   std::vector<std::string> commands;
   for (const Route& r : routes->routes()) commands.push_back(r.command);
   Metrics metrics(commands);
@@ -317,7 +319,7 @@ int run_daemon(const DaemonConfig& cfg) {
     log_info("redispatching unfinished operations", {{"count", std::to_string(recovered.size())}});
     dispatcher.enqueue(std::move(recovered));
   }
-  for (const auto& [id, attempts] : exhausted) fail_exhausted(id, attempts);
+  for (const auto& [id, attempts] : exhausted) fail_exhausted(id, attempts, true);
   http.start();
 
   std::string url_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;

@@ -220,7 +220,7 @@ void Gateway::add_cors(const ApiRequest& req, ApiReply* reply) const {
   reply->headers.push_back({"Vary", "Origin"});
   reply->headers.push_back({"Access-Control-Expose-Headers",
                             "X-Operation, X-Resource, Location, Operation-Location, Retry-After, "
-                            "Preference-Applied"});
+                            "Preference-Applied, Idempotent-Replayed"});
 }
 
 ApiReply Gateway::preflight(const ApiRequest& req) {
@@ -469,7 +469,11 @@ ApiReply Gateway::cancel_operation(const ApiRequest&, const Params& params) {
     Change c;
     if (w.request_cancel(id, at, &c) == StoreWriter::Applied::changed) changes.push_back(std::move(c));
   });
-  if (!marked) return problem_reply({503, "", "the store is unavailable", "store_unavailable", "", {}});
+  if (!marked) {
+    ApiReply r = problem_reply({503, "", "the store is unavailable", "store_unavailable", "", {}});
+    r.headers.push_back({"Retry-After", "1"});
+    return r;
+  }
   bool taken_back = m_services.cancel && m_services.cancel(id);
   if (taken_back) {
     // It was never sent: it ends canceled here, and no worker will see it.
@@ -480,6 +484,7 @@ ApiReply Gateway::cancel_operation(const ApiRequest&, const Params& params) {
     e.code = "canceled";
     e.message = "canceled before it was dispatched";
     e.worker = "asyncopsd";
+    e.attempt = 0;  // never sent
     m_committer.run([e](StoreWriter& w, std::vector<Change>& changes) {
       Change c;
       if (w.apply_event(e, now_ms(), &c) == StoreWriter::Applied::changed) changes.push_back(std::move(c));
@@ -496,7 +501,11 @@ ApiReply Gateway::forget_operation(const ApiRequest&, const Params& params) {
   const std::string& id = params.at("id");
   StoreWriter::Applied result = StoreWriter::Applied::unknown_operation;
   auto ran = m_committer.run([id, &result](StoreWriter& w, std::vector<Change>&) { result = w.forget(id); });
-  if (!ran) return problem_reply({503, "", "the store is unavailable", "store_unavailable", "", {}});
+  if (!ran) {
+    ApiReply r = problem_reply({503, "", "the store is unavailable", "store_unavailable", "", {}});
+    r.headers.push_back({"Retry-After", "1"});
+    return r;
+  }
   if (result == StoreWriter::Applied::unknown_operation) {
     return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
   }

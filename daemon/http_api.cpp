@@ -73,6 +73,18 @@ HttpApi::HttpApi(Gateway& gateway, HttpOptions options)
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
     apply_reply(m_gateway.handle(to_api_request(req)), res);
   };
+  // RFC 9112: a request with neither Content-Length nor Transfer-Encoding
+  // has an empty body. cpp-httplib 0.11 answers such a POST/PUT/PATCH with
+  // 400, which breaks `curl -X POST .../cancel`; answer it here, before
+  // httplib tries to read a body.
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    bool body_method = req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE";
+    if (!body_method || req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    apply_reply(m_gateway.handle(to_api_request(req)), res);
+    return httplib::Server::HandlerResponse::Handled;
+  });
   s.Get(".*", handler);
   s.Post(".*", handler);
   s.Put(".*", handler);

@@ -523,11 +523,11 @@ struct StoreReader::Impl {
                 "JOIN operations o ON o.seq = h.op_seq WHERE o.id = ? ORDER BY h.seq"),
         changes_after(db, std::string("SELECT h.seq, h.kind, h.state, h.code, h.message, h.at, ") +
                               "o.seq, o.id, o.name, o.service, o.resource, o.origin, o.owner, "
-                              "o.attempt, o.created_at FROM history h JOIN operations o ON "
+                              "o.attempt, o.created_at, o.cancel_requested FROM history h JOIN operations o ON "
                               "o.seq = h.op_seq WHERE h.seq > ? ORDER BY h.seq LIMIT ?"),
         changes_after_op(db, std::string("SELECT h.seq, h.kind, h.state, h.code, h.message, h.at, ") +
                                  "o.seq, o.id, o.name, o.service, o.resource, o.origin, o.owner, "
-                                 "o.attempt, o.created_at FROM operations o JOIN history h ON "
+                                 "o.attempt, o.created_at, o.cancel_requested FROM operations o JOIN history h ON "
                                  "h.op_seq = o.seq WHERE o.id = ? AND h.seq > ? ORDER BY h.seq LIMIT ?"),
         get_resource(db, "SELECT path, body, updated_at FROM resources WHERE path = ? AND body IS NOT NULL"),
         list_resources(db,
@@ -631,6 +631,7 @@ std::vector<Change> StoreReader::changes_after(int64_t after, int limit, const s
     c.op.owner = column_text(st, 12);
     c.op.attempt = st.getColumn(13).getInt();
     c.op.created_at = st.getColumn(14).getInt64();
+    c.op.cancel_requested = st.getColumn(15).getInt() != 0;
     // History keeps no attempt count; at acceptance it was 0 for certain.
     if (c.kind == "accepted") c.op.attempt = 0;
     out.push_back(std::move(c));
