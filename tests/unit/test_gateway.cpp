@@ -24,8 +24,14 @@ struct Api {
                        for (auto& x : c) dispatched.push_back(x);
                      }}};
   ReaderPool readers{path};
-  Gateway gw{RouteTable::load_json(RouteTable::default_json()).value(), gc, readers, hub,
-             GatewayOptions{1024, 2, 50, 1000}};
+  Gateway gw{RouteTable::load_json(RouteTable::default_json()).value(), gc, readers, hub, options()};
+
+  static GatewayOptions options() {
+    GatewayOptions o;
+    o.max_body_bytes = 1024;
+    o.max_wait_seconds = 2;
+    return o;
+  }
 
   Api() { gc.start(); }
 
