@@ -25,41 +25,9 @@ namespace {
 
 const char* k_states[] = {"pending", "processing", "completed", "rejected", "failed", "canceled"};
 
-const char* k_op_columns =
-    "seq, id, name, service, state, code, message, resource, origin, attempt, cancel_requested, created_at, "
-    "updated_at";
-
 std::string text(SQLite::Statement& st, int i) {
   auto c = st.getColumn(i);
   return c.isNull() ? std::string() : c.getString();
-}
-
-OperationRecord read_op(SQLite::Statement& st) {
-  OperationRecord op;
-  op.seq = st.getColumn(0).getInt64();
-  op.id = text(st, 1);
-  op.name = text(st, 2);
-  op.service = text(st, 3);
-  op.state = parse_state(text(st, 4)).value_or(OpState::failed);
-  op.code = text(st, 5);
-  op.message = text(st, 6);
-  op.resource = text(st, 7);
-  op.origin = text(st, 8);
-  op.attempt = st.getColumn(9).getInt();
-  op.cancel_requested = st.getColumn(10).getInt() != 0;
-  op.created_at = st.getColumn(11).getInt64();
-  op.updated_at = st.getColumn(12).getInt64();
-  return op;
-}
-
-nlohmann::json history_json(int64_t seq, const std::string& kind, const std::string& state, const std::string& code,
-                            const std::string& message, int64_t at) {
-  return {{"seq", seq},
-          {"kind", kind},
-          {"state", state},
-          {"code", code.empty() ? nlohmann::json() : nlohmann::json(code)},
-          {"message", message.empty() ? nlohmann::json() : nlohmann::json(message)},
-          {"at", format_rfc3339_ms(at)}};
 }
 
 int64_t file_size(const std::string& path) {
@@ -263,18 +231,14 @@ int cmd_store_history(const GlobalOptions& g, const std::string& data_dir_flag, 
   if (!db) return exit_code::error;
   nlohmann::json items = nlohmann::json::array();
   try {
-    SQLite::Transaction snapshot(*db);
-    SQLite::Statement exists(*db, "SELECT seq FROM operations WHERE id = ?");
-    exists.bind(1, op_id);
-    if (!exists.executeStep()) {
+    auto reader = StoreReader::open(path);
+    if (!reader) throw std::runtime_error(reader.error());
+    if (!reader.value()->get_operation(op_id)) {
       print_error("no operation " + op_id + " in " + path);
       return exit_code::error;
     }
-    SQLite::Statement st(*db, "SELECT seq, kind, state, code, message, at FROM history WHERE op_seq = ? ORDER BY seq");
-    st.bind(1, static_cast<int64_t>(exists.getColumn(0).getInt64()));
-    while (st.executeStep()) {
-      items.push_back(history_json(st.getColumn(0).getInt64(), text(st, 1), text(st, 2), text(st, 3), text(st, 4),
-                                   st.getColumn(5).getInt64()));
+    for (const HistoryEntry& h : reader.value()->history(op_id)) {
+      items.push_back(history_json(h));
     }
   } catch (const std::exception& e) {
     print_error(std::string("cannot read ") + path + ": " + e.what());
@@ -352,17 +316,23 @@ int cmd_store_export(const GlobalOptions& g, const std::string& data_dir_flag) {
   try {
     SQLite::Transaction snapshot(*db);  // the export is one consistent snapshot
     int64_t total = scalar(*db, "SELECT count(*) FROM operations");
-    SQLite::Statement ops(*db, std::string("SELECT ") + k_op_columns + " FROM operations ORDER BY seq");
+    SQLite::Statement ops(*db, std::string("SELECT ") + operation_columns() + " FROM operations ORDER BY seq");
     SQLite::Statement hist(*db, "SELECT seq, kind, state, code, message, at FROM history WHERE op_seq = ? ORDER BY seq");
     while (ops.executeStep()) {
-      OperationRecord op = read_op(ops);
+      OperationRecord op = read_operation_row(ops);
       nlohmann::json j = operation_json(op);
       nlohmann::json h = nlohmann::json::array();
       hist.reset();
       hist.bind(1, static_cast<int64_t>(op.seq));
       while (hist.executeStep()) {
-        h.push_back(history_json(hist.getColumn(0).getInt64(), text(hist, 1), text(hist, 2), text(hist, 3),
-                                 text(hist, 4), hist.getColumn(5).getInt64()));
+        HistoryEntry e;
+        e.seq = hist.getColumn(0).getInt64();
+        e.kind = text(hist, 1);
+        e.state = parse_state(text(hist, 2)).value_or(OpState::failed);
+        e.code = text(hist, 3);
+        e.message = text(hist, 4);
+        e.at = hist.getColumn(5).getInt64();
+        h.push_back(history_json(e));
       }
       j["history"] = std::move(h);
       std::cout << j.dump() << '\n';

@@ -604,14 +604,7 @@ ApiReply Gateway::operation_history(const ApiRequest&, const Params& params) {
     return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
   }
   json items = json::array();
-  for (const HistoryEntry& h : reader->history(id)) {
-    items.push_back({{"seq", h.seq},
-                     {"kind", h.kind},
-                     {"state", to_string(h.state)},
-                     {"code", h.code.empty() ? json() : json(h.code)},
-                     {"message", h.message.empty() ? json() : json(h.message)},
-                     {"at", format_rfc3339_ms(h.at)}});
-  }
+  for (const HistoryEntry& h : reader->history(id)) items.push_back(history_json(h));
   return json_reply(200, {{"items", std::move(items)}});
 }
 

@@ -168,6 +168,9 @@ void bind_text_or_null(SQLite::Statement& st, int i, const std::string& s) {
 
 }  // namespace
 
+const char* operation_columns() { return k_op_columns; }
+OperationRecord read_operation_row(SQLite::Statement& st) { return read_operation(st); }
+
 bool parse_sync_mode(const std::string& s, SyncMode* out) {
   if (s == "normal") *out = SyncMode::normal;
   else if (s == "full") *out = SyncMode::full;
@@ -189,6 +192,15 @@ nlohmann::json operation_json(const OperationRecord& op) {
                       {"created_at", format_rfc3339_ms(op.created_at)},
                       {"updated_at", format_rfc3339_ms(op.updated_at)}};
   return j;
+}
+
+nlohmann::json history_json(const HistoryEntry& h) {
+  return {{"seq", h.seq},
+          {"kind", h.kind},
+          {"state", to_string(h.state)},
+          {"code", h.code.empty() ? nlohmann::json() : nlohmann::json(h.code)},
+          {"message", h.message.empty() ? nlohmann::json() : nlohmann::json(h.message)},
+          {"at", format_rfc3339_ms(h.at)}};
 }
 
 Command command_for(const OperationRecord& op) {

@@ -59,6 +59,11 @@ struct IdempotencyKey {
   std::string request_hash;
 };
 
+// The operations columns, in the order read_operation_row() reads them, for
+// tools that run their own queries over the store (asyncops store export).
+const char* operation_columns();
+OperationRecord read_operation_row(SQLite::Statement& st);
+
 // The public JSON of an operation (see the OpenAPI file).
 nlohmann::json operation_json(const OperationRecord& op);
 // The command a worker receives for op.
@@ -75,6 +80,9 @@ struct HistoryEntry {
 };
 
 // One change to one operation, as committed: what notifications carry.
+// The public JSON of a history entry: {seq, kind, state, code, message, at}.
+nlohmann::json history_json(const HistoryEntry& h);
+
 struct Change {
   int64_t seq = 0;   // the history entry's seq
   std::string kind;  // the history entry's kind
