@@ -56,6 +56,8 @@ ApiReply bad_query(const std::string& detail) {
   return problem_reply({400, "", detail, "invalid_query", "", {}});
 }
 
+const char* k_bad_state = "state must be one of pending, processing, completed, rejected, failed, canceled";
+
 // Parses a whole decimal number in [lo, hi].
 bool parse_int(const std::string& s, long lo, long hi, long* out) {
   if (s.empty() || s.size() > 12) return false;
@@ -286,7 +288,7 @@ ApiReply Gateway::all_events(const ApiRequest& req) {
   for (const auto& [k, v] : req.query) {
     if (k == "state") {
       auto s = parse_state(v);
-      if (!s) return bad_query("state must be one of pending, processing, completed, rejected, failed, canceled");
+      if (!s) return bad_query(k_bad_state);
       sr.state = s;
     } else if (k == "name") {
       sr.name = v;
@@ -565,7 +567,7 @@ ApiReply Gateway::list_operations(const ApiRequest& req) {
   for (const auto& [k, v] : req.query) {
     if (k == "state") {
       auto s = parse_state(v);
-      if (!s) return bad_query("state must be one of pending, processing, completed, rejected, failed, canceled");
+      if (!s) return bad_query(k_bad_state);
       f.state = s;
     } else if (k == "name") {
       f.name = v;

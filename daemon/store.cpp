@@ -263,6 +263,16 @@ struct StoreWriter::Impl {
                                   " FROM operations WHERE state IN ('pending','processing') "
                                   "AND seq > ? ORDER BY seq LIMIT ?") {}
 
+  // The operation with this id, without params and payload.
+  std::optional<OperationRecord> find(const std::string& id) {
+    select_op.reset();
+    select_op.bind(1, id);
+    std::optional<OperationRecord> out;
+    if (select_op.executeStep()) out = read_operation(select_op);
+    select_op.reset();
+    return out;
+  }
+
   int64_t append_history(int64_t op_seq, const char* kind, OpState state, const std::string& code,
                          const std::string& message, int64_t at) {
     insert_history.reset();
@@ -369,12 +379,9 @@ bool StoreWriter::insert_operation(OperationRecord* op, const IdempotencyKey* ke
 }
 
 StoreWriter::Applied StoreWriter::request_cancel(const std::string& op_id, int64_t now, Change* change) {
-  auto& sel = m->select_op;
-  sel.reset();
-  sel.bind(1, op_id);
-  if (!sel.executeStep()) return Applied::unknown_operation;
-  OperationRecord op = read_operation(sel);
-  sel.reset();
+  auto found = m->find(op_id);
+  if (!found) return Applied::unknown_operation;
+  OperationRecord op = std::move(*found);
   if (is_terminal(op.state) || op.cancel_requested) return Applied::ignored;
   op.cancel_requested = true;
   op.updated_at = now;
@@ -413,12 +420,9 @@ void StoreWriter::forget_seq(int64_t seq) {
 }
 
 StoreWriter::Applied StoreWriter::forget(const std::string& op_id) {
-  auto& sel = m->select_op;
-  sel.reset();
-  sel.bind(1, op_id);
-  if (!sel.executeStep()) return Applied::unknown_operation;
-  OperationRecord op = read_operation(sel);
-  sel.reset();
+  auto found = m->find(op_id);
+  if (!found) return Applied::unknown_operation;
+  OperationRecord op = std::move(*found);
   if (!is_terminal(op.state)) return Applied::ignored;
   forget_seq(op.seq);
   return Applied::changed;
@@ -430,12 +434,9 @@ int64_t StoreWriter::count_unfinished() {
 }
 
 StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Change* change) {
-  auto& sel = m->select_op;
-  sel.reset();
-  sel.bind(1, e.request_id);
-  if (!sel.executeStep()) return Applied::unknown_operation;
-  OperationRecord op = read_operation(sel);
-  sel.reset();
+  auto found = m->find(e.request_id);
+  if (!found) return Applied::unknown_operation;
+  OperationRecord op = std::move(*found);
 
   if (is_terminal(op.state)) return Applied::ignored;           // terminal never moves
   if (e.state == op.state && e.state == OpState::processing) {  // duplicate processing
@@ -484,12 +485,9 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
 
 StoreWriter::Applied StoreWriter::apply_dispatched(const std::string& op_id, int attempt, int64_t now,
                                                    Change* change) {
-  auto& sel = m->select_op;
-  sel.reset();
-  sel.bind(1, op_id);
-  if (!sel.executeStep()) return Applied::unknown_operation;
-  OperationRecord op = read_operation(sel);
-  sel.reset();
+  auto found = m->find(op_id);
+  if (!found) return Applied::unknown_operation;
+  OperationRecord op = std::move(*found);
   if (op.state != OpState::pending || attempt <= 0) return Applied::ignored;
   op.attempt = std::max(op.attempt, attempt);
   op.updated_at = now;
