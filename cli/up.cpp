@@ -31,6 +31,9 @@ pid_t spawn(const std::vector<std::string>& args) {
   if (pid != 0) return pid;
   // Child: die with the supervisor, and take signals normally again.
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  // `asyncops up` prints only the URL on stdout, for scripts; the children's
+  // own output goes to stderr with their logs.
+  ::dup2(STDERR_FILENO, STDOUT_FILENO);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
