@@ -7,6 +7,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/token_commands.h"
 #include "shared/duration.h"
 
 namespace asyncops {
@@ -27,6 +28,16 @@ int cli_main(int argc, char** argv) {
   app.add_option("-o,--output", g.output, "Output format: table, json or jsonl")
       ->check(CLI::IsMember({"table", "json", "jsonl"}));
   app.add_flag("--json", g.json, "Same as -o json");
+  // Access (issue 7): read by ApiClient and the SSE client from the environment.
+  std::string token, cacert;
+  app.add_option("--token", token, "API token sent as Authorization: Bearer (env ASYNCOPS_TOKEN)")
+      ->envname("ASYNCOPS_TOKEN");
+  app.add_option("--cacert", cacert, "CA certificate (PEM) to trust for https:// URLs (env ASYNCOPS_CACERT)")
+      ->envname("ASYNCOPS_CACERT");
+  app.parse_complete_callback([&] {
+    if (!token.empty()) ::setenv("ASYNCOPS_TOKEN", token.c_str(), 1);
+    if (!cacert.empty()) ::setenv("ASYNCOPS_CACERT", cacert.c_str(), 1);
+  });
 
   int result = exit_code::ok;
 
@@ -113,6 +124,8 @@ int cli_main(int argc, char** argv) {
     parse_duration(older_than, &d);
     result = cmd_store_prune(g, store_dir, d);
   });
+
+  add_token_commands(app, result);
 
   try {
     app.parse(argc, argv);

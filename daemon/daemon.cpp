@@ -13,7 +13,9 @@
 #include <CLI/CLI.hpp>
 #include <zmq.hpp>
 
+#include "daemon/auth.h"
 #include "daemon/change_hub.h"
+#include "daemon/limits.h"
 #include "daemon/dispatcher.h"
 #include "daemon/gateway.h"
 #include "daemon/group_commit.h"
@@ -161,6 +163,20 @@ int run_daemon(const DaemonConfig& cfg) {
     return 1;
   }
 
+  // Access (issue 7): without tokens, loopback only; a public bind needs tokens.
+  TokenStore tokens(cfg.access.tokens_file.empty() ? cfg.data_dir + "/tokens" : cfg.access.tokens_file);
+  if (!tokens.configured() && !is_loopback_host(host)) {
+    log_error("refusing --listen " + cfg.listen + ": no API tokens are configured (add one with `asyncops token add`, "
+              "or listen on 127.0.0.1)");
+    return 1;
+  }
+  double rate = 0;
+  if (!cfg.access.rate_limit.empty() && !parse_rate(cfg.access.rate_limit, &rate)) {
+    log_error("--rate-limit " + cfg.access.rate_limit + ": expected N/s");
+    return 1;
+  }
+  RateLimiter limiter(rate);
+
   std::string store_path = cfg.data_dir + "/asyncops.db";
   auto writer = StoreWriter::open(store_path, cfg.sync);
   if (!writer) {
@@ -253,11 +269,17 @@ int run_daemon(const DaemonConfig& cfg) {
   gopts.stream.heartbeat = std::chrono::milliseconds(cfg.sse_heartbeat_ms);
   gopts.cors_origins = cfg.cors_origins;
   gopts.max_backlog = cfg.max_backlog;
+  gopts.max_header_bytes = cfg.access.max_header_bytes;
+  gopts.max_url_bytes = cfg.access.max_url_bytes;
+  gopts.max_fields = cfg.access.max_fields;
+  gopts.max_string_bytes = cfg.access.max_string_bytes;
   GatewayServices services;
   services.cancel = [&dispatcher](const std::string& id) {
     return dispatcher.cancel(id) == Dispatcher::CancelOutcome::removed;
   };
   services.workers = [&registry] { return registry.live(); };
+  services.authenticate = [&tokens](const std::string& authorization) { return tokens.check(authorization); };
+  if (limiter.enabled()) services.rate_limit = [&limiter](const std::string& p) { return limiter.take(p); };
   services.metrics = [&] {
     const auto& c = committer.counters();
     std::string m;
@@ -287,6 +309,8 @@ int run_daemon(const DaemonConfig& cfg) {
   hopts.port = port;
   hopts.max_body_bytes = cfg.max_body_bytes;
   hopts.max_threads = cfg.max_http_threads;
+  hopts.tls_cert = cfg.access.tls_cert;
+  hopts.tls_key = cfg.access.tls_key;
   HttpApi http(gateway, hopts);
   auto bound = http.bind();
   if (!bound) {
@@ -307,10 +331,12 @@ int run_daemon(const DaemonConfig& cfg) {
   http.start();
 
   std::string url_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  std::string url = "http://" + url_host + ":" + std::to_string(bound.value());
+  std::string url = std::string(hopts.tls_cert.empty() ? "http" : "https") + "://" + url_host + ":" + std::to_string(bound.value());
   write_file_atomically(url_file(cfg.data_dir), url + "\n");
   LogFields fields = {{"url", url}, {"data_dir", cfg.data_dir}, {"events", events}};
   for (const auto& [s, e] : endpoints.value()) fields.push_back({"commands." + s, e});
+  fields.push_back({"tokens", tokens.configured() ? tokens.path() : "none (loopback clients only)"});
+  if (limiter.enabled()) fields.push_back({"rate_limit", cfg.access.rate_limit});
   log_info("ready", fields);
   std::cout << "asyncopsd ready: " << url << std::endl;
 
@@ -398,10 +424,15 @@ int daemon_main(int argc, char** argv) {
   app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")
       ->envname("ASYNCOPS_LOG_LEVEL")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  add_access_options(app, cfg.access);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  if (cfg.access.tls_cert.empty() != cfg.access.tls_key.empty()) {
+    std::cerr << "asyncopsd: --tls-cert and --tls-key go together" << std::endl;
+    return 2;
   }
   parse_sync_mode(sync, &cfg.sync);
   parse_duration(lease, &cfg.dispatch_options.lease);

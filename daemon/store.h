@@ -86,6 +86,7 @@ struct OperationFilter {
   std::string name;
   int64_t since_ms = 0;      // created_at >= since_ms when > 0
   int64_t before_seq = 0;    // keyset cursor: seq < before_seq when > 0
+  std::optional<std::string> owner;  // only this owner's operations when set
   int limit = 50;
 };
 
@@ -93,6 +94,9 @@ struct Resource {
   std::string path;
   nlohmann::json body;
   int64_t updated_at = 0;
+  // The owner of the operation that last wrote it; "" when that operation
+  // has been pruned (then only an admin may read an owner-only resource).
+  std::string owner;
 };
 
 // Opens (creating if needed) the store at path and brings its schema up to
@@ -168,8 +172,9 @@ class StoreReader {
                                                                      const std::string& key);
   std::optional<Resource> get_resource(const std::string& path);
   // Resources in one collection ("/users"), by path, after the given path.
+  // With owner set, only those last written by that owner's operations.
   std::vector<Resource> list_resources(const std::string& collection, const std::string& after,
-                                       int limit);
+                                       int limit, const std::optional<std::string>& owner = std::nullopt);
 
  private:
   StoreReader();
