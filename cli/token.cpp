@@ -8,6 +8,7 @@
 #include "cli/exit_codes.h"
 #include "cli/token_commands.h"
 #include "daemon/auth.h"
+#include "shared/curve.h"
 #include "shared/paths.h"
 
 namespace asyncops {
@@ -119,6 +120,23 @@ void add_token_commands(CLI::App& app, int& result) {
   auto* revoke = token->add_subcommand("revoke", "Revoke a principal's tokens, or one token by hash prefix");
   revoke->add_option("WHAT", what, "PRINCIPAL or HASHPREFIX")->required();
   revoke->callback([&result] { result = token_revoke(tokens_path(data_dir, file), what); });
+
+  auto* keygen = app.add_subcommand("keygen", "Print a ZeroMQ CURVE key pair (Z85) for asyncopsd or a worker");
+  keygen->footer(
+      "Example:\n  asyncops keygen > daemon.key   # asyncopsd --curve-secret-key-file daemon.key\n"
+      "  asyncops keygen > worker.key   # grep public-key worker.key >> allowed-keys");
+  keygen->callback([&result] {
+    auto kp = curve_keypair();
+    if (!kp) {
+      std::cerr << "asyncops: " << kp.error() << std::endl;
+      result = exit_code::error;
+      return;
+    }
+    std::cout << "# ZeroMQ CURVE key pair; keep this file private (chmod 600)\n"
+              << "public-key " << kp.value().public_key << "\n"
+              << "secret-key " << kp.value().secret_key << std::endl;
+    result = exit_code::ok;
+  });
 }
 
 }  // namespace asyncops

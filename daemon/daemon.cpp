@@ -24,6 +24,7 @@
 #include "daemon/retention.h"
 #include "daemon/tracker.h"
 #include "daemon/worker_registry.h"
+#include "shared/curve.h"
 #include "shared/duration.h"
 #include "shared/log.h"
 #include "shared/paths.h"
@@ -215,6 +216,31 @@ int run_daemon(const DaemonConfig& cfg) {
   signal(SIGPIPE, SIG_IGN);
 
   zmq::context_t ctx(1);
+  // CURVE (issue 7): the ZAP handler must be bound before any CURVE socket.
+  std::string curve_secret;
+  std::unique_ptr<ZapHandler> zap;
+  if (!cfg.access.curve_secret_key_file.empty()) {
+    auto secret = read_curve_key(cfg.access.curve_secret_key_file, "secret");
+    auto allowed = cfg.access.curve_allowed_keys.empty() ? Result<std::set<std::string>>(std::set<std::string>{})
+                                                         : read_allowed_keys(cfg.access.curve_allowed_keys);
+    if (!curve_available()) {
+      log_error("--curve-secret-key-file: this libzmq has no CURVE support");
+      return 1;
+    }
+    if (!secret || !allowed) {
+      log_error(!secret ? secret.error() : allowed.error());
+      return 1;
+    }
+    curve_secret = secret.value();
+    zap = std::make_unique<ZapHandler>(ctx, allowed.value());
+    if (auto r = zap->start(); !r) {
+      log_error(r.error());
+      return 1;
+    }
+    log_info("workers must authenticate with CURVE",
+             {{"public_key", curve_public_of(curve_secret).value()},
+              {"allowed_keys", std::to_string(allowed.value().size())}});
+  }
   ChangeHub hub;
   hub.set_floor(latest_seq);
   Tracker* tracker_ptr = nullptr;
@@ -252,6 +278,11 @@ int run_daemon(const DaemonConfig& cfg) {
     registry.update(hb);
     dispatcher.heartbeat(hb);
   });
+  if (!curve_secret.empty()) {
+    auto setup = [curve_secret](zmq::socket_t& s) { make_curve_server(s, curve_secret); };
+    dispatcher.socket_setup = setup;
+    tracker.socket_setup = setup;
+  }
   if (auto r = dispatcher.bind(); !r) {
     log_error(r.error());
     return 1;
@@ -300,6 +331,7 @@ int run_daemon(const DaemonConfig& cfg) {
     metric("asyncops_store_commits_total", "counter", "Store transactions (group commits).", c.commits.load());
     metric("asyncops_store_commit_failures_total", "counter", "Store transactions that failed.", c.commit_failures.load());
     metric("asyncops_workers_live", "gauge", "Workers with a recent heartbeat.", registry.live_count());
+    if (zap) metric("asyncops_curve_rejected_total", "counter", "Worker connections refused by CURVE/ZAP.", zap->rejected());
     metric("asyncops_operations_pruned_total", "counter", "Operations forgotten after the retention period.", pruner.pruned());
     return m;
   };

@@ -28,6 +28,7 @@ Result<bool> Dispatcher::bind() {
       // ZeroMQ pipe that would die with a peer.
       s.set(zmq::sockopt::immediate, 1);
       s.set(zmq::sockopt::sndhwm, 1000);
+      if (socket_setup) socket_setup(s);
       s.bind(endpoint);
       if (endpoint.rfind("ipc://", 0) == 0) ::chmod(endpoint.substr(6).c_str(), 0600);
       m_sockets.emplace(service, std::move(s));
@@ -40,6 +41,7 @@ Result<bool> Dispatcher::bind() {
     try {
       m_control = std::make_unique<zmq::socket_t>(m_ctx, zmq::socket_type::pub);
       m_control->set(zmq::sockopt::linger, 0);
+      if (socket_setup) socket_setup(*m_control);
       m_control->bind(m_control_endpoint);
       if (m_control_endpoint.rfind("ipc://", 0) == 0) ::chmod(m_control_endpoint.substr(6).c_str(), 0600);
     } catch (const zmq::error_t& e) {

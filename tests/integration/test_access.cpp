@@ -2,14 +2,22 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
 #include "harness.h"
+#include "shared/envelope.h"
 
 using namespace asyncops::it;
 using nlohmann::json;
@@ -187,4 +195,96 @@ TEST_CASE("HTTPS with --tls-cert/--tls-key; the CLI trusts it with --cacert", "[
                       "--url", sys.url(), "--cacert", cert});
   INFO(sub.err << sys.logs());
   CHECK(sub.exit_code == 0);
+}
+
+namespace {
+
+int free_tcp_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+std::map<std::string, std::string> keygen(const std::string& path) {
+  auto r = run_cli({"keygen"});
+  if (r.exit_code != 0) throw std::runtime_error("keygen failed: " + r.err);
+  std::ofstream(path) << r.out;
+  std::map<std::string, std::string> out;
+  std::istringstream in(r.out);
+  for (std::string k, v; in >> k;) {
+    if (k == "#") {
+      std::getline(in, v);
+      continue;
+    }
+    in >> v;
+    out[k] = v;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("CURVE over tcp://: an unknown key neither gets commands nor injects events", "[access][curve]") {
+  TempDir keys;
+  auto server = keygen(keys.path + "/daemon.key");
+  auto good = keygen(keys.path + "/good.key");
+  auto rogue = keygen(keys.path + "/rogue.key");
+  REQUIRE(server["public-key"].size() == 40);
+  std::ofstream(keys.path + "/allowed") << "# workers\n" << good["public-key"] << "\n";
+  std::string events = "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
+  std::string commands = "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
+  std::string control = "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
+  System sys(0, {"--events", events, "--dispatch", commands, "--control", control, "--curve-secret-key-file",
+                 keys.path + "/daemon.key", "--curve-allowed-keys", keys.path + "/allowed"});
+  auto worker = [&](const std::string& key_file, const std::string& log) {
+    return Process({ASYNCOPS_WORKER_BIN, "--data-dir", sys.data_dir() + "/" + log, "--events", events, "--commands",
+                    commands, "--control", control, "--heartbeat-ms", "200", "--curve-secret-key-file", key_file,
+                    "--curve-server-key", server["public-key"]},
+                   sys.data_dir() + "/" + log + ".log");
+  };
+  // A worker with a key not on the list: no command reaches it.
+  Process bad = worker(keys.path + "/rogue.key", "rogue");
+  auto op = sys.create_user("c@example.com", "C");
+  std::string id = op["id"];
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CHECK(sys.get("/operations/" + id).json["state"] == "pending");
+  // A publisher with that key cannot complete it either.
+  {
+    zmq::context_t ctx(1);
+    zmq::socket_t pub(ctx, zmq::socket_type::pub);
+    pub.set(zmq::sockopt::curve_serverkey, server["public-key"]);
+    pub.set(zmq::sockopt::curve_publickey, rogue["public-key"]);
+    pub.set(zmq::sockopt::curve_secretkey, rogue["secret-key"]);
+    pub.set(zmq::sockopt::linger, 0);
+    pub.connect(events);
+    asyncops::Event e;
+    e.request_id = id;
+    e.type = "user_created";
+    e.state = asyncops::OpState::completed;
+    e.code = "success";
+    e.worker = "rogue";
+    e.resource = op["resource"];
+    e.data = json{{"email", "forged@example.com"}};
+    auto f = asyncops::encode(e);
+    for (int i = 0; i < 20; ++i) {
+      std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
+      zmq::send_multipart(pub, parts, zmq::send_flags::dontwait);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  INFO(sys.logs());
+  CHECK(sys.get("/operations/" + id).json["state"] == "pending");
+  auto metrics = sys.get("/metrics").body;
+  CHECK(metrics.find("asyncops_curve_rejected_total 0") == std::string::npos);
+  CHECK(metrics.find("asyncops_events_applied_total 0") != std::string::npos);
+  // The allowed worker gets it and finishes it.
+  Process ok = worker(keys.path + "/good.key", "good");
+  CHECK(sys.wait_terminal(id)["state"] == "completed");
 }
