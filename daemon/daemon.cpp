@@ -326,6 +326,7 @@ int run_daemon(const DaemonConfig& cfg) {
     metric("asyncops_redeliveries_total", "counter", "Commands sent again after a lease ran out.", dispatcher.redelivered());
     metric("asyncops_events_applied_total", "counter", "Worker events that changed an operation.", c.events_applied.load());
     metric("asyncops_events_unknown_total", "counter", "Worker events for no known operation.", c.events_unknown.load());
+    metric("asyncops_events_rejected_total", "counter", "Worker events refused: not allowed for their operation.", c.events_rejected.load());
     metric("asyncops_events_ignored_total", "counter", "Worker events that changed nothing (late or duplicate).", c.events_ignored.load());
     metric("asyncops_bad_frames_total", "counter", "Undecodable messages on the events socket.", tracker_ptr ? tracker_ptr->bad_frames() : 0);
     metric("asyncops_store_commits_total", "counter", "Store transactions (group commits).", c.commits.load());

@@ -427,6 +427,17 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
   sel.reset();
 
   if (is_terminal(op.state)) return Applied::ignored;           // terminal never moves
+  // An event may only touch its own operation's resource: the resource the
+  // route named, or for a command without one (a DELETE) the path it was
+  // sent to. A worker cannot use one operation to write another resource.
+  if (!e.resource.empty()) {
+    std::string allowed = op.resource;
+    if (allowed.empty()) {
+      auto sp = op.origin.find(' ');
+      allowed = sp == std::string::npos ? "" : op.origin.substr(sp + 1);
+    }
+    if (e.resource != allowed) return Applied::rejected;
+  }
   if (e.state == op.state && e.state == OpState::processing) {  // duplicate processing
     return Applied::ignored;
   }

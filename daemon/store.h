@@ -119,7 +119,9 @@ class StoreWriter {
   // to the first request's operation and out->op.message to its hash.
   bool insert_operation(OperationRecord* op, const IdempotencyKey* key, Change* out);
 
-  enum class Applied { changed, unknown_operation, ignored };
+  // rejected: the event is not one this operation allows (it names another
+  // resource than the operation's); nothing changes.
+  enum class Applied { changed, unknown_operation, ignored, rejected };
   // Inside a transaction. Applies a worker's event: moves the operation
   // forward (never out of a terminal state, never backwards) and, for a
   // completed event, updates the read model in the same transaction.

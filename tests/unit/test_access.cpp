@@ -327,3 +327,23 @@ TEST_CASE("route read policy: owner-only resources are hidden from other princip
   CHECK(!RouteTable::load_json(R"({"routes":[{"method":"POST","path":"/n","command":"c","service":"s",
     "read":"everyone"}]})"));
 }
+
+TEST_CASE("an event cannot write a resource its operation does not own") {
+  TempDir dir;
+  std::string path = dir.path + "/asyncops.db";
+  auto w = std::move(StoreWriter::open(path, SyncMode::normal).value());
+  w->begin();
+  auto op = new_op();
+  w->insert_operation(&op);
+  Change c;
+  Event e = event_for(op, OpState::completed, "success");
+  e.resource = "/users/someone-else";
+  e.data = json{{"email", "forged@example.com"}};
+  CHECK(w->apply_event(e, now_ms(), &c) == StoreWriter::Applied::rejected);
+  e.resource = op.resource;
+  CHECK(w->apply_event(e, now_ms(), &c) == StoreWriter::Applied::changed);
+  w->commit();
+  auto r = std::move(StoreReader::open(path).value());
+  CHECK(!r->get_resource("/users/someone-else"));
+  CHECK(r->get_resource(op.resource));
+}
