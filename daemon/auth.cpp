@@ -75,9 +75,10 @@ std::string new_token() {
   if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("RAND_bytes failed");
   static const char k[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::string out = "aot_";
-  int val = 0, bits = -6;
+  uint32_t val = 0;  // unsigned: the shifts below must not overflow (UBSan)
+  int bits = -6;
   for (unsigned char c : raw) {
-    val = (val << 8) + c;
+    val = ((val << 8) + c) & 0xFFFFFF;
     bits += 8;
     while (bits >= 0) {
       out.push_back(k[(val >> bits) & 0x3F]);

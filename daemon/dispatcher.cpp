@@ -180,7 +180,10 @@ void Dispatcher::take(Inbox& in, Clock::time_point now) {
 void Dispatcher::broadcast_cancel(const std::string& op_id) {
   if (!m_control) return;
   std::string body = nlohmann::json{{"v", k_protocol_version}, {"request_id", op_id}}.dump();
-  std::array<zmq::const_buffer, 2> parts = {zmq::buffer(std::string("cancel")), zmq::buffer(body)};
+  // The kind must outlive the send: zmq::buffer does not copy (ASan found a
+  // temporary std::string here).
+  static const std::string kind = k_kind_cancel;
+  std::array<zmq::const_buffer, 2> parts = {zmq::buffer(kind), zmq::buffer(body)};
   try {
     zmq::send_multipart(*m_control, parts, zmq::send_flags::dontwait);
   } catch (const zmq::error_t& e) {

@@ -16,9 +16,10 @@ const char k_b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 std::string b64url_encode(const std::string& in) {
   std::string out;
-  int val = 0, bits = -6;
+  uint32_t val = 0;  // unsigned: the shifts below must not overflow (UBSan)
+  int bits = -6;
   for (unsigned char c : in) {
-    val = (val << 8) + c;
+    val = ((val << 8) + c) & 0xFFFFFF;
     bits += 8;
     while (bits >= 0) {
       out.push_back(k_b64url[(val >> bits) & 0x3F]);
@@ -31,11 +32,12 @@ std::string b64url_encode(const std::string& in) {
 
 bool b64url_decode(const std::string& in, std::string* out) {
   out->clear();
-  int val = 0, bits = -8;
+  uint32_t val = 0;  // unsigned and masked: a long input must not overflow (UBSan)
+  int bits = -8;
   for (char c : in) {
     const char* p = std::strchr(k_b64url, c);
     if (!p || c == '\0') return false;
-    val = (val << 6) + static_cast<int>(p - k_b64url);
+    val = ((val << 6) + static_cast<uint32_t>(p - k_b64url)) & 0xFFFFFF;
     bits += 6;
     if (bits >= 0) {
       out->push_back(static_cast<char>((val >> bits) & 0xFF));

@@ -130,10 +130,11 @@ void ZapHandler::run() {
                    {{"address", address}, {"mechanism", mechanism}, {"key", key}, {"count", std::to_string(n)}});
         }
       }
-      std::array<zmq::const_buffer, 6> reply = {
-          zmq::buffer(std::string("1.0")), zmq::buffer(request_id),
-          zmq::buffer(std::string(ok ? "200" : "400")), zmq::buffer(std::string(ok ? "OK" : "key not allowed")),
-          zmq::buffer(ok ? key : std::string()), zmq::buffer(std::string())};
+      // The frames' text must outlive the send (zmq::buffer does not copy).
+      const std::string v = "1.0", status = ok ? "200" : "400", text = ok ? "OK" : "key not allowed",
+                        user = ok ? key : std::string(), metadata;
+      std::array<zmq::const_buffer, 6> reply = {zmq::buffer(v),    zmq::buffer(request_id), zmq::buffer(status),
+                                                zmq::buffer(text), zmq::buffer(user),       zmq::buffer(metadata)};
       zmq::send_multipart(*m_socket, reply);
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR || e.num() == ETERM) {

@@ -77,7 +77,7 @@ std::vector<std::string> stream_ids(const std::string& url, const std::string& p
 
 }  // namespace
 
-TEST_CASE("token A cannot see B's operation anywhere; an admin sees both", "[access]") {
+TEST_CASE("token A cannot see B's operation anywhere, and an admin sees both", "[access]") {
   System sys;
   std::string a = add_token(sys.data_dir(), "alice", "submitter");
   std::string b = add_token(sys.data_dir(), "bob", "submitter");
@@ -175,7 +175,7 @@ TEST_CASE("the data dir is 0700 and its ipc sockets 0600", "[access]") {
   }
 }
 
-TEST_CASE("HTTPS with --tls-cert/--tls-key; the CLI trusts it with --cacert", "[access]") {
+TEST_CASE("HTTPS with --tls-cert and --tls-key, trusted by the CLI with --cacert", "[access]") {
   TempDir certs;
   std::string cert = certs.path + "/cert.pem", key = certs.path + "/key.pem";
   std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
@@ -231,7 +231,7 @@ std::map<std::string, std::string> keygen(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("CURVE over tcp://: an unknown key neither gets commands nor injects events", "[access][curve]") {
+TEST_CASE("CURVE over tcp: an unknown key neither gets commands nor injects events", "[access][curve]") {
   TempDir keys;
   auto server = keygen(keys.path + "/daemon.key");
   auto good = keygen(keys.path + "/good.key");

@@ -211,7 +211,7 @@ struct SecuredApi {
 
 }  // namespace
 
-TEST_CASE("a principal sees only its own operations; another's answer 404 like an unknown id") {
+TEST_CASE("a principal sees only its own operations, and another principal gets 404 as for an unknown id") {
   SecuredApi api;
   auto created = api.call("ann", "POST", "/users", R"({"email":"a@example.com","name":"A"})");
   REQUIRE(created.status == 202);
@@ -235,7 +235,7 @@ TEST_CASE("a principal sees only its own operations; another's answer 404 like a
   CHECK(api.call("root", "GET", "/operations/" + id).status == 200);
 }
 
-TEST_CASE("roles: readers cannot submit or cancel; no or a bad token is 401 with WWW-Authenticate") {
+TEST_CASE("roles: readers cannot submit or cancel, and no or a bad token is 401 with WWW-Authenticate") {
   SecuredApi api;
   auto r = api.call("ann-reader", "POST", "/users", R"({"email":"a@example.com","name":"A"})");
   CHECK(r.status == 403);
