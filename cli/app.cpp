@@ -12,6 +12,7 @@
 #include "cli/exit_codes.h"
 #include "cli/programs.h"
 #include "shared/config.h"
+#include "cli/token_commands.h"
 #include "shared/duration.h"
 
 namespace asyncops {
@@ -112,6 +113,16 @@ int cli_main(int argc, char** argv) {
   app.add_option("--config", g.config_path,
                  "Configuration file (default $ASYNCOPS_CONFIG, $XDG_CONFIG_HOME/asyncops/asyncops.conf or "
                  "~/.config/asyncops/asyncops.conf); see asyncops.conf(5)");
+  // Access (issue 7): read by ApiClient and the SSE client from the environment.
+  std::string token, cacert;
+  app.add_option("--token", token, "API token sent as Authorization: Bearer (env ASYNCOPS_TOKEN)")
+      ->envname("ASYNCOPS_TOKEN");
+  app.add_option("--cacert", cacert, "CA certificate (PEM) to trust for https:// URLs (env ASYNCOPS_CACERT)")
+      ->envname("ASYNCOPS_CACERT");
+  app.parse_complete_callback([&] {
+    if (!token.empty()) ::setenv("ASYNCOPS_TOKEN", token.c_str(), 1);
+    if (!cacert.empty()) ::setenv("ASYNCOPS_CACERT", cacert.c_str(), 1);
+  });
 
   std::function<int()> run;  // the chosen command, run once the configuration is complete
 
@@ -268,6 +279,10 @@ int cli_main(int argc, char** argv) {
     });
   }
 
+  // token add|list|revoke and keygen act while the command line is parsed.
+  int token_result = -1;
+  add_token_commands(app, token_result);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -285,6 +300,7 @@ int cli_main(int argc, char** argv) {
     print_error(err);
     return exit_code::usage;
   }
+  if (token_result >= 0) return token_result;
   return run ? run() : exit_code::ok;
 }
 

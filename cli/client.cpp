@@ -34,6 +34,12 @@ ApiClient::ApiClient(const std::string& base_url) : m_base(base_url) {
   m_client->set_connection_timeout(3);
   m_client->set_keep_alive(true);
   m_client->set_tcp_nodelay(true);
+  configure_access(*m_client);
+}
+
+void configure_access(httplib::Client& client) {
+  if (const char* t = std::getenv("ASYNCOPS_TOKEN"); t && *t) client.set_bearer_token_auth(t);
+  if (const char* ca = std::getenv("ASYNCOPS_CACERT"); ca && *ca) client.set_ca_cert_path(ca);
 }
 
 ApiClient::~ApiClient() = default;

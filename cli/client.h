@@ -48,6 +48,10 @@ class ApiClient {
 // default data dir, else http://127.0.0.1:8080.
 std::string default_url();
 
+// Applies $ASYNCOPS_TOKEN (Authorization: Bearer) and $ASYNCOPS_CACERT (the
+// CA to trust for https://) to a client; `asyncops --token/--cacert` set them.
+void configure_access(httplib::Client& client);
+
 // Percent-encodes a query value.
 std::string url_encode(const std::string& s);
 

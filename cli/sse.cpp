@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include "cli/client.h"
+
 namespace asyncops {
 
 void SseParser::feed(const char* data, size_t len, const std::function<void(const SseEvent&)>& on_event) {
@@ -60,6 +62,7 @@ StreamResult follow_stream(const std::string& base_url, const std::string& path,
   client.set_connection_timeout(3);
   client.set_read_timeout(idle_timeout_s);
   client.set_tcp_nodelay(true);
+  configure_access(client);
   httplib::Headers headers = {{"Accept", "text/event-stream"}};
   if (!last_id.empty()) headers.emplace("Last-Event-ID", last_id);
   SseParser parser;

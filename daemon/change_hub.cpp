@@ -79,6 +79,7 @@ void ChangeHub::publish(const std::vector<Change>& changes) {
       n.seq = c.seq;
       n.op_id = c.op.id;
       n.name = c.op.name;
+      n.owner = c.op.owner;
       n.state = c.op.state;
       n.kind = default_kind(c);
       n.op_json = operation_json(c.op).dump();

@@ -25,6 +25,7 @@ struct Notice {
   int64_t seq = 0;  // history sequence number
   std::string op_id;
   std::string name;
+  std::string owner;  // the principal that submitted it ("" without tokens)
   OpState state = OpState::pending;
   std::string kind;     // the history kind: accepted, dispatched, processing, completed, ...
   std::string op_json;  // the operation's JSON after this change

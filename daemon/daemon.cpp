@@ -13,7 +13,9 @@
 #include <CLI/CLI.hpp>
 #include <zmq.hpp>
 
+#include "daemon/auth.h"
 #include "daemon/change_hub.h"
+#include "daemon/limits.h"
 #include "daemon/dispatcher.h"
 #include "daemon/gateway.h"
 #include "daemon/group_commit.h"
@@ -24,6 +26,7 @@
 #include "daemon/tracker.h"
 #include "daemon/worker_registry.h"
 #include "shared/config.h"
+#include "shared/curve.h"
 #include "shared/duration.h"
 #include "shared/log.h"
 #include "shared/paths.h"
@@ -163,6 +166,20 @@ int run_daemon(const DaemonConfig& cfg) {
     return 1;
   }
 
+  // Access (issue 7): without tokens, loopback only; a public bind needs tokens.
+  TokenStore tokens(cfg.access.tokens_file.empty() ? cfg.data_dir + "/tokens" : cfg.access.tokens_file);
+  if (!tokens.configured() && !is_loopback_host(host)) {
+    log_error("refusing --listen " + cfg.listen + ": no API tokens are configured (add one with `asyncops token add`, "
+              "or listen on 127.0.0.1)");
+    return 1;
+  }
+  double rate = 0;
+  if (!cfg.access.rate_limit.empty() && !parse_rate(cfg.access.rate_limit, &rate)) {
+    log_error("--rate-limit " + cfg.access.rate_limit + ": expected N/s");
+    return 1;
+  }
+  RateLimiter limiter(rate);
+
   std::string store_path = cfg.data_dir + "/asyncops.db";
   auto writer = StoreWriter::open(store_path, cfg.sync);
   if (!writer) {
@@ -201,6 +218,31 @@ int run_daemon(const DaemonConfig& cfg) {
   signal(SIGPIPE, SIG_IGN);
 
   zmq::context_t ctx(1);
+  // CURVE (issue 7): the ZAP handler must be bound before any CURVE socket.
+  std::string curve_secret;
+  std::unique_ptr<ZapHandler> zap;
+  if (!cfg.access.curve_secret_key_file.empty()) {
+    auto secret = read_curve_key(cfg.access.curve_secret_key_file, "secret");
+    auto allowed = cfg.access.curve_allowed_keys.empty() ? Result<std::set<std::string>>(std::set<std::string>{})
+                                                         : read_allowed_keys(cfg.access.curve_allowed_keys);
+    if (!curve_available()) {
+      log_error("--curve-secret-key-file: this libzmq has no CURVE support");
+      return 1;
+    }
+    if (!secret || !allowed) {
+      log_error(!secret ? secret.error() : allowed.error());
+      return 1;
+    }
+    curve_secret = secret.value();
+    zap = std::make_unique<ZapHandler>(ctx, allowed.value());
+    if (auto r = zap->start(); !r) {
+      log_error(r.error());
+      return 1;
+    }
+    log_info("workers must authenticate with CURVE",
+             {{"public_key", curve_public_of(curve_secret).value()},
+              {"allowed_keys", std::to_string(allowed.value().size())}});
+  }
   ChangeHub hub;
   hub.set_floor(latest_seq);
   Tracker* tracker_ptr = nullptr;
@@ -250,6 +292,11 @@ int run_daemon(const DaemonConfig& cfg) {
     registry.update(hb);
     dispatcher.heartbeat(hb);
   });
+  if (!curve_secret.empty()) {
+    auto setup = [curve_secret](zmq::socket_t& s) { make_curve_server(s, curve_secret); };
+    dispatcher.socket_setup = setup;
+    tracker.socket_setup = setup;
+  }
   if (auto r = dispatcher.bind(); !r) {
     log_error(r.error());
     return 1;
@@ -267,6 +314,10 @@ int run_daemon(const DaemonConfig& cfg) {
   gopts.stream.heartbeat = std::chrono::milliseconds(cfg.sse_heartbeat_ms);
   gopts.cors_origins = cfg.cors_origins;
   gopts.max_backlog = cfg.max_backlog;
+  gopts.max_header_bytes = cfg.access.max_header_bytes;
+  gopts.max_url_bytes = cfg.access.max_url_bytes;
+  gopts.max_fields = cfg.access.max_fields;
+  gopts.max_string_bytes = cfg.access.max_string_bytes;
   GatewayServices services;
   services.cancel = [&dispatcher](const std::string& id) {
     return dispatcher.cancel(id) == Dispatcher::CancelOutcome::removed;
@@ -274,6 +325,8 @@ int run_daemon(const DaemonConfig& cfg) {
   services.workers = [&registry] { return registry.live(); };
   services.ready = [&ready] { return ready.load(); };
   services.accepted = [&metrics](const std::string& command, double ms) { metrics.accepted(command, ms); };
+  services.authenticate = [&tokens](const std::string& authorization) { return tokens.check(authorization); };
+  if (limiter.enabled()) services.rate_limit = [&limiter](const std::string& p) { return limiter.take(p); };
   services.metrics = [&] {
     const auto& c = committer.counters();
     std::string m;
@@ -289,11 +342,13 @@ int run_daemon(const DaemonConfig& cfg) {
     metric("asyncops_redeliveries_total", "counter", "Commands sent again after a lease ran out.", dispatcher.redelivered());
     metric("asyncops_events_applied_total", "counter", "Worker events that changed an operation.", c.events_applied.load());
     metric("asyncops_events_unknown_total", "counter", "Worker events for no known operation.", c.events_unknown.load());
+    metric("asyncops_events_rejected_total", "counter", "Worker events refused: not allowed for their operation.", c.events_rejected.load());
     metric("asyncops_events_ignored_total", "counter", "Worker events that changed nothing (late or duplicate).", c.events_ignored.load());
     metric("asyncops_bad_frames_total", "counter", "Undecodable messages on the events socket.", tracker_ptr ? tracker_ptr->bad_frames() : 0);
     metric("asyncops_store_commits_total", "counter", "Store transactions (group commits).", c.commits.load());
     metric("asyncops_store_commit_failures_total", "counter", "Store transactions that failed.", c.commit_failures.load());
     metric("asyncops_workers_live", "gauge", "Workers with a recent heartbeat.", registry.live_count());
+    if (zap) metric("asyncops_curve_rejected_total", "counter", "Worker connections refused by CURVE/ZAP.", zap->rejected());
     metric("asyncops_operations_pruned_total", "counter", "Operations forgotten after the retention period.", pruner.pruned());
     return m + metrics.render();
   };
@@ -303,6 +358,8 @@ int run_daemon(const DaemonConfig& cfg) {
   hopts.port = port;
   hopts.max_body_bytes = cfg.max_body_bytes;
   hopts.max_threads = cfg.max_http_threads;
+  hopts.tls_cert = cfg.access.tls_cert;
+  hopts.tls_key = cfg.access.tls_key;
   HttpApi http(gateway, hopts);
   auto bound = http.bind();
   if (!bound) {
@@ -323,10 +380,12 @@ int run_daemon(const DaemonConfig& cfg) {
   http.start();
 
   std::string url_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  std::string url = "http://" + url_host + ":" + std::to_string(bound.value());
+  std::string url = std::string(hopts.tls_cert.empty() ? "http" : "https") + "://" + url_host + ":" + std::to_string(bound.value());
   write_file_atomically(url_file(cfg.data_dir), url + "\n");
   LogFields fields = {{"url", url}, {"data_dir", cfg.data_dir}, {"events", events}};
   for (const auto& [s, e] : endpoints.value()) fields.push_back({"commands." + s, e});
+  fields.push_back({"tokens", tokens.configured() ? tokens.path() : "none (loopback clients only)"});
+  if (limiter.enabled()) fields.push_back({"rate_limit", cfg.access.rate_limit});
   log_info("ready", fields);
   ready = true;
   std::cout << "asyncopsd ready: " << url << std::endl;
@@ -416,6 +475,7 @@ int daemon_main(int argc, char** argv) {
   app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")
       ->envname("ASYNCOPS_LOG_LEVEL")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  add_access_options(app, cfg.access);
   std::string config_path;
   bool print_config = false;
   app.add_option("--config", config_path,
@@ -456,6 +516,10 @@ int daemon_main(int argc, char** argv) {
     j["settings"] = items;
     std::cout << j.dump(2) << std::endl;
     return 0;
+  }
+  if (cfg.access.tls_cert.empty() != cfg.access.tls_key.empty()) {
+    std::cerr << "asyncopsd: --tls-cert and --tls-key go together" << std::endl;
+    return 2;
   }
   parse_sync_mode(sync, &cfg.sync);
   parse_duration(lease, &cfg.dispatch_options.lease);

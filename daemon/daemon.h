@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/access.h"
 #include "daemon/dispatcher.h"
 #include "daemon/store.h"
 
@@ -28,6 +29,7 @@ struct DaemonConfig {
   std::vector<std::string> cors_origins;
   std::string log_format = "text";
   std::string log_level = "info";
+  AccessConfig access;  // tokens, limits, TLS, CURVE (daemon/access.h)
 };
 
 // Resolves service -> commands endpoint from the --dispatch values.

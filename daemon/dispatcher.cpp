@@ -28,6 +28,7 @@ Result<bool> Dispatcher::bind() {
       // ZeroMQ pipe that would die with a peer.
       s.set(zmq::sockopt::immediate, 1);
       s.set(zmq::sockopt::sndhwm, 1000);
+      if (socket_setup) socket_setup(s);
       s.bind(endpoint);
       if (endpoint.rfind("ipc://", 0) == 0) ::chmod(endpoint.substr(6).c_str(), 0600);
       m_sockets.emplace(service, std::move(s));
@@ -40,6 +41,7 @@ Result<bool> Dispatcher::bind() {
     try {
       m_control = std::make_unique<zmq::socket_t>(m_ctx, zmq::socket_type::pub);
       m_control->set(zmq::sockopt::linger, 0);
+      if (socket_setup) socket_setup(*m_control);
       m_control->bind(m_control_endpoint);
       if (m_control_endpoint.rfind("ipc://", 0) == 0) ::chmod(m_control_endpoint.substr(6).c_str(), 0600);
     } catch (const zmq::error_t& e) {
@@ -178,7 +180,10 @@ void Dispatcher::take(Inbox& in, Clock::time_point now) {
 void Dispatcher::broadcast_cancel(const std::string& op_id) {
   if (!m_control) return;
   std::string body = nlohmann::json{{"v", k_protocol_version}, {"request_id", op_id}}.dump();
-  std::array<zmq::const_buffer, 2> parts = {zmq::buffer(std::string("cancel")), zmq::buffer(body)};
+  // The kind must outlive the send: zmq::buffer does not copy (ASan found a
+  // temporary std::string here).
+  static const std::string kind = k_kind_cancel;
+  std::array<zmq::const_buffer, 2> parts = {zmq::buffer(kind), zmq::buffer(body)};
   try {
     zmq::send_multipart(*m_control, parts, zmq::send_flags::dontwait);
   } catch (const zmq::error_t& e) {

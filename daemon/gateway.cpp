@@ -16,9 +16,10 @@ const char k_b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 std::string b64url_encode(const std::string& in) {
   std::string out;
-  int val = 0, bits = -6;
+  uint32_t val = 0;  // unsigned: the shifts below must not overflow (UBSan)
+  int bits = -6;
   for (unsigned char c : in) {
-    val = (val << 8) + c;
+    val = ((val << 8) + c) & 0xFFFFFF;
     bits += 8;
     while (bits >= 0) {
       out.push_back(k_b64url[(val >> bits) & 0x3F]);
@@ -31,11 +32,12 @@ std::string b64url_encode(const std::string& in) {
 
 bool b64url_decode(const std::string& in, std::string* out) {
   out->clear();
-  int val = 0, bits = -8;
+  uint32_t val = 0;  // unsigned and masked: a long input must not overflow (UBSan)
+  int bits = -8;
   for (char c : in) {
     const char* p = std::strchr(k_b64url, c);
     if (!p || c == '\0') return false;
-    val = (val << 6) + static_cast<int>(p - k_b64url);
+    val = ((val << 6) + static_cast<uint32_t>(p - k_b64url)) & 0xFFFFFF;
     bits += 6;
     if (bits >= 0) {
       out->push_back(static_cast<char>((val >> bits) & 0xFF));
@@ -87,6 +89,17 @@ std::string trim(const std::string& s) {
 }
 
 }  // namespace
+
+bool sees_all(const ApiRequest& req) { return req.role.empty() || req.role == "admin"; }
+
+bool may_write(const ApiRequest& req) { return req.role.empty() || req.role == "submitter" || req.role == "admin"; }
+
+bool is_loopback_address(const std::string& addr) {
+  if (addr.empty() || addr == "::1") return true;
+  std::string a = addr;
+  if (a.rfind("::ffff:", 0) == 0) a = a.substr(7);
+  return a.rfind("127.", 0) == 0;
+}
 
 ApiReply problem_reply(const Problem& p) {
   ApiReply r;
@@ -178,12 +191,80 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
   }
 }
 
-ApiReply Gateway::handle(const ApiRequest& req) {
+namespace {
+ApiReply unauthorized(const std::string& detail, bool invalid) {
+  ApiReply r = problem_reply({401, "", detail, invalid ? "invalid_token" : "unauthorized", "", {}});
+  r.headers.push_back({"WWW-Authenticate", invalid ? "Bearer realm=\"asyncops\", error=\"invalid_token\""
+                                                   : "Bearer realm=\"asyncops\""});
+  return r;
+}
+}  // namespace
+
+std::optional<ApiReply> Gateway::admit(ApiRequest& req) {
+  // Limits first: they do not depend on who is asking.
+  size_t target = req.target_bytes ? req.target_bytes : req.path.size();
+  if (target > m_options.max_url_bytes) {
+    return problem_reply({414, "", "the request target is longer than " + std::to_string(m_options.max_url_bytes) +
+                                       " bytes", "uri_too_long", "", {}});
+  }
+  size_t header_bytes = 0;
+  for (const auto& [k, v] : req.headers) header_bytes += k.size() + v.size() + 4;
+  if (header_bytes > m_options.max_header_bytes) {
+    return problem_reply({431, "", "the request headers are larger than " +
+                                       std::to_string(m_options.max_header_bytes) + " bytes",
+                          "headers_too_large", "", {}});
+  }
+  req.owner.clear();
+  req.role.clear();
+  bool health = req.path == "/healthz" || req.path == "/readyz";
+  AuthDecision d;
+  if (m_services.authenticate) d = m_services.authenticate(req.header("authorization"));
+  switch (d.kind) {
+    case AuthDecision::open:
+      // No tokens: only this host may call (see the start log).
+      if (!is_loopback_address(req.remote_addr)) {
+        return problem_reply({403, "", "no API tokens are configured, so only loopback clients are served",
+                              "loopback_only", "", {}});
+      }
+      return std::nullopt;
+    case AuthDecision::missing:
+      if (health) return std::nullopt;
+      return unauthorized("this server needs an API token: Authorization: Bearer <token>", false);
+    case AuthDecision::invalid:
+      if (health) return std::nullopt;
+      return unauthorized("the API token is not valid (unknown, revoked or malformed)", true);
+    case AuthDecision::ok:
+      break;
+  }
+  req.owner = d.principal;
+  req.role = to_string(d.role);
+  if (m_services.rate_limit) {
+    if (int wait = m_services.rate_limit(d.principal); wait > 0) {
+      ApiReply r = problem_reply({429, "", "too many requests for " + d.principal + "; slow down",
+                                  "rate_limited", "", {}});
+      r.headers.push_back({"Retry-After", std::to_string(wait)});
+      return r;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<OperationRecord> Gateway::visible_operation(const ApiRequest& req, const std::string& id) {
+  auto op = m_readers.acquire()->get_operation(id);
+  if (op && !sees_all(req) && op->owner != req.owner) return std::nullopt;
+  return op;
+}
+
+ApiReply Gateway::handle(ApiRequest req) {
   ApiReply reply;
   try {
     if (req.method == "OPTIONS" && !req.header("origin").empty() &&
         !req.header("access-control-request-method").empty()) {
       return preflight(req);
+    }
+    if (auto refused = admit(req)) {
+      add_cors(req, &*refused);
+      return *refused;
     }
     auto m = m_router.match(req.method, req.path);
     if (m.kind == decltype(m)::not_found) {
@@ -262,9 +343,9 @@ ApiReply Gateway::operation_events(const ApiRequest& req, const Params& params) 
   if (!last_event_id(req, &sr.last_event_id)) return bad_query("Last-Event-ID must be an event id from this stream");
   sr.cloudevents = req.query.count("format") && req.query.at("format") == "cloudevents";
   {
-    auto reader = m_readers.acquire();
-    auto op = reader->get_operation(sr.op_id);
+    auto op = visible_operation(req, sr.op_id);
     if (!op) return problem_reply({404, "", "no operation " + sr.op_id, "operation_not_found", "", {}});
+    auto reader = m_readers.acquire();
     // A client that already saw the end is told to stop reconnecting.
     if (sr.last_event_id >= 0 && is_terminal(op->state) &&
         reader->changes_after(sr.last_event_id, 1, sr.op_id).empty()) {
@@ -284,6 +365,7 @@ ApiReply Gateway::operation_events(const ApiRequest& req, const Params& params) 
 
 ApiReply Gateway::all_events(const ApiRequest& req) {
   StreamRequest sr;
+  if (!sees_all(req)) sr.owner = req.owner;
   if (!last_event_id(req, &sr.last_event_id)) return bad_query("Last-Event-ID must be an event id from this stream");
   for (const auto& [k, v] : req.query) {
     if (k == "state") {
@@ -305,7 +387,15 @@ ApiReply Gateway::all_events(const ApiRequest& req) {
   return r;
 }
 
+namespace {
+ApiReply forbidden_write(const ApiRequest& req) {
+  return problem_reply({403, "", "role " + req.role + " may only read; commands need submitter or admin",
+                        "forbidden", "", {}});
+}
+}  // namespace
+
 ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, const Params& params) {
+  if (!may_write(req)) return forbidden_write(req);
   auto started = std::chrono::steady_clock::now();
   ApiReply r = accept_command_timed(route, req, params);
   if (m_services.accepted && (r.status == 202 || r.status == 200)) {
@@ -331,16 +421,36 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
                             "unsupported_media_type", "", {}});
     }
     if (has_content) {
-      // Depth is limited so that a deeply nested body cannot exhaust the stack.
-      bool too_deep = false;
+      // Depth, the number of values and the length of each string are
+      // limited while parsing, so that no body can exhaust stack or memory.
+      bool too_deep = false, too_many = false, too_long = false;
+      size_t values = 0;
+      const int max_depth = m_options.max_json_depth;
+      const size_t max_fields = m_options.max_fields, max_string = m_options.max_string_bytes;
       body = json::parse(
           req.body,
-          [&too_deep](int depth, json::parse_event_t, json&) {
-            if (depth > 64) too_deep = true;
-            return !too_deep;
+          [&](int depth, json::parse_event_t ev, json& parsed) {
+            if (depth > max_depth) too_deep = true;
+            if (ev == json::parse_event_t::value && ++values > max_fields) too_many = true;
+            if ((ev == json::parse_event_t::key || ev == json::parse_event_t::value) && parsed.is_string() &&
+                parsed.get_ref<const std::string&>().size() > max_string) {
+              too_long = true;
+            }
+            return !(too_deep || too_many || too_long);
           },
           /*allow_exceptions=*/false);
-      if (too_deep) return problem_reply({400, "", "the body is nested more than 64 levels deep", "invalid_json", "", {}});
+      if (too_deep) {
+        return problem_reply({400, "", "the body is nested more than " + std::to_string(max_depth) + " levels deep",
+                              "invalid_json", "", {}});
+      }
+      if (too_many) {
+        return problem_reply({413, "", "the body has more than " + std::to_string(max_fields) + " values",
+                              "too_many_fields", "", {}});
+      }
+      if (too_long) {
+        return problem_reply({422, "", "a string in the body is longer than " + std::to_string(max_string) + " bytes",
+                              "string_too_long", "", {}});
+      }
       if (body.is_discarded()) {
         return problem_reply({400, "", "the body is not valid JSON", "invalid_json", "", {}});
       }
@@ -458,9 +568,10 @@ ApiReply Gateway::accepted_reply(const ApiRequest& req, const OperationRecord& s
   return r;
 }
 
-ApiReply Gateway::cancel_operation(const ApiRequest&, const Params& params) {
+ApiReply Gateway::cancel_operation(const ApiRequest& req, const Params& params) {
   const std::string& id = params.at("id");
-  auto op = m_readers.acquire()->get_operation(id);
+  auto op = visible_operation(req, id);
+  if (op && !may_write(req)) return forbidden_write(req);
   if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
   if (is_terminal(op->state)) {
     return problem_reply({409, "", "operation " + id + " already ended " + to_string(op->state),
@@ -499,8 +610,11 @@ ApiReply Gateway::cancel_operation(const ApiRequest&, const Params& params) {
   return r;
 }
 
-ApiReply Gateway::forget_operation(const ApiRequest&, const Params& params) {
+ApiReply Gateway::forget_operation(const ApiRequest& req, const Params& params) {
   const std::string& id = params.at("id");
+  auto visible = visible_operation(req, id);
+  if (!visible) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+  if (!may_write(req)) return forbidden_write(req);
   StoreWriter::Applied result = StoreWriter::Applied::unknown_operation;
   auto ran = m_committer.run([id, &result](StoreWriter& w, std::vector<Change>&) { result = w.forget(id); });
   if (!ran) {
@@ -548,11 +662,10 @@ ApiReply Gateway::get_operation(const ApiRequest& req, const Params& params) {
     }
   }
   wait = std::min<long>(wait, m_options.max_wait_seconds);
-  std::optional<OperationRecord> op;
+  std::optional<OperationRecord> op = visible_operation(req, id);
+  if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
   if (wait > 0) {
     op = wait_for_terminal(id, std::chrono::steady_clock::now() + std::chrono::seconds(wait));
-  } else {
-    op = m_readers.acquire()->get_operation(id);
   }
   if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
   ApiReply r = json_reply(200, operation_json(*op));
@@ -564,6 +677,7 @@ ApiReply Gateway::get_operation(const ApiRequest& req, const Params& params) {
 ApiReply Gateway::list_operations(const ApiRequest& req) {
   OperationFilter f;
   f.limit = m_options.default_page;
+  if (!sees_all(req)) f.owner = req.owner;  // bound in SQL, never concatenated
   for (const auto& [k, v] : req.query) {
     if (k == "state") {
       auto s = parse_state(v);
@@ -599,20 +713,24 @@ ApiReply Gateway::list_operations(const ApiRequest& req) {
   return json_reply(200, {{"items", std::move(items)}, {"next", next}});
 }
 
-ApiReply Gateway::operation_history(const ApiRequest&, const Params& params) {
-  auto reader = m_readers.acquire();
+ApiReply Gateway::operation_history(const ApiRequest& req, const Params& params) {
   const std::string& id = params.at("id");
-  if (!reader->get_operation(id)) {
+  if (!visible_operation(req, id)) {
     return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
   }
+  auto reader = m_readers.acquire();
   json items = json::array();
   for (const HistoryEntry& h : reader->history(id)) items.push_back(history_json(h));
   return json_reply(200, {{"items", std::move(items)}});
 }
 
-ApiReply Gateway::get_resource(const std::string& collection, const ApiRequest&, const Params& params) {
+ApiReply Gateway::get_resource(const std::string& collection, const ApiRequest& req, const Params& params) {
   std::string path = collection + "/" + params.at("id");
   auto res = m_readers.acquire()->get_resource(path);
+  // An owner-only resource of another principal answers as if absent.
+  if (res && !sees_all(req) && m_routes.read_policy(collection) != "public" && res->owner != req.owner) {
+    res.reset();
+  }
   if (!res) return problem_reply({404, "", "no resource at " + path, "not_found", "", {}});
   return json_reply(200, res->body);
 }
@@ -633,7 +751,9 @@ ApiReply Gateway::list_resources(const std::string& collection, const ApiRequest
       after = raw.substr(2);
     }
   }
-  auto rows = m_readers.acquire()->list_resources(collection, after, static_cast<int>(limit) + 1);
+  std::optional<std::string> owner;
+  if (!sees_all(req) && m_routes.read_policy(collection) != "public") owner = req.owner;
+  auto rows = m_readers.acquire()->list_resources(collection, after, static_cast<int>(limit) + 1, owner);
   json items = json::array();
   for (long i = 0; i < static_cast<long>(rows.size()) && i < limit; ++i) items.push_back(rows[i].body);
   json next = nullptr;

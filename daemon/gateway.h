@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/auth.h"
 #include "daemon/change_hub.h"
 #include "daemon/group_commit.h"
 #include "daemon/router.h"
@@ -27,6 +28,12 @@ struct ApiRequest {
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
   std::string owner;  // the authenticated principal; "" when anonymous
+  // The caller's role, set by Gateway::handle from the token: "submitter",
+  // "reader" or "admin"; "" when no tokens are configured (the local
+  // operator, who sees everything).
+  std::string role;
+  std::string remote_addr;  // the peer's address; "" in unit tests (treated as loopback)
+  size_t target_bytes = 0;  // length of the request target (path + query) as received
 
   std::string header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
@@ -60,6 +67,11 @@ struct GatewayServices {
   std::function<bool()> ready;              // GET /readyz
   // A command was accepted (202) after latency_ms.
   std::function<void(const std::string& command, double latency_ms)> accepted;
+  // Maps an Authorization header to a principal and role (daemon/auth.h).
+  // Empty: no tokens (open, loopback only).
+  std::function<AuthDecision(const std::string& authorization)> authenticate;
+  // Per-principal rate limit: 0 to admit, else the seconds to wait.
+  std::function<int(const std::string& principal)> rate_limit;
 };
 
 struct GatewayOptions {
@@ -73,6 +85,12 @@ struct GatewayOptions {
   std::vector<std::string> cors_origins;
   // Commands are refused with 503 while this many operations are unfinished.
   int64_t max_backlog = 50000;
+  // Request limits (issue 7). Each is answered with problem+json.
+  size_t max_header_bytes = 8192;  // all header names and values together: 431
+  size_t max_url_bytes = 2048;     // the request target: 414
+  size_t max_fields = 256;         // members + elements in a body: 413
+  size_t max_string_bytes = 65536; // any one string (or key) in a body: 422
+  int max_json_depth = 64;         // 400
 };
 
 ApiReply problem_reply(const Problem& p);
@@ -83,7 +101,8 @@ class Gateway {
           GatewayOptions options = {}, GatewayServices services = {});
 
   // Answers any request. Never throws: an unexpected failure is a 500 problem.
-  ApiReply handle(const ApiRequest& req);
+  // Authenticates (GatewayServices::authenticate) and checks limits first.
+  ApiReply handle(ApiRequest req);
 
   const RouteTable& routes() const { return m_routes; }
 
@@ -112,6 +131,12 @@ class Gateway {
   void add_cors(const ApiRequest& req, ApiReply* reply) const;
   ApiReply get_resource(const std::string& collection, const ApiRequest& req, const Params& params);
   ApiReply list_resources(const std::string& collection, const ApiRequest& req);
+  // Authentication, loopback rule, limits and rate: a reply to send instead
+  // of handling the request, or nullopt to go on (owner and role set).
+  std::optional<ApiReply> admit(ApiRequest& req);
+  // The operation if it exists and the caller may see it; nullopt answers
+  // 404 exactly as for an unknown id.
+  std::optional<OperationRecord> visible_operation(const ApiRequest& req, const std::string& id);
 
   RouteTable m_routes;
   GroupCommitter& m_committer;
@@ -121,6 +146,14 @@ class Gateway {
   Router<Handler> m_router;
   GatewayServices m_services;
 };
+
+// Whether the caller may see everything: an admin, or the local operator
+// when no tokens are configured.
+bool sees_all(const ApiRequest& req);
+// Whether the caller may submit, cancel or forget (not a reader).
+bool may_write(const ApiRequest& req);
+// 127.0.0.0/8, ::1 or ::ffff:127.x; "" counts as loopback (in-process calls).
+bool is_loopback_address(const std::string& addr);
 
 // Parses an RFC 7240 Prefer header into preference -> value ("" if none).
 std::map<std::string, std::string> parse_prefer(const std::string& header);

@@ -185,6 +185,15 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
             case StoreWriter::Applied::ignored:
               m_counters.events_ignored++;
               break;
+            case StoreWriter::Applied::rejected: {
+              uint64_t n = ++m_counters.events_rejected;
+              if (n <= 10 || n % 1000 == 0) {
+                log_warn("event rejected: it names a resource its operation does not own",
+                         {{"request_id", job.event.request_id}, {"resource", job.event.resource.substr(0, 200)},
+                          {"worker", job.event.worker}, {"count", std::to_string(n)}});
+              }
+              break;
+            }
           }
           break;
       }

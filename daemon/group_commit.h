@@ -33,6 +33,7 @@ class GroupCommitter {
     std::atomic<uint64_t> accepted{0};
     std::atomic<uint64_t> events_applied{0};
     std::atomic<uint64_t> events_unknown{0};  // no such operation: counted and logged
+    std::atomic<uint64_t> events_rejected{0};  // not allowed for its operation: counted and logged
     std::atomic<uint64_t> events_ignored{0};  // stale or duplicate (e.g. after terminal)
     std::atomic<uint64_t> commit_failures{0};
     std::atomic<int64_t> unfinished{0};  // operations not yet terminal: the backlog

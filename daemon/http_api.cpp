@@ -24,7 +24,16 @@ ApiRequest to_api_request(const httplib::Request& req) {
     r.headers.emplace(std::move(lower), v);
   }
   r.body = req.body;
+  r.remote_addr = req.remote_addr;
+  r.target_bytes = req.target.size();
   return r;
+}
+
+std::unique_ptr<httplib::Server> make_server(const HttpOptions& o) {
+  if (!o.tls_cert.empty() || !o.tls_key.empty()) {
+    return std::make_unique<httplib::SSLServer>(o.tls_cert.c_str(), o.tls_key.c_str());
+  }
+  return std::make_unique<httplib::Server>();
 }
 
 void apply_reply(const ApiReply& reply, httplib::Response& res) {
@@ -51,7 +60,7 @@ void apply_reply(const ApiReply& reply, httplib::Response& res) {
 }  // namespace
 
 HttpApi::HttpApi(Gateway& gateway, HttpOptions options)
-    : m_gateway(gateway), m_options(options), m_server(std::make_unique<httplib::Server>()) {
+    : m_gateway(gateway), m_options(options), m_server(make_server(m_options)) {
   httplib::Server& s = *m_server;
   size_t min_t = m_options.min_threads, max_t = m_options.max_threads;
   s.new_task_queue = [min_t, max_t] { return new ElasticPool(min_t, max_t); };
@@ -97,7 +106,10 @@ HttpApi::HttpApi(Gateway& gateway, HttpOptions options)
   s.set_error_handler(httplib::Server::HandlerWithResponse(
       [](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string code = res.status == 413 ? "body_too_large" : "http_error";
+    std::string code = res.status == 413   ? "body_too_large"
+                       : res.status == 414 ? "uri_too_long"
+                       : res.status == 431 ? "headers_too_large"
+                                           : "http_error";
     std::string detail = res.status == 413 ? "the body is larger than the limit"
                                            : std::string(status_phrase(res.status));
     bool needs_length = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
@@ -126,6 +138,9 @@ HttpApi::HttpApi(Gateway& gateway, HttpOptions options)
 HttpApi::~HttpApi() { stop(); }
 
 Result<int> HttpApi::bind() {
+  if (!m_server->is_valid()) {
+    return Error{"cannot load the TLS certificate " + m_options.tls_cert + " or key " + m_options.tls_key};
+  }
   int port = m_options.port == 0 ? m_server->bind_to_any_port(m_options.host)
                                  : (m_server->bind_to_port(m_options.host, m_options.port)
                                         ? m_options.port

@@ -23,6 +23,9 @@ struct HttpOptions {
   size_t min_threads = 8;
   size_t max_threads = 4096;
   size_t keep_alive_max_requests = 10000;
+  // Both set: HTTPS (httplib::SSLServer) with this PEM certificate and key.
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 class HttpApi {
@@ -30,7 +33,8 @@ class HttpApi {
   HttpApi(Gateway& gateway, HttpOptions options);
   ~HttpApi();
 
-  // Binds the listening socket; returns the bound port.
+  // Binds the listening socket; returns the bound port. Fails too when the
+  // TLS certificate or key could not be loaded.
   Result<int> bind();
   // Serves on its own thread until stop().
   void start();

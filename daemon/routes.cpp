@@ -156,7 +156,8 @@ Result<RouteTable> RouteTable::load_json(const std::string& text) {
     if (!r.is_object()) return Error{where + ": expected an object"};
     for (auto it = r.begin(); it != r.end(); ++it) {
       static const std::set<std::string> known = {"method", "path", "command", "service",
-                                                  "resource", "body", "additional_fields"};
+                                                  "resource", "body", "additional_fields",
+                                                  "read"};
       if (!known.count(it.key())) return Error{where + ": unknown key '" + it.key() + "'"};
     }
     auto str = [&](const char* k) -> std::optional<std::string> {
@@ -196,6 +197,11 @@ Result<RouteTable> RouteTable::load_json(const std::string& text) {
       }
     }
     route.has_body = route.method != "DELETE" || r.contains("body");
+    if (r.contains("read")) {
+      auto read = str("read");
+      if (!read || (*read != "public" && *read != "owner")) return Error{where + ".read: must be \"public\" or \"owner\""};
+      route.read = *read;
+    }
     if (r.contains("additional_fields")) {
       if (!r["additional_fields"].is_boolean()) {
         return Error{where + ".additional_fields: must be a boolean"};
@@ -234,6 +240,15 @@ Result<RouteTable> RouteTable::load_json(const std::string& text) {
     table.m_routes.push_back(std::move(route));
   }
   if (table.m_routes.empty()) return Error{"routes: the table is empty"};
+  // Routes writing one collection must not disagree on who may read it.
+  for (const std::string& c : table.collections()) {
+    std::string seen;
+    for (const Route& rt : table.m_routes) {
+      if (rt.read.empty() || !rt.resource || rt.resource->text().rfind(c + "/", 0) != 0) continue;
+      if (!seen.empty() && seen != rt.read) return Error{"routes: the routes of " + c + " disagree on \"read\""};
+      seen = rt.read;
+    }
+  }
   return table;
 }
 
@@ -268,6 +283,13 @@ std::vector<std::string> RouteTable::collections() const {
     if (std::find(out.begin(), out.end(), collection) == out.end()) out.push_back(collection);
   }
   return out;
+}
+
+std::string RouteTable::read_policy(const std::string& collection) const {
+  for (const Route& r : m_routes) {
+    if (!r.read.empty() && r.resource && r.resource->text().rfind(collection + "/", 0) == 0) return r.read;
+  }
+  return "owner";
 }
 
 std::vector<FieldError> validate_body(const Route& route, const json& body) {

@@ -54,6 +54,11 @@ struct Route {
   std::optional<PathTemplate> resource;
   bool has_body = true;
   bool additional_fields = false;
+  // Who may read the resource collection this route writes (GET /users,
+  // GET /users/{id}): "owner" (the principal whose operation last wrote the
+  // resource, or an admin) or "public" (any authenticated caller). "" when
+  // the route does not say: "owner".
+  std::string read;
   std::map<std::string, FieldRule> fields;
 };
 
@@ -70,6 +75,8 @@ class RouteTable {
   // Collections readable from the read model, e.g. "/users", from the
   // resource templates of the form /collection/{placeholder}.
   std::vector<std::string> collections() const;
+  // "public" or "owner" (the default) for a collection from collections().
+  std::string read_policy(const std::string& collection) const;
 
  private:
   std::vector<Route> m_routes;

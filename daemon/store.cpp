@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS operations(
 );
 CREATE INDEX IF NOT EXISTS operations_by_state ON operations(state, seq);
 CREATE INDEX IF NOT EXISTS operations_by_name ON operations(name, seq);
+CREATE INDEX IF NOT EXISTS operations_by_owner ON operations(owner, seq);
 CREATE TABLE IF NOT EXISTS history(
   seq     INTEGER PRIMARY KEY AUTOINCREMENT,
   op_seq  INTEGER NOT NULL,
@@ -439,6 +440,17 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
   OperationRecord op = std::move(*found);
 
   if (is_terminal(op.state)) return Applied::ignored;           // terminal never moves
+  // An event may only touch its own operation's resource: the resource the
+  // route named, or for a command without one (a DELETE) the path it was
+  // sent to. A worker cannot use one operation to write another resource.
+  if (!e.resource.empty()) {
+    std::string allowed = op.resource;
+    if (allowed.empty()) {
+      auto sp = op.origin.find(' ');
+      allowed = sp == std::string::npos ? "" : op.origin.substr(sp + 1);
+    }
+    if (e.resource != allowed) return Applied::rejected;
+  }
   if (e.state == op.state && e.state == OpState::processing) {  // duplicate processing
     return Applied::ignored;
   }
@@ -539,10 +551,17 @@ struct StoreReader::Impl {
                                  "o.seq, o.id, o.name, o.service, o.resource, o.origin, o.owner, "
                                  "o.attempt, o.created_at, o.cancel_requested FROM operations o JOIN history h ON "
                                  "h.op_seq = o.seq WHERE o.id = ? AND h.seq > ? ORDER BY h.seq LIMIT ?"),
-        get_resource(db, "SELECT path, body, updated_at FROM resources WHERE path = ? AND body IS NOT NULL"),
+        get_resource(db,
+                     "SELECT r.path, r.body, r.updated_at, COALESCE(o.owner, '') FROM resources r "
+                     "LEFT JOIN operations o ON o.id = r.op_id WHERE r.path = ? AND r.body IS NOT NULL"),
         list_resources(db,
-                       "SELECT path, body, updated_at FROM resources WHERE collection = ? "
-                       "AND path > ? AND body IS NOT NULL ORDER BY path LIMIT ?"),
+                       "SELECT r.path, r.body, r.updated_at, COALESCE(o.owner, '') FROM resources r "
+                       "LEFT JOIN operations o ON o.id = r.op_id WHERE r.collection = ? "
+                       "AND r.path > ? AND r.body IS NOT NULL ORDER BY r.path LIMIT ?"),
+        list_resources_owned(db,
+                             "SELECT r.path, r.body, r.updated_at, o.owner FROM resources r "
+                             "JOIN operations o ON o.id = r.op_id WHERE r.collection = ? "
+                             "AND r.path > ? AND r.body IS NOT NULL AND o.owner = ? ORDER BY r.path LIMIT ?"),
         get_key(db,
                 "SELECT i.request_hash, o.id FROM idempotency i JOIN operations o ON o.seq = i.op_seq "
                 "WHERE i.owner = ? AND i.key = ?") {
@@ -550,7 +569,7 @@ struct StoreReader::Impl {
   }
   SQLite::Database db;
   SQLite::Statement get_op, history, changes_after, changes_after_op, get_resource, list_resources,
-      get_key;
+      list_resources_owned, get_key;
 };
 
 StoreReader::StoreReader() = default;
@@ -583,6 +602,7 @@ std::vector<OperationRecord> StoreReader::list_operations(const OperationFilter&
   if (!f.name.empty()) sql += " AND name = ?";
   if (f.since_ms > 0) sql += " AND created_at >= ?";
   if (f.before_seq > 0) sql += " AND seq < ?";
+  if (f.owner) sql += " AND owner = ?";
   sql += " ORDER BY seq DESC LIMIT ?";
   SQLite::Statement st(m->db, sql);
   int i = 1;
@@ -590,6 +610,7 @@ std::vector<OperationRecord> StoreReader::list_operations(const OperationFilter&
   if (!f.name.empty()) st.bind(i++, f.name);
   if (f.since_ms > 0) st.bind(i++, static_cast<int64_t>(f.since_ms));
   if (f.before_seq > 0) st.bind(i++, static_cast<int64_t>(f.before_seq));
+  if (f.owner) st.bind(i++, *f.owner);
   st.bind(i++, f.limit);
   std::vector<OperationRecord> out;
   while (st.executeStep()) out.push_back(read_operation(st));
@@ -669,24 +690,27 @@ std::optional<Resource> StoreReader::get_resource(const std::string& path) {
   std::optional<Resource> out;
   if (st.executeStep()) {
     out = Resource{column_text(st, 0), nlohmann::json::parse(column_text(st, 1), nullptr, false),
-                   st.getColumn(2).getInt64()};
+                   st.getColumn(2).getInt64(), column_text(st, 3)};
   }
   st.reset();
   return out;
 }
 
 std::vector<Resource> StoreReader::list_resources(const std::string& collection,
-                                                  const std::string& after, int limit) {
-  auto& st = m->list_resources;
+                                                  const std::string& after, int limit,
+                                                  const std::optional<std::string>& owner) {
+  auto& st = owner ? m->list_resources_owned : m->list_resources;
   st.reset();
-  st.bind(1, collection);
-  st.bind(2, after);
-  st.bind(3, limit);
+  int i = 1;
+  st.bind(i++, collection);
+  st.bind(i++, after);
+  if (owner) st.bind(i++, *owner);
+  st.bind(i++, limit);
   std::vector<Resource> out;
   while (st.executeStep()) {
     out.push_back(Resource{column_text(st, 0),
                            nlohmann::json::parse(column_text(st, 1), nullptr, false),
-                           st.getColumn(2).getInt64()});
+                           st.getColumn(2).getInt64(), column_text(st, 3)});
   }
   st.reset();
   return out;

@@ -94,6 +94,7 @@ struct OperationFilter {
   std::string name;
   int64_t since_ms = 0;      // created_at >= since_ms when > 0
   int64_t before_seq = 0;    // keyset cursor: seq < before_seq when > 0
+  std::optional<std::string> owner;  // only this owner's operations when set
   int limit = 50;
 };
 
@@ -101,6 +102,9 @@ struct Resource {
   std::string path;
   nlohmann::json body;
   int64_t updated_at = 0;
+  // The owner of the operation that last wrote it; "" when that operation
+  // has been pruned (then only an admin may read an owner-only resource).
+  std::string owner;
 };
 
 // Opens (creating if needed) the store at path and brings its schema up to
@@ -123,7 +127,9 @@ class StoreWriter {
   // to the first request's operation and out->op.message to its hash.
   bool insert_operation(OperationRecord* op, const IdempotencyKey* key, Change* out);
 
-  enum class Applied { changed, unknown_operation, ignored };
+  // rejected: the event is not one this operation allows (it names another
+  // resource than the operation's); nothing changes.
+  enum class Applied { changed, unknown_operation, ignored, rejected };
   // Inside a transaction. Applies a worker's event: moves the operation
   // forward (never out of a terminal state, never backwards) and, for a
   // completed event, updates the read model in the same transaction.
@@ -176,8 +182,9 @@ class StoreReader {
                                                                      const std::string& key);
   std::optional<Resource> get_resource(const std::string& path);
   // Resources in one collection ("/users"), by path, after the given path.
+  // With owner set, only those last written by that owner's operations.
   std::vector<Resource> list_resources(const std::string& collection, const std::string& after,
-                                       int limit);
+                                       int limit, const std::optional<std::string>& owner = std::nullopt);
 
  private:
   StoreReader();

@@ -10,7 +10,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int k_page = 1000;
 
-bool matches(const StreamRequest& req, const std::string& name, OpState state) {
+bool matches(const StreamRequest& req, const std::string& name, OpState state, const std::string& owner) {
+  if (req.owner && *req.owner != owner) return false;
   if (req.state && *req.state != state) return false;
   if (!req.name.empty() && req.name != name) return false;
   return true;
@@ -26,7 +27,7 @@ bool replay_from_store(ReaderPool& readers, const StreamRequest& req, bool cloud
     for (const Change& c : changes) {
       if (limit_seq > 0 && c.seq > limit_seq) return true;
       *pos = c.seq;
-      if (!req.op_id.empty() || matches(req, c.op.name, c.op.state)) {
+      if (!req.op_id.empty() || matches(req, c.op.name, c.op.state, c.op.owner)) {
         if (!write(format_sse_event(c.seq, c.kind, operation_json(c.op).dump(), c.op.updated_at, cloudevents))) {
           return false;
         }
@@ -118,7 +119,7 @@ void run_stream(ChangeHub& hub, ReaderPool& readers, const StreamRequest& req,
     }
     for (const Notice& n : notices) {
       pos = n.seq;
-      if (!matches(req, n.name, n.state)) continue;
+      if (!matches(req, n.name, n.state, n.owner)) continue;
       if (!write(format_sse_event(n.seq, n.kind, n.op_json, n.at, req.cloudevents))) return;
     }
   }

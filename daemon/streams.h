@@ -18,6 +18,7 @@ struct StreamRequest {
   std::string op_id;             // set: one operation's stream, which ends at its terminal state
   std::optional<OpState> state;  // /events filters
   std::string name;
+  std::optional<std::string> owner;  // /events: only this owner's operations when set
   int64_t last_event_id = -1;    // -1: none given
   bool cloudevents = false;      // data as a CloudEvents 1.0 JSON envelope around the operation
 };

@@ -23,6 +23,7 @@ Result<bool> Tracker::bind() {
     m_socket->set(zmq::sockopt::linger, 0);
     m_socket->set(zmq::sockopt::rcvhwm, 100000);
     m_socket->set(zmq::sockopt::subscribe, "");
+    if (socket_setup) socket_setup(*m_socket);
     m_socket->bind(m_endpoint);
     if (m_endpoint.rfind("ipc://", 0) == 0) ::chmod(m_endpoint.substr(6).c_str(), 0600);
   } catch (const zmq::error_t& e) {

@@ -25,6 +25,8 @@ class Tracker {
 
   // Creates and binds the SUB socket; the tracker thread owns it afterwards.
   Result<bool> bind();
+  // Set before bind(): applied to the socket before it binds (CURVE).
+  std::function<void(zmq::socket_t&)> socket_setup;
   void start();
   void stop();
 

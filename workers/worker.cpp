@@ -12,6 +12,7 @@
 #include <zmq_addon.hpp>
 
 #include "shared/clock.h"
+#include "shared/curve.h"
 #include "shared/ids.h"
 #include "shared/log.h"
 #include "shared/paths.h"
@@ -194,7 +195,14 @@ int Worker::run(const std::atomic<bool>& stop) {
   zmq::socket_t pub(ctx, zmq::socket_type::xpub);
   zmq::socket_t pull(ctx, zmq::socket_type::pull);
   zmq::socket_t control(ctx, zmq::socket_type::sub);
+  auto curve = [this](zmq::socket_t& s) {
+    if (m_options.curve_server_key.empty()) return;
+    make_curve_client(s, {m_options.curve_public_key, m_options.curve_secret_key}, m_options.curve_server_key);
+  };
   try {
+    curve(pub);
+    curve(pull);
+    curve(control);
     pub.set(zmq::sockopt::linger, 2000);  // flush outcomes on a clean exit
     pub.set(zmq::sockopt::sndhwm, 100000);
     pub.connect(m_options.events_endpoint);
@@ -220,6 +228,7 @@ int Worker::run(const std::atomic<bool>& stop) {
   std::thread heartbeats([&] {
     zmq::socket_t hb_pub(ctx, zmq::socket_type::pub);
     hb_pub.set(zmq::sockopt::linger, 0);
+    curve(hb_pub);
     hb_pub.connect(m_options.events_endpoint);
     Heartbeat hb;
     hb.worker = m_options.id;

@@ -56,6 +56,8 @@ struct WorkerOptions {
   std::string control_endpoint;   // connect; the daemon's control PUB binds ("" for none)
   std::string id;                 // default: host/pid/random
   int heartbeat_ms = 1000;
+  // CURVE (issue 7): all set, or none. Z85 keys.
+  std::string curve_public_key, curve_secret_key, curve_server_key;
 };
 
 class Worker {

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "shared/config.h"
+#include "shared/curve.h"
 #include "shared/log.h"
 #include "shared/paths.h"
 #include "workers/worker.h"
@@ -39,6 +40,15 @@ int worker_main(int argc, char** argv) {
                  "ZeroMQ endpoint of the daemon's cancel notices (default ipc://DATA_DIR/control.ipc; '-' for none)")
       ->envname("ASYNCOPS_CONTROL");
   app.add_option("--id", opts.id, "Worker id in events and heartbeats (default HOST/PID/RANDOM)");
+  std::string curve_secret_file, curve_server_key;
+  app.add_option("--curve-secret-key-file", curve_secret_file,
+                 "This worker's CURVE secret key (from `asyncops keygen`); its public key must be on the "
+                 "daemon's --curve-allowed-keys")
+      ->envname("ASYNCOPS_CURVE_SECRET_KEY_FILE")
+      ->check(CLI::ExistingFile);
+  app.add_option("--curve-server-key", curve_server_key,
+                 "The daemon's CURVE public key (Z85, or a file holding it)")
+      ->envname("ASYNCOPS_CURVE_SERVER_KEY");
   app.add_option("--heartbeat-ms", opts.heartbeat_ms, "Heartbeat interval")->check(CLI::Range(50, 60000));
   app.add_option("--log-format", log_format, "text or json")
       ->envname("ASYNCOPS_LOG_FORMAT")
@@ -84,6 +94,22 @@ int worker_main(int argc, char** argv) {
   if (opts.events_endpoint.empty()) opts.events_endpoint = default_events_endpoint(opts.data_dir);
   if (opts.control_endpoint.empty()) opts.control_endpoint = default_control_endpoint(opts.data_dir);
   if (opts.control_endpoint == "-") opts.control_endpoint.clear();
+  if (curve_secret_file.empty() != curve_server_key.empty()) {
+    log_error("--curve-secret-key-file and --curve-server-key go together");
+    return 2;
+  }
+  if (!curve_secret_file.empty()) {
+    auto secret = read_curve_key(curve_secret_file, "secret");
+    auto server = curve_server_key.size() == 40 ? Result<std::string>(curve_server_key)
+                                                : read_curve_key(curve_server_key, "public");
+    if (!secret || !server) {
+      log_error(!secret ? secret.error() : server.error());
+      return 2;
+    }
+    opts.curve_secret_key = secret.value();
+    opts.curve_public_key = curve_public_of(secret.value()).value();
+    opts.curve_server_key = server.value();
+  }
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, nullptr);

@@ -90,6 +90,7 @@ TEST_CASE("a deletion event removes the resource from the read model", "[store]"
   REQUIRE(f.r->get_resource(create.resource));
   auto del = new_op("delete_user");
   del.resource = "";
+  del.origin = "DELETE " + create.resource;  // as the gateway records it
   del = f.insert(del);
   Event gone = event_for(del, OpState::completed);
   gone.resource = create.resource;

@@ -1,0 +1,290 @@
+// Issue 7: tokens end to end, the loopback rule, HTTPS, and data-dir modes.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "harness.h"
+#include "shared/envelope.h"
+
+using namespace asyncops::it;
+using nlohmann::json;
+
+namespace {
+
+std::string last_line(const std::string& s) {
+  std::string t = s;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
+}
+
+std::string add_token(const std::string& dir, const std::string& principal, const std::string& role) {
+  auto r = run_cli({"token", "add", "--principal", principal, "--role", role, "--data-dir", dir});
+  if (r.exit_code != 0) throw std::runtime_error("token add failed: " + r.err);
+  return last_line(r.out);
+}
+
+httplib::Headers bearer(const std::string& t) { return {{"Authorization", "Bearer " + t}}; }
+
+// Reads an SSE stream for up to `ms`, returning the data lines' operation ids.
+std::vector<std::string> stream_ids(const std::string& url, const std::string& path, const std::string& token,
+                                    int ms, int* status) {
+  std::vector<std::string> ids;
+  httplib::Client c(url);
+  c.set_read_timeout(5);
+  std::atomic<bool> stop{false};
+  std::thread timer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    stop = true;
+  });
+  std::string buf;
+  auto r = c.Get(
+      path, bearer(token),
+      [&](const httplib::Response& res) {
+        *status = res.status;
+        return true;
+      },
+      [&](const char* d, size_t n) {
+        buf.append(d, n);
+        size_t pos;
+        while ((pos = buf.find("\n\n")) != std::string::npos) {
+          std::string block = buf.substr(0, pos);
+          buf.erase(0, pos + 2);
+          auto dl = block.find("data: ");
+          if (dl != std::string::npos) {
+            auto j = json::parse(block.substr(dl + 6), nullptr, false);
+            if (j.is_object() && j.contains("id")) ids.push_back(j["id"]);
+          }
+        }
+        return !stop;
+      });
+  if (r && *status == 0) *status = r->status;
+  timer.join();
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("token A cannot see B's operation anywhere, and an admin sees both", "[access]") {
+  System sys;
+  std::string a = add_token(sys.data_dir(), "alice", "submitter");
+  std::string b = add_token(sys.data_dir(), "bob", "submitter");
+  std::string root = add_token(sys.data_dir(), "root", "admin");
+  auto list = run_cli({"token", "list", "--data-dir", sys.data_dir()});
+  CHECK(list.out.find("alice") != std::string::npos);
+  CHECK(list.out.find(a) == std::string::npos);  // only hashes are stored
+  // The daemon picks the file up within a second.
+  REQUIRE(eventually([&] { return sys.get("/operations").status == 401; }, std::chrono::seconds(5)));
+  auto anon = sys.get("/operations");
+  CHECK(anon.header("WWW-Authenticate").rfind("Bearer", 0) == 0);
+  CHECK(anon.header("Content-Type") == "application/problem+json");
+
+  // Start bob's global stream before alice submits.
+  int b_status = 0;
+  std::vector<std::string> b_seen;
+  std::thread bob_stream([&] { b_seen = stream_ids(sys.url(), "/events", b, 2500, &b_status); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto created = sys.send("POST", "/users", R"({"email":"al@example.com","name":"Al"})", "application/json",
+                          bearer(a));
+  REQUIRE(created.status == 202);
+  std::string id = created.json["id"];
+  bob_stream.join();
+  CHECK(b_status == 200);
+  CHECK(std::find(b_seen.begin(), b_seen.end(), id) == b_seen.end());
+
+  auto done = sys.get("/operations/" + id + "?wait=10", bearer(a));
+  CHECK(done.json["state"] == "completed");
+  std::string unknown = "01900000-0000-7000-8000-000000000000";
+  auto other = sys.get("/operations/" + id, bearer(b));
+  auto missing = sys.get("/operations/" + unknown, bearer(b));
+  CHECK(other.status == 404);
+  CHECK(other.json["code"] == missing.json["code"]);
+  CHECK(sys.get("/operations/" + id + "/history", bearer(b)).status == 404);
+  CHECK(sys.get("/operations/" + id + "/events", bearer(b)).status == 404);
+  CHECK(sys.get("/operations", bearer(b)).json["items"].empty());
+  CHECK(sys.send("POST", "/operations/" + id + "/cancel", "", "application/json", bearer(b)).status == 404);
+  CHECK(sys.send("DELETE", "/operations/" + id, "", "application/json", bearer(b)).status == 404);
+  // The user resource (read "owner" by default) is alice's alone.
+  std::string res = created.header("X-Resource");
+  CHECK(sys.get(res, bearer(a)).status == 200);
+  CHECK(sys.get(res, bearer(b)).status == 404);
+  CHECK(sys.get("/users", bearer(b)).json["items"].empty());
+  CHECK(sys.get(res, bearer(root)).status == 200);
+  // Replay of /events from the start hides it too.
+  int replay_status = 0;
+  auto replay = stream_ids(sys.url(), "/events?last_event_id=0", b, 800, &replay_status);
+  CHECK(std::find(replay.begin(), replay.end(), id) == replay.end());
+  auto replay_a = stream_ids(sys.url(), "/events?last_event_id=0", a, 800, &replay_status);
+  CHECK(std::find(replay_a.begin(), replay_a.end(), id) != replay_a.end());
+  // The CLI, as bob: get fails like an unknown id, list is empty, tail shows nothing of alice's.
+  auto g = run_cli({"get", id, "--url", sys.url(), "--token", b});
+  CHECK(g.exit_code == 1);
+  auto l = run_cli({"list", "--url", sys.url(), "--json"}, {{"ASYNCOPS_TOKEN", b}});
+  CHECK(l.exit_code == 0);
+  CHECK(l.out.find(id) == std::string::npos);
+  auto la = run_cli({"list", "--url", sys.url(), "--json", "--token", a});
+  CHECK(la.out.find(id) != std::string::npos);
+  CHECK(sys.get("/operations", bearer(root)).json["items"].size() == 1);
+
+  // Revoking takes effect without a restart.
+  CHECK(run_cli({"token", "revoke", "alice", "--data-dir", sys.data_dir()}).exit_code == 0);
+  CHECK(eventually([&] { return sys.get("/operations", bearer(a)).status == 401; }, std::chrono::seconds(5)));
+}
+
+TEST_CASE("listening on a non-loopback address without tokens is refused at start", "[access]") {
+  TempDir dir;
+  Process p({ASYNCOPSD_BIN, "--data-dir", dir.path, "--listen", "0.0.0.0:0"}, dir.path + "/log");
+  int status = p.wait(std::chrono::seconds(10));
+  REQUIRE(status != -1);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 1);
+  std::ifstream in(dir.path + "/log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  CHECK(ss.str().find("no API tokens are configured") != std::string::npos);
+}
+
+TEST_CASE("without tokens the daemon says it serves loopback clients only", "[access]") {
+  System sys(0);
+  REQUIRE(eventually([&] { return sys.logs().find("loopback clients only") != std::string::npos; }));
+  CHECK(sys.get("/operations").status == 200);  // the harness calls from 127.0.0.1
+}
+
+TEST_CASE("the data dir is 0700 and its ipc sockets 0600", "[access]") {
+  System sys(1);
+  struct stat st {};
+  REQUIRE(::stat(sys.data_dir().c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  for (const char* name : {"events.ipc", "commands.users.ipc", "control.ipc"}) {
+    INFO(name);
+    REQUIRE(::stat((sys.data_dir() + "/" + name).c_str(), &st) == 0);
+    CHECK(S_ISSOCK(st.st_mode));
+    CHECK((st.st_mode & 0077) == 0);
+  }
+}
+
+TEST_CASE("HTTPS with --tls-cert and --tls-key, trusted by the CLI with --cacert", "[access]") {
+  TempDir certs;
+  std::string cert = certs.path + "/cert.pem", key = certs.path + "/key.pem";
+  std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                    "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " + key + " -out " + cert +
+                    " >/dev/null 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  System sys(1, {"--tls-cert", cert, "--tls-key", key});
+  REQUIRE(sys.url().rfind("https://", 0) == 0);
+  httplib::Client c(sys.url());
+  c.set_ca_cert_path(cert.c_str());
+  auto r = c.Get("/healthz");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  httplib::Client untrusting(sys.url());
+  CHECK(!untrusting.Get("/healthz"));  // a self-signed certificate is not trusted by default
+  auto sub = run_cli({"submit", "POST", "/users", "-d", R"({"email":"t@example.com","name":"T"})", "--wait",
+                      "--url", sys.url(), "--cacert", cert});
+  INFO(sub.err << sys.logs());
+  CHECK(sub.exit_code == 0);
+}
+
+namespace {
+
+int free_tcp_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+std::map<std::string, std::string> keygen(const std::string& path) {
+  auto r = run_cli({"keygen"});
+  if (r.exit_code != 0) throw std::runtime_error("keygen failed: " + r.err);
+  std::ofstream(path) << r.out;
+  std::map<std::string, std::string> out;
+  std::istringstream in(r.out);
+  for (std::string k, v; in >> k;) {
+    if (k == "#") {
+      std::getline(in, v);
+      continue;
+    }
+    in >> v;
+    out[k] = v;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("CURVE over tcp: an unknown key neither gets commands nor injects events", "[access][curve]") {
+  TempDir keys;
+  auto server = keygen(keys.path + "/daemon.key");
+  auto good = keygen(keys.path + "/good.key");
+  auto rogue = keygen(keys.path + "/rogue.key");
+  REQUIRE(server["public-key"].size() == 40);
+  std::ofstream(keys.path + "/allowed") << "# workers\n" << good["public-key"] << "\n";
+  std::string events = "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
+  std::string commands = "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
+  std::string control = "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
+  System sys(0, {"--events", events, "--dispatch", commands, "--control", control, "--curve-secret-key-file",
+                 keys.path + "/daemon.key", "--curve-allowed-keys", keys.path + "/allowed"});
+  auto worker = [&](const std::string& key_file, const std::string& log) {
+    return Process({ASYNCOPS_WORKER_BIN, "--data-dir", sys.data_dir() + "/" + log, "--events", events, "--commands",
+                    commands, "--control", control, "--heartbeat-ms", "200", "--curve-secret-key-file", key_file,
+                    "--curve-server-key", server["public-key"]},
+                   sys.data_dir() + "/" + log + ".log");
+  };
+  // A worker with a key not on the list: no command reaches it.
+  Process bad = worker(keys.path + "/rogue.key", "rogue");
+  auto op = sys.create_user("c@example.com", "C");
+  std::string id = op["id"];
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CHECK(sys.get("/operations/" + id).json["state"] == "pending");
+  // A publisher with that key cannot complete it either.
+  {
+    zmq::context_t ctx(1);
+    zmq::socket_t pub(ctx, zmq::socket_type::pub);
+    pub.set(zmq::sockopt::curve_serverkey, server["public-key"]);
+    pub.set(zmq::sockopt::curve_publickey, rogue["public-key"]);
+    pub.set(zmq::sockopt::curve_secretkey, rogue["secret-key"]);
+    pub.set(zmq::sockopt::linger, 0);
+    pub.connect(events);
+    asyncops::Event e;
+    e.request_id = id;
+    e.type = "user_created";
+    e.state = asyncops::OpState::completed;
+    e.code = "success";
+    e.worker = "rogue";
+    e.resource = op["resource"];
+    e.data = json{{"email", "forged@example.com"}};
+    auto f = asyncops::encode(e);
+    for (int i = 0; i < 20; ++i) {
+      std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
+      zmq::send_multipart(pub, parts, zmq::send_flags::dontwait);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  INFO(sys.logs());
+  CHECK(sys.get("/operations/" + id).json["state"] == "pending");
+  auto metrics = sys.get("/metrics").body;
+  CHECK(metrics.find("asyncops_curve_rejected_total 0") == std::string::npos);
+  CHECK(metrics.find("asyncops_events_applied_total 0") != std::string::npos);
+  // The allowed worker gets it and finishes it.
+  Process ok = worker(keys.path + "/good.key", "good");
+  CHECK(sys.wait_terminal(id)["state"] == "completed");
+}

@@ -1,0 +1,349 @@
+// Issue 7: tokens, authorization, limits and SQL that never includes input.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "daemon/auth.h"
+#include "daemon/gateway.h"
+#include "daemon/limits.h"
+#include "store_fixture.h"
+
+using namespace asyncops;
+using namespace asyncops::test;
+using nlohmann::json;
+
+TEST_CASE("sha256_hex matches the FIPS 180-2 test vector") {
+  CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST_CASE("new tokens are aot_ plus 43 base64url characters, and differ") {
+  std::string a = new_token(), b = new_token();
+  CHECK(a.rfind("aot_", 0) == 0);
+  CHECK(a.size() == 4 + 43);
+  CHECK(a != b);
+  CHECK(a.find_first_not_of("aot_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") ==
+        std::string::npos);
+}
+
+TEST_CASE("the tokens file round-trips, is written 0600 and rejects bad lines") {
+  TempDir dir;
+  std::string path = dir.path + "/tokens";
+  std::vector<TokenEntry> e = {{sha256_hex("t1"), "ann", Role::submitter}, {sha256_hex("t2"), "ops", Role::admin}};
+  REQUIRE(write_tokens_file(path, e));
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  auto back = read_tokens_file(path);
+  REQUIRE(back);
+  REQUIRE(back.value().size() == 2);
+  CHECK(back.value()[1].principal == "ops");
+  CHECK(back.value()[1].role == Role::admin);
+  CHECK(!parse_tokens("sha256:abc ann submitter\n"));
+  CHECK(!parse_tokens("sha256:" + sha256_hex("x") + " ann superuser\n"));
+  CHECK(!parse_tokens("sha256:" + sha256_hex("x") + " 'ann; DROP' reader\n"));
+  CHECK(read_tokens_file(dir.path + "/missing").value().empty());
+}
+
+TEST_CASE("TokenStore authenticates bearer tokens and sees a revoke after a reload") {
+  TempDir dir;
+  std::string path = dir.path + "/tokens";
+  TokenStore open_store(path);
+  CHECK(open_store.check("").kind == AuthDecision::open);
+  REQUIRE(write_tokens_file(path, {{sha256_hex("secret-a"), "ann", Role::reader}}));
+  TokenStore store(path);
+  CHECK(store.configured());
+  auto d = store.check("Bearer secret-a");
+  CHECK(d.kind == AuthDecision::ok);
+  CHECK(d.principal == "ann");
+  CHECK(d.role == Role::reader);
+  CHECK(store.check("").kind == AuthDecision::missing);
+  CHECK(store.check("Bearer nope").kind == AuthDecision::invalid);
+  CHECK(store.check("Basic c2VjcmV0LWE=").kind == AuthDecision::invalid);
+  REQUIRE(write_tokens_file(path, {{sha256_hex("secret-b"), "bob", Role::admin}}));
+  store.reload(true);
+  CHECK(store.check("Bearer secret-a").kind == AuthDecision::invalid);
+  CHECK(store.check("Bearer secret-b").principal == "bob");
+  // Without a forced reload, the change shows within about a second.
+  REQUIRE(write_tokens_file(path, {{sha256_hex("secret-c"), "cy", Role::admin}}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  CHECK(store.check("Bearer secret-c").principal == "cy");
+}
+
+TEST_CASE("RateLimiter: a bucket per principal, Retry-After when empty") {
+  RateLimiter off(0);
+  CHECK(off.take("a") == 0);
+  RateLimiter lim(2, 2);  // 2/s, burst 2
+  int64_t t = 1000000000;
+  CHECK(lim.take_at("a", t) == 0);
+  CHECK(lim.take_at("a", t) == 0);
+  CHECK(lim.take_at("a", t) >= 1);
+  CHECK(lim.take_at("b", t) == 0);  // another principal has its own bucket
+  CHECK(lim.take_at("a", t + 600000000) == 0);  // refilled after 0.6 s
+  double r = 0;
+  CHECK(parse_rate("100/s", &r));
+  CHECK(r == 100);
+  CHECK(parse_rate("60/m", &r));
+  CHECK(r == 1);
+  CHECK(!parse_rate("x/s", &r));
+}
+
+TEST_CASE("list_operations treats SQL-looking filter values as data") {
+  TempDir dir;
+  std::string path = dir.path + "/asyncops.db";
+  auto w = std::move(StoreWriter::open(path, SyncMode::normal).value());
+  w->begin();
+  auto a = new_op("create_user");
+  a.owner = "ann";
+  w->insert_operation(&a);
+  auto b = new_op("x' OR '1'='1");
+  b.owner = "' OR 1=1 --";
+  w->insert_operation(&b);
+  w->commit();
+  auto r = std::move(StoreReader::open(path).value());
+  OperationFilter f;
+  f.name = "create_user' OR '1'='1";
+  CHECK(r->list_operations(f).empty());
+  f.name = "x' OR '1'='1";
+  auto got = r->list_operations(f);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].id == b.id);
+  OperationFilter o;
+  o.owner = "nobody' OR owner <> '";
+  CHECK(r->list_operations(o).empty());
+  o.owner = "' OR 1=1 --";
+  REQUIRE(r->list_operations(o).size() == 1);
+  o.owner = "ann";
+  REQUIRE(r->list_operations(o).size() == 1);
+  CHECK(r->list_operations(o)[0].id == a.id);
+  CHECK(r->list_resources("/users' OR '1'='1", "", 10, std::string("x' OR '1'='1")).empty());
+  CHECK(!r->get_resource("/users/' OR 1=1 --"));
+  CHECK(!r->get_operation("' OR 1=1 --"));
+}
+
+TEST_CASE("no daemon source builds SQL from anything but literals and k_ constants") {
+  // Simple by design: a line with an SQL keyword inside a string literal may
+  // only concatenate string literals, std::string("...") and k_* constants,
+  // and `sql +=` may only append a literal.
+  std::regex sql_literal(R"re("[^"]*\b(SELECT|INSERT|UPDATE|DELETE|WHERE|AND|OR|VALUES|LIMIT|ORDER BY)\b[^"]*")re");
+  std::regex bad_operand(R"re(\+\s*([A-Za-z_][A-Za-z_0-9:.>\-]*)\s*(\(|\+|;|,|\)|$))re");
+  std::regex sql_append(R"re(\bsql\s*\+=\s*[^"\s])re");
+  std::vector<std::string> offenders;
+  for (const char* file : {"store.cpp", "gateway.cpp", "streams.cpp", "group_commit.cpp", "retention.cpp",
+                           "routes.cpp", "daemon.cpp", "auth.cpp", "http_api.cpp", "dispatcher.cpp", "tracker.cpp"}) {
+    std::ifstream in(std::string(ASYNCOPS_SOURCE_DIR) + "/daemon/" + file);
+    REQUIRE(in);
+    int n = 0;
+    for (std::string line; std::getline(in, line);) {
+      ++n;
+      if (std::regex_search(line, sql_append)) offenders.push_back(std::string(file) + ":" + std::to_string(n));
+      if (!std::regex_search(line, sql_literal)) continue;
+      for (auto it = std::sregex_iterator(line.begin(), line.end(), bad_operand); it != std::sregex_iterator(); ++it) {
+        std::string id = (*it)[1];
+        if (id.rfind("k_", 0) == 0 || id == "std::string") continue;
+        offenders.push_back(std::string(file) + ":" + std::to_string(n) + ": " + line);
+      }
+    }
+  }
+  INFO("SQL built from a value: " << (offenders.empty() ? "" : offenders[0]));
+  CHECK(offenders.empty());
+}
+
+namespace {
+
+struct SecuredApi {
+  TempDir dir;
+  std::string path = dir.path + "/asyncops.db";
+  ChangeHub hub;
+  GroupCommitter gc{std::move(StoreWriter::open(path, SyncMode::normal).value()),
+                    {[this](const std::vector<Change>& c) { hub.publish(c); }, [](std::vector<Command>) {}}};
+  ReaderPool readers{path};
+  RateLimiter limiter{0};
+  std::unique_ptr<Gateway> gw;
+  bool open = false;
+
+  explicit SecuredApi(GatewayOptions opts = {}, double rate = 0) : limiter(rate, rate) {
+    GatewayServices s;
+    s.authenticate = [this](const std::string& h) {
+      AuthDecision d;
+      if (open) return d;
+      static const std::map<std::string, std::pair<std::string, Role>> k = {
+          {"Bearer ann", {"ann", Role::submitter}},
+          {"Bearer bob", {"bob", Role::submitter}},
+          {"Bearer ann-reader", {"ann", Role::reader}},
+          {"Bearer root", {"root", Role::admin}}};
+      if (h.empty()) {
+        d.kind = AuthDecision::missing;
+      } else if (auto it = k.find(h); it != k.end()) {
+        d.kind = AuthDecision::ok;
+        d.principal = it->second.first;
+        d.role = it->second.second;
+      } else {
+        d.kind = AuthDecision::invalid;
+      }
+      return d;
+    };
+    if (rate > 0) s.rate_limit = [this](const std::string& p) { return limiter.take(p); };
+    gw = std::make_unique<Gateway>(RouteTable::load_json(RouteTable::default_json()).value(), gc, readers, hub,
+                                   opts, s);
+    gc.start();
+  }
+  ~SecuredApi() {
+    hub.shutdown();
+    gc.stop();
+  }
+  ApiReply call(const std::string& token, const std::string& method, const std::string& path,
+                const std::string& body = "", std::map<std::string, std::string> query = {}) {
+    ApiRequest r;
+    r.method = method;
+    r.path = path;
+    r.body = body;
+    r.query = std::move(query);
+    r.headers["content-type"] = "application/json";
+    if (!token.empty()) r.headers["authorization"] = "Bearer " + token;
+    return gw->handle(r);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a principal sees only its own operations, and another principal gets 404 as for an unknown id") {
+  SecuredApi api;
+  auto created = api.call("ann", "POST", "/users", R"({"email":"a@example.com","name":"A"})");
+  REQUIRE(created.status == 202);
+  std::string id = json::parse(created.body)["id"];
+  std::string unknown = "01900000-0000-7000-8000-000000000000";
+  auto mine = api.call("ann", "GET", "/operations/" + id);
+  CHECK(mine.status == 200);
+  CHECK(api.call("ann-reader", "GET", "/operations/" + id).status == 200);
+  auto other = api.call("bob", "GET", "/operations/" + id);
+  auto none = api.call("bob", "GET", "/operations/" + unknown);
+  CHECK(other.status == 404);
+  CHECK(json::parse(other.body)["code"] == json::parse(none.body)["code"]);
+  CHECK(api.call("bob", "GET", "/operations/" + id, "", {{"wait", "1"}}).status == 404);
+  CHECK(api.call("bob", "GET", "/operations/" + id + "/history").status == 404);
+  CHECK(api.call("bob", "GET", "/operations/" + id + "/events").status == 404);
+  CHECK(api.call("bob", "POST", "/operations/" + id + "/cancel").status == 404);
+  CHECK(api.call("bob", "DELETE", "/operations/" + id).status == 404);
+  CHECK(json::parse(api.call("bob", "GET", "/operations").body)["items"].empty());
+  CHECK(json::parse(api.call("ann", "GET", "/operations").body)["items"].size() == 1);
+  CHECK(json::parse(api.call("root", "GET", "/operations").body)["items"].size() == 1);
+  CHECK(api.call("root", "GET", "/operations/" + id).status == 200);
+}
+
+TEST_CASE("roles: readers cannot submit or cancel, and no or a bad token is 401 with WWW-Authenticate") {
+  SecuredApi api;
+  auto r = api.call("ann-reader", "POST", "/users", R"({"email":"a@example.com","name":"A"})");
+  CHECK(r.status == 403);
+  CHECK(r.content_type == "application/problem+json");
+  auto created = api.call("ann", "POST", "/users", R"({"email":"a@example.com","name":"A"})");
+  std::string id = json::parse(created.body)["id"];
+  CHECK(api.call("ann-reader", "POST", "/operations/" + id + "/cancel").status == 403);
+  auto anon = api.call("", "GET", "/operations");
+  CHECK(anon.status == 401);
+  CHECK(anon.header("WWW-Authenticate").rfind("Bearer", 0) == 0);
+  CHECK(anon.content_type == "application/problem+json");
+  auto bad = api.call("forged", "GET", "/operations");
+  CHECK(bad.status == 401);
+  CHECK(bad.header("WWW-Authenticate").find("invalid_token") != std::string::npos);
+  CHECK(api.call("", "GET", "/healthz").status == 200);
+}
+
+TEST_CASE("without tokens only loopback callers are served") {
+  SecuredApi api;
+  api.open = true;
+  ApiRequest r;
+  r.method = "GET";
+  r.path = "/operations";
+  r.remote_addr = "10.1.2.3";
+  CHECK(api.gw->handle(r).status == 403);
+  r.remote_addr = "127.0.0.1";
+  CHECK(api.gw->handle(r).status == 200);
+  r.remote_addr = "::1";
+  CHECK(api.gw->handle(r).status == 200);
+  CHECK(is_loopback_address("::ffff:127.0.0.1"));
+  CHECK(!is_loopback_address("128.0.0.1"));
+}
+
+TEST_CASE("limits answer 414, 431, 400, 413, 422 and 429 as problem+json") {
+  GatewayOptions o;
+  o.max_url_bytes = 100;
+  o.max_header_bytes = 300;
+  o.max_fields = 10;
+  o.max_string_bytes = 50;
+  o.max_json_depth = 8;
+  SecuredApi api(o, 1000);
+  auto is_problem = [](const ApiReply& r) { return r.content_type == "application/problem+json"; };
+  auto uri = api.call("ann", "GET", "/operations/" + std::string(200, 'a'));
+  CHECK(uri.status == 414);
+  CHECK(is_problem(uri));
+  ApiRequest big;
+  big.method = "GET";
+  big.path = "/operations";
+  big.headers["authorization"] = "Bearer ann";
+  big.headers["x-junk"] = std::string(400, 'x');
+  auto hdr = api.gw->handle(big);
+  CHECK(hdr.status == 431);
+  CHECK(is_problem(hdr));
+  auto deep = api.call("ann", "POST", "/users", std::string(20, '[') + std::string(20, ']'));
+  CHECK(deep.status == 400);
+  json many = json::object();
+  for (int i = 0; i < 20; ++i) many["f" + std::to_string(i)] = i;
+  auto fields = api.call("ann", "POST", "/users", many.dump());
+  CHECK(fields.status == 413);
+  CHECK(is_problem(fields));
+  auto str = api.call("ann", "POST", "/users", json{{"email", std::string(60, 'e')}, {"name", "A"}}.dump());
+  CHECK(str.status == 422);
+  CHECK(json::parse(str.body)["code"] == "string_too_long");
+}
+
+TEST_CASE("the per-principal rate limit answers 429 with Retry-After") {
+  SecuredApi api(GatewayOptions{}, 2);
+  int limited = 0;
+  std::string retry;
+  for (int i = 0; i < 5; ++i) {
+    auto r = api.call("ann", "GET", "/operations");
+    if (r.status == 429) {
+      ++limited;
+      retry = r.header("Retry-After");
+      CHECK(r.content_type == "application/problem+json");
+    }
+  }
+  CHECK(limited >= 2);
+  CHECK(!retry.empty());
+  CHECK(api.call("bob", "GET", "/operations").status == 200);  // bob's bucket is his own
+}
+
+TEST_CASE("route read policy: owner-only resources are hidden from other principals") {
+  auto t = RouteTable::load_json(R"({"routes":[{"method":"POST","path":"/notes","command":"c","service":"s",
+    "resource":"/notes/{id}","read":"public"}]})");
+  REQUIRE(t);
+  CHECK(t.value().read_policy("/notes") == "public");
+  CHECK(RouteTable::load_json(RouteTable::default_json()).value().read_policy("/users") == "owner");
+  CHECK(!RouteTable::load_json(R"({"routes":[{"method":"POST","path":"/n","command":"c","service":"s",
+    "read":"everyone"}]})"));
+}
+
+TEST_CASE("an event cannot write a resource its operation does not own") {
+  TempDir dir;
+  std::string path = dir.path + "/asyncops.db";
+  auto w = std::move(StoreWriter::open(path, SyncMode::normal).value());
+  w->begin();
+  auto op = new_op();
+  w->insert_operation(&op);
+  Change c;
+  Event e = event_for(op, OpState::completed, "success");
+  e.resource = "/users/someone-else";
+  e.data = json{{"email", "forged@example.com"}};
+  CHECK(w->apply_event(e, now_ms(), &c) == StoreWriter::Applied::rejected);
+  e.resource = op.resource;
+  CHECK(w->apply_event(e, now_ms(), &c) == StoreWriter::Applied::changed);
+  w->commit();
+  auto r = std::move(StoreReader::open(path).value());
+  CHECK(!r->get_resource("/users/someone-else"));
+  CHECK(r->get_resource(op.resource));
+}
