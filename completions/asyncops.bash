@@ -7,6 +7,11 @@ _asyncops_recent_ids() {
         sed -n 's/^.*"id":"\([^"]*\)".*$/\1/p'
 }
 
+_asyncops_principals() {
+    # Principals in the local tokens file (asyncops token list: a header, then PRINCIPAL ROLE HASH).
+    asyncops token list 2>/dev/null | sed -n '2,$s/^\([^ ]*\) .*$/\1/p'
+}
+
 _asyncops() {
     local cur prev words cword
     if declare -F _init_completion >/dev/null 2>&1; then
@@ -18,8 +23,8 @@ _asyncops() {
         cword=$COMP_CWORD
     fi
 
-    local commands="up submit get list watch tail cancel workers stats store config version daemon worker"
-    local global="--url -o --output --json --config --help --version"
+    local commands="up submit get list watch tail cancel workers stats store token keygen config version daemon worker"
+    local global="--url -o --output --json --config --token --cacert --help --version"
     local states="pending processing completed rejected failed canceled"
 
     case "$prev" in
@@ -27,12 +32,13 @@ _asyncops() {
         --state) COMPREPLY=($(compgen -W "$states" -- "$cur")); return ;;
         --sync) COMPREPLY=($(compgen -W "normal full" -- "$cur")); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
-        --config|--routes) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        --url|--name|--since|--limit|--cursor|--timeout|--workers|--listen|--service|-d|--data|--idempotency-key|--older-than)
+        --role) COMPREPLY=($(compgen -W "submitter reader admin" -- "$cur")); return ;;
+        --config|--routes|--cacert|--tokens) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --url|--token|--principal|--name|--since|--limit|--cursor|--timeout|--workers|--listen|--service|-d|--data|--idempotency-key|--older-than)
             return ;;
     esac
 
-    # The command (and store's subcommand) typed so far.
+    # The command (and store's or token's subcommand) typed so far.
     local cmd="" sub="" i
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in
@@ -40,9 +46,10 @@ _asyncops() {
             *)
                 case "${words[i-1]}" in
                     -o|--output|--url|--config|--data-dir|--state|--name|--limit) continue ;;
+                    --token|--cacert|--tokens|--principal|--role) continue ;;
                 esac
                 if [[ -z $cmd ]]; then cmd="${words[i]}"
-                elif [[ $cmd == store && -z $sub ]]; then sub="${words[i]}"
+                elif [[ ($cmd == store || $cmd == token) && -z $sub ]]; then sub="${words[i]}"
                 fi ;;
         esac
     done
@@ -65,6 +72,19 @@ _asyncops() {
         tail) opts="--state --name" ;;
         stats) opts="--data-dir" ;;
         config) opts="--daemon" ;;
+        keygen) ;;
+        token)
+            case "$sub" in
+                "")
+                    if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--data-dir --tokens $global" -- "$cur"))
+                    else COMPREPLY=($(compgen -W "add list revoke" -- "$cur")); fi
+                    return ;;
+                add) opts="--principal --role --data-dir --tokens" ;;
+                list) opts="--data-dir --tokens" ;;
+                revoke)
+                    opts="--data-dir --tokens"
+                    if [[ $cur != -* ]]; then COMPREPLY=($(compgen -W "$(_asyncops_principals)" -- "$cur")); return; fi ;;
+            esac ;;
         store)
             case "$sub" in
                 "")

@@ -1,6 +1,6 @@
 # fish completion for asyncops. Installed as share/fish/vendor_completions.d/asyncops.fish.
 
-set -l commands up submit get list watch tail cancel workers stats store config version daemon worker
+set -l commands up submit get list watch tail cancel workers stats store token keygen config version daemon worker
 set -l states pending processing completed rejected failed canceled
 
 function __asyncops_recent_ids
@@ -12,6 +12,8 @@ complete -c asyncops -l url -r -d 'Daemon URL'
 complete -c asyncops -s o -l output -x -a 'table json jsonl' -d 'Output format'
 complete -c asyncops -l json -d 'Same as -o json'
 complete -c asyncops -l config -r -F -d 'Configuration file'
+complete -c asyncops -l token -x -d 'API token (Authorization: Bearer)'
+complete -c asyncops -l cacert -r -F -d 'CA certificate (PEM) for https:// URLs'
 complete -c asyncops -l help -d 'Show help'
 complete -c asyncops -l version -d 'Show version'
 
@@ -25,6 +27,8 @@ complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a cancel -d
 complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a workers -d 'List live workers'
 complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a stats -d 'Counts, backlog and rates'
 complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a store -d 'Work on the store file'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a token -d 'Manage API tokens'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a keygen -d 'Print a CURVE key pair'
 complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a config -d 'Effective configuration'
 complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a version -d 'Print the version'
 complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a daemon -d 'Run asyncopsd'
@@ -50,3 +54,8 @@ complete -c asyncops -n "__fish_seen_subcommand_from up" -l routes -r -F -d 'Rou
 complete -c asyncops -n "__fish_seen_subcommand_from config" -l daemon -d 'What asyncopsd would use'
 complete -c asyncops -n "__fish_seen_subcommand_from store; and not __fish_seen_subcommand_from info ops history vacuum export check prune" -a 'info ops history vacuum export check prune'
 complete -c asyncops -n "__fish_seen_subcommand_from prune" -l older-than -x -d 'Age, e.g. 7d'
+complete -c asyncops -n "__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from add list revoke" -a 'add list revoke'
+complete -c asyncops -n "__fish_seen_subcommand_from token" -l tokens -r -F -d 'Tokens file'
+complete -c asyncops -n "__fish_seen_subcommand_from token" -l data-dir -x -a '(__fish_complete_directories)' -d 'Data dir'
+complete -c asyncops -n "__fish_seen_subcommand_from token; and __fish_seen_subcommand_from add" -l principal -x -d 'Who the token stands for'
+complete -c asyncops -n "__fish_seen_subcommand_from token; and __fish_seen_subcommand_from add" -l role -x -a 'submitter reader admin' -d 'Role'

@@ -221,9 +221,10 @@ int run_daemon(const DaemonConfig& cfg) {
   // CURVE (issue 7): the ZAP handler must be bound before any CURVE socket.
   std::string curve_secret;
   std::unique_ptr<ZapHandler> zap;
+  AllowedKeys key_services;
   if (!cfg.access.curve_secret_key_file.empty()) {
     auto secret = read_curve_key(cfg.access.curve_secret_key_file, "secret");
-    auto allowed = cfg.access.curve_allowed_keys.empty() ? Result<std::set<std::string>>(std::set<std::string>{})
+    auto allowed = cfg.access.curve_allowed_keys.empty() ? Result<AllowedKeys>(AllowedKeys{})
                                                          : read_allowed_keys(cfg.access.curve_allowed_keys);
     if (!curve_available()) {
       log_error("--curve-secret-key-file: this libzmq has no CURVE support");
@@ -234,6 +235,7 @@ int run_daemon(const DaemonConfig& cfg) {
       return 1;
     }
     curve_secret = secret.value();
+    key_services = allowed.value();
     zap = std::make_unique<ZapHandler>(ctx, allowed.value());
     if (auto r = zap->start(); !r) {
       log_error(r.error());
@@ -292,6 +294,7 @@ int run_daemon(const DaemonConfig& cfg) {
     registry.update(hb);
     dispatcher.heartbeat(hb);
   });
+  tracker.set_key_services(key_services);
   if (!curve_secret.empty()) {
     auto setup = [curve_secret](zmq::socket_t& s) { make_curve_server(s, curve_secret); };
     dispatcher.socket_setup = setup;

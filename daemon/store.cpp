@@ -440,6 +440,11 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
   OperationRecord op = std::move(*found);
 
   if (is_terminal(op.state)) return Applied::ignored;           // terminal never moves
+  // A worker authenticated by CURVE may only report on its own services.
+  if (!e.allowed_services.empty() &&
+      std::find(e.allowed_services.begin(), e.allowed_services.end(), op.service) == e.allowed_services.end()) {
+    return Applied::rejected;
+  }
   // An event may only touch its own operation's resource: the resource the
   // route named, or for a command without one (a DELETE) the path it was
   // sent to. A worker cannot use one operation to write another resource.

@@ -83,6 +83,18 @@ void Tracker::run() {
           continue;
         }
         m_events++;
+        if (!m_key_services.empty()) {
+          // The key the ZAP handler authenticated this connection with.
+          std::string key;
+          try {
+            const char* uid = parts[1].gets("User-Id");
+            if (uid) key = uid;
+          } catch (const zmq::error_t&) {
+            // No User-Id: not a CURVE connection.
+          }
+          auto it = m_key_services.find(key);
+          if (it != m_key_services.end()) e->allowed_services.assign(it->second.begin(), it->second.end());
+        }
         events.push_back(std::move(e.value()));
       } else if (kind == k_kind_heartbeat) {
         auto h = decode_heartbeat(body);

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -22,6 +24,13 @@ class Tracker {
   Tracker(zmq::context_t& ctx, std::string endpoint, GroupCommitter& committer,
           HeartbeatHook on_heartbeat = nullptr);
   ~Tracker();
+
+  // With CURVE: the services each worker key may serve (from the allow-list),
+  // looked up by the User-Id the ZAP handler gives each connection. Call
+  // before start().
+  void set_key_services(std::map<std::string, std::set<std::string>> key_services) {
+    m_key_services = std::move(key_services);
+  }
 
   // Creates and binds the SUB socket; the tracker thread owns it afterwards.
   Result<bool> bind();
@@ -42,6 +51,7 @@ class Tracker {
   std::string m_endpoint;
   GroupCommitter& m_committer;
   HeartbeatHook m_on_heartbeat;
+  std::map<std::string, std::set<std::string>> m_key_services;
   std::unique_ptr<zmq::socket_t> m_socket;  // owned by the tracker thread after start()
   std::atomic<bool> m_stopping{false};
   std::atomic<uint64_t> m_events{0}, m_bad_frames{0}, m_heartbeats{0};

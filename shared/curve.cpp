@@ -49,20 +49,25 @@ Result<std::string> read_curve_key(const std::string& path, const std::string& w
   return Error{path + ": no " + which + " key (a line '" + which + "-key KEY' or the bare Z85 key)"};
 }
 
-Result<std::set<std::string>> read_allowed_keys(const std::string& path) {
+Result<AllowedKeys> read_allowed_keys(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Error{"cannot read " + path};
-  std::set<std::string> out;
+  AllowedKeys out;
   int n = 0;
   for (std::string line; std::getline(in, line);) {
     ++n;
     std::istringstream f(line);
-    std::string a, b;
-    f >> a >> b;
+    std::string a;
+    f >> a;
     if (a.empty() || (a[0] == '#' && !looks_z85(a))) continue;
-    std::string key = a == "public-key" ? b : a;
+    std::string key = a;
+    if (a == "public-key") f >> key;
     if (!looks_z85(key)) return Error{path + " line " + std::to_string(n) + ": not a Z85 public key"};
-    out.insert(key);
+    std::set<std::string>& services = out[key];
+    for (std::string service; f >> service;) {
+      if (service[0] == '#') break;
+      services.insert(service);
+    }
   }
   return out;
 }
@@ -79,7 +84,7 @@ void make_curve_client(zmq::socket_t& s, const CurveKeyPair& mine, const std::st
   s.set(zmq::sockopt::curve_secretkey, mine.secret_key);
 }
 
-ZapHandler::ZapHandler(zmq::context_t& ctx, std::set<std::string> allowed)
+ZapHandler::ZapHandler(zmq::context_t& ctx, AllowedKeys allowed)
     : m_ctx(ctx), m_allowed(std::move(allowed)) {}
 
 ZapHandler::~ZapHandler() { stop(); }

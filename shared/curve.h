@@ -6,6 +6,7 @@
 // daemon's public key. Keys are Z85 text (40 characters).
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -31,7 +32,10 @@ Result<std::string> curve_public_of(const std::string& secret_z85);
 Result<std::string> read_curve_key(const std::string& path, const std::string& which);
 // An allow-list: one Z85 public key per line ("public-key KEY" also
 // accepted); '#' comments.
-Result<std::set<std::string>> read_allowed_keys(const std::string& path);
+// The allow-list: one key per line (or "public-key KEY"), optionally followed
+// by the services that key may serve; no services means any service.
+using AllowedKeys = std::map<std::string, std::set<std::string>>;
+Result<AllowedKeys> read_allowed_keys(const std::string& path);
 
 // Makes s a CURVE server (before bind). The ZAP domain is "asyncops".
 void make_curve_server(zmq::socket_t& s, const std::string& secret_z85);
@@ -41,7 +45,7 @@ void make_curve_client(zmq::socket_t& s, const CurveKeyPair& mine, const std::st
 // The ZAP handler: admits a CURVE client whose public key is allowed.
 class ZapHandler {
  public:
-  ZapHandler(zmq::context_t& ctx, std::set<std::string> allowed);
+  ZapHandler(zmq::context_t& ctx, AllowedKeys allowed);
   ~ZapHandler();
   // Binds inproc://zeromq.zap.01 and starts the thread; before any CURVE bind.
   Result<bool> start();
@@ -52,7 +56,7 @@ class ZapHandler {
  private:
   void run();
   zmq::context_t& m_ctx;
-  std::set<std::string> m_allowed;
+  AllowedKeys m_allowed;
   std::unique_ptr<zmq::socket_t> m_socket;  // owned by the thread after start()
   std::atomic<bool> m_stopping{false};
   std::atomic<uint64_t> m_accepted{0}, m_rejected{0};

@@ -48,6 +48,9 @@ struct Event {
   std::string worker;   // the publishing worker's id
   int attempt = 1;
   std::string time;     // RFC 3339
+  // Not on the wire: set by the tracker from the sender's CURVE key. When not
+  // empty, the event may only touch operations of these services.
+  std::vector<std::string> allowed_services;
 };
 
 // worker -> tracker, over PUB/SUB, about once a second.

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <fstream>
 #include <sstream>
+#include <future>
 #include <thread>
 
 #include <zmq.hpp>
@@ -38,18 +39,16 @@ std::string add_token(const std::string& dir, const std::string& principal, cons
 
 httplib::Headers bearer(const std::string& t) { return {{"Authorization", "Bearer " + t}}; }
 
-// Reads an SSE stream for up to `ms`, returning the data lines' operation ids.
+// Reads an SSE stream until an event for operation `until` arrives (or the
+// 10 s idle timeout), returning the operation ids of the events seen. The
+// stream is ordered by sequence, so whatever came before `until` is in.
 std::vector<std::string> stream_ids(const std::string& url, const std::string& path, const std::string& token,
-                                    int ms, int* status) {
+                                    const std::string& until, int* status) {
   std::vector<std::string> ids;
   httplib::Client c(url);
-  c.set_read_timeout(5);
-  std::atomic<bool> stop{false};
-  std::thread timer([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-    stop = true;
-  });
+  c.set_read_timeout(10);
   std::string buf;
+  bool done = false;
   auto r = c.Get(
       path, bearer(token),
       [&](const httplib::Response& res) {
@@ -65,14 +64,22 @@ std::vector<std::string> stream_ids(const std::string& url, const std::string& p
           auto dl = block.find("data: ");
           if (dl != std::string::npos) {
             auto j = json::parse(block.substr(dl + 6), nullptr, false);
-            if (j.is_object() && j.contains("id")) ids.push_back(j["id"]);
+            if (j.is_object() && j.contains("id")) {
+              ids.push_back(j["id"]);
+              if (j["id"] == until) done = true;
+            }
           }
         }
-        return !stop;
+        return !done;
       });
   if (r && *status == 0) *status = r->status;
-  timer.join();
   return ids;
+}
+
+int sse_clients(System& sys, const std::string& token) {
+  auto body = sys.get("/metrics", bearer(token)).body;
+  auto pos = body.find("\nasyncops_sse_clients ");
+  return pos == std::string::npos ? -1 : std::stoi(body.substr(pos + 22));
 }
 
 }  // namespace
@@ -91,17 +98,57 @@ TEST_CASE("token A cannot see B's operation anywhere, and an admin sees both", "
   CHECK(anon.header("WWW-Authenticate").rfind("Bearer", 0) == 0);
   CHECK(anon.header("Content-Type") == "application/problem+json");
 
-  // Start bob's global stream before alice submits.
+  // Bob's global stream is open before alice submits; it is read until
+  // bob's own later operation, so all of alice's changes came before.
   int b_status = 0;
   std::vector<std::string> b_seen;
-  std::thread bob_stream([&] { b_seen = stream_ids(sys.url(), "/events", b, 2500, &b_status); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  REQUIRE(sse_clients(sys, root) == 0);
+  std::promise<std::string> marker_promise;  // bob's own operation, known later
+  auto marker_future = marker_promise.get_future().share();
+  std::thread bob_reader([&] {
+    // The marker id is not known yet when the stream opens: read until the
+    // first event of an operation named in the shared future.
+    httplib::Client c(sys.url());
+    c.set_read_timeout(10);
+    std::string buf;
+    bool done = false;
+    c.Get("/events", bearer(b),
+          [&](const httplib::Response& res) {
+            b_status = res.status;
+            return true;
+          },
+          [&](const char* d, size_t n) {
+            buf.append(d, n);
+            size_t pos;
+            while ((pos = buf.find("\n\n")) != std::string::npos) {
+              std::string block = buf.substr(0, pos);
+              buf.erase(0, pos + 2);
+              auto dl = block.find("data: ");
+              if (dl == std::string::npos) continue;
+              auto j = json::parse(block.substr(dl + 6), nullptr, false);
+              if (!j.is_object() || !j.contains("id")) continue;
+              b_seen.push_back(j["id"]);
+              if (marker_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready &&
+                  j["id"] == marker_future.get()) {
+                done = true;
+              }
+            }
+            return !done;
+          });
+  });
+  REQUIRE(eventually([&] { return sse_clients(sys, root) == 1; }));
   auto created = sys.send("POST", "/users", R"({"email":"al@example.com","name":"Al"})", "application/json",
                           bearer(a));
   REQUIRE(created.status == 202);
   std::string id = created.json["id"];
-  bob_stream.join();
+  REQUIRE(sys.get("/operations/" + id + "?wait=10", bearer(a)).json["done"] == true);
+  auto bobs = sys.send("POST", "/users", R"({"email":"bo@example.com","name":"Bo"})", "application/json", bearer(b));
+  REQUIRE(bobs.status == 202);
+  marker_promise.set_value(bobs.json["id"].get<std::string>());
+  REQUIRE(sys.get("/operations/" + bobs.json["id"].get<std::string>() + "?wait=10", bearer(b)).json["done"] == true);
+  bob_reader.join();
   CHECK(b_status == 200);
+  CHECK(std::find(b_seen.begin(), b_seen.end(), bobs.json["id"].get<std::string>()) != b_seen.end());
   CHECK(std::find(b_seen.begin(), b_seen.end(), id) == b_seen.end());
 
   auto done = sys.get("/operations/" + id + "?wait=10", bearer(a));
@@ -113,20 +160,26 @@ TEST_CASE("token A cannot see B's operation anywhere, and an admin sees both", "
   CHECK(other.json["code"] == missing.json["code"]);
   CHECK(sys.get("/operations/" + id + "/history", bearer(b)).status == 404);
   CHECK(sys.get("/operations/" + id + "/events", bearer(b)).status == 404);
-  CHECK(sys.get("/operations", bearer(b)).json["items"].empty());
+  auto bob_list = sys.get("/operations", bearer(b)).json["items"];  // his own marker only
+  REQUIRE(bob_list.size() == 1);
+  CHECK(bob_list[0]["id"] == bobs.json["id"]);
   CHECK(sys.send("POST", "/operations/" + id + "/cancel", "", "application/json", bearer(b)).status == 404);
   CHECK(sys.send("DELETE", "/operations/" + id, "", "application/json", bearer(b)).status == 404);
   // The user resource (read "owner" by default) is alice's alone.
   std::string res = created.header("X-Resource");
   CHECK(sys.get(res, bearer(a)).status == 200);
   CHECK(sys.get(res, bearer(b)).status == 404);
-  CHECK(sys.get("/users", bearer(b)).json["items"].empty());
+  auto bob_users = sys.get("/users", bearer(b)).json["items"];  // his own user only
+  REQUIRE(bob_users.size() == 1);
+  CHECK(bob_users[0]["email"] == "bo@example.com");
   CHECK(sys.get(res, bearer(root)).status == 200);
   // Replay of /events from the start hides it too.
   int replay_status = 0;
-  auto replay = stream_ids(sys.url(), "/events?last_event_id=0", b, 800, &replay_status);
+  // Bob's replay is read up to his own operation, which came after alice's.
+  auto replay = stream_ids(sys.url(), "/events?last_event_id=0", b, bobs.json["id"], &replay_status);
+  CHECK(std::find(replay.begin(), replay.end(), bobs.json["id"].get<std::string>()) != replay.end());
   CHECK(std::find(replay.begin(), replay.end(), id) == replay.end());
-  auto replay_a = stream_ids(sys.url(), "/events?last_event_id=0", a, 800, &replay_status);
+  auto replay_a = stream_ids(sys.url(), "/events?last_event_id=0", a, id, &replay_status);
   CHECK(std::find(replay_a.begin(), replay_a.end(), id) != replay_a.end());
   // The CLI, as bob: get fails like an unknown id, list is empty, tail shows nothing of alice's.
   auto g = run_cli({"get", id, "--url", sys.url(), "--token", b});
@@ -136,7 +189,7 @@ TEST_CASE("token A cannot see B's operation anywhere, and an admin sees both", "
   CHECK(l.out.find(id) == std::string::npos);
   auto la = run_cli({"list", "--url", sys.url(), "--json", "--token", a});
   CHECK(la.out.find(id) != std::string::npos);
-  CHECK(sys.get("/operations", bearer(root)).json["items"].size() == 1);
+  CHECK(sys.get("/operations", bearer(root)).json["items"].size() == 2);
 
   // Revoking takes effect without a restart.
   CHECK(run_cli({"token", "revoke", "alice", "--data-dir", sys.data_dir()}).exit_code == 0);
@@ -236,8 +289,11 @@ TEST_CASE("CURVE over tcp: an unknown key neither gets commands nor injects even
   auto server = keygen(keys.path + "/daemon.key");
   auto good = keygen(keys.path + "/good.key");
   auto rogue = keygen(keys.path + "/rogue.key");
+  auto mailer = keygen(keys.path + "/mailer.key");
   REQUIRE(server["public-key"].size() == 40);
-  std::ofstream(keys.path + "/allowed") << "# workers\n" << good["public-key"] << "\n";
+  std::ofstream(keys.path + "/allowed") << "# workers\n"
+                                        << good["public-key"] << " users\n"
+                                        << mailer["public-key"] << " mail  # may serve only the mail service\n";
   std::string events = "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
   std::string commands = "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
   std::string control = "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
@@ -250,10 +306,17 @@ TEST_CASE("CURVE over tcp: an unknown key neither gets commands nor injects even
                    sys.data_dir() + "/" + log + ".log");
   };
   // A worker with a key not on the list: no command reaches it.
+  auto curve_rejected = [&] {
+    auto body = sys.get("/metrics").body;
+    auto pos = body.find("\nasyncops_curve_rejected_total ");
+    return pos == std::string::npos ? -1 : std::stoll(body.substr(pos + 31));
+  };
   Process bad = worker(keys.path + "/rogue.key", "rogue");
   auto op = sys.create_user("c@example.com", "C");
   std::string id = op["id"];
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Its handshakes are refused (sync on that), so it has no connection on
+  // which a command could reach it.
+  REQUIRE(eventually([&] { return curve_rejected() >= 2; }));
   CHECK(sys.get("/operations/" + id).json["state"] == "pending");
   // A publisher with that key cannot complete it either.
   {
@@ -273,17 +336,42 @@ TEST_CASE("CURVE over tcp: an unknown key neither gets commands nor injects even
     e.resource = op["resource"];
     e.data = json{{"email", "forged@example.com"}};
     auto f = asyncops::encode(e);
-    for (int i = 0; i < 20; ++i) {
-      std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
-      zmq::send_multipart(pub, parts, zmq::send_flags::dontwait);
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    int64_t before = curve_rejected();
+    std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
+    zmq::send_multipart(pub, parts, zmq::send_flags::dontwait);
+    // The handshake is refused: sync on the refusal, not on time.
+    REQUIRE(eventually([&] { return curve_rejected() > before; }));
   }
   INFO(sys.logs());
   CHECK(sys.get("/operations/" + id).json["state"] == "pending");
   auto metrics = sys.get("/metrics").body;
   CHECK(metrics.find("asyncops_curve_rejected_total 0") == std::string::npos);
   CHECK(metrics.find("asyncops_events_applied_total 0") != std::string::npos);
+  // An allowed key, but for another service: its event is refused.
+  {
+    zmq::context_t ctx(1);
+    zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+    pub.set(zmq::sockopt::curve_serverkey, server["public-key"]);
+    pub.set(zmq::sockopt::curve_publickey, mailer["public-key"]);
+    pub.set(zmq::sockopt::curve_secretkey, mailer["secret-key"]);
+    pub.set(zmq::sockopt::linger, 1000);
+    pub.connect(events);
+    zmq::message_t sub;  // the tracker's subscription: the connection is up
+    REQUIRE(eventually([&] { return pub.recv(sub, zmq::recv_flags::dontwait).has_value(); }));
+    asyncops::Event e;
+    e.request_id = id;
+    e.type = "user_created";
+    e.state = asyncops::OpState::completed;
+    e.resource = op["resource"];
+    e.data = json{{"email", "forged@example.com"}};
+    auto f = asyncops::encode(e);
+    std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
+    zmq::send_multipart(pub, parts);
+    REQUIRE(eventually([&] {
+      return sys.get("/metrics").body.find("\nasyncops_events_rejected_total 1\n") != std::string::npos;
+    }));
+    CHECK(sys.get("/operations/" + id).json["state"] == "pending");
+  }
   // The allowed worker gets it and finishes it.
   Process ok = worker(keys.path + "/good.key", "good");
   CHECK(sys.wait_terminal(id)["state"] == "completed");
