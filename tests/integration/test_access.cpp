@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <future>
 #include <thread>
@@ -39,11 +40,11 @@ std::string add_token(const std::string& dir, const std::string& principal, cons
 
 httplib::Headers bearer(const std::string& t) { return {{"Authorization", "Bearer " + t}}; }
 
-// Reads an SSE stream until an event for operation `until` arrives (or the
-// 10 s idle timeout), returning the operation ids of the events seen. The
-// stream is ordered by sequence, so whatever came before `until` is in.
+// Reads an SSE stream until stop(id) is true for an event's operation id
+// (or the 10 s idle timeout), returning the ids of the events seen. The
+// stream is ordered by sequence, so whatever came before that event is in.
 std::vector<std::string> stream_ids(const std::string& url, const std::string& path, const std::string& token,
-                                    const std::string& until, int* status) {
+                                    const std::function<bool(const std::string&)>& stop, int* status) {
   std::vector<std::string> ids;
   httplib::Client c(url);
   c.set_read_timeout(10);
@@ -62,18 +63,21 @@ std::vector<std::string> stream_ids(const std::string& url, const std::string& p
           std::string block = buf.substr(0, pos);
           buf.erase(0, pos + 2);
           auto dl = block.find("data: ");
-          if (dl != std::string::npos) {
-            auto j = json::parse(block.substr(dl + 6), nullptr, false);
-            if (j.is_object() && j.contains("id")) {
-              ids.push_back(j["id"]);
-              if (j["id"] == until) done = true;
-            }
-          }
+          if (dl == std::string::npos) continue;
+          auto j = json::parse(block.substr(dl + 6), nullptr, false);
+          if (!j.is_object() || !j.contains("id")) continue;
+          ids.push_back(j["id"]);
+          if (stop(j["id"])) done = true;
         }
         return !done;
       });
   if (r && *status == 0) *status = r->status;
   return ids;
+}
+
+std::vector<std::string> stream_ids(const std::string& url, const std::string& path, const std::string& token,
+                                    const std::string& until, int* status) {
+  return stream_ids(url, path, token, [&until](const std::string& id) { return id == until; }, status);
 }
 
 int sse_clients(System& sys, const std::string& token) {
@@ -106,35 +110,9 @@ TEST_CASE("token A cannot see B's operation anywhere, and an admin sees both", "
   std::promise<std::string> marker_promise;  // bob's own operation, known later
   auto marker_future = marker_promise.get_future().share();
   std::thread bob_reader([&] {
-    // The marker id is not known yet when the stream opens: read until the
-    // first event of an operation named in the shared future.
-    httplib::Client c(sys.url());
-    c.set_read_timeout(10);
-    std::string buf;
-    bool done = false;
-    c.Get("/events", bearer(b),
-          [&](const httplib::Response& res) {
-            b_status = res.status;
-            return true;
-          },
-          [&](const char* d, size_t n) {
-            buf.append(d, n);
-            size_t pos;
-            while ((pos = buf.find("\n\n")) != std::string::npos) {
-              std::string block = buf.substr(0, pos);
-              buf.erase(0, pos + 2);
-              auto dl = block.find("data: ");
-              if (dl == std::string::npos) continue;
-              auto j = json::parse(block.substr(dl + 6), nullptr, false);
-              if (!j.is_object() || !j.contains("id")) continue;
-              b_seen.push_back(j["id"]);
-              if (marker_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready &&
-                  j["id"] == marker_future.get()) {
-                done = true;
-              }
-            }
-            return !done;
-          });
+    b_seen = stream_ids(sys.url(), "/events", b, [&](const std::string& id) {
+      return marker_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready && id == marker_future.get();
+    }, &b_status);
   });
   REQUIRE(eventually([&] { return sse_clients(sys, root) == 1; }));
   auto created = sys.send("POST", "/users", R"({"email":"al@example.com","name":"Al"})", "application/json",
