@@ -52,6 +52,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "shared/clock.h"
+
 namespace {
 
 using json = nlohmann::json;
@@ -533,19 +535,6 @@ json run_drain(const Args& a) {
   return j;
 }
 
-bool parse_time_ms(const std::string& s, int64_t* out) {
-  int y, mo, d, h, mi, sec, ms = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &y, &mo, &d, &h, &mi, &sec, &ms) < 6) return false;
-  struct tm tm {};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = sec;
-  *out = static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
-  return true;
-}
 
 std::string format_time_ms(int64_t ms) {
   time_t secs = static_cast<time_t>(ms / 1000);
@@ -578,8 +567,8 @@ json run_ops(const Args& a) {
     if (status != 200 || !page.is_object()) die("GET " + target + " answered " + std::to_string(status));
     for (const json& op : page["items"]) {
       int64_t created = 0, updated = 0;
-      if (!parse_time_ms(op.value("created_at", ""), &created) ||
-          !parse_time_ms(op.value("updated_at", ""), &updated)) {
+      if (!asyncops::parse_rfc3339(op.value("created_at", ""), &created) ||
+          !asyncops::parse_rfc3339(op.value("updated_at", ""), &updated)) {
         continue;
       }
       if (created > until) continue;

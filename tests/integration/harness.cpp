@@ -43,12 +43,6 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& out_path,
   ::_exit(127);
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 }  // namespace
 
 Process::Process(std::vector<std::string> args, const std::string& log_path,
@@ -102,6 +96,13 @@ int Process::wait(std::chrono::milliseconds timeout) {
     if (Clock::now() > deadline) return -1;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling waitpid with a deadline
   }
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {

@@ -43,6 +43,9 @@ class Process {
   pid_t m_pid = -1;
 };
 
+// The whole content of a file ("" if it cannot be read).
+std::string slurp(const std::string& path);
+
 // Polls pred until it is true or the deadline passes.
 bool eventually(const std::function<bool()>& pred,
                 std::chrono::milliseconds timeout = std::chrono::seconds(15));

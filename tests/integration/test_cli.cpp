@@ -12,12 +12,6 @@ using namespace asyncops::it;
 using nlohmann::json;
 
 namespace {
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 size_t count_lines(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
 }  // namespace
 
@@ -117,25 +111,25 @@ TEST_CASE("up runs the system, restarts a dead worker, and stops cleanly on SIGT
   Process up({ASYNCOPS_CLI_BIN, "up", "--data-dir", dir.path, "--listen", "127.0.0.1:0", "--workers", "1"}, log);
   std::string url;
   REQUIRE(eventually([&] {
-    std::istringstream in(read_file(log));
+    std::istringstream in(slurp(log));
     for (std::string line; std::getline(in, line);) {
       if (line.rfind("http://", 0) == 0) url = line;
     }
     return !url.empty();
   }, std::chrono::seconds(30)));
-  INFO(read_file(log));
+  INFO(slurp(log));
   auto ok = run_cli({"--url", url, "--json", "submit", "POST", "/users", "-d",
                      R"({"email":"up@example.com","name":"Up"})", "--wait", "--timeout", "20"});
   CHECK(ok.exit_code == 0);
 
   // Kill the worker; `up` must start another, which then does work.
-  std::string pids = read_file("/proc/" + std::to_string(up.pid()) + "/task/" + std::to_string(up.pid()) + "/children");
+  std::string pids = slurp("/proc/" + std::to_string(up.pid()) + "/task/" + std::to_string(up.pid()) + "/children");
   std::istringstream ps(pids);
   std::vector<int> children;
   for (int p; ps >> p;) children.push_back(p);
   REQUIRE(children.size() == 2);  // the daemon and one worker
   ::kill(children[1], SIGKILL);
-  REQUIRE(eventually([&] { return read_file(log).find("restarting") != std::string::npos; }));
+  REQUIRE(eventually([&] { return slurp(log).find("restarting") != std::string::npos; }));
   auto again = run_cli({"--url", url, "--json", "submit", "POST", "/users", "-d",
                         R"({"email":"up2@example.com","name":"Up2"})", "--wait", "--timeout", "20"});
   CHECK(again.exit_code == 0);

@@ -82,13 +82,6 @@ std::vector<int64_t> history_seqs(System& sys, const std::string& id) {
   return out;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 TEST_CASE("an operation's stream starts with its state and ends at the terminal state", "[live]") {
