@@ -106,32 +106,35 @@ void Worker::init_database(const Service& service, SQLite::Database& db) {
 
 Event Worker::handle(const Service& service, SQLite::Database& db, const Command& cmd,
                      const std::string& worker_id, bool canceled) {
-  return handle_batch(service, db, {cmd}, worker_id,
+  ServiceDb sdb(db);
+  return handle_batch(service, sdb, {cmd}, worker_id,
                       [canceled](const std::string&) { return canceled; })[0];
 }
 
-std::vector<Event> Worker::handle_batch(const Service& service, SQLite::Database& db,
+std::vector<Event> Worker::handle_batch(const Service& service, ServiceDb& db,
                                         const std::vector<Command>& cmds, const std::string& worker_id,
                                         const std::function<bool(const std::string&)>& is_canceled) {
   // IMMEDIATE: take the write lock first, so that two workers sharing the
   // database cannot both see "not handled" for the same request.
-  SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Transaction tx(db.db(), SQLite::TransactionBehavior::IMMEDIATE);
   std::vector<Event> out;
   out.reserve(cmds.size());
   for (const Command& cmd : cmds) {
     out.push_back(handle_in_transaction(service, db, cmd, worker_id, is_canceled && is_canceled(cmd.id)));
   }
+  db.reset_all();
   tx.commit();
   return out;
 }
 
-Event Worker::handle_in_transaction(const Service& service, SQLite::Database& db, const Command& cmd,
+Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const Command& cmd,
                                     const std::string& worker_id, bool canceled) {
   {
-    SQLite::Statement seen(db, "SELECT event FROM handled WHERE request_id = ?");
+    SQLite::Statement& seen = db.prepare("SELECT event FROM handled WHERE request_id = ?");
     seen.bind(1, cmd.id);
     if (seen.executeStep()) {
       auto prior = decode_event(seen.getColumn(0).getString());
+      seen.reset();
       if (prior) {
         Event e = prior.value();
         e.attempt = cmd.attempt;
@@ -149,17 +152,19 @@ Event Worker::handle_in_transaction(const Service& service, SQLite::Database& db
                               "service " + service.name + " has no handler for " + cmd.name);
   } else {
     try {
-      db.exec("SAVEPOINT handler");
+      db.prepare("SAVEPOINT handler").exec();
       outcome = it->second(cmd, db);
-      db.exec("RELEASE handler");
+      db.reset_all();
+      db.prepare("RELEASE handler").exec();
     } catch (const std::exception& ex) {
-      db.exec("ROLLBACK TO handler");
-      db.exec("RELEASE handler");
+      db.reset_all();
+      db.prepare("ROLLBACK TO handler").exec();
+      db.prepare("RELEASE handler").exec();
       outcome = Outcome::failed(cmd.name + "_failed", "handler_error", ex.what());
     }
   }
   Event e = to_event(outcome, cmd, worker_id);
-  SQLite::Statement rec(db, "INSERT OR REPLACE INTO handled(request_id, event, at) VALUES (?,?,?)");
+  SQLite::Statement& rec = db.prepare("INSERT OR REPLACE INTO handled(request_id, event, at) VALUES (?,?,?)");
   rec.bind(1, cmd.id);
   rec.bind(2, encode(e).body);
   rec.bind(3, static_cast<int64_t>(now_ms()));
@@ -189,6 +194,8 @@ int Worker::run(const std::atomic<bool>& stop) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20 * tries));  // backoff before retry
     }
   }
+
+  ServiceDb sdb(*db);  // destroyed before db: its statements go first
 
   zmq::context_t ctx(1);
   // Owned by this thread: XPUB (events out), PULL (commands in), SUB (cancels in).
@@ -359,7 +366,7 @@ int Worker::run(const std::atomic<bool>& stop) {
     }
     std::vector<Event> outcomes;
     try {
-      outcomes = handle_batch(m_service, *db, batch, m_options.id,
+      outcomes = handle_batch(m_service, sdb, batch, m_options.id,
                               [&canceled](const std::string& id) { return canceled.count(id) > 0; });
     } catch (const std::exception& e) {
       // The database itself failed (disk full, locked too long): nothing is

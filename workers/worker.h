@@ -15,6 +15,7 @@
 
 #include "shared/envelope.h"
 #include "shared/state.h"
+#include "workers/service_db.h"
 
 namespace SQLite {
 class Database;
@@ -41,7 +42,8 @@ struct Outcome {
 // A handler runs inside a transaction on the service's own database; what it
 // writes commits together with the record of its outcome. It must not
 // commit or roll back. An exception ends the operation failed/handler_error.
-using Handler = std::function<Outcome(const Command&, SQLite::Database&)>;
+// db.prepare(sql) gives a statement compiled once per worker.
+using Handler = std::function<Outcome(const Command&, ServiceDb&)>;
 
 struct Service {
   std::string name;
@@ -75,13 +77,13 @@ class Worker {
   // Handles several commands in one transaction (one commit, one WAL write)
   // and returns their outcomes in order. If the commit fails, it throws and
   // nothing is recorded. is_canceled may be empty.
-  static std::vector<Event> handle_batch(const Service& service, SQLite::Database& db,
+  static std::vector<Event> handle_batch(const Service& service, ServiceDb& db,
                                          const std::vector<Command>& cmds, const std::string& worker_id,
                                          const std::function<bool(const std::string&)>& is_canceled);
   static void init_database(const Service& service, SQLite::Database& db);
 
  private:
-  static Event handle_in_transaction(const Service& service, SQLite::Database& db, const Command& cmd,
+  static Event handle_in_transaction(const Service& service, ServiceDb& db, const Command& cmd,
                                      const std::string& worker_id, bool canceled);
   WorkerOptions m_options;
   Service m_service;

@@ -28,25 +28,29 @@ std::string string_field(const Command& cmd, const char* key, bool* present) {
   return *present ? it->get<std::string>() : "";
 }
 
-std::optional<json> load_user(SQLite::Database& db, const std::string& id) {
-  SQLite::Statement st(db, "SELECT id, email, name, created_at, updated_at FROM users WHERE id = ?");
+std::optional<json> load_user(ServiceDb& db, const std::string& id) {
+  SQLite::Statement& st = db.prepare("SELECT id, email, name, created_at, updated_at FROM users WHERE id = ?");
   st.bind(1, id);
   if (!st.executeStep()) return std::nullopt;
-  return json{{"id", st.getColumn(0).getString()},
-              {"email", st.getColumn(1).getString()},
-              {"name", st.getColumn(2).getString()},
-              {"created_at", st.getColumn(3).getString()},
-              {"updated_at", st.getColumn(4).getString()}};
+  json user{{"id", st.getColumn(0).getString()},
+            {"email", st.getColumn(1).getString()},
+            {"name", st.getColumn(2).getString()},
+            {"created_at", st.getColumn(3).getString()},
+            {"updated_at", st.getColumn(4).getString()}};
+  st.reset();
+  return user;
 }
 
-bool email_taken(SQLite::Database& db, const std::string& email, const std::string& except_id) {
-  SQLite::Statement st(db, "SELECT 1 FROM users WHERE email_key = ? AND id != ?");
+bool email_taken(ServiceDb& db, const std::string& email, const std::string& except_id) {
+  SQLite::Statement& st = db.prepare("SELECT 1 FROM users WHERE email_key = ? AND id != ?");
   st.bind(1, lower(email));
   st.bind(2, except_id);
-  return st.executeStep();
+  bool taken = st.executeStep();
+  st.reset();
+  return taken;
 }
 
-Outcome create_user(const Command& cmd, SQLite::Database& db) {
+Outcome create_user(const Command& cmd, ServiceDb& db) {
   const char* rejected = "create_user_rejected";
   std::string id = user_id(cmd);
   bool has_email, has_name;
@@ -62,9 +66,9 @@ Outcome create_user(const Command& cmd, SQLite::Database& db) {
   }
   if (load_user(db, id)) return Outcome::rejected(rejected, "user_exists", "user " + id + " already exists");
   std::string now = format_rfc3339_ms(now_ms());
-  SQLite::Statement ins(db,
-                        "INSERT INTO users(id, email, email_key, name, created_at, updated_at) "
-                        "VALUES (?,?,?,?,?,?)");
+  SQLite::Statement& ins = db.prepare(
+      "INSERT INTO users(id, email, email_key, name, created_at, updated_at) "
+      "VALUES (?,?,?,?,?,?)");
   ins.bind(1, id);
   ins.bind(2, email);
   ins.bind(3, lower(email));
@@ -75,7 +79,7 @@ Outcome create_user(const Command& cmd, SQLite::Database& db) {
   return Outcome::completed("user_created", "/users/" + id, *load_user(db, id));
 }
 
-Outcome update_user(const Command& cmd, SQLite::Database& db) {
+Outcome update_user(const Command& cmd, ServiceDb& db) {
   const char* rejected = "update_user_rejected";
   std::string id = user_id(cmd);
   auto user = load_user(db, id);
@@ -92,8 +96,8 @@ Outcome update_user(const Command& cmd, SQLite::Database& db) {
     }
   }
   if (has_name && name.empty()) return Outcome::rejected(rejected, "invalid_name", "the name is empty");
-  SQLite::Statement up(db,
-                       "UPDATE users SET email = ?, email_key = ?, name = ?, updated_at = ? WHERE id = ?");
+  SQLite::Statement& up = db.prepare(
+      "UPDATE users SET email = ?, email_key = ?, name = ?, updated_at = ? WHERE id = ?");
   std::string new_email = has_email ? email : (*user)["email"].get<std::string>();
   up.bind(1, new_email);
   up.bind(2, lower(new_email));
@@ -104,9 +108,9 @@ Outcome update_user(const Command& cmd, SQLite::Database& db) {
   return Outcome::completed("user_updated", "/users/" + id, *load_user(db, id));
 }
 
-Outcome delete_user(const Command& cmd, SQLite::Database& db) {
+Outcome delete_user(const Command& cmd, ServiceDb& db) {
   std::string id = user_id(cmd);
-  SQLite::Statement del(db, "DELETE FROM users WHERE id = ?");
+  SQLite::Statement& del = db.prepare("DELETE FROM users WHERE id = ?");
   del.bind(1, id);
   if (del.exec() == 0) return Outcome::rejected("delete_user_rejected", "user_not_found", "no user " + id);
   return Outcome::removed("user_deleted", "/users/" + id);
