@@ -82,7 +82,7 @@ void ChangeHub::publish(const std::vector<Change>& changes) {
       n.owner = c.op.owner;
       n.state = c.op.state;
       n.kind = default_kind(c);
-      n.op_json = operation_json(c.op).dump();
+      n.op_json = operation_json_text(c.op);
       n.at = c.op.updated_at;
       notices.push_back(std::move(n));
     }

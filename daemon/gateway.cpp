@@ -54,6 +54,14 @@ ApiReply json_reply(int status, const json& body) {
   return r;
 }
 
+// A body already serialised as JSON.
+ApiReply json_text_reply(int status, std::string body) {
+  ApiReply r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
 ApiReply bad_query(const std::string& detail) {
   return problem_reply({400, "", detail, "invalid_query", "", {}});
 }
@@ -541,7 +549,7 @@ ApiReply Gateway::accepted_reply(const ApiRequest& req, const OperationRecord& s
   std::string host = req.header("host");
   std::string op_url = host.empty() ? op_path : "http://" + host + op_path;
 
-  ApiReply r = json_reply(202, operation_json(stored));
+  ApiReply r = json_text_reply(202, operation_json_text(stored));
   auto prefs = parse_prefer(req.header("prefer"));
   std::string applied;
   if (prefs.count("wait") && !replayed) {
@@ -551,9 +559,9 @@ ApiReply Gateway::accepted_reply(const ApiRequest& req, const OperationRecord& s
       auto done = wait_for_terminal(stored.id, std::chrono::steady_clock::now() + std::chrono::seconds(n));
       applied = "wait=" + std::to_string(n);
       if (done && is_terminal(done->state)) {
-        r = json_reply(200, operation_json(*done));
+        r = json_text_reply(200, operation_json_text(*done));
       } else if (done) {
-        r = json_reply(202, operation_json(*done));  // the latest state, still unfinished
+        r = json_text_reply(202, operation_json_text(*done));  // the latest state, still unfinished
       }
     }
   }
@@ -605,7 +613,7 @@ ApiReply Gateway::cancel_operation(const ApiRequest& req, const Params& params) 
   }
   op = m_readers.acquire()->get_operation(id);
   if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
-  ApiReply r = json_reply(is_terminal(op->state) ? 200 : 202, operation_json(*op));
+  ApiReply r = json_text_reply(is_terminal(op->state) ? 200 : 202, operation_json_text(*op));
   if (r.status == 202) r.headers.push_back({"Retry-After", "1"});
   return r;
 }
@@ -668,7 +676,7 @@ ApiReply Gateway::get_operation(const ApiRequest& req, const Params& params) {
     op = wait_for_terminal(id, std::chrono::steady_clock::now() + std::chrono::seconds(wait));
   }
   if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
-  ApiReply r = json_reply(200, operation_json(*op));
+  ApiReply r = json_text_reply(200, operation_json_text(*op));
   if (!is_terminal(op->state)) r.headers.push_back({"Retry-After", "1"});
   if (!applied.empty()) r.headers.push_back({"Preference-Applied", applied});
   return r;

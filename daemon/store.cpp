@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "shared/clock.h"
+#include "shared/json_text.h"
 
 namespace asyncops {
 namespace {
@@ -193,6 +194,26 @@ nlohmann::json operation_json(const OperationRecord& op) {
                       {"created_at", format_rfc3339_ms(op.created_at)},
                       {"updated_at", format_rfc3339_ms(op.updated_at)}};
   return j;
+}
+
+std::string operation_json_text(const OperationRecord& op) {
+  std::string out;
+  out.reserve(320);
+  JsonObjectWriter w(out);
+  w.number("attempt", op.attempt)
+      .boolean("cancel_requested", op.cancel_requested)
+      .string_or_null("code", op.code)
+      .string("created_at", format_rfc3339_ms(op.created_at))
+      .boolean("done", is_terminal(op.state))
+      .string("id", op.id)
+      .string_or_null("message", op.message)
+      .string("name", op.name)
+      .string("origin", op.origin)
+      .string("resource", op.resource)
+      .string("state", to_string(op.state))
+      .string("updated_at", format_rfc3339_ms(op.updated_at));
+  w.close();
+  return out;
 }
 
 nlohmann::json history_json(const HistoryEntry& h) {

@@ -66,6 +66,9 @@ OperationRecord read_operation_row(SQLite::Statement& st);
 
 // The public JSON of an operation (see the OpenAPI file).
 nlohmann::json operation_json(const OperationRecord& op);
+// The same, as text, written without building the tree: for the 202 body,
+// waits and change notices (operation_json(op).dump() gives the same bytes).
+std::string operation_json_text(const OperationRecord& op);
 // The command a worker receives for op.
 Command command_for(const OperationRecord& op);
 

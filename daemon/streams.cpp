@@ -28,7 +28,7 @@ bool replay_from_store(ReaderPool& readers, const StreamRequest& req, bool cloud
       if (limit_seq > 0 && c.seq > limit_seq) return true;
       *pos = c.seq;
       if (!req.op_id.empty() || matches(req, c.op.name, c.op.state, c.op.owner)) {
-        if (!write(format_sse_event(c.seq, c.kind, operation_json(c.op).dump(), c.op.updated_at, cloudevents))) {
+        if (!write(format_sse_event(c.seq, c.kind, operation_json_text(c.op), c.op.updated_at, cloudevents))) {
           return false;
         }
       }
@@ -80,7 +80,7 @@ void run_stream(ChangeHub& hub, ReaderPool& readers, const StreamRequest& req,
       auto all = readers.acquire()->changes_after(0, 100000, req.op_id);
       if (all.empty()) return;
       const Change& now = all.back();
-      if (!write(format_sse_event(now.seq, now.kind, operation_json(now.op).dump(), now.op.updated_at,
+      if (!write(format_sse_event(now.seq, now.kind, operation_json_text(now.op), now.op.updated_at,
                                   req.cloudevents))) {
         return;
       }

@@ -1,6 +1,7 @@
 #include "shared/envelope.h"
 
 #include "shared/ids.h"
+#include "shared/json_text.h"
 
 namespace asyncops {
 namespace {
@@ -47,25 +48,45 @@ Result<json> parse_object(const std::string& body) {
 
 }  // namespace
 
+// Commands and events go out on every operation: their text is written
+// directly (keys in sorted order, as nlohmann would write them).
 Frames encode(const Command& c) {
-  json j = {{"v", k_protocol_version}, {"id", c.id},         {"name", c.name},
-            {"service", c.service},    {"origin", c.origin}, {"resource", c.resource},
-            {"params", c.params},      {"payload", c.payload}, {"created_at", c.created_at},
-            {"attempt", c.attempt}};
-  if (c.cancel) j["cancel"] = true;
-  return {k_kind_command, j.dump()};
+  Frames f{k_kind_command, {}};
+  f.body.reserve(256);
+  JsonObjectWriter w(f.body);
+  w.number("attempt", c.attempt);
+  if (c.cancel) w.boolean("cancel", true);
+  w.string("created_at", c.created_at)
+      .string("id", c.id)
+      .string("name", c.name)
+      .string("origin", c.origin)
+      .value("params", c.params)
+      .value("payload", c.payload)
+      .string("resource", c.resource)
+      .string("service", c.service)
+      .number("v", k_protocol_version);
+  w.close();
+  return f;
 }
 
 Frames encode(const Event& e) {
-  json j = {{"v", k_protocol_version}, {"request_id", e.request_id}, {"type", e.type},
-            {"state", to_string(e.state)}, {"worker", e.worker}, {"attempt", e.attempt},
-            {"time", e.time}};
-  if (!e.code.empty()) j["code"] = e.code;
-  if (!e.message.empty()) j["message"] = e.message;
-  if (!e.resource.empty()) j["resource"] = e.resource;
-  if (!e.data.is_null()) j["data"] = e.data;
-  if (e.deleted) j["deleted"] = true;
-  return {k_kind_event, j.dump()};
+  Frames f{k_kind_event, {}};
+  f.body.reserve(256);
+  JsonObjectWriter w(f.body);
+  w.number("attempt", e.attempt);
+  if (!e.code.empty()) w.string("code", e.code);
+  if (!e.data.is_null()) w.value("data", e.data);
+  if (e.deleted) w.boolean("deleted", true);
+  if (!e.message.empty()) w.string("message", e.message);
+  w.string("request_id", e.request_id);
+  if (!e.resource.empty()) w.string("resource", e.resource);
+  w.string("state", to_string(e.state))
+      .string("time", e.time)
+      .string("type", e.type)
+      .number("v", k_protocol_version)
+      .string("worker", e.worker);
+  w.close();
+  return f;
 }
 
 Frames encode(const Heartbeat& h) {
@@ -83,7 +104,7 @@ Result<Command> decode_command(const std::string& kind, const std::string& body)
   if (kind != k_kind_command) return Error{"frame 0 is '" + kind.substr(0, 32) + "', not 'command'"};
   auto parsed = parse_object(body);
   if (!parsed) return Error{parsed.error()};
-  const json& j = parsed.value();
+  json& j = parsed.value();
   Command c;
   std::string err;
   int64_t attempt = 1;
@@ -100,9 +121,9 @@ Result<Command> decode_command(const std::string& kind, const std::string& body)
   c.attempt = static_cast<int>(attempt);
   if (auto it = j.find("params"); it != j.end() && !it->is_null()) {
     if (!it->is_object()) return Error{"field 'params' must be an object"};
-    c.params = *it;
+    c.params = std::move(*it);
   }
-  if (auto it = j.find("payload"); it != j.end() && !it->is_null()) c.payload = *it;
+  if (auto it = j.find("payload"); it != j.end() && !it->is_null()) c.payload = std::move(*it);
   if (auto it = j.find("cancel"); it != j.end() && !it->is_null()) {
     if (!it->is_boolean()) return Error{"field 'cancel' must be a boolean"};
     c.cancel = it->get<bool>();
@@ -113,7 +134,7 @@ Result<Command> decode_command(const std::string& kind, const std::string& body)
 Result<Event> decode_event(const std::string& body) {
   auto parsed = parse_object(body);
   if (!parsed) return Error{parsed.error()};
-  const json& j = parsed.value();
+  json& j = parsed.value();
   Event e;
   std::string err, state;
   int64_t attempt = 1;
@@ -133,7 +154,7 @@ Result<Event> decode_event(const std::string& body) {
   if (*st == OpState::pending) return Error{"field 'state' may not be 'pending'"};
   e.state = *st;
   e.attempt = static_cast<int>(attempt);
-  if (auto it = j.find("data"); it != j.end()) e.data = *it;
+  if (auto it = j.find("data"); it != j.end()) e.data = std::move(*it);
   if (auto it = j.find("deleted"); it != j.end() && !it->is_null()) {
     if (!it->is_boolean()) return Error{"field 'deleted' must be a boolean"};
     e.deleted = it->get<bool>();

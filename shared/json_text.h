@@ -1,0 +1,64 @@
+#pragma once
+// JSON written straight into a string, for the hot path.
+//
+// nlohmann::json builds a tree (a std::map per object, a heap string per
+// value) before it serialises; for the small flat objects sent on every
+// request (the 202 body, commands, events) writing the text directly costs a
+// fraction of that. For valid UTF-8 the output is byte for byte what
+// nlohmann's dump(-1, ' ', false, error_handler_t::replace) writes for the
+// same object when the keys are added in sorted order (nlohmann sorts them).
+// Each byte that starts no valid UTF-8 sequence becomes U+FFFD, so the text
+// is always valid JSON.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace asyncops {
+
+// Appends s as a JSON string, quotes included.
+void append_json_string(std::string& out, std::string_view s);
+
+class JsonObjectWriter {
+ public:
+  explicit JsonObjectWriter(std::string& out) : m_out(out) { m_out.push_back('{'); }
+  // key must be a plain ASCII literal: it is written as given.
+  JsonObjectWriter& string(std::string_view key, std::string_view value) {
+    append_json_string(name(key), value);
+    return *this;
+  }
+  // null when value is empty.
+  JsonObjectWriter& string_or_null(std::string_view key, std::string_view value) {
+    if (value.empty()) name(key).append("null");
+    else append_json_string(name(key), value);
+    return *this;
+  }
+  JsonObjectWriter& number(std::string_view key, int64_t value) {
+    name(key).append(std::to_string(value));
+    return *this;
+  }
+  JsonObjectWriter& boolean(std::string_view key, bool value) {
+    name(key).append(value ? "true" : "false");
+    return *this;
+  }
+  JsonObjectWriter& value(std::string_view key, const nlohmann::json& v) {
+    name(key).append(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    return *this;
+  }
+  void close() { m_out.push_back('}'); }
+
+ private:
+  std::string& name(std::string_view key) {
+    if (m_first) m_first = false;
+    else m_out.push_back(',');
+    m_out.push_back('"');
+    m_out.append(key);
+    m_out.append("\":");
+    return m_out;
+  }
+  std::string& m_out;
+  bool m_first = true;
+};
+
+}  // namespace asyncops
