@@ -153,8 +153,10 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
             results[i].replay_hash = c.op.message;
             break;
           }
+          // The command takes the params and payload: nothing after the
+          // commit reads them from the change.
+          accepted.push_back(take_command(c.op));
           results[i].change = c;
-          accepted.push_back(command_for(c.op));
           changes.push_back(std::move(c));
           break;
         }

@@ -239,6 +239,16 @@ Command command_for(const OperationRecord& op) {
   return c;
 }
 
+Command take_command(OperationRecord& op) {
+  nlohmann::json params = std::move(op.params), payload = std::move(op.payload);
+  Command c = command_for(op);
+  c.params = std::move(params);
+  c.payload = std::move(payload);
+  op.params = nlohmann::json::object();
+  op.payload = nlohmann::json::object();
+  return c;
+}
+
 Result<bool> init_store(const std::string& path, SyncMode sync) {
   try {
     SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
@@ -345,6 +355,8 @@ void StoreWriter::rollback() {
 Change StoreWriter::insert_operation(OperationRecord* op) {
   Change c;
   insert_operation(op, nullptr, &c);  // without a key it always inserts
+  op->params = c.op.params;  // this form leaves op whole
+  op->payload = c.op.payload;
   return c;
 }
 
@@ -396,7 +408,11 @@ bool StoreWriter::insert_operation(OperationRecord* op, const IdempotencyKey* ke
   }
   out->seq = m->append_history(op->seq, "accepted", op->state, op->code, op->message, op->created_at);
   out->kind = "accepted";
+  // The params and payload trees move (they can be large); the rest is copied.
+  nlohmann::json params = std::move(op->params), payload = std::move(op->payload);
   out->op = *op;
+  out->op.params = std::move(params);
+  out->op.payload = std::move(payload);
   return true;
 }
 

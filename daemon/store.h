@@ -71,6 +71,9 @@ nlohmann::json operation_json(const OperationRecord& op);
 std::string operation_json_text(const OperationRecord& op);
 // The command a worker receives for op.
 Command command_for(const OperationRecord& op);
+// The same, moving op's params and payload into the command (op keeps
+// empty objects): for the commit path, which has no further use for them.
+Command take_command(OperationRecord& op);
 
 struct HistoryEntry {
   int64_t seq = 0;  // one increasing sequence across all operations
@@ -128,6 +131,8 @@ class StoreWriter {
   // The same, claiming an idempotency key first (key may be null). When the
   // key is already taken, writes nothing, returns false and sets out->op.id
   // to the first request's operation and out->op.message to its hash.
+  // Otherwise op's params and payload move into out->op (no tree copy on
+  // the commit path); the rest of op is copied.
   bool insert_operation(OperationRecord* op, const IdempotencyKey* key, Change* out);
 
   // rejected: the event is not one this operation allows (it names another
