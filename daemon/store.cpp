@@ -3,6 +3,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <stdexcept>
+#include <unordered_map>
 
 #include "shared/clock.h"
 #include "shared/json_text.h"
@@ -264,7 +265,10 @@ Result<bool> init_store(const std::string& path, SyncMode sync) {
 
 struct StoreWriter::Impl {
   explicit Impl(const std::string& path)
-      : db(path, SQLite::OPEN_READWRITE),
+      // One thread at a time uses a connection (the writer is the commit
+      // thread's; a reader is leased from the pool), so SQLite's own
+      // per-call mutex is not needed.
+      : db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX),
         insert_op(db, std::string("INSERT INTO operations(") +
                           "id, name, service, state, code, message, resource, origin, owner, "
                           "params, payload, attempt, created_at, updated_at) "
@@ -297,6 +301,7 @@ struct StoreWriter::Impl {
 
   // The operation with this id, without params and payload.
   std::optional<OperationRecord> find(const std::string& id) {
+    if (auto it = live.find(id); it != live.end()) return it->second;
     select_op.reset();
     select_op.bind(1, id);
     std::optional<OperationRecord> out;
@@ -316,6 +321,42 @@ struct StoreWriter::Impl {
     insert_history.bind(6, static_cast<int64_t>(at));
     insert_history.exec();
     return db.getLastInsertRowid();
+  }
+
+  // Unfinished operations by id, without params and payload: the dispatch
+  // mark and the events that follow an accept find their operation here
+  // instead of by a SELECT. Only this writer changes operations, so the
+  // copies stay exact while the transaction commits; rollback() clears them
+  // all. Bounded: past k_live_max entries, new operations are looked up in
+  // the table instead.
+  static constexpr size_t k_live_max = 32768;
+  std::unordered_map<std::string, OperationRecord> live;
+  void remember(const OperationRecord& op) {
+    if (is_terminal(op.state)) {
+      live.erase(op.id);
+      return;
+    }
+    auto it = live.find(op.id);
+    if (it == live.end()) {
+      if (live.size() >= k_live_max) return;
+      it = live.emplace(op.id, OperationRecord{}).first;
+    }
+    OperationRecord& light = it->second;
+    light = OperationRecord{};
+    light.seq = op.seq;
+    light.id = op.id;
+    light.name = op.name;
+    light.service = op.service;
+    light.state = op.state;
+    light.code = op.code;
+    light.message = op.message;
+    light.resource = op.resource;
+    light.origin = op.origin;
+    light.owner = op.owner;
+    light.attempt = op.attempt;
+    light.cancel_requested = op.cancel_requested;
+    light.created_at = op.created_at;
+    light.updated_at = op.updated_at;
   }
 
   SQLite::Database db;
@@ -345,6 +386,7 @@ Result<std::unique_ptr<StoreWriter>> StoreWriter::open(const std::string& path, 
 void StoreWriter::begin() { m->db.exec("BEGIN IMMEDIATE"); }
 void StoreWriter::commit() { m->db.exec("COMMIT"); }
 void StoreWriter::rollback() {
+  m->live.clear();  // it may hold changes that are being undone
   try {
     m->db.exec("ROLLBACK");
   } catch (const std::exception&) {
@@ -408,6 +450,7 @@ bool StoreWriter::insert_operation(OperationRecord* op, const IdempotencyKey* ke
   }
   out->seq = m->append_history(op->seq, "accepted", op->state, op->code, op->message, op->created_at);
   out->kind = "accepted";
+  m->remember(*op);
   // The params and payload trees move (they can be large); the rest is copied.
   nlohmann::json params = std::move(op->params), payload = std::move(op->payload);
   out->op = *op;
@@ -428,6 +471,7 @@ StoreWriter::Applied StoreWriter::request_cancel(const std::string& op_id, int64
   up.bind(1, static_cast<int64_t>(now));
   up.bind(2, static_cast<int64_t>(op.seq));
   up.exec();
+  m->remember(op);
   change->seq = m->append_history(op.seq, "cancel_requested", op.state, "", "", now);
   change->kind = "cancel_requested";
   change->op = std::move(op);
@@ -531,6 +575,7 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
       ur.exec();
     }
   }
+  m->remember(op);
   change->seq = m->append_history(op.seq, to_string(op.state), op.state, op.code, op.message, now);
   change->kind = to_string(op.state);
   change->op = std::move(op);
@@ -551,6 +596,7 @@ StoreWriter::Applied StoreWriter::apply_dispatched(const std::string& op_id, int
   up.bind(2, static_cast<int64_t>(now));
   up.bind(3, static_cast<int64_t>(op.seq));
   up.exec();
+  m->remember(op);
   const char* kind = attempt > 1 ? "redelivered" : "dispatched";
   change->seq = m->append_history(op.seq, kind, op.state, "", "", now);
   change->kind = kind;
@@ -580,7 +626,7 @@ std::vector<OperationRecord> StoreWriter::unfinished(int limit, int64_t after_se
 
 struct StoreReader::Impl {
   explicit Impl(const std::string& path)
-      : db(path, SQLite::OPEN_READONLY),
+      : db(path, SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX),  // one thread at a time, as the writer
         get_op(db, std::string("SELECT ") + k_op_columns + " FROM operations WHERE id = ?"),
         history(db,
                 "SELECT h.seq, h.kind, h.state, h.code, h.message, h.at FROM history h "

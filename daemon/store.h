@@ -169,7 +169,7 @@ class StoreWriter {
 
  private:
   StoreWriter();
-  void forget_seq(int64_t seq);
+  void forget_seq(int64_t seq);  // a terminal operation only (the writer caches unfinished ones)
   struct Impl;
   std::unique_ptr<Impl> m;
 };

@@ -180,3 +180,36 @@ TEST_CASE("changes_after rebuilds each change's operation, globally or for one o
   CHECK(f.r->changes_after(all[3].seq, 100).empty());
   (void)b;
 }
+
+TEST_CASE("the writer's view of unfinished operations follows commits and forgets rollbacks", "[store]") {
+  Fixture f;
+  // Inserted, then rolled back: an event for it finds nothing.
+  OperationRecord lost = new_op();
+  f.w->begin();
+  f.w->insert_operation(&lost);
+  f.w->rollback();
+  CHECK(f.apply(event_for(lost, OpState::processing)) == StoreWriter::Applied::unknown_operation);
+  CHECK_FALSE(f.r->get_operation(lost.id));
+
+  // A change rolled back is not remembered: the next event starts from the
+  // committed state (pending), so "processing" applies again.
+  auto op = f.insert(new_op());
+  Change c;
+  f.w->begin();
+  REQUIRE(f.w->apply_event(event_for(op, OpState::processing), now_ms(), &c) == StoreWriter::Applied::changed);
+  f.w->rollback();
+  CHECK(f.r->get_operation(op.id)->state == OpState::pending);
+  CHECK(f.apply(event_for(op, OpState::processing), &c) == StoreWriter::Applied::changed);
+  CHECK(c.op.state == OpState::processing);
+
+  // Cancel and dispatch marks carry through to the events that follow.
+  f.w->begin();
+  REQUIRE(f.w->request_cancel(op.id, now_ms(), &c) == StoreWriter::Applied::changed);
+  f.w->commit();
+  CHECK(f.apply(event_for(op, OpState::completed), &c) == StoreWriter::Applied::changed);
+  CHECK(c.op.cancel_requested);
+  CHECK(c.op.code == "success");
+  // Terminal: it leaves the writer's view, and the table still says no.
+  CHECK(f.apply(event_for(op, OpState::failed)) == StoreWriter::Applied::ignored);
+  CHECK(f.r->get_operation(op.id)->state == OpState::completed);
+}
