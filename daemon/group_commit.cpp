@@ -29,38 +29,47 @@ Result<Change> GroupCommitter::accept(OperationRecord op) {
   return r->change;
 }
 
+Result<GroupCommitter::Accepted> GroupCommitter::Waiter::wait() {
+  std::unique_lock<std::mutex> lock(mutex);
+  cv.wait(lock, [&] { return result.has_value(); });
+  return std::move(*result);
+}
+
+void GroupCommitter::Waiter::set(Result<Accepted> r) {
+  std::lock_guard<std::mutex> lock(mutex);
+  result = std::move(r);
+  cv.notify_one();  // under the mutex: the waiter cannot return (and go) before this
+}
+
 Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, const IdempotencyKey& key) {
-  auto done = std::make_shared<std::promise<Result<Accepted>>>();
-  auto f = done->get_future();
+  Waiter done;
   {
     std::lock_guard<std::mutex> lock(m_mutex);
     if (m_stopping) return Error{"the daemon is shutting down"};
     m_queue.emplace_back();
     Job& job = m_queue.back();
     job.type = Job::accept_op;
-    job.is_accept = true;
-    job.op = std::move(op);
+    job.op.emplace(std::move(op));
     job.has_key = !key.key.empty();
     job.key = key;
-    job.done = done;
+    job.done = &done;
   }
   m_cv.notify_one();
-  return f.get();
+  return done.wait();
 }
 
 Result<bool> GroupCommitter::run(WriteFn fn) {
-  auto done = std::make_shared<std::promise<Result<Accepted>>>();
-  auto f = done->get_future();
+  Waiter done;
   {
     std::lock_guard<std::mutex> lock(m_mutex);
     if (m_stopping) return Error{"the daemon is shutting down"};
     m_queue.emplace_back();
     m_queue.back().type = Job::write;
     m_queue.back().fn = std::move(fn);
-    m_queue.back().done = done;
+    m_queue.back().done = &done;
   }
   m_cv.notify_one();
-  auto r = f.get();
+  auto r = done.wait();
   if (!r) return Error{r.error()};
   return true;
 }
@@ -147,7 +156,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
       Change c;
       switch (job.type) {
         case Job::accept_op: {
-          if (!m_writer->insert_operation(&job.op, job.has_key ? &job.key : nullptr, &c)) {
+          if (!m_writer->insert_operation(&*job.op, job.has_key ? &job.key : nullptr, &c)) {
             results[i].replay = true;
             results[i].replay_op_id = c.op.id;
             results[i].replay_hash = c.op.message;
@@ -207,7 +216,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
     log_error("store commit failed; the batch is answered with errors",
               {{"error", e.what()}, {"batch", std::to_string(batch.size())}});
     for (Job& job : batch) {
-      if (job.done) job.done->set_value(Error{std::string("store error: ") + e.what()});
+      if (job.done) job.done->set(Error{std::string("store error: ") + e.what()});
     }
     return;
   }
@@ -219,7 +228,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
   }
   m_counters.unfinished += delta;
   for (size_t i = 0; i < batch.size(); ++i) {
-    if (batch[i].done) batch[i].done->set_value(std::move(results[i]));
+    if (batch[i].done) batch[i].done->set(std::move(results[i]));
   }
   if (m_hooks.on_changes) m_hooks.on_changes(changes);
   if (m_hooks.on_accepted && !accepted.empty()) m_hooks.on_accepted(std::move(accepted));

@@ -9,7 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <future>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -80,15 +80,25 @@ class GroupCommitter {
   size_t queued() const;
 
  private:
+  // Where a blocked caller waits for its commit: on the caller's stack, so
+  // that a request costs no shared state allocation. The commit thread sets
+  // the result and notifies under the mutex; after it unlocks it never
+  // touches the waiter again, so the caller may return at once.
+  struct Waiter {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::optional<Result<Accepted>> result;  // GUARDED_BY(mutex)
+    Result<Accepted> wait();
+    void set(Result<Accepted> r);
+  };
   struct Job {
     enum Type { accept_op, apply_event, mark_dispatched, write } type = apply_event;
-    bool is_accept = false;  // type == accept_op
-    OperationRecord op;      // accept
-    bool has_key = false;    // accept with an idempotency key
+    std::optional<OperationRecord> op;  // accept (empty otherwise: events allocate nothing for it)
+    bool has_key = false;               // accept with an idempotency key
     IdempotencyKey key;
     Event event;             // event; dispatched uses request_id and attempt
     WriteFn fn;              // write
-    std::shared_ptr<std::promise<Result<Accepted>>> done;  // accept and write; may be null
+    Waiter* done = nullptr;  // accept and a blocking write
   };
   void run();
   void commit_batch(std::vector<Job>& batch);
