@@ -1,12 +1,16 @@
 #include "daemon/group_commit.h"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "shared/clock.h"
 #include "shared/log.h"
 
 namespace asyncops {
 
-GroupCommitter::GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch)
-    : m_writer(std::move(writer)), m_hooks(std::move(hooks)), m_max_batch(max_batch) {
+GroupCommitter::GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch, Windows windows)
+    : m_writer(std::move(writer)), m_hooks(std::move(hooks)), m_max_batch(max_batch), m_windows(windows) {
   m_counters.unfinished = m_writer->count_unfinished();
 }
 
@@ -23,74 +27,117 @@ void GroupCommitter::stop() {
   if (m_thread.joinable()) m_thread.join();
 }
 
+GroupCommitter::Arrival::Arrival(GroupCommitter& gc) : m_gc(gc) { ++m_gc.m_arriving; }
+
+GroupCommitter::Arrival::~Arrival() {
+  bool last = false;
+  {
+    std::lock_guard<std::mutex> lock(m_gc.m_mutex);
+    if (!m_active) return;  // accept() ended it
+    m_active = false;
+    last = --m_gc.m_arriving == 0 && m_gc.m_urgent > 0;
+  }
+  if (last) m_gc.m_cv.notify_one();  // nobody else is coming: commit what waits
+}
+
+GroupCommitter::Job& GroupCommitter::push_locked(bool urgent) {
+  auto now = std::chrono::steady_clock::now();
+  if (m_queue.empty()) m_first_at = now;
+  if (urgent && m_urgent++ == 0) m_urgent_at = now;
+  m_queue.emplace_back();
+  return m_queue.back();
+}
+
+bool GroupCommitter::wake_locked(bool urgent) const {
+  if (m_idle || m_queue.size() >= m_windows.eager) return true;
+  return urgent && m_arriving.load() == 0;
+}
+
 Result<Change> GroupCommitter::accept(OperationRecord op) {
   auto r = accept(std::move(op), IdempotencyKey{});
   if (!r) return Error{r.error()};
   return r->change;
 }
 
+namespace {
+long futex(std::atomic<uint32_t>* word, int op, uint32_t value) {
+  return syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), op, value, nullptr, nullptr, 0);
+}
+}  // namespace
+
 Result<GroupCommitter::Accepted> GroupCommitter::Waiter::wait() {
-  std::unique_lock<std::mutex> lock(mutex);
-  cv.wait(lock, [&] { return result.has_value(); });
+  while (ready.load(std::memory_order_acquire) == 0) futex(&ready, FUTEX_WAIT_PRIVATE, 0);
   return std::move(*result);
 }
 
 void GroupCommitter::Waiter::set(Result<Accepted> r) {
-  std::lock_guard<std::mutex> lock(mutex);
   result = std::move(r);
-  cv.notify_one();  // under the mutex: the waiter cannot return (and go) before this
+  ready.store(1, std::memory_order_release);
+  // The address only: after the store the waiter may already have returned.
+  futex(&ready, FUTEX_WAKE_PRIVATE, 1);
 }
 
-Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, const IdempotencyKey& key) {
+Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, const IdempotencyKey& key,
+                                                        Arrival* arrival) {
   Waiter done;
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(m_mutex);
+    if (arrival && arrival->m_active) {
+      arrival->m_active = false;
+      --m_arriving;
+    }
     if (m_stopping) return Error{"the daemon is shutting down"};
-    m_queue.emplace_back();
-    Job& job = m_queue.back();
+    Job& job = push_locked(true);
     job.type = Job::accept_op;
     job.op.emplace(std::move(op));
     job.has_key = !key.key.empty();
     job.key = key;
     job.done = &done;
+    wake = wake_locked(true);
   }
-  m_cv.notify_one();
+  if (wake) m_cv.notify_one();
   return done.wait();
 }
 
 Result<bool> GroupCommitter::run(WriteFn fn) {
   Waiter done;
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(m_mutex);
     if (m_stopping) return Error{"the daemon is shutting down"};
-    m_queue.emplace_back();
-    m_queue.back().type = Job::write;
-    m_queue.back().fn = std::move(fn);
-    m_queue.back().done = &done;
+    Job& job = push_locked(true);
+    job.type = Job::write;
+    job.fn = std::move(fn);
+    job.done = &done;
+    wake = wake_locked(true);
   }
-  m_cv.notify_one();
+  if (wake) m_cv.notify_one();
   auto r = done.wait();
   if (!r) return Error{r.error()};
   return true;
 }
 
 void GroupCommitter::run_async(WriteFn fn) {
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(m_mutex);
-    m_queue.emplace_back();
-    m_queue.back().type = Job::write;
-    m_queue.back().fn = std::move(fn);
+    Job& job = push_locked(false);
+    job.type = Job::write;
+    job.fn = std::move(fn);
+    wake = wake_locked(false);
   }
-  m_cv.notify_one();
+  if (wake) m_cv.notify_one();
 }
 
 void GroupCommitter::submit_event(Event e) {
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(m_mutex);
-    m_queue.emplace_back();
-    m_queue.back().event = std::move(e);
+    push_locked(false).event = std::move(e);
+    wake = wake_locked(false);
   }
-  m_cv.notify_one();
+  if (wake) m_cv.notify_one();
 }
 
 size_t GroupCommitter::queued() const {
@@ -100,47 +147,70 @@ size_t GroupCommitter::queued() const {
 
 void GroupCommitter::submit_events(std::vector<Event>& events) {
   if (events.empty()) return;
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(m_mutex);
-    for (Event& e : events) {
-      m_queue.emplace_back();
-      m_queue.back().event = std::move(e);
-    }
+    for (Event& e : events) push_locked(false).event = std::move(e);
+    wake = wake_locked(false);
   }
   events.clear();
-  m_cv.notify_one();
+  if (wake) m_cv.notify_one();
 }
 
 void GroupCommitter::submit_dispatched(std::vector<std::pair<std::string, int>> sent) {
+  if (sent.empty()) return;
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(m_mutex);
     for (auto& [id, attempt] : sent) {
-      m_queue.emplace_back();
-      Job& job = m_queue.back();
+      Job& job = push_locked(false);
       job.type = Job::mark_dispatched;
       job.event.request_id = std::move(id);
       job.event.attempt = attempt;
     }
+    wake = wake_locked(false);
   }
-  m_cv.notify_one();
+  if (wake) m_cv.notify_one();
 }
 
 void GroupCommitter::run() {
   std::vector<Job> batch;
+  std::unique_lock<std::mutex> lock(m_mutex);
   for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(m_mutex);
-      m_cv.wait(lock, [&] { return m_stopping || !m_queue.empty(); });
-      if (m_queue.empty()) return;  // stopping, and everything is applied
-      if (m_queue.size() <= m_max_batch) {
-        batch.swap(m_queue);
-      } else {
-        std::move(m_queue.begin(), m_queue.begin() + m_max_batch, std::back_inserter(batch));
-        m_queue.erase(m_queue.begin(), m_queue.begin() + m_max_batch);
-      }
+    if (m_queue.empty()) {
+      if (m_stopping) return;  // everything is applied
+      m_idle = true;
+      m_cv.wait(lock);
+      m_idle = false;
+      continue;
     }
+    // Commit now, or wait a little for company (see Windows).
+    bool now_ready = m_stopping || m_queue.size() >= m_windows.eager;
+    std::chrono::steady_clock::time_point deadline;
+    if (m_urgent > 0) {
+      now_ready = now_ready || m_arriving.load() == 0;
+      deadline = m_urgent_at + m_windows.accept;
+    } else {
+      deadline = m_first_at + m_windows.events;
+    }
+    if (!now_ready && std::chrono::steady_clock::now() < deadline) {
+      m_cv.wait_until(lock, deadline);
+      continue;
+    }
+    if (m_queue.size() <= m_max_batch) {
+      batch.swap(m_queue);
+      m_urgent = 0;
+    } else {
+      std::move(m_queue.begin(), m_queue.begin() + m_max_batch, std::back_inserter(batch));
+      m_queue.erase(m_queue.begin(), m_queue.begin() + m_max_batch);
+      m_urgent = 0;
+      for (const Job& j : m_queue) m_urgent += j.done ? 1 : 0;
+      m_first_at = m_urgent_at = std::chrono::steady_clock::now();
+    }
+    lock.unlock();
     commit_batch(batch);
     batch.clear();
+    lock.lock();
   }
 }
 

@@ -6,6 +6,7 @@
 // So a 202 is sent only after its own commit, without a transaction per
 // request.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -20,6 +21,18 @@
 #include "shared/result.h"
 
 namespace asyncops {
+
+// How long a commit may wait for company. Each wake-up of the commit
+// thread and each COMMIT cost far more than one more row in the batch, so
+// a commit with an accept in it waits (at most `accept`) while other
+// command requests are known to be on their way (see Arrival); a commit
+// of events and dispatch marks alone waits at most `events`. A queue of
+// `eager` jobs commits at once.
+struct CommitWindows {
+  std::chrono::microseconds accept{1000};
+  std::chrono::microseconds events{2000};
+  size_t eager = 128;
+};
 
 class GroupCommitter {
  public:
@@ -51,7 +64,28 @@ class GroupCommitter {
   // it appends the changes it makes, which are published after the commit.
   using WriteFn = std::function<void(StoreWriter&, std::vector<Change>&)>;
 
-  GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch = 1024);
+  using Windows = CommitWindows;
+
+  GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch = 1024,
+                 Windows windows = Windows{});
+
+  // A command request on its way to accept(): while one exists, a commit
+  // holding an accept may wait for it (at most windows.accept), so that
+  // concurrent requests share a transaction. Create it when the request
+  // starts; accept() ends it, and so does its destruction (a request that
+  // fails validation). With none in flight, an accept commits at once.
+  class Arrival {
+   public:
+    explicit Arrival(GroupCommitter& gc);
+    ~Arrival();
+    Arrival(const Arrival&) = delete;
+    Arrival& operator=(const Arrival&) = delete;
+
+   private:
+    friend class GroupCommitter;
+    GroupCommitter& m_gc;
+    bool m_active = true;  // GUARDED_BY(m_gc.m_mutex) once accept() has it
+  };
   ~GroupCommitter();  // stop()s
 
   void start();
@@ -63,7 +97,7 @@ class GroupCommitter {
   Result<Change> accept(OperationRecord op);
   // The same with an idempotency key, which is claimed in the same
   // transaction as the operation is stored.
-  Result<Accepted> accept(OperationRecord op, const IdempotencyKey& key);
+  Result<Accepted> accept(OperationRecord op, const IdempotencyKey& key, Arrival* arrival = nullptr);
   // Runs fn in the next batch and blocks until it is committed. Thread-safe.
   Result<bool> run(WriteFn fn);
   // Runs fn in the next batch without waiting. Thread-safe.
@@ -81,13 +115,14 @@ class GroupCommitter {
 
  private:
   // Where a blocked caller waits for its commit: on the caller's stack, so
-  // that a request costs no shared state allocation. The commit thread sets
-  // the result and notifies under the mutex; after it unlocks it never
-  // touches the waiter again, so the caller may return at once.
+  // that a request costs no shared-state allocation. The commit thread
+  // writes the result, publishes it with one atomic store and wakes the
+  // caller with one futex call; it never blocks on the caller, and it never
+  // reads the waiter after the store (a wake on an address whose waiter
+  // has already gone is harmless: waiters tolerate spurious wake-ups).
   struct Waiter {
-    std::mutex mutex;
-    std::condition_variable cv;
-    std::optional<Result<Accepted>> result;  // GUARDED_BY(mutex)
+    std::atomic<uint32_t> ready{0};
+    std::optional<Result<Accepted>> result;  // written before ready = 1
     Result<Accepted> wait();
     void set(Result<Accepted> r);
   };
@@ -102,6 +137,10 @@ class GroupCommitter {
   };
   void run();
   void commit_batch(std::vector<Job>& batch);
+  // With m_mutex held: queues a job (urgent: a caller is blocked on it) and
+  // says whether the commit thread must be woken now.
+  Job& push_locked(bool urgent);
+  bool wake_locked(bool urgent) const;
 
   std::unique_ptr<StoreWriter> m_writer;  // owned by the commit thread once started
   Hooks m_hooks;
@@ -112,6 +151,11 @@ class GroupCommitter {
   std::condition_variable m_cv;
   std::vector<Job> m_queue;  // GUARDED_BY(m_mutex)
   bool m_stopping = false;   // GUARDED_BY(m_mutex)
+  const Windows m_windows;
+  bool m_idle = false;       // GUARDED_BY(m_mutex): the commit thread waits with no deadline
+  size_t m_urgent = 0;       // GUARDED_BY(m_mutex): queued jobs a caller waits on
+  std::chrono::steady_clock::time_point m_first_at, m_urgent_at;  // GUARDED_BY(m_mutex)
+  std::atomic<int> m_arriving{0};  // live Arrivals
   std::thread m_thread;
 };
 
