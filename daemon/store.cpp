@@ -68,7 +68,9 @@ CREATE TABLE IF NOT EXISTS idempotency(
   PRIMARY KEY(owner, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_by_op ON idempotency(op_seq);
-CREATE INDEX IF NOT EXISTS resources_by_collection ON resources(collection, path);
+-- A collection is listed by a range of its primary key (every path in it
+-- starts with the collection and "/"), so no second index copies the paths.
+DROP INDEX IF EXISTS resources_by_collection;
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
 )SQL";
 
@@ -644,12 +646,12 @@ struct StoreReader::Impl {
                      "LEFT JOIN operations o ON o.id = r.op_id WHERE r.path = ? AND r.body IS NOT NULL"),
         list_resources(db,
                        "SELECT r.path, r.body, r.updated_at, COALESCE(o.owner, '') FROM resources r "
-                       "LEFT JOIN operations o ON o.id = r.op_id WHERE r.collection = ? "
-                       "AND r.path > ? AND r.body IS NOT NULL ORDER BY r.path LIMIT ?"),
+                       "LEFT JOIN operations o ON o.id = r.op_id WHERE r.path > ? AND r.path < ? "
+                       "AND r.collection = ? AND r.body IS NOT NULL ORDER BY r.path LIMIT ?"),
         list_resources_owned(db,
                              "SELECT r.path, r.body, r.updated_at, o.owner FROM resources r "
-                             "JOIN operations o ON o.id = r.op_id WHERE r.collection = ? "
-                             "AND r.path > ? AND r.body IS NOT NULL AND o.owner = ? ORDER BY r.path LIMIT ?"),
+                             "JOIN operations o ON o.id = r.op_id WHERE r.path > ? AND r.path < ? "
+                             "AND r.collection = ? AND r.body IS NOT NULL AND o.owner = ? ORDER BY r.path LIMIT ?"),
         get_key(db,
                 "SELECT i.request_hash, o.id FROM idempotency i JOIN operations o ON o.seq = i.op_seq "
                 "WHERE i.owner = ? AND i.key = ?") {
@@ -789,9 +791,13 @@ std::vector<Resource> StoreReader::list_resources(const std::string& collection,
                                                   const std::optional<std::string>& owner) {
   auto& st = owner ? m->list_resources_owned : m->list_resources;
   st.reset();
+  // The paths of a collection sort between "C/" and "C0" ('0' follows '/').
+  std::string low = collection + "/";
+  if (after > low) low = after;
   int i = 1;
+  st.bind(i++, low);
+  st.bind(i++, collection + "0");
   st.bind(i++, collection);
-  st.bind(i++, after);
   if (owner) st.bind(i++, *owner);
   st.bind(i++, limit);
   std::vector<Resource> out;

@@ -213,3 +213,28 @@ TEST_CASE("the writer's view of unfinished operations follows commits and forget
   CHECK(f.apply(event_for(op, OpState::failed)) == StoreWriter::Applied::ignored);
   CHECK(f.r->get_operation(op.id)->state == OpState::completed);
 }
+
+TEST_CASE("a collection lists its own resources only, in path order, a page at a time", "[store]") {
+  Fixture f;
+  // Neighbours by sort order: "/users-x" and "/users0" sort just outside
+  // "/users/", and "/users/a/notes/1" is in the collection "/users/a/notes".
+  for (std::string path : {"/users/c", "/users/a", "/users/b", "/users-x/1", "/users0/1", "/usersX/1",
+                           "/users/a/notes/1", "/teams/a"}) {
+    OperationRecord op = new_op();
+    op.resource = path;
+    op = f.insert(op);
+    Event e = event_for(op, OpState::completed);
+    e.data = {{"path", path}};
+    REQUIRE(f.apply(e) == StoreWriter::Applied::changed);
+  }
+  auto page = f.r->list_resources("/users", "", 2, std::nullopt);
+  REQUIRE(page.size() == 2);
+  CHECK(page[0].path == "/users/a");
+  CHECK(page[1].path == "/users/b");
+  page = f.r->list_resources("/users", page[1].path, 10, std::nullopt);
+  REQUIRE(page.size() == 1);
+  CHECK(page[0].path == "/users/c");
+  CHECK(f.r->list_resources("/users/a/notes", "", 10, std::nullopt).size() == 1);
+  CHECK(f.r->list_resources("/teams", "", 10, std::nullopt).size() == 1);
+  CHECK(f.r->list_resources("/users-x", "", 10, std::nullopt).size() == 1);
+}
