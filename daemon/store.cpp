@@ -37,8 +37,13 @@ CREATE TABLE IF NOT EXISTS operations(
 CREATE INDEX IF NOT EXISTS operations_by_state ON operations(state, seq);
 CREATE INDEX IF NOT EXISTS operations_by_name ON operations(name, seq);
 CREATE INDEX IF NOT EXISTS operations_by_owner ON operations(owner, seq);
+-- seq is one sequence across all operations and never goes back (SSE event
+-- ids are seqs). A rowid is max(seq) + 1, and pruning never deletes the
+-- newest row (see forget_seq), so max(seq) never falls and no seq is used
+-- twice, without AUTOINCREMENT's extra write of sqlite_sequence per row.
+-- (Stores made before this keep AUTOINCREMENT; both behave the same.)
 CREATE TABLE IF NOT EXISTS history(
-  seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+  seq     INTEGER PRIMARY KEY,
   op_seq  INTEGER NOT NULL,
   kind    TEXT NOT NULL,
   state   TEXT NOT NULL,
@@ -495,7 +500,11 @@ int StoreWriter::prune(int64_t before_ms, int limit) {
 }
 
 void StoreWriter::forget_seq(int64_t seq) {
-  for (const char* sql : {"DELETE FROM history WHERE op_seq = ?", "DELETE FROM idempotency WHERE op_seq = ?",
+  // The newest history row stays, even when its operation goes: it holds
+  // max(seq), from which the next seq is made (see the schema). The
+  // readers join history to operations, so the orphan is never shown.
+  for (const char* sql : {"DELETE FROM history WHERE op_seq = ? AND seq < (SELECT max(seq) FROM history)",
+                          "DELETE FROM idempotency WHERE op_seq = ?",
                           "DELETE FROM operations WHERE seq = ?"}) {
     SQLite::Statement st(m->db, sql);
     st.bind(1, static_cast<int64_t>(seq));
@@ -607,10 +616,16 @@ StoreWriter::Applied StoreWriter::apply_dispatched(const std::string& op_id, int
 }
 
 int64_t StoreWriter::latest_history_seq() {
-  // AUTOINCREMENT keeps its high-water mark in sqlite_sequence, so the
-  // sequence never goes back even when history is pruned.
-  SQLite::Statement st(m->db, "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'history'");
-  return st.executeStep() ? st.getColumn(0).getInt64() : 0;
+  SQLite::Statement st(m->db, "SELECT coalesce(max(seq), 0) FROM history");
+  int64_t seq = st.executeStep() ? st.getColumn(0).getInt64() : 0;
+  // A store made with AUTOINCREMENT also keeps its high-water mark in
+  // sqlite_sequence (it may be above max(seq) after an older prune).
+  SQLite::Statement has(m->db, "SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence'");
+  if (has.executeStep()) {
+    SQLite::Statement old(m->db, "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'history'");
+    if (old.executeStep()) seq = std::max(seq, old.getColumn(0).getInt64());
+  }
+  return seq;
 }
 
 std::vector<OperationRecord> StoreWriter::unfinished(int limit, int64_t after_seq) {

@@ -238,3 +238,32 @@ TEST_CASE("a collection lists its own resources only, in path order, a page at a
   CHECK(f.r->list_resources("/teams", "", 10, std::nullopt).size() == 1);
   CHECK(f.r->list_resources("/users-x", "", 10, std::nullopt).size() == 1);
 }
+
+TEST_CASE("history seqs never go back, even when the newest operations are forgotten", "[store]") {
+  Fixture f;
+  auto a = f.insert(new_op());
+  Change done;
+  REQUIRE(f.apply(event_for(a, OpState::completed), &done) == StoreWriter::Applied::changed);
+  auto b = f.insert(new_op());
+  Change last;
+  REQUIRE(f.apply(event_for(b, OpState::completed), &last) == StoreWriter::Applied::changed);
+  int64_t high = f.w->latest_history_seq();
+  CHECK(high == last.seq);
+
+  // Forget both, newest first, as `DELETE /operations/{id}` and a prune may.
+  for (const auto& op : {b, a}) {
+    f.w->begin();
+    REQUIRE(f.w->forget(op.id) == StoreWriter::Applied::changed);
+    f.w->commit();
+  }
+  CHECK_FALSE(f.r->get_operation(a.id));
+  CHECK(f.r->history(b.id).empty());
+  CHECK(f.r->changes_after(0, 100).empty());  // what is left of b's history is not shown
+  CHECK(f.w->latest_history_seq() == high);
+
+  // A new operation continues the sequence.
+  auto c = f.insert(new_op());
+  auto h = f.r->history(c.id);
+  REQUIRE(h.size() == 1);
+  CHECK(h[0].seq == high + 1);
+}
