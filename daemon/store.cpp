@@ -381,13 +381,26 @@ Result<std::unique_ptr<StoreWriter>> StoreWriter::open(const std::string& path, 
     std::unique_ptr<StoreWriter> w(new StoreWriter());
     w->m = std::make_unique<Impl>(path);
     configure(w->m->db, sync);
-    // Checkpoints (and, with synchronous=NORMAL, their fsyncs) run on the
-    // Checkpointer's thread, not in the middle of a group commit.
-    w->m->db.exec("PRAGMA wal_autocheckpoint=0");
+    w->set_wal_limit_pages(k_wal_limit_pages);
     return w;
   } catch (const std::exception& e) {
     return Error{"cannot open store " + path + ": " + e.what()};
   }
+}
+
+void StoreWriter::set_wal_limit_pages(int pages) {
+  // The Checkpointer's thread copies the WAL back every second (PASSIVE),
+  // so that checkpoints and their fsyncs stay off the commit thread. But a
+  // WAL only starts again from its beginning when a write transaction
+  // begins right after a checkpoint that copied every frame, and under a
+  // steady stream of commits the background checkpoint never quite catches
+  // up: the file grew by gigabytes a minute. So the writer also
+  // checkpoints, itself, when the WAL reaches `pages` frames. The
+  // Checkpointer has already copied nearly all of them, so this is short,
+  // and it completes (no writer can append meanwhile): the next transaction
+  // restarts the WAL, and journal_size_limit truncates the file back.
+  m->db.exec("PRAGMA wal_autocheckpoint=" + std::to_string(pages));
+  m->db.exec("PRAGMA journal_size_limit=" + std::to_string(static_cast<int64_t>(pages) * 4096));
 }
 
 void StoreWriter::begin() { m->db.exec("BEGIN IMMEDIATE"); }

@@ -122,6 +122,11 @@ class StoreWriter {
   static Result<std::unique_ptr<StoreWriter>> open(const std::string& path, SyncMode sync);
   ~StoreWriter();
 
+  // The WAL is checkpointed by the writer itself, and so restarted from its
+  // beginning, once it holds this many frames (see set_wal_limit_pages).
+  static constexpr int k_wal_limit_pages = 16384;  // 64 MiB of 4 KiB pages
+  void set_wal_limit_pages(int pages);
+
   void begin();
   void commit();
   void rollback();

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include "store_fixture.h"
 
 using namespace asyncops;
@@ -266,4 +268,29 @@ TEST_CASE("history seqs never go back, even when the newest operations are forgo
   auto h = f.r->history(c.id);
   REQUIRE(h.size() == 1);
   CHECK(h[0].seq == high + 1);
+}
+
+TEST_CASE("the WAL starts again from its beginning under a steady stream of commits", "[store]") {
+  Fixture f;
+  Checkpointer background(f.path, std::chrono::milliseconds(5));
+  background.start();
+  f.w->set_wal_limit_pages(64);
+  auto wal_bytes = [&] {
+    struct stat st {};
+    return ::stat((f.path + "-wal").c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : 0;
+  };
+  int64_t largest = 0;
+  for (int batch = 0; batch < 300; ++batch) {  // ~2,400 pages written in all
+    f.w->begin();
+    for (int i = 0; i < 10; ++i) {
+      OperationRecord op = new_op();
+      op.payload = {{"pad", std::string(600, 'x')}};
+      f.w->insert_operation(&op);
+    }
+    f.w->commit();
+    largest = std::max(largest, wal_bytes());
+  }
+  background.stop();
+  // 64 frames plus one batch's worth, far from the ~10 MB written.
+  CHECK(largest < 2 * 1024 * 1024);
 }
