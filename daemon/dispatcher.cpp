@@ -125,23 +125,21 @@ void Dispatcher::take(Inbox& in, Clock::time_point now) {
       m_canceled.erase(c.op.id);
       if (it != m_leases.end()) {
         --m_in_flight[it->second.command.service];
-        m_leases.erase(it);
+        end_lease(it);
       }
       // Also drop it from waiting redeliveries (e.g. canceled meanwhile).
       for (auto d = m_delayed.begin(); d != m_delayed.end();) {
         d = d->second.id == c.op.id ? m_delayed.erase(d) : std::next(d);
       }
     } else if (it != m_leases.end()) {  // processing: the worker has it
-      it->second.deadline = now + m_options.lease;
-      m_deadlines.emplace(it->second.deadline, c.op.id);
+      renew(it->second, now + m_options.lease);
     }
   }
   for (const Heartbeat& hb : in.heartbeats) {
     for (const std::string& id : hb.requests) {
       auto it = m_leases.find(id);
       if (it == m_leases.end()) continue;
-      it->second.deadline = now + m_options.lease;
-      m_deadlines.emplace(it->second.deadline, id);
+      renew(it->second, now + m_options.lease);
     }
   }
   for (auto& [id, promise] : in.cancels) {
@@ -191,14 +189,28 @@ void Dispatcher::broadcast_cancel(const std::string& op_id) {
   }
 }
 
+void Dispatcher::renew(Lease& lease, Clock::time_point deadline) {
+  if (lease.has_slot) m_deadlines.erase(lease.slot);
+  lease.deadline = deadline;
+  lease.slot = m_deadlines.emplace(deadline, lease.command.id);
+  lease.has_slot = true;
+}
+
+void Dispatcher::end_lease(std::map<std::string, Lease>::iterator it) {
+  if (it->second.has_slot) m_deadlines.erase(it->second.slot);
+  m_leases.erase(it);
+}
+
 void Dispatcher::expire(Clock::time_point now) {
   while (!m_deadlines.empty() && m_deadlines.begin()->first <= now) {
-    auto [deadline, id] = *m_deadlines.begin();
-    m_deadlines.erase(m_deadlines.begin());
+    std::string id = m_deadlines.begin()->second;
     auto it = m_leases.find(id);
-    if (it == m_leases.end() || it->second.deadline != deadline) continue;  // ended or renewed
+    if (it == m_leases.end()) {  // cannot happen: every entry belongs to a lease
+      m_deadlines.erase(m_deadlines.begin());
+      continue;
+    }
     Lease lease = std::move(it->second);
-    m_leases.erase(it);
+    end_lease(it);
     --m_in_flight[lease.command.service];
     int made = lease.command.attempt;
     if (made >= m_options.max_attempts) {
@@ -240,10 +252,12 @@ void Dispatcher::send_ready(Clock::time_point now) {
         break;
       }
       sent.emplace_back(c.id, c.attempt);
-      Lease lease{std::move(c), now + m_options.lease, false};
-      m_deadlines.emplace(lease.deadline, lease.command.id);
-      std::string id = lease.command.id;
-      m_leases[id] = std::move(lease);
+      std::string id = c.id;
+      if (auto old = m_leases.find(id); old != m_leases.end()) end_lease(old);  // cannot happen: sent once per lease
+      Lease& lease = m_leases[id];
+      lease.command = std::move(c);
+      lease.cancel = false;
+      renew(lease, now + m_options.lease);
       ++flying;
       queue.pop_front();
       m_sent++;
@@ -282,6 +296,7 @@ void Dispatcher::run() {
     for (const auto& [s, q] : m_ready) waiting += q.size();
     m_waiting = waiting;
     m_in_flight_count = m_leases.size();
+    m_deadline_count = m_deadlines.size();
   }
 }
 

@@ -84,13 +84,18 @@ class Dispatcher {
   uint64_t redelivered() const { return m_redelivered.load(); }
   size_t waiting() const { return m_waiting.load(); }
   size_t in_flight() const { return m_in_flight_count.load(); }
+  // Entries in the deadline index: one per lease (exposed for tests).
+  size_t deadline_entries() const { return m_deadline_count.load(); }
 
  private:
   using Clock = std::chrono::steady_clock;
+  using Deadlines = std::multimap<Clock::time_point, std::string>;
   struct Lease {
     Command command;
     Clock::time_point deadline;
     bool cancel = false;
+    Deadlines::iterator slot;  // its one entry in m_deadlines, when has_slot
+    bool has_slot = false;
   };
   struct Inbox {
     std::vector<Command> commands;
@@ -103,6 +108,10 @@ class Dispatcher {
   void run();
   void take(Inbox& in, Clock::time_point now);
   void expire(Clock::time_point now);
+  // Sets (or moves) the lease's deadline and its entry in m_deadlines.
+  void renew(Lease& lease, Clock::time_point deadline);
+  // Erases the lease and its deadline entry.
+  void end_lease(std::map<std::string, Lease>::iterator it);
   void send_ready(Clock::time_point now);
   void broadcast_cancel(const std::string& op_id);
   Clock::time_point next_wakeup(Clock::time_point now) const;
@@ -118,7 +127,7 @@ class Dispatcher {
   std::map<std::string, std::deque<Command>> m_ready;          // per service, to send now
   std::multimap<Clock::time_point, Command> m_delayed;         // redeliveries waiting out a backoff
   std::map<std::string, Lease> m_leases;                       // op id -> lease
-  std::multimap<Clock::time_point, std::string> m_deadlines;   // lease deadlines (lazy)
+  Deadlines m_deadlines;  // one entry per lease, moved when it is renewed, erased when it ends
   std::map<std::string, size_t> m_in_flight;                   // per service
   std::set<std::string> m_canceled;                            // removed before sending
 
@@ -128,7 +137,7 @@ class Dispatcher {
   bool m_stopping = false; // GUARDED_BY(m_mutex)
 
   std::atomic<uint64_t> m_sent{0}, m_redelivered{0};
-  std::atomic<size_t> m_waiting{0}, m_in_flight_count{0};
+  std::atomic<size_t> m_waiting{0}, m_in_flight_count{0}, m_deadline_count{0};
   std::thread m_thread;
 };
 

@@ -1,0 +1,138 @@
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "daemon/dispatcher.h"
+#include "shared/ids.h"
+#include "store_fixture.h"
+
+using namespace asyncops;
+using namespace asyncops::test;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+Command command(int i) {
+  Command c;
+  c.id = new_uuid_v7();
+  c.name = "create_user";
+  c.service = "users";
+  c.payload = {{"n", i}};
+  return c;
+}
+
+Change change(const std::string& id, OpState state) {
+  Change c;
+  c.kind = to_string(state);
+  c.op.id = id;
+  c.op.service = "users";
+  c.op.state = state;
+  return c;
+}
+
+// Polls until pred() holds, failing the test after 10 s.
+template <class Pred>
+void eventually(Pred pred) {
+  for (auto deadline = Clock::now() + std::chrono::seconds(10); !pred();) {
+    REQUIRE(Clock::now() < deadline);
+    std::this_thread::yield();
+  }
+}
+
+std::vector<Command> receive(zmq::socket_t& pull, size_t n) {
+  std::vector<Command> got;
+  pull.set(zmq::sockopt::rcvtimeo, 10000);
+  while (got.size() < n) {
+    std::vector<zmq::message_t> parts;
+    REQUIRE(zmq::recv_multipart(pull, std::back_inserter(parts)));
+    REQUIRE(parts.size() == 2);
+    auto c = decode_command(parts[0].to_string(), parts[1].to_string());
+    REQUIRE(c);
+    got.push_back(std::move(c.value()));
+  }
+  return got;
+}
+
+}  // namespace
+
+TEST_CASE("a lease keeps one deadline however often it is renewed, and none once it ends", "[dispatcher]") {
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  Dispatcher d(ctx, {{"users", endpoint}}, "", DispatchOptions{}, {});
+  REQUIRE(d.bind());
+  d.start();
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  pull.connect(endpoint);
+
+  const size_t n = 200;
+  std::vector<Command> cmds;
+  for (size_t i = 0; i < n; ++i) cmds.push_back(command(static_cast<int>(i)));
+  d.enqueue(cmds);
+  auto got = receive(pull, n);
+  CHECK(got.size() == n);
+  eventually([&] { return d.in_flight() == n && d.deadline_entries() == n; });
+
+  // Every renewal (processing, heartbeats) moves the deadline; it never adds one.
+  for (int round = 0; round < 5; ++round) {
+    std::vector<Change> progress;
+    Heartbeat hb;
+    hb.worker = "w";
+    for (const Command& c : cmds) {
+      progress.push_back(change(c.id, OpState::processing));
+      hb.requests.push_back(c.id);
+    }
+    d.observe(progress);
+    d.heartbeat(hb);
+  }
+  std::vector<Change> done;
+  for (size_t i = 0; i < n / 2; ++i) done.push_back(change(cmds[i].id, OpState::completed));
+  d.observe(done);
+  eventually([&] { return d.in_flight() == n - n / 2; });
+  CHECK(d.deadline_entries() == n - n / 2);
+
+  done.clear();
+  for (size_t i = n / 2; i < n; ++i) done.push_back(change(cmds[i].id, OpState::rejected));
+  d.observe(done);
+  eventually([&] { return d.in_flight() == 0; });
+  CHECK(d.deadline_entries() == 0);
+  d.stop();
+}
+
+TEST_CASE("a lease that runs out is redelivered, then given up, leaving no deadline behind", "[dispatcher]") {
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  DispatchOptions options;
+  options.lease = std::chrono::milliseconds(100);
+  options.backoff = std::chrono::milliseconds(10);
+  options.max_attempts = 2;
+  std::atomic<int> gave_up{0};
+  Dispatcher::Hooks hooks;
+  hooks.on_gave_up = [&](const std::string&, int attempts) {
+    CHECK(attempts == 2);
+    ++gave_up;
+  };
+  Dispatcher d(ctx, {{"users", endpoint}}, "", options, hooks);
+  REQUIRE(d.bind());
+  d.start();
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  pull.connect(endpoint);
+
+  Command c = command(1);
+  d.enqueue({c});
+  auto first = receive(pull, 1);
+  CHECK(first[0].attempt == 1);
+  auto second = receive(pull, 1);  // no progress within the lease
+  CHECK(second[0].id == c.id);
+  CHECK(second[0].attempt == 2);
+  eventually([&] { return gave_up.load() == 1; });
+  eventually([&] { return d.in_flight() == 0; });
+  CHECK(d.deadline_entries() == 0);
+  CHECK(d.redelivered() == 1);
+  d.stop();
+}
