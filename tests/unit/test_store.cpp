@@ -270,17 +270,19 @@ TEST_CASE("history seqs never go back, even when the newest operations are forgo
   CHECK(h[0].seq == high + 1);
 }
 
-TEST_CASE("the WAL starts again from its beginning under a steady stream of commits", "[store]") {
+TEST_CASE("the writer starts the WAL again once it holds the limit, under a steady stream of commits", "[store]") {
+  // No background Checkpointer here: its PASSIVE checkpoints never catch up
+  // with a steady writer (that was the bug), and the writer must not rely on
+  // them. (With one running, a writer's checkpoint that meets it is skipped
+  // and retried at the next commit.)
   Fixture f;
-  Checkpointer background(f.path, std::chrono::milliseconds(5));
-  background.start();
   f.w->set_wal_limit_pages(64);
   auto wal_bytes = [&] {
     struct stat st {};
     return ::stat((f.path + "-wal").c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : 0;
   };
   int64_t largest = 0;
-  for (int batch = 0; batch < 300; ++batch) {  // ~2,400 pages written in all
+  for (int batch = 0; batch < 300; ++batch) {  // ~17 MB of WAL frames in all
     f.w->begin();
     for (int i = 0; i < 10; ++i) {
       OperationRecord op = new_op();
@@ -290,7 +292,6 @@ TEST_CASE("the WAL starts again from its beginning under a steady stream of comm
     f.w->commit();
     largest = std::max(largest, wal_bytes());
   }
-  background.stop();
-  // 64 frames plus one batch's worth, far from the ~10 MB written.
-  CHECK(largest < 2 * 1024 * 1024);
+  // 64 frames plus one batch (under 100 pages of 4 KiB), never the whole load.
+  CHECK(largest < 1024 * 1024);
 }
