@@ -824,9 +824,13 @@ json run_report(const Args& a) {
     row("daemon peak RSS after restart + probe load", fmt(rss2, 1) + " MiB", "", "<=100MiB " + verdict(rss2, 100, false));
     double bpo = num_at(m, P("/bytes_per_op"));
     row("store bytes per operation", fmt(bpo, 0) + " B", "", "<=1024 " + verdict(bpo, 1024, false));
-    double peak_rss = 0, backlog_at_peak = NAN;
+    double peak_rss = 0, backlog_at_peak = NAN, peak_wal = NAN;
     if (m.contains("rss_samples")) {
       for (const json& x : m["rss_samples"]) {
+        if (x.contains("wal_bytes") && x["wal_bytes"].is_number()) {
+          double w = x["wal_bytes"].get<double>();
+          if (std::isnan(peak_wal) || w > peak_wal) peak_wal = w;
+        }
         double r = x.value("daemon_rss_kib", 0.0);
         if (r > peak_rss) {
           peak_rss = r;
@@ -834,6 +838,7 @@ json run_report(const Args& a) {
         }
       }
       row("  largest RSS sample / not-terminal ops then", fmt(peak_rss / 1024, 1) + " MiB", fmt(backlog_at_peak, 0) + " ops");
+      row("  largest WAL sample while filling", fmt(peak_wal / 1048576, 1) + " MiB");
     }
     double rr = num_at(m, P("/restart_to_ready_ms"));
     row("restart: exec -> /healthz 200", fmt(rr, 0) + " ms", "", "<2000ms " + verdict(rr, 1999.999, false));

@@ -211,7 +211,8 @@ if [[ $million == 1 ]]; then
   "$lg" closed --url "$url" --conns "$conns" --requests 1000000 --tag m --out "$dir/fill.json" &
   fill_pid=$!
   # Every 10 s: seconds, daemon VmRSS (KiB), operations not yet terminal
-  # (read-only sqlite3 query, when the CLI is installed). At most 1 h.
+  # (read-only sqlite3 query, when the CLI is installed), WAL file bytes.
+  # At most 1 h.
   fill_t0=$(now_ms)
   for _ in $(seq 360); do
     kill -0 "$fill_pid" 2>/dev/null || break
@@ -220,7 +221,7 @@ if [[ $million == 1 ]]; then
       open_n=$(sqlite3 -readonly "$data/asyncops.db" \
         "SELECT count(*) FROM operations WHERE state IN ('pending','processing')" 2>/dev/null || echo null)
     fi
-    echo "$(( ($(now_ms) - fill_t0) / 1000 )) $(awk '/^VmRSS:/ {print $2}' "/proc/$dpid/status") ${open_n:-null}" >>"$dir/rss_samples.txt"
+    echo "$(( ($(now_ms) - fill_t0) / 1000 )) $(awk '/^VmRSS:/ {print $2}' "/proc/$dpid/status") ${open_n:-null} $(file_size "$data/asyncops.db-wal")" >>"$dir/rss_samples.txt"
     sleep 10
   done
   wait "$fill_pid"
@@ -250,7 +251,8 @@ if [[ $million == 1 ]]; then
       restarted_vmhwm_kib:$hd2, probe_rate_per_s:$p[0].rate_2xx_per_s,
       probe_p99_ms:$p[0].latency.p99_ms,
       rss_samples:[$samples | split("\n")[] | select(length > 0) | split(" ")
-                   | {t_s:(.[0] | tonumber), daemon_rss_kib:(.[1] | tonumber), not_terminal:(.[2] | fromjson)}]}' \
+                   | {t_s:(.[0] | tonumber), daemon_rss_kib:(.[1] | tonumber), not_terminal:(.[2] | fromjson),
+                      wal_bytes:(.[3] // "null" | fromjson)}]}' \
     >"$run/million.json"
 fi
 
