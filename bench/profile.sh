@@ -107,22 +107,22 @@ if perf record -e cpu-clock -o "$run/probe.data" -- true >/dev/null 2>&1; then
     echo "# load: closed loop, 32 connections, $(jq .rate_2xx_per_s "$run/pf.load.json") POST/s over the whole load phase"
     echo "# $(nproc) CPUs: 100% = all of them for ${perf_s}s"
     echo
-    echo "# CPU time by process (comm):"
+    echo "# CPU time by thread name (comm: asyncopsd's threads are aops-*):"
     rep --sort comm | sed -n '1,12p'
     echo
-    echo "# asyncopsd: CPU time by thread (threads are unnamed; their top symbols follow):"
-    rep --comm asyncopsd --sort pid | sed -n '1,12p'
-    for tid in $(rep --comm asyncopsd --sort pid | awk '{print $2}' | cut -d: -f1 | head -4); do
+    echo "# asyncopsd: CPU time by thread (tid:name; their top symbols follow):"
+    rep --pid "$dpid" --sort pid | sed -n '1,12p'
+    for tid in $(rep --pid "$dpid" --sort pid | awk '{print $2}' | cut -d: -f1 | head -4); do
       echo
       echo "# asyncopsd thread $tid: top symbols (% of all samples)"
       rep --tid "$tid" --sort dso,sym | sed -n '1,10p'
     done
     echo
     echo "# asyncopsd: CPU time by shared object:"
-    rep --comm asyncopsd --sort dso | sed -n '1,12p'
+    rep --pid "$dpid" --sort dso | sed -n '1,12p'
     echo
     echo "# asyncopsd: top symbols, self time:"
-    rep --comm asyncopsd --sort dso,sym | sed -n '1,40p'
+    rep --pid "$dpid" --sort dso,sym | sed -n '1,40p'
   } >"$pf_report"
   log "wrote $pf_report"
 else

@@ -51,7 +51,12 @@ Result<bool> Dispatcher::bind() {
   return true;
 }
 
-void Dispatcher::start() { m_thread = std::thread([this] { run(); }); }
+void Dispatcher::start() {
+  m_thread = std::thread([this] {
+    name_this_thread("aops-dispatch");
+    run();
+  });
+}
 
 void Dispatcher::stop() {
   {

@@ -1,4 +1,5 @@
 #include "daemon/elastic_pool.h"
+#include "shared/log.h"
 
 #include <thread>
 
@@ -16,7 +17,10 @@ ElasticPool::~ElasticPool() { shutdown(); }
 void ElasticPool::spawn_locked() {
   ++m_threads;
   // Detached: shutdown() waits on m_exited until every thread has left.
-  std::thread([this] { worker_loop(); }).detach();
+  std::thread([this] {
+    name_this_thread("aops-http");
+    worker_loop();
+  }).detach();
 }
 
 void ElasticPool::enqueue(std::function<void()> fn) {

@@ -16,7 +16,12 @@ GroupCommitter::GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks,
 
 GroupCommitter::~GroupCommitter() { stop(); }
 
-void GroupCommitter::start() { m_thread = std::thread([this] { run(); }); }
+void GroupCommitter::start() {
+  m_thread = std::thread([this] {
+    name_this_thread("aops-commit");
+    run();
+  });
+}
 
 void GroupCommitter::stop() {
   {

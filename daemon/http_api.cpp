@@ -158,7 +158,10 @@ Result<int> HttpApi::bind() {
 }
 
 void HttpApi::start() {
-  m_thread = std::thread([this] { m_server->listen_after_bind(); });
+  m_thread = std::thread([this] {
+    name_this_thread("aops-listen");
+    m_server->listen_after_bind();
+  });
 }
 
 void HttpApi::stop() {

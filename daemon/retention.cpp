@@ -11,7 +11,12 @@ Pruner::Pruner(GroupCommitter& committer, std::chrono::milliseconds retention, i
 
 Pruner::~Pruner() { stop(); }
 
-void Pruner::start() { m_thread = std::thread([this] { run(); }); }
+void Pruner::start() {
+  m_thread = std::thread([this] {
+    name_this_thread("aops-prune");
+    run();
+  });
+}
 
 void Pruner::stop() {
   {

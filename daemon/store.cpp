@@ -1,4 +1,5 @@
 #include "daemon/store.h"
+#include "shared/log.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
@@ -139,6 +140,7 @@ Checkpointer::~Checkpointer() { stop(); }
 
 void Checkpointer::start() {
   m_thread = std::thread([this] {
+    name_this_thread("aops-checkpoint");
     std::unique_ptr<SQLite::Database> db;
     try {
       db = std::make_unique<SQLite::Database>(m_path, SQLite::OPEN_READWRITE);

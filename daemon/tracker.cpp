@@ -32,7 +32,12 @@ Result<bool> Tracker::bind() {
   return true;
 }
 
-void Tracker::start() { m_thread = std::thread([this] { run(); }); }
+void Tracker::start() {
+  m_thread = std::thread([this] {
+    name_this_thread("aops-tracker");
+    run();
+  });
+}
 
 void Tracker::stop() {
   m_stopping = true;

@@ -1,5 +1,7 @@
 #include "shared/log.h"
 
+#include <pthread.h>
+
 #include <unistd.h>
 
 #include <atomic>
@@ -10,6 +12,8 @@
 #include "shared/clock.h"
 
 namespace asyncops {
+
+void name_this_thread(const char* name) { pthread_setname_np(pthread_self(), name); }
 namespace {
 
 struct LogConfig {

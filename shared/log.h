@@ -7,6 +7,10 @@
 
 namespace asyncops {
 
+// Names the calling thread (at most 15 characters show), so that top -H,
+// perf and /proc/PID/task/*/comm tell the daemon's threads apart.
+void name_this_thread(const char* name);
+
 enum class LogLevel { debug, info, warn, error };
 enum class LogFormat { text, json };
 
