@@ -273,6 +273,7 @@ int run_daemon(const DaemonConfig& cfg) {
   for (const Route& r : routes->routes()) commands.push_back(r.command);
   Metrics metrics(commands);
   std::atomic<bool> ready{false};
+  StoreWriter* writer_raw = writer.value().get();  // for the Checkpointer's WAL restarts; the committer owns it
   GroupCommitter committer(std::move(writer.value()),
                            {[&hub, &dispatcher, &metrics](const std::vector<Change>& c) {
                               hub.publish(c);
@@ -310,7 +311,7 @@ int run_daemon(const DaemonConfig& cfg) {
     return 1;
   }
   ReaderPool readers(store_path);
-  Checkpointer checkpointer(store_path);
+  Checkpointer checkpointer(store_path, std::chrono::seconds(1), [writer_raw] { writer_raw->want_wal_restart(); });
   GatewayOptions gopts;
   gopts.max_body_bytes = cfg.max_body_bytes;
   gopts.max_wait_seconds = cfg.max_wait_seconds;

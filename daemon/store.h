@@ -6,6 +6,7 @@
 // other thread reads through a StoreReader taken from a ReaderPool; readers
 // never block the writer (WAL).
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -122,10 +123,18 @@ class StoreWriter {
   static Result<std::unique_ptr<StoreWriter>> open(const std::string& path, SyncMode sync);
   ~StoreWriter();
 
-  // The WAL is checkpointed by the writer itself, and so restarted from its
-  // beginning, once it holds this many frames (see set_wal_limit_pages).
+  // The WAL is kept near this many frames (see want_wal_restart). The
+  // writer checkpoints on its own only past four times as many, a safety
+  // net for a Checkpointer that cannot keep up (set_wal_limit_pages).
   static constexpr int k_wal_limit_pages = 16384;  // 64 MiB of 4 KiB pages
   void set_wal_limit_pages(int pages);
+  // Thread-safe. Asks the writer to checkpoint after its next commit: the
+  // Checkpointer calls it when the WAL has grown past k_wal_limit_pages
+  // right after copying it back, so the few frames committed since are all
+  // the writer copies. That checkpoint completes (no writer can append
+  // meanwhile), so the next transaction starts the WAL from its beginning.
+  void want_wal_restart() { m_wal_restart.store(true, std::memory_order_relaxed); }
+  uint64_t wal_restarts() const { return m_wal_restarts.load(); }
 
   void begin();
   void commit();
@@ -176,6 +185,8 @@ class StoreWriter {
   StoreWriter();
   void forget_seq(int64_t seq);  // a terminal operation only (the writer caches unfinished ones)
   struct Impl;
+  std::atomic<bool> m_wal_restart{false};
+  std::atomic<uint64_t> m_wal_restarts{0};
   std::unique_ptr<Impl> m;
 };
 
@@ -210,7 +221,11 @@ class StoreReader {
 // stops to checkpoint. The writer turns SQLite's automatic checkpoints off.
 class Checkpointer {
  public:
-  Checkpointer(std::string path, std::chrono::milliseconds interval = std::chrono::seconds(1));
+  // on_large_wal runs on the checkpointer's thread after a checkpoint that
+  // leaves more than wal_limit_pages frames in the WAL (it is not reset
+  // while a writer keeps appending); the daemon hands it to the writer.
+  Checkpointer(std::string path, std::chrono::milliseconds interval = std::chrono::seconds(1),
+               std::function<void()> on_large_wal = nullptr, int wal_limit_pages = StoreWriter::k_wal_limit_pages);
   ~Checkpointer();
   void start();
   void stop();
@@ -219,6 +234,8 @@ class Checkpointer {
  private:
   std::string m_path;
   std::chrono::milliseconds m_interval;
+  std::function<void()> m_on_large_wal;
+  int m_wal_limit_pages;
   std::mutex m_mutex;
   std::condition_variable m_cv;
   bool m_stopping = false;  // GUARDED_BY(m_mutex)
