@@ -5,7 +5,9 @@
 // this server achieves on the same machine in the same run.
 //
 //   asyncops-bench-ceiling [--host 127.0.0.1] [--port 0] [--threads 64]
-//                          [--url-file PATH]
+//                          [--url-file PATH] [--keep-alive-max N]
+// --keep-alive-max: requests per connection before the server closes it
+// (default 10^9, as asyncopsd; cpp-httplib's own default is 5).
 //
 // Writes "http://HOST:PORT\n" to --url-file once it listens; stops on
 // SIGTERM or SIGINT.
@@ -24,7 +26,8 @@
 namespace {
 
 void usage() {
-  std::cerr << "usage: asyncops-bench-ceiling [--host H] [--port P] [--threads N] [--url-file PATH]\n";
+  std::cerr << "usage: asyncops-bench-ceiling [--host H] [--port P] [--threads N] [--url-file PATH] "
+               "[--keep-alive-max N]\n";
 }
 
 }  // namespace
@@ -33,6 +36,7 @@ int main(int argc, char** argv) {
   std::string host = "127.0.0.1", url_file;
   int port = 0;
   size_t threads = 64;
+  long keep_alive_max = 1000000000;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -46,10 +50,15 @@ int main(int argc, char** argv) {
     else if (a == "--port") port = std::atoi(next().c_str());
     else if (a == "--threads") threads = static_cast<size_t>(std::atol(next().c_str()));
     else if (a == "--url-file") url_file = next();
+    else if (a == "--keep-alive-max") keep_alive_max = std::atol(next().c_str());
     else {
       usage();
       return 2;
     }
+  }
+  if (keep_alive_max < 1) {
+    std::cerr << "--keep-alive-max must be at least 1\n";
+    return 2;
   }
   if (threads < 1 || threads > 4096) {
     std::cerr << "--threads must be in 1..4096\n";
@@ -68,7 +77,7 @@ int main(int argc, char** argv) {
   // the pool must have at least as many threads as the load has connections.
   s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s.set_tcp_nodelay(true);
-  s.set_keep_alive_max_count(1000000000);
+  s.set_keep_alive_max_count(static_cast<size_t>(keep_alive_max));
   s.set_keep_alive_timeout(10);
   s.set_read_timeout(10);
   s.set_write_timeout(10);
