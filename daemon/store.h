@@ -6,10 +6,10 @@
 // other thread reads through a StoreReader taken from a ReaderPool; readers
 // never block the writer (WAL).
 #include <atomic>
-#include <functional>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
