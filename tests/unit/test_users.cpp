@@ -39,6 +39,14 @@ TEST_CASE("create_user stores the user and returns its representation", "[users]
   CHECK(e.resource == "/users/u1");
   CHECK(e.data["email"] == "a@example.com");
   CHECK(e.data["name"] == "Ann");
+  // The representation is exactly the stored row.
+  SQLite::Statement row(u.db, "SELECT id, email, name, created_at, updated_at FROM users WHERE id = 'u1'");
+  REQUIRE(row.executeStep());
+  CHECK(e.data == nlohmann::json{{"id", row.getColumn(0).getString()},
+                                 {"email", row.getColumn(1).getString()},
+                                 {"name", row.getColumn(2).getString()},
+                                 {"created_at", row.getColumn(3).getString()},
+                                 {"updated_at", row.getColumn(4).getString()}});
 }
 
 TEST_CASE("duplicate email is rejected with email_in_use, whatever its case", "[users]") {
