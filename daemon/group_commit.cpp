@@ -55,7 +55,9 @@ GroupCommitter::Job& GroupCommitter::push_locked(bool urgent) {
 
 bool GroupCommitter::wake_locked(bool urgent) const {
   if (m_idle || m_queue.size() >= m_windows.eager) return true;
-  return urgent && m_arriving.load() == 0;
+  // The first accept of a batch wakes a commit thread that waits out the
+  // longer events window, so that it waits at most the accept window.
+  return urgent && (m_arriving.load() == 0 || m_urgent == 1);
 }
 
 Result<Change> GroupCommitter::accept(OperationRecord op) {

@@ -157,3 +157,26 @@ TEST_CASE("events wait for company at most their window, and a full queue commit
   gc.stop();
   CHECK(gc.counters().events_applied.load() == 4);
 }
+
+TEST_CASE("an accept behind waiting events waits the accept window, not the events window", "[group_commit]") {
+  TempDir dir;
+  std::string path = dir.path + "/asyncops.db";
+  CommitWindows windows;
+  windows.accept = std::chrono::milliseconds(50);
+  windows.events = std::chrono::seconds(60);
+  GroupCommitter gc(std::move(StoreWriter::open(path, SyncMode::normal).value()), {}, 1024, windows);
+  gc.start();
+  auto op = new_op();
+  REQUIRE(gc.accept(op).ok());
+  gc.submit_event(event_for(op, OpState::processing));  // now waits up to 60 s for company
+  for (auto deadline = Clock::now() + std::chrono::seconds(10); gc.queued() != 1;) {
+    REQUIRE(Clock::now() < deadline);
+    std::this_thread::yield();
+  }
+  GroupCommitter::Arrival someone_else(gc);  // another request is on its way, and never comes
+  auto second = std::async(std::launch::async, [&] { return gc.accept(new_op()).ok(); });
+  REQUIRE(second.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  CHECK(second.get());
+  CHECK(gc.counters().events_applied.load() == 1);  // the event went with it
+  gc.stop();
+}
