@@ -190,6 +190,27 @@ void Checkpointer::stop() {
 
 namespace {
 
+// op without its params and payload trees, which can be large and which
+// nothing after the commit reads: they are left empty objects.
+OperationRecord without_trees(const OperationRecord& op) {
+  OperationRecord c;
+  c.seq = op.seq;
+  c.id = op.id;
+  c.name = op.name;
+  c.service = op.service;
+  c.state = op.state;
+  c.code = op.code;
+  c.message = op.message;
+  c.resource = op.resource;
+  c.origin = op.origin;
+  c.owner = op.owner;
+  c.attempt = op.attempt;
+  c.cancel_requested = op.cancel_requested;
+  c.created_at = op.created_at;
+  c.updated_at = op.updated_at;
+  return c;
+}
+
 void bind_text_or_null(SQLite::Statement& st, int i, const std::string& s) {
   if (s.empty()) st.bind(i); else st.bind(i, s);
 }
@@ -361,27 +382,8 @@ struct StoreWriter::Impl {
       live.erase(op.id);
       return;
     }
-    auto it = live.find(op.id);
-    if (it == live.end()) {
-      if (live.size() >= k_live_max) return;
-      it = live.emplace(op.id, OperationRecord{}).first;
-    }
-    OperationRecord& light = it->second;
-    light = OperationRecord{};
-    light.seq = op.seq;
-    light.id = op.id;
-    light.name = op.name;
-    light.service = op.service;
-    light.state = op.state;
-    light.code = op.code;
-    light.message = op.message;
-    light.resource = op.resource;
-    light.origin = op.origin;
-    light.owner = op.owner;
-    light.attempt = op.attempt;
-    light.cancel_requested = op.cancel_requested;
-    light.created_at = op.created_at;
-    light.updated_at = op.updated_at;
+    if (auto it = live.find(op.id); it != live.end()) it->second = without_trees(op);
+    else if (live.size() < k_live_max) live.emplace(op.id, without_trees(op));
   }
 
   SQLite::Database db;
@@ -505,10 +507,9 @@ bool StoreWriter::insert_operation(OperationRecord* op, const IdempotencyKey* ke
   out->kind = "accepted";
   m->remember(*op);
   // The params and payload trees move (they can be large); the rest is copied.
-  nlohmann::json params = std::move(op->params), payload = std::move(op->payload);
-  out->op = *op;
-  out->op.params = std::move(params);
-  out->op.payload = std::move(payload);
+  out->op = without_trees(*op);
+  out->op.params = std::move(op->params);
+  out->op.payload = std::move(op->payload);
   return true;
 }
 
