@@ -84,67 +84,63 @@ void GroupCommitter::Waiter::set(Result<Accepted> r) {
   futex(&ready, FUTEX_WAKE_PRIVATE, 1);
 }
 
-Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, const IdempotencyKey& key,
-                                                        Arrival* arrival) {
-  Waiter done;
+template <class Fill>
+bool GroupCommitter::enqueue(bool urgent, Fill&& fill) {
   bool wake;
   {
     std::lock_guard<std::mutex> lock(m_mutex);
+    if (urgent && m_stopping) return false;
+    fill();
+    wake = wake_locked(urgent);
+  }
+  if (wake) m_cv.notify_one();
+  return true;
+}
+
+Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, const IdempotencyKey& key,
+                                                        Arrival* arrival) {
+  Waiter done;
+  bool queued = enqueue(true, [&] {
     if (arrival && arrival->m_active) {
       arrival->m_active = false;
       --m_arriving;
     }
-    if (m_stopping) return Error{"the daemon is shutting down"};
     Job& job = push_locked(true);
     job.type = Job::accept_op;
     job.op.emplace(std::move(op));
     job.has_key = !key.key.empty();
     job.key = key;
     job.done = &done;
-    wake = wake_locked(true);
-  }
-  if (wake) m_cv.notify_one();
+  });
+  // Not queued (stopping): the arrival, still active, ends when it is destroyed.
+  if (!queued) return Error{"the daemon is shutting down"};
   return done.wait();
 }
 
 Result<bool> GroupCommitter::run(WriteFn fn) {
   Waiter done;
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    if (m_stopping) return Error{"the daemon is shutting down"};
+  bool queued = enqueue(true, [&] {
     Job& job = push_locked(true);
     job.type = Job::write;
     job.fn = std::move(fn);
     job.done = &done;
-    wake = wake_locked(true);
-  }
-  if (wake) m_cv.notify_one();
+  });
+  if (!queued) return Error{"the daemon is shutting down"};
   auto r = done.wait();
   if (!r) return Error{r.error()};
   return true;
 }
 
 void GroupCommitter::run_async(WriteFn fn) {
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(m_mutex);
+  enqueue(false, [&] {
     Job& job = push_locked(false);
     job.type = Job::write;
     job.fn = std::move(fn);
-    wake = wake_locked(false);
-  }
-  if (wake) m_cv.notify_one();
+  });
 }
 
 void GroupCommitter::submit_event(Event e) {
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    push_locked(false).event = std::move(e);
-    wake = wake_locked(false);
-  }
-  if (wake) m_cv.notify_one();
+  enqueue(false, [&] { push_locked(false).event = std::move(e); });
 }
 
 size_t GroupCommitter::queued() const {
@@ -154,30 +150,22 @@ size_t GroupCommitter::queued() const {
 
 void GroupCommitter::submit_events(std::vector<Event>& events) {
   if (events.empty()) return;
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(m_mutex);
+  enqueue(false, [&] {
     for (Event& e : events) push_locked(false).event = std::move(e);
-    wake = wake_locked(false);
-  }
+  });
   events.clear();
-  if (wake) m_cv.notify_one();
 }
 
 void GroupCommitter::submit_dispatched(std::vector<std::pair<std::string, int>> sent) {
   if (sent.empty()) return;
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(m_mutex);
+  enqueue(false, [&] {
     for (auto& [id, attempt] : sent) {
       Job& job = push_locked(false);
       job.type = Job::mark_dispatched;
       job.event.request_id = std::move(id);
       job.event.attempt = attempt;
     }
-    wake = wake_locked(false);
-  }
-  if (wake) m_cv.notify_one();
+  });
 }
 
 void GroupCommitter::run() {

@@ -141,6 +141,11 @@ class GroupCommitter {
   // says whether the commit thread must be woken now.
   Job& push_locked(bool urgent);
   bool wake_locked(bool urgent) const;
+  // Runs fill (which queues jobs with push_locked) under m_mutex, then wakes
+  // the commit thread if it must. An urgent enqueue on a stopping daemon
+  // queues nothing and returns false: nobody would answer its caller.
+  template <class Fill>
+  bool enqueue(bool urgent, Fill&& fill);
 
   std::unique_ptr<StoreWriter> m_writer;  // owned by the commit thread once started
   Hooks m_hooks;
