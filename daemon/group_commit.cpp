@@ -117,6 +117,22 @@ Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, cons
   return done.wait();
 }
 
+bool GroupCommitter::accept_async(OperationRecord op, const IdempotencyKey& key, Arrival* arrival,
+                                  AcceptDone done) {
+  return enqueue(true, [&] {
+    if (arrival && arrival->m_active) {
+      arrival->m_active = false;
+      --m_arriving;
+    }
+    Job& job = push_locked(true);
+    job.type = Job::accept_op;
+    job.op.emplace(std::move(op));
+    job.has_key = !key.key.empty();
+    job.key = key;
+    job.callback = std::move(done);
+  });
+}
+
 Result<bool> GroupCommitter::run(WriteFn fn) {
   Waiter done;
   bool queued = enqueue(true, [&] {
@@ -199,7 +215,7 @@ void GroupCommitter::run() {
       std::move(m_queue.begin(), m_queue.begin() + m_max_batch, std::back_inserter(batch));
       m_queue.erase(m_queue.begin(), m_queue.begin() + m_max_batch);
       m_urgent = 0;
-      for (const Job& j : m_queue) m_urgent += j.done ? 1 : 0;
+      for (const Job& j : m_queue) m_urgent += j.done || j.callback ? 1 : 0;
       m_first_at = m_urgent_at = std::chrono::steady_clock::now();
     }
     lock.unlock();
@@ -282,6 +298,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
               {{"error", e.what()}, {"batch", std::to_string(batch.size())}});
     for (Job& job : batch) {
       if (job.done) job.done->set(Error{std::string("store error: ") + e.what()});
+      if (job.callback) job.callback(Error{std::string("store error: ") + e.what()});
     }
     return;
   }
@@ -294,6 +311,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
   m_counters.unfinished += delta;
   for (size_t i = 0; i < batch.size(); ++i) {
     if (batch[i].done) batch[i].done->set(std::move(results[i]));
+    if (batch[i].callback) batch[i].callback(std::move(results[i]));
   }
   if (m_hooks.on_changes) m_hooks.on_changes(changes);
   if (m_hooks.on_accepted && !accepted.empty()) m_hooks.on_accepted(std::move(accepted));

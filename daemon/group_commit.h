@@ -98,6 +98,12 @@ class GroupCommitter {
   // The same with an idempotency key, which is claimed in the same
   // transaction as the operation is stored.
   Result<Accepted> accept(OperationRecord op, const IdempotencyKey& key, Arrival* arrival = nullptr);
+  // accept() for an event loop (issue 11): queues op and returns at once;
+  // done runs on the commit thread once op is committed (or the commit
+  // failed), and must only hand the result over (post it), not block.
+  // Returns false, without calling done, when the daemon is stopping.
+  using AcceptDone = std::function<void(Result<Accepted>)>;
+  bool accept_async(OperationRecord op, const IdempotencyKey& key, Arrival* arrival, AcceptDone done);
   // Runs fn in the next batch and blocks until it is committed. Thread-safe.
   Result<bool> run(WriteFn fn);
   // Runs fn in the next batch without waiting. Thread-safe.
@@ -134,6 +140,7 @@ class GroupCommitter {
     Event event;             // event; dispatched uses request_id and attempt
     WriteFn fn;              // write
     Waiter* done = nullptr;  // accept and a blocking write
+    AcceptDone callback;     // accept_async: called instead of done
   };
   void run();
   void commit_batch(std::vector<Job>& batch);
