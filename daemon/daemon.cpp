@@ -352,6 +352,8 @@ int run_daemon(const DaemonConfig& cfg) {
     metric("asyncops_store_commits_total", "counter", "Store transactions (group commits).", c.commits.load());
     metric("asyncops_store_commit_failures_total", "counter", "Store transactions that failed.", c.commit_failures.load());
     metric("asyncops_workers_live", "gauge", "Workers with a recent heartbeat.", registry.live_count());
+    metric("asyncops_workers_evicted_total", "counter", "Workers forgotten to keep the registry bounded.", registry.evicted());
+    if (tracker_ptr) m += tracker_ptr->render_refused();
     if (zap) metric("asyncops_curve_rejected_total", "counter", "Worker connections refused by CURVE/ZAP.", zap->rejected());
     metric("asyncops_operations_pruned_total", "counter", "Operations forgotten after the retention period.", pruner.pruned());
     return m + metrics.render();
