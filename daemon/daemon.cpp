@@ -276,14 +276,16 @@ int run_daemon(const DaemonConfig& cfg) {
   StoreWriter* writer_raw = writer.value().get();  // for the Checkpointer's WAL restarts; the committer owns it
   GroupCommitter committer(std::move(writer.value()),
                            {[&hub, &dispatcher, &metrics](const std::vector<Change>& c) {
-                              hub.publish(c);
-                              dispatcher.observe(c);
+                              // Metrics first: a client woken by the hub may read
+                              // /metrics at once and must see its operation counted.
                               for (const Change& ch : c) {
                                 if (is_terminal(ch.op.state)) {
                                   metrics.finished(ch.op.name, to_string(ch.op.state),
                                                    static_cast<double>(ch.op.updated_at - ch.op.created_at));
                                 }
                               }
+                              hub.publish(c);
+                              dispatcher.observe(c);
                             },
                             [&dispatcher](std::vector<Command> c) { dispatcher.enqueue(std::move(c)); }});
   committer_ptr = &committer;
