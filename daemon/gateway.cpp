@@ -512,6 +512,45 @@ ApiReply forbidden_write(const ApiRequest& req) {
   return problem_reply({403, "", "role " + req.role + " may only read; commands need submitter or admin",
                         "forbidden", "", {}});
 }
+
+// The one answer for a resource that does not exist or is not the
+// caller's, on reads and commands alike, so that neither tells them apart.
+ApiReply resource_not_found(const std::string& path) {
+  return problem_reply({404, "", "no resource at " + path, "not_found", "", {}});
+}
+
+// The write rule (issue 15, asyncops-routes(5)). The paths a command acts
+// on (its request path, and the resource it names unless it creates one)
+// and each of their ancestors must be the caller's, or nobody's; nobody's
+// is "does not exist" for a path whose ids the gateway generates. An admin
+// or the local operator is not checked. A create claims its new resource,
+// and so does a command on a client-named resource ({name} bound by the
+// path, of a kind no route creates) that nobody owns yet. A resource
+// without a placeholder (a singleton, "/settings") is never claimed: it
+// would lock every other caller out of it.
+OwnershipCheck ownership_check(const RouteTable& routes, const Route& route, const ApiRequest& req,
+                               const std::string& resource) {
+  OwnershipCheck check;
+  bool creates = creates_resource(route);
+  if (route.resource && !route.resource->placeholders().empty() &&
+      (creates || !routes.is_generated_path(resource))) {
+    check.claim = resource;
+  }
+  if (sees_all(req)) return check;
+  auto add_with_ancestors = [&](std::string path) {
+    while (path.size() > 1) {
+      bool listed = std::any_of(check.paths.begin(), check.paths.end(),
+                                [&](const OwnershipCheck::Path& p) { return p.path == path; });
+      if (!listed) check.paths.push_back({path, routes.is_generated_path(path)});
+      auto slash = path.rfind('/');
+      if (slash == 0 || slash == std::string::npos) break;
+      path.resize(slash);
+    }
+  };
+  add_with_ancestors(req.path);
+  if (route.resource && !creates) add_with_ancestors(resource);
+  return check;
+}
 }  // namespace
 
 ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, const Params& params) {
@@ -684,8 +723,9 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
   answer_to.owner = req.owner;
   answer_to.headers["host"] = req.header("host");
   answer_to.headers["prefer"] = req.header("prefer");
+  OwnershipCheck owners = ownership_check(m_routes, route, req, op.resource);
   bool queued = m_committer.accept_async(
-      std::move(op), key, &arrival,
+      std::move(op), key, &arrival, std::move(owners),
       [this, meet, answer_to, key](Result<GroupCommitter::Accepted> committed) {
         meet->set([this, answer_to, key, committed = std::move(committed)] {
           return finish_accept(answer_to, key, committed);
@@ -710,6 +750,7 @@ ApiReply Gateway::finish_accept(const ApiRequest& req, const IdempotencyKey& key
     r.headers.push_back({"Retry-After", "1"});
     return r;
   }
+  if (committed->not_found) return resource_not_found(req.path);  // nothing was stored
   if (committed->replay) {
     if (committed->replay_hash != key.request_hash) {
       return problem_reply({422, "", "Idempotency-Key " + key.key + " was used with a different request",
@@ -917,7 +958,7 @@ ApiReply Gateway::get_resource(const std::string& collection, const ApiRequest& 
   if (res && !sees_all(req) && m_routes.read_policy(collection) != "public" && res->owner != req.owner) {
     res.reset();
   }
-  if (!res) return problem_reply({404, "", "no resource at " + path, "not_found", "", {}});
+  if (!res) return resource_not_found(path);
   return json_reply(200, res->body);
 }
 

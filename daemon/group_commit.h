@@ -52,11 +52,13 @@ class GroupCommitter {
     std::atomic<int64_t> unfinished{0};  // operations not yet terminal: the backlog
   };
 
-  // What accept() did: stored a new operation, or found the idempotency key
-  // already used (replay: nothing was written).
+  // What accept() did: stored a new operation, found the idempotency key
+  // already used (replay: nothing was written), or found that the caller
+  // does not own a resource it commands (not_found: nothing was written).
   struct Accepted {
     Change change;
     bool replay = false;
+    bool not_found = false;
     std::string replay_op_id;
     std::string replay_hash;
   };
@@ -96,14 +98,18 @@ class GroupCommitter {
   // error if the store could not commit. Thread-safe.
   Result<Change> accept(OperationRecord op);
   // The same with an idempotency key, which is claimed in the same
-  // transaction as the operation is stored.
-  Result<Accepted> accept(OperationRecord op, const IdempotencyKey& key, Arrival* arrival = nullptr);
+  // transaction as the operation is stored, and an ownership check, made
+  // in that transaction before anything is written (its claim is recorded
+  // with the operation).
+  Result<Accepted> accept(OperationRecord op, const IdempotencyKey& key, Arrival* arrival = nullptr,
+                          OwnershipCheck owners = {});
   // accept() for an event loop (issue 11): queues op and returns at once;
   // done runs on the commit thread once op is committed (or the commit
   // failed), and must only hand the result over (post it), not block.
   // Returns false, without calling done, when the daemon is stopping.
   using AcceptDone = std::function<void(Result<Accepted>)>;
-  bool accept_async(OperationRecord op, const IdempotencyKey& key, Arrival* arrival, AcceptDone done);
+  bool accept_async(OperationRecord op, const IdempotencyKey& key, Arrival* arrival, OwnershipCheck owners,
+                    AcceptDone done);
   // Runs fn in the next batch and blocks until it is committed. Thread-safe.
   Result<bool> run(WriteFn fn);
   // Runs fn in the next batch without waiting. Thread-safe.
@@ -137,6 +143,7 @@ class GroupCommitter {
     std::optional<OperationRecord> op;  // accept (empty otherwise: events allocate nothing for it)
     bool has_key = false;               // accept with an idempotency key
     IdempotencyKey key;
+    OwnershipCheck owners;   // accept
     Event event;             // event; dispatched uses request_id and attempt
     WriteFn fn;              // write
     Waiter* done = nullptr;  // accept and a blocking write

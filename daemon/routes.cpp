@@ -1,8 +1,11 @@
 #include "daemon/routes.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
+
+#include "shared/json_limits.h"
 
 namespace asyncops {
 namespace {
@@ -143,8 +146,15 @@ const char* RouteTable::default_json() {
 }
 
 Result<RouteTable> RouteTable::load_json(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return Error{"routes: not valid JSON"};
+  // A local file, but it must not crash the daemon either (issue 15).
+  JsonLimits lim;
+  lim.max_bytes = k_max_routes_bytes;
+  lim.max_depth = 64;
+  lim.max_values = 1000000;
+  BoundedJson parsed = parse_json_within(text, lim);
+  if (parsed.violation == JsonViolation::invalid) return Error{"routes: not valid JSON"};
+  if (parsed.violation != JsonViolation::none) return Error{"routes: refused: " + parsed.error};
+  json j = std::move(parsed.value);
   if (!j.is_object() || !j.contains("routes") || !j["routes"].is_array()) {
     return Error{"routes: expected an object with a 'routes' array"};
   }
@@ -255,9 +265,12 @@ Result<RouteTable> RouteTable::load_json(const std::string& text) {
 Result<RouteTable> RouteTable::load_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Error{"routes: cannot read " + path};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto t = load_json(ss.str());
+  // Read one byte past the limit, so that a larger file is refused
+  // without being read whole.
+  std::string text(k_max_routes_bytes + 1, '\0');
+  in.read(&text[0], static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  auto t = load_json(text);
   if (!t) return Error{path + ": " + t.error()};
   return t;
 }
@@ -290,6 +303,22 @@ std::string RouteTable::read_policy(const std::string& collection) const {
     if (!r.read.empty() && r.resource && r.resource->text().rfind(collection + "/", 0) == 0) return r.read;
   }
   return "owner";
+}
+
+bool creates_resource(const Route& route) {
+  if (!route.resource) return false;
+  std::vector<std::string> bound = route.path.placeholders();
+  for (const std::string& ph : route.resource->placeholders()) {
+    if (std::find(bound.begin(), bound.end(), ph) == bound.end()) return true;
+  }
+  return false;
+}
+
+bool RouteTable::is_generated_path(const std::string& path) const {
+  for (const Route& r : m_routes) {
+    if (creates_resource(r) && r.resource->match(path, nullptr)) return true;
+  }
+  return false;
 }
 
 std::vector<FieldError> validate_body(const Route& route, const json& body) {
