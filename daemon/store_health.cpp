@@ -1,6 +1,10 @@
 #include "daemon/store_health.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
+
+#include <vector>
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
@@ -91,7 +95,27 @@ bool install_sqlite_error_log() {
 
 void report_sqlite_errors_to(StoreHealth* health) { g_health.store(health); }
 
+namespace {
+
+// Reads the file through once, sequentially, so that the check finds it in
+// the page cache: quick_check walks the b-trees, which on a cold cache is
+// random I/O. On a 1,000,000-operation store (830 MB) that is ~6 s of
+// reading plus a ~2 s check instead of 15-21 s (bench/README.md). Costs a
+// copy when the file is already cached.
+void read_ahead(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  std::vector<char> buffer(4 << 20);
+  while (::read(fd, buffer.data(), buffer.size()) > 0) {
+  }
+  ::close(fd);
+}
+
+}  // namespace
+
 Result<bool> check_store(const std::string& path) {
+  read_ahead(path);
   try {
     // Read-write, though it only reads: after a kill the WAL may need
     // recovering, which a read-only connection cannot always do.
