@@ -284,6 +284,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
   } catch (const std::exception& e) {
     m_writer->rollback();
     m_counters.commit_failures++;
+    if (m_hooks.after_commit) m_hooks.after_commit(&e);
     log_error("store commit failed; the batch is answered with errors",
               {{"error", e.what()}, {"batch", std::to_string(batch.size())}});
     for (Job& job : batch) {
@@ -292,6 +293,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
     return;
   }
   m_counters.commits++;
+  if (m_hooks.after_commit) m_hooks.after_commit(nullptr);
   m_counters.accepted += accepted.size();
   int64_t delta = static_cast<int64_t>(accepted.size());
   for (const Change& c : changes) {

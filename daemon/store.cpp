@@ -457,6 +457,16 @@ void StoreWriter::set_wal_limit_pages(int pages) {
   m->db.exec("PRAGMA wal_autocheckpoint=" + std::to_string(static_cast<int64_t>(pages) * 4));
 }
 
+void StoreWriter::write_probe(int64_t now) {
+  SQLite::Statement st(m->db, "INSERT OR REPLACE INTO meta(key, value) VALUES ('probed_at', ?)");
+  st.bind(1, std::to_string(now));
+  st.exec();
+}
+
+void StoreWriter::set_max_page_count(int64_t pages) {
+  m->db.exec("PRAGMA max_page_count=" + std::to_string(pages));
+}
+
 void StoreWriter::begin() { m->db.exec("BEGIN IMMEDIATE"); }
 void StoreWriter::commit() {
   m->db.exec("COMMIT");

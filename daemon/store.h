@@ -207,6 +207,14 @@ class StoreWriter {
   // The newest history seq, 0 for an empty store.
   int64_t latest_history_seq();
 
+  // Inside a transaction. Writes one small row (meta 'probed_at' = now):
+  // a commit that needs space, run while commits are failing to learn when
+  // they succeed again (the daemon's readiness, daemon/store_health.h).
+  void write_probe(int64_t now);
+  // PRAGMA max_page_count on this connection: writes that would grow the
+  // file past `pages` fail with SQLITE_FULL. For tests of a full disk.
+  void set_max_page_count(int64_t pages);
+
   // Operations not yet terminal, oldest first, for redispatch after a restart.
   std::vector<OperationRecord> unfinished(int limit, int64_t after_seq);
 
