@@ -83,8 +83,9 @@ Frames encode(const Event& e) {
   w.string("state", to_string(e.state))
       .string("time", e.time)
       .string("type", e.type)
-      .number("v", k_protocol_version)
-      .string("worker", e.worker);
+      .number("v", k_protocol_version);
+  if (e.version > 0) w.number("version", e.version);
+  w.string("worker", e.worker);
   w.close();
   return f;
 }
@@ -98,6 +99,12 @@ Frames encode(const Heartbeat& h) {
 
 Frames encode(const CancelNotice& c) {
   return {k_kind_cancel, json{{"v", k_protocol_version}, {"request_id", c.request_id}}.dump()};
+}
+
+Frames encode(const FenceNotice& f) {
+  json j{{"v", k_protocol_version}, {"request_id", f.request_id}};
+  if (!f.service.empty()) j["service"] = f.service;
+  return {k_kind_fence, j.dump()};
 }
 
 Result<Command> decode_command(const std::string& kind, const std::string& body) {
@@ -154,6 +161,8 @@ Result<Event> decode_event(const std::string& body) {
   if (*st == OpState::pending) return Error{"field 'state' may not be 'pending'"};
   e.state = *st;
   e.attempt = static_cast<int>(attempt);
+  if (!get_int(j, "version", &e.version, &err)) return Error{err};
+  if (e.version < 0) return Error{"field 'version' must not be negative"};
   if (auto it = j.find("data"); it != j.end()) e.data = std::move(*it);
   if (auto it = j.find("deleted"); it != j.end() && !it->is_null()) {
     if (!it->is_boolean()) return Error{"field 'deleted' must be a boolean"};
@@ -194,6 +203,19 @@ Result<CancelNotice> decode_cancel(const std::string& body) {
   if (!get_string(parsed.value(), "request_id", &c.request_id, &err, true)) return Error{err};
   if (!is_uuid(c.request_id)) return Error{"field 'request_id' is not a UUID"};
   return c;
+}
+
+Result<FenceNotice> decode_fence(const std::string& body) {
+  auto parsed = parse_object(body);
+  if (!parsed) return Error{parsed.error()};
+  FenceNotice f;
+  std::string err;
+  if (!get_string(parsed.value(), "request_id", &f.request_id, &err, true) ||
+      !get_string(parsed.value(), "service", &f.service, &err, false)) {
+    return Error{err};
+  }
+  if (!is_uuid(f.request_id)) return Error{"field 'request_id' is not a UUID"};
+  return f;
 }
 
 }  // namespace asyncops

@@ -20,6 +20,7 @@ inline constexpr const char* k_kind_command = "command";
 inline constexpr const char* k_kind_event = "event";
 inline constexpr const char* k_kind_heartbeat = "heartbeat";
 inline constexpr const char* k_kind_cancel = "cancel";
+inline constexpr const char* k_kind_fence = "fence";
 
 // daemon -> worker, over PUSH/PULL.
 struct Command {
@@ -48,6 +49,10 @@ struct Event {
   std::string worker;   // the publishing worker's id
   int attempt = 1;
   std::string time;     // RFC 3339
+  // The resource's version in the service's own store after this change
+  // (every write of the resource raises it); 0: none sent. The read model
+  // keeps the highest, so the service's commit order decides.
+  int64_t version = 0;
   // Not on the wire: set by the tracker from the sender's CURVE key. When not
   // empty, the event may only touch operations of these services.
   std::vector<std::string> allowed_services;
@@ -69,6 +74,13 @@ struct CancelNotice {
   std::string request_id;
 };
 
+// daemon -> workers, control socket, frame 0 "fence": the daemon gave up on
+// request_id (failed/worker_timeout); a worker must not run it any more.
+struct FenceNotice {
+  std::string request_id;
+  std::string service;  // the operation's service; "" when not sent
+};
+
 struct Frames {
   std::string kind;
   std::string body;
@@ -78,6 +90,7 @@ Frames encode(const Command& c);
 Frames encode(const Event& e);
 Frames encode(const Heartbeat& h);
 Frames encode(const CancelNotice& c);
+Frames encode(const FenceNotice& f);
 
 // Each decoder checks the kind, that the body is a JSON object, and the type
 // of every field; an error names the first problem. Unknown fields are
@@ -86,5 +99,6 @@ Result<Command> decode_command(const std::string& kind, const std::string& body)
 Result<Event> decode_event(const std::string& body);
 Result<Heartbeat> decode_heartbeat(const std::string& body);
 Result<CancelNotice> decode_cancel(const std::string& body);
+Result<FenceNotice> decode_fence(const std::string& body);
 
 }  // namespace asyncops
