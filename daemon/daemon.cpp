@@ -279,7 +279,7 @@ int run_daemon(const DaemonConfig& cfg) {
                               hub.publish(c);
                               dispatcher.observe(c);
                               for (const Change& ch : c) {
-                                if (is_terminal(ch.op.state)) {
+                                if (is_terminal(ch.op.state) && ch.kind != "superseded") {  // counted once
                                   metrics.finished(ch.op.name, to_string(ch.op.state),
                                                    static_cast<double>(ch.op.updated_at - ch.op.created_at));
                                 }
