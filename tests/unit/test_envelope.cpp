@@ -231,6 +231,7 @@ TEST_CASE("peek_request_id finds the id in a body it does not parse", "[envelope
   CHECK(peek_request_id(R"({"request_id":"short"})").empty());
   CHECK(peek_request_id("garbage").empty());
   CHECK(peek_request_id(R"({"request_id":")").empty());
+}
 
 TEST_CASE("an event's version survives encode and decode, and is checked", "[envelope][version]") {
   Event e;
