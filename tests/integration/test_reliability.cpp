@@ -393,7 +393,7 @@ bool idle(System& sys, pid_t pid) {
     last = sys.get("/workers").json;
     for (auto& w : last["items"]) {
       if (w["pid"] != pid) continue;
-      seen = w["in_flight"] == 0 && w["age_ms"].get<int64_t>() < 300 ? seen + 1 : 0;
+      seen = w["in_flight"] == 0 && w["age_ms"].get<int64_t>() < 1000 ? seen + 1 : 0;
     }
     if (seen < 2) std::this_thread::sleep_for(std::chrono::milliseconds(250));  // one heartbeat
     return seen >= 2;
