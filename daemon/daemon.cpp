@@ -331,7 +331,7 @@ int run_daemon(const DaemonConfig& cfg) {
                               // Metrics first: a client woken by the hub may read
                               // /metrics at once and must see its operation counted.
                               for (const Change& ch : c) {
-                                if (is_terminal(ch.op.state)) {
+                                if (is_terminal(ch.op.state) && ch.kind != "superseded") {  // counted once
                                   metrics.finished(ch.op.name, to_string(ch.op.state),
                                                    static_cast<double>(ch.op.updated_at - ch.op.created_at));
                                 }
