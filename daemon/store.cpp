@@ -328,6 +328,10 @@ Result<bool> init_store(const std::string& path, SyncMode sync) {
     configure(db, sync);
     db.exec(k_schema);
     db.exec(k_owners_schema);
+    // resources.version (issue 15): the service's version of the resource,
+    // NULL for writes whose event carried none. Added to older stores here.
+    SQLite::Statement has_version(db, "SELECT 1 FROM pragma_table_info('resources') WHERE name = 'version'");
+    if (!has_version.executeStep()) db.exec("ALTER TABLE resources ADD COLUMN version INTEGER");
     return true;
   } catch (const std::exception& e) {
     return Error{"cannot open store " + path + ": " + e.what()};
@@ -353,11 +357,16 @@ struct StoreWriter::Impl {
         update_state(db,
                      "UPDATE operations SET state = ?, code = ?, message = ?, attempt = "
                      "max(attempt, ?), updated_at = ? WHERE seq = ?"),
+        // The service's version decides when both writes carry one (its
+        // own commit order, issue 15); else the operations' acceptance order.
         upsert_resource(db,
-                        "INSERT INTO resources(path, collection, body, op_id, op_seq, updated_at) "
-                        "VALUES (?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET "
+                        "INSERT INTO resources(path, collection, body, op_id, op_seq, updated_at, version) "
+                        "VALUES (?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET "
                         "body = excluded.body, op_id = excluded.op_id, op_seq = excluded.op_seq, "
-                        "updated_at = excluded.updated_at WHERE excluded.op_seq > resources.op_seq"),
+                        "updated_at = excluded.updated_at, version = excluded.version WHERE "
+                        "CASE WHEN excluded.version IS NOT NULL AND resources.version IS NOT NULL "
+                        "THEN excluded.version > resources.version "
+                        "ELSE excluded.op_seq > resources.op_seq END"),
         delete_resource(db, "DELETE FROM resources WHERE path = ?"),
         select_owner(db, "SELECT owner FROM resource_owners WHERE path = ?"),
         insert_owner(db, "INSERT INTO resource_owners(path, owner, op_seq) VALUES (?,?,?) ON CONFLICT(path) DO NOTHING"),
@@ -408,9 +417,20 @@ struct StoreWriter::Impl {
   // the table instead.
   static constexpr size_t k_live_max = 32768;
   std::unordered_map<std::string, OperationRecord> live;
+  // The last attempt whose dispatch mark went into history, per unfinished
+  // operation. The mark reaches the writer after the command was sent, so a
+  // worker's `processing` for that attempt can overtake it; the late mark is
+  // still recorded (apply_dispatched). Unknown (evicted, rolled back,
+  // restarted): the mark counts as recorded.
+  std::unordered_map<std::string, int> marked;
+  bool mark_missing(const std::string& id, int attempt) const {
+    auto it = marked.find(id);
+    return it != marked.end() && it->second < attempt;
+  }
   void remember(const OperationRecord& op) {
     if (is_terminal(op.state)) {
       live.erase(op.id);
+      marked.erase(op.id);
       return;
     }
     if (auto it = live.find(op.id); it != live.end()) it->second = without_trees(op);
@@ -457,6 +477,16 @@ void StoreWriter::set_wal_limit_pages(int pages) {
   m->db.exec("PRAGMA wal_autocheckpoint=" + std::to_string(static_cast<int64_t>(pages) * 4));
 }
 
+void StoreWriter::write_probe(int64_t now) {
+  SQLite::Statement st(m->db, "INSERT OR REPLACE INTO meta(key, value) VALUES ('probed_at', ?)");
+  st.bind(1, std::to_string(now));
+  st.exec();
+}
+
+void StoreWriter::set_max_page_count(int64_t pages) {
+  m->db.exec("PRAGMA max_page_count=" + std::to_string(pages));
+}
+
 void StoreWriter::begin() { m->db.exec("BEGIN IMMEDIATE"); }
 void StoreWriter::commit() {
   m->db.exec("COMMIT");
@@ -473,6 +503,7 @@ void StoreWriter::commit() {
 }
 void StoreWriter::rollback() {
   m->live.clear();  // it may hold changes that are being undone
+  m->marked.clear();
   try {
     m->db.exec("ROLLBACK");
   } catch (const std::exception&) {
@@ -625,12 +656,26 @@ int64_t StoreWriter::count_unfinished() {
   return st.executeStep() ? st.getColumn(0).getInt64() : 0;
 }
 
+bool may_supersede(const OperationRecord& op, const Event& e) {
+  if (op.state != OpState::failed || op.code != "worker_timeout") return false;
+  if (!is_terminal(e.state)) return false;
+  // A fenced worker's own record of the give-up agrees with it: nothing to change.
+  return !(e.state == OpState::failed && e.code == "worker_timeout");
+}
+
 StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Change* change) {
   auto found = m->find(e.request_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
 
-  if (is_terminal(op.state)) return Applied::ignored;           // terminal never moves
+  // A terminal state never moves, with one exception: a worker's real
+  // outcome replaces the daemon's give-up (failed/worker_timeout), because
+  // the service did the work after all (docs/protocol.md §9).
+  bool superseding = false;
+  if (is_terminal(op.state)) {
+    if (!may_supersede(op, e)) return Applied::ignored;
+    superseding = true;
+  }
   // A worker authenticated by CURVE may only report on its own services.
   if (!e.allowed_services.empty() &&
       std::find(e.allowed_services.begin(), e.allowed_services.end(), op.service) == e.allowed_services.end()) {
@@ -650,6 +695,7 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
   if (e.state == op.state && e.state == OpState::processing) {  // duplicate processing
     return Applied::ignored;
   }
+  std::string superseded = superseding ? std::string(to_string(op.state)) + "/" + op.code : "";
   op.state = e.state;
   if (is_terminal(e.state)) {
     op.code = !e.code.empty() ? e.code : (e.state == OpState::completed ? "success" : "error");
@@ -682,8 +728,11 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
       ur.bind(4, op.id);
       ur.bind(5, static_cast<int64_t>(op.seq));
       ur.bind(6, static_cast<int64_t>(now));
-      ur.exec();
-      if (e.deleted) {
+      if (e.version > 0) ur.bind(7, static_cast<int64_t>(e.version));
+      else ur.bind(7);
+      // A tombstone the version rule skipped (the service wrote the
+      // resource after this delete) frees nothing.
+      if (ur.exec() > 0 && e.deleted) {
         // The resource is gone, and so is its owner: an id the gateway
         // generated is then unknown to everyone but an admin.
         auto& fo = m->free_owner;
@@ -704,8 +753,13 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
     fc.exec();
   }
   m->remember(op);
-  change->seq = m->append_history(op.seq, to_string(op.state), op.state, op.code, op.message, now);
-  change->kind = to_string(op.state);
+  const char* kind = superseding ? "superseded" : to_string(op.state);
+  std::string history_message =
+      superseding ? "the worker's outcome " + std::string(to_string(op.state)) + "/" + op.code + " supersedes " +
+                        superseded + (op.message.empty() ? "" : ": " + op.message)
+                  : op.message;
+  change->seq = m->append_history(op.seq, kind, op.state, op.code, history_message, now);
+  change->kind = kind;
   change->op = std::move(op);
   return Applied::changed;
 }
@@ -715,7 +769,13 @@ StoreWriter::Applied StoreWriter::apply_dispatched(const std::string& op_id, int
   auto found = m->find(op_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
-  if (op.state != OpState::pending || attempt <= 0) return Applied::ignored;
+  if (attempt <= 0) return Applied::ignored;
+  // Recorded while pending; or late, after the worker's `processing` for
+  // this very attempt overtook it. A mark for another attempt of a running
+  // operation is not history.
+  bool late = op.state == OpState::processing && attempt > 1 && attempt == op.attempt &&
+              m->mark_missing(op.id, attempt);
+  if (op.state != OpState::pending && !late) return Applied::ignored;
   op.attempt = std::max(op.attempt, attempt);
   op.updated_at = now;
   auto& up = m->mark_dispatched;
@@ -725,6 +785,7 @@ StoreWriter::Applied StoreWriter::apply_dispatched(const std::string& op_id, int
   up.bind(3, static_cast<int64_t>(op.seq));
   up.exec();
   m->remember(op);
+  if (m->marked.size() < Impl::k_live_max || m->marked.count(op.id)) m->marked[op.id] = attempt;
   const char* kind = attempt > 1 ? "redelivered" : "dispatched";
   change->seq = m->append_history(op.seq, kind, op.state, "", "", now);
   change->kind = kind;
