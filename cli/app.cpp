@@ -162,10 +162,12 @@ int cli_main(int argc, char** argv) {
   list_cmd->add_option("--state", list.state, "Only this state")
       ->check(CLI::IsMember({"pending", "processing", "completed", "rejected", "failed", "canceled"}));
   list_cmd->add_option("--name", list.name, "Only this command name, e.g. create_user");
-  list_cmd->add_option("--since", list.since, "Only operations created at or after this RFC 3339 time");
-  list_cmd->add_option("--limit", list.limit, "Page size")->capture_default_str()->check(CLI::Range(1, 1000));
-  list_cmd->add_option("--cursor", list.cursor, "Continue from a previous page's cursor");
-  list_cmd->footer("Example:\n  asyncops list --state rejected --name create_user -o jsonl");
+  list_cmd->add_option("--since", list.since, "Only operations created at or after this time: a duration back from now (2h, 7d) or RFC 3339");
+  list_cmd->add_option("--limit", list.limit, "Page size")->capture_default_str()->check(whole_number(1, 1000));
+  list_cmd->add_option("--cursor", list.cursor, "Continue from a previous page's cursor (with the same filters)");
+  list_cmd->add_flag("--all", list.all, "Follow every page (--limit is then the page size)");
+  list_cmd->footer("When more pages follow, the command for the next one is printed on stderr as \"more: …\".\n"
+                   "Examples:\n  asyncops list --state rejected --name create_user -o jsonl\n  asyncops list --since 2h --all | wc -l");
   list_cmd->callback([&] { run = [&] { return cmd_list(g, list); }; });
 
   double watch_timeout = 0;

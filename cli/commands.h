@@ -46,9 +46,10 @@ int cmd_get(const GlobalOptions& g, const std::string& op_id);
 struct ListOptions {
   std::string state;
   std::string name;
-  std::string since;
+  std::string since;  // RFC 3339, or (list) a duration back from now
   int limit = 20;
   std::string cursor;
+  bool all = false;  // list --all: follow every page
 };
 int cmd_list(const GlobalOptions& g, const ListOptions& o);
 

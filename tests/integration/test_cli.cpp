@@ -1,9 +1,14 @@
 // The asyncops CLI against a live daemon: output, exit codes, and `up`.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "harness.h"
@@ -96,6 +101,42 @@ TEST_CASE("errors are one line on stderr with their exit code", "[cli]") {
   CHECK(count_lines(down.err) == 1);
 }
 
+TEST_CASE("list: the more hint keeps the filters, goes to stderr in a pipe, and --all follows every page", "[cli][list]") {
+  System sys;
+  auto first = sys.create_user("p@example.com", "P");
+  sys.wait_terminal(first["id"]);
+  for (const char* n : {"Q", "R"}) sys.wait_terminal(sys.create_user("p@example.com", n)["id"]);
+  // Page one of the rejected create_user operations: one row, and the exact
+  // command for the next page on stderr (stdout is a pipe here).
+  auto page = run_cli({"--url", sys.url(), "list", "--state", "rejected", "--name", "create_user", "--limit", "1"});
+  INFO(page.err << sys.logs());
+  REQUIRE(page.exit_code == 0);
+  CHECK(count_lines(page.out) == 2);  // header and one row
+  REQUIRE(page.err.rfind("more: asyncops --url " + sys.url() + " list --state rejected --name create_user --limit 1 --cursor ", 0) == 0);
+  std::vector<std::string> next_args;
+  std::istringstream words(page.err.substr(std::string("more: asyncops ").size()));
+  for (std::string w; words >> w;) next_args.push_back(w);
+  next_args.insert(next_args.begin(), {"-o", "jsonl"});
+  auto second = run_cli(next_args);
+  REQUIRE(second.exit_code == 0);
+  REQUIRE(count_lines(second.out) == 1);
+  CHECK(json::parse(second.out)["state"] == "rejected");
+  CHECK(second.err.empty());  // the last page: no hint
+  // -o jsonl: the cursor comes as the same stderr line.
+  auto jsonl = run_cli({"--url", sys.url(), "-o", "jsonl", "list", "--limit", "1"});
+  CHECK(count_lines(jsonl.out) == 1);
+  CHECK(jsonl.err.find("more: asyncops --url " + sys.url() + " -o jsonl list --limit 1 --cursor ") == 0);
+  // --all: every page, whatever the page size.
+  auto all = run_cli({"--url", sys.url(), "-o", "jsonl", "list", "--all", "--limit", "1", "--since", "1h"});
+  CHECK(count_lines(all.out) == 3);
+  CHECK(all.err.empty());
+  auto all_json = run_cli({"--url", sys.url(), "--json", "list", "--all", "--limit", "2", "--state", "rejected"});
+  auto doc = json::parse(all_json.out);
+  CHECK(doc["items"].size() == 2);
+  CHECK(doc["next"].is_null());
+  CHECK(run_cli({"--url", sys.url(), "list", "--since", "yesterday"}).exit_code == 2);
+}
+
 TEST_CASE("ASYNCOPS_URL sets the daemon address, and --url beats it", "[cli]") {
   System sys(0);
   CHECK(run_cli({"list"}, {{"ASYNCOPS_URL", sys.url()}}).exit_code == 0);
@@ -141,3 +182,4 @@ TEST_CASE("up runs the system, restarts a dead worker, and stops cleanly on SIGT
   CHECK(WEXITSTATUS(status) == 0);
   for (int c : children) CHECK(::kill(c, 0) != 0);  // the children are gone too
 }
+

@@ -6,7 +6,10 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "harness.h"
 
@@ -235,3 +238,4 @@ TEST_CASE("daemon configuration: file < ASYNCOPS_* < flag, shown by config --dae
   CHECK(metrics.status == 200);
   CHECK(sys.logs().find("{\"") != std::string::npos);  // log_format = json from the file
 }
+

@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
 #include "cli/exit_codes.h"
+#include "cli/list_query.h"
+#include "cli/op_ref.h"
+#include "cli/suggest.h"
 #include "cli/output.h"
 #include "shared/clock.h"
 
@@ -30,3 +33,32 @@ TEST_CASE("json output never carries colour", "[cli]") {
   CHECK(Output::resolve("", true).format == OutputFormat::json);
   CHECK(Output::resolve("jsonl", false).format == OutputFormat::jsonl);
 }
+
+TEST_CASE("list: the next-page command keeps the filters, quoted for the shell", "[cli]") {
+  ListOptions o;
+  o.state = "rejected";
+  o.name = "create_user";
+  o.since = "2h";
+  o.limit = 1;
+  CHECK(next_page_command({"--url", "http://127.0.0.1:9/"}, o, "bzoxMg") ==
+        "asyncops --url http://127.0.0.1:9/ list --state rejected --name create_user --since 2h --limit 1 --cursor bzoxMg");
+  o.name = "it's";
+  CHECK(next_page_command({}, o, "c").find("--name 'it'\\''s'") != std::string::npos);
+  CHECK(shell_quote("") == "''");
+  CHECK(list_query(o, "2024-01-01T00:00:00Z", "c") ==
+        "?limit=1&state=rejected&name=it%27s&since=2024-01-01T00%3A00%3A00Z&cursor=c");
+}
+
+TEST_CASE("list --since takes a duration back from now or an RFC 3339 time", "[cli]") {
+  std::string t, err;
+  int64_t now = 1700000000000;
+  REQUIRE(resolve_since("2h", now, &t, &err));
+  CHECK(t == format_rfc3339_ms(now - 2 * 3600000));
+  REQUIRE(resolve_since("2024-11-27T07:00:00Z", now, &t, &err));
+  CHECK(t == "2024-11-27T07:00:00Z");
+  REQUIRE(resolve_since("", now, &t, &err));
+  CHECK(t.empty());
+  CHECK_FALSE(resolve_since("yesterday", now, &t, &err));
+  CHECK(err.find("duration like") != std::string::npos);
+}
+
