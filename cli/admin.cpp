@@ -42,10 +42,8 @@ int cmd_workers(const GlobalOptions& g) {
     return exit_code::error;
   }
   Output out = g.out();
-  if (out.format == OutputFormat::json) {
-    out.value(r.json["items"]);
-  } else if (out.format == OutputFormat::jsonl) {
-    for (const auto& w : r.json["items"]) std::cout << w.dump() << "\n";
+  if (out.format != OutputFormat::table) {
+    out.list(r.json["items"]);
   } else {
     std::printf("%-40s %-10s %-16s %-8s %-9s %s\n", "ID", "SERVICE", "HOST", "PID", "IN-FLIGHT", "LAST HEARTBEAT");
     for (const auto& w : r.json["items"]) {

@@ -281,10 +281,12 @@ int cli_main(int argc, char** argv) {
     });
   }
 
-  // token add|list|revoke and keygen act while the command line is parsed.
-  int token_result = -1;
-  add_token_commands(app, token_result);
+  add_token_commands(app, g, run);
 
+  std::vector<std::string> args(argv + 1, argv + argc);
+  app.add_subcommand("help", "Show the help of asyncops or of one command: asyncops help [COMMAND [SUBCOMMAND]]")
+      ->allow_extras();  // handled below, before parsing
+  if (auto words = command_words(args); !words.empty() && words[0] == "help") return print_help(app, words);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

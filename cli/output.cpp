@@ -62,6 +62,14 @@ void Output::value(const nlohmann::json& v) const {
   std::cout << v.dump(format == OutputFormat::json ? 2 : -1) << "\n";
 }
 
+void Output::list(const nlohmann::json& items) const {
+  if (format == OutputFormat::jsonl) {
+    for (const auto& item : items) std::cout << item.dump() << "\n";
+  } else {
+    value({{"items", items}});
+  }
+}
+
 void Output::operation(const nlohmann::json& op) const {
   if (format != OutputFormat::table) {
     value(op);

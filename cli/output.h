@@ -19,8 +19,21 @@ struct Output {
   void operation(const nlohmann::json& op) const;
   void operations(const nlohmann::json& items) const;
   void value(const nlohmann::json& v) const;  // any JSON document
+  // A collection in json or jsonl, by the one rule every command follows:
+  // -o json is one document {"items": [...]} (list adds "next"), -o jsonl is
+  // one item per line. (Tables are each command's own.)
+  void list(const nlohmann::json& items) const;
   std::string state(const std::string& state) const;  // coloured when enabled
 };
+
+// The operations table, one string per line (header first): ID, NAME,
+// STATE, CODE, RESOURCE (for a delete, the deleted path from its origin),
+// CREATED; fitted to out.width by shortening RESOURCE, then NAME, with "…".
+std::vector<std::string> operations_table(const nlohmann::json& items, const Output& out);
+
+// The length of the shortest prefix, at least min_len, that tells all ids
+// apart (the whole length if none does).
+size_t unique_prefix_length(const std::vector<std::string>& ids, size_t min_len);
 
 // "3s ago", "5m ago", "2h ago", "4d ago" from an RFC 3339 time.
 std::string relative_time(const std::string& rfc3339);

@@ -138,6 +138,9 @@ int cmd_tail(const GlobalOptions& g, const std::string& state, const std::string
   install_interrupt_handler(exit_code::ok);  // Ctrl-C is how tail ends
   Output out = g.out();
   bool board = out.format == OutputFormat::table && ::isatty(STDOUT_FILENO);
+  // Into a pipe tail writes JSON lines unless -o table was asked for (flag,
+  // ASYNCOPS_OUTPUT or the config file): then one table line per change.
+  bool lines = !board && out.format == OutputFormat::table && g.output == "table" && !g.json;
   std::string query;
   if (!state.empty()) query += (query.empty() ? "?" : "&") + std::string("state=") + url_encode(state);
   if (!name.empty()) query += (query.empty() ? "?" : "&") + std::string("name=") + url_encode(name);

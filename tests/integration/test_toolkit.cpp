@@ -239,3 +239,54 @@ TEST_CASE("daemon configuration: file < ASYNCOPS_* < flag, shown by config --dae
   CHECK(sys.logs().find("{\"") != std::string::npos);  // log_format = json from the file
 }
 
+TEST_CASE("one -o rule: token list, token add, keygen and workers honour -o; collections are {items}", "[toolkit][output]") {
+  TempDir dir;
+  auto added = run_cli({"-o", "json", "token", "add", "--principal", "ann", "--data-dir", dir.path});
+  REQUIRE(added.exit_code == 0);
+  auto a = json::parse(added.out);
+  CHECK(a["principal"] == "ann");
+  CHECK(a["role"] == "submitter");
+  CHECK(a["token"].get<std::string>().rfind("aot_", 0) == 0);
+  CHECK(a["hash"].get<std::string>().rfind("sha256:", 0) == 0);
+  auto listed = run_cli({"token", "list", "--data-dir", dir.path, "-o", "json"});
+  REQUIRE(listed.exit_code == 0);
+  auto l = json::parse(listed.out);
+  REQUIRE(l["items"].size() == 1);
+  CHECK(l["items"][0]["hash"] == a["hash"]);
+  auto lines = run_cli({"token", "list", "--data-dir", dir.path, "-o", "jsonl"});
+  CHECK(json::parse(lines.out)["principal"] == "ann");
+  auto keys = run_cli({"keygen", "--json"});
+  REQUIRE(keys.exit_code == 0);
+  CHECK(json::parse(keys.out)["public_key"].get<std::string>().size() == 40);
+  CHECK(run_cli({"keygen"}).out.rfind("# ZeroMQ CURVE key pair", 0) == 0);  // the key file format stays
+
+  System sys(1);
+  CHECK(eventually([&] { return sys.get("/workers").json["items"].size() == 1; }));
+  auto w = run_cli({"--url", sys.url(), "workers", "-o", "json"});
+  CHECK(json::parse(w.out)["items"].size() == 1);
+  auto ops = run_cli({"--url", sys.url(), "list", "-o", "json"});
+  CHECK(json::parse(ops.out).contains("items"));
+}
+
+TEST_CASE("tail -o table into a pipe prints one table line per change", "[toolkit][output]") {
+  System sys;
+  std::string out = sys.data_dir() + "/tail.out";
+  Process tail({ASYNCOPS_CLI_BIN, "--url", sys.url(), "tail", "-o", "table"}, out);
+  auto op = sys.create_user("tt@example.com", "T");
+  std::string id = op["id"];
+  // tail may connect after the operation finished: keep creating until one shows.
+  REQUIRE(eventually([&] {
+    std::string text = slurp(out);
+    if (text.find("completed") != std::string::npos) return true;
+    sys.create_user("tt" + std::to_string(std::rand()) + "@example.com", "T");
+    return false;
+  }));
+  std::istringstream in(slurp(out));
+  std::string line;
+  std::getline(in, line);
+  CHECK(line.front() != '{');
+  CHECK(line.find("create_user") != std::string::npos);
+  tail.signal(SIGINT);
+  tail.wait(std::chrono::seconds(10));
+}
+
