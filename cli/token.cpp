@@ -1,5 +1,7 @@
 // asyncops token add|list|revoke (issue 7): edits DATA_DIR/tokens, which
-// holds only SHA-256 hashes. The daemon picks changes up within a second.
+// holds only SHA-256 hashes. The daemon re-reads the file when a token it
+// does not know arrives, so a new token works as soon as `token add` returns,
+// and sees other changes within a second.
 #include <cstdio>
 #include <iostream>
 
