@@ -133,9 +133,14 @@ int cmd_submit(const GlobalOptions& g, const SubmitOptions& o) {
   return code;
 }
 
-int cmd_get(const GlobalOptions& g, const std::string& op_id) {
+int cmd_get(const GlobalOptions& g, const std::string& op_ref) {
   ApiClient client(g.url);
-  ApiResponse r = client.get("/operations/" + url_encode(op_id));
+  ResolvedOp op = resolve_op(client, op_ref);
+  if (!op.error.empty()) {
+    print_error(op.error);
+    return op.exit_code;
+  }
+  ApiResponse r = client.get("/operations/" + url_encode(op.id));
   if (!r.reached || r.status != 200) return http_failure(r);
   g.out().operation(r.json);
   return exit_code::ok;

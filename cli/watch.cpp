@@ -14,6 +14,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/op_ref.h"
 #include "cli/sse.h"
 
 namespace asyncops {

@@ -137,6 +137,41 @@ TEST_CASE("list: the more hint keeps the filters, goes to stderr in a pipe, and 
   CHECK(run_cli({"--url", sys.url(), "list", "--since", "yesterday"}).exit_code == 2);
 }
 
+TEST_CASE("get, watch and cancel take X-Operation, the Location URL, or a unique id prefix", "[cli][ref]") {
+  System sys;
+  auto r = sys.send("POST", "/users", R"({"email":"ref@example.com","name":"R"})");
+  REQUIRE(r.status == 202);
+  std::string id = r.json["id"];
+  sys.wait_terminal(id);
+  auto other = sys.create_user("ref2@example.com", "S");
+  sys.wait_terminal(other["id"]);
+  for (const std::string& ref : {r.header("X-Operation"), r.header("Location"), id.substr(0, 32)}) {
+    auto got = run_cli({"--url", sys.url(), "--json", "get", ref});
+    INFO(ref << ": " << got.err);
+    CHECK(got.exit_code == 0);
+    if (got.exit_code == 0) CHECK(json::parse(got.out)["id"] == id);
+  }
+  // Both ids start with the same 4 digits (the same minute or so): ambiguous.
+  auto amb = run_cli({"--url", sys.url(), "get", id.substr(0, 4)});
+  CHECK(amb.exit_code == 1);
+  CHECK(count_lines(amb.err) == 1);
+  CHECK(amb.err.find("ambiguous") != std::string::npos);
+  CHECK(amb.err.find(id) != std::string::npos);
+  CHECK(amb.err.find(other["id"].get<std::string>()) != std::string::npos);
+  auto none = run_cli({"--url", sys.url(), "get", "ffff"});
+  CHECK(none.exit_code == 1);
+  CHECK(none.err.find("no operation id starts with ffff") != std::string::npos);
+  auto odd = run_cli({"--url", sys.url(), "get", "not-an-id!"});  // passed through: the daemon's 404
+  CHECK(odd.exit_code == 1);
+  CHECK(odd.err.find("404") != std::string::npos);
+  auto w = run_cli({"--url", sys.url(), "-o", "jsonl", "watch", id.substr(0, 30), "--timeout", "10"});
+  CHECK(w.exit_code == 0);
+  CHECK(w.out.find(id) != std::string::npos);
+  // cancel resolves too: a finished operation answers 409, which names the id.
+  auto c = run_cli({"--url", sys.url(), "cancel", r.header("X-Operation")});
+  CHECK(c.err.find("/operations//operations") == std::string::npos);
+}
+
 TEST_CASE("ASYNCOPS_URL sets the daemon address, and --url beats it", "[cli]") {
   System sys(0);
   CHECK(run_cli({"list"}, {{"ASYNCOPS_URL", sys.url()}}).exit_code == 0);

@@ -62,3 +62,16 @@ TEST_CASE("list --since takes a duration back from now or an RFC 3339 time", "[c
   CHECK(err.find("duration like") != std::string::npos);
 }
 
+TEST_CASE("operation references: the id inside X-Operation, Location and paths", "[cli]") {
+  std::string id = "0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f";
+  CHECK(op_ref_text(id) == id);
+  CHECK(op_ref_text("/operations/" + id) == id);
+  CHECK(op_ref_text("http://127.0.0.1:8080/operations/" + id) == id);
+  CHECK(op_ref_text("https://ops.example.com/operations/" + id + "/events?x=1") == id);
+  CHECK(op_ref_text("operations/" + id + "/") == id);
+  CHECK(op_ref_text("0190c3") == "0190c3");
+  CHECK(uuid_prefix_min_ms("0190c3e2-7a1b") == 0x0190c3e27a1bLL);
+  CHECK(uuid_prefix_min_ms("0190") == 0x019000000000LL);
+  CHECK(uuid_prefix_min_ms("zz") == -1);
+}
+
