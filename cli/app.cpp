@@ -1,5 +1,7 @@
 #include "cli/app.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
@@ -130,7 +132,7 @@ int cli_main(int argc, char** argv) {
   auto* up_cmd = app.add_subcommand("up", "Run asyncopsd and N workers on the embedded default");
   up_cmd->add_option("--data-dir", up.data_dir, "Data dir (default $ASYNCOPS_DATA_DIR, $XDG_DATA_HOME/asyncops or ~/.local/share/asyncops)");
   up_cmd->add_option("--listen", up.listen, "HTTP address HOST:PORT")->capture_default_str();
-  up_cmd->add_option("--workers", up.workers, "Number of workers")->capture_default_str()->check(CLI::Range(0, 256));
+  up_cmd->add_option("--workers", up.workers, "Number of workers")->capture_default_str()->check(whole_number(0, 256));
   up_cmd->add_option("--service", up.service, "Service the workers run")->capture_default_str();
   up_cmd->add_option("--sync", up.sync, "Store durability: normal or full")
       ->capture_default_str()
@@ -146,7 +148,7 @@ int cli_main(int argc, char** argv) {
   sub_cmd->add_option("-d,--data", sub.data, "JSON body, or @file, or @- for stdin");
   sub_cmd->add_flag("-w,--wait", sub.wait, "Wait for the operation to end; the exit code tells how it ended");
   sub_cmd->add_option("--timeout", sub.timeout_s, "With --wait: give up after this many seconds (exit 5)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(seconds());
   sub_cmd->add_option("--idempotency-key", sub.idempotency_key, "Idempotency-Key header");
   sub_cmd->footer("Examples:\n  asyncops submit POST /users -d '{\"email\":\"a@example.com\",\"name\":\"A\"}' --wait\n  asyncops submit DELETE /users/0190c3e2-... --wait --timeout 10");
   sub_cmd->callback([&] { run = [&] { return cmd_submit(g, sub); }; });
@@ -174,7 +176,7 @@ int cli_main(int argc, char** argv) {
   auto* watch_cmd = app.add_subcommand("watch", "Print each change of one operation as it happens; the exit code tells how it ended");
   watch_cmd->add_option("OP_ID", op_id, "Operation id")->required();
   watch_cmd->add_option("--timeout", watch_timeout, "Give up after this many seconds (exit 5)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(seconds());
   watch_cmd->footer("Examples:\n  asyncops watch 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f\n  asyncops watch OP_ID -o jsonl | jq .state");
   watch_cmd->callback([&] { run = [&] { return cmd_watch(g, op_id, watch_timeout); }; });
 
@@ -224,7 +226,7 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::IsMember({"pending", "processing", "completed", "rejected", "failed", "canceled"}));
   ops_cmd->add_option("--name", sops.name, "Only this command name, e.g. create_user");
   ops_cmd->add_option("--since", sops.since, "Only operations created at or after this RFC 3339 time");
-  ops_cmd->add_option("--limit", sops.limit, "How many")->capture_default_str()->check(CLI::Range(1, 1000000));
+  ops_cmd->add_option("--limit", sops.limit, "How many")->capture_default_str()->check(whole_number(1, 1000000));
   ops_cmd->footer("Examples:\n  asyncops store ops --state pending --limit 100\n  asyncops store ops --name create_user -o jsonl");
   ops_cmd->callback([&] { run = [&] { return cmd_store_ops(g, store_dir, sops); }; });
 
@@ -296,15 +298,17 @@ int cli_main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    if (auto unknown = unknown_command(app, args); !unknown.empty()) {
+      print_error(unknown);
+      return exit_code::usage;
+    }
     std::cerr << "asyncops: " << e.what() << " (try --help)" << std::endl;
     return exit_code::usage;
   }
-  std::vector<std::string> args(argv + 1, argv + argc);
   if (auto err = apply_cli_config(g, args); !err.empty()) {
     print_error(err);
     return exit_code::usage;
   }
-  if (token_result >= 0) return token_result;
   return run ? run() : exit_code::ok;
 }
 

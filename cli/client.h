@@ -20,12 +20,16 @@ struct ApiResponse {
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
   nlohmann::json json;  // the parsed body, or null
+  // Set when a 404 came without asyncopsd's problem+json and GET /healthz
+  // did not answer 200 either: the URL is something else (describe() says so).
+  std::string not_asyncops;
 
   std::string header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
     return it == headers.end() ? "" : it->second;
   }
-  // "404 Not Found: no operation X": for one-line error messages.
+  // "404 Not Found: no operation X": for one-line error messages. With a
+  // hint where one helps: no daemon, a URL that is not asyncopsd, a 401.
   std::string describe() const;
 };
 

@@ -46,6 +46,7 @@ int token_add(const std::string& path, const std::string& principal, const std::
   }
   std::string token = new_token();
   std::string hash = sha256_hex(token);
+  bool first = entries.value().empty();
   entries.value().push_back({hash, principal, *role});
   if (auto w = write_tokens_file(path, entries.value()); !w) {
     std::cerr << "asyncops: " << w.error() << std::endl;

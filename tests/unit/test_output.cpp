@@ -75,3 +75,13 @@ TEST_CASE("operation references: the id inside X-Operation, Location and paths",
   CHECK(uuid_prefix_min_ms("zz") == -1);
 }
 
+TEST_CASE("did you mean: the closest command name, only when it is a likely typo", "[cli]") {
+  std::vector<std::string> names = {"up", "submit", "get", "list", "watch", "tail", "cancel", "workers", "store"};
+  CHECK(closest_name("lsit", names) == "list");
+  CHECK(closest_name("sumbit", names) == "submit");
+  CHECK(closest_name("wokers", names) == "workers");
+  CHECK(closest_name("canc", names) == "cancel");
+  CHECK(closest_name("frobnicate", names).empty());
+  CHECK(closest_name("", names).empty());
+}
+
