@@ -104,12 +104,11 @@ ApiResponse ApiClient::send(const std::string& method, const std::string& path, 
   return bad;
 }
 
-std::string default_url() {
-  if (const char* u = std::getenv("ASYNCOPS_URL"); u && *u) return u;
-  std::ifstream in(url_file(default_data_dir()));
+std::string read_url_file(const std::string& data_dir) {
+  std::ifstream in(url_file(data_dir));
   std::string line;
   if (in && std::getline(in, line) && line.rfind("http", 0) == 0) return line;
-  return "http://127.0.0.1:8080";
+  return "";
 }
 
 std::string url_encode(const std::string& s) {

@@ -44,13 +44,14 @@ class ApiClient {
   const std::string& base_url() const { return m_base; }
 
  private:
+  ApiResponse checked(ApiResponse r, const std::string& path);
   std::string m_base;
   std::unique_ptr<httplib::Client> m_client;
 };
 
-// The daemon's URL: --url, else $ASYNCOPS_URL, else the URL file of the
-// default data dir, else http://127.0.0.1:8080.
-std::string default_url();
+// The URL in a data dir's URL file (asyncopsd writes it once it listens),
+// or "".
+std::string read_url_file(const std::string& data_dir);
 
 // Applies $ASYNCOPS_TOKEN (Authorization: Bearer) and $ASYNCOPS_CACERT (the
 // CA to trust for https://) to a client; `asyncops --token/--cacert` set them.

@@ -23,11 +23,17 @@ struct GlobalOptions {
   bool json = false;   // --json
   std::string config_path;    // --config, else the default path
   bool config_found = false;  // the file exists and was read
-  std::string file_data_dir;  // [cli] data_dir from the config file
+  std::string global_data_dir;   // the global --data-dir
+  std::string file_data_dir;     // [cli] data_dir from the config file
+  std::string current_data_dir;  // that of the daemon `asyncops up` runs (its pointer)
   std::vector<SettingSource> settings;  // url, output, data_dir: for `asyncops config`
+  // Global flags given on the command line that a printed follow-up command
+  // must repeat (--url U, -o F), e.g. list's "more:" hint.
+  std::vector<std::string> repeat_args;
   Output out() const { return Output::resolve(output, json); }
-  // --data-dir, else $ASYNCOPS_DATA_DIR, else [cli] data_dir, else the
-  // embedded default ($XDG_DATA_HOME/asyncops or ~/.local/share/asyncops).
+  // The command's --data-dir, else the global one, else $ASYNCOPS_DATA_DIR,
+  // else [cli] data_dir, else the one of the daemon `asyncops up` runs, else
+  // the embedded default ($XDG_DATA_HOME/asyncops or ~/.local/share/asyncops).
   std::string data_dir(const std::string& flag) const;
 };
 

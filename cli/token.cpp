@@ -17,12 +17,12 @@
 namespace asyncops {
 namespace {
 
-std::string tokens_path(const std::string& data_dir, const std::string& file) {
+std::string tokens_path(const GlobalOptions& g, const std::string& data_dir, const std::string& file) {
   if (!file.empty()) return file;
-  return (data_dir.empty() ? default_data_dir() : data_dir) + "/tokens";
+  return g.data_dir(data_dir) + "/tokens";
 }
 
-int token_add(const std::string& path, const std::string& principal, const std::string& role_text) {
+int token_add(const Output& out, const std::string& path, const std::string& principal, const std::string& role_text) {
   auto role = parse_role(role_text);
   if (!role) {
     std::cerr << "asyncops: --role must be submitter, reader or admin" << std::endl;

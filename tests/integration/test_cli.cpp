@@ -184,7 +184,8 @@ TEST_CASE("up runs the system, restarts a dead worker, and stops cleanly on SIGT
   std::string log = dir.path + "/up.log";
   std::string out = dir.path + "/up.out";
   // stdout (the URL) and stderr go to one file here; the URL is its own line.
-  Process up({ASYNCOPS_CLI_BIN, "up", "--data-dir", dir.path, "--listen", "127.0.0.1:0", "--workers", "1"}, log);
+  std::map<std::string, std::string> env = {{"XDG_RUNTIME_DIR", dir.path + "/run"}};
+  Process up({ASYNCOPS_CLI_BIN, "up", "--data-dir", dir.path, "--listen", "127.0.0.1:0", "--workers", "1"}, log, env);
   std::string url;
   REQUIRE(eventually([&] {
     std::istringstream in(slurp(log));
@@ -210,11 +211,25 @@ TEST_CASE("up runs the system, restarts a dead worker, and stops cleanly on SIGT
                         R"({"email":"up2@example.com","name":"Up2"})", "--wait", "--timeout", "20"});
   CHECK(again.exit_code == 0);
 
+  // Another shell finds the daemon through the pointer `up` left (issue 16):
+  // no --url, no ASYNCOPS_URL, no data dir.
+  std::string pointer = dir.path + "/run/asyncops/current";
+  CHECK(slurp(pointer).find("url=" + url + "\n") != std::string::npos);
+  auto found = run_cli({"-o", "jsonl", "list"}, env);
+  CHECK(found.exit_code == 0);
+  CHECK(count_lines(found.out) == 2);
+  auto config = run_cli({"config", "-o", "json"}, env);
+  CHECK(config.out.find("\"current\"") != std::string::npos);
+  // --data-dir is a global option, before or after the command.
+  CHECK(run_cli({"--data-dir", dir.path, "stats", "-o", "json"}, env).exit_code == 0);
+  CHECK(run_cli({"list", "--data-dir", dir.path}, {{"XDG_RUNTIME_DIR", dir.path + "/elsewhere"}}).exit_code == 0);
+
   up.signal(SIGTERM);
   int status = up.wait(std::chrono::seconds(20));
   REQUIRE(status != -1);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   for (int c : children) CHECK(::kill(c, 0) != 0);  // the children are gone too
+  CHECK(::access(pointer.c_str(), F_OK) != 0);  // a clean exit removes the pointer
 }
 
