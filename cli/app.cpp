@@ -327,10 +327,25 @@ int cli_main(int argc, char** argv) {
   tail_cmd->footer("Examples:\n  asyncops tail\n  asyncops tail --state rejected | jq -r .code");
   tail_cmd->callback([&] { run = [&] { return cmd_tail(g, tail_state, tail_name); }; });
 
-  auto* cancel_cmd = app.add_subcommand("cancel", "Cancel an operation: at once if no worker has it, else best effort");
-  cancel_cmd->add_option("OP_ID", op_id, "Operation id")->required();
-  cancel_cmd->footer("Example:\n  asyncops cancel 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f && asyncops watch 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f");
-  cancel_cmd->callback([&] { run = [&] { return cmd_cancel(g, op_id); }; });
+  BulkOptions cancel;
+  auto* cancel_cmd = app.add_subcommand(
+      "cancel", "Cancel operations: at once if no worker has them, else best effort; by ids or by filters");
+  cancel_cmd->add_option("OP_ID", cancel.refs, "Operation ids (or unique prefixes, /operations/ID, URLs)");
+  cancel_cmd->add_option("--state", cancel.state, "Choose the unfinished operations in this state")
+      ->check(CLI::IsMember({"pending", "processing"}));
+  cancel_cmd->add_option("--name", cancel.name, "Choose the unfinished operations of this command name");
+  cancel_cmd->add_option("--older-than", cancel.older_than, "With the filters: only those created longer ago than this, e.g. 10m");
+  cancel_cmd->add_flag("-y,--yes", cancel.yes, "Do not ask for a confirmation on a terminal");
+  cancel_cmd->footer("Examples:\n  asyncops cancel 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f && asyncops watch 0190c3e2-7a1b\n"
+                     "  asyncops cancel --state pending --name create_user --older-than 10m --yes");
+  cancel_cmd->callback([&] { run = [&] { return cmd_cancel(g, cancel); }; });
+
+  BulkOptions forget;
+  auto* forget_cmd = app.add_subcommand("forget", "Forget finished operations: DELETE /operations/{id} with their history");
+  forget_cmd->add_option("OP_ID", forget.refs, "Operation ids (or unique prefixes, /operations/ID, URLs)")->required();
+  forget_cmd->add_flag("-y,--yes", forget.yes, "Do not ask for a confirmation on a terminal (more than one id)");
+  forget_cmd->footer("Example:\n  asyncops forget 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f");
+  forget_cmd->callback([&] { run = [&] { return cmd_forget(g, forget); }; });
 
   auto* workers_cmd = app.add_subcommand("workers", "List live workers: service, host, pid, in-flight, last heartbeat");
   workers_cmd->footer("Example:\n  asyncops workers -o json");

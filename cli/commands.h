@@ -69,7 +69,16 @@ struct UpOptions {
 };
 int cmd_up(const GlobalOptions& g, const UpOptions& o);
 
-int cmd_cancel(const GlobalOptions& g, const std::string& op_id);
+// cancel ID… | cancel --state S --name N [--older-than D], and forget ID….
+struct BulkOptions {
+  std::vector<std::string> refs;  // ids, prefixes, /operations/ID or URLs
+  std::string state;              // cancel: choose by filters instead
+  std::string name;
+  std::string older_than;         // a duration: created before now minus this
+  bool yes = false;               // no confirmation on a terminal
+};
+int cmd_cancel(const GlobalOptions& g, const BulkOptions& o);
+int cmd_forget(const GlobalOptions& g, const BulkOptions& o);
 int cmd_workers(const GlobalOptions& g);
 // Prunes terminal operations older than older_than from the store file
 // directly (safe while the daemon runs: small transactions).

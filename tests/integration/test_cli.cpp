@@ -233,3 +233,32 @@ TEST_CASE("up runs the system, restarts a dead worker, and stops cleanly on SIGT
   CHECK(::access(pointer.c_str(), F_OK) != 0);  // a clean exit removes the pointer
 }
 
+TEST_CASE("cancel by ids or by filters with a count, and forget", "[cli][bulk]") {
+  System sys(0);  // no workers: operations stay pending
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(sys.create_user("bulk" + std::to_string(i) + "@example.com", "B")["id"]);
+  CHECK(run_cli({"--url", sys.url(), "cancel"}).exit_code == 2);
+  CHECK(run_cli({"--url", sys.url(), "cancel", ids[0], "--state", "pending"}).exit_code == 2);
+  auto young = run_cli({"--url", sys.url(), "cancel", "--name", "create_user", "--older-than", "1h"});
+  CHECK(young.exit_code == 0);
+  CHECK(young.err.find("nothing to cancel") != std::string::npos);
+  // Two by id (one as X-Operation), then the rest by filter.
+  auto two = run_cli({"--url", sys.url(), "-o", "json", "cancel", ids[0], "/operations/" + ids[1]});
+  INFO(two.err);
+  CHECK(two.exit_code == 0);
+  CHECK(json::parse(two.out)["items"].size() == 2);
+  CHECK(two.err.find("canceled 2") != std::string::npos);
+  auto rest = run_cli({"--url", sys.url(), "-o", "jsonl", "cancel", "--state", "pending", "--name", "create_user", "--yes"});
+  CHECK(rest.exit_code == 0);
+  CHECK(count_lines(rest.out) == 2);
+  for (const auto& id : ids) CHECK(sys.get("/operations/" + id).json["state"] == "canceled");
+  // forget: DELETE /operations/{id}.
+  auto gone = run_cli({"--url", sys.url(), "forget", ids[0], ids[1].substr(0, 33)});
+  CHECK(gone.exit_code == 0);
+  CHECK(gone.out == "forgot " + ids[0] + "\nforgot " + ids[1] + "\n");
+  CHECK(sys.get("/operations/" + ids[0]).status == 404);
+  auto pending = sys.create_user("unfinished@example.com", "U");
+  auto refused = run_cli({"--url", sys.url(), "forget", pending["id"]});
+  CHECK(refused.exit_code == 1);
+  CHECK(refused.err.find("409") != std::string::npos);
+}
