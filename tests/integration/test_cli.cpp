@@ -233,6 +233,83 @@ TEST_CASE("up runs the system, restarts a dead worker, and stops cleanly on SIGT
   CHECK(::access(pointer.c_str(), F_OK) != 0);  // a clean exit removes the pointer
 }
 
+namespace {
+// A daemon on a fixed port, so that it can be killed and started again at
+// the same URL.
+struct FixedPortDaemon {
+  std::string dir, url, listen;
+  Process proc;
+  FixedPortDaemon(const std::string& data_dir, int port) : dir(data_dir) {
+    listen = "127.0.0.1:" + std::to_string(port);
+    url = "http://" + listen;
+  }
+  void start() {
+    ::unlink((dir + "/asyncopsd.url").c_str());
+    proc = Process({ASYNCOPSD_BIN, "--data-dir", dir, "--listen", listen}, dir + "/daemon.log");
+    if (!eventually([&] { return slurp(dir + "/asyncopsd.url").rfind("http", 0) == 0; })) {
+      throw std::runtime_error("asyncopsd did not start: " + slurp(dir + "/daemon.log"));
+    }
+  }
+};
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    throw std::runtime_error("no free port");
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+}  // namespace
+
+TEST_CASE("tail and watch say when the connection is lost and when it is back, and miss nothing", "[cli][reconnect]") {
+  TempDir dir;
+  FixedPortDaemon d(dir.path, free_port());
+  d.start();
+  std::string tail_log = dir.path + "/tail.log", watch_log = dir.path + "/watch.log";
+  Process tail({ASYNCOPS_CLI_BIN, "--url", d.url, "tail"}, tail_log);
+  httplib::Client http(d.url);
+  auto sse_clients = [&] {
+    auto m = http.Get("/metrics");
+    if (!m) return -1;
+    auto pos = m->body.find("\nasyncops_sse_clients ");
+    return pos == std::string::npos ? -1 : std::stoi(m->body.substr(pos + 22));
+  };
+  REQUIRE(eventually([&] { return sse_clients() == 1; }));  // tail is following before the command
+  auto created = http.Post("/users", R"({"email":"rc@example.com","name":"RC"})", "application/json");
+  REQUIRE(created);
+  std::string id = json::parse(created->body)["id"];
+  Process watch({ASYNCOPS_CLI_BIN, "--url", d.url, "-o", "jsonl", "watch", id, "--timeout", "60"}, watch_log);
+  REQUIRE(eventually([&] { return slurp(tail_log).find(id) != std::string::npos; }));
+  REQUIRE(eventually([&] { return slurp(watch_log).find("pending") != std::string::npos; }));
+
+  d.proc.signal(SIGKILL);
+  d.proc.wait(std::chrono::seconds(10));
+  CHECK(eventually([&] { return slurp(tail_log).find("asyncops: connection lost, retrying") != std::string::npos; }));
+  CHECK(eventually([&] { return slurp(watch_log).find("asyncops: connection lost, retrying") != std::string::npos; }));
+  d.start();
+  INFO(slurp(tail_log) << slurp(watch_log));
+  CHECK(eventually([&] { return slurp(tail_log).find("asyncops: connection back") != std::string::npos; },
+                   std::chrono::seconds(30)));
+  CHECK(eventually([&] { return slurp(watch_log).find("asyncops: connection back") != std::string::npos; },
+                   std::chrono::seconds(30)));
+  // A worker now does the work; both see the end.
+  Process worker({ASYNCOPS_WORKER_BIN, "--data-dir", dir.path, "--service", "users"}, dir.path + "/worker.log");
+  int status = watch.wait(std::chrono::seconds(40));
+  REQUIRE(status != -1);
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(eventually([&] { return slurp(tail_log).find("\"completed\"") != std::string::npos; }));
+  CHECK(count_lines(slurp(tail_log)) >= 3);
+  tail.signal(SIGINT);
+  tail.wait(std::chrono::seconds(10));
+}
+
 TEST_CASE("cancel by ids or by filters with a count, and forget", "[cli][bulk]") {
   System sys(0);  // no workers: operations stay pending
   std::vector<std::string> ids;
