@@ -2,6 +2,7 @@
 // How the CLI prints: human tables on a TTY, JSON for scripts. Colour only
 // on a TTY and never with NO_COLOR set.
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +13,11 @@ enum class OutputFormat { table, json, jsonl };
 struct Output {
   OutputFormat format = OutputFormat::table;
   bool color = false;
+  // On a terminal: its width (tables fit it) and shortened ids (as git
+  // shortens hashes: the shortest unique prefix, 8 characters or more).
+  // 0 and false into a pipe, where scripts want whole ids and lines.
+  size_t width = 0;
+  bool short_ids = false;
 
   // format_flag: "", "table", "json" or "jsonl"; json_alias: --json given.
   static Output resolve(const std::string& format_flag, bool json_alias);

@@ -85,3 +85,34 @@ TEST_CASE("did you mean: the closest command name, only when it is a likely typo
   CHECK(closest_name("", names).empty());
 }
 
+TEST_CASE("list table: ids shortened as git does, fitted to the terminal, deletes show what they deleted", "[cli]") {
+  CHECK(unique_prefix_length({"0190c3e2-7a1b-7c3d", "0190c3e2-7a1c-7c3d"}, 8) == 13);
+  CHECK(unique_prefix_length({"0190c3e2-7a1b", "0290c3e2-7a1b"}, 8) == 8);
+  CHECK(unique_prefix_length({"0190c3e2-7a1b", "0190c3e3-7a1b"}, 8) == 8);
+  CHECK(unique_prefix_length({"0190c3e2-7a1b", "0190c3e2-8a1b"}, 8) == 10);
+  CHECK(unique_prefix_length({"0190c3e2-7a1b", "0190c3e3-7a1b"}, 9) == 10);  // not ending on the dash
+  nlohmann::json items = nlohmann::json::array();
+  std::string created = format_rfc3339_ms(now_ms());
+  items.push_back({{"id", "0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f"}, {"name", "delete_user"}, {"state", "completed"},
+                   {"code", nullptr}, {"resource", ""}, {"origin", "DELETE /users/0190c3e2-0000-7000-8000-000000000001"},
+                   {"created_at", created}});
+  items.push_back({{"id", "0190c3e2-7a1c-7c3d-8e4f-5a6b7c8d9e0f"}, {"name", "create_user_with_a_long_name"},
+                   {"state", "rejected"}, {"code", "email_in_use"},
+                   {"resource", "/users/0190c3e2-0000-7000-8000-000000000002"}, {"origin", "POST /users"},
+                   {"created_at", created}});
+  Output wide;
+  auto full = operations_table(items, wide);
+  REQUIRE(full.size() == 3);
+  CHECK(full[1].rfind("0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f  delete_user", 0) == 0);
+  CHECK(full[1].find("/users/0190c3e2-0000-7000-8000-000000000001") != std::string::npos);
+  Output tty;
+  tty.width = 80;
+  tty.short_ids = true;
+  for (const auto& line : operations_table(items, tty)) {
+    INFO(line);
+    size_t cols = 0;
+    for (unsigned char c : line) cols += (c & 0xC0) != 0x80;
+    CHECK(cols <= 80);
+  }
+  CHECK(operations_table(items, tty)[1].rfind("0190c3e2-7a1b  ", 0) == 0);
+}
