@@ -98,7 +98,7 @@ bool GroupCommitter::enqueue(bool urgent, Fill&& fill) {
 }
 
 Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, const IdempotencyKey& key,
-                                                        Arrival* arrival) {
+                                                        Arrival* arrival, OwnershipCheck owners) {
   Waiter done;
   bool queued = enqueue(true, [&] {
     if (arrival && arrival->m_active) {
@@ -110,6 +110,7 @@ Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, cons
     job.op.emplace(std::move(op));
     job.has_key = !key.key.empty();
     job.key = key;
+    job.owners = std::move(owners);
     job.done = &done;
   });
   // Not queued (stopping): the arrival, still active, ends when it is destroyed.
@@ -221,12 +222,17 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
       Change c;
       switch (job.type) {
         case Job::accept_op: {
+          if (!job.owners.paths.empty() && !m_writer->owners_allow(job.op->owner, job.owners)) {
+            results[i].not_found = true;
+            break;
+          }
           if (!m_writer->insert_operation(&*job.op, job.has_key ? &job.key : nullptr, &c)) {
             results[i].replay = true;
             results[i].replay_op_id = c.op.id;
             results[i].replay_hash = c.op.message;
             break;
           }
+          if (!job.owners.claim.empty()) m_writer->claim_resource(job.owners.claim, c.op.owner, c.op.seq);
           // The command takes the params and payload: nothing after the
           // commit reads them from the change.
           accepted.push_back(take_command(c.op));
