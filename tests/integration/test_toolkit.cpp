@@ -239,7 +239,7 @@ TEST_CASE("daemon configuration: file < ASYNCOPS_* < flag, shown by config --dae
   CHECK(sys.logs().find("{\"") != std::string::npos);  // log_format = json from the file
 }
 
-TEST_CASE("one -o rule: token list, token add, keygen and workers honour -o; collections are {items}", "[toolkit][output]") {
+TEST_CASE("one -o rule: token list, token add, keygen and workers honour -o, and collections are {items}", "[toolkit][output]") {
   TempDir dir;
   auto added = run_cli({"-o", "json", "token", "add", "--principal", "ann", "--data-dir", dir.path});
   REQUIRE(added.exit_code == 0);
@@ -334,7 +334,7 @@ TEST_CASE("a URL that is not asyncops is named as such", "[toolkit][typo]") {
   CHECK(r.err.find("is not an asyncops daemon (GET /healthz answered 404)") != std::string::npos);
 }
 
-TEST_CASE("tokens: the first one warns that it locks out tokenless use; a 401 names --token; a new token works at once", "[toolkit][access]") {
+TEST_CASE("tokens: the first one warns that it locks out tokenless use, a 401 names --token, a new token works at once", "[toolkit][access]") {
   System sys(0);
   auto first = run_cli({"token", "add", "--principal", "ops", "--role", "admin", "--data-dir", sys.data_dir()});
   REQUIRE(first.exit_code == 0);
