@@ -789,9 +789,26 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
       tcp_layer().expires_after(std::chrono::seconds(2));
       m_stream.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->tcp_layer().close(); });
     } else {
+      if (m_sse_started) return tcp_layer().close();  // its read is still pending
+      // A staged close (RFC 9112 9.6): stop sending, then read and drop what
+      // the client still sends (the rest of a refused body) for a moment,
+      // so that closing does not reset the connection before the client
+      // has read the answer.
       tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ignored);
-      tcp_layer().close();
+      linger();
     }
+  }
+
+  void linger() {
+    tcp_layer().expires_after(std::chrono::seconds(2));
+    tcp_layer().async_read_some(m_scratch.prepare(65536), [self = this->shared_from_this()](beast::error_code ec,
+                                                                                          size_t n) {
+      self->m_lingered += n;
+      if (ec || self->m_lingered > 2 * self->m_server.options.limits.max_body_bytes + (1 << 20)) {
+        return self->tcp_layer().close();
+      }
+      self->linger();
+    });
   }
 
   void close_now() {
@@ -814,6 +831,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   std::shared_ptr<http::response<http::empty_body>> m_continue;
   std::string m_remote;
   unsigned m_served = 0;
+  size_t m_lingered = 0;  // bytes read and dropped after the last answer
   bool m_head = false;
   bool m_keep_alive = false;
   bool m_closed = false;
