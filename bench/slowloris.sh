@@ -63,11 +63,24 @@ if [[ -z $url ]]; then
 fi
 echo "slowloris.sh: target $url, ulimit -n $(ulimit -n)" >&2
 mkdir -p "$(dirname "$out")"
+spid=""
+if [[ -n $dpid ]]; then
+  # The daemon's threads and RSS once a second while the tool runs.
+  ( while kill -0 "$dpid" 2>/dev/null; do
+      awk '/^Threads:/ {t=$2} /^VmRSS:/ {r=$2} END {print t, r}' "/proc/$dpid/status" 2>/dev/null
+      sleep 1
+    done >"$run/samples.txt" ) &
+  spid=$!
+fi
 "$tool" --url "$url" --out "$out" "${pass[@]}"
 if [[ -n $dpid ]]; then
-  threads=$(awk '/^Threads:/ {print $2}' "/proc/$dpid/status" 2>/dev/null || echo null)
+  kill "$spid" 2>/dev/null || true
+  wait "$spid" 2>/dev/null || true
   alive=true; kill -0 "$dpid" 2>/dev/null || alive=false
-  jq --argjson alive "$alive" --argjson threads "${threads:-null}" \
-    '. + {daemon: {alive_at_end: $alive, threads_at_end: $threads}}' "$out" >"$out.tmp" && mv "$out.tmp" "$out"
+  max_threads=$(awk 'BEGIN {m=0} $1 > m {m=$1} END {print m}' "$run/samples.txt")
+  max_rss=$(awk 'BEGIN {m=0} $2 > m {m=$2} END {print m}' "$run/samples.txt")
+  jq --argjson alive "$alive" --argjson threads "${max_threads:-null}" --argjson rss "${max_rss:-null}" \
+    '. + {daemon: {alive_at_end: $alive, max_threads: $threads, max_rss_kib: $rss}}' "$out" >"$out.tmp" \
+    && mv "$out.tmp" "$out"
 fi
 cat "$out"
