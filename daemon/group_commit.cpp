@@ -72,7 +72,8 @@ bool GroupCommitter::enqueue(bool blocking, Fill&& fill) {
   return true;
 }
 
-Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, const IdempotencyKey& key) {
+Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, const IdempotencyKey& key,
+                                                        OwnershipCheck owners) {
   Waiter done;
   bool queued = enqueue(true, [&] {
     Job& job = m_queue.emplace_back();
@@ -80,6 +81,7 @@ Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, cons
     job.op.emplace(std::move(op));
     job.has_key = !key.key.empty();
     job.key = key;
+    job.owners = std::move(owners);
     job.done = &done;
   });
   if (!queued) return Error{"the daemon is shutting down"};
@@ -175,12 +177,17 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
       Change c;
       switch (job.type) {
         case Job::accept_op: {
+          if (!job.owners.paths.empty() && !m_writer->owners_allow(job.op->owner, job.owners)) {
+            results[i].not_found = true;
+            break;
+          }
           if (!m_writer->insert_operation(&*job.op, job.has_key ? &job.key : nullptr, &c)) {
             results[i].replay = true;
             results[i].replay_op_id = c.op.id;
             results[i].replay_hash = c.op.message;
             break;
           }
+          if (!job.owners.claim.empty()) m_writer->claim_resource(job.owners.claim, c.op.owner, c.op.seq);
           // The command takes the params and payload: nothing after the
           // commit reads them from the change.
           accepted.push_back(take_command(c.op));

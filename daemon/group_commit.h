@@ -47,11 +47,13 @@ class GroupCommitter {
     std::atomic<int64_t> unfinished{0};  // operations not yet terminal: the backlog
   };
 
-  // What accept() did: stored a new operation, or found the idempotency key
-  // already used (replay: nothing was written).
+  // What accept() did: stored a new operation, found the idempotency key
+  // already used (replay: nothing was written), or found that the caller
+  // does not own a resource it commands (not_found: nothing was written).
   struct Accepted {
     Change change;
     bool replay = false;
+    bool not_found = false;
     std::string replay_op_id;
     std::string replay_hash;
   };
@@ -72,8 +74,10 @@ class GroupCommitter {
   // error if the store could not commit. Thread-safe.
   Result<Change> accept(OperationRecord op);
   // The same with an idempotency key, which is claimed in the same
-  // transaction as the operation is stored.
-  Result<Accepted> accept(OperationRecord op, const IdempotencyKey& key);
+  // transaction as the operation is stored, and an ownership check, made
+  // in that transaction before anything is written (its claim is recorded
+  // with the operation).
+  Result<Accepted> accept(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners = {});
   // Runs fn in the next batch and blocks until it is committed. Thread-safe.
   Result<bool> run(WriteFn fn);
   // Runs fn in the next batch without waiting. Thread-safe.
@@ -107,6 +111,7 @@ class GroupCommitter {
     std::optional<OperationRecord> op;  // accept (empty otherwise: events allocate nothing for it)
     bool has_key = false;               // accept with an idempotency key
     IdempotencyKey key;
+    OwnershipCheck owners;   // accept
     Event event;             // event; dispatched uses request_id and attempt
     WriteFn fn;              // write
     Waiter* done = nullptr;  // accept and a blocking write

@@ -90,7 +90,7 @@ const std::vector<std::string> k_fast_leases = {"--lease", "300ms", "--backoff",
 // Fast leases for tests about redelivery, not about giving up: on a loaded
 // machine a worker can take longer to start than 5 short attempts last.
 const std::vector<std::string> k_fast_leases_patient = {"--lease", "300ms", "--backoff", "50ms",
-                                                        "--max-attempts", "1000"};
+                                                        "--max-attempts", "100"};
 
 }  // namespace
 
