@@ -152,8 +152,9 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
     return json_reply(200, {{"status", "ok"}});
   });
   m_router.add("GET", tmpl("/readyz"), [this](const ApiRequest&, const Params&) {
-    if (m_services.ready && !m_services.ready()) {
-      ApiReply r = problem_reply({503, "", "not ready: starting or stopping", "not_ready", "", {}});
+    std::string cause = m_services.not_ready ? m_services.not_ready() : "";
+    if (!cause.empty()) {
+      ApiReply r = problem_reply({503, "", "not ready: " + cause, "not_ready", "", {}});
       r.headers.push_back({"Retry-After", "1"});
       return r;
     }

@@ -208,6 +208,11 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
           switch (m_writer->apply_event(job.event, now, &c)) {
             case StoreWriter::Applied::changed:
               m_counters.events_applied++;
+              if (c.kind == "superseded") {
+                log_warn("a worker's late outcome supersedes worker_timeout",
+                         {{"id", c.op.id}, {"state", to_string(c.op.state)}, {"code", c.op.code},
+                          {"worker", job.event.worker}});
+              }
               changes.push_back(std::move(c));
               break;
             case StoreWriter::Applied::unknown_operation: {
@@ -239,6 +244,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
   } catch (const std::exception& e) {
     m_writer->rollback();
     m_counters.commit_failures++;
+    if (m_hooks.after_commit) m_hooks.after_commit(&e);
     log_error("store commit failed; the batch is answered with errors",
               {{"error", e.what()}, {"batch", std::to_string(batch.size())}});
     for (Job& job : batch) {
@@ -247,6 +253,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
     return;
   }
   m_counters.commits++;
+  if (m_hooks.after_commit) m_hooks.after_commit(nullptr);
   m_counters.accepted += accepted.size();
   int64_t delta = static_cast<int64_t>(accepted.size());
   for (const Change& c : changes) {

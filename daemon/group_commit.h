@@ -16,6 +16,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <optional>
 #include <memory>
@@ -35,6 +36,10 @@ class GroupCommitter {
     // Both run on the commit thread right after a commit, in this order.
     std::function<void(const std::vector<Change>&)> on_changes;
     std::function<void(std::vector<Command>)> on_accepted;
+    // Runs on the commit thread after every commit attempt, before the
+    // callers are answered: null when it succeeded, else what it threw
+    // (the daemon's readiness follows it, see daemon/store_health.h).
+    std::function<void(const std::exception* failure)> after_commit = nullptr;
   };
   struct Counters {
     std::atomic<uint64_t> commits{0};

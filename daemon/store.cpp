@@ -328,6 +328,10 @@ Result<bool> init_store(const std::string& path, SyncMode sync) {
     configure(db, sync);
     db.exec(k_schema);
     db.exec(k_owners_schema);
+    // resources.version (issue 15): the service's version of the resource,
+    // NULL for writes whose event carried none. Added to older stores here.
+    SQLite::Statement has_version(db, "SELECT 1 FROM pragma_table_info('resources') WHERE name = 'version'");
+    if (!has_version.executeStep()) db.exec("ALTER TABLE resources ADD COLUMN version INTEGER");
     return true;
   } catch (const std::exception& e) {
     return Error{"cannot open store " + path + ": " + e.what()};
@@ -353,11 +357,16 @@ struct StoreWriter::Impl {
         update_state(db,
                      "UPDATE operations SET state = ?, code = ?, message = ?, attempt = "
                      "max(attempt, ?), updated_at = ? WHERE seq = ?"),
+        // The service's version decides when both writes carry one (its
+        // own commit order, issue 15); else the operations' acceptance order.
         upsert_resource(db,
-                        "INSERT INTO resources(path, collection, body, op_id, op_seq, updated_at) "
-                        "VALUES (?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET "
+                        "INSERT INTO resources(path, collection, body, op_id, op_seq, updated_at, version) "
+                        "VALUES (?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET "
                         "body = excluded.body, op_id = excluded.op_id, op_seq = excluded.op_seq, "
-                        "updated_at = excluded.updated_at WHERE excluded.op_seq > resources.op_seq"),
+                        "updated_at = excluded.updated_at, version = excluded.version WHERE "
+                        "CASE WHEN excluded.version IS NOT NULL AND resources.version IS NOT NULL "
+                        "THEN excluded.version > resources.version "
+                        "ELSE excluded.op_seq > resources.op_seq END"),
         delete_resource(db, "DELETE FROM resources WHERE path = ?"),
         select_owner(db, "SELECT owner FROM resource_owners WHERE path = ?"),
         insert_owner(db, "INSERT INTO resource_owners(path, owner, op_seq) VALUES (?,?,?) ON CONFLICT(path) DO NOTHING"),
@@ -455,6 +464,16 @@ void StoreWriter::set_wal_limit_pages(int pages) {
   // 64 MiB of blocks stalled the commit thread for ~25 ms; the WAL is
   // simply written again from its beginning and stays about that size.
   m->db.exec("PRAGMA wal_autocheckpoint=" + std::to_string(static_cast<int64_t>(pages) * 4));
+}
+
+void StoreWriter::write_probe(int64_t now) {
+  SQLite::Statement st(m->db, "INSERT OR REPLACE INTO meta(key, value) VALUES ('probed_at', ?)");
+  st.bind(1, std::to_string(now));
+  st.exec();
+}
+
+void StoreWriter::set_max_page_count(int64_t pages) {
+  m->db.exec("PRAGMA max_page_count=" + std::to_string(pages));
 }
 
 void StoreWriter::begin() { m->db.exec("BEGIN IMMEDIATE"); }
@@ -625,12 +644,26 @@ int64_t StoreWriter::count_unfinished() {
   return st.executeStep() ? st.getColumn(0).getInt64() : 0;
 }
 
+bool may_supersede(const OperationRecord& op, const Event& e) {
+  if (op.state != OpState::failed || op.code != "worker_timeout") return false;
+  if (!is_terminal(e.state)) return false;
+  // A fenced worker's own record of the give-up agrees with it: nothing to change.
+  return !(e.state == OpState::failed && e.code == "worker_timeout");
+}
+
 StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Change* change) {
   auto found = m->find(e.request_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
 
-  if (is_terminal(op.state)) return Applied::ignored;           // terminal never moves
+  // A terminal state never moves, with one exception: a worker's real
+  // outcome replaces the daemon's give-up (failed/worker_timeout), because
+  // the service did the work after all (docs/protocol.md §9).
+  bool superseding = false;
+  if (is_terminal(op.state)) {
+    if (!may_supersede(op, e)) return Applied::ignored;
+    superseding = true;
+  }
   // A worker authenticated by CURVE may only report on its own services.
   if (!e.allowed_services.empty() &&
       std::find(e.allowed_services.begin(), e.allowed_services.end(), op.service) == e.allowed_services.end()) {
@@ -650,6 +683,7 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
   if (e.state == op.state && e.state == OpState::processing) {  // duplicate processing
     return Applied::ignored;
   }
+  std::string superseded = superseding ? std::string(to_string(op.state)) + "/" + op.code : "";
   op.state = e.state;
   if (is_terminal(e.state)) {
     op.code = !e.code.empty() ? e.code : (e.state == OpState::completed ? "success" : "error");
@@ -682,8 +716,11 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
       ur.bind(4, op.id);
       ur.bind(5, static_cast<int64_t>(op.seq));
       ur.bind(6, static_cast<int64_t>(now));
-      ur.exec();
-      if (e.deleted) {
+      if (e.version > 0) ur.bind(7, static_cast<int64_t>(e.version));
+      else ur.bind(7);
+      // A tombstone the version rule skipped (the service wrote the
+      // resource after this delete) frees nothing.
+      if (ur.exec() > 0 && e.deleted) {
         // The resource is gone, and so is its owner: an id the gateway
         // generated is then unknown to everyone but an admin.
         auto& fo = m->free_owner;
@@ -704,8 +741,13 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
     fc.exec();
   }
   m->remember(op);
-  change->seq = m->append_history(op.seq, to_string(op.state), op.state, op.code, op.message, now);
-  change->kind = to_string(op.state);
+  const char* kind = superseding ? "superseded" : to_string(op.state);
+  std::string history_message =
+      superseding ? "the worker's outcome " + std::string(to_string(op.state)) + "/" + op.code + " supersedes " +
+                        superseded + (op.message.empty() ? "" : ": " + op.message)
+                  : op.message;
+  change->seq = m->append_history(op.seq, kind, op.state, op.code, history_message, now);
+  change->kind = kind;
   change->op = std::move(op);
   return Applied::changed;
 }

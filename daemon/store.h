@@ -79,7 +79,7 @@ Command take_command(OperationRecord& op);
 struct HistoryEntry {
   int64_t seq = 0;  // one increasing sequence across all operations
   std::string op_id;
-  std::string kind;  // accepted, dispatched, redelivered, processing, cancel_requested, or a terminal state
+  std::string kind;  // accepted, dispatched, redelivered, processing, cancel_requested, a terminal state, or superseded
   OpState state = OpState::pending;
   std::string code;
   std::string message;
@@ -114,6 +114,12 @@ struct Resource {
   // only an admin may read an owner-only resource).
   std::string owner;
 };
+
+// Whether event e may replace op's terminal state: only the daemon's give-up
+// (failed/worker_timeout) can be replaced, and only by a worker's terminal
+// outcome for that request that says something else (issue 15: the final
+// state never contradicts what the service recorded).
+bool may_supersede(const OperationRecord& op, const Event& e);
 
 // Who may command a resource (issue 15). A resource is owned by the
 // principal whose command claimed it, in the transaction that stored that
@@ -180,10 +186,13 @@ class StoreWriter {
   // resource than the operation's); nothing changes.
   enum class Applied { changed, unknown_operation, ignored, rejected };
   // Inside a transaction. Applies a worker's event: moves the operation
-  // forward (never out of a terminal state, never backwards) and, for a
-  // completed event, updates the read model in the same transaction. A
-  // completed delete frees its path's owner; an operation that ends
-  // rejected or canceled frees the resource it claimed (it was not made).
+  // forward (never backwards, never out of a terminal state except as
+  // may_supersede() allows: history kind "superseded") and, for a completed
+  // event, updates the read model in the same transaction. The read model
+  // keeps the write with the highest Event::version, or, when either write
+  // has none, the one from the operation accepted last. A completed delete
+  // whose tombstone is written frees its path's owner; an operation that
+  // ends rejected or canceled frees the resource it claimed (it was not made).
   Applied apply_event(const Event& e, int64_t now, Change* change);
 
   // Inside a transaction. Records that the command went to a worker (kind
@@ -206,6 +215,14 @@ class StoreWriter {
 
   // The newest history seq, 0 for an empty store.
   int64_t latest_history_seq();
+
+  // Inside a transaction. Writes one small row (meta 'probed_at' = now):
+  // a commit that needs space, run while commits are failing to learn when
+  // they succeed again (the daemon's readiness, daemon/store_health.h).
+  void write_probe(int64_t now);
+  // PRAGMA max_page_count on this connection: writes that would grow the
+  // file past `pages` fail with SQLITE_FULL. For tests of a full disk.
+  void set_max_page_count(int64_t pages);
 
   // Operations not yet terminal, oldest first, for redispatch after a restart.
   std::vector<OperationRecord> unfinished(int limit, int64_t after_seq);
