@@ -578,9 +578,6 @@ ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, cons
 }
 
 ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req, const Params& params) {
-  // From here until accept() (or an error reply), the committer knows this
-  // request is coming and may hold a commit briefly to take it along.
-  GroupCommitter::Arrival arrival(m_committer);
   if (req.body.size() > m_options.max_body_bytes) {
     return problem_reply({413, "", "the body is larger than " + std::to_string(m_options.max_body_bytes) +
                                        " bytes", "body_too_large", "", {}});
@@ -726,7 +723,7 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
   answer_to.headers["prefer"] = req.header("prefer");
   OwnershipCheck owners = ownership_check(m_routes, route, req, op.resource);
   bool queued = m_committer.accept_async(
-      std::move(op), key, &arrival, std::move(owners),
+      std::move(op), key, std::move(owners),
       [this, meet, answer_to, key](Result<GroupCommitter::Accepted> committed) {
         meet->set([this, answer_to, key, committed = std::move(committed)] {
           return finish_accept(answer_to, key, committed);
