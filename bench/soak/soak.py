@@ -637,46 +637,57 @@ class Soak:
                 if not self.follow_q:
                     break
                 due, req, op_id = self.follow_q.popleft()
-            if due > now():
-                time.sleep(min(due - now(), 0.2))
+            wait = due - now()
+            if wait > 0:
+                time.sleep(min(wait, 0.2))
                 if due > now():
-                    self.enqueue_follow(req, op_id, due - now())
+                    self.enqueue_follow(req, op_id, max(0.0, due - now()))
                     continue
             try:
-                st, _, body = http_.request("GET", "/operations/%s?wait=%d" % (op_id, a.follow_wait),
-                                            timeout=a.follow_wait + a.http_timeout)
-            except (OSError, http.client.HTTPException):
-                self.enqueue_follow(req, op_id, 0.2)
-                continue
-            if st == 200:
-                try:
-                    op = json.loads(body)
-                except ValueError:
-                    self.enqueue_follow(req, op_id, 0.2)
-                    continue
-                req.final = op
-                if op.get("done"):
-                    if req.first_terminal is None:
-                        req.first_terminal = (op.get("state"), op.get("code"))
-                        req.terminal_at = now()
-                        self.e2e_ms.append((req.terminal_at - req.accepted_at) * 1000.0)
-                        self.c.add("terminal")
-                        self.inflight.release()
-                    continue
-                self.enqueue_follow(req, op_id)
-            elif st == 404:
-                # Maybe a daemon that restarts has not opened the store yet;
-                # the final check decides whether it is lost.
-                req.follow_404 += 1
-                self.c.add("follow_404")
-                if req.follow_404 >= 20:
-                    self.c.add("terminal")
-                    self.inflight.release()
-                    continue
-                self.enqueue_follow(req, op_id, 0.5)
-            else:
+                self.follow_once(http_, req, op_id)
+            except Exception as e:  # a bug here must not drop the operation with its thread
+                self.c.add("follower_errors")
+                print("soak: follower: %r" % e, file=sys.stderr, flush=True)
                 self.enqueue_follow(req, op_id, 0.5)
         http_.close()
+
+    def follow_once(self, http_, req, op_id):
+        """One GET /operations/{id}?wait=N; requeues the operation unless it is terminal."""
+        a = self.a
+        try:
+            st, _, body = http_.request("GET", "/operations/%s?wait=%d" % (op_id, a.follow_wait),
+                                        timeout=a.follow_wait + a.http_timeout)
+        except (OSError, http.client.HTTPException):
+            self.enqueue_follow(req, op_id, 0.2)
+            return
+        if st == 200:
+            try:
+                op = json.loads(body)
+            except ValueError:
+                self.enqueue_follow(req, op_id, 0.2)
+                return
+            req.final = op
+            if op.get("done"):
+                if req.first_terminal is None:
+                    req.first_terminal = (op.get("state"), op.get("code"))
+                    req.terminal_at = now()
+                    self.e2e_ms.append((req.terminal_at - req.accepted_at) * 1000.0)
+                    self.c.add("terminal")
+                    self.inflight.release()
+                return
+            self.enqueue_follow(req, op_id)
+        elif st == 404:
+            # Maybe a daemon that restarts has not opened the store yet;
+            # the final check decides whether it is lost.
+            req.follow_404 += 1
+            self.c.add("follow_404")
+            if req.follow_404 >= 20:
+                self.c.add("terminal")
+                self.inflight.release()
+                return
+            self.enqueue_follow(req, op_id, 0.5)
+        else:
+            self.enqueue_follow(req, op_id, 0.5)
 
     # ---------------------------------------------------------- run
 
