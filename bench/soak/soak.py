@@ -860,13 +860,16 @@ class Soak:
         singles = self.parallel_get(["/users/" + uid for uid in all_ids])
         http_.close()
 
+        info = collections.Counter()
         # invariant -> {key: message}; one finding per key (an operation id,
         # or a user id), however many checks see it.
         bad = collections.defaultdict(dict)
 
         def found(kind, key, msg):
+            if key not in bad[kind] and kind == "failed_but_applied":
+                r = self.by_op.get(key)
+                info["failed_but_applied_" + (r.kind if r else "other")] += 1
             bad[kind].setdefault(key, msg)
-        info = collections.Counter()
         states = collections.Counter()
         codes = collections.Counter()
 
@@ -978,15 +981,19 @@ class Soak:
             st, body = singles["/users/" + uid]
             rm = body if st == 200 else None
             if (rm is None) != (row is None):
+                info["read_model_shows_a_user_users_db_lacks" if row is None
+                     else "read_model_lacks_a_user_users_db_has"] += 1
                 found("read_model_mismatch", uid, "user %s: GET /users/{id} is %d, users.db %s" % (
                     uid, st, "has the row" if row else "has no row"))
             elif rm is not None:
                 diff = [f for f in ("email", "name", "created_at", "updated_at") if rm.get(f) != row[f]]
                 if diff:
+                    info["read_model_fields_differ"] += 1
                     found("read_model_mismatch", uid, "user %s: GET /users/{id} has %s, users.db %s" % (
                         uid, {f: rm.get(f) for f in diff}, {f: row[f] for f in diff}))
             lrow = listing.get(uid)
             if lrow != rm:
+                info["listing_differs_from_get"] += 1
                 found("read_model_mismatch", uid, "user %s: GET /users lists %s, GET /users/{id} gives %s" % (
                     uid, lrow, rm))
 
