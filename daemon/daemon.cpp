@@ -276,14 +276,16 @@ int run_daemon(const DaemonConfig& cfg) {
   StoreWriter* writer_raw = writer.value().get();  // for the Checkpointer's WAL restarts; the committer owns it
   GroupCommitter committer(std::move(writer.value()),
                            {[&hub, &dispatcher, &metrics](const std::vector<Change>& c) {
-                              hub.publish(c);
-                              dispatcher.observe(c);
+                              // Metrics first: a client woken by the hub may read
+                              // /metrics at once and must see its operation counted.
                               for (const Change& ch : c) {
                                 if (is_terminal(ch.op.state)) {
                                   metrics.finished(ch.op.name, to_string(ch.op.state),
                                                    static_cast<double>(ch.op.updated_at - ch.op.created_at));
                                 }
                               }
+                              hub.publish(c);
+                              dispatcher.observe(c);
                             },
                             [&dispatcher](std::vector<Command> c) { dispatcher.enqueue(std::move(c)); }});
   committer_ptr = &committer;
@@ -352,6 +354,8 @@ int run_daemon(const DaemonConfig& cfg) {
     metric("asyncops_store_commits_total", "counter", "Store transactions (group commits).", c.commits.load());
     metric("asyncops_store_commit_failures_total", "counter", "Store transactions that failed.", c.commit_failures.load());
     metric("asyncops_workers_live", "gauge", "Workers with a recent heartbeat.", registry.live_count());
+    metric("asyncops_workers_evicted_total", "counter", "Workers forgotten to keep the registry bounded.", registry.evicted());
+    if (tracker_ptr) m += tracker_ptr->render_refused();
     if (zap) metric("asyncops_curve_rejected_total", "counter", "Worker connections refused by CURVE/ZAP.", zap->rejected());
     metric("asyncops_operations_pruned_total", "counter", "Operations forgotten after the retention period.", pruner.pruned());
     return m + metrics.render();

@@ -4,6 +4,8 @@
 #include <set>
 #include <sstream>
 
+#include "shared/json_limits.h"
+
 namespace asyncops {
 namespace {
 
@@ -143,8 +145,15 @@ const char* RouteTable::default_json() {
 }
 
 Result<RouteTable> RouteTable::load_json(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return Error{"routes: not valid JSON"};
+  // A local file, but it must not crash the daemon either (issue 15).
+  JsonLimits lim;
+  lim.max_bytes = k_max_routes_bytes;
+  lim.max_depth = 64;
+  lim.max_values = 1000000;
+  BoundedJson parsed = parse_json_within(text, lim);
+  if (parsed.violation == JsonViolation::invalid) return Error{"routes: not valid JSON"};
+  if (parsed.violation != JsonViolation::none) return Error{"routes: refused: " + parsed.error};
+  json j = std::move(parsed.value);
   if (!j.is_object() || !j.contains("routes") || !j["routes"].is_array()) {
     return Error{"routes: expected an object with a 'routes' array"};
   }
@@ -255,9 +264,12 @@ Result<RouteTable> RouteTable::load_json(const std::string& text) {
 Result<RouteTable> RouteTable::load_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Error{"routes: cannot read " + path};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto t = load_json(ss.str());
+  // Read one byte past the limit, so that a larger file is refused
+  // without being read whole.
+  std::string text(k_max_routes_bytes + 1, '\0');
+  in.read(&text[0], static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  auto t = load_json(text);
   if (!t) return Error{path + ": " + t.error()};
   return t;
 }

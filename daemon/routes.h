@@ -62,6 +62,9 @@ struct Route {
   std::map<std::string, FieldRule> fields;
 };
 
+// A routes file larger than this is refused (4 MiB); it may nest 64 levels.
+inline constexpr size_t k_max_routes_bytes = 4 << 20;
+
 class RouteTable {
  public:
   // The embedded default: the users service.

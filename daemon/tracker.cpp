@@ -4,6 +4,7 @@
 
 #include <zmq_addon.hpp>
 
+#include "shared/clock.h"
 #include "shared/log.h"
 
 namespace asyncops {
@@ -23,6 +24,10 @@ Result<bool> Tracker::bind() {
     m_socket->set(zmq::sockopt::linger, 0);
     m_socket->set(zmq::sockopt::rcvhwm, 100000);
     m_socket->set(zmq::sockopt::subscribe, "");
+    // A frame this large is not even received: ZeroMQ closes the peer's
+    // connection. Up to it, decode_event() refuses and counts what is over
+    // the 1 MiB event limit.
+    m_socket->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(k_max_transport_bytes));
     if (socket_setup) socket_setup(*m_socket);
     m_socket->bind(m_endpoint);
     if (m_endpoint.rfind("ipc://", 0) == 0) ::chmod(m_endpoint.substr(6).c_str(), 0600);
@@ -50,6 +55,52 @@ void Tracker::bad_frame(const std::string& why) {
   if (n <= 10 || n % 1000 == 0) {
     log_warn("undecodable message on the events socket", {{"error", why}, {"count", std::to_string(n)}});
   }
+}
+
+namespace {
+const char* const k_refusal_kinds[2] = {k_kind_event, k_kind_heartbeat};
+}
+
+uint64_t Tracker::refused(const char* kind, Refusal why) const {
+  for (int k = 0; k < 2; ++k) {
+    if (std::string(kind) == k_refusal_kinds[k]) return m_refused[k][static_cast<int>(why)].load();
+  }
+  return 0;
+}
+
+std::string Tracker::render_refused() const {
+  std::string m =
+      "# HELP asyncops_messages_refused_total Messages on the events socket refused when decoded "
+      "(malformed, or over a protocol limit), by kind and reason.\n"
+      "# TYPE asyncops_messages_refused_total counter\n";
+  for (int k = 0; k < 2; ++k) {
+    for (int r = 0; r < k_refusal_count; ++r) {
+      m += std::string("asyncops_messages_refused_total{kind=\"") + k_refusal_kinds[k] + "\",reason=\"" +
+           to_string(static_cast<Refusal>(r)) + "\"} " + std::to_string(m_refused[k][r].load()) + "\n";
+    }
+  }
+  return m;
+}
+
+void Tracker::refuse(int kind, Refusal why, const std::string& error, const std::string& body) {
+  m_refused[kind][static_cast<int>(why)]++;
+  uint64_t n = ++m_bad_frames;
+  // At most 5 lines a second, so that a flood of bad messages cannot flood
+  // the log; the counters keep the full count.
+  int64_t second = now_ms() / 1000;
+  if (second != m_refusal_log_second) {
+    m_refusal_log_second = second;
+    m_refusal_logs_this_second = 0;
+  }
+  if (++m_refusal_logs_this_second > 5) return;
+  LogFields fields{{"kind", k_refusal_kinds[kind]},
+                   {"reason", to_string(why)},
+                   {"error", error.substr(0, 200)},
+                   {"bytes", std::to_string(body.size())},
+                   {"count", std::to_string(n)}};
+  std::string id = peek_request_id(body);
+  if (!id.empty()) fields.push_back({"request_id", id});
+  log_warn("refused a message on the events socket", fields);
 }
 
 void Tracker::run() {
@@ -82,9 +133,10 @@ void Tracker::run() {
       std::string kind = parts[0].to_string();
       std::string body = parts[1].to_string();
       if (kind == k_kind_event) {
-        auto e = decode_event(body);
+        Refusal why = Refusal::malformed;
+        auto e = decode_event(body, &why);
         if (!e) {
-          bad_frame(e.error());
+          refuse(0, why, e.error(), body);
           continue;
         }
         m_events++;
@@ -102,9 +154,10 @@ void Tracker::run() {
         }
         events.push_back(std::move(e.value()));
       } else if (kind == k_kind_heartbeat) {
-        auto h = decode_heartbeat(body);
+        Refusal why = Refusal::malformed;
+        auto h = decode_heartbeat(body, &why);
         if (!h) {
-          bad_frame(h.error());
+          refuse(1, why, h.error(), body);
           continue;
         }
         m_heartbeats++;

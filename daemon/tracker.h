@@ -1,7 +1,9 @@
 #pragma once
 // Tracker: the SUB socket that workers publish to. It decodes each message
 // and hands events to the GroupCommitter, which moves the operation along.
-// A frame that cannot be decoded is counted and logged, never fatal.
+// A frame that cannot be decoded, or that breaks the limits of
+// docs/protocol.md ("Limits"), is refused: counted by kind and reason,
+// logged (rate-limited), never fatal and never applied.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -42,10 +44,15 @@ class Tracker {
   uint64_t events() const { return m_events.load(); }
   uint64_t bad_frames() const { return m_bad_frames.load(); }
   uint64_t heartbeats() const { return m_heartbeats.load(); }
+  // Messages refused by decoding, by kind (event, heartbeat) and reason.
+  uint64_t refused(const char* kind, Refusal why) const;
+  // asyncops_messages_refused_total{kind,reason} in Prometheus text format.
+  std::string render_refused() const;
 
  private:
   void run();
   void bad_frame(const std::string& why);
+  void refuse(int kind, Refusal why, const std::string& error, const std::string& body);
 
   zmq::context_t& m_ctx;
   std::string m_endpoint;
@@ -55,6 +62,9 @@ class Tracker {
   std::unique_ptr<zmq::socket_t> m_socket;  // owned by the tracker thread after start()
   std::atomic<bool> m_stopping{false};
   std::atomic<uint64_t> m_events{0}, m_bad_frames{0}, m_heartbeats{0};
+  std::atomic<uint64_t> m_refused[2][k_refusal_count] = {};  // [0 event, 1 heartbeat][Refusal]
+  int64_t m_refusal_log_second = 0;  // owned by the tracker thread: log rate limit
+  int m_refusal_logs_this_second = 0;
   std::thread m_thread;
 };
 

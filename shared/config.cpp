@@ -57,6 +57,16 @@ Result<ConfigFile> load_config(const std::string& path, bool must_exist) {
     if (!must_exist && ::access(path.c_str(), F_OK) != 0) return f;
     return Error{"config " + path + ": cannot read the file"};
   }
+  // A local file, but a huge one must not take the memory (issue 15).
+  constexpr std::streamoff k_max_config_bytes = 1 << 20;
+  in.seekg(0, std::ios::end);
+  std::streamoff size = in.tellg();
+  if (size > k_max_config_bytes) {
+    return Error{"config " + path + ": the file is " + std::to_string(size) + " bytes, more than the limit of " +
+                 std::to_string(k_max_config_bytes)};
+  }
+  in.clear();
+  in.seekg(0, std::ios::beg);
   f.found = true;
   static const std::vector<std::string> k_sections = {"cli", "daemon", "worker"};
   std::string section, line;

@@ -1,6 +1,7 @@
 #include "shared/envelope.h"
 
 #include "shared/ids.h"
+#include "shared/json_limits.h"
 #include "shared/json_text.h"
 
 namespace asyncops {
@@ -8,42 +9,97 @@ namespace {
 
 using nlohmann::json;
 
-// Reads an optional string member; fails on a member of another type.
-bool get_string(const json& j, const char* key, std::string* out, std::string* err,
-                bool required) {
+// A decoding failure: the message, and which kind of refusal it is.
+struct Failure {
+  std::string message;
+  Refusal why = Refusal::malformed;
+};
+
+// Reads an optional string member of at most max_bytes; fails on a member
+// of another type or a longer one.
+bool get_string(const json& j, const char* key, std::string* out, Failure* err, bool required,
+                size_t max_bytes) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) {
-    if (required) *err = std::string("missing field '") + key + "'";
+    if (required) *err = {std::string("missing field '") + key + "'", Refusal::malformed};
     return !required;
   }
   if (!it->is_string()) {
-    *err = std::string("field '") + key + "' must be a string";
+    *err = {std::string("field '") + key + "' must be a string", Refusal::malformed};
     return false;
   }
-  *out = it->get<std::string>();
+  const auto& text = it->get_ref<const std::string&>();
+  if (text.size() > max_bytes) {
+    *err = {std::string("field '") + key + "' is " + std::to_string(text.size()) + " bytes, more than " +
+                std::to_string(max_bytes),
+            Refusal::field_too_long};
+    return false;
+  }
+  *out = text;
   return true;
 }
 
-bool get_int(const json& j, const char* key, int64_t* out, std::string* err) {
+bool get_int(const json& j, const char* key, int64_t* out, Failure* err) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return true;
   if (!it->is_number_integer()) {
-    *err = std::string("field '") + key + "' must be an integer";
+    *err = {std::string("field '") + key + "' must be an integer", Refusal::malformed};
     return false;
   }
   *out = it->get<int64_t>();
   return true;
 }
 
-Result<json> parse_object(const std::string& body) {
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Error{"body is not valid JSON"};
-  if (!j.is_object()) return Error{"body is not a JSON object"};
-  auto v = j.find("v");
-  if (v != j.end() && (!v->is_number_integer() || v->get<int64_t>() != k_protocol_version)) {
-    return Error{"unsupported protocol version"};
+Refusal refusal_of(JsonViolation v) {
+  switch (v) {
+    case JsonViolation::too_large: return Refusal::too_large;
+    case JsonViolation::too_deep: return Refusal::too_deep;
+    case JsonViolation::too_many_values: return Refusal::too_many_fields;
+    case JsonViolation::string_too_long: return Refusal::field_too_long;
+    default: return Refusal::malformed;
   }
-  return j;
+}
+
+JsonLimits limits(size_t max_bytes, size_t max_values) {
+  JsonLimits l;
+  l.max_bytes = max_bytes;
+  l.max_depth = k_max_message_depth;
+  l.max_values = max_values;
+  l.max_string_bytes = max_bytes;  // the size limit bounds each string
+  return l;
+}
+
+// Parses body within lim into *out; on failure fills *err.
+bool parse_object(const std::string& body, const JsonLimits& lim, json* out, Failure* err) {
+  BoundedJson parsed = parse_json_within(body, lim);
+  if (parsed.violation == JsonViolation::invalid) {
+    *err = {"body is not valid JSON", Refusal::malformed};
+    return false;
+  }
+  if (parsed.violation != JsonViolation::none) {
+    *err = {"body refused: " + parsed.error, refusal_of(parsed.violation)};
+    return false;
+  }
+  if (!parsed.value.is_object()) {
+    *err = {"body is not a JSON object", Refusal::malformed};
+    return false;
+  }
+  auto v = parsed.value.find("v");
+  if (v != parsed.value.end() && (!v->is_number_integer() || v->get<int64_t>() != k_protocol_version)) {
+    *err = {"unsupported protocol version", Refusal::malformed};
+    return false;
+  }
+  *out = std::move(parsed.value);
+  return true;
+}
+
+// The error to return, with its kind reported through why.
+Error fail(const Failure& f, Refusal* why) {
+  if (why) *why = f.why;
+  return Error{f.message};
+}
+Error fail(std::string message, Refusal* why, Refusal kind = Refusal::malformed) {
+  return fail(Failure{std::move(message), kind}, why);
 }
 
 }  // namespace
@@ -100,100 +156,154 @@ Frames encode(const CancelNotice& c) {
   return {k_kind_cancel, json{{"v", k_protocol_version}, {"request_id", c.request_id}}.dump()};
 }
 
-Result<Command> decode_command(const std::string& kind, const std::string& body) {
-  if (kind != k_kind_command) return Error{"frame 0 is '" + kind.substr(0, 32) + "', not 'command'"};
-  auto parsed = parse_object(body);
-  if (!parsed) return Error{parsed.error()};
-  json& j = parsed.value();
-  Command c;
-  std::string err;
-  int64_t attempt = 1;
-  if (!get_string(j, "id", &c.id, &err, true) || !get_string(j, "name", &c.name, &err, true) ||
-      !get_string(j, "service", &c.service, &err, false) ||
-      !get_string(j, "origin", &c.origin, &err, false) ||
-      !get_string(j, "resource", &c.resource, &err, false) ||
-      !get_string(j, "created_at", &c.created_at, &err, false) ||
-      !get_int(j, "attempt", &attempt, &err)) {
-    return Error{err};
+const char* to_string(Refusal r) {
+  switch (r) {
+    case Refusal::malformed: return "malformed";
+    case Refusal::too_large: return "too_large";
+    case Refusal::too_deep: return "too_deep";
+    case Refusal::too_many_fields: return "too_many_fields";
+    case Refusal::field_too_long: return "field_too_long";
+    case Refusal::too_many_ids: return "too_many_ids";
   }
-  if (!is_uuid(c.id)) return Error{"field 'id' is not a UUID"};
-  if (c.name.empty()) return Error{"field 'name' is empty"};
+  return "malformed";
+}
+
+Result<Command> decode_command(const std::string& kind, const std::string& body, Refusal* why) {
+  if (kind != k_kind_command) return fail("frame 0 is '" + kind.substr(0, 32) + "', not 'command'", why);
+  json j;
+  Failure err;
+  if (!parse_object(body, limits(k_max_command_bytes, k_max_command_values), &j, &err)) return fail(err, why);
+  Command c;
+  int64_t attempt = 1;
+  if (!get_string(j, "id", &c.id, &err, true, k_max_request_id_bytes) ||
+      !get_string(j, "name", &c.name, &err, true, k_max_id_bytes) ||
+      !get_string(j, "service", &c.service, &err, false, k_max_id_bytes) ||
+      !get_string(j, "origin", &c.origin, &err, false, k_max_resource_bytes) ||
+      !get_string(j, "resource", &c.resource, &err, false, k_max_resource_bytes) ||
+      !get_string(j, "created_at", &c.created_at, &err, false, k_max_id_bytes) ||
+      !get_int(j, "attempt", &attempt, &err)) {
+    return fail(err, why);
+  }
+  if (!is_uuid(c.id)) return fail("field 'id' is not a UUID", why);
+  if (c.name.empty()) return fail("field 'name' is empty", why);
   c.attempt = static_cast<int>(attempt);
   if (auto it = j.find("params"); it != j.end() && !it->is_null()) {
-    if (!it->is_object()) return Error{"field 'params' must be an object"};
+    if (!it->is_object()) return fail("field 'params' must be an object", why);
     c.params = std::move(*it);
   }
   if (auto it = j.find("payload"); it != j.end() && !it->is_null()) c.payload = std::move(*it);
   if (auto it = j.find("cancel"); it != j.end() && !it->is_null()) {
-    if (!it->is_boolean()) return Error{"field 'cancel' must be a boolean"};
+    if (!it->is_boolean()) return fail("field 'cancel' must be a boolean", why);
     c.cancel = it->get<bool>();
   }
   return c;
 }
 
-Result<Event> decode_event(const std::string& body) {
-  auto parsed = parse_object(body);
-  if (!parsed) return Error{parsed.error()};
-  json& j = parsed.value();
+Result<Event> decode_event(const std::string& body, Refusal* why) {
+  json j;
+  Failure err;
+  if (!parse_object(body, limits(k_max_event_bytes, k_max_event_values), &j, &err)) return fail(err, why);
   Event e;
-  std::string err, state;
+  std::string state;
   int64_t attempt = 1;
-  if (!get_string(j, "request_id", &e.request_id, &err, true) ||
-      !get_string(j, "type", &e.type, &err, false) ||
-      !get_string(j, "state", &state, &err, true) ||
-      !get_string(j, "code", &e.code, &err, false) ||
-      !get_string(j, "message", &e.message, &err, false) ||
-      !get_string(j, "resource", &e.resource, &err, false) ||
-      !get_string(j, "worker", &e.worker, &err, false) ||
-      !get_string(j, "time", &e.time, &err, false) || !get_int(j, "attempt", &attempt, &err)) {
-    return Error{err};
+  if (!get_string(j, "request_id", &e.request_id, &err, true, k_max_request_id_bytes) ||
+      !get_string(j, "type", &e.type, &err, false, k_max_id_bytes) ||
+      !get_string(j, "state", &state, &err, true, k_max_id_bytes) ||
+      !get_string(j, "code", &e.code, &err, false, k_max_id_bytes) ||
+      !get_string(j, "message", &e.message, &err, false, k_max_message_bytes) ||
+      !get_string(j, "resource", &e.resource, &err, false, k_max_resource_bytes) ||
+      !get_string(j, "worker", &e.worker, &err, false, k_max_id_bytes) ||
+      !get_string(j, "time", &e.time, &err, false, k_max_id_bytes) || !get_int(j, "attempt", &attempt, &err)) {
+    return fail(err, why);
   }
-  if (!is_uuid(e.request_id)) return Error{"field 'request_id' is not a UUID"};
+  if (!is_uuid(e.request_id)) return fail("field 'request_id' is not a UUID", why);
   auto st = parse_state(state);
-  if (!st) return Error{"field 'state' has unknown value '" + state.substr(0, 32) + "'"};
-  if (*st == OpState::pending) return Error{"field 'state' may not be 'pending'"};
+  if (!st) return fail("field 'state' has unknown value '" + state.substr(0, 32) + "'", why);
+  if (*st == OpState::pending) return fail("field 'state' may not be 'pending'", why);
   e.state = *st;
   e.attempt = static_cast<int>(attempt);
   if (auto it = j.find("data"); it != j.end()) e.data = std::move(*it);
   if (auto it = j.find("deleted"); it != j.end() && !it->is_null()) {
-    if (!it->is_boolean()) return Error{"field 'deleted' must be a boolean"};
+    if (!it->is_boolean()) return fail("field 'deleted' must be a boolean", why);
     e.deleted = it->get<bool>();
   }
-  if (e.deleted && !e.data.is_null()) return Error{"an event cannot carry both 'data' and 'deleted'"};
+  if (e.deleted && !e.data.is_null()) return fail("an event cannot carry both 'data' and 'deleted'", why);
   return e;
 }
 
-Result<Heartbeat> decode_heartbeat(const std::string& body) {
-  auto parsed = parse_object(body);
-  if (!parsed) return Error{parsed.error()};
-  const json& j = parsed.value();
-  Heartbeat h;
-  std::string err;
-  if (!get_string(j, "worker", &h.worker, &err, true) ||
-      !get_string(j, "service", &h.service, &err, false) ||
-      !get_string(j, "host", &h.host, &err, false) ||
-      !get_string(j, "time", &h.time, &err, false) || !get_int(j, "pid", &h.pid, &err) ||
-      !get_int(j, "in_flight", &h.in_flight, &err)) {
-    return Error{err};
+Result<Heartbeat> decode_heartbeat(const std::string& body, Refusal* why) {
+  json j;
+  Failure err;
+  // The values limit leaves room for every allowed request id and the
+  // other fields; the ids themselves are counted below.
+  if (!parse_object(body, limits(k_max_heartbeat_bytes, k_max_heartbeat_requests + 64), &j, &err)) {
+    // More values than ids allowed is the too-many-ids case, named as such.
+    if (err.why == Refusal::too_many_fields) err.why = Refusal::too_many_ids;
+    return fail(err, why);
   }
+  Heartbeat h;
+  if (!get_string(j, "worker", &h.worker, &err, true, k_max_id_bytes) ||
+      !get_string(j, "service", &h.service, &err, false, k_max_id_bytes) ||
+      !get_string(j, "host", &h.host, &err, false, k_max_host_bytes) ||
+      !get_string(j, "time", &h.time, &err, false, k_max_id_bytes) || !get_int(j, "pid", &h.pid, &err) ||
+      !get_int(j, "in_flight", &h.in_flight, &err)) {
+    return fail(err, why);
+  }
+  if (h.worker.empty()) return fail("field 'worker' is empty", why);
   if (auto it = j.find("requests"); it != j.end() && !it->is_null()) {
-    if (!it->is_array()) return Error{"field 'requests' must be an array"};
+    if (!it->is_array()) return fail("field 'requests' must be an array", why);
+    if (it->size() > k_max_heartbeat_requests) {
+      return fail("field 'requests' holds " + std::to_string(it->size()) + " ids, more than " +
+                      std::to_string(k_max_heartbeat_requests),
+                  why, Refusal::too_many_ids);
+    }
+    h.requests.reserve(it->size());
     for (const auto& r : *it) {
-      if (!r.is_string()) return Error{"field 'requests' must hold strings"};
+      if (!r.is_string()) return fail("field 'requests' must hold strings", why);
+      if (r.get_ref<const std::string&>().size() > k_max_request_id_bytes) {
+        return fail("a request id in 'requests' is longer than " + std::to_string(k_max_request_id_bytes) + " bytes",
+                    why, Refusal::field_too_long);
+      }
       h.requests.push_back(r.get<std::string>());
     }
   }
   return h;
 }
 
-Result<CancelNotice> decode_cancel(const std::string& body) {
-  auto parsed = parse_object(body);
-  if (!parsed) return Error{parsed.error()};
+Result<CancelNotice> decode_cancel(const std::string& body, Refusal* why) {
+  json j;
+  Failure err;
+  if (!parse_object(body, limits(k_max_cancel_bytes, 64), &j, &err)) return fail(err, why);
   CancelNotice c;
-  std::string err;
-  if (!get_string(parsed.value(), "request_id", &c.request_id, &err, true)) return Error{err};
-  if (!is_uuid(c.request_id)) return Error{"field 'request_id' is not a UUID"};
+  if (!get_string(j, "request_id", &c.request_id, &err, true, k_max_request_id_bytes)) return fail(err, why);
+  if (!is_uuid(c.request_id)) return fail("field 'request_id' is not a UUID", why);
   return c;
+}
+
+std::string peek_request_id(const std::string& body) {
+  static const std::string key = "\"request_id\"";
+  size_t at = body.find(key);
+  if (at == std::string::npos) return "";
+  size_t i = body.find_first_not_of(" \t\r\n", at + key.size());
+  if (i == std::string::npos || body[i] != ':') return "";
+  i = body.find_first_not_of(" \t\r\n", i + 1);
+  if (i == std::string::npos || body[i] != '"' || i + 37 > body.size()) return "";
+  std::string id = body.substr(i + 1, 36);
+  return is_uuid(id) && body[i + 37] == '"' ? id : "";
+}
+
+Result<bool> check_event_limits(const Event& e) {
+  // Before encode(): dump() recurses once per level.
+  if (!json_depth_within(e.data, k_max_message_depth - 1)) {
+    return Error{"field 'data' nests more than " + std::to_string(k_max_message_depth - 1) + " levels deep"};
+  }
+  Frames f = encode(e);
+  Refusal why = Refusal::malformed;
+  // Decoding the encoded text is the one exact check: the receiver decodes
+  // the same bytes.
+  auto decoded = decode_event(f.body, &why);
+  if (!decoded) return Error{decoded.error()};
+  return true;
 }
 
 }  // namespace asyncops

@@ -21,6 +21,35 @@ inline constexpr const char* k_kind_event = "event";
 inline constexpr const char* k_kind_heartbeat = "heartbeat";
 inline constexpr const char* k_kind_cancel = "cancel";
 
+// Limits on what a peer may send (issue 15; docs/protocol.md, "Limits").
+// A message over any of them is refused whole: decoded into an error, never
+// into a value, and the receiver counts and logs it. Depth counts the
+// envelope object as level 1, so an event's "data" may nest 127 levels.
+inline constexpr int k_max_message_depth = 128;
+inline constexpr size_t k_max_event_bytes = 1 << 20;       // 1 MiB
+inline constexpr size_t k_max_event_values = 10000;        // values and keys
+inline constexpr size_t k_max_command_bytes = 16 << 20;    // 16 MiB: a body of --max-body and more
+inline constexpr size_t k_max_command_values = 1000000;
+inline constexpr size_t k_max_heartbeat_bytes = 64 << 10;  // 64 KiB
+inline constexpr size_t k_max_heartbeat_requests = 1024;   // request ids in one heartbeat
+inline constexpr size_t k_max_cancel_bytes = 4096;
+inline constexpr size_t k_max_id_bytes = 128;        // worker, service, type, code
+inline constexpr size_t k_max_host_bytes = 256;
+inline constexpr size_t k_max_request_id_bytes = 64; // a request id in a heartbeat
+inline constexpr size_t k_max_resource_bytes = 4096;
+inline constexpr size_t k_max_message_bytes = 16384; // an event's "message"
+// The events socket drops the connection of a peer that sends a frame over
+// this (ZMQ_MAXMSGSIZE), before it is read into memory; so does a worker's
+// command socket for frames over k_max_command_transport_bytes.
+inline constexpr size_t k_max_transport_bytes = 4 << 20;
+inline constexpr size_t k_max_command_transport_bytes = 32 << 20;
+
+// Why a decoder refused a message, for the rejected-messages metric.
+enum class Refusal { malformed, too_large, too_deep, too_many_fields, field_too_long, too_many_ids };
+// "malformed", "too_large", "too_deep", "too_many_fields", "field_too_long", "too_many_ids".
+const char* to_string(Refusal r);
+inline constexpr int k_refusal_count = 6;
+
 // daemon -> worker, over PUSH/PULL.
 struct Command {
   std::string id;          // the operation id, also the request id
@@ -79,12 +108,24 @@ Frames encode(const Event& e);
 Frames encode(const Heartbeat& h);
 Frames encode(const CancelNotice& c);
 
-// Each decoder checks the kind, that the body is a JSON object, and the type
-// of every field; an error names the first problem. Unknown fields are
-// ignored, so a newer peer can add fields.
-Result<Command> decode_command(const std::string& kind, const std::string& body);
-Result<Event> decode_event(const std::string& body);
-Result<Heartbeat> decode_heartbeat(const std::string& body);
-Result<CancelNotice> decode_cancel(const std::string& body);
+// Each decoder checks the kind, that the body is a JSON object within the
+// limits above, and the type of every field; an error names the first
+// problem, and *why (when given) says which kind of problem it was. Size and
+// depth are checked on the raw bytes before anything is parsed. Unknown
+// fields are ignored, so a newer peer can add fields.
+Result<Command> decode_command(const std::string& kind, const std::string& body, Refusal* why = nullptr);
+Result<Event> decode_event(const std::string& body, Refusal* why = nullptr);
+Result<Heartbeat> decode_heartbeat(const std::string& body, Refusal* why = nullptr);
+Result<CancelNotice> decode_cancel(const std::string& body, Refusal* why = nullptr);
+
+// The request id of an event body that could not be decoded, for the log:
+// the UUID after the first "request_id" key in the raw text, or "" if there
+// is none. Does not parse the body, so it is safe on any input.
+std::string peek_request_id(const std::string& body);
+
+// Whether e, once encoded, is within the event limits above; if not, the
+// error says why. A worker checks its outcome with this before it records
+// and publishes it.
+Result<bool> check_event_limits(const Event& e);
 
 }  // namespace asyncops

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <mutex>
 #include <set>
@@ -14,6 +15,7 @@
 #include "shared/clock.h"
 #include "shared/curve.h"
 #include "shared/ids.h"
+#include "shared/json_limits.h"
 #include "shared/log.h"
 #include "shared/paths.h"
 
@@ -58,6 +60,9 @@ Outcome Outcome::canceled(std::string type, std::string message) {
 
 namespace {
 
+// Commands taken and handled together in one transaction.
+constexpr size_t k_max_batch = 256;
+
 Event to_event(const Outcome& o, const Command& cmd, const std::string& worker_id) {
   Event e;
   e.request_id = cmd.id;
@@ -65,6 +70,9 @@ Event to_event(const Outcome& o, const Command& cmd, const std::string& worker_i
   e.state = o.state;
   e.code = o.code;
   e.message = o.message;
+  // A long message (an exception's text) is cut, not refused: the limit
+  // leaves 4 bytes for a character cut in two, which encodes as U+FFFD.
+  if (e.message.size() > k_max_message_bytes - 4) e.message.resize(k_max_message_bytes - 4);
   e.resource = o.resource;
   e.data = o.data;
   e.deleted = o.deleted;
@@ -72,6 +80,15 @@ Event to_event(const Outcome& o, const Command& cmd, const std::string& worker_i
   e.attempt = cmd.attempt;
   e.time = format_rfc3339_ms(now_ms());
   return e;
+}
+
+// Whether the event for o is within the event limits. The depth is checked
+// first, on o itself: copying or dumping a deep tree recurses per level.
+Result<bool> fits_event_limits(const Outcome& o, const Command& cmd, const std::string& worker_id) {
+  if (!json_depth_within(o.data, k_max_message_depth - 1)) {
+    return Error{"field 'data' nests more than " + std::to_string(k_max_message_depth - 1) + " levels deep"};
+  }
+  return check_event_limits(to_event(o, cmd, worker_id));
 }
 
 void publish(zmq::socket_t& pub, const Frames& f) {
@@ -141,6 +158,14 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
         e.worker = worker_id;
         return e;  // handled before: the recorded outcome, and no second effect
       }
+      // A record this worker cannot read back (written before the limits of
+      // issue 15, or damaged): running the handler again could apply it a
+      // second time, so end the operation failed and say why.
+      log_error("the recorded outcome cannot be decoded", {{"request_id", cmd.id}, {"error", prior.error()}});
+      Event e = to_event(Outcome::failed(cmd.name + "_failed", "outcome_unreadable",
+                                         "the outcome recorded for this request cannot be read: " + prior.error()),
+                         cmd, worker_id);
+      return e;
     }
   }
   Outcome outcome;
@@ -155,6 +180,14 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
       db.prepare("SAVEPOINT handler").exec();
       outcome = it->second(cmd, db);
       db.reset_all();
+      // An outcome the tracker would refuse (docs/protocol.md, "Limits") is
+      // undone here and reported, instead of leaving the operation to time
+      // out with its effect applied.
+      if (auto fits = fits_event_limits(outcome, cmd, worker_id); !fits) {
+        db.prepare("ROLLBACK TO handler").exec();
+        outcome = Outcome::failed(cmd.name + "_failed", "outcome_too_large",
+                                  "the handler's outcome is over the event limits: " + fits.error());
+      }
       db.prepare("RELEASE handler").exec();
     } catch (const std::exception& ex) {
       db.reset_all();
@@ -215,7 +248,9 @@ int Worker::run(const std::atomic<bool>& stop) {
     pub.connect(m_options.events_endpoint);
     pull.set(zmq::sockopt::linger, 0);
     pull.set(zmq::sockopt::rcvhwm, 100);
+    pull.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(k_max_command_transport_bytes));
     control.set(zmq::sockopt::linger, 0);
+    control.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(k_max_transport_bytes));
     if (!m_options.control_endpoint.empty()) {
       control.set(zmq::sockopt::subscribe, k_kind_cancel);
       control.connect(m_options.control_endpoint);
@@ -246,7 +281,9 @@ int Worker::run(const std::atomic<bool>& stop) {
       hb.in_flight = in_flight;
       {
         std::lock_guard<std::mutex> lock(state_mutex);
-        hb.requests = current;
+        // At most 256 (one batch), far below the cap; the cap is kept here too.
+        hb.requests.assign(current.begin(),
+                           current.begin() + static_cast<std::ptrdiff_t>(std::min(current.size(), k_max_heartbeat_requests)));
       }
       hb.time = format_rfc3339_ms(now_ms());
       try {
@@ -327,7 +364,8 @@ int Worker::run(const std::atomic<bool>& stop) {
     if (!pulling || !(items[2].revents & ZMQ_POLLIN)) continue;
     // Take what is waiting (up to 256), and handle it in one transaction.
     std::vector<Command> batch;
-    for (int burst = 0; burst < 256 && !stop; ++burst) {
+    static_assert(k_max_batch <= k_max_heartbeat_requests, "a heartbeat must name every command in hand");
+    for (int burst = 0; burst < static_cast<int>(k_max_batch) && !stop; ++burst) {
       std::vector<zmq::message_t> parts;
       if (!zmq::recv_multipart(pull, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
       if (parts.size() != 2) {

@@ -39,7 +39,11 @@ int worker_main(int argc, char** argv) {
   app.add_option("--control", opts.control_endpoint,
                  "ZeroMQ endpoint of the daemon's cancel notices (default ipc://DATA_DIR/control.ipc; '-' for none)")
       ->envname("ASYNCOPS_CONTROL");
-  app.add_option("--id", opts.id, "Worker id in events and heartbeats (default HOST/PID/RANDOM)");
+  app.add_option("--id", opts.id, "Worker id in events and heartbeats (default HOST/PID/RANDOM; at most 128 bytes)")
+      ->check([](const std::string& id) {
+        return id.size() > k_max_id_bytes ? "a worker id is at most " + std::to_string(k_max_id_bytes) + " bytes"
+                                          : std::string();
+      });
   std::string curve_secret_file, curve_server_key;
   app.add_option("--curve-secret-key-file", curve_secret_file,
                  "This worker's CURVE secret key (from `asyncops keygen`); its public key must be on the "

@@ -85,3 +85,150 @@ TEST_CASE("a heartbeat survives encode and decode", "[envelope]") {
   CHECK(d->requests == h.requests);
   CHECK_FALSE(decode_heartbeat("{}").ok());
 }
+
+// Issue 15: peer-supplied messages are bounded before they are parsed.
+namespace {
+
+std::string nested_event(const std::string& id, int depth) {
+  std::string data(static_cast<size_t>(depth), '[');
+  data.append(static_cast<size_t>(depth), ']');
+  return R"({"request_id":")" + id + R"(","state":"completed","data":)" + data + "}";
+}
+
+}  // namespace
+
+TEST_CASE("an event nested 100,000 deep is refused as too_deep, not a crash", "[envelope][limits]") {
+  std::string id = new_uuid_v7();
+  Refusal why = Refusal::malformed;
+  auto d = decode_event(nested_event(id, 100000), &why);
+  REQUIRE_FALSE(d.ok());
+  CHECK(why == Refusal::too_deep);
+  CHECK(d.error().find("128 levels") != std::string::npos);
+  // Brackets inside strings are not nesting.
+  std::string in_string = R"({"request_id":")" + id + R"(","state":"completed","data":{"s":")" +
+                          std::string(100000, '[') + R"("}})";
+  CHECK(decode_event(in_string).ok());
+  // The deepest allowed: the envelope is level 1, so data may nest 127.
+  CHECK(decode_event(nested_event(id, k_max_message_depth - 1)).ok());
+  why = Refusal::malformed;
+  CHECK_FALSE(decode_event(nested_event(id, k_max_message_depth), &why).ok());
+  CHECK(why == Refusal::too_deep);
+  // An escaped quote does not end a string early.
+  std::string escaped = R"({"request_id":")" + id + R"(","state":"completed","data":{"s":"\"[[[[["}})";
+  CHECK(decode_event(escaped).ok());
+}
+
+TEST_CASE("an event over 1 MiB is refused as too_large before it is parsed", "[envelope][limits]") {
+  std::string id = new_uuid_v7();
+  Event e;
+  e.request_id = id;
+  e.state = OpState::completed;
+  e.data = {{"blob", std::string(k_max_event_bytes, 'x')}};
+  Refusal why = Refusal::malformed;
+  auto d = decode_event(encode(e).body, &why);
+  REQUIRE_FALSE(d.ok());
+  CHECK(why == Refusal::too_large);
+  e.data = {{"blob", std::string(k_max_event_bytes - 1000, 'x')}};
+  CHECK(decode_event(encode(e).body).ok());
+}
+
+TEST_CASE("an event with too many values is refused as too_many_fields", "[envelope][limits]") {
+  Event e;
+  e.request_id = new_uuid_v7();
+  e.state = OpState::completed;
+  e.data = json::array();
+  for (size_t i = 0; i < k_max_event_values; ++i) e.data.push_back(1);
+  Refusal why = Refusal::malformed;
+  auto d = decode_event(encode(e).body, &why);
+  REQUIRE_FALSE(d.ok());
+  CHECK(why == Refusal::too_many_fields);
+  e.data = json::array();
+  for (size_t i = 0; i < k_max_event_values - 100; ++i) e.data.push_back(1);
+  CHECK(decode_event(encode(e).body).ok());
+}
+
+TEST_CASE("over-long ids in an event are refused as field_too_long", "[envelope][limits]") {
+  Event e;
+  e.request_id = new_uuid_v7();
+  e.state = OpState::completed;
+  e.worker = std::string(k_max_id_bytes + 1, 'w');
+  Refusal why = Refusal::malformed;
+  CHECK_FALSE(decode_event(encode(e).body, &why).ok());
+  CHECK(why == Refusal::field_too_long);
+  e.worker = std::string(k_max_id_bytes, 'w');
+  CHECK(decode_event(encode(e).body).ok());
+  e.message = std::string(k_max_message_bytes + 1, 'm');
+  CHECK_FALSE(decode_event(encode(e).body).ok());
+}
+
+TEST_CASE("check_event_limits refuses a deep outcome without dumping it", "[envelope][limits]") {
+  Event e;
+  e.request_id = new_uuid_v7();
+  e.state = OpState::completed;
+  e.data = json::array();
+  json* inner = &e.data;
+  for (int i = 0; i < 100000; ++i) {
+    inner->push_back(json::array());
+    inner = &(*inner)[0];
+  }
+  auto r = check_event_limits(e);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().find("nests more than") != std::string::npos);
+  e.data = {{"name", "fine"}};
+  CHECK(check_event_limits(e).ok());
+}
+
+TEST_CASE("a command nested too deep or too large is refused in the worker's decoder", "[envelope][limits]") {
+  std::string id = new_uuid_v7();
+  std::string deep(100000, '[');
+  deep.append(100000, ']');
+  Refusal why = Refusal::malformed;
+  auto d = decode_command("command", R"({"id":")" + id + R"(","name":"a","payload":)" + deep + "}", &why);
+  REQUIRE_FALSE(d.ok());
+  CHECK(why == Refusal::too_deep);
+  std::string big = R"({"id":")" + id + R"(","name":"a","payload":")" + std::string(k_max_command_bytes, 'x') + "\"}";
+  CHECK_FALSE(decode_command("command", big, &why).ok());
+  CHECK(why == Refusal::too_large);
+  CHECK_FALSE(decode_cancel(R"({"request_id":")" + id + R"(","x":)" + deep + "}", &why).ok());
+  CHECK(why == Refusal::too_large);  // a cancel notice is at most 4096 bytes: size is checked first
+  std::string deep200 = std::string(200, '[') + std::string(200, ']');
+  CHECK_FALSE(decode_cancel(R"({"request_id":")" + id + R"(","x":)" + deep200 + "}", &why).ok());
+  CHECK(why == Refusal::too_deep);
+}
+
+TEST_CASE("a heartbeat with too many request ids or over-long ids is refused", "[envelope][limits]") {
+  Heartbeat h{"w1", "users", "host", 42, 3, {}, "2026-11-27T00:00:00.000Z"};
+  for (size_t i = 0; i < k_max_heartbeat_requests; ++i) h.requests.push_back(new_uuid_v7());
+  REQUIRE(decode_heartbeat(encode(h).body).ok());  // exactly the cap: fine
+  h.requests.push_back(new_uuid_v7());
+  Refusal why = Refusal::malformed;
+  CHECK_FALSE(decode_heartbeat(encode(h).body, &why).ok());
+  CHECK(why == Refusal::too_many_ids);
+  h.requests.resize(50000, new_uuid_v7());
+  CHECK_FALSE(decode_heartbeat(encode(h).body, &why).ok());
+  CHECK((why == Refusal::too_many_ids || why == Refusal::too_large));
+
+  Heartbeat big{std::string(1 << 20, 'w'), "users", "host", 1, 0, {}, ""};
+  CHECK_FALSE(decode_heartbeat(encode(big).body, &why).ok());
+  CHECK(why == Refusal::too_large);
+  big.worker = std::string(k_max_id_bytes + 1, 'w');
+  CHECK_FALSE(decode_heartbeat(encode(big).body, &why).ok());
+  CHECK(why == Refusal::field_too_long);
+  big.worker = "w";
+  big.host = std::string(k_max_host_bytes + 1, 'h');
+  CHECK_FALSE(decode_heartbeat(encode(big).body, &why).ok());
+  CHECK(why == Refusal::field_too_long);
+  big.host = "h";
+  big.requests = {std::string(k_max_request_id_bytes + 1, 'r')};
+  CHECK_FALSE(decode_heartbeat(encode(big).body, &why).ok());
+  CHECK(why == Refusal::field_too_long);
+}
+
+TEST_CASE("peek_request_id finds the id in a body it does not parse", "[envelope][limits]") {
+  std::string id = new_uuid_v7();
+  CHECK(peek_request_id(nested_event(id, 100000)) == id);
+  CHECK(peek_request_id(R"({"request_id" : ")" + id + "\"}") == id);
+  CHECK(peek_request_id(R"({"request_id":"short"})").empty());
+  CHECK(peek_request_id("garbage").empty());
+  CHECK(peek_request_id(R"({"request_id":")").empty());
+}

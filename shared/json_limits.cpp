@@ -1,0 +1,107 @@
+#include "shared/json_limits.h"
+
+#include <utility>
+#include <vector>
+
+namespace asyncops {
+
+const char* to_string(JsonViolation v) {
+  switch (v) {
+    case JsonViolation::none: return "none";
+    case JsonViolation::too_large: return "too_large";
+    case JsonViolation::too_deep: return "too_deep";
+    case JsonViolation::too_many_values: return "too_many_values";
+    case JsonViolation::string_too_long: return "string_too_long";
+    case JsonViolation::invalid: return "invalid";
+  }
+  return "invalid";
+}
+
+bool json_nesting_within(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    switch (c) {
+      case '"': in_string = true; break;
+      case '[':
+      case '{':
+        if (++depth > max_depth) return false;
+        break;
+      case ']':
+      case '}':
+        --depth;  // unbalanced text is left for the parser to refuse
+        break;
+      default: break;
+    }
+  }
+  return true;
+}
+
+bool json_depth_within(const nlohmann::json& value, int max_depth) {
+  std::vector<std::pair<const nlohmann::json*, int>> todo{{&value, 1}};
+  while (!todo.empty()) {
+    auto [v, depth] = todo.back();
+    todo.pop_back();
+    if (!v->is_structured()) continue;
+    if (depth > max_depth) return false;
+    for (const auto& child : *v) {
+      if (child.is_structured()) todo.emplace_back(&child, depth + 1);
+    }
+  }
+  return true;
+}
+
+BoundedJson parse_json_within(std::string_view text, const JsonLimits& limits) {
+  BoundedJson out;
+  out.value = nlohmann::json(nlohmann::json::value_t::discarded);
+  if (text.size() > limits.max_bytes) {
+    out.violation = JsonViolation::too_large;
+    out.error = "the JSON text is " + std::to_string(text.size()) + " bytes, more than the limit of " +
+                std::to_string(limits.max_bytes);
+    return out;
+  }
+  if (!json_nesting_within(text, limits.max_depth)) {
+    out.violation = JsonViolation::too_deep;
+    out.error = "the JSON text nests more than " + std::to_string(limits.max_depth) + " levels deep";
+    return out;
+  }
+  using json = nlohmann::json;
+  size_t values = 0;
+  JsonViolation seen = JsonViolation::none;
+  // Returning false from the callback drops the value; parsing goes on to
+  // the end of the (size-bounded) text, and the result is thrown away.
+  out.value = json::parse(
+      text.begin(), text.end(),
+      [&](int /*depth*/, json::parse_event_t ev, json& parsed) {
+        if (seen != JsonViolation::none) return false;
+        if (ev == json::parse_event_t::key || ev == json::parse_event_t::value ||
+            ev == json::parse_event_t::object_start || ev == json::parse_event_t::array_start) {
+          if (++values > limits.max_values) seen = JsonViolation::too_many_values;
+          else if (ev != json::parse_event_t::object_start && ev != json::parse_event_t::array_start &&
+                   parsed.is_string() && parsed.get_ref<const std::string&>().size() > limits.max_string_bytes)
+            seen = JsonViolation::string_too_long;
+        }
+        return seen == JsonViolation::none;
+      },
+      /*allow_exceptions=*/false);
+  if (seen == JsonViolation::too_many_values) {
+    out.violation = seen;
+    out.error = "the JSON text has more than " + std::to_string(limits.max_values) + " values and keys";
+  } else if (seen == JsonViolation::string_too_long) {
+    out.violation = seen;
+    out.error = "a string in the JSON text is longer than " + std::to_string(limits.max_string_bytes) + " bytes";
+  } else if (out.value.is_discarded()) {
+    out.violation = JsonViolation::invalid;
+    out.error = "not valid JSON";
+  }
+  if (out.violation != JsonViolation::none) out.value = json(json::value_t::discarded);
+  return out;
+}
+
+}  // namespace asyncops

@@ -1,0 +1,50 @@
+#pragma once
+// JSON from a peer, parsed within limits (issue 15).
+//
+// nlohmann::json's dump() recurses once per nesting level, so a document
+// nested 100,000 deep crashes whatever thread serialises it. And a peer that
+// may send one huge document may send many. So every JSON text that comes
+// from outside the process is parsed here: the size and the nesting depth are
+// checked on the raw bytes before nlohmann sees them, and the number of
+// values and the length of each string while it parses.
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace asyncops {
+
+struct JsonLimits {
+  size_t max_bytes = 1 << 20;        // the whole text
+  int max_depth = 64;                // arrays and objects; the outermost is level 1
+  size_t max_values = 10000;         // every value, containers included, and every key
+  size_t max_string_bytes = 1 << 20; // any one string or key
+};
+
+enum class JsonViolation { none, too_large, too_deep, too_many_values, string_too_long, invalid };
+
+// "too_large", "too_deep", "too_many_values", "string_too_long", "invalid".
+const char* to_string(JsonViolation v);
+
+struct BoundedJson {
+  nlohmann::json value;  // discarded unless violation == none
+  JsonViolation violation = JsonViolation::none;
+  std::string error;     // one line naming the limit, empty when none
+};
+
+// Parses text within limits. Never throws, and never recurses per level:
+// a text over max_bytes or nested deeper than max_depth is refused before
+// nlohmann parses it.
+BoundedJson parse_json_within(std::string_view text, const JsonLimits& limits);
+
+// True when no array or object in text nests deeper than max_depth. Counts
+// brackets outside strings only; does not validate the rest of the syntax.
+bool json_nesting_within(std::string_view text, int max_depth);
+
+// True when no array or object in value nests deeper than max_depth (value
+// itself is level 1 if it is one). Iterative, so safe on any tree; check a
+// tree built in process with this before dump() when it may be deep.
+bool json_depth_within(const nlohmann::json& value, int max_depth);
+
+}  // namespace asyncops

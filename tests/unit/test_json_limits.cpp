@@ -1,0 +1,77 @@
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "daemon/routes.h"
+#include "shared/config.h"
+#include "shared/json_limits.h"
+#include "store_fixture.h"
+
+using namespace asyncops;
+
+TEST_CASE("parse_json_within refuses each limit with its own violation", "[json_limits]") {
+  JsonLimits lim;
+  lim.max_bytes = 100;
+  lim.max_depth = 3;
+  lim.max_values = 5;
+  lim.max_string_bytes = 4;
+  CHECK(parse_json_within(std::string(101, ' '), lim).violation == JsonViolation::too_large);
+  CHECK(parse_json_within("[[[[]]]]", lim).violation == JsonViolation::too_deep);
+  CHECK(parse_json_within("[[[]]]", lim).violation == JsonViolation::none);
+  CHECK(parse_json_within("[1,2,3,4,5,6]", lim).violation == JsonViolation::too_many_values);
+  CHECK(parse_json_within(R"(["abcde"])", lim).violation == JsonViolation::string_too_long);
+  CHECK(parse_json_within(R"({"abcde":1})", lim).violation == JsonViolation::string_too_long);
+  CHECK(parse_json_within("[1,", lim).violation == JsonViolation::invalid);
+  auto ok = parse_json_within(R"({"a":[1,2]})", lim);
+  REQUIRE(ok.violation == JsonViolation::none);
+  CHECK(ok.value["a"][1] == 2);
+  CHECK(parse_json_within("[[[[]]]]", lim).value.is_discarded());
+}
+
+TEST_CASE("json_nesting_within ignores brackets in strings and escaped quotes", "[json_limits]") {
+  CHECK(json_nesting_within(R"(["[[[[[["])", 1));
+  CHECK(json_nesting_within(R"(["\"[[[["])", 1));
+  CHECK_FALSE(json_nesting_within(R"(["\\",[[]]])", 2));  // the string ends after the escaped backslash
+  CHECK(json_nesting_within(std::string(1000000, '"'), 1));
+}
+
+TEST_CASE("json_depth_within measures a built tree without recursion", "[json_limits]") {
+  nlohmann::json deep = nlohmann::json::array();
+  nlohmann::json* inner = &deep;
+  for (int i = 1; i < 200000; ++i) {
+    inner->push_back(nlohmann::json::array());
+    inner = &(*inner)[0];
+  }
+  CHECK_FALSE(json_depth_within(deep, 128));
+  CHECK(json_depth_within(nlohmann::json{{"a", {1, 2}}}, 2));
+  CHECK_FALSE(json_depth_within(nlohmann::json::parse(R"({"a":{"b":[1]}})"), 2));
+  CHECK(json_depth_within(nlohmann::json(5), 0));
+}
+
+TEST_CASE("a routes file nested 100,000 deep is a one-line error, not a crash", "[json_limits][routes]") {
+  std::string deep = R"({"routes":[)" + std::string(100000, '[') + std::string(100000, ']') + "]}";
+  auto t = RouteTable::load_json(deep);
+  REQUIRE_FALSE(t.ok());
+  CHECK(t.error().find("nests more than 64") != std::string::npos);
+  CHECK(t.error().find('\n') == std::string::npos);
+}
+
+TEST_CASE("a routes or config file over its size limit is refused with one line", "[json_limits][routes]") {
+  test::TempDir dir;
+  std::string routes = dir.path + "/routes.json";
+  {
+    std::ofstream out(routes);
+    out << R"({"routes":[],"pad":")" << std::string(k_max_routes_bytes, 'x') << "\"}";
+  }
+  auto t = RouteTable::load_file(routes);
+  REQUIRE_FALSE(t.ok());
+  CHECK(t.error().find("refused") != std::string::npos);
+  std::string conf = dir.path + "/asyncops.conf";
+  {
+    std::ofstream out(conf);
+    out << "[daemon]\n# " << std::string(2 << 20, 'x') << "\n";
+  }
+  auto c = load_config(conf, true);
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().find("more than the limit") != std::string::npos);
+}
