@@ -3,6 +3,7 @@
 // and stops everything cleanly on Ctrl-C or SIGTERM.
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/programs.h"
+#include "cli/restart_policy.h"
 #include "shared/paths.h"
 
 namespace asyncops {
@@ -53,12 +55,35 @@ std::string describe_status(int status) {
 
 struct Child {
   std::string role;  // "asyncopsd" or "worker N"
+  ChildKind kind = ChildKind::worker;
   std::vector<std::string> args;
   pid_t pid = -1;
   Clock::time_point started{};
   Clock::time_point restart_at{};
-  int fast_failures = 0;
+  int quick_deaths = 0;  // see cli/restart_policy.h
 };
+
+// Which version of a file is at path: the daemon writes its URL file by
+// rename, so a new file has a new inode (or at least a new mtime).
+struct FileVersion {
+  bool exists = false;
+  ino_t inode = 0;
+  timespec mtime{};
+  bool operator==(const FileVersion& o) const {
+    return exists == o.exists && inode == o.inode && mtime.tv_sec == o.mtime.tv_sec &&
+           mtime.tv_nsec == o.mtime.tv_nsec;
+  }
+};
+
+FileVersion file_version(const std::string& path) {
+  struct stat st {};
+  FileVersion v;
+  if (::stat(path.c_str(), &st) != 0) return v;
+  v.exists = true;
+  v.inode = st.st_ino;
+  v.mtime = st.st_mtim;
+  return v;
+}
 
 }  // namespace
 
@@ -88,9 +113,13 @@ int cmd_up(const GlobalOptions& g, const UpOptions& o) {
   sigprocmask(SIG_BLOCK, &signals, nullptr);
 
   auto start_time = Clock::now();
-  ::unlink(url_file(data_dir).c_str());  // a stale file from a killed daemon would mislead us
+  // The URL file may be a stale one from a killed daemon, or that of a
+  // daemon already running on this data dir (ours will then refuse to
+  // start): never delete it, only wait for our daemon to write a new one.
+  FileVersion old_url = file_version(url_file(data_dir));
   Child daemon;
   daemon.role = "asyncopsd";
+  daemon.kind = ChildKind::daemon;
   daemon.args = {daemon_bin, "--data-dir", data_dir, "--listen", o.listen, "--sync", o.sync};
   if (!o.routes.empty()) {
     daemon.args.push_back("--routes");
@@ -146,7 +175,8 @@ int cmd_up(const GlobalOptions& g, const UpOptions& o) {
     }
     std::ifstream in(url_file(data_dir));
     std::string line;
-    if (in && std::getline(in, line) && line.rfind("http", 0) == 0) {
+    if (!(file_version(url_file(data_dir)) == old_url) && in && std::getline(in, line) &&
+        line.rfind("http", 0) == 0) {
       ApiClient probe(line);
       if (probe.get("/healthz", 2).status == 200) url = line;
     }
@@ -169,15 +199,17 @@ int cmd_up(const GlobalOptions& g, const UpOptions& o) {
             << "; Ctrl-C stops everything" << std::endl;
 
   for (;;) {
-    timespec ts{0, 250 * 1000 * 1000};
+    // Wake in time for a pending restart (a 100 ms delay must not become 250).
+    bool restart_pending = false;
+    for (const auto& c : children) restart_pending = restart_pending || c.pid < 0;
+    timespec ts{0, (restart_pending ? 20 : 250) * 1000 * 1000};
     siginfo_t info;
     int sig = sigtimedwait(&signals, &info, &ts);
     if (sig == SIGINT || sig == SIGTERM) {
       std::cerr << "asyncops: stopping" << std::endl;
       return stop_all(exit_code::ok);
     }
-    // Reap whatever exited, and schedule restarts with a growing delay when
-    // a child keeps dying young.
+    // Reap whatever exited, and schedule its restart (cli/restart_policy.h).
     for (;;) {
       int status;
       pid_t pid = ::waitpid(-1, &status, WNOHANG);
@@ -185,12 +217,16 @@ int cmd_up(const GlobalOptions& g, const UpOptions& o) {
       for (auto& c : children) {
         if (c.pid != pid) continue;
         c.pid = -1;
-        bool young = Clock::now() - c.started < std::chrono::seconds(5);
-        c.fast_failures = young ? c.fast_failures + 1 : 0;
-        int delay_ms = std::min(30000, 250 << std::min(c.fast_failures, 7));
-        c.restart_at = Clock::now() + std::chrono::milliseconds(delay_ms);
+        ChildDeath death;
+        death.kind = c.kind;
+        death.ran_for = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - c.started);
+        death.exited_with_error = WIFEXITED(status) && WEXITSTATUS(status) != 0;
+        death.quick_deaths = c.quick_deaths;
+        RestartPlan plan = plan_restart(death);
+        c.quick_deaths = plan.quick_deaths;
+        c.restart_at = Clock::now() + plan.delay;
         std::cerr << "asyncops: " << c.role << " " << describe_status(status) << "; restarting in "
-                  << delay_ms << " ms" << std::endl;
+                  << plan.delay.count() << " ms" << std::endl;
       }
     }
     for (auto& c : children) {

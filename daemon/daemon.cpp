@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -21,10 +22,12 @@
 #include "daemon/group_commit.h"
 #include "daemon/http_api.h"
 #include "daemon/routes.h"
+#include "daemon/store_health.h"
 #include "daemon/metrics.h"
 #include "daemon/retention.h"
 #include "daemon/tracker.h"
 #include "daemon/worker_registry.h"
+#include "shared/clock.h"
 #include "shared/config.h"
 #include "shared/curve.h"
 #include "shared/duration.h"
@@ -35,17 +38,21 @@ namespace asyncops {
 namespace {
 
 // Holds an exclusive lock on DATA_DIR/asyncopsd.pid for the daemon's life, so
-// that two daemons never share one store.
+// that two daemons never share one store. The file is removed at a clean
+// stop, so finding it at start means the last daemon did not stop cleanly
+// (killed, crashed, or it kept the file: see keep_file).
 class PidLock {
  public:
   ~PidLock() {
     if (m_fd >= 0) {
-      ::unlink(m_path.c_str());
+      if (!m_keep) ::unlink(m_path.c_str());
       ::close(m_fd);
     }
   }
   std::string acquire(const std::string& path) {
     m_path = path;
+    struct stat before {};
+    m_found_stale = ::stat(path.c_str(), &before) == 0;
     m_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (m_fd < 0) return "cannot open " + path;
     if (::flock(m_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -59,10 +66,16 @@ class PidLock {
     }
     return "";
   }
+  // The file was there before acquire(): the last stop was not clean.
+  bool found_stale() const { return m_found_stale; }
+  // Leaves the file at exit, so that the next start checks the store again.
+  void keep_file() { m_keep = true; }
 
  private:
   std::string m_path;
   int m_fd = -1;
+  bool m_found_stale = false;
+  bool m_keep = false;
 };
 
 bool split_host_port(const std::string& s, std::string* host, int* port) {
@@ -181,33 +194,72 @@ int run_daemon(const DaemonConfig& cfg) {
   RateLimiter limiter(rate);
 
   std::string store_path = cfg.data_dir + "/asyncops.db";
-  auto writer = StoreWriter::open(store_path, cfg.sync);
-  if (!writer) {
-    log_error(writer.error());
+  // After an unclean stop, the store is checked before it is served: a
+  // damaged file would otherwise be served as healthy until a read or
+  // write happens to touch a damaged page.
+  struct stat store_stat {};
+  bool store_exists = ::stat(store_path.c_str(), &store_stat) == 0;
+  // A store that fails the check is refused with one line, and the pid file
+  // stays, so that the next start checks it again.
+  auto refuse = [&](const std::string& complaint) {
+    pid_lock.keep_file();
+    log_error(corrupt_store_advice(store_path, complaint));
+    return k_exit_store_corrupt;
+  };
+  // An error opening or reading the store is damage if the check says so.
+  auto startup_error = [&](const std::string& error) {
+    if (store_exists) {
+      if (auto check = check_store(store_path); !check) return refuse(check.error());
+    }
+    log_error(error);
     return 1;
+  };
+  if (store_exists && pid_lock.found_stale()) {
+    auto started = std::chrono::steady_clock::now();
+    auto check = check_store(store_path);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    if (!check) return refuse(check.error());
+    log_info("store checked after an unclean stop (PRAGMA quick_check): ok",
+             {{"ms", std::to_string(ms.count())}, {"bytes", std::to_string(store_stat.st_size)}});
   }
-  int64_t latest_seq = writer.value()->latest_history_seq();
+  auto writer = StoreWriter::open(store_path, cfg.sync);
+  // A file damaged where the schema lives fails to open at all.
+  if (!writer) return startup_error(writer.error());
   // Everything accepted but not finished before the last stop is sent again;
   // workers deduplicate by request id.
   // One that may have reached a worker before the stop counts as a
   // redelivery (attempt+1); one out of attempts fails at once.
+  int64_t latest_seq = 0;
   std::vector<Command> recovered;
   std::vector<std::pair<std::string, int>> exhausted;
-  for (int64_t after = 0;;) {
-    auto batch = writer.value()->unfinished(10000, after);
-    if (batch.empty()) break;
-    for (const auto& op : batch) {
-      Command c = command_for(op);
-      c.cancel = op.cancel_requested;
-      if (op.attempt >= 1) c.attempt = op.attempt + 1;
-      if (c.attempt > cfg.dispatch_options.max_attempts) {
-        exhausted.emplace_back(op.id, op.attempt);
-      } else {
-        recovered.push_back(std::move(c));
+  try {
+    latest_seq = writer.value()->latest_history_seq();
+    for (int64_t after = 0;;) {
+      auto batch = writer.value()->unfinished(10000, after);
+      if (batch.empty()) break;
+      for (const auto& op : batch) {
+        Command c = command_for(op);
+        c.cancel = op.cancel_requested;
+        if (op.attempt >= 1) c.attempt = op.attempt + 1;
+        if (c.attempt > cfg.dispatch_options.max_attempts) {
+          exhausted.emplace_back(op.id, op.attempt);
+        } else {
+          recovered.push_back(std::move(c));
+        }
       }
+      after = batch.back().seq;
     }
-    after = batch.back().seq;
+  } catch (const std::exception& e) {
+    // Damage the check did not run for (the last stop was clean) or missed.
+    return startup_error(std::string("cannot read store ") + store_path + ": " + e.what());
   }
+  // From here on, corruption met by any connection makes the daemon not
+  // ready (and is logged once, loudly); so do failing commits.
+  StoreHealth health;
+  report_sqlite_errors_to(&health);
+  struct StopReporting {
+    ~StopReporting() { report_sqlite_errors_to(nullptr); }
+  } stop_reporting;
 
   // Signals are taken by sigwait() in this thread alone.
   sigset_t signals;
@@ -279,7 +331,7 @@ int run_daemon(const DaemonConfig& cfg) {
                               // Metrics first: a client woken by the hub may read
                               // /metrics at once and must see its operation counted.
                               for (const Change& ch : c) {
-                                if (is_terminal(ch.op.state)) {
+                                if (is_terminal(ch.op.state) && ch.kind != "superseded") {  // counted once
                                   metrics.finished(ch.op.name, to_string(ch.op.state),
                                                    static_cast<double>(ch.op.updated_at - ch.op.created_at));
                                 }
@@ -287,7 +339,8 @@ int run_daemon(const DaemonConfig& cfg) {
                               hub.publish(c);
                               dispatcher.observe(c);
                             },
-                            [&dispatcher](std::vector<Command> c) { dispatcher.enqueue(std::move(c)); }});
+                            [&dispatcher](std::vector<Command> c) { dispatcher.enqueue(std::move(c)); },
+                            [&health](const std::exception* failure) { health.after_commit(failure); }});
   committer_ptr = &committer;
   WorkerRegistry registry(cfg.worker_timeout);
   Pruner pruner(committer, cfg.retention, 500, cfg.prune_interval);
@@ -329,7 +382,9 @@ int run_daemon(const DaemonConfig& cfg) {
     return dispatcher.cancel(id) == Dispatcher::CancelOutcome::removed;
   };
   services.workers = [&registry] { return registry.live(); };
-  services.ready = [&ready] { return ready.load(); };
+  services.not_ready = [&ready, &health, &committer]() -> std::string {
+    return ready.load() ? store_not_ready(health, committer) : "starting or stopping";
+  };
   services.accepted = [&metrics](const std::string& command, double ms) { metrics.accepted(command, ms); };
   services.authenticate = [&tokens](const std::string& authorization) { return tokens.check(authorization); };
   if (limiter.enabled()) services.rate_limit = [&limiter](const std::string& p) { return limiter.take(p); };
@@ -410,6 +465,7 @@ int run_daemon(const DaemonConfig& cfg) {
   dispatcher.stop();
   committer.stop();  // applies what the tracker and dispatcher handed over
   checkpointer.stop();
+  if (health.is_corrupt()) pid_lock.keep_file();  // the next start checks the store
   log_info("stopped");
   return 0;
 }

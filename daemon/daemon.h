@@ -38,7 +38,13 @@ Result<std::map<std::string, std::string>> resolve_dispatch(
     const std::vector<std::string>& values, const std::vector<std::string>& services,
     const std::string& data_dir);
 
-// Runs the daemon until SIGINT or SIGTERM. Returns the process exit code.
+// The exit code of a daemon that refuses a store which failed its integrity
+// check (PRAGMA quick_check, run at start after an unclean stop).
+constexpr int k_exit_store_corrupt = 3;
+
+// Runs the daemon until SIGINT or SIGTERM. Returns the process exit code:
+// 0 after a clean stop, 1 for a startup error, 2 for bad usage,
+// k_exit_store_corrupt.
 int run_daemon(const DaemonConfig& config);
 
 // main(): parses flags, then run_daemon().

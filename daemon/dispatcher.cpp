@@ -180,17 +180,21 @@ void Dispatcher::take(Inbox& in, Clock::time_point now) {
   }
 }
 
-void Dispatcher::broadcast_cancel(const std::string& op_id) {
+void Dispatcher::broadcast_cancel(const std::string& op_id) { publish_control(encode(CancelNotice{op_id}), op_id); }
+
+void Dispatcher::broadcast_fence(const std::string& op_id, const std::string& service) {
+  publish_control(encode(FenceNotice{op_id, service}), op_id);
+}
+
+void Dispatcher::publish_control(const Frames& f, const std::string& op_id) {
   if (!m_control) return;
-  std::string body = nlohmann::json{{"v", k_protocol_version}, {"request_id", op_id}}.dump();
-  // The kind must outlive the send: zmq::buffer does not copy (ASan found a
-  // temporary std::string here).
-  static const std::string kind = k_kind_cancel;
-  std::array<zmq::const_buffer, 2> parts = {zmq::buffer(kind), zmq::buffer(body)};
+  // Both frames are held by f for the whole send: zmq::buffer does not copy
+  // (ASan once found a temporary std::string here).
+  std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
   try {
     zmq::send_multipart(*m_control, parts, zmq::send_flags::dontwait);
   } catch (const zmq::error_t& e) {
-    log_warn("cannot publish a cancel", {{"id", op_id}, {"error", e.what()}});
+    log_warn("cannot publish a control notice", {{"kind", f.kind}, {"id", op_id}, {"error", e.what()}});
   }
 }
 
@@ -220,6 +224,10 @@ void Dispatcher::expire(Clock::time_point now) {
     int made = lease.command.attempt;
     if (made >= m_options.max_attempts) {
       log_warn("giving up: no progress within the lease", {{"id", id}, {"attempts", std::to_string(made)}});
+      // Tell the workers first: one that still holds the command records
+      // failed/worker_timeout for it instead of running it. If one ran it
+      // already, its real outcome supersedes the give-up (StoreWriter).
+      broadcast_fence(id, lease.command.service);
       if (m_hooks.on_gave_up) m_hooks.on_gave_up(id, made);
       continue;
     }

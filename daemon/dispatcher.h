@@ -6,7 +6,8 @@
 // command that shows no progress (a "processing" event, or a heartbeat from
 // the worker naming it) within the lease is sent again with attempt+1, after
 // an exponential backoff; after max_attempts the operation fails with
-// worker_timeout. Workers deduplicate by request id, so a redelivery of work
+// worker_timeout, and a fence notice on the control socket tells the
+// workers not to run it any more. Workers deduplicate by request id, so a redelivery of work
 // that was done re-publishes its outcome instead of doing it twice.
 //
 // A command no worker can take (none connected, every queue full, or the
@@ -114,6 +115,9 @@ class Dispatcher {
   void end_lease(std::map<std::string, Lease>::iterator it);
   void send_ready(Clock::time_point now);
   void broadcast_cancel(const std::string& op_id);
+  // Tells the workers that the daemon gave up on op_id (docs/protocol.md §7).
+  void broadcast_fence(const std::string& op_id, const std::string& service);
+  void publish_control(const Frames& f, const std::string& op_id);
   Clock::time_point next_wakeup(Clock::time_point now) const;
 
   zmq::context_t& m_ctx;

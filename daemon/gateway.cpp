@@ -152,8 +152,9 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
     return json_reply(200, {{"status", "ok"}});
   });
   m_router.add("GET", tmpl("/readyz"), [this](const ApiRequest&, const Params&) {
-    if (m_services.ready && !m_services.ready()) {
-      ApiReply r = problem_reply({503, "", "not ready: starting or stopping", "not_ready", "", {}});
+    std::string cause = m_services.not_ready ? m_services.not_ready() : "";
+    if (!cause.empty()) {
+      ApiReply r = problem_reply({503, "", "not ready: " + cause, "not_ready", "", {}});
       r.headers.push_back({"Retry-After", "1"});
       return r;
     }
@@ -400,6 +401,45 @@ ApiReply forbidden_write(const ApiRequest& req) {
   return problem_reply({403, "", "role " + req.role + " may only read; commands need submitter or admin",
                         "forbidden", "", {}});
 }
+
+// The one answer for a resource that does not exist or is not the
+// caller's, on reads and commands alike, so that neither tells them apart.
+ApiReply resource_not_found(const std::string& path) {
+  return problem_reply({404, "", "no resource at " + path, "not_found", "", {}});
+}
+
+// The write rule (issue 15, asyncops-routes(5)). The paths a command acts
+// on (its request path, and the resource it names unless it creates one)
+// and each of their ancestors must be the caller's, or nobody's; nobody's
+// is "does not exist" for a path whose ids the gateway generates. An admin
+// or the local operator is not checked. A create claims its new resource,
+// and so does a command on a client-named resource ({name} bound by the
+// path, of a kind no route creates) that nobody owns yet. A resource
+// without a placeholder (a singleton, "/settings") is never claimed: it
+// would lock every other caller out of it.
+OwnershipCheck ownership_check(const RouteTable& routes, const Route& route, const ApiRequest& req,
+                               const std::string& resource) {
+  OwnershipCheck check;
+  bool creates = creates_resource(route);
+  if (route.resource && !route.resource->placeholders().empty() &&
+      (creates || !routes.is_generated_path(resource))) {
+    check.claim = resource;
+  }
+  if (sees_all(req)) return check;
+  auto add_with_ancestors = [&](std::string path) {
+    while (path.size() > 1) {
+      bool listed = std::any_of(check.paths.begin(), check.paths.end(),
+                                [&](const OwnershipCheck::Path& p) { return p.path == path; });
+      if (!listed) check.paths.push_back({path, routes.is_generated_path(path)});
+      auto slash = path.rfind('/');
+      if (slash == 0 || slash == std::string::npos) break;
+      path.resize(slash);
+    }
+  };
+  add_with_ancestors(req.path);
+  if (route.resource && !creates) add_with_ancestors(resource);
+  return check;
+}
 }  // namespace
 
 ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, const Params& params) {
@@ -527,13 +567,15 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
   op.payload = std::move(body);
   op.created_at = op.updated_at = now_ms();
 
-  auto committed = m_committer.accept(std::move(op), key, &arrival);
+  OwnershipCheck owners = ownership_check(m_routes, route, req, op.resource);
+  auto committed = m_committer.accept(std::move(op), key, &arrival, std::move(owners));
   if (!committed) {
     ApiReply r = problem_reply({503, "", "the operation could not be stored; try again",
                                 "store_unavailable", "", {}});
     r.headers.push_back({"Retry-After", "1"});
     return r;
   }
+  if (committed->not_found) return resource_not_found(req.path);  // nothing was stored
   if (committed->replay) {
     if (committed->replay_hash != key.request_hash) {
       return problem_reply({422, "", "Idempotency-Key " + key.key + " was used with a different request",
@@ -742,7 +784,7 @@ ApiReply Gateway::get_resource(const std::string& collection, const ApiRequest& 
   if (res && !sees_all(req) && m_routes.read_policy(collection) != "public" && res->owner != req.owner) {
     res.reset();
   }
-  if (!res) return problem_reply({404, "", "no resource at " + path, "not_found", "", {}});
+  if (!res) return resource_not_found(path);
   return json_reply(200, res->body);
 }
 

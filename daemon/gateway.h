@@ -64,7 +64,8 @@ struct GatewayServices {
   std::function<bool(const std::string& op_id)> cancel;
   std::function<nlohmann::json()> workers;  // live workers
   std::function<std::string()> metrics;     // Prometheus text
-  std::function<bool()> ready;              // GET /readyz
+  // GET /readyz: "" when ready, else the cause, the 503 problem's detail.
+  std::function<std::string()> not_ready;
   // A command was accepted (202) after latency_ms.
   std::function<void(const std::string& command, double latency_ms)> accepted;
   // Maps an Authorization header to a principal and role (daemon/auth.h).

@@ -98,7 +98,7 @@ bool GroupCommitter::enqueue(bool urgent, Fill&& fill) {
 }
 
 Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, const IdempotencyKey& key,
-                                                        Arrival* arrival) {
+                                                        Arrival* arrival, OwnershipCheck owners) {
   Waiter done;
   bool queued = enqueue(true, [&] {
     if (arrival && arrival->m_active) {
@@ -110,6 +110,7 @@ Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, cons
     job.op.emplace(std::move(op));
     job.has_key = !key.key.empty();
     job.key = key;
+    job.owners = std::move(owners);
     job.done = &done;
   });
   // Not queued (stopping): the arrival, still active, ends when it is destroyed.
@@ -221,12 +222,17 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
       Change c;
       switch (job.type) {
         case Job::accept_op: {
+          if (!job.owners.paths.empty() && !m_writer->owners_allow(job.op->owner, job.owners)) {
+            results[i].not_found = true;
+            break;
+          }
           if (!m_writer->insert_operation(&*job.op, job.has_key ? &job.key : nullptr, &c)) {
             results[i].replay = true;
             results[i].replay_op_id = c.op.id;
             results[i].replay_hash = c.op.message;
             break;
           }
+          if (!job.owners.claim.empty()) m_writer->claim_resource(job.owners.claim, c.op.owner, c.op.seq);
           // The command takes the params and payload: nothing after the
           // commit reads them from the change.
           accepted.push_back(take_command(c.op));
@@ -247,6 +253,11 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
           switch (m_writer->apply_event(job.event, now, &c)) {
             case StoreWriter::Applied::changed:
               m_counters.events_applied++;
+              if (c.kind == "superseded") {
+                log_warn("a worker's late outcome supersedes worker_timeout",
+                         {{"id", c.op.id}, {"state", to_string(c.op.state)}, {"code", c.op.code},
+                          {"worker", job.event.worker}});
+              }
               changes.push_back(std::move(c));
               break;
             case StoreWriter::Applied::unknown_operation: {
@@ -278,6 +289,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
   } catch (const std::exception& e) {
     m_writer->rollback();
     m_counters.commit_failures++;
+    if (m_hooks.after_commit) m_hooks.after_commit(&e);
     log_error("store commit failed; the batch is answered with errors",
               {{"error", e.what()}, {"batch", std::to_string(batch.size())}});
     for (Job& job : batch) {
@@ -286,6 +298,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
     return;
   }
   m_counters.commits++;
+  if (m_hooks.after_commit) m_hooks.after_commit(nullptr);
   m_counters.accepted += accepted.size();
   int64_t delta = static_cast<int64_t>(accepted.size());
   for (const Change& c : changes) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <optional>
 #include <memory>
@@ -40,6 +41,10 @@ class GroupCommitter {
     // Both run on the commit thread right after a commit, in this order.
     std::function<void(const std::vector<Change>&)> on_changes;
     std::function<void(std::vector<Command>)> on_accepted;
+    // Runs on the commit thread after every commit attempt, before the
+    // callers are answered: null when it succeeded, else what it threw
+    // (the daemon's readiness follows it, see daemon/store_health.h).
+    std::function<void(const std::exception* failure)> after_commit = nullptr;
   };
   struct Counters {
     std::atomic<uint64_t> commits{0};
@@ -52,11 +57,13 @@ class GroupCommitter {
     std::atomic<int64_t> unfinished{0};  // operations not yet terminal: the backlog
   };
 
-  // What accept() did: stored a new operation, or found the idempotency key
-  // already used (replay: nothing was written).
+  // What accept() did: stored a new operation, found the idempotency key
+  // already used (replay: nothing was written), or found that the caller
+  // does not own a resource it commands (not_found: nothing was written).
   struct Accepted {
     Change change;
     bool replay = false;
+    bool not_found = false;
     std::string replay_op_id;
     std::string replay_hash;
   };
@@ -96,8 +103,11 @@ class GroupCommitter {
   // error if the store could not commit. Thread-safe.
   Result<Change> accept(OperationRecord op);
   // The same with an idempotency key, which is claimed in the same
-  // transaction as the operation is stored.
-  Result<Accepted> accept(OperationRecord op, const IdempotencyKey& key, Arrival* arrival = nullptr);
+  // transaction as the operation is stored, and an ownership check, made
+  // in that transaction before anything is written (its claim is recorded
+  // with the operation).
+  Result<Accepted> accept(OperationRecord op, const IdempotencyKey& key, Arrival* arrival = nullptr,
+                          OwnershipCheck owners = {});
   // Runs fn in the next batch and blocks until it is committed. Thread-safe.
   Result<bool> run(WriteFn fn);
   // Runs fn in the next batch without waiting. Thread-safe.
@@ -131,6 +141,7 @@ class GroupCommitter {
     std::optional<OperationRecord> op;  // accept (empty otherwise: events allocate nothing for it)
     bool has_key = false;               // accept with an idempotency key
     IdempotencyKey key;
+    OwnershipCheck owners;   // accept
     Event event;             // event; dispatched uses request_id and attempt
     WriteFn fn;              // write
     Waiter* done = nullptr;  // accept and a blocking write

@@ -1,5 +1,6 @@
 #include "daemon/routes.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -302,6 +303,22 @@ std::string RouteTable::read_policy(const std::string& collection) const {
     if (!r.read.empty() && r.resource && r.resource->text().rfind(collection + "/", 0) == 0) return r.read;
   }
   return "owner";
+}
+
+bool creates_resource(const Route& route) {
+  if (!route.resource) return false;
+  std::vector<std::string> bound = route.path.placeholders();
+  for (const std::string& ph : route.resource->placeholders()) {
+    if (std::find(bound.begin(), bound.end(), ph) == bound.end()) return true;
+  }
+  return false;
+}
+
+bool RouteTable::is_generated_path(const std::string& path) const {
+  for (const Route& r : m_routes) {
+    if (creates_resource(r) && r.resource->match(path, nullptr)) return true;
+  }
+  return false;
 }
 
 std::vector<FieldError> validate_body(const Route& route, const json& body) {

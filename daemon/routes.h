@@ -55,9 +55,10 @@ struct Route {
   bool has_body = true;
   bool additional_fields = false;
   // Who may read the resource collection this route writes (GET /users,
-  // GET /users/{id}): "owner" (the principal whose operation last wrote the
+  // GET /users/{id}): "owner" (the principal whose command created the
   // resource, or an admin) or "public" (any authenticated caller). "" when
-  // the route does not say: "owner".
+  // the route does not say: "owner". Writes are always the owner's (see
+  // OwnershipCheck in store.h).
   std::string read;
   std::map<std::string, FieldRule> fields;
 };
@@ -80,10 +81,19 @@ class RouteTable {
   std::vector<std::string> collections() const;
   // "public" or "owner" (the default) for a collection from collections().
   std::string read_policy(const std::string& collection) const;
+  // Whether path is one that a creating route makes (it matches the
+  // resource template of a route for which creates_resource holds). Its id
+  // is generated at accept, so it exists only once a create has claimed it.
+  bool is_generated_path(const std::string& path) const;
 
  private:
   std::vector<Route> m_routes;
 };
+
+// Whether the route makes a new resource: its resource template has a
+// placeholder that its path does not bind, which the gateway fills with a
+// fresh UUIDv7 (POST /users -> /users/{id}).
+bool creates_resource(const Route& route);
 
 // Checks a parsed body against a route's rules. Returns the field errors.
 std::vector<FieldError> validate_body(const Route& route, const nlohmann::json& body);

@@ -81,6 +81,32 @@ DROP INDEX IF EXISTS resources_by_collection;
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
 )SQL";
 
+// Who owns each resource (issue 15): the principal whose command claimed
+// it, written in the transaction that stored that command, so a write that
+// races a still-pending create is checked too. Apart from the read model
+// (whose rows follow the last write) and from operations (which retention
+// prunes): neither may move or drop an owner. A completed delete frees the
+// path; a claiming operation that ends rejected or canceled frees its claim.
+// A store made before this table gets, once, the owner of each live
+// resource's create (an operation whose path is not the resource's own)
+// that retention has not pruned yet.
+const char* k_owners_schema = R"SQL(
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS resource_owners(
+  path   TEXT PRIMARY KEY,
+  owner  TEXT NOT NULL,
+  op_seq INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO resource_owners(path, owner, op_seq)
+  SELECT o.resource, o.owner, min(o.seq) FROM operations o JOIN resources r ON r.path = o.resource
+  WHERE r.body IS NOT NULL AND o.state NOT IN ('rejected', 'canceled')
+    AND substr(o.origin, instr(o.origin, ' ') + 1) <> o.resource
+    AND NOT EXISTS (SELECT 1 FROM meta WHERE key = 'resource_owners')
+  GROUP BY o.resource;
+INSERT OR IGNORE INTO meta(key, value) VALUES ('resource_owners', '1');
+COMMIT;
+)SQL";
+
 // Everything but params and payload, for the writer's per-event lookups.
 const char* k_op_light_columns =
     "seq, id, name, service, state, code, message, resource, origin, owner, NULL, NULL, "
@@ -301,6 +327,11 @@ Result<bool> init_store(const std::string& path, SyncMode sync) {
     SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     configure(db, sync);
     db.exec(k_schema);
+    db.exec(k_owners_schema);
+    // resources.version (issue 15): the service's version of the resource,
+    // NULL for writes whose event carried none. Added to older stores here.
+    SQLite::Statement has_version(db, "SELECT 1 FROM pragma_table_info('resources') WHERE name = 'version'");
+    if (!has_version.executeStep()) db.exec("ALTER TABLE resources ADD COLUMN version INTEGER");
     return true;
   } catch (const std::exception& e) {
     return Error{"cannot open store " + path + ": " + e.what()};
@@ -326,12 +357,21 @@ struct StoreWriter::Impl {
         update_state(db,
                      "UPDATE operations SET state = ?, code = ?, message = ?, attempt = "
                      "max(attempt, ?), updated_at = ? WHERE seq = ?"),
+        // The service's version decides when both writes carry one (its
+        // own commit order, issue 15); else the operations' acceptance order.
         upsert_resource(db,
-                        "INSERT INTO resources(path, collection, body, op_id, op_seq, updated_at) "
-                        "VALUES (?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET "
+                        "INSERT INTO resources(path, collection, body, op_id, op_seq, updated_at, version) "
+                        "VALUES (?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET "
                         "body = excluded.body, op_id = excluded.op_id, op_seq = excluded.op_seq, "
-                        "updated_at = excluded.updated_at WHERE excluded.op_seq > resources.op_seq"),
+                        "updated_at = excluded.updated_at, version = excluded.version WHERE "
+                        "CASE WHEN excluded.version IS NOT NULL AND resources.version IS NOT NULL "
+                        "THEN excluded.version > resources.version "
+                        "ELSE excluded.op_seq > resources.op_seq END"),
         delete_resource(db, "DELETE FROM resources WHERE path = ?"),
+        select_owner(db, "SELECT owner FROM resource_owners WHERE path = ?"),
+        insert_owner(db, "INSERT INTO resource_owners(path, owner, op_seq) VALUES (?,?,?) ON CONFLICT(path) DO NOTHING"),
+        free_owner(db, "DELETE FROM resource_owners WHERE path = ?"),
+        free_claim(db, "DELETE FROM resource_owners WHERE path = ? AND op_seq = ?"),
         insert_key(db,
                    "INSERT INTO idempotency(owner, key, request_hash, op_seq, created_at) "
                    "VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING"),
@@ -388,7 +428,7 @@ struct StoreWriter::Impl {
 
   SQLite::Database db;
   SQLite::Statement insert_op, insert_history, select_op, update_state, upsert_resource,
-      delete_resource, insert_key, select_key, set_cancel, mark_dispatched, select_unfinished;
+      delete_resource, select_owner, insert_owner, free_owner, free_claim, insert_key, select_key, set_cancel, mark_dispatched, select_unfinished;
 };
 
 StoreWriter::StoreWriter() = default;
@@ -424,6 +464,16 @@ void StoreWriter::set_wal_limit_pages(int pages) {
   // 64 MiB of blocks stalled the commit thread for ~25 ms; the WAL is
   // simply written again from its beginning and stays about that size.
   m->db.exec("PRAGMA wal_autocheckpoint=" + std::to_string(static_cast<int64_t>(pages) * 4));
+}
+
+void StoreWriter::write_probe(int64_t now) {
+  SQLite::Statement st(m->db, "INSERT OR REPLACE INTO meta(key, value) VALUES ('probed_at', ?)");
+  st.bind(1, std::to_string(now));
+  st.exec();
+}
+
+void StoreWriter::set_max_page_count(int64_t pages) {
+  m->db.exec("PRAGMA max_page_count=" + std::to_string(pages));
 }
 
 void StoreWriter::begin() { m->db.exec("BEGIN IMMEDIATE"); }
@@ -513,6 +563,27 @@ bool StoreWriter::insert_operation(OperationRecord* op, const IdempotencyKey* ke
   return true;
 }
 
+bool StoreWriter::owners_allow(const std::string& owner, const OwnershipCheck& check) {
+  auto& st = m->select_owner;
+  for (const OwnershipCheck::Path& p : check.paths) {
+    st.reset();
+    st.bind(1, p.path);
+    bool allowed = st.executeStep() ? column_text(st, 0) == owner : !p.unowned_is_unknown;
+    st.reset();
+    if (!allowed) return false;
+  }
+  return true;
+}
+
+void StoreWriter::claim_resource(const std::string& path, const std::string& owner, int64_t op_seq) {
+  auto& st = m->insert_owner;
+  st.reset();
+  st.bind(1, path);
+  st.bind(2, owner);
+  st.bind(3, static_cast<int64_t>(op_seq));
+  st.exec();
+}
+
 StoreWriter::Applied StoreWriter::request_cancel(const std::string& op_id, int64_t now, Change* change) {
   auto found = m->find(op_id);
   if (!found) return Applied::unknown_operation;
@@ -573,12 +644,26 @@ int64_t StoreWriter::count_unfinished() {
   return st.executeStep() ? st.getColumn(0).getInt64() : 0;
 }
 
+bool may_supersede(const OperationRecord& op, const Event& e) {
+  if (op.state != OpState::failed || op.code != "worker_timeout") return false;
+  if (!is_terminal(e.state)) return false;
+  // A fenced worker's own record of the give-up agrees with it: nothing to change.
+  return !(e.state == OpState::failed && e.code == "worker_timeout");
+}
+
 StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Change* change) {
   auto found = m->find(e.request_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
 
-  if (is_terminal(op.state)) return Applied::ignored;           // terminal never moves
+  // A terminal state never moves, with one exception: a worker's real
+  // outcome replaces the daemon's give-up (failed/worker_timeout), because
+  // the service did the work after all (docs/protocol.md §9).
+  bool superseding = false;
+  if (is_terminal(op.state)) {
+    if (!may_supersede(op, e)) return Applied::ignored;
+    superseding = true;
+  }
   // A worker authenticated by CURVE may only report on its own services.
   if (!e.allowed_services.empty() &&
       std::find(e.allowed_services.begin(), e.allowed_services.end(), op.service) == e.allowed_services.end()) {
@@ -598,6 +683,7 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
   if (e.state == op.state && e.state == OpState::processing) {  // duplicate processing
     return Applied::ignored;
   }
+  std::string superseded = superseding ? std::string(to_string(op.state)) + "/" + op.code : "";
   op.state = e.state;
   if (is_terminal(e.state)) {
     op.code = !e.code.empty() ? e.code : (e.state == OpState::completed ? "success" : "error");
@@ -630,12 +716,38 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
       ur.bind(4, op.id);
       ur.bind(5, static_cast<int64_t>(op.seq));
       ur.bind(6, static_cast<int64_t>(now));
-      ur.exec();
+      if (e.version > 0) ur.bind(7, static_cast<int64_t>(e.version));
+      else ur.bind(7);
+      // A tombstone the version rule skipped (the service wrote the
+      // resource after this delete) frees nothing.
+      if (ur.exec() > 0 && e.deleted) {
+        // The resource is gone, and so is its owner: an id the gateway
+        // generated is then unknown to everyone but an admin.
+        auto& fo = m->free_owner;
+        fo.reset();
+        fo.bind(1, path);
+        fo.exec();
+      }
     }
   }
+  if ((op.state == OpState::rejected || op.state == OpState::canceled) && !op.resource.empty()) {
+    // The service refused it, or it never ran: a resource it claimed was
+    // not made, and must not stay owned. A failed one keeps its claim: its
+    // effect may have happened (a worker that gave no answer in time).
+    auto& fc = m->free_claim;
+    fc.reset();
+    fc.bind(1, op.resource);
+    fc.bind(2, static_cast<int64_t>(op.seq));
+    fc.exec();
+  }
   m->remember(op);
-  change->seq = m->append_history(op.seq, to_string(op.state), op.state, op.code, op.message, now);
-  change->kind = to_string(op.state);
+  const char* kind = superseding ? "superseded" : to_string(op.state);
+  std::string history_message =
+      superseding ? "the worker's outcome " + std::string(to_string(op.state)) + "/" + op.code + " supersedes " +
+                        superseded + (op.message.empty() ? "" : ": " + op.message)
+                  : op.message;
+  change->seq = m->append_history(op.seq, kind, op.state, op.code, history_message, now);
+  change->kind = kind;
   change->op = std::move(op);
   return Applied::changed;
 }
@@ -703,17 +815,19 @@ struct StoreReader::Impl {
                                  "o.seq, o.id, o.name, o.service, o.resource, o.origin, o.owner, "
                                  "o.attempt, o.created_at, o.cancel_requested FROM operations o JOIN history h ON "
                                  "h.op_seq = o.seq WHERE o.id = ? AND h.seq > ? ORDER BY h.seq LIMIT ?"),
+        // The owner is the resource's own (resource_owners), never that of
+        // the operation that last wrote it.
         get_resource(db,
-                     "SELECT r.path, r.body, r.updated_at, COALESCE(o.owner, '') FROM resources r "
-                     "LEFT JOIN operations o ON o.id = r.op_id WHERE r.path = ? AND r.body IS NOT NULL"),
+                     "SELECT r.path, r.body, r.updated_at, COALESCE(w.owner, '') FROM resources r "
+                     "LEFT JOIN resource_owners w ON w.path = r.path WHERE r.path = ? AND r.body IS NOT NULL"),
         list_resources(db,
-                       "SELECT r.path, r.body, r.updated_at, COALESCE(o.owner, '') FROM resources r "
-                       "LEFT JOIN operations o ON o.id = r.op_id WHERE r.path > ? AND r.path < ? "
+                       "SELECT r.path, r.body, r.updated_at, COALESCE(w.owner, '') FROM resources r "
+                       "LEFT JOIN resource_owners w ON w.path = r.path WHERE r.path > ? AND r.path < ? "
                        "AND r.collection = ? AND r.body IS NOT NULL ORDER BY r.path LIMIT ?"),
         list_resources_owned(db,
-                             "SELECT r.path, r.body, r.updated_at, o.owner FROM resources r "
-                             "JOIN operations o ON o.id = r.op_id WHERE r.path > ? AND r.path < ? "
-                             "AND r.collection = ? AND r.body IS NOT NULL AND o.owner = ? ORDER BY r.path LIMIT ?"),
+                             "SELECT r.path, r.body, r.updated_at, w.owner FROM resources r "
+                             "JOIN resource_owners w ON w.path = r.path WHERE r.path > ? AND r.path < ? "
+                             "AND r.collection = ? AND r.body IS NOT NULL AND w.owner = ? ORDER BY r.path LIMIT ?"),
         get_key(db,
                 "SELECT i.request_hash, o.id FROM idempotency i JOIN operations o ON o.seq = i.op_seq "
                 "WHERE i.owner = ? AND i.key = ?") {

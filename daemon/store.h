@@ -79,7 +79,7 @@ Command take_command(OperationRecord& op);
 struct HistoryEntry {
   int64_t seq = 0;  // one increasing sequence across all operations
   std::string op_id;
-  std::string kind;  // accepted, dispatched, redelivered, processing, cancel_requested, or a terminal state
+  std::string kind;  // accepted, dispatched, redelivered, processing, cancel_requested, a terminal state, or superseded
   OpState state = OpState::pending;
   std::string code;
   std::string message;
@@ -109,9 +109,35 @@ struct Resource {
   std::string path;
   nlohmann::json body;
   int64_t updated_at = 0;
-  // The owner of the operation that last wrote it; "" when that operation
-  // has been pruned (then only an admin may read an owner-only resource).
+  // The principal that created it (resource_owners), fixed at the create's
+  // accept and never moved by a later write; "" when nobody owns it (then
+  // only an admin may read an owner-only resource).
   std::string owner;
+};
+
+// Whether event e may replace op's terminal state: only the daemon's give-up
+// (failed/worker_timeout) can be replaced, and only by a worker's terminal
+// outcome for that request that says something else (issue 15: the final
+// state never contradicts what the service recorded).
+bool may_supersede(const OperationRecord& op, const Event& e);
+
+// Who may command a resource (issue 15). A resource is owned by the
+// principal whose command claimed it, in the transaction that stored that
+// command; a later write never moves it. The group committer checks this
+// before it stores a command, in the same transaction.
+struct OwnershipCheck {
+  struct Path {
+    std::string path;
+    // A path nobody owns does not exist: its ids are generated at accept,
+    // so only a create can give it an owner. Otherwise it is free.
+    bool unowned_is_unknown = false;
+  };
+  // Each must be owned by the operation's owner (or be free); empty for an
+  // admin or the local operator, who may command anything.
+  std::vector<Path> paths;
+  // Recorded as the operation owner's once it is stored, unless it is
+  // owned already; "" claims nothing.
+  std::string claim;
 };
 
 // Opens (creating if needed) the store at path and brings its schema up to
@@ -149,12 +175,24 @@ class StoreWriter {
   // the commit path); the rest of op is copied.
   bool insert_operation(OperationRecord* op, const IdempotencyKey* key, Change* out);
 
+  // Inside a transaction. Whether owner may command every path of check
+  // (see OwnershipCheck); reads only.
+  bool owners_allow(const std::string& owner, const OwnershipCheck& check);
+  // Inside a transaction. Records owner as path's owner, claimed by the
+  // operation op_seq, unless the path is owned already.
+  void claim_resource(const std::string& path, const std::string& owner, int64_t op_seq);
+
   // rejected: the event is not one this operation allows (it names another
   // resource than the operation's); nothing changes.
   enum class Applied { changed, unknown_operation, ignored, rejected };
   // Inside a transaction. Applies a worker's event: moves the operation
-  // forward (never out of a terminal state, never backwards) and, for a
-  // completed event, updates the read model in the same transaction.
+  // forward (never backwards, never out of a terminal state except as
+  // may_supersede() allows: history kind "superseded") and, for a completed
+  // event, updates the read model in the same transaction. The read model
+  // keeps the write with the highest Event::version, or, when either write
+  // has none, the one from the operation accepted last. A completed delete
+  // whose tombstone is written frees its path's owner; an operation that
+  // ends rejected or canceled frees the resource it claimed (it was not made).
   Applied apply_event(const Event& e, int64_t now, Change* change);
 
   // Inside a transaction. Records that the command went to a worker (kind
@@ -177,6 +215,14 @@ class StoreWriter {
 
   // The newest history seq, 0 for an empty store.
   int64_t latest_history_seq();
+
+  // Inside a transaction. Writes one small row (meta 'probed_at' = now):
+  // a commit that needs space, run while commits are failing to learn when
+  // they succeed again (the daemon's readiness, daemon/store_health.h).
+  void write_probe(int64_t now);
+  // PRAGMA max_page_count on this connection: writes that would grow the
+  // file past `pages` fail with SQLITE_FULL. For tests of a full disk.
+  void set_max_page_count(int64_t pages);
 
   // Operations not yet terminal, oldest first, for redispatch after a restart.
   std::vector<OperationRecord> unfinished(int limit, int64_t after_seq);
@@ -206,7 +252,7 @@ class StoreReader {
                                                                      const std::string& key);
   std::optional<Resource> get_resource(const std::string& path);
   // Resources in one collection ("/users"), by path, after the given path.
-  // With owner set, only those last written by that owner's operations.
+  // With owner set, only those that owner owns (resource_owners).
   std::vector<Resource> list_resources(const std::string& collection, const std::string& after,
                                        int limit, const std::optional<std::string>& owner = std::nullopt);
 

@@ -139,8 +139,9 @@ Frames encode(const Event& e) {
   w.string("state", to_string(e.state))
       .string("time", e.time)
       .string("type", e.type)
-      .number("v", k_protocol_version)
-      .string("worker", e.worker);
+      .number("v", k_protocol_version);
+  if (e.version > 0) w.number("version", e.version);
+  w.string("worker", e.worker);
   w.close();
   return f;
 }
@@ -154,6 +155,12 @@ Frames encode(const Heartbeat& h) {
 
 Frames encode(const CancelNotice& c) {
   return {k_kind_cancel, json{{"v", k_protocol_version}, {"request_id", c.request_id}}.dump()};
+}
+
+Frames encode(const FenceNotice& f) {
+  json j{{"v", k_protocol_version}, {"request_id", f.request_id}};
+  if (!f.service.empty()) j["service"] = f.service;
+  return {k_kind_fence, j.dump()};
 }
 
 const char* to_string(Refusal r) {
@@ -222,6 +229,8 @@ Result<Event> decode_event(const std::string& body, Refusal* why) {
   if (*st == OpState::pending) return fail("field 'state' may not be 'pending'", why);
   e.state = *st;
   e.attempt = static_cast<int>(attempt);
+  if (!get_int(j, "version", &e.version, &err)) return fail(err, why);
+  if (e.version < 0) return fail("field 'version' must not be negative", why);
   if (auto it = j.find("data"); it != j.end()) e.data = std::move(*it);
   if (auto it = j.find("deleted"); it != j.end() && !it->is_null()) {
     if (!it->is_boolean()) return fail("field 'deleted' must be a boolean", why);
@@ -278,6 +287,19 @@ Result<CancelNotice> decode_cancel(const std::string& body, Refusal* why) {
   if (!get_string(j, "request_id", &c.request_id, &err, true, k_max_request_id_bytes)) return fail(err, why);
   if (!is_uuid(c.request_id)) return fail("field 'request_id' is not a UUID", why);
   return c;
+}
+
+Result<FenceNotice> decode_fence(const std::string& body, Refusal* why) {
+  json j;
+  Failure err;
+  if (!parse_object(body, limits(k_max_cancel_bytes, 64), &j, &err)) return fail(err, why);
+  FenceNotice f;
+  if (!get_string(j, "request_id", &f.request_id, &err, true, k_max_request_id_bytes) ||
+      !get_string(j, "service", &f.service, &err, false, k_max_id_bytes)) {
+    return fail(err, why);
+  }
+  if (!is_uuid(f.request_id)) return fail("field 'request_id' is not a UUID", why);
+  return f;
 }
 
 std::string peek_request_id(const std::string& body) {

@@ -20,6 +20,7 @@ inline constexpr const char* k_kind_command = "command";
 inline constexpr const char* k_kind_event = "event";
 inline constexpr const char* k_kind_heartbeat = "heartbeat";
 inline constexpr const char* k_kind_cancel = "cancel";
+inline constexpr const char* k_kind_fence = "fence";
 
 // Limits on what a peer may send (issue 15; docs/protocol.md, "Limits").
 // A message over any of them is refused whole: decoded into an error, never
@@ -77,6 +78,10 @@ struct Event {
   std::string worker;   // the publishing worker's id
   int attempt = 1;
   std::string time;     // RFC 3339
+  // The resource's version in the service's own store after this change
+  // (every write of the resource raises it); 0: none sent. The read model
+  // keeps the highest, so the service's commit order decides.
+  int64_t version = 0;
   // Not on the wire: set by the tracker from the sender's CURVE key. When not
   // empty, the event may only touch operations of these services.
   std::vector<std::string> allowed_services;
@@ -98,6 +103,13 @@ struct CancelNotice {
   std::string request_id;
 };
 
+// daemon -> workers, control socket, frame 0 "fence": the daemon gave up on
+// request_id (failed/worker_timeout); a worker must not run it any more.
+struct FenceNotice {
+  std::string request_id;
+  std::string service;  // the operation's service; "" when not sent
+};
+
 struct Frames {
   std::string kind;
   std::string body;
@@ -107,6 +119,7 @@ Frames encode(const Command& c);
 Frames encode(const Event& e);
 Frames encode(const Heartbeat& h);
 Frames encode(const CancelNotice& c);
+Frames encode(const FenceNotice& f);
 
 // Each decoder checks the kind, that the body is a JSON object within the
 // limits above, and the type of every field; an error names the first
@@ -117,6 +130,7 @@ Result<Command> decode_command(const std::string& kind, const std::string& body,
 Result<Event> decode_event(const std::string& body, Refusal* why = nullptr);
 Result<Heartbeat> decode_heartbeat(const std::string& body, Refusal* why = nullptr);
 Result<CancelNotice> decode_cancel(const std::string& body, Refusal* why = nullptr);
+Result<FenceNotice> decode_fence(const std::string& body, Refusal* why = nullptr);
 
 // The request id of an event body that could not be decoded, for the log:
 // the UUID after the first "request_id" key in the raw text, or "" if there

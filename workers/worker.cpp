@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <deque>
 #include <mutex>
 #include <set>
@@ -76,6 +77,7 @@ Event to_event(const Outcome& o, const Command& cmd, const std::string& worker_i
   e.resource = o.resource;
   e.data = o.data;
   e.deleted = o.deleted;
+  e.version = o.version;
   e.worker = worker_id;
   e.attempt = cmd.attempt;
   e.time = format_rfc3339_ms(now_ms());
@@ -96,6 +98,12 @@ void publish(zmq::socket_t& pub, const Frames& f) {
   zmq::send_multipart(pub, parts, zmq::send_flags::none);
 }
 
+// What a worker records for a request the daemon gave up on (a fence).
+Outcome fenced_outcome() {
+  return Outcome::failed("worker_timeout", "worker_timeout",
+                         "the daemon gave up on it (fence) before this worker ran it");
+}
+
 std::string hostname() {
   char buf[256] = {0};
   if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
@@ -112,7 +120,7 @@ Worker::Worker(WorkerOptions options, Service service)
 }
 
 void Worker::init_database(const Service& service, SQLite::Database& db) {
-  db.setBusyTimeout(10000);
+  db.setBusyTimeout(k_lock_wait_ms);
   db.exec("PRAGMA journal_mode=WAL");
   db.exec("PRAGMA synchronous=NORMAL");
   db.exec(
@@ -130,22 +138,60 @@ Event Worker::handle(const Service& service, SQLite::Database& db, const Command
 
 std::vector<Event> Worker::handle_batch(const Service& service, ServiceDb& db,
                                         const std::vector<Command>& cmds, const std::string& worker_id,
-                                        const std::function<bool(const std::string&)>& is_canceled) {
-  // IMMEDIATE: take the write lock first, so that two workers sharing the
-  // database cannot both see "not handled" for the same request.
-  SQLite::Transaction tx(db.db(), SQLite::TransactionBehavior::IMMEDIATE);
+                                        const std::function<bool(const std::string&)>& is_canceled,
+                                        const std::function<bool(const std::string&)>& is_fenced) {
   std::vector<Event> out;
   out.reserve(cmds.size());
-  for (const Command& cmd : cmds) {
-    out.push_back(handle_in_transaction(service, db, cmd, worker_id, is_canceled && is_canceled(cmd.id)));
+  size_t next = 0;
+  while (next < cmds.size()) {
+    size_t committed = out.size();
+    try {
+      // IMMEDIATE: take the write lock first, so that two workers sharing the
+      // database cannot both see "not handled" for the same request.
+      SQLite::Transaction tx(db.db(), SQLite::TransactionBehavior::IMMEDIATE);
+      auto started = std::chrono::steady_clock::now();
+      auto budget = std::chrono::milliseconds(k_transaction_budget_ms);
+      do {
+        const Command& cmd = cmds[next++];
+        out.push_back(handle_in_transaction(service, db, cmd, worker_id, is_canceled && is_canceled(cmd.id),
+                                            is_fenced && is_fenced(cmd.id)));
+      } while (next < cmds.size() && std::chrono::steady_clock::now() - started < budget);
+      db.reset_all();
+      tx.commit();
+    } catch (const std::exception& e) {
+      db.reset_all();
+      if (committed == 0) throw;
+      out.resize(committed);  // what committed stands; the rest comes again
+      log_error("a transaction failed; its commands are left to redelivery",
+                {{"commands", std::to_string(cmds.size() - committed)}, {"error", e.what()}});
+      break;
+    }
   }
-  db.reset_all();
-  tx.commit();
   return out;
 }
 
+void Worker::record_fences(ServiceDb& db, const std::vector<std::string>& request_ids,
+                           const std::string& worker_id) {
+  if (request_ids.empty()) return;
+  SQLite::Transaction tx(db.db(), SQLite::TransactionBehavior::IMMEDIATE);
+  for (const std::string& id : request_ids) {
+    Command cmd;
+    cmd.id = id;
+    // OR IGNORE: an outcome recorded first (the work was done) stands; the
+    // daemon lets that outcome supersede its give-up.
+    Event e = to_event(fenced_outcome(), cmd, worker_id);
+    SQLite::Statement& rec = db.prepare("INSERT OR IGNORE INTO handled(request_id, event, at) VALUES (?,?,?)");
+    rec.bind(1, id);
+    rec.bind(2, encode(e).body);
+    rec.bind(3, static_cast<int64_t>(now_ms()));
+    rec.exec();
+  }
+  db.reset_all();
+  tx.commit();
+}
+
 Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const Command& cmd,
-                                    const std::string& worker_id, bool canceled) {
+                                    const std::string& worker_id, bool canceled, bool fenced) {
   {
     SQLite::Statement& seen = db.prepare("SELECT event FROM handled WHERE request_id = ?");
     seen.bind(1, cmd.id);
@@ -170,7 +216,9 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
   }
   Outcome outcome;
   auto it = service.handlers.find(cmd.name);
-  if (canceled || cmd.cancel) {
+  if (fenced) {
+    outcome = fenced_outcome();  // the daemon gave up on it: it must not run now
+  } else if (canceled || cmd.cancel) {
     outcome = Outcome::canceled(cmd.name + "_canceled", "canceled before it was handled");
   } else if (it == service.handlers.end()) {
     outcome = Outcome::failed(cmd.name + "_failed", "unknown_command",
@@ -253,6 +301,7 @@ int Worker::run(const std::atomic<bool>& stop) {
     control.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(k_max_transport_bytes));
     if (!m_options.control_endpoint.empty()) {
       control.set(zmq::sockopt::subscribe, k_kind_cancel);
+      control.set(zmq::sockopt::subscribe, k_kind_fence);
       control.connect(m_options.control_endpoint);
     }
   } catch (const zmq::error_t& e) {
@@ -312,6 +361,18 @@ int Worker::run(const std::atomic<bool>& stop) {
   uint64_t bad_frames = 0;
   std::set<std::string> canceled;          // cancels heard of, bounded
   std::deque<std::string> canceled_order;
+  std::set<std::string> fenced;            // fences heard of, bounded
+  std::deque<std::string> fenced_order;
+  std::vector<std::string> fences_to_record;  // heard, not yet in the database
+  auto remember = [](std::set<std::string>& set, std::deque<std::string>& order, const std::string& id) {
+    if (!set.insert(id).second) return false;
+    order.push_back(id);
+    if (order.size() > 100000) {
+      set.erase(order.front());
+      order.pop_front();
+    }
+    return true;
+  };
 
   while (!stop) {
     zmq::pollitem_t items[] = {{pub.handle(), 0, ZMQ_POLLIN, 0},
@@ -341,24 +402,44 @@ int Worker::run(const std::atomic<bool>& stop) {
         pulling = true;
       }
     }
-    if (items[1].revents & ZMQ_POLLIN) {
+    {
+      // Drained every time round, not only when poll said so: after a
+      // SIGSTOP the commands can be ready before the notices sent meanwhile.
       for (;;) {
         std::vector<zmq::message_t> parts;
         if (!zmq::recv_multipart(control, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
-        auto c = parts.size() == 2 && parts[0].to_string() == k_kind_cancel
-                     ? decode_cancel(parts[1].to_string())
-                     : Result<CancelNotice>(Error{"bad control message"});
+        std::string kind = parts.size() == 2 ? parts[0].to_string() : "";
+        if (kind == k_kind_fence) {
+          auto f = decode_fence(parts[1].to_string());
+          if (!f) {
+            if (++bad_frames <= 10 || bad_frames % 1000 == 0) log_warn("undecodable control message", {{"error", f.error()}});
+            continue;
+          }
+          if (!f->service.empty() && f->service != m_service.name) continue;  // another service's
+          if (remember(fenced, fenced_order, f->request_id) && fences_to_record.size() < 100000) {
+            fences_to_record.push_back(f->request_id);
+          }
+          continue;
+        }
+        auto c = kind == k_kind_cancel ? decode_cancel(parts[1].to_string())
+                                       : Result<CancelNotice>(Error{"bad control message"});
         if (!c) {
           if (++bad_frames <= 10 || bad_frames % 1000 == 0) log_warn("undecodable control message", {{"error", c.error()}});
           continue;
         }
-        if (canceled.insert(c->request_id).second) {
-          canceled_order.push_back(c->request_id);
-          if (canceled_order.size() > 100000) {
-            canceled.erase(canceled_order.front());
-            canceled_order.pop_front();
-          }
-        }
+        remember(canceled, canceled_order, c->request_id);
+      }
+    }
+    if (!fences_to_record.empty()) {
+      // Record them now, so that any worker sharing the database (also one
+      // that missed the notice) re-publishes the give-up instead of running
+      // the command. If the database is busy, try again next time round;
+      // meanwhile this worker's own check (fenced) still holds.
+      try {
+        record_fences(sdb, fences_to_record, m_options.id);
+        fences_to_record.clear();
+      } catch (const std::exception& e) {
+        log_warn("cannot record fences yet", {{"count", std::to_string(fences_to_record.size())}, {"error", e.what()}});
       }
     }
     if (!pulling || !(items[2].revents & ZMQ_POLLIN)) continue;
@@ -405,7 +486,8 @@ int Worker::run(const std::atomic<bool>& stop) {
     std::vector<Event> outcomes;
     try {
       outcomes = handle_batch(m_service, sdb, batch, m_options.id,
-                              [&canceled](const std::string& id) { return canceled.count(id) > 0; });
+                              [&canceled](const std::string& id) { return canceled.count(id) > 0; },
+                              [&fenced](const std::string& id) { return fenced.count(id) > 0; });
     } catch (const std::exception& e) {
       // The database itself failed (disk full, locked too long): nothing is
       // recorded and no outcome is sent, so the leases run out and the

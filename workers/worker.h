@@ -31,6 +31,9 @@ struct Outcome {
   std::string resource;
   nlohmann::json data;  // the resource's representation, or null
   bool deleted = false;
+  // The resource's version after this write, raised by every write in the
+  // same transaction (Event::version); 0 for none.
+  int64_t version = 0;
 
   static Outcome completed(std::string type, std::string resource, nlohmann::json data);
   static Outcome removed(std::string type, std::string resource);
@@ -74,17 +77,40 @@ class Worker {
   // handled before ends "canceled" without running the handler.
   static Event handle(const Service& service, SQLite::Database& db, const Command& cmd,
                       const std::string& worker_id, bool canceled = false);
-  // Handles several commands in one transaction (one commit, one WAL write)
-  // and returns their outcomes in order. If the commit fails, it throws and
-  // nothing is recorded. is_canceled may be empty.
+  // Handles several commands in as few transactions as it can (one commit,
+  // one WAL write each) and returns the outcomes it recorded, in order. A
+  // transaction takes no further command once it has held the write lock
+  // for k_transaction_budget, so that a running worker never keeps the
+  // others of its service waiting long. If a transaction fails, the outcomes
+  // committed before it are returned and the rest are not recorded (left to
+  // redelivery); if the first fails, it throws and nothing is recorded.
+  // is_canceled and is_fenced may be empty. A fenced command that was not
+  // handled before is recorded failed/worker_timeout without running.
   static std::vector<Event> handle_batch(const Service& service, ServiceDb& db,
                                          const std::vector<Command>& cmds, const std::string& worker_id,
-                                         const std::function<bool(const std::string&)>& is_canceled);
+                                         const std::function<bool(const std::string&)>& is_canceled,
+                                         const std::function<bool(const std::string&)>& is_fenced = nullptr);
+  // Records failed/worker_timeout under each request id that has no outcome
+  // yet, in one transaction: the daemon gave up on them (a fence notice),
+  // so no worker sharing db may run them afterwards. Throws if the
+  // transaction fails (e.g. the lock is held past k_lock_wait_ms).
+  static void record_fences(ServiceDb& db, const std::vector<std::string>& request_ids,
+                            const std::string& worker_id);
+  // Sets up a service database: WAL, the busy timeout below, the dedupe
+  // table and the service's schema.
   static void init_database(const Service& service, SQLite::Database& db);
+
+  // How long a worker waits for its service database's write lock before it
+  // gives up on the batch (nothing recorded; the commands are redelivered).
+  // A worker that holds the lock and is stopped (SIGSTOP) or hangs cannot
+  // release it, so the others must fail fast rather than wait for it.
+  static constexpr int k_lock_wait_ms = 2000;
+  // How long one transaction of handle_batch takes new commands.
+  static constexpr int k_transaction_budget_ms = 250;
 
  private:
   static Event handle_in_transaction(const Service& service, ServiceDb& db, const Command& cmd,
-                                     const std::string& worker_id, bool canceled);
+                                     const std::string& worker_id, bool canceled, bool fenced);
   WorkerOptions m_options;
   Service m_service;
 };

@@ -145,10 +145,10 @@ void System::start_daemon(std::vector<std::string> extra) {
   m_url = url;
 }
 
-void System::start_worker() {
-  m_workers.emplace_back(std::vector<std::string>{ASYNCOPS_WORKER_BIN, "--data-dir", m_dir.path,
-                                                  "--heartbeat-ms", "200"},
-                         m_dir.path + "/worker.log");
+void System::start_worker(std::vector<std::string> extra) {
+  std::vector<std::string> args = {ASYNCOPS_WORKER_BIN, "--data-dir", m_dir.path, "--heartbeat-ms", "200"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  m_workers.emplace_back(args, m_dir.path + "/worker.log");
 }
 
 void System::stop_daemon(int sig) {

@@ -64,7 +64,7 @@ class System {
   ~System();
 
   void start_daemon(std::vector<std::string> extra = {});
-  void start_worker();
+  void start_worker(std::vector<std::string> extra = {});  // extra: more worker flags
   void stop_daemon(int sig);  // signal, then wait for exit
 
   Response get(const std::string& path, const httplib::Headers& headers = {});

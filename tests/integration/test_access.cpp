@@ -15,6 +15,7 @@
 #include <future>
 #include <thread>
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
@@ -172,6 +173,62 @@ TEST_CASE("token A cannot see B's operation anywhere, and an admin sees both", "
   // Revoking takes effect without a restart.
   CHECK(run_cli({"token", "revoke", "alice", "--data-dir", sys.data_dir()}).exit_code == 0);
   CHECK(eventually([&] { return sys.get("/operations", bearer(a)).status == 401; }, std::chrono::seconds(5)));
+}
+
+TEST_CASE("bob's PUT and DELETE of alice's user are 404 as for an unknown id, and change nothing",
+          "[access][ownership]") {
+  System sys;
+  std::string a = add_token(sys.data_dir(), "alice", "submitter");
+  std::string b = add_token(sys.data_dir(), "bob", "submitter");
+  std::string root = add_token(sys.data_dir(), "root", "admin");
+  REQUIRE(eventually([&] { return sys.get("/operations").status == 401; }, std::chrono::seconds(5)));
+  auto created = sys.send("POST", "/users", R"({"email":"al@example.com","name":"Al"})", "application/json",
+                          bearer(a));
+  REQUIRE(created.status == 202);
+  std::string res = created.header("X-Resource");
+  std::string user_id = res.substr(std::string("/users/").size());
+  REQUIRE(sys.get("/operations/" + created.json["id"].get<std::string>() + "?wait=10", bearer(a)).json["state"] ==
+          "completed");
+
+  std::string unknown_id = "01900000-0000-7000-8000-000000000000";
+  auto put = sys.send("PUT", res, R"({"name":"Bob"})", "application/json", bearer(b));
+  auto del = sys.send("DELETE", res, "", "application/json", bearer(b));
+  auto put_unknown = sys.send("PUT", "/users/" + unknown_id, R"({"name":"Bob"})", "application/json", bearer(b));
+  auto del_unknown = sys.send("DELETE", "/users/" + unknown_id, "", "application/json", bearer(b));
+  CHECK(put.status == 404);
+  CHECK(del.status == 404);
+  CHECK(put.header("Content-Type") == "application/problem+json");
+  CHECK(put_unknown.status == 404);
+  CHECK(del_unknown.status == 404);
+  auto same_but_id = [](std::string body, const std::string& id) {
+    for (size_t at; (at = body.find(id)) != std::string::npos;) body.replace(at, id.size(), "ID");
+    return body;
+  };
+  CHECK(same_but_id(put.body, user_id) == same_but_id(put_unknown.body, unknown_id));
+  CHECK(same_but_id(del.body, user_id) == same_but_id(del_unknown.body, unknown_id));
+  CHECK(sys.get("/operations", bearer(b)).json["items"].empty());  // nothing was stored for bob
+
+  // Alice still reads her user as she made it; the service still has it.
+  auto mine = sys.get(res, bearer(a));
+  REQUIRE(mine.status == 200);
+  CHECK(mine.json["name"] == "Al");
+  CHECK(mine.json["email"] == "al@example.com");
+  CHECK(sys.get(res, bearer(b)).status == 404);
+  {
+    SQLite::Database db(sys.data_dir() + "/users.db", SQLite::OPEN_READONLY);
+    SQLite::Statement st(db, "SELECT name FROM users WHERE id = ?");
+    st.bind(1, user_id);
+    REQUIRE(st.executeStep());
+    CHECK(st.getColumn(0).getString() == "Al");
+  }
+
+  // An admin may write it, and alice keeps it.
+  auto fixed = sys.send("PUT", res, R"({"name":"Root"})", "application/json", bearer(root));
+  REQUIRE(fixed.status == 202);
+  REQUIRE(sys.get("/operations/" + fixed.json["id"].get<std::string>() + "?wait=10", bearer(root)).json["state"] ==
+          "completed");
+  CHECK(sys.get(res, bearer(a)).json["name"] == "Root");
+  CHECK(sys.get(res, bearer(b)).status == 404);
 }
 
 TEST_CASE("listening on a non-loopback address without tokens is refused at start", "[access]") {

@@ -8,6 +8,8 @@
 #include <sstream>
 #include <thread>
 
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include "daemon/auth.h"
 #include "daemon/gateway.h"
 #include "daemon/limits.h"
@@ -166,7 +168,8 @@ struct SecuredApi {
   std::unique_ptr<Gateway> gw;
   bool open = false;
 
-  explicit SecuredApi(GatewayOptions opts = {}, double rate = 0) : limiter(rate, rate) {
+  explicit SecuredApi(GatewayOptions opts = {}, double rate = 0, const char* routes = RouteTable::default_json())
+      : limiter(rate, rate) {
     GatewayServices s;
     s.authenticate = [this](const std::string& h) {
       AuthDecision d;
@@ -188,8 +191,7 @@ struct SecuredApi {
       return d;
     };
     if (rate > 0) s.rate_limit = [this](const std::string& p) { return limiter.take(p); };
-    gw = std::make_unique<Gateway>(RouteTable::load_json(RouteTable::default_json()).value(), gc, readers, hub,
-                                   opts, s);
+    gw = std::make_unique<Gateway>(RouteTable::load_json(routes).value(), gc, readers, hub, opts, s);
     gc.start();
   }
   ~SecuredApi() {
@@ -346,4 +348,214 @@ TEST_CASE("an event cannot write a resource its operation does not own") {
   auto r = std::move(StoreReader::open(path).value());
   CHECK(!r->get_resource("/users/someone-else"));
   CHECK(r->get_resource(op.resource));
+}
+
+// ---------------------------------------------------------------- issue 15: resource ownership
+
+namespace {
+
+// What a worker would report: the operation ends in state, and a completed
+// one writes data (or deletes) at resource.
+void finish(SecuredApi& api, const std::string& op_id, const std::string& resource, OpState state,
+            json data = nullptr, bool deleted = false) {
+  Event e;
+  e.request_id = op_id;
+  e.state = state;
+  e.code = state == OpState::completed ? "success" : "refused";
+  e.type = "t";
+  e.resource = resource;
+  e.data = std::move(data);
+  e.deleted = deleted;
+  REQUIRE(api.gc.run([e](StoreWriter& w, std::vector<Change>& changes) {
+                 Change c;
+                 if (w.apply_event(e, now_ms(), &c) == StoreWriter::Applied::changed) changes.push_back(std::move(c));
+               }).ok());
+}
+
+size_t stored_operations(SecuredApi& api) {
+  OperationFilter all;
+  all.limit = 1000;
+  return api.readers.acquire()->list_operations(all).size();
+}
+
+// body with every occurrence of id replaced, to compare two answers that
+// differ only in the id they name.
+std::string without(std::string body, const std::string& id) {
+  for (size_t at; (at = body.find(id)) != std::string::npos;) body.replace(at, id.size(), "ID");
+  return body;
+}
+
+}  // namespace
+
+TEST_CASE("another submitter's PUT and DELETE answer 404 exactly as for an unknown id, and store nothing",
+          "[access][ownership]") {
+  SecuredApi api;
+  auto created = api.call("ann", "POST", "/users", R"({"email":"a@example.com","name":"A"})");
+  REQUIRE(created.status == 202);
+  std::string path = created.header("X-Resource");
+  std::string id = path.substr(std::string("/users/").size());
+  finish(api, json::parse(created.body)["id"], path, OpState::completed, {{"email", "a@example.com"}, {"name", "A"}});
+  REQUIRE(stored_operations(api) == 1);
+
+  std::string unknown = "01900000-0000-7000-8000-000000000000";
+  auto put = api.call("bob", "PUT", path, R"({"name":"Bob was here"})");
+  auto del = api.call("bob", "DELETE", path);
+  auto put_unknown = api.call("bob", "PUT", "/users/" + unknown, R"({"name":"Bob was here"})");
+  auto del_unknown = api.call("bob", "DELETE", "/users/" + unknown);
+  auto get = api.call("bob", "GET", path);
+  CHECK(put.status == 404);
+  CHECK(del.status == 404);
+  CHECK(put.content_type == "application/problem+json");
+  // The same answer as for an id that does not exist, on writes and reads.
+  CHECK(put_unknown.status == 404);
+  CHECK(del_unknown.status == 404);
+  CHECK(without(put.body, id) == without(put_unknown.body, unknown));
+  CHECK(without(del.body, id) == without(del_unknown.body, unknown));
+  CHECK(put.body == get.body);
+  CHECK(json::parse(put.body)["code"] == "not_found");
+  CHECK(stored_operations(api) == 1);  // nothing stored, so nothing dispatched
+  CHECK(json::parse(api.call("bob", "GET", "/operations").body)["items"].empty());
+
+  // The owner still reads her user as she wrote it, and still writes it.
+  auto mine = api.call("ann", "GET", path);
+  REQUIRE(mine.status == 200);
+  CHECK(json::parse(mine.body)["name"] == "A");
+  CHECK(api.call("ann", "PUT", path, R"({"name":"Ann"})").status == 202);
+  CHECK(stored_operations(api) == 2);
+}
+
+TEST_CASE("an admin may write another's resource, and ownership does not move with the write",
+          "[access][ownership]") {
+  SecuredApi api;
+  auto created = api.call("ann", "POST", "/users", R"({"email":"a@example.com","name":"A"})");
+  REQUIRE(created.status == 202);
+  std::string path = created.header("X-Resource");
+  finish(api, json::parse(created.body)["id"], path, OpState::completed, {{"email", "a@example.com"}, {"name", "A"}});
+
+  auto put = api.call("root", "PUT", path, R"({"name":"Root"})");
+  REQUIRE(put.status == 202);
+  finish(api, json::parse(put.body)["id"], path, OpState::completed, {{"email", "a@example.com"}, {"name", "Root"}});
+  // Before the fix, read ownership followed the last writer: ann lost her user.
+  auto mine = api.call("ann", "GET", path);
+  REQUIRE(mine.status == 200);
+  CHECK(json::parse(mine.body)["name"] == "Root");
+  CHECK(json::parse(api.call("ann", "GET", "/users").body)["items"].size() == 1);
+  CHECK(api.call("root", "GET", path).status == 200);
+  CHECK(api.call("bob", "GET", path).status == 404);
+  CHECK(json::parse(api.call("bob", "GET", "/users").body)["items"].empty());
+  CHECK(api.call("ann", "PUT", path, R"({"name":"Ann"})").status == 202);
+  CHECK(api.call("root", "DELETE", path).status == 202);
+}
+
+TEST_CASE("ownership is fixed when the create is accepted: a write racing a pending create is checked",
+          "[access][ownership]") {
+  SecuredApi api;
+  auto created = api.call("ann", "POST", "/users", R"({"email":"a@example.com","name":"A"})");
+  REQUIRE(created.status == 202);
+  std::string path = created.header("X-Resource");  // still pending: no worker has run it
+  CHECK(api.call("bob", "PUT", path, R"({"name":"B"})").status == 404);
+  CHECK(api.call("bob", "DELETE", path).status == 404);
+  CHECK(api.call("ann", "PUT", path, R"({"name":"Ann"})").status == 202);
+  CHECK(stored_operations(api) == 2);
+}
+
+TEST_CASE("a rejected create owns nothing, and a deleted resource is unknown to all but an admin",
+          "[access][ownership]") {
+  SecuredApi api;
+  auto refused = api.call("ann", "POST", "/users", R"({"email":"a@example.com","name":"A"})");
+  REQUIRE(refused.status == 202);
+  std::string refused_path = refused.header("X-Resource");
+  finish(api, json::parse(refused.body)["id"], refused_path, OpState::rejected);
+  CHECK(api.call("ann", "PUT", refused_path, R"({"name":"A"})").status == 404);
+
+  auto created = api.call("ann", "POST", "/users", R"({"email":"b@example.com","name":"B"})");
+  REQUIRE(created.status == 202);
+  std::string path = created.header("X-Resource");
+  finish(api, json::parse(created.body)["id"], path, OpState::completed, {{"email", "b@example.com"}, {"name", "B"}});
+  auto del = api.call("ann", "DELETE", path);
+  REQUIRE(del.status == 202);
+  finish(api, json::parse(del.body)["id"], path, OpState::completed, nullptr, /*deleted=*/true);
+  CHECK(api.call("ann", "GET", path).status == 404);
+  CHECK(api.call("ann", "PUT", path, R"({"name":"B"})").status == 404);
+  CHECK(api.call("bob", "PUT", path, R"({"name":"B"})").status == 404);
+  CHECK(api.call("root", "PUT", path, R"({"name":"B"})").status == 202);  // the service answers for it
+}
+
+TEST_CASE("ownership survives the pruning of the create operation", "[access][ownership]") {
+  SecuredApi api;
+  auto created = api.call("ann", "POST", "/users", R"({"email":"a@example.com","name":"A"})");
+  REQUIRE(created.status == 202);
+  std::string path = created.header("X-Resource");
+  finish(api, json::parse(created.body)["id"], path, OpState::completed, {{"email", "a@example.com"}, {"name", "A"}});
+  int pruned = 0;
+  REQUIRE(api.gc.run([&](StoreWriter& w, std::vector<Change>&) { pruned = w.prune(now_ms() + 1000, 100); }).ok());
+  REQUIRE(pruned == 1);
+  REQUIRE(stored_operations(api) == 0);
+  CHECK(api.call("ann", "GET", path).status == 200);
+  CHECK(json::parse(api.call("ann", "GET", "/users").body)["items"].size() == 1);
+  CHECK(api.call("bob", "GET", path).status == 404);
+  CHECK(api.call("bob", "PUT", path, R"({"name":"B"})").status == 404);
+  CHECK(api.call("ann", "PUT", path, R"({"name":"Ann"})").status == 202);
+}
+
+TEST_CASE("a client-named resource is its first writer's, and a sub-resource is checked against its parent",
+          "[access][ownership]") {
+  SecuredApi api({}, 0, R"({"routes":[
+    {"method":"POST","path":"/boards","command":"create_board","service":"s","resource":"/boards/{id}",
+     "body":{}},
+    {"method":"POST","path":"/boards/{id}/pins","command":"pin","service":"s","resource":"/boards/{id}/pins/{pin}",
+     "body":{}},
+    {"method":"PUT","path":"/tags/{name}","command":"tag","service":"s","resource":"/tags/{name}","body":{}}]})");
+  auto tag = api.call("ann", "PUT", "/tags/red", "{}");
+  REQUIRE(tag.status == 202);
+  CHECK(api.call("bob", "PUT", "/tags/red", "{}").status == 404);
+  CHECK(api.call("ann", "PUT", "/tags/red", "{}").status == 202);
+  // A claim whose command the service refused is freed.
+  auto blue = api.call("bob", "PUT", "/tags/blue", "{}");
+  REQUIRE(blue.status == 202);
+  finish(api, json::parse(blue.body)["id"], "/tags/blue", OpState::rejected);
+  CHECK(api.call("ann", "PUT", "/tags/blue", "{}").status == 202);
+
+  auto board = api.call("ann", "POST", "/boards", "{}");
+  REQUIRE(board.status == 202);
+  std::string b = board.header("X-Resource");
+  CHECK(api.call("ann", "POST", b + "/pins", "{}").status == 202);
+  CHECK(api.call("bob", "POST", b + "/pins", "{}").status == 404);
+  CHECK(api.call("bob", "POST", "/boards/01900000-0000-7000-8000-000000000000/pins", "{}").status == 404);
+}
+
+TEST_CASE("a store made before resource_owners gets the owners of its live resources' creates",
+          "[access][ownership]") {
+  TempDir dir;
+  std::string path = dir.path + "/asyncops.db";
+  OperationRecord create = new_op(), update = new_op("update_user");
+  create.owner = "ann";
+  update.owner = "bob";  // the pre-fix attack: bob's write was the last
+  update.origin = "PUT " + create.resource;
+  update.resource = create.resource;
+  {
+    auto w = std::move(StoreWriter::open(path, SyncMode::normal).value());
+    w->begin();
+    w->insert_operation(&create);
+    w->insert_operation(&update);
+    Change c;
+    Event done = event_for(create, OpState::completed, "success");
+    done.data = json{{"name", "A"}};
+    w->apply_event(done, now_ms(), &c);
+    Event overwrite = event_for(update, OpState::completed, "success");
+    overwrite.data = json{{"name", "B"}};
+    w->apply_event(overwrite, now_ms(), &c);
+    w->commit();
+  }
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec("DROP TABLE resource_owners");
+    db.exec("DELETE FROM meta WHERE key = 'resource_owners'");
+  }
+  auto w = std::move(StoreWriter::open(path, SyncMode::normal).value());
+  auto r = std::move(StoreReader::open(path).value());
+  auto res = r->get_resource(create.resource);
+  REQUIRE(res);
+  CHECK(res->owner == "ann");
+  CHECK(r->list_resources("/users", "", 10, std::string("bob")).empty());
 }

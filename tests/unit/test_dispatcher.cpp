@@ -136,3 +136,41 @@ TEST_CASE("a lease that runs out is redelivered, then given up, leaving no deadl
   CHECK(d.redelivered() == 1);
   d.stop();
 }
+
+TEST_CASE("giving up publishes a fence notice for the request on the control socket", "[dispatcher][fence]") {
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  std::string control = "ipc://" + dir.path + "/control.ipc";
+  DispatchOptions options;
+  options.lease = std::chrono::milliseconds(100);
+  options.backoff = std::chrono::milliseconds(10);
+  options.max_attempts = 1;
+  std::atomic<int> gave_up{0};
+  Dispatcher::Hooks hooks;
+  hooks.on_gave_up = [&](const std::string&, int) { ++gave_up; };
+  Dispatcher d(ctx, {{"users", endpoint}}, control, options, hooks);
+  REQUIRE(d.bind());
+  d.start();
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, k_kind_fence);
+  sub.connect(control);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the subscription reach the PUB
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  pull.connect(endpoint);
+
+  Command c = command(1);
+  d.enqueue({c});
+  receive(pull, 1);  // and never answered
+  std::vector<zmq::message_t> parts;
+  sub.set(zmq::sockopt::rcvtimeo, 10000);
+  REQUIRE(zmq::recv_multipart(sub, std::back_inserter(parts)));
+  REQUIRE(parts.size() == 2);
+  CHECK(parts[0].to_string() == "fence");
+  auto f = decode_fence(parts[1].to_string());
+  REQUIRE(f);
+  CHECK(f->request_id == c.id);
+  CHECK(f->service == "users");
+  eventually([&] { return gave_up.load() == 1; });
+  d.stop();
+}

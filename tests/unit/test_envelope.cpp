@@ -232,3 +232,32 @@ TEST_CASE("peek_request_id finds the id in a body it does not parse", "[envelope
   CHECK(peek_request_id("garbage").empty());
   CHECK(peek_request_id(R"({"request_id":")").empty());
 }
+
+TEST_CASE("an event's version survives encode and decode, and is checked", "[envelope][version]") {
+  Event e;
+  e.request_id = new_uuid_v7();
+  e.state = OpState::completed;
+  CHECK(json::parse(encode(e).body).count("version") == 0);  // 0: not sent
+  e.version = 42;
+  CHECK(json::parse(encode(e).body)["version"] == 42);
+  auto d = decode_event(encode(e).body);
+  REQUIRE(d.ok());
+  CHECK(d->version == 42);
+  CHECK(decode_event(json{{"request_id", e.request_id}, {"state", "completed"}}.dump())->version == 0);
+  CHECK_FALSE(decode_event(json{{"request_id", e.request_id}, {"state", "completed"}, {"version", "3"}}.dump()).ok());
+  CHECK_FALSE(decode_event(json{{"request_id", e.request_id}, {"state", "completed"}, {"version", 1.5}}.dump()).ok());
+  CHECK_FALSE(decode_event(json{{"request_id", e.request_id}, {"state", "completed"}, {"version", -1}}.dump()).ok());
+}
+
+TEST_CASE("a fence notice survives encode and decode", "[envelope][fence]") {
+  FenceNotice f{new_uuid_v7(), "users"};
+  Frames frames = encode(f);
+  CHECK(frames.kind == "fence");
+  auto d = decode_fence(frames.body);
+  REQUIRE(d.ok());
+  CHECK(d->request_id == f.request_id);
+  CHECK(d->service == "users");
+  CHECK(decode_fence(json{{"v", 1}, {"request_id", f.request_id}}.dump())->service.empty());
+  CHECK_FALSE(decode_fence(json{{"request_id", "nope"}}.dump()).ok());
+  CHECK_FALSE(decode_fence(json{{"request_id", f.request_id}, {"service", 3}}.dump()).ok());
+}

@@ -4,6 +4,8 @@
 
 #include <atomic>
 
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include "store_fixture.h"
 
 using namespace asyncops;
@@ -324,4 +326,165 @@ TEST_CASE("the Checkpointer asks the writer to start the WAL again past the limi
   }
   background.stop();
   CHECK(asked.load() >= 3);
+}
+
+// Issue 15, item 3: the daemon's give-up must not contradict what the
+// service recorded.
+TEST_CASE("a worker's real outcome supersedes failed/worker_timeout, with a history entry", "[store][supersede]") {
+  Fixture f;
+  auto op = f.insert(new_op());
+  f.apply(event_for(op, OpState::processing));
+  Event gave_up = event_for(op, OpState::failed, "worker_timeout");
+  gave_up.resource = "";
+  gave_up.worker = "asyncopsd";
+  REQUIRE(f.apply(gave_up) == StoreWriter::Applied::changed);
+
+  Event late = event_for(op, OpState::completed, "success");
+  late.data = {{"id", "u1"}, {"name", "Late"}};
+  late.version = 1;
+  Change c;
+  REQUIRE(f.apply(late, &c) == StoreWriter::Applied::changed);
+  CHECK(c.kind == "superseded");
+  CHECK(c.op.state == OpState::completed);
+  CHECK(c.op.code == "success");
+  auto got = f.r->get_operation(op.id);
+  CHECK(got->state == OpState::completed);
+  CHECK(got->code == "success");
+  auto res = f.r->get_resource(op.resource);
+  REQUIRE(res);
+  CHECK(res->body == late.data);
+  auto h = f.r->history(op.id);
+  REQUIRE(h.size() == 4);
+  CHECK(h[2].kind == "failed");
+  CHECK(h[3].kind == "superseded");
+  CHECK(h[3].state == OpState::completed);
+  CHECK(h[3].message.find("supersedes failed/worker_timeout") != std::string::npos);
+  auto changes = f.r->changes_after(h[2].seq, 10, op.id);
+  REQUIRE(changes.size() == 1);
+  CHECK(changes[0].kind == "superseded");
+
+  // Now terminal for good: nothing moves it again.
+  CHECK(f.apply(event_for(op, OpState::rejected, "user_exists")) == StoreWriter::Applied::ignored);
+  CHECK(f.r->get_operation(op.id)->state == OpState::completed);
+}
+
+TEST_CASE("only failed/worker_timeout is superseded, and only by another outcome", "[store][supersede]") {
+  Fixture f;
+  SECTION("a rejection replaces the give-up") {
+    auto op = f.insert(new_op());
+    f.apply(event_for(op, OpState::failed, "worker_timeout"));
+    CHECK(f.apply(event_for(op, OpState::rejected, "email_in_use")) == StoreWriter::Applied::changed);
+    CHECK(f.r->get_operation(op.id)->code == "email_in_use");
+  }
+  SECTION("a fenced worker's own worker_timeout agrees: ignored") {
+    auto op = f.insert(new_op());
+    f.apply(event_for(op, OpState::failed, "worker_timeout"));
+    CHECK(f.apply(event_for(op, OpState::failed, "worker_timeout")) == StoreWriter::Applied::ignored);
+    CHECK(f.r->history(op.id).size() == 2);
+  }
+  SECTION("processing never reopens it") {
+    auto op = f.insert(new_op());
+    f.apply(event_for(op, OpState::failed, "worker_timeout"));
+    CHECK(f.apply(event_for(op, OpState::processing)) == StoreWriter::Applied::ignored);
+    CHECK(f.r->get_operation(op.id)->state == OpState::failed);
+  }
+  SECTION("any other failure is final") {
+    auto op = f.insert(new_op());
+    f.apply(event_for(op, OpState::failed, "handler_error"));
+    CHECK(f.apply(event_for(op, OpState::completed, "success")) == StoreWriter::Applied::ignored);
+    CHECK(f.r->get_operation(op.id)->code == "handler_error");
+  }
+  SECTION("canceled and completed are final") {
+    auto op = f.insert(new_op());
+    f.apply(event_for(op, OpState::canceled, "canceled"));
+    CHECK(f.apply(event_for(op, OpState::completed, "success")) == StoreWriter::Applied::ignored);
+    auto op2 = f.insert(new_op());
+    f.apply(event_for(op2, OpState::completed, "success"));
+    CHECK(f.apply(event_for(op2, OpState::failed, "worker_timeout")) == StoreWriter::Applied::ignored);
+    CHECK(f.r->get_operation(op2.id)->state == OpState::completed);
+  }
+  SECTION("a superseding event must still name its own resource") {
+    auto op = f.insert(new_op());
+    f.apply(event_for(op, OpState::failed, "worker_timeout"));
+    Event other = event_for(op, OpState::completed, "success");
+    other.resource = "/users/someone-else";
+    CHECK(f.apply(other) == StoreWriter::Applied::rejected);
+    CHECK(f.r->get_operation(op.id)->state == OpState::failed);
+  }
+}
+
+// Issue 15, item 4: the service's commit order decides, not the order in
+// which the daemon accepted the commands.
+TEST_CASE("the read model keeps the write with the highest service version", "[store][version]") {
+  Fixture f;
+  auto create = f.insert(new_op());
+  auto older = new_op("update_user");
+  older.resource = create.resource;
+  older = f.insert(older);
+  auto newer = new_op("update_user");
+  newer.resource = create.resource;
+  newer = f.insert(newer);
+  auto with = [](const OperationRecord& op, const std::string& name, int64_t version) {
+    Event e = event_for(op, OpState::completed, "success");
+    e.data = {{"name", name}};
+    e.version = version;
+    return e;
+  };
+  f.apply(with(create, "v1", 1));
+  // The service applied the newer command first (version 2), and the older
+  // one, redelivered, last (version 3): the older one's write is current.
+  f.apply(with(newer, "newer", 2));
+  f.apply(with(older, "older", 3));
+  CHECK(f.r->get_resource(create.resource)->body["name"] == "older");
+
+  SECTION("a lower version arriving late is skipped, whatever its operation's order") {
+    auto late = new_op("update_user");
+    late.resource = create.resource;
+    late = f.insert(late);
+    f.apply(with(late, "stale", 2));
+    CHECK(f.r->get_resource(create.resource)->body["name"] == "older");
+  }
+  SECTION("a delete carries a version, so a late update cannot revive the user") {
+    auto del = new_op("delete_user");
+    del.resource = "";
+    del.origin = "DELETE " + create.resource;
+    del = f.insert(del);
+    Event gone = event_for(del, OpState::completed, "success");
+    gone.resource = create.resource;
+    gone.deleted = true;
+    gone.version = 5;
+    f.apply(gone);
+    CHECK_FALSE(f.r->get_resource(create.resource));
+    auto late = new_op("update_user");
+    late.resource = create.resource;
+    late = f.insert(late);
+    f.apply(with(late, "revived", 4));
+    CHECK_FALSE(f.r->get_resource(create.resource));
+  }
+  SECTION("events without a version fall back to the operations' order") {
+    auto latest = new_op("update_user");
+    latest.resource = create.resource;
+    latest = f.insert(latest);
+    f.apply(with(latest, "unversioned", 0));
+    CHECK(f.r->get_resource(create.resource)->body["name"] == "unversioned");
+    f.apply(with(older, "older-again", 0));  // an older operation: skipped
+    CHECK(f.r->get_resource(create.resource)->body["name"] == "unversioned");
+  }
+}
+
+TEST_CASE("a store made before resources.version gains the column at open", "[store][version]") {
+  TempDir dir;
+  std::string path = dir.path + "/asyncops.db";
+  {
+    auto w = StoreWriter::open(path, SyncMode::normal);
+    REQUIRE(w);
+  }
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec("ALTER TABLE resources DROP COLUMN version");
+  }
+  auto w = StoreWriter::open(path, SyncMode::normal);
+  REQUIRE(w);
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  CHECK(db.execAndGet("SELECT count(*) FROM pragma_table_info('resources') WHERE name = 'version'").getInt() == 1);
 }

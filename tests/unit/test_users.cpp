@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <thread>
+
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include "store_fixture.h"
@@ -107,4 +110,134 @@ TEST_CASE("an unknown command fails with unknown_command", "[users]") {
   auto e = u.run(u.cmd("launch_rocket", "x", {}));
   CHECK(e.state == OpState::failed);
   CHECK(e.code == "unknown_command");
+}
+
+// Issue 15, item 4: events carry the user's version in users.db, so the
+// read model can follow the service's own commit order.
+TEST_CASE("every write of a user raises its version, and the event carries it", "[users][version]") {
+  Users u;
+  auto created = u.run(u.cmd("create_user", "u1", {{"email", "a@example.com"}, {"name", "Ann"}}));
+  CHECK(created.version == 1);
+  auto first = u.run(u.cmd("update_user", "u1", {{"name", "Anna"}}));
+  CHECK(first.version == 2);
+  auto second_cmd = u.cmd("update_user", "u1", {{"name", "Annie"}});
+  auto second = u.run(second_cmd);
+  CHECK(second.version == 3);
+  CHECK(u.db.execAndGet("SELECT version FROM users WHERE id = 'u1'").getInt64() == 3);
+  CHECK(nlohmann::json::parse(encode(second).body)["version"] == 3);
+  CHECK_FALSE(second.data.contains("version"));  // not part of the representation
+  auto rejected = u.run(u.cmd("update_user", "u1", {{"name", ""}}));
+  CHECK(rejected.version == 0);  // nothing written
+  auto gone = u.run(u.cmd("delete_user", "u1", nlohmann::json::object()));
+  CHECK(gone.deleted);
+  CHECK(gone.version == 4);  // above every update, so no update can revive it
+  // A redelivery re-publishes the recorded version, not the current one.
+  auto again = u.run(second_cmd);
+  CHECK(again.version == 3);
+  CHECK(again.data["name"] == "Annie");
+}
+
+TEST_CASE("a users.db made before the version column gains it", "[users][version]") {
+  TempDir dir;
+  std::string path = dir.path + "/users.db";
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("CREATE TABLE users(id TEXT PRIMARY KEY, email TEXT NOT NULL, email_key TEXT NOT NULL UNIQUE, "
+            "name TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID");
+    db.exec("INSERT INTO users VALUES ('old', 'o@example.com', 'o@example.com', 'Old', 't', 't')");
+  }
+  Service svc = users_service();
+  SQLite::Database db(path, SQLite::OPEN_READWRITE);
+  Worker::init_database(svc, db);
+  Command c;
+  c.id = new_uuid_v7();
+  c.name = "update_user";
+  c.params = {{"id", "old"}};
+  c.payload = {{"name", "Renamed"}};
+  auto e = Worker::handle(svc, db, c, "w");
+  CHECK(e.state == OpState::completed);
+  CHECK(e.version == 2);
+}
+
+// Issue 15, item 3: once the daemon has given up on a request, a worker that
+// still holds its command must not run it.
+TEST_CASE("a fenced request id is never run afterwards", "[users][fence]") {
+  Users u;
+  auto create = u.cmd("create_user", "u1", {{"email", "f@example.com"}, {"name", "Fenced"}});
+  ServiceDb sdb(u.db);
+  SECTION("a fence recorded in the database: every later delivery re-publishes the give-up") {
+    Worker::record_fences(sdb, {create.id}, "w");
+    auto out = Worker::handle_batch(u.svc, sdb, {create}, "w2", nullptr, nullptr);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].state == OpState::failed);
+    CHECK(out[0].code == "worker_timeout");
+    CHECK(u.count() == 0);
+    create.attempt = 6;
+    CHECK(Worker::handle(u.svc, u.db, create, "w3").code == "worker_timeout");
+    CHECK(u.count() == 0);
+  }
+  SECTION("a fence heard but not yet recorded: the batch records the give-up instead of running it") {
+    auto other = u.cmd("create_user", "u2", {{"email", "g@example.com"}, {"name", "Free"}});
+    auto out = Worker::handle_batch(u.svc, sdb, {create, other}, "w", nullptr,
+                                    [&](const std::string& id) { return id == create.id; });
+    REQUIRE(out.size() == 2);
+    CHECK(out[0].code == "worker_timeout");
+    CHECK(out[1].state == OpState::completed);
+    CHECK(u.count() == 1);
+    CHECK(Worker::handle(u.svc, u.db, create, "w").code == "worker_timeout");  // recorded
+    CHECK(u.count() == 1);
+  }
+  SECTION("work done before the fence stands: the fence does not overwrite its outcome") {
+    auto done = Worker::handle(u.svc, u.db, create, "w");
+    REQUIRE(done.state == OpState::completed);
+    Worker::record_fences(sdb, {create.id}, "w");
+    auto again = Worker::handle(u.svc, u.db, create, "w");
+    CHECK(again.state == OpState::completed);
+    CHECK(again.version == 1);
+    CHECK(u.count() == 1);
+  }
+}
+
+TEST_CASE("a held write lock makes a batch fail fast, with nothing recorded", "[users][lock]") {
+  Users u;
+  SQLite::Database other(u.dir.path + "/users.db", SQLite::OPEN_READWRITE);
+  other.exec("BEGIN IMMEDIATE");  // a worker stopped inside its transaction
+  ServiceDb sdb(u.db);
+  auto c = u.cmd("create_user", "u1", {{"email", "l@example.com"}, {"name", "Locked"}});
+  auto started = std::chrono::steady_clock::now();
+  CHECK_THROWS(Worker::handle_batch(u.svc, sdb, {c}, "w", nullptr, nullptr));
+  auto waited = std::chrono::steady_clock::now() - started;
+  CHECK(waited >= std::chrono::milliseconds(Worker::k_lock_wait_ms - 100));
+  CHECK(waited < std::chrono::milliseconds(Worker::k_lock_wait_ms + 3000));
+  CHECK_THROWS(Worker::record_fences(sdb, {c.id}, "w"));
+  other.exec("ROLLBACK");
+  CHECK(Worker::handle(u.svc, u.db, c, "w").state == OpState::completed);
+}
+
+TEST_CASE("a long batch is split into transactions that each hold the lock briefly", "[users][lock]") {
+  Users u;
+  Service slow = u.svc;
+  // What another connection sees committed while each handler runs.
+  SQLite::Database reader(u.dir.path + "/users.db", SQLite::OPEN_READONLY);
+  std::vector<int> committed_before;
+  slow.handlers["slow"] = [&](const Command&, ServiceDb&) {
+    committed_before.push_back(reader.execAndGet("SELECT count(*) FROM handled").getInt());
+    std::this_thread::sleep_for(std::chrono::milliseconds(Worker::k_transaction_budget_ms / 2 + 10));
+    return Outcome::completed("slow_done", "", nullptr);
+  };
+  std::vector<Command> cmds;
+  for (int i = 0; i < 6; ++i) cmds.push_back(u.cmd("slow", "x", nlohmann::json::object()));
+  ServiceDb sdb(u.db);
+  auto out = Worker::handle_batch(slow, sdb, cmds, "w", nullptr, nullptr);
+  CHECK(out.size() == 6);
+  // Each transaction takes commands for k_transaction_budget_ms: at most two
+  // of these (fewer when a sleep overshoots), and commits before the next,
+  // so the lock was free for others between them.
+  REQUIRE(committed_before.size() == 6);
+  CHECK(committed_before[0] == 0);
+  for (size_t i = 1; i < committed_before.size(); ++i) {
+    INFO("command " << i);
+    CHECK(committed_before[i] >= static_cast<int>(i) - 1);
+  }
+  CHECK(u.db.execAndGet("SELECT count(*) FROM handled").getInt() == 6);
 }

@@ -28,8 +28,11 @@ std::string string_field(const Command& cmd, const char* key, bool* present) {
   return *present ? it->get<std::string>() : "";
 }
 
-std::optional<json> load_user(ServiceDb& db, const std::string& id) {
-  SQLite::Statement& st = db.prepare("SELECT id, email, name, created_at, updated_at FROM users WHERE id = ?");
+// The user's public representation; *version (if not null) gets its row
+// version, which is not part of the representation.
+std::optional<json> load_user(ServiceDb& db, const std::string& id, int64_t* version = nullptr) {
+  SQLite::Statement& st =
+      db.prepare("SELECT id, email, name, created_at, updated_at, version FROM users WHERE id = ?");
   st.bind(1, id);
   if (!st.executeStep()) return std::nullopt;
   json user{{"id", st.getColumn(0).getString()},
@@ -37,6 +40,7 @@ std::optional<json> load_user(ServiceDb& db, const std::string& id) {
             {"name", st.getColumn(2).getString()},
             {"created_at", st.getColumn(3).getString()},
             {"updated_at", st.getColumn(4).getString()}};
+  if (version) *version = st.getColumn(5).getInt64();
   st.reset();
   return user;
 }
@@ -67,8 +71,8 @@ Outcome create_user(const Command& cmd, ServiceDb& db) {
   if (load_user(db, id)) return Outcome::rejected(rejected, "user_exists", "user " + id + " already exists");
   std::string now = format_rfc3339_ms(now_ms());
   SQLite::Statement& ins = db.prepare(
-      "INSERT INTO users(id, email, email_key, name, created_at, updated_at) "
-      "VALUES (?,?,?,?,?,?)");
+      "INSERT INTO users(id, email, email_key, name, created_at, updated_at, version) "
+      "VALUES (?,?,?,?,?,?,1)");
   ins.bind(1, id);
   ins.bind(2, email);
   ins.bind(3, lower(email));
@@ -78,7 +82,9 @@ Outcome create_user(const Command& cmd, ServiceDb& db) {
   ins.exec();
   // What load_user would read back, without reading it back.
   json user{{"id", id}, {"email", email}, {"name", name}, {"created_at", now}, {"updated_at", now}};
-  return Outcome::completed("user_created", "/users/" + id, std::move(user));
+  Outcome created = Outcome::completed("user_created", "/users/" + id, std::move(user));
+  created.version = 1;
+  return created;
 }
 
 Outcome update_user(const Command& cmd, ServiceDb& db) {
@@ -99,7 +105,7 @@ Outcome update_user(const Command& cmd, ServiceDb& db) {
   }
   if (has_name && name.empty()) return Outcome::rejected(rejected, "invalid_name", "the name is empty");
   SQLite::Statement& up = db.prepare(
-      "UPDATE users SET email = ?, email_key = ?, name = ?, updated_at = ? WHERE id = ?");
+      "UPDATE users SET email = ?, email_key = ?, name = ?, updated_at = ?, version = version + 1 WHERE id = ?");
   std::string new_email = has_email ? email : (*user)["email"].get<std::string>();
   up.bind(1, new_email);
   up.bind(2, lower(new_email));
@@ -107,15 +113,25 @@ Outcome update_user(const Command& cmd, ServiceDb& db) {
   up.bind(4, format_rfc3339_ms(now_ms()));
   up.bind(5, id);
   up.exec();
-  return Outcome::completed("user_updated", "/users/" + id, *load_user(db, id));
+  int64_t version = 0;
+  auto updated = load_user(db, id, &version);
+  Outcome o = Outcome::completed("user_updated", "/users/" + id, std::move(*updated));
+  o.version = version;
+  return o;
 }
 
 Outcome delete_user(const Command& cmd, ServiceDb& db) {
   std::string id = user_id(cmd);
+  int64_t version = 0;
+  if (!load_user(db, id, &version)) return Outcome::rejected("delete_user_rejected", "user_not_found", "no user " + id);
   SQLite::Statement& del = db.prepare("DELETE FROM users WHERE id = ?");
   del.bind(1, id);
-  if (del.exec() == 0) return Outcome::rejected("delete_user_rejected", "user_not_found", "no user " + id);
-  return Outcome::removed("user_deleted", "/users/" + id);
+  del.exec();
+  // The delete is one more write of the user: its version is above every
+  // update's, so a late update cannot bring the user back in the read model.
+  Outcome o = Outcome::removed("user_deleted", "/users/" + id);
+  o.version = version + 1;
+  return o;
 }
 
 }  // namespace
@@ -157,7 +173,13 @@ Service users_service() {
     db.exec(
         "CREATE TABLE IF NOT EXISTS users("
         "id TEXT PRIMARY KEY, email TEXT NOT NULL, email_key TEXT NOT NULL UNIQUE, "
-        "name TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID");
+        "name TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
+        "version INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID");
+    // version: raised by every write of the user in the write's own
+    // transaction, and sent in its event (docs/protocol.md §5). Added here
+    // to databases made before it.
+    SQLite::Statement has_version(db, "SELECT 1 FROM pragma_table_info('users') WHERE name = 'version'");
+    if (!has_version.executeStep()) db.exec("ALTER TABLE users ADD COLUMN version INTEGER NOT NULL DEFAULT 1");
   };
   s.handlers["create_user"] = create_user;
   s.handlers["update_user"] = update_user;
