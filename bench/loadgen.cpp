@@ -748,6 +748,19 @@ json run_report(const Args& a) {
                                                       num_at(ceiling, P("/answered"))},
                     {"client_cpu_us_per_request", num_at(ceiling, P("/client_cpu_s")) * 1e6 /
                                                       num_at(ceiling, P("/answered"))}};
+  json beast = load_json(dir + "/beast_ceiling.json");
+  if (beast.is_object()) {
+    double answered = num_at(beast, P("/answered"));
+    doc["beast_ceiling"] = {{"rate_per_s", num_at(beast, P("/rate_2xx_per_s"))},
+                            {"ratio_of_httplib_ceiling", num_at(beast, P("/rate_2xx_per_s")) / ceiling_rate},
+                            {"io_threads", num_at(beast, P("/io_threads"))},
+                            {"conns", num_at(beast, P("/conns"))},
+                            {"duration_s", num_at(beast, P("/elapsed_s"))},
+                            {"p50_ms", num_at(beast, P("/latency/p50_ms"))},
+                            {"p99_ms", num_at(beast, P("/latency/p99_ms"))},
+                            {"server_cpu_us_per_request", num_at(beast, P("/server_cpu_s")) * 1e6 / answered},
+                            {"client_cpu_us_per_request", num_at(beast, P("/client_cpu_s")) * 1e6 / answered}};
+  }
   doc["modes"] = json::object();
   for (const char* mode : {"normal", "full"}) {
     std::ifstream probe(dir + "/" + mode + "/accept.json");
@@ -775,6 +788,15 @@ json run_report(const Args& a) {
                                                         fmt(num_at(doc, P("/ceiling/client_cpu_us_per_request")), 1) + " us");
   row("  ceiling measured by wrk (cross-check)", fmt(num_at(wrk, P("/rate_per_s")), 0) + " /s",
       ratio_str(num_at(wrk, P("/rate_per_s")) / ceiling_rate));
+  if (doc.contains("beast_ceiling")) {
+    const json& b = doc["beast_ceiling"];
+    row("ceiling: bare Beast, " + fmt(num_at(b, P("/io_threads")), 0) + " I/O threads (loadgen)",
+        fmt(num_at(b, P("/rate_per_s")), 0) + " /s", ratio_str(num_at(b, P("/ratio_of_httplib_ceiling"))));
+    row("  Beast ceiling p50 / p99", fmt(num_at(b, P("/p50_ms")), 3) + " / " + fmt(num_at(b, P("/p99_ms")), 3) + " ms");
+    row("  Beast ceiling CPU per request: server / client",
+        fmt(num_at(b, P("/server_cpu_us_per_request")), 1) + " / " + fmt(num_at(b, P("/client_cpu_us_per_request")), 1) +
+            " us");
+  }
   for (const char* mode : {"normal", "full"}) {  // in this order, not the object's
     if (!doc["modes"].contains(mode)) continue;
     const json& f = doc["modes"][mode];

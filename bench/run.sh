@@ -53,13 +53,15 @@ if [[ $do_build == 1 ]]; then
   if [[ ! -f "$build/build.ninja" ]]; then
     cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   fi
-  nice -n 10 ninja -C "$build" -j2 asyncopsd asyncops-worker asyncops-bench-ceiling asyncops-bench-loadgen >/dev/null
+  nice -n 10 ninja -C "$build" -j2 asyncopsd asyncops-worker asyncops-bench-ceiling asyncops-bench-beast-ceiling \
+    asyncops-bench-loadgen >/dev/null
 fi
 daemon="$build/daemon/asyncopsd"
 worker="$build/workers/asyncops-worker"
 ceiling="$build/bench/asyncops-bench-ceiling"
+beast_ceiling="$build/bench/asyncops-bench-beast-ceiling"
 lg="$build/bench/asyncops-bench-loadgen"
-for b in "$daemon" "$worker" "$ceiling" "$lg"; do
+for b in "$daemon" "$worker" "$ceiling" "$beast_ceiling" "$lg"; do
   [[ -x $b ]] || { echo "run.sh: missing $b (build first, or drop --no-build)" >&2; exit 2; }
 done
 
@@ -147,6 +149,19 @@ LUA
 fi
 stop_pid "$cpid"
 log "ceiling: $(printf '%.0f' "$ceiling_rate") req/s"
+
+# (1b) the Beast ceiling: the same load against a bare Boost.Beast server
+# with one I/O thread per core (what an event-loop front end could reach).
+log "ceiling: bare Boost.Beast, $(nproc) I/O threads, $conns connections, ${d_ceiling}s"
+"$beast_ceiling" --url-file "$run/beast_ceiling.url" --threads "$(nproc)" >"$run/beast_ceiling.log" 2>&1 &
+bpid=$!; pids+=("$bpid")
+"$lg" ready --url-file "$run/beast_ceiling.url" --timeout 10 --out "$run/beast_ceiling.ready.json" >/dev/null
+"$lg" closed --url "$(jq -r .url "$run/beast_ceiling.ready.json")" --conns "$conns" --duration "$d_ceiling" \
+  --out "$run/beast_ceiling.json"
+jq --argjson cpu "$(cpu_s "$bpid")" --argjson threads "$(nproc)" '. + {server_cpu_s: $cpu, io_threads: $threads}' \
+  "$run/beast_ceiling.json" >"$run/beast_ceiling.tmp" && mv "$run/beast_ceiling.tmp" "$run/beast_ceiling.json"
+stop_pid "$bpid"
+log "ceiling: Beast $(printf '%.0f' "$(jq .rate_2xx_per_s "$run/beast_ceiling.json")") req/s"
 
 half_rate=${rate:-$(jq -n "$ceiling_rate / 2 | floor")}
 

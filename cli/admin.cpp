@@ -1,4 +1,4 @@
-// cancel, workers, store: operator commands.
+// workers, store prune: operator commands.
 #include <unistd.h>
 
 #include <iostream>
@@ -12,24 +12,6 @@
 
 namespace asyncops {
 
-int cmd_cancel(const GlobalOptions& g, const std::string& op_id) {
-  ApiClient client(g.url);
-  ApiResponse r = client.send("POST", "/operations/" + url_encode(op_id) + "/cancel", "");
-  if (!r.reached) {
-    print_error(r.describe());
-    return exit_code::unreachable;
-  }
-  if (r.status != 200 && r.status != 202) {
-    print_error(r.describe());
-    return exit_code::error;
-  }
-  g.out().operation(r.json);
-  if (r.status == 202 && ::isatty(STDERR_FILENO)) {
-    std::cerr << "cancel requested: the worker is told; if it already did the work, the operation shows that outcome\n";
-  }
-  return exit_code::ok;
-}
-
 int cmd_workers(const GlobalOptions& g) {
   ApiClient client(g.url);
   ApiResponse r = client.get("/workers");
@@ -42,10 +24,8 @@ int cmd_workers(const GlobalOptions& g) {
     return exit_code::error;
   }
   Output out = g.out();
-  if (out.format == OutputFormat::json) {
-    out.value(r.json["items"]);
-  } else if (out.format == OutputFormat::jsonl) {
-    for (const auto& w : r.json["items"]) std::cout << w.dump() << "\n";
+  if (out.format != OutputFormat::table) {
+    out.list(r.json["items"]);
   } else {
     std::printf("%-40s %-10s %-16s %-8s %-9s %s\n", "ID", "SERVICE", "HOST", "PID", "IN-FLIGHT", "LAST HEARTBEAT");
     for (const auto& w : r.json["items"]) {

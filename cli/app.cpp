@@ -1,5 +1,7 @@
 #include "cli/app.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
@@ -9,8 +11,10 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/current.h"
 #include "cli/exit_codes.h"
 #include "cli/programs.h"
+#include "cli/suggest.h"
 #include "shared/config.h"
 #include "cli/token_commands.h"
 #include "shared/duration.h"
@@ -61,16 +65,56 @@ std::string apply_cli_config(GlobalOptions& g, const std::vector<std::string>& a
     const char* v = std::getenv(name);
     return v && *v;
   };
+  // data_dir: the global --data-dir, or a command's own (up, stats, store, token)
+  std::string dir_src;
+  if (keys.count("data_dir")) g.file_data_dir = keys["data_dir"].value;
+  std::string dd = g.global_data_dir;
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--data-dir") dd = args[i + 1];
+  }
+  bool dir_given = true;
+  if (given(args, {"--data-dir"})) dir_src = "flag";
+  else if (env("ASYNCOPS_DATA_DIR")) dir_src = "env";
+  else if (keys.count("data_dir")) dir_src = "file";
+  else {
+    dir_given = false;
+    // The daemon `asyncops up` runs (issue 16): its data dir, for stats,
+    // store and token, when nothing else names one.
+    if (auto cur = read_current_daemon(); cur && !cur->data_dir.empty()) {
+      g.current_data_dir = cur->data_dir;
+      dir_src = "current";
+    } else dir_src = "default";
+  }
+  std::string dir = g.data_dir(dd);
   // url
-  std::string src;
-  if (given(args, {"--url"})) src = "flag";
-  else if (env("ASYNCOPS_URL")) src = "env";
+  std::string url_src;
+  if (given(args, {"--url"})) {
+    url_src = "flag";
+    g.repeat_args = {"--url", g.url};
+  } else if (env("ASYNCOPS_URL")) url_src = "env";
   else if (keys.count("url")) {
     g.url = keys["url"].value;
-    src = "file";
-  } else src = g.url == "http://127.0.0.1:8080" ? "default" : "url_file";
-  g.settings.push_back({"url", g.url, src});
+    url_src = "file";
+  } else {
+    // Found, in order: the URL file of a data dir given by flag, env or
+    // config; the pointer `asyncops up` leaves; the default data dir's URL
+    // file; the default address.
+    auto cur = dir_given ? std::nullopt : read_current_daemon();
+    std::string from_file = read_url_file(dir);
+    if (!from_file.empty()) {
+      g.url = from_file;
+      url_src = "url_file";
+    } else if (cur) {
+      g.url = cur->url;
+      url_src = "current";
+    } else {
+      g.url = "http://127.0.0.1:8080";
+      url_src = "default";
+    }
+  }
+  g.settings.push_back({"url", g.url, url_src});
   // output
+  std::string src;
   if (given(args, {"-o", "--output", "--json"})) src = "flag";
   else if (env("ASYNCOPS_OUTPUT")) src = "env";
   else if (keys.count("output")) {
@@ -78,17 +122,110 @@ std::string apply_cli_config(GlobalOptions& g, const std::vector<std::string>& a
     src = "file";
   } else src = "default";
   g.settings.push_back({"output", g.json ? "json" : g.output.empty() ? "table" : g.output, src});
-  // data_dir (up, stats and store take --data-dir themselves)
-  if (keys.count("data_dir")) g.file_data_dir = keys["data_dir"].value;
-  if (given(args, {"--data-dir"})) src = "flag";
-  else if (env("ASYNCOPS_DATA_DIR")) src = "env";
-  else src = keys.count("data_dir") ? "file" : "default";
-  std::string dd;
-  for (size_t i = 0; i + 1 < args.size(); ++i) {
-    if (args[i] == "--data-dir") dd = args[i + 1];
-  }
-  g.settings.push_back({"data_dir", g.data_dir(dd), src});
+  if (src == "flag") g.repeat_args.insert(g.repeat_args.end(), {"-o", g.json ? "json" : g.output});
+  g.settings.push_back({"data_dir", dir, dir_src});
   return "";
+}
+
+// A whole number in [lo, hi], with an error that says so (CLI11's own
+// messages are "Could not convert" and a range with 300 digits).
+CLI::Validator whole_number(long lo, long hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& v) {
+        char* end = nullptr;
+        errno = 0;
+        long n = std::strtol(v.c_str(), &end, 10);
+        if (v.empty() || *end != '\0' || errno != 0 || n < lo || n > hi) {
+          return "'" + v + "' is not a whole number from " + std::to_string(lo) + " to " + std::to_string(hi);
+        }
+        return std::string();
+      },
+      "N");
+}
+
+CLI::Validator seconds() {
+  return CLI::Validator(
+      [](std::string& v) {
+        char* end = nullptr;
+        double d = std::strtod(v.c_str(), &end);
+        if (v.empty() || *end != '\0' || !(d >= 0) || d > 1e9) {
+          return "'" + v + "' is not a number of seconds, 0 or more (0: no limit)";
+        }
+        return std::string();
+      },
+      "SECONDS");
+}
+
+// Global options that take a value: their value is not a command word.
+bool global_takes_value(const std::string& a) {
+  return a == "--url" || a == "-o" || a == "--output" || a == "--config" || a == "--token" || a == "--cacert" ||
+         a == "--data-dir";
+}
+
+// The words naming the command: the first word that is not a global option
+// or its value, and (for commands with subcommands) the one after it.
+std::vector<std::string> command_words(const std::vector<std::string>& args) {
+  std::vector<std::string> words;
+  for (size_t i = 0; i < args.size() && words.size() < 3; ++i) {
+    const std::string& a = args[i];
+    if (a == "--") break;
+    if (!a.empty() && a[0] == '-') {
+      if (global_takes_value(a) && a.find('=') == std::string::npos) ++i;
+      continue;
+    }
+    words.push_back(a);
+  }
+  return words;
+}
+
+std::vector<std::string> subcommand_names(CLI::App* app) {
+  std::vector<std::string> names;
+  for (CLI::App* sub : app->get_subcommands([](CLI::App*) { return true; })) names.push_back(sub->get_name());
+  return names;
+}
+
+// After a parse error: if a command word is not a command, say which one
+// was probably meant. "" if the words are all commands.
+std::string unknown_command(CLI::App& app, const std::vector<std::string>& args) {
+  CLI::App* current = &app;
+  std::string path = "asyncops";
+  for (const auto& w : command_words(args)) {
+    auto names = subcommand_names(current);
+    if (names.empty()) break;
+    if (std::find(names.begin(), names.end(), w) != names.end()) {
+      current = current->get_subcommand(w);
+      path += " " + w;
+      if (w == "daemon" || w == "worker") break;
+      continue;
+    }
+    std::string near = closest_name(w, names);
+    std::string parent = path.substr(std::string("asyncops").size());  // "" or " store"
+    std::string msg = "unknown command '" + w + "'" + (parent.empty() ? "" : " for asyncops" + parent);
+    if (!near.empty()) msg += "; did you mean 'asyncops" + parent + " " + near + "'?";
+    return msg + " (asyncops help" + parent + " lists them)";
+  }
+  return "";
+}
+
+// asyncops help [COMMAND [SUBCOMMAND]]: the --help text of that command.
+int print_help(CLI::App& app, const std::vector<std::string>& words) {
+  CLI::App* current = &app;
+  std::vector<std::string> path;
+  for (size_t i = 1; i < words.size(); ++i) {
+    auto names = subcommand_names(current);
+    if (std::find(names.begin(), names.end(), words[i]) == names.end()) {
+      std::string near = closest_name(words[i], names);
+      print_error("no command '" + words[i] + "'" + (near.empty() ? "" : "; did you mean '" + near + "'?"));
+      return exit_code::usage;
+    }
+    current = current->get_subcommand(words[i]);
+    path.push_back(words[i]);
+  }
+  std::string parents;  // CLI11 prints "Usage: PARENTS NAME"
+  if (!path.empty()) parents = "asyncops";
+  for (size_t i = 0; i + 1 < path.size(); ++i) parents += " " + path[i];
+  std::cout << current->help(parents) << std::flush;
+  return exit_code::ok;
 }
 
 }  // namespace
@@ -103,9 +240,13 @@ int cli_main(int argc, char** argv) {
       "5 timed out waiting, 6 daemon unreachable. See asyncops(1).");
 
   GlobalOptions g;
-  g.url = default_url();
-  app.add_option("--url", g.url, "Daemon URL (env ASYNCOPS_URL; default: the running daemon's, or http://127.0.0.1:8080)")
+  app.add_option("--url", g.url,
+                 "Daemon URL (env ASYNCOPS_URL; default: the URL file of the data dir, else the daemon `asyncops up` "
+                 "runs, else http://127.0.0.1:8080)")
       ->envname("ASYNCOPS_URL");
+  app.add_option("--data-dir", g.global_data_dir,
+                 "Data dir (env ASYNCOPS_DATA_DIR; default: that of the daemon `asyncops up` runs, else "
+                 "$XDG_DATA_HOME/asyncops or ~/.local/share/asyncops)");
   app.add_option("-o,--output", g.output, "Output format: table, json or jsonl (env ASYNCOPS_OUTPUT)")
       ->envname("ASYNCOPS_OUTPUT")
       ->check(CLI::IsMember({"table", "json", "jsonl"}));
@@ -130,7 +271,7 @@ int cli_main(int argc, char** argv) {
   auto* up_cmd = app.add_subcommand("up", "Run asyncopsd and N workers on the embedded default");
   up_cmd->add_option("--data-dir", up.data_dir, "Data dir (default $ASYNCOPS_DATA_DIR, $XDG_DATA_HOME/asyncops or ~/.local/share/asyncops)");
   up_cmd->add_option("--listen", up.listen, "HTTP address HOST:PORT")->capture_default_str();
-  up_cmd->add_option("--workers", up.workers, "Number of workers")->capture_default_str()->check(CLI::Range(0, 256));
+  up_cmd->add_option("--workers", up.workers, "Number of workers")->capture_default_str()->check(whole_number(0, 256));
   up_cmd->add_option("--service", up.service, "Service the workers run")->capture_default_str();
   up_cmd->add_option("--sync", up.sync, "Store durability: normal or full")
       ->capture_default_str()
@@ -146,7 +287,7 @@ int cli_main(int argc, char** argv) {
   sub_cmd->add_option("-d,--data", sub.data, "JSON body, or @file, or @- for stdin");
   sub_cmd->add_flag("-w,--wait", sub.wait, "Wait for the operation to end; the exit code tells how it ended");
   sub_cmd->add_option("--timeout", sub.timeout_s, "With --wait: give up after this many seconds (exit 5)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(seconds());
   sub_cmd->add_option("--idempotency-key", sub.idempotency_key, "Idempotency-Key header");
   sub_cmd->footer("Examples:\n  asyncops submit POST /users -d '{\"email\":\"a@example.com\",\"name\":\"A\"}' --wait\n  asyncops submit DELETE /users/0190c3e2-... --wait --timeout 10");
   sub_cmd->callback([&] { run = [&] { return cmd_submit(g, sub); }; });
@@ -162,17 +303,19 @@ int cli_main(int argc, char** argv) {
   list_cmd->add_option("--state", list.state, "Only this state")
       ->check(CLI::IsMember({"pending", "processing", "completed", "rejected", "failed", "canceled"}));
   list_cmd->add_option("--name", list.name, "Only this command name, e.g. create_user");
-  list_cmd->add_option("--since", list.since, "Only operations created at or after this RFC 3339 time");
-  list_cmd->add_option("--limit", list.limit, "Page size")->capture_default_str()->check(CLI::Range(1, 1000));
-  list_cmd->add_option("--cursor", list.cursor, "Continue from a previous page's cursor");
-  list_cmd->footer("Example:\n  asyncops list --state rejected --name create_user -o jsonl");
+  list_cmd->add_option("--since", list.since, "Only operations created at or after this time: a duration back from now (2h, 7d) or RFC 3339");
+  list_cmd->add_option("--limit", list.limit, "Page size")->capture_default_str()->check(whole_number(1, 1000));
+  list_cmd->add_option("--cursor", list.cursor, "Continue from a previous page's cursor (with the same filters)");
+  list_cmd->add_flag("--all", list.all, "Follow every page (--limit is then the page size)");
+  list_cmd->footer("When more pages follow, the command for the next one is printed on stderr as \"more: …\".\n"
+                   "Examples:\n  asyncops list --state rejected --name create_user -o jsonl\n  asyncops list --since 2h --all | wc -l");
   list_cmd->callback([&] { run = [&] { return cmd_list(g, list); }; });
 
   double watch_timeout = 0;
   auto* watch_cmd = app.add_subcommand("watch", "Print each change of one operation as it happens; the exit code tells how it ended");
   watch_cmd->add_option("OP_ID", op_id, "Operation id")->required();
   watch_cmd->add_option("--timeout", watch_timeout, "Give up after this many seconds (exit 5)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(seconds());
   watch_cmd->footer("Examples:\n  asyncops watch 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f\n  asyncops watch OP_ID -o jsonl | jq .state");
   watch_cmd->callback([&] { run = [&] { return cmd_watch(g, op_id, watch_timeout); }; });
 
@@ -184,10 +327,25 @@ int cli_main(int argc, char** argv) {
   tail_cmd->footer("Examples:\n  asyncops tail\n  asyncops tail --state rejected | jq -r .code");
   tail_cmd->callback([&] { run = [&] { return cmd_tail(g, tail_state, tail_name); }; });
 
-  auto* cancel_cmd = app.add_subcommand("cancel", "Cancel an operation: at once if no worker has it, else best effort");
-  cancel_cmd->add_option("OP_ID", op_id, "Operation id")->required();
-  cancel_cmd->footer("Example:\n  asyncops cancel 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f && asyncops watch 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f");
-  cancel_cmd->callback([&] { run = [&] { return cmd_cancel(g, op_id); }; });
+  BulkOptions cancel;
+  auto* cancel_cmd = app.add_subcommand(
+      "cancel", "Cancel operations: at once if no worker has them, else best effort; by ids or by filters");
+  cancel_cmd->add_option("OP_ID", cancel.refs, "Operation ids (or unique prefixes, /operations/ID, URLs)");
+  cancel_cmd->add_option("--state", cancel.state, "Choose the unfinished operations in this state")
+      ->check(CLI::IsMember({"pending", "processing"}));
+  cancel_cmd->add_option("--name", cancel.name, "Choose the unfinished operations of this command name");
+  cancel_cmd->add_option("--older-than", cancel.older_than, "With the filters: only those created longer ago than this, e.g. 10m");
+  cancel_cmd->add_flag("-y,--yes", cancel.yes, "Do not ask for a confirmation on a terminal");
+  cancel_cmd->footer("Examples:\n  asyncops cancel 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f && asyncops watch 0190c3e2-7a1b\n"
+                     "  asyncops cancel --state pending --name create_user --older-than 10m --yes");
+  cancel_cmd->callback([&] { run = [&] { return cmd_cancel(g, cancel); }; });
+
+  BulkOptions forget;
+  auto* forget_cmd = app.add_subcommand("forget", "Forget finished operations: DELETE /operations/{id} with their history");
+  forget_cmd->add_option("OP_ID", forget.refs, "Operation ids (or unique prefixes, /operations/ID, URLs)")->required();
+  forget_cmd->add_flag("-y,--yes", forget.yes, "Do not ask for a confirmation on a terminal (more than one id)");
+  forget_cmd->footer("Example:\n  asyncops forget 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f");
+  forget_cmd->callback([&] { run = [&] { return cmd_forget(g, forget); }; });
 
   auto* workers_cmd = app.add_subcommand("workers", "List live workers: service, host, pid, in-flight, last heartbeat");
   workers_cmd->footer("Example:\n  asyncops workers -o json");
@@ -222,7 +380,7 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::IsMember({"pending", "processing", "completed", "rejected", "failed", "canceled"}));
   ops_cmd->add_option("--name", sops.name, "Only this command name, e.g. create_user");
   ops_cmd->add_option("--since", sops.since, "Only operations created at or after this RFC 3339 time");
-  ops_cmd->add_option("--limit", sops.limit, "How many")->capture_default_str()->check(CLI::Range(1, 1000000));
+  ops_cmd->add_option("--limit", sops.limit, "How many")->capture_default_str()->check(whole_number(1, 1000000));
   ops_cmd->footer("Examples:\n  asyncops store ops --state pending --limit 100\n  asyncops store ops --name create_user -o jsonl");
   ops_cmd->callback([&] { run = [&] { return cmd_store_ops(g, store_dir, sops); }; });
 
@@ -279,10 +437,12 @@ int cli_main(int argc, char** argv) {
     });
   }
 
-  // token add|list|revoke and keygen act while the command line is parsed.
-  int token_result = -1;
-  add_token_commands(app, token_result);
+  add_token_commands(app, g, run);
 
+  std::vector<std::string> args(argv + 1, argv + argc);
+  app.add_subcommand("help", "Show the help of asyncops or of one command: asyncops help [COMMAND [SUBCOMMAND]]")
+      ->allow_extras();  // handled below, before parsing
+  if (auto words = command_words(args); !words.empty() && words[0] == "help") return print_help(app, words);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -292,15 +452,17 @@ int cli_main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    if (auto unknown = unknown_command(app, args); !unknown.empty()) {
+      print_error(unknown);
+      return exit_code::usage;
+    }
     std::cerr << "asyncops: " << e.what() << " (try --help)" << std::endl;
     return exit_code::usage;
   }
-  std::vector<std::string> args(argv + 1, argv + argc);
   if (auto err = apply_cli_config(g, args); !err.empty()) {
     print_error(err);
     return exit_code::usage;
   }
-  if (token_result >= 0) return token_result;
   return run ? run() : exit_code::ok;
 }
 

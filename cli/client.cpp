@@ -11,6 +11,7 @@ namespace asyncops {
 
 std::string ApiResponse::describe() const {
   if (!reached) return transport_error;
+  if (!not_asyncops.empty()) return not_asyncops;
   std::string s = std::to_string(status);
   if (json.is_object()) {
     if (json.contains("title") && json["title"].is_string()) s += " " + json["title"].get<std::string>();
@@ -25,6 +26,7 @@ std::string ApiResponse::describe() const {
       if (!errs.empty()) s += " (" + errs + ")";
     }
   }
+  if (status == 401) s += " (give a token with --token or ASYNCOPS_TOKEN)";
   return s;
 }
 
@@ -48,7 +50,8 @@ namespace {
 ApiResponse convert(const httplib::Result& r, const std::string& base) {
   ApiResponse out;
   if (!r) {
-    out.transport_error = "cannot reach the daemon at " + base + " (" + httplib::to_string(r.error()) + ")";
+    out.transport_error = "cannot reach the daemon at " + base + " (" + httplib::to_string(r.error()) +
+                          "): is the daemon running? `asyncops up`, or set --url / ASYNCOPS_URL";
     return out;
   }
   out.reached = true;
@@ -65,9 +68,24 @@ ApiResponse convert(const httplib::Result& r, const std::string& base) {
 }
 }  // namespace
 
+ApiResponse ApiClient::checked(ApiResponse r, const std::string& path) {
+  if (!r.reached || r.status != 404 || path == "/healthz" ||
+      r.header("content-type").find("application/problem+json") != std::string::npos) {
+    return r;
+  }
+  // asyncopsd answers every 404 with problem+json: this may be another server.
+  m_client->set_read_timeout(3);
+  ApiResponse health = convert(m_client->Get("/healthz"), m_base);
+  if (health.reached && health.status != 200) {
+    r.not_asyncops = m_base + " is not an asyncops daemon (GET /healthz answered " + std::to_string(health.status) +
+                     "); check --url / ASYNCOPS_URL";
+  }
+  return r;
+}
+
 ApiResponse ApiClient::get(const std::string& path, int timeout_s) {
   m_client->set_read_timeout(timeout_s);
-  return convert(m_client->Get(path), m_base);
+  return checked(convert(m_client->Get(path), m_base), path);
 }
 
 ApiResponse ApiClient::send(const std::string& method, const std::string& path, const std::string& body,
@@ -76,22 +94,21 @@ ApiResponse ApiClient::send(const std::string& method, const std::string& path, 
   httplib::Headers h;
   for (const auto& [k, v] : headers) h.emplace(k, v);
   const char* ct = "application/json";
-  if (method == "POST") return convert(m_client->Post(path, h, body, ct), m_base);
-  if (method == "PUT") return convert(m_client->Put(path, h, body, ct), m_base);
-  if (method == "PATCH") return convert(m_client->Patch(path, h, body, ct), m_base);
-  if (method == "DELETE") return convert(m_client->Delete(path, h, body, ct), m_base);
-  if (method == "GET") return convert(m_client->Get(path, h), m_base);
+  if (method == "POST") return checked(convert(m_client->Post(path, h, body, ct), m_base), path);
+  if (method == "PUT") return checked(convert(m_client->Put(path, h, body, ct), m_base), path);
+  if (method == "PATCH") return checked(convert(m_client->Patch(path, h, body, ct), m_base), path);
+  if (method == "DELETE") return checked(convert(m_client->Delete(path, h, body, ct), m_base), path);
+  if (method == "GET") return checked(convert(m_client->Get(path, h), m_base), path);
   ApiResponse bad;
   bad.transport_error = "unsupported method " + method;
   return bad;
 }
 
-std::string default_url() {
-  if (const char* u = std::getenv("ASYNCOPS_URL"); u && *u) return u;
-  std::ifstream in(url_file(default_data_dir()));
+std::string read_url_file(const std::string& data_dir) {
+  std::ifstream in(url_file(data_dir));
   std::string line;
   if (in && std::getline(in, line) && line.rfind("http", 0) == 0) return line;
-  return "http://127.0.0.1:8080";
+  return "";
 }
 
 std::string url_encode(const std::string& s) {

@@ -20,12 +20,16 @@ struct ApiResponse {
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
   nlohmann::json json;  // the parsed body, or null
+  // Set when a 404 came without asyncopsd's problem+json and GET /healthz
+  // did not answer 200 either: the URL is something else (describe() says so).
+  std::string not_asyncops;
 
   std::string header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
     return it == headers.end() ? "" : it->second;
   }
-  // "404 Not Found: no operation X": for one-line error messages.
+  // "404 Not Found: no operation X": for one-line error messages. With a
+  // hint where one helps: no daemon, a URL that is not asyncopsd, a 401.
   std::string describe() const;
 };
 
@@ -40,13 +44,14 @@ class ApiClient {
   const std::string& base_url() const { return m_base; }
 
  private:
+  ApiResponse checked(ApiResponse r, const std::string& path);
   std::string m_base;
   std::unique_ptr<httplib::Client> m_client;
 };
 
-// The daemon's URL: --url, else $ASYNCOPS_URL, else the URL file of the
-// default data dir, else http://127.0.0.1:8080.
-std::string default_url();
+// The URL in a data dir's URL file (asyncopsd writes it once it listens),
+// or "".
+std::string read_url_file(const std::string& data_dir);
 
 // Applies $ASYNCOPS_TOKEN (Authorization: Bearer) and $ASYNCOPS_CACERT (the
 // CA to trust for https://) to a client; `asyncops --token/--cacert` set them.

@@ -23,11 +23,17 @@ struct GlobalOptions {
   bool json = false;   // --json
   std::string config_path;    // --config, else the default path
   bool config_found = false;  // the file exists and was read
-  std::string file_data_dir;  // [cli] data_dir from the config file
+  std::string global_data_dir;   // the global --data-dir
+  std::string file_data_dir;     // [cli] data_dir from the config file
+  std::string current_data_dir;  // that of the daemon `asyncops up` runs (its pointer)
   std::vector<SettingSource> settings;  // url, output, data_dir: for `asyncops config`
+  // Global flags given on the command line that a printed follow-up command
+  // must repeat (--url U, -o F), e.g. list's "more:" hint.
+  std::vector<std::string> repeat_args;
   Output out() const { return Output::resolve(output, json); }
-  // --data-dir, else $ASYNCOPS_DATA_DIR, else [cli] data_dir, else the
-  // embedded default ($XDG_DATA_HOME/asyncops or ~/.local/share/asyncops).
+  // The command's --data-dir, else the global one, else $ASYNCOPS_DATA_DIR,
+  // else [cli] data_dir, else the one of the daemon `asyncops up` runs, else
+  // the embedded default ($XDG_DATA_HOME/asyncops or ~/.local/share/asyncops).
   std::string data_dir(const std::string& flag) const;
 };
 
@@ -46,9 +52,10 @@ int cmd_get(const GlobalOptions& g, const std::string& op_id);
 struct ListOptions {
   std::string state;
   std::string name;
-  std::string since;
+  std::string since;  // RFC 3339, or (list) a duration back from now
   int limit = 20;
   std::string cursor;
+  bool all = false;  // list --all: follow every page
 };
 int cmd_list(const GlobalOptions& g, const ListOptions& o);
 
@@ -62,7 +69,16 @@ struct UpOptions {
 };
 int cmd_up(const GlobalOptions& g, const UpOptions& o);
 
-int cmd_cancel(const GlobalOptions& g, const std::string& op_id);
+// cancel ID… | cancel --state S --name N [--older-than D], and forget ID….
+struct BulkOptions {
+  std::vector<std::string> refs;  // ids, prefixes, /operations/ID or URLs
+  std::string state;              // cancel: choose by filters instead
+  std::string name;
+  std::string older_than;         // a duration: created before now minus this
+  bool yes = false;               // no confirmation on a terminal
+};
+int cmd_cancel(const GlobalOptions& g, const BulkOptions& o);
+int cmd_forget(const GlobalOptions& g, const BulkOptions& o);
 int cmd_workers(const GlobalOptions& g);
 // Prunes terminal operations older than older_than from the store file
 // directly (safe while the daemon runs: small transactions).

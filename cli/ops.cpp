@@ -10,6 +10,9 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/list_query.h"
+#include "cli/op_ref.h"
+#include "shared/clock.h"
 #include "shared/ids.h"
 
 namespace asyncops {
@@ -130,32 +133,56 @@ int cmd_submit(const GlobalOptions& g, const SubmitOptions& o) {
   return code;
 }
 
-int cmd_get(const GlobalOptions& g, const std::string& op_id) {
+int cmd_get(const GlobalOptions& g, const std::string& op_ref) {
   ApiClient client(g.url);
-  ApiResponse r = client.get("/operations/" + url_encode(op_id));
+  ResolvedOp op = resolve_op(client, op_ref);
+  if (!op.error.empty()) {
+    print_error(op.error);
+    return op.exit_code;
+  }
+  ApiResponse r = client.get("/operations/" + url_encode(op.id));
   if (!r.reached || r.status != 200) return http_failure(r);
   g.out().operation(r.json);
   return exit_code::ok;
 }
 
 int cmd_list(const GlobalOptions& g, const ListOptions& o) {
-  std::string q = "?limit=" + std::to_string(o.limit);
-  if (!o.state.empty()) q += "&state=" + url_encode(o.state);
-  if (!o.name.empty()) q += "&name=" + url_encode(o.name);
-  if (!o.since.empty()) q += "&since=" + url_encode(o.since);
-  if (!o.cursor.empty()) q += "&cursor=" + url_encode(o.cursor);
-  ApiClient client(g.url);
-  ApiResponse r = client.get("/operations" + q);
-  if (!r.reached || r.status != 200) return http_failure(r);
-  Output out = g.out();
-  if (out.format == OutputFormat::json) {
-    out.value(r.json);  // the whole page, with "next"
-  } else {
-    out.operations(r.json["items"]);
-    if (out.format == OutputFormat::table && r.json["next"].is_string() && ::isatty(STDOUT_FILENO)) {
-      std::cerr << "more: asyncops list --cursor " << r.json["next"].get<std::string>() << "\n";
-    }
+  std::string since, err;
+  if (!resolve_since(o.since, now_ms(), &since, &err)) {
+    print_error(err);
+    return exit_code::usage;
   }
+  ApiClient client(g.url);
+  Output out = g.out();
+  nlohmann::json all = nlohmann::json::array();  // --all, table or json: printed once at the end
+  std::string cursor = o.cursor;
+  for (;;) {
+    ApiResponse r = client.get("/operations" + list_query(o, since, cursor));
+    if (!r.reached || r.status != 200 || !r.json.is_object()) return http_failure(r);
+    const nlohmann::json& items = r.json["items"];
+    const nlohmann::json& next = r.json["next"];
+    if (!o.all) {
+      if (out.format == OutputFormat::json) out.value(r.json);  // the whole page, with "next"
+      else out.operations(items);
+      // On stderr whatever stdout is, so `list | wc -l` still tells the user
+      // it stopped at a page; the command keeps the filters (the cursor
+      // records only a position).
+      if (next.is_string()) {
+        std::cout << std::flush;
+        std::cerr << "more: " << next_page_command(g.repeat_args, o, next.get<std::string>()) << std::endl;
+      }
+      return exit_code::ok;
+    }
+    if (out.format == OutputFormat::jsonl) {
+      out.operations(items);
+    } else {
+      for (const auto& op : items) all.push_back(op);
+    }
+    if (!next.is_string()) break;
+    cursor = next.get<std::string>();
+  }
+  if (out.format == OutputFormat::json) out.value({{"items", all}, {"next", nullptr}});
+  else if (out.format == OutputFormat::table) out.operations(all);
   return exit_code::ok;
 }
 

@@ -2,6 +2,7 @@
 // How the CLI prints: human tables on a TTY, JSON for scripts. Colour only
 // on a TTY and never with NO_COLOR set.
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +13,11 @@ enum class OutputFormat { table, json, jsonl };
 struct Output {
   OutputFormat format = OutputFormat::table;
   bool color = false;
+  // On a terminal: its width (tables fit it) and shortened ids (as git
+  // shortens hashes: the shortest unique prefix, 8 characters or more).
+  // 0 and false into a pipe, where scripts want whole ids and lines.
+  size_t width = 0;
+  bool short_ids = false;
 
   // format_flag: "", "table", "json" or "jsonl"; json_alias: --json given.
   static Output resolve(const std::string& format_flag, bool json_alias);
@@ -19,8 +25,21 @@ struct Output {
   void operation(const nlohmann::json& op) const;
   void operations(const nlohmann::json& items) const;
   void value(const nlohmann::json& v) const;  // any JSON document
+  // A collection in json or jsonl, by the one rule every command follows:
+  // -o json is one document {"items": [...]} (list adds "next"), -o jsonl is
+  // one item per line. (Tables are each command's own.)
+  void list(const nlohmann::json& items) const;
   std::string state(const std::string& state) const;  // coloured when enabled
 };
+
+// The operations table, one string per line (header first): ID, NAME,
+// STATE, CODE, RESOURCE (for a delete, the deleted path from its origin),
+// CREATED; fitted to out.width by shortening RESOURCE, then NAME, with "…".
+std::vector<std::string> operations_table(const nlohmann::json& items, const Output& out);
+
+// The length of the shortest prefix, at least min_len, that tells all ids
+// apart (the whole length if none does).
+size_t unique_prefix_length(const std::vector<std::string>& ids, size_t min_len);
 
 // "3s ago", "5m ago", "2h ago", "4d ago" from an RFC 3339 time.
 std::string relative_time(const std::string& rfc3339);

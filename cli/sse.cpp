@@ -1,5 +1,7 @@
 #include "cli/sse.h"
 
+#include <iostream>
+
 #include <httplib.h>
 
 #include "cli/client.h"
@@ -55,7 +57,8 @@ void SseParser::line(const std::string& l, const std::function<void(const SseEve
 
 StreamResult follow_stream(const std::string& base_url, const std::string& path,
                            const std::string& last_id,
-                           const std::function<bool(const SseEvent&)>& on_event, int idle_timeout_s) {
+                           const std::function<bool(const SseEvent&)>& on_event, int idle_timeout_s,
+                           const std::function<void()>& on_connected) {
   StreamResult result;
   result.last_id = last_id;
   httplib::Client client(base_url);
@@ -74,6 +77,7 @@ StreamResult follow_stream(const std::string& base_url, const std::string& path,
       [&](const httplib::Response& res) {
         status = res.status;
         for (const auto& [k, v] : res.headers) result.response.headers.emplace(k, v);
+        if (status == 200 && on_connected) on_connected();
         return true;
       },
       [&](const char* data, size_t len) {
@@ -108,6 +112,18 @@ StreamResult follow_stream(const std::string& base_url, const std::string& path,
   result.response.json = nlohmann::json::parse(error_body, nullptr, false);
   if (result.response.json.is_discarded()) result.response.json = nullptr;
   return result;
+}
+
+void ConnectionNotices::lost() {
+  if (m_lost) return;
+  m_lost = true;
+  std::cerr << "asyncops: connection lost, retrying" << std::endl;
+}
+
+void ConnectionNotices::connected() {
+  if (!m_lost) return;
+  m_lost = false;
+  std::cerr << "asyncops: connection back" << std::endl;
 }
 
 }  // namespace asyncops

@@ -50,10 +50,23 @@ struct StreamResult {
 };
 
 // GETs path as an event stream, sending Last-Event-ID when last_id is not
-// empty. on_event returns false to stop.
+// empty. on_event returns false to stop. on_connected, if set, is called
+// once the server has answered 200 (before any event).
 StreamResult follow_stream(const std::string& base_url, const std::string& path,
                            const std::string& last_id,
                            const std::function<bool(const SseEvent&)>& on_event,
-                           int idle_timeout_s = 60);
+                           int idle_timeout_s = 60, const std::function<void()>& on_connected = nullptr);
+
+// Tells the user on stderr when a followed stream drops and when it is back
+// (tail, watch): one line each, not one per retry.
+class ConnectionNotices {
+ public:
+  void lost();       // "connection lost, retrying"
+  void connected();  // "connection back" after a loss
+  bool is_lost() const { return m_lost; }
+
+ private:
+  bool m_lost = false;
+};
 
 }  // namespace asyncops

@@ -17,6 +17,7 @@
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/op_ref.h"
 #include "daemon/store.h"
 #include "shared/clock.h"
 
@@ -225,7 +226,8 @@ int cmd_store_ops(const GlobalOptions& g, const std::string& data_dir_flag, cons
   return exit_code::ok;
 }
 
-int cmd_store_history(const GlobalOptions& g, const std::string& data_dir_flag, const std::string& op_id) {
+int cmd_store_history(const GlobalOptions& g, const std::string& data_dir_flag, const std::string& op_ref) {
+  std::string op_id = op_ref_text(op_ref);  // also /operations/ID and its URL
   std::string path = store_file(g.data_dir(data_dir_flag));
   auto db = open_readonly(path);
   if (!db) return exit_code::error;

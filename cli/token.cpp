@@ -1,10 +1,13 @@
 // asyncops token add|list|revoke (issue 7): edits DATA_DIR/tokens, which
-// holds only SHA-256 hashes. The daemon picks changes up within a second.
+// holds only SHA-256 hashes. The daemon re-reads the file when a token it
+// does not know arrives, so a new token works as soon as `token add` returns,
+// and sees other changes within a second.
 #include <cstdio>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
+#include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/token_commands.h"
 #include "daemon/auth.h"
@@ -14,12 +17,12 @@
 namespace asyncops {
 namespace {
 
-std::string tokens_path(const std::string& data_dir, const std::string& file) {
+std::string tokens_path(const GlobalOptions& g, const std::string& data_dir, const std::string& file) {
   if (!file.empty()) return file;
-  return (data_dir.empty() ? default_data_dir() : data_dir) + "/tokens";
+  return g.data_dir(data_dir) + "/tokens";
 }
 
-int token_add(const std::string& path, const std::string& principal, const std::string& role_text) {
+int token_add(const Output& out, const std::string& path, const std::string& principal, const std::string& role_text) {
   auto role = parse_role(role_text);
   if (!role) {
     std::cerr << "asyncops: --role must be submitter, reader or admin" << std::endl;
@@ -43,23 +46,44 @@ int token_add(const std::string& path, const std::string& principal, const std::
   }
   std::string token = new_token();
   std::string hash = sha256_hex(token);
+  bool first = entries.value().empty();
   entries.value().push_back({hash, principal, *role});
   if (auto w = write_tokens_file(path, entries.value()); !w) {
     std::cerr << "asyncops: " << w.error() << std::endl;
     return exit_code::error;
   }
+  if (first) {
+    // Until now the daemon served local clients without a token; say so
+    // before the operator's next tokenless command gets a 401.
+    std::cerr << "asyncops: this is the first token: from now on every request needs a token "
+                 "(--token or ASYNCOPS_TOKEN), local ones too"
+              << std::endl;
+  }
+  if (out.format != OutputFormat::table) {
+    out.value({{"principal", principal}, {"role", to_string(*role)}, {"hash", "sha256:" + hash}, {"file", path},
+               {"token", token}});
+    return exit_code::ok;
+  }
   std::cout << "added a " << to_string(*role) << " token for " << principal << " (sha256:" << hash.substr(0, 12)
             << ") to " << path << "\n"
-            << "it is shown only once; send it as: Authorization: Bearer <token>\n"
+            << "it is shown only once; send it with --token, ASYNCOPS_TOKEN or Authorization: Bearer <token>\n"
             << token << std::endl;
   return exit_code::ok;
 }
 
-int token_list(const std::string& path) {
+int token_list(const Output& out, const std::string& path) {
   auto entries = read_tokens_file(path);
   if (!entries) {
     std::cerr << "asyncops: " << entries.error() << std::endl;
     return exit_code::error;
+  }
+  if (out.format != OutputFormat::table) {
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& e : entries.value()) {
+      items.push_back({{"principal", e.principal}, {"role", to_string(e.role)}, {"hash", "sha256:" + e.hash}});
+    }
+    out.list(items);
+    return exit_code::ok;
   }
   std::printf("%-24s %-10s %s\n", "PRINCIPAL", "ROLE", "HASH");
   for (const auto& e : entries.value()) {
@@ -101,7 +125,7 @@ int token_revoke(const std::string& path, const std::string& what) {
 
 }  // namespace
 
-void add_token_commands(CLI::App& app, int& result) {
+void add_token_commands(CLI::App& app, const GlobalOptions& g, std::function<int()>& run) {
   auto* token = app.add_subcommand("token", "Manage API tokens (DATA_DIR/tokens holds only their hashes)");
   token->require_subcommand(1);
   token->fallthrough();  // `token add --data-dir D` as well as `token --data-dir D add`
@@ -114,28 +138,35 @@ void add_token_commands(CLI::App& app, int& result) {
       ->capture_default_str()
       ->check(CLI::IsMember({"submitter", "reader", "admin"}));
   add->footer("Example:\n  TOKEN=$(asyncops token add --principal ann --role submitter | tail -n1)");
-  add->callback([&result] { result = token_add(tokens_path(data_dir, file), principal, role); });
+  add->callback([&] { run = [&] { return token_add(g.out(), tokens_path(g, data_dir, file), principal, role); }; });
   auto* list = token->add_subcommand("list", "List tokens: principal, role, hash prefix");
-  list->callback([&result] { result = token_list(tokens_path(data_dir, file)); });
+  list->callback([&] { run = [&] { return token_list(g.out(), tokens_path(g, data_dir, file)); }; });
   auto* revoke = token->add_subcommand("revoke", "Revoke a principal's tokens, or one token by hash prefix");
   revoke->add_option("WHAT", what, "PRINCIPAL or HASHPREFIX")->required();
-  revoke->callback([&result] { result = token_revoke(tokens_path(data_dir, file), what); });
+  revoke->callback([&] { run = [&] { return token_revoke(tokens_path(g, data_dir, file), what); }; });
 
   auto* keygen = app.add_subcommand("keygen", "Print a ZeroMQ CURVE key pair (Z85) for asyncopsd or a worker");
   keygen->footer(
       "Example:\n  asyncops keygen > daemon.key   # asyncopsd --curve-secret-key-file daemon.key\n"
       "  asyncops keygen > worker.key   # grep public-key worker.key >> allowed-keys");
-  keygen->callback([&result] {
-    auto kp = curve_keypair();
-    if (!kp) {
-      std::cerr << "asyncops: " << kp.error() << std::endl;
-      result = exit_code::error;
-      return;
-    }
-    std::cout << "# ZeroMQ CURVE key pair; keep this file private (chmod 600)\n"
-              << "public-key " << kp.value().public_key << "\n"
-              << "secret-key " << kp.value().secret_key << std::endl;
-    result = exit_code::ok;
+  keygen->callback([&] {
+    run = [&] {
+      auto kp = curve_keypair();
+      if (!kp) {
+        std::cerr << "asyncops: " << kp.error() << std::endl;
+        return exit_code::error;
+      }
+      Output out = g.out();
+      if (out.format != OutputFormat::table) {
+        out.value({{"public_key", kp.value().public_key}, {"secret_key", kp.value().secret_key}});
+        return exit_code::ok;
+      }
+      // The key file format that asyncopsd and asyncops-worker read.
+      std::cout << "# ZeroMQ CURVE key pair; keep this file private (chmod 600)\n"
+                << "public-key " << kp.value().public_key << "\n"
+                << "secret-key " << kp.value().secret_key << std::endl;
+      return exit_code::ok;
+    };
   });
 }
 

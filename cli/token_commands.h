@@ -1,9 +1,13 @@
 #pragma once
-// Registers `asyncops token ...` and `asyncops keygen` (issue 7).
+// Registers `asyncops token ...` and `asyncops keygen` (issue 7). Like every
+// command, each sets run, called once the configuration is complete.
+#include <functional>
+
 namespace CLI {
 class App;
 }
 
 namespace asyncops {
-void add_token_commands(CLI::App& app, int& result);
+struct GlobalOptions;
+void add_token_commands(CLI::App& app, const GlobalOptions& g, std::function<int()>& run);
 }  // namespace asyncops

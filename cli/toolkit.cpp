@@ -63,8 +63,10 @@ void print_settings(const Output& out, const nlohmann::json& j) {
 
 std::string GlobalOptions::data_dir(const std::string& flag) const {
   if (!flag.empty()) return flag;
+  if (!global_data_dir.empty()) return global_data_dir;
   if (const char* d = std::getenv("ASYNCOPS_DATA_DIR"); d && *d) return d;
   if (!file_data_dir.empty()) return file_data_dir;
+  if (!current_data_dir.empty()) return current_data_dir;
   return default_data_dir();
 }
 

@@ -18,6 +18,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/current.h"
 #include "cli/exit_codes.h"
 #include "cli/programs.h"
 #include "cli/restart_policy.h"
@@ -194,6 +195,9 @@ int cmd_up(const GlobalOptions& g, const UpOptions& o) {
   for (size_t i = 1; i < children.size(); ++i) launch(children[i]);
   double ready_s = std::chrono::duration<double>(Clock::now() - start_time).count();
   std::cout << url << std::endl;
+  // Other shells find this daemon through the per-user pointer (issue 16).
+  CurrentDaemon self{url, data_dir, static_cast<long>(::getpid())};
+  if (auto err = write_current_daemon(self); !err.empty()) print_error(err + "; other shells need --url " + url);
   std::cerr << "asyncops: up in " << static_cast<int>(ready_s * 1000) << " ms; data dir " << data_dir
             << ", " << o.workers << " worker" << (o.workers == 1 ? "" : "s")
             << "; Ctrl-C stops everything" << std::endl;
@@ -207,6 +211,7 @@ int cmd_up(const GlobalOptions& g, const UpOptions& o) {
     int sig = sigtimedwait(&signals, &info, &ts);
     if (sig == SIGINT || sig == SIGTERM) {
       std::cerr << "asyncops: stopping" << std::endl;
+      remove_current_daemon_if(self);
       return stop_all(exit_code::ok);
     }
     // Reap whatever exited, and schedule its restart (cli/restart_policy.h).

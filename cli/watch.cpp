@@ -14,6 +14,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/op_ref.h"
 #include "cli/sse.h"
 
 namespace asyncops {
@@ -64,52 +65,76 @@ int follow_operation(const GlobalOptions& g, const std::string& op_id, double ti
   };
   bool done = false;
   bool timed_out = false;
+  bool ever_connected = false;
   std::string last_id;
-  auto result = follow_stream(
-      g.url, "/operations/" + url_encode(op_id) + "/events", last_id,
-      [&](const SseEvent& e) {
-        json op = json::parse(e.data, nullptr, false);
-        if (!op.is_object()) return true;
-        *final_op = op;
-        on_change(op);
-        if (op.value("done", false)) {
-          done = true;
-          return false;
-        }
-        if (Clock::now() >= deadline) {
-          timed_out = true;
-          return false;
-        }
-        return true;
-      },
-      remaining_s());
-  if (done) return exit_code_for_state(str(*final_op, "state"));
-  if (result.end == StreamEnd::http_error) {
-    print_error(result.response.describe());
-    return exit_code::error;
-  }
-  if (timed_out || Clock::now() >= deadline) {
-    print_error("timed out waiting for " + op_id + " (still " + str(*final_op, "state") + ")");
-    return exit_code::timed_out;
-  }
-  if (result.end == StreamEnd::broken && !result.response.transport_error.empty() && final_op->is_null()) {
-    // Never connected: the daemon is not there.
-    ApiClient probe(g.url);
-    ApiResponse r = probe.get("/healthz", 3);
-    if (!r.reached) {
-      print_error(r.describe());
+  ConnectionNotices notices;
+  for (int failures = 0;; ++failures) {
+    auto result = follow_stream(
+        g.url, "/operations/" + url_encode(op_id) + "/events", last_id,
+        [&](const SseEvent& e) {
+          json op = json::parse(e.data, nullptr, false);
+          if (!op.is_object()) return true;
+          *final_op = op;
+          on_change(op);
+          if (op.value("done", false)) {
+            done = true;
+            return false;
+          }
+          if (Clock::now() >= deadline) {
+            timed_out = true;
+            return false;
+          }
+          return true;
+        },
+        remaining_s(),
+        [&] {
+          ever_connected = true;
+          failures = 0;
+          notices.connected();
+        });
+    last_id = result.last_id;
+    if (done) return exit_code_for_state(str(*final_op, "state"));
+    if (result.end == StreamEnd::http_error) {
+      print_error(result.response.describe());
+      return exit_code::error;
+    }
+    if (timed_out || Clock::now() >= deadline) {
+      print_error("timed out waiting for " + op_id + " (still " + str(*final_op, "state") + ")");
+      return exit_code::timed_out;
+    }
+    if (!ever_connected && failures == 0) {
+      // Never connected: is the daemon there at all?
+      ApiClient probe(g.url);
+      ApiResponse r = probe.get("/healthz", 3);
+      if (!r.reached) {
+        print_error(r.describe());
+        return exit_code::unreachable;
+      }
+    }
+    // The stream broke (the daemon died or restarts): say so once, and
+    // reconnect with Last-Event-ID so that no change is missed.
+    if (ever_connected) notices.lost();
+    if (failures >= 120) {
+      print_error(result.response.describe());
       return exit_code::unreachable;
     }
+    auto pause = std::chrono::milliseconds(std::min(2000, 250 * (failures + 1)));
+    if (Clock::now() + pause > deadline) pause = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    std::this_thread::sleep_for(std::max(pause, std::chrono::milliseconds(0)));
   }
-  // The stream broke or ended early: fall back to long-polling.
-  double left = timeout_s > 0 ? std::chrono::duration<double>(deadline - Clock::now()).count() : 0;
-  json before = *final_op;
-  int code = wait_for_operation(g, op_id, timeout_s > 0 ? std::max(0.5, left) : 0, final_op);
-  if (*final_op != before && final_op->is_object()) on_change(*final_op);
-  return code;
 }
 
-int cmd_watch(const GlobalOptions& g, const std::string& op_id, double timeout_s) {
+int cmd_watch(const GlobalOptions& g, const std::string& op_ref, double timeout_s) {
+  std::string op_id;
+  {
+    ApiClient client(g.url);
+    ResolvedOp op = resolve_op(client, op_ref);
+    if (!op.error.empty()) {
+      print_error(op.error);
+      return op.exit_code;
+    }
+    op_id = op.id;
+  }
   install_interrupt_handler(130);
   Output out = g.out();
   bool header = false;
@@ -138,6 +163,9 @@ int cmd_tail(const GlobalOptions& g, const std::string& state, const std::string
   install_interrupt_handler(exit_code::ok);  // Ctrl-C is how tail ends
   Output out = g.out();
   bool board = out.format == OutputFormat::table && ::isatty(STDOUT_FILENO);
+  // Into a pipe tail writes JSON lines unless -o table was asked for (flag,
+  // ASYNCOPS_OUTPUT or the config file): then one table line per change.
+  bool lines = !board && out.format == OutputFormat::table && g.output == "table" && !g.json;
   std::string query;
   if (!state.empty()) query += (query.empty() ? "?" : "&") + std::string("state=") + url_encode(state);
   if (!name.empty()) query += (query.empty() ? "?" : "&") + std::string("name=") + url_encode(name);
@@ -171,11 +199,24 @@ int cmd_tail(const GlobalOptions& g, const std::string& state, const std::string
 
   std::string last_id;
   int failures = 0;
+  bool ever_connected = false;
+  ConnectionNotices notices;
   for (;;) {
+    auto on_connected = [&] {
+      ever_connected = true;
+      failures = 0;
+      notices.connected();
+    };
     auto result = follow_stream(g.url, "/events" + query, last_id, [&](const SseEvent& e) {
       failures = 0;
       json op = json::parse(e.data, nullptr, false);
       if (!op.is_object()) return true;
+      if (lines) {
+        std::string code_s = str(op, "code");
+        std::cout << clock_part(str(op, "updated_at")) << "  " << str(op, "id") << "  " << str(op, "name") << "  "
+                  << str(op, "state") << (code_s.empty() ? "" : "  " + code_s) << std::endl;
+        return true;
+      }
       if (!board) {
         std::cout << op.dump() << std::endl;
         return true;
@@ -189,7 +230,7 @@ int cmd_tail(const GlobalOptions& g, const std::string& state, const std::string
       }
       redraw();
       return true;
-    });
+    }, 60, on_connected);
     last_id = result.last_id;
     if (result.end == StreamEnd::http_error) {
       print_error(result.response.describe());
@@ -199,7 +240,8 @@ int cmd_tail(const GlobalOptions& g, const std::string& state, const std::string
       print_error(result.response.describe());
       return exit_code::unreachable;
     }
-    if (failures == 1 && result.end == StreamEnd::broken && last_id.empty()) {
+    if (ever_connected) notices.lost();  // then "connection back" once a reconnect is answered
+    if (failures == 1 && result.end == StreamEnd::broken && !ever_connected) {
       ApiClient probe(g.url);
       if (!probe.get("/healthz", 3).reached) {
         print_error(result.response.describe());

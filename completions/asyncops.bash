@@ -7,6 +7,21 @@ _asyncops_recent_ids() {
         sed -n 's/^.*"id":"\([^"]*\)".*$/\1/p'
 }
 
+_asyncops_unfinished_ids() {
+    # What cancel can act on: pending and processing operations only.
+    local s
+    for s in pending processing; do
+        asyncops list -o jsonl --limit 20 --state "$s" 2>/dev/null |
+            sed -n 's/^.*"id":"\([^"]*\)".*$/\1/p'
+    done
+}
+
+_asyncops_paths() {
+    # Paths for submit METHOD: those of the embedded default route table (a
+    # --routes file of the daemon is not known to the CLI).
+    printf '%s\n' /users /users/
+}
+
 _asyncops_principals() {
     # Principals in the local tokens file (asyncops token list: a header, then PRINCIPAL ROLE HASH).
     asyncops token list 2>/dev/null | sed -n '2,$s/^\([^ ]*\) .*$/\1/p'
@@ -23,8 +38,8 @@ _asyncops() {
         cword=$COMP_CWORD
     fi
 
-    local commands="up submit get list watch tail cancel workers stats store token keygen config version daemon worker"
-    local global="--url -o --output --json --config --token --cacert --help --version"
+    local commands="up submit get list watch tail cancel forget workers stats store token keygen config version help daemon worker"
+    local global="--url -o --output --json --config --token --cacert --data-dir --help --version"
     local states="pending processing completed rejected failed canceled"
 
     case "$prev" in
@@ -45,7 +60,7 @@ _asyncops() {
             -*) ;;
             *)
                 case "${words[i-1]}" in
-                    -o|--output|--url|--config|--data-dir|--state|--name|--limit) continue ;;
+                    -o|--output|--url|--config|--data-dir|--state|--name|--limit|--since|--cursor|--older-than) continue ;;
                     --token|--cacert|--tokens|--principal|--role) continue ;;
                 esac
                 if [[ -z $cmd ]]; then cmd="${words[i]}"
@@ -64,11 +79,24 @@ _asyncops() {
         up) opts="--data-dir --listen --workers --service --sync --routes" ;;
         submit)
             opts="-d --data -w --wait --timeout --idempotency-key"
-            if [[ $cur != -* ]]; then COMPREPLY=($(compgen -W "POST PUT PATCH DELETE" -- "$cur")); return; fi ;;
-        get|cancel|watch)
+            if [[ $cur != -* ]]; then
+                # The method first, then a path (not the methods again).
+                local n=0
+                for ((i = 1; i < cword; i++)); do [[ ${words[i]} == submit ]] && n=$((cword - i)); done
+                if ((n <= 1)); then COMPREPLY=($(compgen -W "POST PUT PATCH DELETE" -- "$cur"))
+                else COMPREPLY=($(compgen -W "$(_asyncops_paths)" -- "$cur")); fi
+                return
+            fi ;;
+        get|watch|forget)
             [[ $cmd == watch ]] && opts="--timeout"
+            [[ $cmd == forget ]] && opts="-y --yes"
             if [[ $cur != -* ]]; then COMPREPLY=($(compgen -W "$(_asyncops_recent_ids)" -- "$cur")); return; fi ;;
-        list) opts="--state --name --since --limit --cursor" ;;
+        cancel)
+            opts="--state --name --older-than -y --yes"
+            if [[ $cur != -* ]]; then COMPREPLY=($(compgen -W "$(_asyncops_unfinished_ids)" -- "$cur")); return; fi ;;
+        help)
+            COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
+        list) opts="--state --name --since --limit --cursor --all" ;;
         tail) opts="--state --name" ;;
         stats) opts="--data-dir" ;;
         config) opts="--daemon" ;;
@@ -93,6 +121,8 @@ _asyncops() {
                     return ;;
                 ops) opts="--state --name --since --limit" ;;
                 prune) opts="--older-than" ;;
+                history)
+                    if [[ $cur != -* ]]; then COMPREPLY=($(compgen -W "$(_asyncops_recent_ids)" -- "$cur")); return; fi ;;
             esac ;;
     esac
     COMPREPLY=($(compgen -W "$opts $global" -- "$cur"))

@@ -1,7 +1,13 @@
 # fish completion for asyncops. Installed as share/fish/vendor_completions.d/asyncops.fish.
 
-set -l commands up submit get list watch tail cancel workers stats store token keygen config version daemon worker
+set -l commands up submit get list watch tail cancel forget help workers stats store token keygen config version daemon worker
 set -l states pending processing completed rejected failed canceled
+
+function __asyncops_unfinished_ids
+    for s in pending processing
+        asyncops list -o jsonl --limit 20 --state $s 2>/dev/null | sed -n 's/^.*"id":"\([^"]*\)".*$/\1/p'
+    end
+end
 
 function __asyncops_recent_ids
     asyncops list -o jsonl --limit 20 2>/dev/null | sed -n 's/^.*"id":"\([^"]*\)".*$/\1/p'
@@ -14,6 +20,7 @@ complete -c asyncops -l json -d 'Same as -o json'
 complete -c asyncops -l config -r -F -d 'Configuration file'
 complete -c asyncops -l token -x -d 'API token (Authorization: Bearer)'
 complete -c asyncops -l cacert -r -F -d 'CA certificate (PEM) for https:// URLs'
+complete -c asyncops -l data-dir -x -a '(__fish_complete_directories)' -d 'Data dir'
 complete -c asyncops -l help -d 'Show help'
 complete -c asyncops -l version -d 'Show version'
 
@@ -23,7 +30,9 @@ complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a get -d 'S
 complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a list -d 'List operations'
 complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a watch -d 'Follow one operation'
 complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a tail -d 'Follow every operation'
-complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a cancel -d 'Cancel an operation'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a cancel -d 'Cancel operations, by ids or filters'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a forget -d 'Forget finished operations'
+complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a help -d 'Show the help of a command'
 complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a workers -d 'List live workers'
 complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a stats -d 'Counts, backlog and rates'
 complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a store -d 'Work on the store file'
@@ -34,14 +43,22 @@ complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a version -
 complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a daemon -d 'Run asyncopsd'
 complete -c asyncops -n "not __fish_seen_subcommand_from $commands" -a worker -d 'Run asyncops-worker'
 
-complete -c asyncops -n "__fish_seen_subcommand_from get watch cancel" -a '(__asyncops_recent_ids)' -d 'Operation'
+complete -c asyncops -n "__fish_seen_subcommand_from get watch forget history" -a '(__asyncops_recent_ids)' -d 'Operation'
+complete -c asyncops -n "__fish_seen_subcommand_from cancel" -a '(__asyncops_unfinished_ids)' -d 'Unfinished operation'
+complete -c asyncops -n "__fish_seen_subcommand_from cancel" -l state -x -a 'pending processing' -d 'State'
+complete -c asyncops -n "__fish_seen_subcommand_from cancel" -l name -x -d 'Command name'
+complete -c asyncops -n "__fish_seen_subcommand_from cancel" -l older-than -x -d 'Age, e.g. 10m'
+complete -c asyncops -n "__fish_seen_subcommand_from cancel forget" -s y -l yes -d 'No confirmation'
+complete -c asyncops -n "__fish_seen_subcommand_from help" -a "$commands"
+complete -c asyncops -n "__fish_seen_subcommand_from list" -l all -d 'Follow every page'
 complete -c asyncops -n "__fish_seen_subcommand_from watch submit" -l timeout -x -d 'Seconds'
 complete -c asyncops -n "__fish_seen_subcommand_from list tail store" -l state -x -a "$states" -d 'State'
 complete -c asyncops -n "__fish_seen_subcommand_from list tail store" -l name -x -d 'Command name'
 complete -c asyncops -n "__fish_seen_subcommand_from list store" -l limit -x -d 'How many'
-complete -c asyncops -n "__fish_seen_subcommand_from list store" -l since -x -d 'RFC 3339 time'
+complete -c asyncops -n "__fish_seen_subcommand_from list store" -l since -x -d 'Duration (list) or RFC 3339 time'
 complete -c asyncops -n "__fish_seen_subcommand_from list" -l cursor -x -d 'Cursor'
-complete -c asyncops -n "__fish_seen_subcommand_from submit" -a 'POST PUT PATCH DELETE'
+complete -c asyncops -n "__fish_seen_subcommand_from submit; and not __fish_seen_subcommand_from POST PUT PATCH DELETE" -a 'POST PUT PATCH DELETE'
+complete -c asyncops -n "__fish_seen_subcommand_from submit; and __fish_seen_subcommand_from POST PUT PATCH DELETE" -a '/users /users/'
 complete -c asyncops -n "__fish_seen_subcommand_from submit" -s d -l data -x -d 'JSON body, @file or @-'
 complete -c asyncops -n "__fish_seen_subcommand_from submit" -s w -l wait -d 'Wait for the end'
 complete -c asyncops -n "__fish_seen_subcommand_from submit" -l idempotency-key -x -d 'Idempotency key'

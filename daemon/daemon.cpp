@@ -558,7 +558,8 @@ int daemon_main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;  // --help/--version exit 0; every usage error is the documented 2
   }
   // The config file: its [daemon] section fills what no flag or env set.
   bool explicit_config = !config_path.empty() || std::getenv("ASYNCOPS_CONFIG") != nullptr;

@@ -454,9 +454,6 @@ ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, cons
 }
 
 ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req, const Params& params) {
-  // From here until accept() (or an error reply), the committer knows this
-  // request is coming and may hold a commit briefly to take it along.
-  GroupCommitter::Arrival arrival(m_committer);
   if (req.body.size() > m_options.max_body_bytes) {
     return problem_reply({413, "", "the body is larger than " + std::to_string(m_options.max_body_bytes) +
                                        " bytes", "body_too_large", "", {}});
@@ -568,7 +565,7 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
   op.created_at = op.updated_at = now_ms();
 
   OwnershipCheck owners = ownership_check(m_routes, route, req, op.resource);
-  auto committed = m_committer.accept(std::move(op), key, &arrival, std::move(owners));
+  auto committed = m_committer.accept(std::move(op), key, std::move(owners));
   if (!committed) {
     ApiReply r = problem_reply({503, "", "the operation could not be stored; try again",
                                 "store_unavailable", "", {}});

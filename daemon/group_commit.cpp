@@ -9,8 +9,8 @@
 
 namespace asyncops {
 
-GroupCommitter::GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch, Windows windows)
-    : m_writer(std::move(writer)), m_hooks(std::move(hooks)), m_max_batch(max_batch), m_windows(windows) {
+GroupCommitter::GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch)
+    : m_writer(std::move(writer)), m_hooks(std::move(hooks)), m_max_batch(max_batch < 1 ? 1 : max_batch) {
   m_counters.unfinished = m_writer->count_unfinished();
 }
 
@@ -30,34 +30,6 @@ void GroupCommitter::stop() {
   }
   m_cv.notify_all();
   if (m_thread.joinable()) m_thread.join();
-}
-
-GroupCommitter::Arrival::Arrival(GroupCommitter& gc) : m_gc(gc) { ++m_gc.m_arriving; }
-
-GroupCommitter::Arrival::~Arrival() {
-  bool last = false;
-  {
-    std::lock_guard<std::mutex> lock(m_gc.m_mutex);
-    if (!m_active) return;  // accept() ended it
-    m_active = false;
-    last = --m_gc.m_arriving == 0 && m_gc.m_urgent > 0;
-  }
-  if (last) m_gc.m_cv.notify_one();  // nobody else is coming: commit what waits
-}
-
-GroupCommitter::Job& GroupCommitter::push_locked(bool urgent) {
-  auto now = std::chrono::steady_clock::now();
-  if (m_queue.empty()) m_first_at = now;
-  if (urgent && m_urgent++ == 0) m_urgent_at = now;
-  m_queue.emplace_back();
-  return m_queue.back();
-}
-
-bool GroupCommitter::wake_locked(bool urgent) const {
-  if (m_idle || m_queue.size() >= m_windows.eager) return true;
-  // The first accept of a batch wakes a commit thread that waits out the
-  // longer events window, so that it waits at most the accept window.
-  return urgent && (m_arriving.load() == 0 || m_urgent == 1);
 }
 
 Result<Change> GroupCommitter::accept(OperationRecord op) {
@@ -85,27 +57,26 @@ void GroupCommitter::Waiter::set(Result<Accepted> r) {
 }
 
 template <class Fill>
-bool GroupCommitter::enqueue(bool urgent, Fill&& fill) {
+bool GroupCommitter::enqueue(bool blocking, Fill&& fill) {
   bool wake;
   {
     std::lock_guard<std::mutex> lock(m_mutex);
-    if (urgent && m_stopping) return false;
+    if (blocking && m_stopping) return false;
     fill();
-    wake = wake_locked(urgent);
+    // Only an idle commit thread needs a wake-up (and only one: the first
+    // job's); a busy one looks at the queue when its commit is done.
+    wake = m_idle;
+    m_idle = false;
   }
   if (wake) m_cv.notify_one();
   return true;
 }
 
 Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, const IdempotencyKey& key,
-                                                        Arrival* arrival, OwnershipCheck owners) {
+                                                        OwnershipCheck owners) {
   Waiter done;
   bool queued = enqueue(true, [&] {
-    if (arrival && arrival->m_active) {
-      arrival->m_active = false;
-      --m_arriving;
-    }
-    Job& job = push_locked(true);
+    Job& job = m_queue.emplace_back();
     job.type = Job::accept_op;
     job.op.emplace(std::move(op));
     job.has_key = !key.key.empty();
@@ -113,7 +84,6 @@ Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, cons
     job.owners = std::move(owners);
     job.done = &done;
   });
-  // Not queued (stopping): the arrival, still active, ends when it is destroyed.
   if (!queued) return Error{"the daemon is shutting down"};
   return done.wait();
 }
@@ -121,7 +91,7 @@ Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, cons
 Result<bool> GroupCommitter::run(WriteFn fn) {
   Waiter done;
   bool queued = enqueue(true, [&] {
-    Job& job = push_locked(true);
+    Job& job = m_queue.emplace_back();
     job.type = Job::write;
     job.fn = std::move(fn);
     job.done = &done;
@@ -134,14 +104,14 @@ Result<bool> GroupCommitter::run(WriteFn fn) {
 
 void GroupCommitter::run_async(WriteFn fn) {
   enqueue(false, [&] {
-    Job& job = push_locked(false);
+    Job& job = m_queue.emplace_back();
     job.type = Job::write;
     job.fn = std::move(fn);
   });
 }
 
 void GroupCommitter::submit_event(Event e) {
-  enqueue(false, [&] { push_locked(false).event = std::move(e); });
+  enqueue(false, [&] { m_queue.emplace_back().event = std::move(e); });
 }
 
 size_t GroupCommitter::queued() const {
@@ -152,7 +122,7 @@ size_t GroupCommitter::queued() const {
 void GroupCommitter::submit_events(std::vector<Event>& events) {
   if (events.empty()) return;
   enqueue(false, [&] {
-    for (Event& e : events) push_locked(false).event = std::move(e);
+    for (Event& e : events) m_queue.emplace_back().event = std::move(e);
   });
   events.clear();
 }
@@ -161,7 +131,7 @@ void GroupCommitter::submit_dispatched(std::vector<std::pair<std::string, int>> 
   if (sent.empty()) return;
   enqueue(false, [&] {
     for (auto& [id, attempt] : sent) {
-      Job& job = push_locked(false);
+      Job& job = m_queue.emplace_back();
       job.type = Job::mark_dispatched;
       job.event.request_id = std::move(id);
       job.event.attempt = attempt;
@@ -176,32 +146,17 @@ void GroupCommitter::run() {
     if (m_queue.empty()) {
       if (m_stopping) return;  // everything is applied
       m_idle = true;
-      m_cv.wait(lock);
+      m_cv.wait(lock, [this] { return !m_queue.empty() || m_stopping; });
       m_idle = false;
       continue;
     }
-    // Commit now, or wait a little for company (see Windows).
-    bool now_ready = m_stopping || m_queue.size() >= m_windows.eager;
-    std::chrono::steady_clock::time_point deadline;
-    if (m_urgent > 0) {
-      now_ready = now_ready || m_arriving.load() == 0;
-      deadline = m_urgent_at + m_windows.accept;
-    } else {
-      deadline = m_first_at + m_windows.events;
-    }
-    if (!now_ready && std::chrono::steady_clock::now() < deadline) {
-      m_cv.wait_until(lock, deadline);
-      continue;
-    }
+    // Everything that queued while the previous commit ran (or the one job
+    // that woke an idle thread), at once: no waiting for company.
     if (m_queue.size() <= m_max_batch) {
       batch.swap(m_queue);
-      m_urgent = 0;
     } else {
       std::move(m_queue.begin(), m_queue.begin() + m_max_batch, std::back_inserter(batch));
       m_queue.erase(m_queue.begin(), m_queue.begin() + m_max_batch);
-      m_urgent = 0;
-      for (const Job& j : m_queue) m_urgent += j.done ? 1 : 0;
-      m_first_at = m_urgent_at = std::chrono::steady_clock::now();
     }
     lock.unlock();
     commit_batch(batch);

@@ -5,8 +5,15 @@
 // callers, notifies the ChangeHub and hands new commands to the dispatcher.
 // So a 202 is sent only after its own commit, without a transaction per
 // request.
+//
+// Batching follows LevelDB's write path (DBImpl::Write and its writers_
+// deque), with the commit thread as the permanent leader: it never waits
+// for company. When it is idle, the first job wakes it and commits at once,
+// alone; while a commit runs, new jobs queue, and the next batch is
+// everything that queued meanwhile (up to max_batch). So an idle system
+// adds no delay, and under load batches grow by themselves with the time
+// a commit takes.
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -22,18 +29,6 @@
 #include "shared/result.h"
 
 namespace asyncops {
-
-// How long a commit may wait for company. Each wake-up of the commit
-// thread and each COMMIT cost far more than one more row in the batch, so
-// a commit with an accept in it waits (at most `accept`) while other
-// command requests are known to be on their way (see Arrival); a commit
-// of events and dispatch marks alone waits at most `events`. A queue of
-// `eager` jobs commits at once.
-struct CommitWindows {
-  std::chrono::microseconds accept{1000};
-  std::chrono::microseconds events{2000};
-  size_t eager = 128;
-};
 
 class GroupCommitter {
  public:
@@ -71,28 +66,9 @@ class GroupCommitter {
   // it appends the changes it makes, which are published after the commit.
   using WriteFn = std::function<void(StoreWriter&, std::vector<Change>&)>;
 
-  using Windows = CommitWindows;
-
-  GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch = 1024,
-                 Windows windows = Windows{});
-
-  // A command request on its way to accept(): while one exists, a commit
-  // holding an accept may wait for it (at most windows.accept), so that
-  // concurrent requests share a transaction. Create it when the request
-  // starts; accept() ends it, and so does its destruction (a request that
-  // fails validation). With none in flight, an accept commits at once.
-  class Arrival {
-   public:
-    explicit Arrival(GroupCommitter& gc);
-    ~Arrival();
-    Arrival(const Arrival&) = delete;
-    Arrival& operator=(const Arrival&) = delete;
-
-   private:
-    friend class GroupCommitter;
-    GroupCommitter& m_gc;
-    bool m_active = true;  // GUARDED_BY(m_gc.m_mutex) once accept() has it
-  };
+  // max_batch: most jobs in one transaction; the rest go in the next one,
+  // which starts right after.
+  GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch = 1024);
   ~GroupCommitter();  // stop()s
 
   void start();
@@ -106,8 +82,7 @@ class GroupCommitter {
   // transaction as the operation is stored, and an ownership check, made
   // in that transaction before anything is written (its claim is recorded
   // with the operation).
-  Result<Accepted> accept(OperationRecord op, const IdempotencyKey& key, Arrival* arrival = nullptr,
-                          OwnershipCheck owners = {});
+  Result<Accepted> accept(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners = {});
   // Runs fn in the next batch and blocks until it is committed. Thread-safe.
   Result<bool> run(WriteFn fn);
   // Runs fn in the next batch without waiting. Thread-safe.
@@ -148,15 +123,12 @@ class GroupCommitter {
   };
   void run();
   void commit_batch(std::vector<Job>& batch);
-  // With m_mutex held: queues a job (urgent: a caller is blocked on it) and
-  // says whether the commit thread must be woken now.
-  Job& push_locked(bool urgent);
-  bool wake_locked(bool urgent) const;
-  // Runs fill (which queues jobs with push_locked) under m_mutex, then wakes
-  // the commit thread if it must. An urgent enqueue on a stopping daemon
-  // queues nothing and returns false: nobody would answer its caller.
+  // Runs fill (which appends jobs to m_queue) under m_mutex, then wakes the
+  // commit thread if it is idle; a busy one takes the jobs with its next
+  // batch. A blocking enqueue (a caller will wait on its job) on a stopping
+  // daemon queues nothing and returns false: nobody would answer its caller.
   template <class Fill>
-  bool enqueue(bool urgent, Fill&& fill);
+  bool enqueue(bool blocking, Fill&& fill);
 
   std::unique_ptr<StoreWriter> m_writer;  // owned by the commit thread once started
   Hooks m_hooks;
@@ -167,11 +139,7 @@ class GroupCommitter {
   std::condition_variable m_cv;
   std::vector<Job> m_queue;  // GUARDED_BY(m_mutex)
   bool m_stopping = false;   // GUARDED_BY(m_mutex)
-  const Windows m_windows;
-  bool m_idle = false;       // GUARDED_BY(m_mutex): the commit thread waits with no deadline
-  size_t m_urgent = 0;       // GUARDED_BY(m_mutex): queued jobs a caller waits on
-  std::chrono::steady_clock::time_point m_first_at, m_urgent_at;  // GUARDED_BY(m_mutex)
-  std::atomic<int> m_arriving{0};  // live Arrivals
+  bool m_idle = false;       // GUARDED_BY(m_mutex): the commit thread waits for a first job
   std::thread m_thread;
 };
 

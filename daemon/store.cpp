@@ -417,9 +417,20 @@ struct StoreWriter::Impl {
   // the table instead.
   static constexpr size_t k_live_max = 32768;
   std::unordered_map<std::string, OperationRecord> live;
+  // The last attempt whose dispatch mark went into history, per unfinished
+  // operation. The mark reaches the writer after the command was sent, so a
+  // worker's `processing` for that attempt can overtake it; the late mark is
+  // still recorded (apply_dispatched). Unknown (evicted, rolled back,
+  // restarted): the mark counts as recorded.
+  std::unordered_map<std::string, int> marked;
+  bool mark_missing(const std::string& id, int attempt) const {
+    auto it = marked.find(id);
+    return it != marked.end() && it->second < attempt;
+  }
   void remember(const OperationRecord& op) {
     if (is_terminal(op.state)) {
       live.erase(op.id);
+      marked.erase(op.id);
       return;
     }
     if (auto it = live.find(op.id); it != live.end()) it->second = without_trees(op);
@@ -492,6 +503,7 @@ void StoreWriter::commit() {
 }
 void StoreWriter::rollback() {
   m->live.clear();  // it may hold changes that are being undone
+  m->marked.clear();
   try {
     m->db.exec("ROLLBACK");
   } catch (const std::exception&) {
@@ -757,7 +769,13 @@ StoreWriter::Applied StoreWriter::apply_dispatched(const std::string& op_id, int
   auto found = m->find(op_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
-  if (op.state != OpState::pending || attempt <= 0) return Applied::ignored;
+  if (attempt <= 0) return Applied::ignored;
+  // Recorded while pending; or late, after the worker's `processing` for
+  // this very attempt overtook it. A mark for another attempt of a running
+  // operation is not history.
+  bool late = op.state == OpState::processing && attempt > 1 && attempt == op.attempt &&
+              m->mark_missing(op.id, attempt);
+  if (op.state != OpState::pending && !late) return Applied::ignored;
   op.attempt = std::max(op.attempt, attempt);
   op.updated_at = now;
   auto& up = m->mark_dispatched;
@@ -767,6 +785,7 @@ StoreWriter::Applied StoreWriter::apply_dispatched(const std::string& op_id, int
   up.bind(3, static_cast<int64_t>(op.seq));
   up.exec();
   m->remember(op);
+  if (m->marked.size() < Impl::k_live_max || m->marked.count(op.id)) m->marked[op.id] = attempt;
   const char* kind = attempt > 1 ? "redelivered" : "dispatched";
   change->seq = m->append_history(op.seq, kind, op.state, "", "", now);
   change->kind = kind;

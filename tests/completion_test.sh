@@ -25,6 +25,12 @@ expect "json jsonl" asyncops -o js
 expect "vacuum" asyncops store va
 expect "--daemon" asyncops config --d
 expect "--wait" asyncops submit POST /users --w
+expect "/users" asyncops submit POST /
+expect "--all --since" asyncops list --
+expect "forget" asyncops fo
+expect "help" asyncops he
+expect "--older-than --yes" asyncops cancel --
+expect "--data-dir" asyncops --d
 [[ $(type -t _asyncops_recent_ids) == function ]] || { echo "FAIL: no id completion"; fail=1; }
 [[ $fail == 0 ]] && echo "bash completion ok"
 exit $fail

@@ -1,7 +1,9 @@
 // asyncops-bench-sse: keeps N Server-Sent Events streams open (one per
-// operation, GET /operations/{id}/events) while commands are submitted, then
-// checks that every watcher received every event of its operation and
-// compares the accept latency of POST /users with and without the watchers.
+// operation, GET /operations/{id}/events) and M WebSocket streams (GET /ws,
+// RFC 6455, one {"subscribe": "<op id>"} each; issue 11) while commands are
+// submitted, then checks that every watcher received every change of its
+// operation and compares the accept latency of POST /users with and without
+// the streams.
 //
 // It starts asyncopsd and asyncops-worker itself (fork/exec) on a data dir,
 // talks to the daemon over raw POSIX sockets on 127.0.0.1 only, and bounds
@@ -31,6 +33,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -39,6 +42,7 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <openssl/sha.h>
 
 #include "shared/clock.h"
 
@@ -445,6 +449,7 @@ json phase_json(const PhaseResult& p) {
 
 struct Watcher {
   std::string op_id;
+  bool ws = false;  // a WebSocket stream (GET /ws) instead of SSE
   int fd = -1;
   enum Phase { idle, connecting, head, body, done, failed } phase = idle;
   std::string out;
@@ -467,15 +472,74 @@ struct Watcher {
   bool clean_end = false;  // terminal event, then the last chunk
   bool event_after_terminal = false;
   int bad_events = 0;
+  // WebSocket
+  std::string ws_key_accept;  // the Sec-WebSocket-Accept the server must send
+  std::string ws_in;          // received bytes not yet parsed into frames
+  std::string ws_msg;         // a fragmented message being assembled
+  bool ws_end = false;        // {"end": id} received
+  int pings = 0;
   std::string error;
   Clock::time_point t_start, t_first;
 };
 
+// ---------------------------------------------------------------- WebSocket client (RFC 6455)
+
+std::string base64(const unsigned char* p, size_t n) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < n; i += 3) {
+    uint32_t v = static_cast<uint32_t>(p[i]) << 16;
+    if (i + 1 < n) v |= static_cast<uint32_t>(p[i + 1]) << 8;
+    if (i + 2 < n) v |= p[i + 2];
+    out += k[(v >> 18) & 63];
+    out += k[(v >> 12) & 63];
+    out += i + 1 < n ? k[(v >> 6) & 63] : '=';
+    out += i + 2 < n ? k[v & 63] : '=';
+  }
+  return out;
+}
+
+// Sec-WebSocket-Accept for a key: base64(SHA-1(key + the RFC's GUID)).
+std::string ws_accept_for(const std::string& key) {
+  std::string s = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(s.data()), s.size(), digest);
+  return base64(digest, sizeof digest);
+}
+
+// One client frame: FIN set, masked with a fresh key (clients must mask).
+std::string ws_frame(uint8_t opcode, const std::string& payload, uint32_t mask_seed) {
+  std::string f;
+  f += static_cast<char>(0x80 | opcode);
+  size_t n = payload.size();
+  if (n < 126) {
+    f += static_cast<char>(0x80 | n);
+  } else if (n < 65536) {
+    f += static_cast<char>(0x80 | 126);
+    f += static_cast<char>(n >> 8);
+    f += static_cast<char>(n & 0xff);
+  } else {
+    f += static_cast<char>(0x80 | 127);
+    for (int k = 7; k >= 0; --k) f += static_cast<char>((static_cast<uint64_t>(n) >> (8 * k)) & 0xff);
+  }
+  unsigned char mask[4] = {static_cast<unsigned char>(mask_seed), static_cast<unsigned char>(mask_seed >> 8),
+                           static_cast<unsigned char>(mask_seed >> 16), static_cast<unsigned char>(mask_seed >> 24)};
+  f.append(reinterpret_cast<char*>(mask), 4);
+  for (size_t i = 0; i < n; ++i) f += static_cast<char>(payload[i] ^ mask[i % 4]);
+  return f;
+}
+
+constexpr size_t k_max_ws_message = 1 << 20;  // a change document is a few KiB at most
+
 class WatcherSet {
  public:
-  WatcherSet(int port, std::vector<std::string> op_ids, int connect_window)
+  // The first sse_count ids are watched over SSE, the rest over WebSocket.
+  WatcherSet(int port, std::vector<std::string> op_ids, size_t sse_count, int connect_window)
       : m_port(port), m_window(connect_window), m_w(op_ids.size()) {
-    for (size_t i = 0; i < op_ids.size(); ++i) m_w[i].op_id = std::move(op_ids[i]);
+    for (size_t i = 0; i < op_ids.size(); ++i) {
+      m_w[i].op_id = std::move(op_ids[i]);
+      m_w[i].ws = i >= sse_count;
+    }
   }
 
   void start() { m_thread = std::thread([this] { loop(); }); }
@@ -499,8 +563,18 @@ class WatcherSet {
       fail(i, std::string("socket/connect: ") + std::strerror(errno));
       return;
     }
-    w.out = "GET /operations/" + w.op_id + "/events HTTP/1.1\r\nHost: 127.0.0.1:" +
-            std::to_string(m_port) + "\r\nAccept: text/event-stream\r\n\r\n";
+    if (w.ws) {
+      unsigned char raw[16];
+      for (auto& b : raw) b = static_cast<unsigned char>(m_rng() & 0xff);
+      std::string key = base64(raw, sizeof raw);
+      w.ws_key_accept = ws_accept_for(key);
+      w.out = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(m_port) +
+              "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+              "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    } else {
+      w.out = "GET /operations/" + w.op_id + "/events HTTP/1.1\r\nHost: 127.0.0.1:" +
+              std::to_string(m_port) + "\r\nAccept: text/event-stream\r\n\r\n";
+    }
     w.phase = Watcher::connecting;
     epoll_event ev{};
     ev.events = EPOLLOUT | EPOLLIN | EPOLLRDHUP;
@@ -534,7 +608,7 @@ class WatcherSet {
 
   void finish(size_t i) {
     Watcher& w = m_w[i];
-    w.clean_end = w.terminal_seen;
+    w.clean_end = w.terminal_seen && (!w.ws || w.ws_end);
     if (!w.terminal_seen) w.error = "stream ended without a terminal state";
     if (w.ids.empty()) --m_pending;
     w.phase = Watcher::done;
@@ -550,7 +624,16 @@ class WatcherSet {
     }
     char* end = nullptr;
     long long id = w.ev_id.empty() ? -1 : std::strtoll(w.ev_id.c_str(), &end, 10);
-    json j = json::parse(w.ev_data, nullptr, false);
+    record_event(i, id, json::parse(w.ev_data, nullptr, false));
+    w.ev_id.clear();
+    w.ev_data.clear();
+    w.ev_has_data = false;
+  }
+
+  // One change for watcher i: SSE's id and data, or WebSocket's seq and
+  // operation.
+  void record_event(size_t i, long long id, const json& j) {
+    Watcher& w = m_w[i];
     std::string state = j.is_object() && j.contains("state") && j["state"].is_string() ? j["state"].get<std::string>() : "";
     if (id < 0 || state.empty() || !j.is_object() || j.value("id", "") != w.op_id) ++w.bad_events;
     if (w.terminal_seen) w.event_after_terminal = true;
@@ -568,9 +651,133 @@ class WatcherSet {
         m_lag.push_back(static_cast<double>(asyncops::now_ms() - at));
       }
     }
-    w.ev_id.clear();
-    w.ev_data.clear();
-    w.ev_has_data = false;
+  }
+
+  // Queues bytes for watcher i and sends what the socket takes now; the
+  // rest goes out when it is writable.
+  void send_bytes(size_t i, const std::string& bytes) {
+    Watcher& w = m_w[i];
+    w.out.erase(0, w.out_off);
+    w.out_off = 0;
+    w.out += bytes;
+    flush(i);
+  }
+  // Sends w.out from w.out_off; false if the watcher failed.
+  bool flush(size_t i) {
+    Watcher& w = m_w[i];
+    while (w.out_off < w.out.size()) {
+      ssize_t n = ::send(w.fd, w.out.data() + w.out_off, w.out.size() - w.out_off, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          epoll_event ev{};
+          ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+          ev.data.u64 = i;
+          ::epoll_ctl(m_ep, EPOLL_CTL_MOD, w.fd, &ev);
+          return true;
+        }
+        fail(i, std::string("send: ") + std::strerror(errno));
+        return false;
+      }
+      w.out_off += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  // One complete text message from the server.
+  void ws_message(size_t i, const std::string& text) {
+    Watcher& w = m_w[i];
+    json j = json::parse(text, nullptr, false);
+    if (!j.is_object()) {
+      ++w.bad_events;
+      return;
+    }
+    if (j.contains("seq") && j.contains("operation")) {
+      long long seq = j["seq"].is_number_integer() ? j["seq"].get<long long>() : -1;
+      record_event(i, seq, j["operation"]);
+    } else if (j.contains("end")) {
+      if (!j["end"].is_string() || j["end"].get<std::string>() != w.op_id) ++w.bad_events;
+      w.ws_end = true;
+      // Done with this stream: a normal close (1000), then our side closes.
+      send_bytes(i, ws_frame(0x8, std::string("\x03\xe8", 2), m_rng()));
+      finish(i);
+    } else if (j.contains("error")) {
+      fail(i, "server error message: " + j["error"].dump().substr(0, 200));
+    } else {
+      ++w.bad_events;
+    }
+  }
+
+  // Parses frames out of w.ws_in. Returns false when the watcher is done.
+  bool ws_bytes(size_t i, const char* p, size_t n) {
+    Watcher& w = m_w[i];
+    w.ws_in.append(p, n);
+    for (;;) {
+      const auto* b = reinterpret_cast<const unsigned char*>(w.ws_in.data());
+      size_t have = w.ws_in.size();
+      if (have < 2) return true;
+      bool fin = b[0] & 0x80;
+      uint8_t op = b[0] & 0x0f;
+      if (b[1] & 0x80) {
+        fail(i, "websocket: the server masked a frame");
+        return false;
+      }
+      uint64_t len = b[1] & 0x7f;
+      size_t hdr = 2;
+      if (len == 126) {
+        if (have < 4) return true;
+        len = (uint64_t{b[2]} << 8) | b[3];
+        hdr = 4;
+      } else if (len == 127) {
+        if (have < 10) return true;
+        len = 0;
+        for (int k = 0; k < 8; ++k) len = (len << 8) | b[2 + k];
+        hdr = 10;
+      }
+      if (len > k_max_ws_message) {
+        fail(i, "websocket: frame of " + std::to_string(len) + " bytes");
+        return false;
+      }
+      if (have < hdr + len) return true;
+      std::string payload = w.ws_in.substr(hdr, static_cast<size_t>(len));
+      w.ws_in.erase(0, hdr + static_cast<size_t>(len));
+      switch (op) {
+        case 0x0:  // continuation
+        case 0x1:  // text
+          if (w.ws_msg.size() + payload.size() > k_max_ws_message) {
+            fail(i, "websocket: message too long");
+            return false;
+          }
+          w.ws_msg += payload;
+          if (fin) {
+            std::string msg;
+            msg.swap(w.ws_msg);
+            ws_message(i, msg);
+            if (w.phase == Watcher::done || w.phase == Watcher::failed) return false;
+          }
+          break;
+        case 0x2:
+          ++w.bad_events;  // the protocol is JSON text frames only
+          break;
+        case 0x8: {
+          int code = payload.size() >= 2 ? (static_cast<unsigned char>(payload[0]) << 8) |
+                                               static_cast<unsigned char>(payload[1])
+                                         : 1005;
+          fail(i, "websocket closed by the server before the end message, code " + std::to_string(code) +
+                      (payload.size() > 2 ? " (" + payload.substr(2, 100) + ")" : ""));
+          return false;
+        }
+        case 0x9:  // ping: answer with a pong carrying its payload
+          ++w.pings;
+          send_bytes(i, ws_frame(0xA, payload, m_rng()));
+          if (w.phase == Watcher::failed) return false;
+          break;
+        case 0xA:
+          break;
+        default:
+          fail(i, "websocket: unknown opcode " + std::to_string(op));
+          return false;
+      }
+    }
   }
 
   void sse_line(size_t i, std::string& line) {
@@ -684,7 +891,8 @@ class WatcherSet {
         return;
       }
       if (n == 0) {
-        fail(i, w.terminal_seen ? "connection closed after the terminal event, before the last chunk"
+        fail(i, w.terminal_seen ? (w.ws ? "connection closed after the terminal event, before the end message"
+                                        : "connection closed after the terminal event, before the last chunk")
                                 : "connection closed before the end of the stream");
         return;
       }
@@ -703,6 +911,21 @@ class WatcherSet {
           return;
         }
         w.status = r.status;
+        if (w.ws) {
+          if (r.status != 101 || lower(r.headers["upgrade"]) != "websocket" ||
+              r.headers["sec-websocket-accept"] != w.ws_key_accept) {
+            fail(i, "websocket handshake refused: HTTP " + std::to_string(r.status) + " upgrade '" +
+                        r.headers["upgrade"] + "' accept '" + r.headers["sec-websocket-accept"] + "'");
+            return;
+          }
+          std::string rest = w.headbuf.substr(end + 4);
+          w.headbuf.clear();
+          w.phase = Watcher::body;
+          send_bytes(i, ws_frame(0x1, json{{"subscribe", w.op_id}}.dump(), m_rng()));
+          if (w.phase == Watcher::failed) return;
+          if (!rest.empty() && !ws_bytes(i, rest.data(), rest.size())) return;
+          continue;
+        }
         if (r.status != 200 || lower(r.headers["transfer-encoding"]).find("chunked") == std::string::npos ||
             lower(r.headers["content-type"]).find("text/event-stream") == std::string::npos) {
           fail(i, "unexpected response: HTTP " + std::to_string(r.status) + " content-type '" +
@@ -715,7 +938,7 @@ class WatcherSet {
         if (!rest.empty() && !body_bytes(i, rest.data(), rest.size())) return;
         continue;
       }
-      if (w.phase == Watcher::body && !body_bytes(i, p, len)) return;
+      if (w.phase == Watcher::body && !(w.ws ? ws_bytes(i, p, len) : body_bytes(i, p, len))) return;
     }
   }
 
@@ -739,7 +962,7 @@ class WatcherSet {
       }
       w.out_off += static_cast<size_t>(n);
     }
-    w.phase = Watcher::head;
+    if (w.phase == Watcher::connecting) w.phase = Watcher::head;
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.u64 = i;
@@ -789,6 +1012,7 @@ class WatcherSet {
   std::atomic<int> m_first{0}, m_finished{0}, m_open{0};
   std::atomic<bool> m_stop{false};
   std::atomic<double> m_connect_all_ms{0};
+  std::mt19937 m_rng{std::random_device{}()};  // WebSocket keys and masks (loop thread only)
   std::thread m_thread;
 };
 
@@ -796,6 +1020,7 @@ class WatcherSet {
 
 struct Options {
   int watchers = 1000;
+  int ws_watchers = 0;
   int commands = 5000;
   int connections = 16;
   int workers = 2;
@@ -860,7 +1085,10 @@ int main(int argc, char** argv) {
   CLI::App app{"asyncops-bench-sse: N SSE watchers while commands are submitted"};
   Options o;
   app.add_option("--watchers", o.watchers, "SSE streams to hold open (one per watched operation)")
-      ->check(CLI::Range(1, 20000));
+      ->check(CLI::Range(0, 20000));
+  app.add_option("--ws-watchers", o.ws_watchers,
+                 "WebSocket streams to hold open (GET /ws, one {\"subscribe\": id} per watched operation)")
+      ->check(CLI::Range(0, 20000));
   app.add_option("--commands", o.commands, "Commands per latency phase")->check(CLI::Range(1, 1000000));
   app.add_option("--connections", o.connections, "Keep-alive connections submitting commands")
       ->check(CLI::Range(1, 256));
@@ -872,8 +1100,13 @@ int main(int argc, char** argv) {
   app.add_option("--deadline", o.deadline_s, "Seconds to wait for every stream to end")
       ->check(CLI::Range(5, 3600));
   app.add_flag("--quick", o.quick, "200 watchers, 1000 commands (unless given)");
-  app.add_option("--daemon", o.daemon_bin, "Path of asyncopsd")->required();
-  app.add_option("--worker", o.worker_bin, "Path of asyncops-worker")->required();
+  app.add_option("--daemon", o.daemon_bin, "Path of asyncopsd (required unless --ws-selftest)");
+  app.add_option("--worker", o.worker_bin, "Path of asyncops-worker (required unless --ws-selftest)");
+  int ws_selftest_port = 0;
+  app.add_option("--ws-selftest", ws_selftest_port,
+                 "Only check the WebSocket client: open --ws-watchers (default 3) streams against "
+                 "asyncops-bench-ws-stub on this port and print what each received")
+      ->check(CLI::Range(1, 65535));
   app.add_option("--data-dir", o.data_dir, "Empty data dir for the daemon (default: a new /tmp/aosse-XXXXXX)");
   app.add_option("--daemon-arg", o.daemon_args, "Extra daemon argument; may repeat");
   app.add_option("--daemon-nofile", o.daemon_nofile,
@@ -889,11 +1122,38 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (o.quick) {
-    if (!watchers_given) o.watchers = 200;
+    if (!watchers_given) o.watchers = o.ws_watchers > 0 ? 0 : 200;
     if (!commands_given) o.commands = 1000;
     o.deadline_s = std::min(o.deadline_s, 60);
   }
   ::signal(SIGPIPE, SIG_IGN);
+  if (ws_selftest_port > 0) {
+    // The stub sends seq 1, 2, 3 (pending, processing, completed; the last
+    // in two fragments) after a ping, then {"end": id}.
+    int n = o.ws_watchers > 0 ? o.ws_watchers : 3;
+    std::vector<std::string> ids;
+    for (int k = 0; k < n; ++k) ids.push_back("op-" + std::to_string(k));
+    WatcherSet set(ws_selftest_port, ids, 0, o.connect_window);
+    set.start();
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (set.finished() < n && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    set.stop();
+    int good = 0;
+    for (const auto& w : set.watchers()) {
+      bool ok = w.clean_end && w.ws_end && w.ids == std::vector<int64_t>{1, 2, 3} && w.bad_events == 0 &&
+                w.pings >= 1 && w.states.size() == 3 && w.states[2] == "completed";
+      good += ok ? 1 : 0;
+      std::printf("%s %s ids=%s states=%s pings=%d clean=%d error='%s'\n", ok ? "OK  " : "FAIL", w.op_id.c_str(),
+                  json(w.ids).dump().c_str(), json(w.states).dump().c_str(), w.pings, w.clean_end ? 1 : 0,
+                  w.error.c_str());
+    }
+    std::printf("ws selftest: %d of %d streams received 1, 2, 3 and the end\n", good, n);
+    return good == n ? 0 : 1;
+  }
+  if (o.daemon_bin.empty() || o.worker_bin.empty()) {
+    std::cerr << "--daemon and --worker are required\n";
+    return 2;
+  }
 
   // One fd per watcher here and in the daemon: raise the soft limit to the
   // hard one (children inherit it).
@@ -902,8 +1162,13 @@ int main(int argc, char** argv) {
   rl.rlim_cur = rl.rlim_max;
   ::setrlimit(RLIMIT_NOFILE, &rl);
   ::getrlimit(RLIMIT_NOFILE, &rl);
-  if (rl.rlim_cur < static_cast<rlim_t>(o.watchers) + 256) {
-    std::cerr << "RLIMIT_NOFILE is " << rl.rlim_cur << ", too low for " << o.watchers << " watchers\n";
+  if (o.watchers + o.ws_watchers < 1) {
+    std::cerr << "--watchers and --ws-watchers are both 0: nothing to watch\n";
+    return 2;
+  }
+  const int total_watchers = o.watchers + o.ws_watchers;
+  if (rl.rlim_cur < static_cast<rlim_t>(total_watchers) + 256) {
+    std::cerr << "RLIMIT_NOFILE is " << rl.rlim_cur << ", too low for " << total_watchers << " watchers\n";
     return 2;
   }
   if (o.data_dir.empty()) {
@@ -916,7 +1181,8 @@ int main(int argc, char** argv) {
   }
   std::string tag = "b" + std::to_string(::getpid()) + "x" + std::to_string(asyncops::now_ms() % 100000000);
   json report;
-  report["config"] = {{"watchers", o.watchers},        {"commands_per_phase", o.commands},
+  report["config"] = {{"watchers", o.watchers},        {"ws_watchers", o.ws_watchers},
+                      {"commands_per_phase", o.commands},
                       {"connections", o.connections},  {"workers", o.workers},
                       {"connect_window", o.connect_window}, {"deadline_s", o.deadline_s},
                       {"quick", o.quick},              {"data_dir", o.data_dir},
@@ -994,14 +1260,18 @@ int main(int argc, char** argv) {
 
   // --- watched operations: accepted while no worker runs, so they stay pending
   set_phase("watch_setup");
-  PhaseResult wsub = submit_phase("watched_submit", port, o.watchers, o.connections, tag + "w", true);
+  PhaseResult wsub = submit_phase("watched_submit", port, total_watchers, o.connections, tag + "w", true);
   std::vector<std::string> ids;
-  for (const auto& id : wsub.ids) {
-    if (!id.empty()) ids.push_back(id);
+  size_t sse_count = 0;
+  for (size_t k = 0; k < wsub.ids.size(); ++k) {
+    if (wsub.ids[k].empty()) continue;
+    ids.push_back(wsub.ids[k]);
+    if (k < static_cast<size_t>(o.watchers)) ++sse_count;
   }
   log("submitted " + std::to_string(ids.size()) + " watched operations (" + std::to_string(wsub.errors) +
-      " errors); opening " + std::to_string(ids.size()) + " SSE streams");
-  WatcherSet ws(port, ids, o.connect_window);
+      " errors); opening " + std::to_string(sse_count) + " SSE and " + std::to_string(ids.size() - sse_count) +
+      " WebSocket streams");
+  WatcherSet ws(port, ids, sse_count, o.connect_window);
   long lo_watch0 = listen_overflows();
   auto tw = Clock::now();
   ws.start();
@@ -1066,6 +1336,10 @@ int main(int argc, char** argv) {
   std::map<std::string, int> events_per_watcher;
   std::map<std::string, int> history_kinds;
   json failures = json::array();
+  struct KindTotals {
+    long watchers = 0, events = 0, lost = 0, dup = 0, clean = 0, failed = 0, pings = 0;
+  };
+  std::map<std::string, KindTotals> by_kind;
   for (auto& w : ws.watchers()) {
     events += static_cast<long>(w.ids.size());
     ++events_per_watcher[std::to_string(w.ids.size())];
@@ -1109,6 +1383,14 @@ int main(int argc, char** argv) {
     bool terminal_history = !hist_states.empty() && is_terminal_state(hist_states.back());
     bool ok = w.clean_end && w_lost == 0 && w_dup == 0 && w_ooo == 0 && w_unexp == 0 && w.bad_events == 0 &&
               !w.event_after_terminal && terminal_history && !w.states.empty() && w.states.back() == hist_states.back();
+    KindTotals& kt = by_kind[w.ws ? "websocket" : "sse"];
+    kt.watchers++;
+    kt.events += static_cast<long>(w.ids.size());
+    kt.lost += w_lost;
+    kt.dup += w_dup;
+    kt.clean += w.clean_end ? 1 : 0;
+    kt.failed += ok ? 0 : 1;
+    kt.pings += w.pings;
     lost += w_lost;
     dup += w_dup;
     out_of_order += w_ooo;
@@ -1119,6 +1401,7 @@ int main(int argc, char** argv) {
       ++failed_watchers;
       if (failures.size() < 20) {
         failures.push_back({{"op_id", w.op_id},
+                            {"kind", w.ws ? "websocket" : "sse"},
                             {"received", w.ids},
                             {"states", w.states},
                             {"history", hist},
@@ -1162,7 +1445,14 @@ int main(int argc, char** argv) {
       {"p99_ms_after_watchers", percentile(d.lat_ms, 0.99)},
       {"p99_ratio_with_over_after", percentile(d.lat_ms, 0.99) > 0 ? p99c / percentile(d.lat_ms, 0.99) : 0},
       {"note", "without = phase B (workers running, no watchers); with = phase C (workers + watchers)"}};
+  json kinds = json::object();
+  for (const auto& [k, t] : by_kind) {
+    kinds[k] = {{"watchers", t.watchers}, {"events_received", t.events}, {"lost", t.lost},
+                {"duplicates", t.dup},    {"ended_cleanly", t.clean},     {"failed", t.failed},
+                {"pings_answered", t.pings}};
+  }
   report["watchers"] = {{"watchers", ids.size()},
+                        {"by_kind", kinds},
                         {"first_event_received", first_ok},
                         {"all_first_events_ms", all_first_ms},
                         {"all_connected_and_first_event_ms", ws.connect_all_ms()},
@@ -1206,7 +1496,7 @@ int main(int argc, char** argv) {
                                          {"rss_kb", after.rss_kb}, {"vm_hwm_kb", after.hwm_kb}}}};
   report["all_operations_finished"] = quiet_b && quiet_c;
   bool pass = lost == 0 && dup == 0 && out_of_order == 0 && unexpected == 0 && failed_watchers == 0 &&
-              static_cast<int>(ids.size()) == o.watchers && clean == o.watchers && a.errors == 0 &&
+              static_cast<int>(ids.size()) == total_watchers && clean == total_watchers && a.errors == 0 &&
               b.errors == 0 && c.errors == 0 && d.errors == 0 && wsub.errors == 0 && daemon_alive;
   report["pass"] = pass;
   report["elapsed_s"] = ms_since(T0) / 1000.0;
@@ -1229,7 +1519,14 @@ int main(int argc, char** argv) {
     std::printf("  %-44s %s\n", k.c_str(), v.c_str());
   };
   std::printf("\nasyncops SSE watchers benchmark (%s)\n", o.quick ? "quick" : "full");
-  row("watchers (SSE streams)", std::to_string(ids.size()) + " of " + std::to_string(o.watchers));
+  row("watchers (SSE + WebSocket streams)", std::to_string(ids.size()) + " of " + std::to_string(total_watchers) +
+                                                 " (" + std::to_string(sse_count) + " SSE, " +
+                                                 std::to_string(ids.size() - sse_count) + " WebSocket)");
+  for (const auto& [k, t] : by_kind) {
+    row("  " + k + ": events / lost / duplicated / failed",
+        std::to_string(t.events) + " / " + std::to_string(t.lost) + " / " + std::to_string(t.dup) + " / " +
+            std::to_string(t.failed));
+  }
   row("first event received", std::to_string(first_ok) + " (all within " + fmt(all_first_ms, 0) + " ms)");
   row("connect->first event p50 / p99 / max (ms)", fmt(percentile(first_ms, 0.5), 1) + " / " +
                                                       fmt(percentile(first_ms, 0.99), 1) + " / " +

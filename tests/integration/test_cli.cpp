@@ -1,9 +1,14 @@
 // The asyncops CLI against a live daemon: output, exit codes, and `up`.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "harness.h"
@@ -96,6 +101,77 @@ TEST_CASE("errors are one line on stderr with their exit code", "[cli]") {
   CHECK(count_lines(down.err) == 1);
 }
 
+TEST_CASE("list: the more hint keeps the filters, goes to stderr in a pipe, and --all follows every page", "[cli][list]") {
+  System sys;
+  auto first = sys.create_user("p@example.com", "P");
+  sys.wait_terminal(first["id"]);
+  for (const char* n : {"Q", "R"}) sys.wait_terminal(sys.create_user("p@example.com", n)["id"]);
+  // Page one of the rejected create_user operations: one row, and the exact
+  // command for the next page on stderr (stdout is a pipe here).
+  auto page = run_cli({"--url", sys.url(), "list", "--state", "rejected", "--name", "create_user", "--limit", "1"});
+  INFO(page.err << sys.logs());
+  REQUIRE(page.exit_code == 0);
+  CHECK(count_lines(page.out) == 2);  // header and one row
+  REQUIRE(page.err.rfind("more: asyncops --url " + sys.url() + " list --state rejected --name create_user --limit 1 --cursor ", 0) == 0);
+  std::vector<std::string> next_args;
+  std::istringstream words(page.err.substr(std::string("more: asyncops ").size()));
+  for (std::string w; words >> w;) next_args.push_back(w);
+  next_args.insert(next_args.begin(), {"-o", "jsonl"});
+  auto second = run_cli(next_args);
+  REQUIRE(second.exit_code == 0);
+  REQUIRE(count_lines(second.out) == 1);
+  CHECK(json::parse(second.out)["state"] == "rejected");
+  CHECK(second.err.empty());  // the last page: no hint
+  // -o jsonl: the cursor comes as the same stderr line.
+  auto jsonl = run_cli({"--url", sys.url(), "-o", "jsonl", "list", "--limit", "1"});
+  CHECK(count_lines(jsonl.out) == 1);
+  CHECK(jsonl.err.find("more: asyncops --url " + sys.url() + " -o jsonl list --limit 1 --cursor ") == 0);
+  // --all: every page, whatever the page size.
+  auto all = run_cli({"--url", sys.url(), "-o", "jsonl", "list", "--all", "--limit", "1", "--since", "1h"});
+  CHECK(count_lines(all.out) == 3);
+  CHECK(all.err.empty());
+  auto all_json = run_cli({"--url", sys.url(), "--json", "list", "--all", "--limit", "2", "--state", "rejected"});
+  auto doc = json::parse(all_json.out);
+  CHECK(doc["items"].size() == 2);
+  CHECK(doc["next"].is_null());
+  CHECK(run_cli({"--url", sys.url(), "list", "--since", "yesterday"}).exit_code == 2);
+}
+
+TEST_CASE("get, watch and cancel take X-Operation, the Location URL, or a unique id prefix", "[cli][ref]") {
+  System sys;
+  auto r = sys.send("POST", "/users", R"({"email":"ref@example.com","name":"R"})");
+  REQUIRE(r.status == 202);
+  std::string id = r.json["id"];
+  sys.wait_terminal(id);
+  auto other = sys.create_user("ref2@example.com", "S");
+  sys.wait_terminal(other["id"]);
+  for (const std::string& ref : {r.header("X-Operation"), r.header("Location"), id.substr(0, 32)}) {
+    auto got = run_cli({"--url", sys.url(), "--json", "get", ref});
+    INFO(ref << ": " << got.err);
+    CHECK(got.exit_code == 0);
+    if (got.exit_code == 0) CHECK(json::parse(got.out)["id"] == id);
+  }
+  // Both ids start with the same 4 digits (the same minute or so): ambiguous.
+  auto amb = run_cli({"--url", sys.url(), "get", id.substr(0, 4)});
+  CHECK(amb.exit_code == 1);
+  CHECK(count_lines(amb.err) == 1);
+  CHECK(amb.err.find("ambiguous") != std::string::npos);
+  CHECK(amb.err.find(id) != std::string::npos);
+  CHECK(amb.err.find(other["id"].get<std::string>()) != std::string::npos);
+  auto none = run_cli({"--url", sys.url(), "get", "ffff"});
+  CHECK(none.exit_code == 1);
+  CHECK(none.err.find("no operation id starts with ffff") != std::string::npos);
+  auto odd = run_cli({"--url", sys.url(), "get", "not-an-id!"});  // passed through: the daemon's 404
+  CHECK(odd.exit_code == 1);
+  CHECK(odd.err.find("404") != std::string::npos);
+  auto w = run_cli({"--url", sys.url(), "-o", "jsonl", "watch", id.substr(0, 30), "--timeout", "10"});
+  CHECK(w.exit_code == 0);
+  CHECK(w.out.find(id) != std::string::npos);
+  // cancel resolves too: a finished operation answers 409, which names the id.
+  auto c = run_cli({"--url", sys.url(), "cancel", r.header("X-Operation")});
+  CHECK(c.err.find("/operations//operations") == std::string::npos);
+}
+
 TEST_CASE("ASYNCOPS_URL sets the daemon address, and --url beats it", "[cli]") {
   System sys(0);
   CHECK(run_cli({"list"}, {{"ASYNCOPS_URL", sys.url()}}).exit_code == 0);
@@ -108,7 +184,8 @@ TEST_CASE("up runs the system, restarts a dead worker, and stops cleanly on SIGT
   std::string log = dir.path + "/up.log";
   std::string out = dir.path + "/up.out";
   // stdout (the URL) and stderr go to one file here; the URL is its own line.
-  Process up({ASYNCOPS_CLI_BIN, "up", "--data-dir", dir.path, "--listen", "127.0.0.1:0", "--workers", "1"}, log);
+  std::map<std::string, std::string> env = {{"XDG_RUNTIME_DIR", dir.path + "/run"}};
+  Process up({ASYNCOPS_CLI_BIN, "up", "--data-dir", dir.path, "--listen", "127.0.0.1:0", "--workers", "1"}, log, env);
   std::string url;
   REQUIRE(eventually([&] {
     std::istringstream in(slurp(log));
@@ -134,10 +211,131 @@ TEST_CASE("up runs the system, restarts a dead worker, and stops cleanly on SIGT
                         R"({"email":"up2@example.com","name":"Up2"})", "--wait", "--timeout", "20"});
   CHECK(again.exit_code == 0);
 
+  // Another shell finds the daemon through the pointer `up` left (issue 16):
+  // no --url, no ASYNCOPS_URL, no data dir.
+  std::string pointer = dir.path + "/run/asyncops/current";
+  CHECK(slurp(pointer).find("url=" + url + "\n") != std::string::npos);
+  auto found = run_cli({"-o", "jsonl", "list"}, env);
+  CHECK(found.exit_code == 0);
+  CHECK(count_lines(found.out) == 2);
+  auto config = run_cli({"config", "-o", "json"}, env);
+  CHECK(config.out.find("\"current\"") != std::string::npos);
+  // --data-dir is a global option, before or after the command.
+  CHECK(run_cli({"--data-dir", dir.path, "stats", "-o", "json"}, env).exit_code == 0);
+  CHECK(run_cli({"list", "--data-dir", dir.path}, {{"XDG_RUNTIME_DIR", dir.path + "/elsewhere"}}).exit_code == 0);
+
   up.signal(SIGTERM);
   int status = up.wait(std::chrono::seconds(20));
   REQUIRE(status != -1);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   for (int c : children) CHECK(::kill(c, 0) != 0);  // the children are gone too
+  CHECK(::access(pointer.c_str(), F_OK) != 0);  // a clean exit removes the pointer
+}
+
+namespace {
+// A daemon on a fixed port, so that it can be killed and started again at
+// the same URL.
+struct FixedPortDaemon {
+  std::string dir, url, listen;
+  Process proc;
+  FixedPortDaemon(const std::string& data_dir, int port) : dir(data_dir) {
+    listen = "127.0.0.1:" + std::to_string(port);
+    url = "http://" + listen;
+  }
+  void start() {
+    ::unlink((dir + "/asyncopsd.url").c_str());
+    proc = Process({ASYNCOPSD_BIN, "--data-dir", dir, "--listen", listen}, dir + "/daemon.log");
+    if (!eventually([&] { return slurp(dir + "/asyncopsd.url").rfind("http", 0) == 0; })) {
+      throw std::runtime_error("asyncopsd did not start: " + slurp(dir + "/daemon.log"));
+    }
+  }
+};
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    throw std::runtime_error("no free port");
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+}  // namespace
+
+TEST_CASE("tail and watch say when the connection is lost and when it is back, and miss nothing", "[cli][reconnect]") {
+  TempDir dir;
+  FixedPortDaemon d(dir.path, free_port());
+  d.start();
+  std::string tail_log = dir.path + "/tail.log", watch_log = dir.path + "/watch.log";
+  Process tail({ASYNCOPS_CLI_BIN, "--url", d.url, "tail"}, tail_log);
+  httplib::Client http(d.url);
+  auto sse_clients = [&] {
+    auto m = http.Get("/metrics");
+    if (!m) return -1;
+    auto pos = m->body.find("\nasyncops_sse_clients ");
+    return pos == std::string::npos ? -1 : std::stoi(m->body.substr(pos + 22));
+  };
+  REQUIRE(eventually([&] { return sse_clients() == 1; }));  // tail is following before the command
+  auto created = http.Post("/users", R"({"email":"rc@example.com","name":"RC"})", "application/json");
+  REQUIRE(created);
+  std::string id = json::parse(created->body)["id"];
+  Process watch({ASYNCOPS_CLI_BIN, "--url", d.url, "-o", "jsonl", "watch", id, "--timeout", "60"}, watch_log);
+  REQUIRE(eventually([&] { return slurp(tail_log).find(id) != std::string::npos; }));
+  REQUIRE(eventually([&] { return slurp(watch_log).find("pending") != std::string::npos; }));
+
+  d.proc.signal(SIGKILL);
+  d.proc.wait(std::chrono::seconds(10));
+  CHECK(eventually([&] { return slurp(tail_log).find("asyncops: connection lost, retrying") != std::string::npos; }));
+  CHECK(eventually([&] { return slurp(watch_log).find("asyncops: connection lost, retrying") != std::string::npos; }));
+  d.start();
+  INFO(slurp(tail_log) << slurp(watch_log));
+  CHECK(eventually([&] { return slurp(tail_log).find("asyncops: connection back") != std::string::npos; },
+                   std::chrono::seconds(30)));
+  CHECK(eventually([&] { return slurp(watch_log).find("asyncops: connection back") != std::string::npos; },
+                   std::chrono::seconds(30)));
+  // A worker now does the work; both see the end.
+  Process worker({ASYNCOPS_WORKER_BIN, "--data-dir", dir.path, "--service", "users"}, dir.path + "/worker.log");
+  int status = watch.wait(std::chrono::seconds(40));
+  REQUIRE(status != -1);
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(eventually([&] { return slurp(tail_log).find("\"completed\"") != std::string::npos; }));
+  CHECK(count_lines(slurp(tail_log)) >= 3);
+  tail.signal(SIGINT);
+  tail.wait(std::chrono::seconds(10));
+}
+
+TEST_CASE("cancel by ids or by filters with a count, and forget", "[cli][bulk]") {
+  System sys(0);  // no workers: operations stay pending
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(sys.create_user("bulk" + std::to_string(i) + "@example.com", "B")["id"]);
+  CHECK(run_cli({"--url", sys.url(), "cancel"}).exit_code == 2);
+  CHECK(run_cli({"--url", sys.url(), "cancel", ids[0], "--state", "pending"}).exit_code == 2);
+  auto young = run_cli({"--url", sys.url(), "cancel", "--name", "create_user", "--older-than", "1h"});
+  CHECK(young.exit_code == 0);
+  CHECK(young.err.find("nothing to cancel") != std::string::npos);
+  // Two by id (one as X-Operation), then the rest by filter.
+  auto two = run_cli({"--url", sys.url(), "-o", "json", "cancel", ids[0], "/operations/" + ids[1]});
+  INFO(two.err);
+  CHECK(two.exit_code == 0);
+  CHECK(json::parse(two.out)["items"].size() == 2);
+  CHECK(two.err.find("canceled 2") != std::string::npos);
+  auto rest = run_cli({"--url", sys.url(), "-o", "jsonl", "cancel", "--state", "pending", "--name", "create_user", "--yes"});
+  CHECK(rest.exit_code == 0);
+  CHECK(count_lines(rest.out) == 2);
+  for (const auto& id : ids) CHECK(sys.get("/operations/" + id).json["state"] == "canceled");
+  // forget: DELETE /operations/{id}.
+  auto gone = run_cli({"--url", sys.url(), "forget", ids[0], ids[1].substr(0, 33)});
+  CHECK(gone.exit_code == 0);
+  CHECK(gone.out == "forgot " + ids[0] + "\nforgot " + ids[1] + "\n");
+  CHECK(sys.get("/operations/" + ids[0]).status == 404);
+  auto pending = sys.create_user("unfinished@example.com", "U");
+  auto refused = run_cli({"--url", sys.url(), "forget", pending["id"]});
+  CHECK(refused.exit_code == 1);
+  CHECK(refused.err.find("409") != std::string::npos);
 }

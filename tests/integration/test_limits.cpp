@@ -64,7 +64,7 @@ bool logged_line_with(System& sys, const std::string& a, const std::string& b) {
 
 }  // namespace
 
-TEST_CASE("a completed event nested 100,000 deep is refused and counted; the daemon lives on", "[limits]") {
+TEST_CASE("a completed event nested 100,000 deep is refused and counted, and the daemon lives on", "[limits]") {
   System sys(0);  // no worker yet: the operation waits
   auto op = sys.create_user("deep@example.com", "Deep");
   std::string id = op["id"];

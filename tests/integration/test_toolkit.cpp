@@ -6,7 +6,10 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "harness.h"
 
@@ -234,4 +237,126 @@ TEST_CASE("daemon configuration: file < ASYNCOPS_* < flag, shown by config --dae
   auto metrics = sys.get("/healthz");
   CHECK(metrics.status == 200);
   CHECK(sys.logs().find("{\"") != std::string::npos);  // log_format = json from the file
+}
+
+TEST_CASE("one -o rule: token list, token add, keygen and workers honour -o, and collections are {items}", "[toolkit][output]") {
+  TempDir dir;
+  auto added = run_cli({"-o", "json", "token", "add", "--principal", "ann", "--data-dir", dir.path});
+  REQUIRE(added.exit_code == 0);
+  auto a = json::parse(added.out);
+  CHECK(a["principal"] == "ann");
+  CHECK(a["role"] == "submitter");
+  CHECK(a["token"].get<std::string>().rfind("aot_", 0) == 0);
+  CHECK(a["hash"].get<std::string>().rfind("sha256:", 0) == 0);
+  auto listed = run_cli({"token", "list", "--data-dir", dir.path, "-o", "json"});
+  REQUIRE(listed.exit_code == 0);
+  auto l = json::parse(listed.out);
+  REQUIRE(l["items"].size() == 1);
+  CHECK(l["items"][0]["hash"] == a["hash"]);
+  auto lines = run_cli({"token", "list", "--data-dir", dir.path, "-o", "jsonl"});
+  CHECK(json::parse(lines.out)["principal"] == "ann");
+  auto keys = run_cli({"keygen", "--json"});
+  REQUIRE(keys.exit_code == 0);
+  CHECK(json::parse(keys.out)["public_key"].get<std::string>().size() == 40);
+  CHECK(run_cli({"keygen"}).out.rfind("# ZeroMQ CURVE key pair", 0) == 0);  // the key file format stays
+
+  System sys(1);
+  CHECK(eventually([&] { return sys.get("/workers").json["items"].size() == 1; }));
+  auto w = run_cli({"--url", sys.url(), "workers", "-o", "json"});
+  CHECK(json::parse(w.out)["items"].size() == 1);
+  auto ops = run_cli({"--url", sys.url(), "list", "-o", "json"});
+  CHECK(json::parse(ops.out).contains("items"));
+}
+
+TEST_CASE("tail -o table into a pipe prints one table line per change", "[toolkit][output]") {
+  System sys;
+  std::string out = sys.data_dir() + "/tail.out";
+  Process tail({ASYNCOPS_CLI_BIN, "--url", sys.url(), "tail", "-o", "table"}, out);
+  auto op = sys.create_user("tt@example.com", "T");
+  std::string id = op["id"];
+  // tail may connect after the operation finished: keep creating until one shows.
+  REQUIRE(eventually([&] {
+    std::string text = slurp(out);
+    if (text.find("completed") != std::string::npos) return true;
+    sys.create_user("tt" + std::to_string(std::rand()) + "@example.com", "T");
+    return false;
+  }));
+  std::istringstream in(slurp(out));
+  std::string line;
+  std::getline(in, line);
+  CHECK(line.front() != '{');
+  CHECK(line.find("create_user") != std::string::npos);
+  tail.signal(SIGINT);
+  tail.wait(std::chrono::seconds(10));
+}
+
+TEST_CASE("typos and bad values get one line that says what was meant", "[toolkit][typo]") {
+  auto typo = run_cli({"lsit", "--state", "rejected"});
+  CHECK(typo.exit_code == 2);
+  CHECK(typo.err == "asyncops: unknown command 'lsit'; did you mean 'asyncops list'? (asyncops help lists them)\n");
+  auto nested = run_cli({"store", "prnue"});
+  CHECK(nested.exit_code == 2);
+  CHECK(nested.err.find("did you mean 'asyncops store prune'?") != std::string::npos);
+  auto help = run_cli({"help", "list"});
+  CHECK(help.exit_code == 0);
+  CHECK(help.out.find("--state") != std::string::npos);
+  CHECK(run_cli({"help"}).out.find("submit") != std::string::npos);
+  CHECK(run_cli({"help", "store", "prune"}).out.find("--older-than") != std::string::npos);
+  CHECK(run_cli({"help", "lsit"}).exit_code == 2);
+  auto limit = run_cli({"list", "--limit", "abc"});
+  CHECK(limit.exit_code == 2);
+  CHECK(limit.err.find("'abc' is not a whole number from 1 to 1000") != std::string::npos);
+  auto timeout = run_cli({"watch", "x", "--timeout", "-1"});
+  CHECK(timeout.exit_code == 2);
+  CHECK(timeout.err.size() < 160);
+  CHECK(timeout.err.find("number of seconds") != std::string::npos);
+  auto down = run_cli({"--url", "http://127.0.0.1:1", "list"});
+  CHECK(down.exit_code == 6);
+  CHECK(down.err.find("is the daemon running? `asyncops up`, or set --url / ASYNCOPS_URL") != std::string::npos);
+  // asyncopsd: usage errors are the documented 2, not CLI11's 105/109/114.
+  CHECK(run_cli({"daemon", "--no-such-flag"}).exit_code == 2);
+  CHECK(run_cli({"daemon", "--listen"}).exit_code == 2);
+  CHECK(run_cli({"daemon", "--max-attempts", "many"}).exit_code == 2);
+}
+
+TEST_CASE("a URL that is not asyncops is named as such", "[toolkit][typo]") {
+  httplib::Server other;
+  other.Get(".*", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 404;
+    res.set_content("not found", "text/plain");
+  });
+  int port = other.bind_to_any_port("127.0.0.1");
+  std::thread t([&] { other.listen_after_bind(); });
+  auto r = run_cli({"--url", "http://127.0.0.1:" + std::to_string(port), "get", "0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f"});
+  other.stop();
+  t.join();
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("is not an asyncops daemon (GET /healthz answered 404)") != std::string::npos);
+}
+
+TEST_CASE("tokens: the first one warns that it locks out tokenless use, a 401 names --token, a new token works at once", "[toolkit][access]") {
+  System sys(0);
+  auto first = run_cli({"token", "add", "--principal", "ops", "--role", "admin", "--data-dir", sys.data_dir()});
+  REQUIRE(first.exit_code == 0);
+  CHECK(first.err.find("first token") != std::string::npos);
+  // Tokenless requests are refused once the daemon's periodic check (about a
+  // second) sees that tokens exist.
+  CliResult refused;
+  CHECK(eventually([&] {
+    refused = run_cli({"--url", sys.url(), "list"});
+    return refused.exit_code == 1;
+  }));
+  CHECK(refused.err.find("--token or ASYNCOPS_TOKEN") != std::string::npos);
+  // Bug 3: a token added now works as soon as `token add` returns (the daemon
+  // re-reads the file on an unknown token), every time.
+  for (int i = 0; i < 5; ++i) {
+    auto added = run_cli({"token", "add", "--principal", "ann" + std::to_string(i), "--data-dir", sys.data_dir()});
+    REQUIRE(added.exit_code == 0);
+    CHECK(added.err.empty());  // only the first token warns
+    std::string token = added.out.substr(added.out.rfind('\n', added.out.size() - 2) + 1);
+    token.pop_back();
+    auto used = run_cli({"--url", sys.url(), "--token", token, "list"});
+    INFO(used.err);
+    CHECK(used.exit_code == 0);
+  }
 }

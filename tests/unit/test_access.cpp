@@ -76,6 +76,24 @@ TEST_CASE("TokenStore authenticates bearer tokens and sees a revoke after a relo
   CHECK(store.check("Bearer secret-c").principal == "cy");
 }
 
+TEST_CASE("TokenStore: a token added to the file works at once, not a second later (issue 16)") {
+  TempDir dir;
+  std::string path = dir.path + "/tokens";
+  REQUIRE(write_tokens_file(path, {{sha256_hex("old"), "ann", Role::reader}}));
+  TokenStore store(path);
+  CHECK(store.check("Bearer old").kind == AuthDecision::ok);
+  // No sleep: the once-a-second check has not run yet, the miss re-checks.
+  REQUIRE(write_tokens_file(path, {{sha256_hex("old"), "ann", Role::reader}, {sha256_hex("new"), "bob", Role::admin}}));
+  auto d = store.check("Bearer new");
+  CHECK(d.kind == AuthDecision::ok);
+  CHECK(d.principal == "bob");
+  // Same size, same second: the rename gives a new inode, which is noticed.
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // past the miss re-check window
+  REQUIRE(write_tokens_file(path, {{sha256_hex("old"), "ann", Role::reader}, {sha256_hex("neW"), "bob", Role::admin}}));
+  CHECK(store.check("Bearer neW").kind == AuthDecision::ok);
+  CHECK(store.check("Bearer nope").kind == AuthDecision::invalid);
+}
+
 TEST_CASE("RateLimiter: a bucket per principal, Retry-After when empty") {
   RateLimiter off(0);
   CHECK(off.take("a") == 0);

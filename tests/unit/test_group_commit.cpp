@@ -85,98 +85,170 @@ TEST_CASE("events are applied with the next commit and unknown ones are counted"
   CHECK(seen[1].op.state == OpState::completed);
 }
 
-TEST_CASE("an accept waits for a command request on its way, and only for one", "[group_commit]") {
+namespace {
+// Records each commit's changes, and can hold the commit thread inside the
+// hook of its next commit until released, so that jobs queue up behind a
+// commit that is known to be running.
+struct CommitLog {
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<std::vector<Change>> commits;  // GUARDED_BY(m)
+  bool hold_next = false;                    // GUARDED_BY(m)
+  bool holding = false;                      // GUARDED_BY(m)
+
+  GroupCommitter::Hooks hooks() {
+    GroupCommitter::Hooks h;
+    h.on_changes = [this](const std::vector<Change>& c) {
+      std::unique_lock<std::mutex> lock(m);
+      commits.push_back(c);
+      if (hold_next) {
+        hold_next = false;
+        holding = true;
+        cv.notify_all();
+        cv.wait(lock, [&] { return !holding; });
+      }
+      cv.notify_all();
+    };
+    return h;
+  }
+  void wait_holding() {
+    std::unique_lock<std::mutex> lock(m);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return holding; }));
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(m);
+    holding = false;
+    cv.notify_all();
+  }
+  // Waits (at most 10 s) until n commits have been recorded; returns them.
+  std::vector<std::vector<Change>> wait_commits(size_t n) {
+    std::unique_lock<std::mutex> lock(m);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return commits.size() >= n; }));
+    return commits;
+  }
+};
+
+template <class Pred>
+void wait_until(Pred pred) {
+  for (auto deadline = Clock::now() + std::chrono::seconds(10); !pred();) {
+    REQUIRE(Clock::now() < deadline);
+    std::this_thread::yield();
+  }
+}
+}  // namespace
+
+TEST_CASE("an idle committer commits a lone job at once, alone, without waiting for company", "[group_commit]") {
   TempDir dir;
-  CommitWindows windows;
-  windows.accept = std::chrono::seconds(30);  // longer than any test: only an arrival's end releases it
-  windows.events = std::chrono::seconds(30);
-  GroupCommitter gc(std::move(StoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), {}, 1024,
-                    windows);
+  CommitLog log;
+  GroupCommitter gc(std::move(StoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks());
   gc.start();
 
-  // Nobody else is coming: it commits at once, window or not.
-  auto t0 = Clock::now();
-  REQUIRE(gc.accept(new_op()).ok());
-  CHECK(Clock::now() - t0 < std::chrono::seconds(10));
+  // A lone accept: its own commit, answered with nothing else in flight.
+  auto op = new_op();
+  REQUIRE(gc.accept(op).ok());
+  CHECK(gc.counters().commits.load() == 1);
 
-  // Another request is on its way: the commit holds for it, and both go
-  // out in one transaction when it arrives.
-  uint64_t commits = gc.counters().commits.load();
-  auto other = std::make_unique<GroupCommitter::Arrival>(gc);
-  auto first = std::async(std::launch::async, [&] { return gc.accept(new_op()).ok(); });
-  CHECK(first.wait_for(std::chrono::milliseconds(200)) == std::future_status::timeout);
-  auto second = std::async(std::launch::async, [&] { return gc.accept(new_op(), IdempotencyKey{}, other.get()).ok(); });
-  REQUIRE(first.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
-  REQUIRE(second.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
-  CHECK(first.get());
-  CHECK(second.get());
-  CHECK(gc.counters().commits.load() == commits + 1);
-  other.reset();  // already ended by accept(): nothing more happens
+  // A lone event: nobody else is coming and nothing else is queued, yet it
+  // is committed (no later job has to push it out), in a commit of its own.
+  gc.submit_event(event_for(op, OpState::processing));
+  auto commits = log.wait_commits(2);
+  REQUIRE(commits.size() == 2);
+  REQUIRE(commits[1].size() == 1);
+  CHECK(commits[1][0].op.state == OpState::processing);
+  CHECK(gc.queued() == 0);
 
-  // A request that ends without an accept (say, a 422) releases the wait too.
-  auto waiting_for_nothing = std::make_unique<GroupCommitter::Arrival>(gc);
-  auto third = std::async(std::launch::async, [&] { return gc.accept(new_op()).ok(); });
-  CHECK(third.wait_for(std::chrono::milliseconds(200)) == std::future_status::timeout);
-  waiting_for_nothing.reset();
-  REQUIRE(third.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
-  CHECK(third.get());
+  // The same for a write nobody waits on.
+  std::atomic<bool> ran{false};
+  gc.run_async([&](StoreWriter&, std::vector<Change>&) { ran = true; });
+  log.wait_commits(3);
+  CHECK(ran.load());
+  CHECK(gc.counters().commits.load() == 3);
   gc.stop();
 }
 
-TEST_CASE("events wait for company at most their window, and a full queue commits at once", "[group_commit]") {
+TEST_CASE("jobs queued during a commit go together into the next batch, which starts when it ends",
+          "[group_commit]") {
   TempDir dir;
-  std::string path = dir.path + "/asyncops.db";
-  std::atomic<int> changes{0};
-  GroupCommitter::Hooks hooks;
-  hooks.on_changes = [&](const std::vector<Change>& c) { changes += static_cast<int>(c.size()); };
-  CommitWindows windows;
-  windows.events = std::chrono::milliseconds(50);
-  windows.eager = 3;
-  GroupCommitter gc(std::move(StoreWriter::open(path, SyncMode::normal).value()), hooks, 1024, windows);
+  CommitLog log;
+  GroupCommitter gc(std::move(StoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks());
   gc.start();
   std::vector<OperationRecord> ops;
   for (int i = 0; i < 3; ++i) {
     ops.push_back(new_op());
     REQUIRE(gc.accept(ops.back()).ok());
   }
-  auto wait_for = [&](int n) {
-    for (auto deadline = Clock::now() + std::chrono::seconds(10); changes.load() < n;) {
-      REQUIRE(Clock::now() < deadline);
-      std::this_thread::yield();
-    }
-  };
-  wait_for(3);
-  // One event alone: committed within its window, not left behind.
+  log.wait_commits(3);  // an accept returns before its commit's hook has run
+  // Hold the commit of the next job (one event) on the commit thread.
+  {
+    std::lock_guard<std::mutex> lock(log.m);
+    log.hold_next = true;
+  }
   gc.submit_event(event_for(ops[0], OpState::processing));
-  wait_for(4);
-  // Three at once reach `eager`: committed without waiting out the window.
-  std::vector<Event> burst = {event_for(ops[0], OpState::completed), event_for(ops[1], OpState::completed),
-                              event_for(ops[2], OpState::completed)};
+  log.wait_holding();
+
+  // While it is held: events, a blocking accept, a write nobody waits on.
+  gc.submit_event(event_for(ops[1], OpState::processing));
+  std::vector<Event> burst = {event_for(ops[0], OpState::completed), event_for(ops[1], OpState::completed)};
   gc.submit_events(burst);
-  wait_for(7);
+  auto accepted = std::async(std::launch::async, [&] { return gc.accept(new_op()); });
+  wait_until([&] { return gc.queued() == 4; });
+  std::atomic<int> writes{0};
+  gc.run_async([&](StoreWriter&, std::vector<Change>&) { ++writes; });
+  REQUIRE(gc.queued() == 5);
+  // The accept is not answered before its commit, and its commit has not
+  // started: it waits behind the held one.
+  CHECK(accepted.wait_for(std::chrono::milliseconds(50)) == std::future_status::timeout);
+
+  log.release();
+  REQUIRE(accepted.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  auto r = accepted.get();
+  REQUIRE(r.ok());
+  auto commits = log.wait_commits(5);
   gc.stop();
+  // 3 accepts, the held event, then one commit with all five queued jobs.
+  REQUIRE(commits.size() == 5);
+  CHECK(gc.counters().commits.load() == 5);
+  REQUIRE(commits[4].size() == 4);  // three events and the accept; the write changes nothing
+  CHECK(commits[4][0].op.id == ops[1].id);
+  CHECK(commits[4][0].op.state == OpState::processing);
+  CHECK(commits[4][1].op.state == OpState::completed);
+  CHECK(commits[4][2].op.state == OpState::completed);
+  CHECK(commits[4][3].op.id == r->op.id);
+  CHECK(writes.load() == 1);
   CHECK(gc.counters().events_applied.load() == 4);
 }
 
-TEST_CASE("an accept behind waiting events waits the accept window, not the events window", "[group_commit]") {
+TEST_CASE("a queue longer than max_batch commits in full batches, one right after another", "[group_commit]") {
   TempDir dir;
-  std::string path = dir.path + "/asyncops.db";
-  CommitWindows windows;
-  windows.accept = std::chrono::milliseconds(50);
-  windows.events = std::chrono::seconds(60);
-  GroupCommitter gc(std::move(StoreWriter::open(path, SyncMode::normal).value()), {}, 1024, windows);
+  CommitLog log;
+  GroupCommitter gc(std::move(StoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks(),
+                    3);
   gc.start();
-  auto op = new_op();
-  REQUIRE(gc.accept(op).ok());
-  gc.submit_event(event_for(op, OpState::processing));  // now waits up to 60 s for company
-  for (auto deadline = Clock::now() + std::chrono::seconds(10); gc.queued() != 1;) {
-    REQUIRE(Clock::now() < deadline);
-    std::this_thread::yield();
+  std::vector<OperationRecord> ops;
+  for (int i = 0; i < 7; ++i) {
+    ops.push_back(new_op());
+    REQUIRE(gc.accept(ops.back()).ok());
   }
-  GroupCommitter::Arrival someone_else(gc);  // another request is on its way, and never comes
-  auto second = std::async(std::launch::async, [&] { return gc.accept(new_op()).ok(); });
-  REQUIRE(second.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
-  CHECK(second.get());
-  CHECK(gc.counters().events_applied.load() == 1);  // the event went with it
+  log.wait_commits(7);
+  {
+    std::lock_guard<std::mutex> lock(log.m);
+    log.hold_next = true;
+  }
+  gc.submit_event(event_for(ops[0], OpState::processing));
+  log.wait_holding();
+  std::vector<Event> events;
+  for (int i = 1; i < 7; ++i) events.push_back(event_for(ops[i], OpState::processing));
+  for (int i = 0; i < 3; ++i) events.push_back(event_for(ops[i], OpState::completed));
+  gc.submit_events(events);
+  REQUIRE(gc.queued() == 9);
+  log.release();
+  // 7 accepts + 1 held: then 9 events as 3 + 3 + 3, with no other job to
+  // push them along.
+  auto commits = log.wait_commits(8 + 3);
   gc.stop();
+  REQUIRE(commits.size() == 11);
+  CHECK(commits[8].size() == 3);
+  CHECK(commits[9].size() == 3);
+  CHECK(commits[10].size() == 3);
+  CHECK(gc.counters().events_applied.load() == 10);
 }

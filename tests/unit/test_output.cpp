@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
 #include "cli/exit_codes.h"
+#include "cli/list_query.h"
+#include "cli/op_ref.h"
+#include "cli/suggest.h"
 #include "cli/output.h"
 #include "shared/clock.h"
 
@@ -29,4 +32,87 @@ TEST_CASE("json output never carries colour", "[cli]") {
   CHECK(o.state("completed") == "completed");
   CHECK(Output::resolve("", true).format == OutputFormat::json);
   CHECK(Output::resolve("jsonl", false).format == OutputFormat::jsonl);
+}
+
+TEST_CASE("list: the next-page command keeps the filters, quoted for the shell", "[cli]") {
+  ListOptions o;
+  o.state = "rejected";
+  o.name = "create_user";
+  o.since = "2h";
+  o.limit = 1;
+  CHECK(next_page_command({"--url", "http://127.0.0.1:9/"}, o, "bzoxMg") ==
+        "asyncops --url http://127.0.0.1:9/ list --state rejected --name create_user --since 2h --limit 1 --cursor bzoxMg");
+  o.name = "it's";
+  CHECK(next_page_command({}, o, "c").find("--name 'it'\\''s'") != std::string::npos);
+  CHECK(shell_quote("") == "''");
+  CHECK(list_query(o, "2024-01-01T00:00:00Z", "c") ==
+        "?limit=1&state=rejected&name=it%27s&since=2024-01-01T00%3A00%3A00Z&cursor=c");
+}
+
+TEST_CASE("list --since takes a duration back from now or an RFC 3339 time", "[cli]") {
+  std::string t, err;
+  int64_t now = 1700000000000;
+  REQUIRE(resolve_since("2h", now, &t, &err));
+  CHECK(t == format_rfc3339_ms(now - 2 * 3600000));
+  REQUIRE(resolve_since("2024-11-27T07:00:00Z", now, &t, &err));
+  CHECK(t == "2024-11-27T07:00:00Z");
+  REQUIRE(resolve_since("", now, &t, &err));
+  CHECK(t.empty());
+  CHECK_FALSE(resolve_since("yesterday", now, &t, &err));
+  CHECK(err.find("duration like") != std::string::npos);
+}
+
+TEST_CASE("operation references: the id inside X-Operation, Location and paths", "[cli]") {
+  std::string id = "0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f";
+  CHECK(op_ref_text(id) == id);
+  CHECK(op_ref_text("/operations/" + id) == id);
+  CHECK(op_ref_text("http://127.0.0.1:8080/operations/" + id) == id);
+  CHECK(op_ref_text("https://ops.example.com/operations/" + id + "/events?x=1") == id);
+  CHECK(op_ref_text("operations/" + id + "/") == id);
+  CHECK(op_ref_text("0190c3") == "0190c3");
+  CHECK(uuid_prefix_min_ms("0190c3e2-7a1b") == 0x0190c3e27a1bLL);
+  CHECK(uuid_prefix_min_ms("0190") == 0x019000000000LL);
+  CHECK(uuid_prefix_min_ms("zz") == -1);
+}
+
+TEST_CASE("did you mean: the closest command name, only when it is a likely typo", "[cli]") {
+  std::vector<std::string> names = {"up", "submit", "get", "list", "watch", "tail", "cancel", "workers", "store"};
+  CHECK(closest_name("lsit", names) == "list");
+  CHECK(closest_name("sumbit", names) == "submit");
+  CHECK(closest_name("wokers", names) == "workers");
+  CHECK(closest_name("canc", names) == "cancel");
+  CHECK(closest_name("frobnicate", names).empty());
+  CHECK(closest_name("", names).empty());
+}
+
+TEST_CASE("list table: ids shortened as git does, fitted to the terminal, deletes show what they deleted", "[cli]") {
+  CHECK(unique_prefix_length({"0190c3e2-7a1b-7c3d", "0190c3e2-7a1c-7c3d"}, 8) == 13);
+  CHECK(unique_prefix_length({"0190c3e2-7a1b", "0290c3e2-7a1b"}, 8) == 8);
+  CHECK(unique_prefix_length({"0190c3e2-7a1b", "0190c3e3-7a1b"}, 8) == 8);
+  CHECK(unique_prefix_length({"0190c3e2-7a1b", "0190c3e2-8a1b"}, 8) == 10);
+  CHECK(unique_prefix_length({"0190c3e2-7a1b", "0190c3e3-7a1b"}, 9) == 10);  // not ending on the dash
+  nlohmann::json items = nlohmann::json::array();
+  std::string created = format_rfc3339_ms(now_ms());
+  items.push_back({{"id", "0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f"}, {"name", "delete_user"}, {"state", "completed"},
+                   {"code", nullptr}, {"resource", ""}, {"origin", "DELETE /users/0190c3e2-0000-7000-8000-000000000001"},
+                   {"created_at", created}});
+  items.push_back({{"id", "0190c3e2-7a1c-7c3d-8e4f-5a6b7c8d9e0f"}, {"name", "create_user_with_a_long_name"},
+                   {"state", "rejected"}, {"code", "email_in_use"},
+                   {"resource", "/users/0190c3e2-0000-7000-8000-000000000002"}, {"origin", "POST /users"},
+                   {"created_at", created}});
+  Output wide;
+  auto full = operations_table(items, wide);
+  REQUIRE(full.size() == 3);
+  CHECK(full[1].rfind("0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f  delete_user", 0) == 0);
+  CHECK(full[1].find("/users/0190c3e2-0000-7000-8000-000000000001") != std::string::npos);
+  Output tty;
+  tty.width = 80;
+  tty.short_ids = true;
+  for (const auto& line : operations_table(items, tty)) {
+    INFO(line);
+    size_t cols = 0;
+    for (unsigned char c : line) cols += (c & 0xC0) != 0x80;
+    CHECK(cols <= 80);
+  }
+  CHECK(operations_table(items, tty)[1].rfind("0190c3e2-7a1b  ", 0) == 0);
 }

@@ -168,6 +168,28 @@ TEST_CASE("dispatch is recorded while pending, as redelivered on a later attempt
   CHECK(f.w->latest_history_seq() == 4);
 }
 
+TEST_CASE("a redelivery's dispatch mark overtaken by the worker's processing is still recorded", "[store]") {
+  Fixture f;
+  auto op = f.insert(new_op());
+  Change c;
+  f.w->begin();
+  CHECK(f.w->apply_dispatched(op.id, 1, now_ms(), &c) == StoreWriter::Applied::changed);
+  f.w->commit();
+  // Attempt 2 was sent; its worker answered before the mark reached the writer.
+  auto e = event_for(op, OpState::processing);
+  e.attempt = 2;
+  f.apply(e);
+  f.w->begin();
+  CHECK(f.w->apply_dispatched(op.id, 2, now_ms(), &c) == StoreWriter::Applied::changed);
+  CHECK(c.kind == "redelivered");
+  CHECK(c.op.state == OpState::processing);
+  // Once only, and never for an attempt that is not the running one.
+  CHECK(f.w->apply_dispatched(op.id, 2, now_ms(), &c) == StoreWriter::Applied::ignored);
+  CHECK(f.w->apply_dispatched(op.id, 3, now_ms(), &c) == StoreWriter::Applied::ignored);
+  f.w->commit();
+  CHECK(f.w->latest_history_seq() == 4);
+}
+
 TEST_CASE("changes_after rebuilds each change's operation, globally or for one operation", "[store]") {
   Fixture f;
   auto a = f.insert(new_op());

@@ -110,7 +110,7 @@ std::string fill_and_close(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("while commits fail (disk full) /readyz is 503 naming the cause; ready again after one succeeds",
+TEST_CASE("while commits fail (disk full) /readyz is 503 naming the cause, and ready again after one succeeds",
           "[store_health]") {
   REQUIRE(k_error_log_installed);
   TempDir dir;

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# asyncops next to BullMQ and Celery, in ONE run (issue 11's Targets table).
+# See bench/README.md ("Peers side by side").
+#
+#   bench/peers.sh [--n N] [--lat-rate R] [--lat-seconds S] [--in-flight K]
+#                  [--no-peers] [--no-build] [--keep] [--out FILE]
+#
+# 1. The peers: ../shared/peers/run.sh with Celery prefork c=2 and BullMQ
+#    `add` (sequential, its latency phase) and `window` (K=50 in flight).
+# 2. asyncops on a temp dir: asyncopsd + 2 asyncops-worker --service users;
+#    end-to-end throughput = N POST /users from K connections (closed loop)
+#    until every operation is terminal; then latency at R/s as the client
+#    sees it: latency_probe.py from the peers' folder (POST /users with
+#    `Prefer: wait=5`, open loop, latency from each request's due time).
+# Prints a table with ratios, writes JSON to bench/results/peers.json.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+build="${ASYNCOPS_BUILD_DIR:-$root/build}"
+
+n=20000 lat_rate=200 lat_seconds=10 in_flight=50 run_peers=1 do_build=1 keep=0
+out="$here/results/peers.json"
+orig_args="$*"
+usage() { sed -n '5,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --n) n="${2:?}"; shift ;;
+    --lat-rate) lat_rate="${2:?}"; shift ;;
+    --lat-seconds) lat_seconds="${2:?}"; shift ;;
+    --in-flight) in_flight="${2:?}"; shift ;;
+    --no-peers) run_peers=0 ;;
+    --no-build) do_build=0 ;;
+    --keep) keep=1 ;;
+    --out) out="${2:?}"; shift ;;
+    -h|--help) usage ;;
+    *) echo "peers.sh: unknown option $1" >&2; usage ;;
+  esac
+  shift
+done
+command -v jq >/dev/null || { echo "peers.sh: needs jq" >&2; exit 2; }
+
+# The peers' folder: ../shared/peers next to the repo (or next to the
+# directory holding the worktrees), or $PEERS_DIR.
+peers_dir="${PEERS_DIR:-}"
+if [[ -z $peers_dir ]]; then
+  for d in "$root/../shared/peers" "$root/../../shared/peers"; do
+    if [[ -f $d/run.sh ]]; then peers_dir="$(cd "$d" && pwd)"; break; fi
+  done
+fi
+[[ -n $peers_dir && -f $peers_dir/latency_probe.py ]] || {
+  echo "peers.sh: cannot find ../shared/peers (set PEERS_DIR)" >&2; exit 2; }
+
+if [[ $do_build == 1 ]]; then
+  if [[ ! -f "$build/build.ninja" ]]; then
+    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  fi
+  nice -n 10 ninja -C "$build" -j2 asyncopsd asyncops-worker asyncops-bench-loadgen >/dev/null
+fi
+daemon="$build/daemon/asyncopsd"
+worker="$build/workers/asyncops-worker"
+lg="$build/bench/asyncops-bench-loadgen"
+for b in "$daemon" "$worker" "$lg"; do
+  [[ -x $b ]] || { echo "peers.sh: missing $b (build first, or drop --no-build)" >&2; exit 2; }
+done
+
+run="$(mktemp -d /tmp/aop-XXXXXX)"
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  if [[ $keep == 1 ]]; then echo "kept $run" >&2; else rm -rf "$run"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($12 + $13) / hz}'; }
+
+loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---------------------------------------------------------------- the peers
+if [[ $run_peers == 1 ]]; then
+  log "peers: Celery prefork c=2, BullMQ add + window=$in_flight, N=$n ($peers_dir/run.sh)"
+  N="$n" LAT_RATE="$lat_rate" LAT_SECONDS="$lat_seconds" WINDOW="$in_flight" \
+    CELERY_VARIANTS="prefork:2" BULLMQ_VARIANTS="add window" \
+    bash "$peers_dir/run.sh" >"$run/peers.txt" 2>"$run/peers.log" \
+    || { echo "peers.sh: the peers' run.sh failed; its log:" >&2; tail -20 "$run/peers.log" >&2; exit 1; }
+  cat "$run/peers.txt" >&2
+fi
+# One field of a peer's summary line: peer_field LABEL REGEX -> number or null.
+peer_field() {
+  local line
+  line=$(grep -E "^$1 " "$run/peers.txt" 2>/dev/null | head -1 || true)
+  [[ -n $line ]] || { echo null; return; }
+  local v
+  v=$(sed -nE "s|.*$2.*|\\1|p" <<<"$line" | head -1)
+  [[ -n $v ]] && echo "$v" || echo null
+}
+
+# ---------------------------------------------------------------- asyncops
+data="$run/data"; mkdir -p "$data"
+log "asyncops: asyncopsd + 2 workers in $data"
+"$daemon" --data-dir "$data" --listen 127.0.0.1:0 --log-level warn >>"$run/daemon.log" 2>&1 &
+dpid=$!; pids+=("$dpid")
+"$lg" ready --url-file "$data/asyncopsd.url" --timeout 30 --out "$run/ready.json" \
+  || { echo "asyncopsd did not become ready" >&2; tail -20 "$run/daemon.log" >&2; exit 1; }
+url=$(jq -r .url "$run/ready.json")
+"$worker" --data-dir "$data" --service users --log-level warn >>"$run/worker1.log" 2>&1 &
+w1=$!; pids+=("$w1")
+"$worker" --data-dir "$data" --service users --log-level warn >>"$run/worker2.log" 2>&1 &
+w2=$!; pids+=("$w2")
+"$lg" closed --url "$url" --conns 4 --requests 200 --tag pw --out "$run/warmup.json"
+"$lg" drain --url "$url" --timeout 300 --poll-ms 5 --out "$run/warmup_drain.json"
+
+log "asyncops: end-to-end, N=$n from $in_flight connections, until all terminal"
+c0=$(cpu_s "$dpid"); c1=$(cpu_s "$w1"); c2=$(cpu_s "$w2")
+"$lg" closed --url "$url" --conns "$in_flight" --requests "$n" --tag pe --out "$run/e2e.json"
+"$lg" drain --url "$url" --timeout 300 --poll-ms 5 --out "$run/e2e_drain.json"
+d0=$(cpu_s "$dpid"); d1=$(cpu_s "$w1"); d2=$(cpu_s "$w2")
+e2e_rate=$(jq -n --slurpfile a "$run/e2e.json" --slurpfile d "$run/e2e_drain.json" \
+  '$a[0].accepted_2xx / (($d[0].drained_ms - $a[0].start_ms) / 1000)')
+cpu_us=$(jq -n --argjson n "$(jq .accepted_2xx "$run/e2e.json")" \
+  "(($d0 - $c0) + ($d1 - $c1) + ($d2 - $c2)) * 1e6 / \$n")
+
+sleep 1
+log "asyncops: latency at $lat_rate/s for ${lat_seconds}s, POST with Prefer: wait=5 (latency_probe.py)"
+/usr/bin/python3 "$peers_dir/latency_probe.py" "$url" "$lat_rate" "$lat_seconds" >"$run/latency.json"
+cat "$run/latency.json" >&2
+
+# ---------------------------------------------------------------- report
+bull_e2e=$(peer_field 'bullmq-redis\[window\]' 'e2e=([0-9.]+)/s')
+bull_seq_e2e=$(peer_field 'bullmq-redis' 'e2e=([0-9.]+)/s')
+bull_p50=$(peer_field 'bullmq-redis' 'p50=([0-9.]+)ms')
+bull_p99=$(peer_field 'bullmq-redis' 'p99=([0-9.]+)ms')
+cel_e2e=$(peer_field 'celery-redis' 'e2e=([0-9.]+)/s')
+cel_p50=$(peer_field 'celery-redis' 'p50=([0-9.]+)ms')
+cel_p99=$(peer_field 'celery-redis' 'p99=([0-9.]+)ms')
+mkdir -p "$(dirname "$out")"
+jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  --arg command "bench/peers.sh $orig_args" --arg loadavg "$loadavg_start" --argjson n "$n" \
+  --argjson in_flight "$in_flight" --argjson lat_rate "$lat_rate" --argjson lat_seconds "$lat_seconds" \
+  --argjson e2e "$e2e_rate" --argjson cpu_us "$cpu_us" --slurpfile lat "$run/latency.json" \
+  --argjson bull_e2e "$bull_e2e" --argjson bull_seq_e2e "$bull_seq_e2e" --argjson bull_p50 "$bull_p50" \
+  --argjson bull_p99 "$bull_p99" --argjson cel_e2e "$cel_e2e" --argjson cel_p50 "$cel_p50" --argjson cel_p99 "$cel_p99" \
+  --rawfile peers "$( [[ -f $run/peers.txt ]] && echo "$run/peers.txt" || echo /dev/null)" \
+  '{run:{date:$date, commit:$commit, command:$command, nproc:'"$(nproc)"', loadavg_start:$loadavg,
+         n:$n, in_flight:$in_flight, lat_rate:$lat_rate, lat_seconds:$lat_seconds},
+    asyncops:{e2e_rate_per_s:$e2e, cpu_us_per_op_daemon_and_workers:$cpu_us,
+              latency:$lat[0]},
+    bullmq:{e2e_rate_per_s_window:$bull_e2e, e2e_rate_per_s_sequential:$bull_seq_e2e,
+            latency_p50_ms:$bull_p50, latency_p99_ms:$bull_p99},
+    celery:{e2e_rate_per_s:$cel_e2e, latency_p50_ms:$cel_p50, latency_p99_ms:$cel_p99},
+    peers_summary:$peers}' >"$out"
+
+f() { jq -r "$1 | if . == null then \"n/a\" elif type == \"number\" then (. * 100 | round / 100 | tostring) else tostring end" "$out"; }
+ratio() { jq -r "if ($1) == null or ($2) == null or ($2) == 0 then \"n/a\" else (($1) / ($2) * 100 | round / 100 | tostring) + \"x\" end" "$out"; }
+verdict() { jq -r "if ($1) == null then \"\" elif ($1) $2 then \"meets\" else \"MISSES\" end" "$out"; }
+{
+  echo
+  echo "asyncops next to the peers, one run  $(f .run.date)  commit $(f .run.commit)"
+  echo "machine: $(nproc) cpus; load average at start: $loadavg_start; N=$n"
+  printf '%-44s %14s %14s %14s %12s %18s\n' "measure" "asyncops" "BullMQ" "Celery" "vs BullMQ" "issue target"
+  printf '%-44s %14s %14s %14s %12s %18s\n' "end-to-end throughput, $in_flight in flight (/s)" \
+    "$(f .asyncops.e2e_rate_per_s)" "$(f .bullmq.e2e_rate_per_s_window)" "$(f .celery.e2e_rate_per_s)" \
+    "$(ratio .asyncops.e2e_rate_per_s .bullmq.e2e_rate_per_s_window)" \
+    ">=2x $(verdict 'if .bullmq.e2e_rate_per_s_window then .asyncops.e2e_rate_per_s / .bullmq.e2e_rate_per_s_window else null end' '>= 2')"
+  printf '%-44s %14s %14s %14s %12s %18s\n' "latency at $lat_rate/s, p50 (ms)" \
+    "$(f .asyncops.latency.p50_ms)" "$(f .bullmq.latency_p50_ms)" "$(f .celery.latency_p50_ms)" \
+    "$(ratio .asyncops.latency.p50_ms .bullmq.latency_p50_ms)" "<=1ms $(verdict .asyncops.latency.p50_ms '<= 1')"
+  printf '%-44s %14s %14s %14s %12s %18s\n' "latency at $lat_rate/s, p99 (ms)" \
+    "$(f .asyncops.latency.p99_ms)" "$(f .bullmq.latency_p99_ms)" "$(f .celery.latency_p99_ms)" \
+    "$(ratio .asyncops.latency.p99_ms .bullmq.latency_p99_ms)" "<=2ms $(verdict .asyncops.latency.p99_ms '<= 2')"
+  printf '%-44s %14s\n' "asyncops CPU per op, daemon + workers (us)" "$(f .asyncops.cpu_us_per_op_daemon_and_workers)"
+  printf '%-44s %14s\n' "asyncops latency: answered / failed" "$(f .asyncops.latency.ok) / $(f .asyncops.latency.bad)"
+  echo "(BullMQ throughput: 'window' variant, $in_flight add() in flight; its latency: sequential 'add' variant."
+  echo " Celery: prefork c=2. asyncops throughput: closed loop, $in_flight keep-alive connections, drain polled every 5 ms;"
+  echo " latency: latency_probe.py, POST /users with Prefer: wait=5, from each request's due time.)"
+} | tee "$out.txt"
+echo "JSON: $out"

@@ -1,0 +1,173 @@
+// cancel and forget, for one operation or many: by ids, or (cancel) by the
+// list filters, with a count and a confirmation on a terminal.
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+
+#include "cli/client.h"
+#include "cli/commands.h"
+#include "cli/exit_codes.h"
+#include "cli/op_ref.h"
+#include "shared/clock.h"
+#include "shared/duration.h"
+
+namespace asyncops {
+namespace {
+
+// Asks "PROMPT [y/N]" when stdin and stderr are a terminal and --yes was not
+// given; true means go on.
+bool confirmed(const BulkOptions& o, const std::string& prompt) {
+  if (o.yes || ::isatty(STDIN_FILENO) != 1 || ::isatty(STDERR_FILENO) != 1) return true;
+  std::cerr << prompt << " [y/N] " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  return answer == "y" || answer == "Y" || answer == "yes";
+}
+
+// Every unfinished operation the filters choose, newest first.
+bool select_unfinished(ApiClient& client, const BulkOptions& o, std::vector<std::string>* ids, int* exit) {
+  int64_t before_ms = INT64_MAX;
+  if (!o.older_than.empty()) {
+    std::chrono::milliseconds d;
+    if (!parse_duration(o.older_than, &d)) {
+      print_error("--older-than " + o.older_than + ": expected a duration like 30s, 10m, 2h or 7d");
+      *exit = exit_code::usage;
+      return false;
+    }
+    before_ms = now_ms() - d.count();
+  }
+  std::vector<std::string> states = {"pending", "processing"};
+  if (!o.state.empty()) states = {o.state};
+  for (const auto& state : states) {
+    std::string cursor;
+    for (;;) {
+      std::string q = "/operations?limit=1000&state=" + url_encode(state);
+      if (!o.name.empty()) q += "&name=" + url_encode(o.name);
+      if (!cursor.empty()) q += "&cursor=" + url_encode(cursor);
+      ApiResponse r = client.get(q);
+      if (!r.reached || r.status != 200 || !r.json.is_object()) {
+        print_error(r.describe());
+        *exit = r.reached ? exit_code::error : exit_code::unreachable;
+        return false;
+      }
+      for (const auto& op : r.json["items"]) {
+        int64_t created;
+        if (parse_rfc3339(op.value("created_at", ""), &created) && created < before_ms) ids->push_back(op["id"]);
+      }
+      if (!r.json["next"].is_string()) break;
+      cursor = r.json["next"].get<std::string>();
+    }
+  }
+  return true;
+}
+
+// Resolves every reference; prints one line per one that does not resolve.
+std::vector<std::string> resolve_all(ApiClient& client, const std::vector<std::string>& refs, int* worst) {
+  std::vector<std::string> ids;
+  for (const auto& ref : refs) {
+    ResolvedOp op = resolve_op(client, ref);
+    if (op.error.empty()) {
+      ids.push_back(op.id);
+    } else {
+      print_error(op.error);
+      *worst = std::max(*worst, op.exit_code);
+    }
+  }
+  return ids;
+}
+
+}  // namespace
+
+int cmd_cancel(const GlobalOptions& g, const BulkOptions& o) {
+  bool by_filter = !o.state.empty() || !o.name.empty() || !o.older_than.empty();
+  if (by_filter == !o.refs.empty()) {
+    print_error(by_filter ? "give operation ids or filters (--state, --name, --older-than), not both"
+                          : "give operation ids, or choose them with --state, --name and --older-than");
+    return exit_code::usage;
+  }
+  if (o.state == "completed" || o.state == "rejected" || o.state == "failed" || o.state == "canceled") {
+    print_error("--state " + o.state + ": only pending or processing operations can be canceled");
+    return exit_code::usage;
+  }
+  ApiClient client(g.url);
+  int worst = exit_code::ok;
+  std::vector<std::string> ids;
+  if (by_filter) {
+    if (!select_unfinished(client, o, &ids, &worst)) return worst;
+    if (ids.empty()) {
+      std::cerr << "asyncops: no unfinished operation matches; nothing to cancel" << std::endl;
+      return exit_code::ok;
+    }
+  } else {
+    ids = resolve_all(client, o.refs, &worst);
+  }
+  Output out = g.out();
+  bool single = !by_filter && o.refs.size() == 1;
+  if (!single && !ids.empty() &&
+      !confirmed(o, "cancel " + std::to_string(ids.size()) + (ids.size() == 1 ? " operation?" : " operations?"))) {
+    std::cerr << "asyncops: nothing canceled" << std::endl;
+    return exit_code::error;
+  }
+  nlohmann::json results = nlohmann::json::array();
+  size_t requested = 0;
+  for (const auto& id : ids) {
+    ApiResponse r = client.send("POST", "/operations/" + url_encode(id) + "/cancel", "");
+    if (!r.reached) {
+      print_error(r.describe());
+      return exit_code::unreachable;
+    }
+    if (r.status != 200 && r.status != 202) {
+      print_error(id + ": " + r.describe());
+      worst = std::max(worst, static_cast<int>(exit_code::error));
+      continue;
+    }
+    results.push_back(r.json);
+    if (r.status == 202) ++requested;
+  }
+  if (single) {
+    if (!results.empty()) out.operation(results[0]);
+  } else if (out.format == OutputFormat::table) {
+    out.operations(results);
+  } else {
+    out.list(results);
+  }
+  if (!single) {
+    std::cerr << "asyncops: canceled " << results.size() - requested << ", cancel requested for " << requested
+              << " in progress, " << ids.size() - results.size() << " refused" << std::endl;
+  }
+  if (requested > 0 && ::isatty(STDERR_FILENO)) {
+    std::cerr << "cancel requested: the worker is told; if it already did the work, the operation shows that outcome\n";
+  }
+  return worst;
+}
+
+int cmd_forget(const GlobalOptions& g, const BulkOptions& o) {
+  ApiClient client(g.url);
+  int worst = exit_code::ok;
+  std::vector<std::string> ids = resolve_all(client, o.refs, &worst);
+  if (ids.size() > 1 && !confirmed(o, "forget " + std::to_string(ids.size()) + " operations?")) {
+    std::cerr << "asyncops: nothing forgotten" << std::endl;
+    return exit_code::error;
+  }
+  Output out = g.out();
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& id : ids) {
+    ApiResponse r = client.send("DELETE", "/operations/" + url_encode(id), "");
+    if (!r.reached) {
+      print_error(r.describe());
+      return exit_code::unreachable;
+    }
+    if (r.status != 204 && r.status != 200) {
+      print_error(id + ": " + r.describe());
+      worst = std::max(worst, static_cast<int>(exit_code::error));
+      continue;
+    }
+    results.push_back({{"id", id}, {"forgotten", true}});
+    if (out.format == OutputFormat::table) std::cout << "forgot " << id << "\n";
+  }
+  if (out.format != OutputFormat::table) out.list(results);
+  return worst;
+}
+
+}  // namespace asyncops

@@ -1,0 +1,68 @@
+#include "cli/list_query.h"
+
+#include <chrono>
+
+#include "cli/client.h"
+#include "shared/clock.h"
+#include "shared/duration.h"
+
+namespace asyncops {
+
+std::string shell_quote(const std::string& arg) {
+  bool safe = !arg.empty();
+  for (unsigned char c : arg) {
+    if (!(std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '/' || c == ':' || c == '=' || c == '@' ||
+          c == '+' || c == ',')) {
+      safe = false;
+      break;
+    }
+  }
+  if (safe) return arg;
+  std::string out = "'";
+  for (char c : arg) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+std::string list_query(const ListOptions& o, const std::string& since, const std::string& cursor) {
+  std::string q = "?limit=" + std::to_string(o.limit);
+  if (!o.state.empty()) q += "&state=" + url_encode(o.state);
+  if (!o.name.empty()) q += "&name=" + url_encode(o.name);
+  if (!since.empty()) q += "&since=" + url_encode(since);
+  if (!cursor.empty()) q += "&cursor=" + url_encode(cursor);
+  return q;
+}
+
+std::string next_page_command(const std::vector<std::string>& global, const ListOptions& o,
+                              const std::string& next_cursor) {
+  std::string cmd = "asyncops";
+  for (const auto& a : global) cmd += " " + shell_quote(a);
+  cmd += " list";
+  if (!o.state.empty()) cmd += " --state " + shell_quote(o.state);
+  if (!o.name.empty()) cmd += " --name " + shell_quote(o.name);
+  if (!o.since.empty()) cmd += " --since " + shell_quote(o.since);
+  cmd += " --limit " + std::to_string(o.limit);
+  cmd += " --cursor " + shell_quote(next_cursor);
+  return cmd;
+}
+
+bool resolve_since(const std::string& text, int64_t now, std::string* rfc3339, std::string* error) {
+  rfc3339->clear();
+  if (text.empty()) return true;
+  std::chrono::milliseconds d;
+  if (parse_duration(text, &d)) {
+    *rfc3339 = format_rfc3339_ms(now - d.count());
+    return true;
+  }
+  int64_t ms;
+  if (parse_rfc3339(text, &ms)) {
+    *rfc3339 = text;
+    return true;
+  }
+  *error = "--since " + text + ": expected a duration like 30s, 10m, 2h or 7d, or an RFC 3339 time like 2024-11-27T07:00:00Z";
+  return false;
+}
+
+}  // namespace asyncops
