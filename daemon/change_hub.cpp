@@ -17,8 +17,14 @@ bool ChangeHub::Subscription::wait(std::chrono::steady_clock::time_point deadlin
 }
 
 std::shared_ptr<ChangeHub::Subscription> ChangeHub::subscribe(const std::string& op_id) {
+  return subscribe(op_id, nullptr);
+}
+
+std::shared_ptr<ChangeHub::Subscription> ChangeHub::subscribe(const std::string& op_id,
+                                                               std::function<void()> notify) {
   auto* s = new Subscription();  // owned by the shared_ptr below
   s->m_op_id = op_id;
+  s->m_notify = std::move(notify);
   {
     std::lock_guard<std::mutex> lock(m_mutex);
     if (op_id.empty()) m_all.insert(s);
@@ -47,6 +53,11 @@ void ChangeHub::unsubscribe(Subscription* s) {
 }
 
 void ChangeHub::signal(Subscription* s, bool shutdown) {
+  if (s->m_notify) {
+    // Under the hub's lock (see publish), so unsubscribe cannot race it.
+    s->m_notify();
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(s->m_mutex);
     s->m_signaled = true;

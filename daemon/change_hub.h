@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -46,6 +47,7 @@ class ChangeHub {
    private:
     friend class ChangeHub;
     std::string m_op_id;  // "" for every operation
+    std::function<void()> m_notify;  // set: called instead of waking wait()ers
     std::mutex m_mutex;
     std::condition_variable m_cv;
     bool m_signaled = false;  // GUARDED_BY(m_mutex)
@@ -55,6 +57,12 @@ class ChangeHub {
   // op_id "" subscribes to every change. The subscription ends when the
   // returned pointer is released (unsubscribe happens in its deleter).
   std::shared_ptr<Subscription> subscribe(const std::string& op_id);
+  // The same, for an event loop: notify runs on the publishing thread (the
+  // commit thread, or the caller of shutdown()) each time a change this
+  // subscription cares about is published, with the hub's lock held. It
+  // must only schedule work (post to a strand), never call into the hub.
+  // After the returned pointer is released, notify is never called again.
+  std::shared_ptr<Subscription> subscribe(const std::string& op_id, std::function<void()> notify);
 
   // Called by the group-commit thread after each commit, in seq order.
   void publish(const std::vector<Change>& changes);

@@ -419,8 +419,16 @@ int run_daemon(const DaemonConfig& cfg) {
   HttpOptions hopts;
   hopts.host = host;
   hopts.port = port;
-  hopts.max_body_bytes = cfg.max_body_bytes;
-  hopts.max_threads = cfg.max_http_threads;
+  hopts.limits.max_body_bytes = cfg.max_body_bytes;
+  hopts.limits.max_header_bytes = cfg.access.max_header_bytes;
+  hopts.limits.max_url_bytes = cfg.access.max_url_bytes;
+  hopts.io_threads = cfg.io_threads;
+  hopts.max_connections = cfg.max_connections;
+  hopts.header_timeout = cfg.header_timeout;
+  hopts.body_timeout = cfg.body_timeout;
+  hopts.idle_timeout = cfg.idle_timeout;
+  hopts.ws_max_queue = cfg.ws_max_queue;
+  hopts.ws_ping_interval = cfg.ws_ping_interval;
   hopts.tls_cert = cfg.access.tls_cert;
   hopts.tls_key = cfg.access.tls_key;
   HttpApi http(gateway, hopts);
@@ -496,20 +504,40 @@ int daemon_main(int argc, char** argv) {
       ->check(CLI::Range(size_t{1}, size_t{64} << 20));
   app.add_option("--max-wait", cfg.max_wait_seconds, "Cap in seconds on ?wait=N and Prefer: wait=N")
       ->check(CLI::Range(0, 3600));
-  app.add_option("--max-http-threads", cfg.max_http_threads, "Most concurrent HTTP connections served")
-      ->check(CLI::Range(size_t{8}, size_t{65536}));
+  app.add_option("--max-http-threads", cfg.max_http_threads,
+                 "Ignored since the event-loop front end (kept so that old configs load); see --io-threads")
+      ->check(CLI::Range(size_t{0}, size_t{65536}));
+  app.add_option("--io-threads", cfg.io_threads, "Threads serving HTTP and WebSocket connections (0: one per core)")
+      ->envname("ASYNCOPS_IO_THREADS")
+      ->check(CLI::Range(size_t{0}, size_t{256}));
+  app.add_option("--max-connections", cfg.max_connections,
+                 "Open client connections at most; at the limit the oldest idle one is closed for a new one")
+      ->envname("ASYNCOPS_MAX_CONNECTIONS")
+      ->check(CLI::Range(size_t{1}, size_t{1000000}));
+  app.add_option("--ws-max-queue", cfg.ws_max_queue,
+                 "WebSocket frames queued for one client before it is closed as too slow (code 4001)")
+      ->check(CLI::Range(size_t{1}, size_t{1000000}));
   app.add_option("--sse-heartbeat-ms", cfg.sse_heartbeat_ms, "Interval of SSE keep-alive comments")
       ->check(CLI::Range(100, 600000));
   app.add_option("--cors-origin", cfg.cors_origins,
                  "An origin allowed to call from a browser (CORS); may repeat; * for any (default: same origin only)")
       ->envname("ASYNCOPS_CORS_ORIGIN");
   std::string lease = "30s", backoff = "1s", retention = "7d", worker_timeout = "5s", prune_interval = "60s";
+  std::string header_timeout = "10s", body_timeout = "10s", idle_timeout = "5s", ws_ping = "15s";
   auto duration_check = CLI::Validator(
       [](std::string& v) {
         std::chrono::milliseconds d;
         return parse_duration(v, &d) ? std::string() : "'" + v + "' is not a duration like 250ms, 30s, 5m, 24h or 7d";
       },
       "DURATION");
+  app.add_option("--header-timeout", header_timeout, "Deadline for a whole request head (request line and fields)")
+      ->check(duration_check);
+  app.add_option("--body-timeout", body_timeout, "Deadline for each step of progress while a request body arrives")
+      ->check(duration_check);
+  app.add_option("--idle-timeout", idle_timeout, "How long a kept-alive connection may wait for its next request")
+      ->check(duration_check);
+  app.add_option("--ws-ping-interval", ws_ping, "How often an idle WebSocket is pinged; two intervals without an answer close it")
+      ->check(duration_check);
   app.add_option("--control", cfg.control_endpoint,
                  "ZeroMQ endpoint of the PUB socket that tells workers of cancels (default ipc://DATA_DIR/control.ipc)")
       ->envname("ASYNCOPS_CONTROL");
@@ -592,6 +620,10 @@ int daemon_main(int argc, char** argv) {
   parse_duration(retention, &cfg.retention);
   parse_duration(worker_timeout, &cfg.worker_timeout);
   parse_duration(prune_interval, &cfg.prune_interval);
+  parse_duration(header_timeout, &cfg.header_timeout);
+  parse_duration(body_timeout, &cfg.body_timeout);
+  parse_duration(idle_timeout, &cfg.idle_timeout);
+  parse_duration(ws_ping, &cfg.ws_ping_interval);
   return run_daemon(cfg);
 }
 

@@ -18,7 +18,15 @@ struct DaemonConfig {
   SyncMode sync = SyncMode::normal;
   size_t max_body_bytes = 1 << 20;
   int max_wait_seconds = 60;
-  size_t max_http_threads = 4096;
+  size_t max_http_threads = 0;  // no longer used (issue 11): accepted so that old configs still load
+  // The HTTP/WebSocket front end (daemon/http_api.h).
+  size_t io_threads = 0;  // 0: one per core
+  size_t max_connections = 20000;
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds body_timeout{10000};
+  std::chrono::milliseconds idle_timeout{5000};
+  size_t ws_max_queue = 1024;
+  std::chrono::milliseconds ws_ping_interval{15000};
   int sse_heartbeat_ms = 15000;
   std::string control_endpoint;  // default: ipc inside the data dir
   DispatchOptions dispatch_options;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <future>
+#include <mutex>
 
 #include "shared/clock.h"
 #include "shared/ids.h"
@@ -185,6 +187,7 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
   m_router.add("GET", tmpl("/operations/{id}/events"),
                [this](const ApiRequest& r, const Params& p) { return operation_events(r, p); });
   m_router.add("GET", tmpl("/events"), [this](const ApiRequest& r, const Params&) { return all_events(r); });
+  m_router.add("GET", tmpl("/ws"), [this](const ApiRequest& r, const Params&) { return websocket(r); });
   for (const std::string& c : m_routes.collections()) {
     m_router.add("GET", tmpl(c),
                  [this, c](const ApiRequest& r, const Params&) { return list_resources(c, r); });
@@ -264,9 +267,25 @@ std::optional<OperationRecord> Gateway::visible_operation(const ApiRequest& req,
   return op;
 }
 
-ApiReply Gateway::handle(ApiRequest req) {
+bool is_served_method(const std::string& m) {
+  return m == "GET" || m == "HEAD" || m == "POST" || m == "PUT" || m == "PATCH" || m == "DELETE" || m == "OPTIONS";
+}
+
+ApiReply Gateway::begin(ApiRequest req) {
   ApiReply reply;
   try {
+    if (!is_served_method(req.method)) {
+      // RFC 9110 15.5.6: 405 with what the resource does allow (TRACE and
+      // CONNECT are never served: nothing here echoes or tunnels).
+      auto m = m_router.match(req.method, req.path);
+      std::string allow;
+      for (const auto& a : m.allow) allow += (allow.empty() ? "" : ", ") + a;
+      if (allow.empty()) allow = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+      reply = problem_reply({405, "", req.method.substr(0, 20) + " is not a method this API serves; allowed: " + allow,
+                             "method_not_allowed", "", {}});
+      reply.headers.push_back({"Allow", allow});
+      return reply;
+    }
     if (req.method == "OPTIONS" && !req.header("origin").empty() &&
         !req.header("access-control-request-method").empty()) {
       return preflight(req);
@@ -275,7 +294,7 @@ ApiReply Gateway::handle(ApiRequest req) {
       add_cors(req, &*refused);
       return *refused;
     }
-    auto m = m_router.match(req.method, req.path);
+    auto m = m_router.match(req.method, req.path);  // HEAD is GET without the body (the server drops it)
     if (m.kind == decltype(m)::not_found) {
       reply = problem_reply({404, "", "no resource at " + req.path.substr(0, 200), "not_found", "", {}});
     } else if (m.kind == decltype(m)::method_not_allowed) {
@@ -292,8 +311,103 @@ ApiReply Gateway::handle(ApiRequest req) {
     log_error("request failed", {{"method", req.method}, {"path", req.path}, {"error", e.what()}});
     reply = problem_reply({500, "", "internal error", "internal_error", "", {}});
   }
-  add_cors(req, &reply);
+  decorate(req, &reply);
   return reply;
+}
+
+namespace {
+// Runs a deferred reply's builder; a throw becomes a 500 problem.
+ApiReply run_finish(const Finish& finish) {
+  try {
+    return finish();
+  } catch (const std::exception& e) {
+    log_error("a deferred reply failed", {{"error", e.what()}});
+    return problem_reply({500, "", "internal error", "internal_error", "", {}});
+  }
+}
+}  // namespace
+
+void Gateway::decorate(const ApiRequest& req, ApiReply* reply) const {
+  add_cors(req, reply);
+  if (!reply->later && !reply->wait) return;
+  // What a pending reply turns into carries the CORS headers too.
+  ApiRequest cors_only;
+  cors_only.headers["origin"] = req.header("origin");
+  auto wrap = [this, cors_only](Finish f) -> Finish {
+    return [this, cors_only, f = std::move(f)] {
+      ApiReply r = run_finish(f);
+      decorate(cors_only, &r);
+      return r;
+    };
+  };
+  if (reply->later) {
+    reply->later = [later = std::move(reply->later), wrap](std::function<void(Finish)> deliver) {
+      later([deliver = std::move(deliver), wrap](Finish f) { deliver(wrap(std::move(f))); });
+    };
+  }
+  if (reply->wait) {
+    auto w = std::make_shared<ApiWait>(*reply->wait);
+    w->finish = wrap(std::move(w->finish));
+    reply->wait = std::move(w);
+  }
+}
+
+ApiReply Gateway::handle(ApiRequest req) { return resolve_blocking(begin(std::move(req))); }
+
+ApiReply Gateway::resolve_blocking(ApiReply reply) {
+  for (;;) {
+    if (reply.later) {
+      std::promise<Finish> promised;
+      auto future = promised.get_future();
+      auto later = std::move(reply.later);
+      later([&promised](Finish f) { promised.set_value(std::move(f)); });
+      reply = run_finish(future.get());
+      continue;
+    }
+    if (reply.wait) {
+      std::shared_ptr<ApiWait> w = std::move(reply.wait);
+      // Subscribe first, then read: a change in between still wakes us.
+      auto sub = m_hub.subscribe(w->op_id);
+      while (!w->ready() && std::chrono::steady_clock::now() < w->deadline && !m_hub.is_shut_down()) {
+        sub->wait(w->deadline);
+      }
+      reply = run_finish(w->finish);
+      continue;
+    }
+    return reply;
+  }
+}
+
+std::shared_ptr<ApiWait> Gateway::wait_for(const std::string& id, std::chrono::steady_clock::time_point deadline,
+                                           std::function<ApiReply(std::optional<OperationRecord>)> finish) {
+  auto w = std::make_shared<ApiWait>();
+  w->op_id = id;
+  w->deadline = deadline;
+  w->ready = [this, id] {
+    auto op = m_readers.acquire()->get_operation(id);
+    return !op || is_terminal(op->state);
+  };
+  w->finish = [this, id, finish = std::move(finish)] { return finish(m_readers.acquire()->get_operation(id)); };
+  return w;
+}
+
+ApiReply Gateway::websocket(const ApiRequest& req) {
+  std::string upgrade = req.header("upgrade");
+  std::transform(upgrade.begin(), upgrade.end(), upgrade.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (upgrade.find("websocket") == std::string::npos) {
+    ApiReply r = problem_reply({426, "", "/ws speaks WebSocket only: send Upgrade: websocket", "upgrade_required",
+                                "", {}});
+    r.headers.push_back({"Upgrade", "websocket"});
+    r.headers.push_back({"Connection", "Upgrade"});
+    return r;
+  }
+  ApiReply r;
+  r.status = 101;
+  r.content_type = "";
+  WebSocketGrant grant;
+  if (!sees_all(req)) grant.owner = req.owner;
+  r.websocket = grant;
+  return r;
 }
 
 namespace {
@@ -367,8 +481,7 @@ ApiReply Gateway::operation_events(const ApiRequest& req, const Params& params) 
   ApiReply r;
   r.content_type = "text/event-stream";
   r.headers.push_back({"X-Accel-Buffering", "no"});
-  StreamOptions opts = m_options.stream;
-  r.stream = [this, sr, opts](const StreamWriter& w) { run_stream(m_hub, m_readers, sr, opts, w); };
+  r.stream = sr;
   return r;
 }
 
@@ -391,8 +504,7 @@ ApiReply Gateway::all_events(const ApiRequest& req) {
   ApiReply r;
   r.content_type = "text/event-stream";
   r.headers.push_back({"X-Accel-Buffering", "no"});
-  StreamOptions opts = m_options.stream;
-  r.stream = [this, sr, opts](const StreamWriter& w) { run_stream(m_hub, m_readers, sr, opts, w); };
+  r.stream = sr;
   return r;
 }
 
@@ -446,10 +558,22 @@ ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, cons
   if (!may_write(req)) return forbidden_write(req);
   auto started = std::chrono::steady_clock::now();
   ApiReply r = accept_command_timed(route, req, params);
-  if (m_services.accepted && (r.status == 202 || r.status == 200)) {
-    m_services.accepted(route.command,
-                        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
-  }
+  if (!m_services.accepted || !r.later) return r;
+  // The latency is measured to the commit's answer (before any Prefer: wait).
+  auto accepted = m_services.accepted;
+  std::string command = route.command;
+  r.later = [later = std::move(r.later), accepted, command, started](std::function<void(Finish)> deliver) {
+    later([deliver = std::move(deliver), accepted, command, started](Finish f) {
+      deliver([f = std::move(f), accepted, command, started] {
+        ApiReply done = f();
+        if (done.status == 202 || done.status == 200) {
+          accepted(command,
+                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+        }
+        return done;
+      });
+    });
+  };
   return r;
 }
 
@@ -564,8 +688,60 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
   op.payload = std::move(body);
   op.created_at = op.updated_at = now_ms();
 
+  // The 202 is written from the commit's completion: no thread waits for it.
+  struct Rendezvous {
+    std::mutex mutex;
+    std::optional<Finish> finish;                // GUARDED_BY(mutex)
+    std::function<void(Finish)> deliver;         // GUARDED_BY(mutex)
+    void set(Finish f) {
+      std::unique_lock<std::mutex> lock(mutex);
+      if (!deliver) {
+        finish = std::move(f);
+        return;
+      }
+      auto d = std::move(deliver);
+      lock.unlock();
+      d(std::move(f));
+    }
+    void on(std::function<void(Finish)> d) {
+      std::unique_lock<std::mutex> lock(mutex);
+      if (!finish) {
+        deliver = std::move(d);
+        return;
+      }
+      Finish f = std::move(*finish);
+      lock.unlock();
+      d(std::move(f));
+    }
+  };
+  auto meet = std::make_shared<Rendezvous>();
+  ApiRequest answer_to;  // what the reply needs of the request
+  answer_to.method = req.method;
+  answer_to.path = req.path;
+  answer_to.owner = req.owner;
+  answer_to.headers["host"] = req.header("host");
+  answer_to.headers["prefer"] = req.header("prefer");
   OwnershipCheck owners = ownership_check(m_routes, route, req, op.resource);
-  auto committed = m_committer.accept(std::move(op), key, std::move(owners));
+  bool queued = m_committer.accept_async(
+      std::move(op), key, std::move(owners),
+      [this, meet, answer_to, key](Result<GroupCommitter::Accepted> committed) {
+        meet->set([this, answer_to, key, committed = std::move(committed)] {
+          return finish_accept(answer_to, key, committed);
+        });
+      });
+  if (!queued) {
+    ApiReply r = problem_reply({503, "", "the daemon is shutting down; try again", "store_unavailable", "", {}});
+    r.headers.push_back({"Retry-After", "1"});
+    return r;
+  }
+  ApiReply r;
+  r.status = 202;
+  r.later = [meet](std::function<void(Finish)> deliver) { meet->on(std::move(deliver)); };
+  return r;
+}
+
+ApiReply Gateway::finish_accept(const ApiRequest& req, const IdempotencyKey& key,
+                                const Result<GroupCommitter::Accepted>& committed) {
   if (!committed) {
     ApiReply r = problem_reply({503, "", "the operation could not be stored; try again",
                                 "store_unavailable", "", {}});
@@ -590,31 +766,39 @@ ApiReply Gateway::accepted_reply(const ApiRequest& req, const OperationRecord& s
   std::string op_path = "/operations/" + stored.id;
   std::string host = req.header("host");
   std::string op_url = host.empty() ? op_path : "http://" + host + op_path;
+  std::string resource = stored.resource;
 
-  ApiReply r = json_text_reply(202, operation_json_text(stored));
   auto prefs = parse_prefer(req.header("prefer"));
   std::string applied;
+  long wait = 0;
   if (prefs.count("wait") && !replayed) {
     long n = 0;
     if (parse_int(prefs["wait"], 0, 1000000, &n) && n > 0) {
-      n = std::min<long>(n, m_options.max_wait_seconds);
-      auto done = wait_for_terminal(stored.id, std::chrono::steady_clock::now() + std::chrono::seconds(n));
-      applied = "wait=" + std::to_string(n);
-      if (done && is_terminal(done->state)) {
-        r = json_text_reply(200, operation_json_text(*done));
-      } else if (done) {
-        r = json_text_reply(202, operation_json_text(*done));  // the latest state, still unfinished
-      }
+      wait = std::min<long>(n, m_options.max_wait_seconds);
+      applied = "wait=" + std::to_string(wait);
     }
   }
   if (applied.empty() && prefs.count("respond-async")) applied = "respond-async";
-  r.headers.push_back({"X-Operation", op_path});
-  r.headers.push_back({"X-Resource", stored.resource});
-  r.headers.push_back({"Location", op_url});
-  r.headers.push_back({"Operation-Location", op_url});
-  if (r.status == 202) r.headers.push_back({"Retry-After", "1"});
-  if (!applied.empty()) r.headers.push_back({"Preference-Applied", applied});
-  if (replayed) r.headers.push_back({"Idempotent-Replayed", "true"});
+  // The answer: the stored snapshot, or after a wait the latest state (200
+  // once terminal).
+  auto answer = [=](const OperationRecord& op, bool waited) {
+    ApiReply r = json_text_reply(waited && is_terminal(op.state) ? 200 : 202, operation_json_text(op));
+    r.headers.push_back({"X-Operation", op_path});
+    r.headers.push_back({"X-Resource", resource});
+    r.headers.push_back({"Location", op_url});
+    r.headers.push_back({"Operation-Location", op_url});
+    if (r.status == 202) r.headers.push_back({"Retry-After", "1"});
+    if (!applied.empty()) r.headers.push_back({"Preference-Applied", applied});
+    if (replayed) r.headers.push_back({"Idempotent-Replayed", "true"});
+    return r;
+  };
+  if (wait <= 0) return answer(stored, false);
+  ApiReply r;
+  r.status = 202;
+  r.wait = wait_for(stored.id, std::chrono::steady_clock::now() + std::chrono::seconds(wait),
+                    [answer, stored](std::optional<OperationRecord> now) {
+                      return now ? answer(*now, true) : answer(stored, false);
+                    });
   return r;
 }
 
@@ -685,18 +869,6 @@ ApiReply Gateway::forget_operation(const ApiRequest& req, const Params& params) 
   return r;
 }
 
-std::optional<OperationRecord> Gateway::wait_for_terminal(
-    const std::string& id, std::chrono::steady_clock::time_point deadline) {
-  // Subscribe first, then read: a change in between still wakes us.
-  auto sub = m_hub.subscribe(id);
-  std::optional<OperationRecord> op = m_readers.acquire()->get_operation(id);
-  while (op && !is_terminal(op->state) && std::chrono::steady_clock::now() < deadline &&
-         !m_hub.is_shut_down()) {
-    if (sub->wait(deadline)) op = m_readers.acquire()->get_operation(id);
-  }
-  return op;
-}
-
 ApiReply Gateway::get_operation(const ApiRequest& req, const Params& params) {
   const std::string& id = params.at("id");
   long wait = 0;
@@ -714,13 +886,16 @@ ApiReply Gateway::get_operation(const ApiRequest& req, const Params& params) {
   wait = std::min<long>(wait, m_options.max_wait_seconds);
   std::optional<OperationRecord> op = visible_operation(req, id);
   if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
-  if (wait > 0) {
-    op = wait_for_terminal(id, std::chrono::steady_clock::now() + std::chrono::seconds(wait));
-  }
-  if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
-  ApiReply r = json_text_reply(200, operation_json_text(*op));
-  if (!is_terminal(op->state)) r.headers.push_back({"Retry-After", "1"});
-  if (!applied.empty()) r.headers.push_back({"Preference-Applied", applied});
+  auto answer = [id, applied](const std::optional<OperationRecord>& now) {
+    if (!now) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+    ApiReply r = json_text_reply(200, operation_json_text(*now));
+    if (!is_terminal(now->state)) r.headers.push_back({"Retry-After", "1"});
+    if (!applied.empty()) r.headers.push_back({"Preference-Applied", applied});
+    return r;
+  };
+  if (wait <= 0 || is_terminal(op->state)) return answer(op);
+  ApiReply r;
+  r.wait = wait_for(id, std::chrono::steady_clock::now() + std::chrono::seconds(wait), answer);
   return r;
 }
 

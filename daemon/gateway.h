@@ -6,6 +6,8 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,14 +43,50 @@ struct ApiRequest {
   }
 };
 
+struct ApiReply;
+// Builds a reply. A deferred answer hands one to the server, which runs it
+// on its own (I/O) thread, so that the commit thread never reads the store
+// or formats a reply for a client.
+using Finish = std::function<ApiReply()>;
+
+// An answer that waits for an operation to end (?wait=N, Prefer: wait=N).
+// The server subscribes to op_id in the ChangeHub, and on each wake-up asks
+// ready(); it answers finish() once ready() is true or at the deadline,
+// whichever comes first. No thread is held meanwhile.
+struct ApiWait {
+  std::string op_id;
+  std::chrono::steady_clock::time_point deadline;
+  std::function<bool()> ready;  // reads the store: true once the operation ended (or is gone)
+  Finish finish;
+};
+
+// A client allowed to open a WebSocket at /ws (daemon/ws_channel.h): it
+// sees the operations of owner, or every operation when owner is unset.
+struct WebSocketGrant {
+  std::optional<std::string> owner;
+};
+
 struct ApiReply {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
-  // Set for a streaming (SSE) answer: runs on the connection's thread and
-  // writes the body until the stream ends.
-  std::function<void(const StreamWriter&)> stream;
+  // At most one of the following is set; each makes the reply "pending".
+  //
+  // A Server-Sent Events answer: the server writes status and headers, then
+  // the events of a ChangeFeed for this request (daemon/streams.h).
+  std::optional<StreamRequest> stream;
+  // GET /ws was admitted: the server completes the WebSocket handshake.
+  std::optional<WebSocketGrant> websocket;
+  // The answer comes after a commit (an accept's 202). The server calls
+  // later(deliver) once; deliver(finish) is then called exactly once, from
+  // any thread (the commit thread, or inside later()); it must only hand
+  // finish over to the connection, which runs it.
+  std::function<void(std::function<void(Finish)>)> later;
+  // The answer waits for an operation to end.
+  std::shared_ptr<ApiWait> wait;
+
+  bool pending() const { return stream || websocket || later || wait; }
 
   std::string header(const std::string& name) const {
     for (const auto& [k, v] : headers) {
@@ -101,18 +139,26 @@ class Gateway {
   Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& readers, ChangeHub& hub,
           GatewayOptions options = {}, GatewayServices services = {});
 
-  // Answers any request. Never throws: an unexpected failure is a 500 problem.
-  // Authenticates (GatewayServices::authenticate) and checks limits first.
+  // Answers any request without blocking. Never throws: an unexpected
+  // failure is a 500 problem. Authenticates (GatewayServices::authenticate)
+  // and checks limits first. The reply may be pending (ApiReply::later,
+  // wait, stream or websocket); the server completes it without holding a
+  // thread, and every reply a pending one turns into carries the CORS
+  // headers too.
+  ApiReply begin(ApiRequest req);
+
+  // begin(), then completes a pending `later` or `wait` by blocking this
+  // thread (streams and WebSockets are returned as they are). For tests and
+  // tools: the server never calls it.
   ApiReply handle(ApiRequest req);
+  ApiReply resolve_blocking(ApiReply reply);
+
+  const StreamOptions& stream_options() const { return m_options.stream; }
+  ChangeHub& hub() { return m_hub; }
+  ReaderPool& readers() { return m_readers; }
 
   const RouteTable& routes() const { return m_routes; }
 
-
-
-  // Blocks until operation id is terminal or the deadline passes, and
-  // returns its latest state; nullopt if there is no such operation.
-  std::optional<OperationRecord> wait_for_terminal(const std::string& id,
-                                                   std::chrono::steady_clock::time_point deadline);
 
  private:
   using Params = std::map<std::string, std::string>;
@@ -126,6 +172,15 @@ class Gateway {
   ApiReply cancel_operation(const ApiRequest& req, const Params& params);
   ApiReply forget_operation(const ApiRequest& req, const Params& params);
   ApiReply accepted_reply(const ApiRequest& req, const OperationRecord& op, bool replayed);
+  // The reply to a committed accept (or its failure); runs on an I/O thread.
+  ApiReply finish_accept(const ApiRequest& req, const IdempotencyKey& key,
+                         const Result<GroupCommitter::Accepted>& committed);
+  ApiReply websocket(const ApiRequest& req);
+  // Adds the CORS headers to reply and to whatever a pending reply becomes.
+  void decorate(const ApiRequest& req, ApiReply* reply) const;
+  // A wait for operation id until deadline, answered by finish(latest state).
+  std::shared_ptr<ApiWait> wait_for(const std::string& id, std::chrono::steady_clock::time_point deadline,
+                                    std::function<ApiReply(std::optional<OperationRecord>)> finish);
   ApiReply operation_events(const ApiRequest& req, const Params& params);
   ApiReply all_events(const ApiRequest& req);
   ApiReply preflight(const ApiRequest& req);
@@ -147,6 +202,9 @@ class Gateway {
   Router<Handler> m_router;
   GatewayServices m_services;
 };
+
+// The methods the API serves; any other gets 405 with Allow.
+bool is_served_method(const std::string& method);
 
 // Whether the caller may see everything: an admin, or the local operator
 // when no tokens are configured.

@@ -88,6 +88,19 @@ Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, cons
   return done.wait();
 }
 
+bool GroupCommitter::accept_async(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners,
+                                  AcceptDone done) {
+  return enqueue(true, [&] {
+    Job& job = m_queue.emplace_back();
+    job.type = Job::accept_op;
+    job.op.emplace(std::move(op));
+    job.has_key = !key.key.empty();
+    job.key = key;
+    job.owners = std::move(owners);
+    job.callback = std::move(done);
+  });
+}
+
 Result<bool> GroupCommitter::run(WriteFn fn) {
   Waiter done;
   bool queued = enqueue(true, [&] {
@@ -249,6 +262,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
               {{"error", e.what()}, {"batch", std::to_string(batch.size())}});
     for (Job& job : batch) {
       if (job.done) job.done->set(Error{std::string("store error: ") + e.what()});
+      if (job.callback) job.callback(Error{std::string("store error: ") + e.what()});
     }
     return;
   }
@@ -262,6 +276,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
   m_counters.unfinished += delta;
   for (size_t i = 0; i < batch.size(); ++i) {
     if (batch[i].done) batch[i].done->set(std::move(results[i]));
+    if (batch[i].callback) batch[i].callback(std::move(results[i]));
   }
   if (m_hooks.on_changes) m_hooks.on_changes(changes);
   if (m_hooks.on_accepted && !accepted.empty()) m_hooks.on_accepted(std::move(accepted));

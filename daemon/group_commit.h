@@ -83,6 +83,12 @@ class GroupCommitter {
   // in that transaction before anything is written (its claim is recorded
   // with the operation).
   Result<Accepted> accept(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners = {});
+  // accept() for an event loop (issue 11): queues op and returns at once;
+  // done runs on the commit thread once op is committed (or the commit
+  // failed), and must only hand the result over (post it), not block.
+  // Returns false, without calling done, when the daemon is stopping.
+  using AcceptDone = std::function<void(Result<Accepted>)>;
+  bool accept_async(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners, AcceptDone done);
   // Runs fn in the next batch and blocks until it is committed. Thread-safe.
   Result<bool> run(WriteFn fn);
   // Runs fn in the next batch without waiting. Thread-safe.
@@ -120,6 +126,7 @@ class GroupCommitter {
     Event event;             // event; dispatched uses request_id and attempt
     WriteFn fn;              // write
     Waiter* done = nullptr;  // accept and a blocking write
+    AcceptDone callback;     // accept_async: called instead of done
   };
   void run();
   void commit_batch(std::vector<Job>& batch);

@@ -1,51 +1,96 @@
 #pragma once
-// HttpApi: the cpp-httplib server in front of the Gateway. It owns the
-// listening socket and the connection threads (an ElasticPool), sets
-// tcp_nodelay and long keep-alive, and turns every error, including the ones
-// httplib makes itself (413, 400 on a bad request line), into problem+json.
+// HttpApi: the HTTP/1.1 and WebSocket front end of the Gateway, on
+// Boost.Beast and Asio (issue 11). It owns the listening socket and a small
+// fixed set of I/O threads that run every connection as a chain of
+// callbacks: no connection, request, wait or stream holds a thread. A wait
+// (?wait, Prefer: wait), an SSE stream and a WebSocket are woken by the
+// ChangeHub; an accept's 202 is written from its commit's completion.
+//
+// Beast lives in http_server.cpp alone: this header is all the rest of the
+// daemon sees of it.
+#include <chrono>
+#include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
-#include <thread>
+#include <string_view>
 
 #include "daemon/gateway.h"
 #include "shared/result.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace asyncops {
+
+// What a request may be before the Gateway sees it (RFC 9112 framing).
+struct HttpLimits {
+  size_t max_header_bytes = 8192;  // one or all header fields: 431
+  size_t max_url_bytes = 2048;     // the request target: 414
+  size_t max_body_bytes = 1 << 20; // 413
+};
 
 struct HttpOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: any free port
-  size_t max_body_bytes = 1 << 20;
-  size_t min_threads = 8;
-  size_t max_threads = 4096;
+  HttpLimits limits;
+  size_t io_threads = 0;  // 0: one per core
   size_t keep_alive_max_requests = 10000;
-  // Both set: HTTPS (httplib::SSLServer) with this PEM certificate and key.
+  int listen_backlog = 4096;
+  // Deadlines: the whole request head, each step of the body, the wait
+  // for the next request on a kept-alive connection, and each write.
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds body_timeout{10000};
+  std::chrono::milliseconds idle_timeout{5000};
+  std::chrono::milliseconds write_timeout{10000};
+  // Open connections at most. At the limit, a new connection closes the
+  // oldest idle one (between requests, or with its head incomplete); if
+  // none is idle, the new one is closed.
+  size_t max_connections = 20000;
+  // WebSocket: frames queued for one client before it counts as slow and
+  // is closed with k_ws_close_slow_consumer; the ping interval.
+  size_t ws_max_queue = 1024;
+  std::chrono::milliseconds ws_ping_interval{15000};
+  // Both set: HTTPS (asio::ssl) with this PEM certificate (chain) and key.
   std::string tls_cert;
   std::string tls_key;
 };
+
+// The WebSocket close code for a consumer too slow for its bounded queue
+// (docs/websocket.md); the client resumes with last_event_id.
+inline constexpr int k_ws_close_slow_consumer = 4001;
 
 class HttpApi {
  public:
   HttpApi(Gateway& gateway, HttpOptions options);
   ~HttpApi();
+  HttpApi(const HttpApi&) = delete;
+  HttpApi& operator=(const HttpApi&) = delete;
 
   // Binds the listening socket; returns the bound port. Fails too when the
   // TLS certificate or key could not be loaded.
   Result<int> bind();
-  // Serves on its own thread until stop().
+  // Starts the I/O threads; serves until stop().
   void start();
+  // Stops accepting, closes every connection and joins the I/O threads.
+  // Deferred replies that complete later are dropped.
   void stop();
 
+  size_t connections() const;
+
+  class Impl;
+
  private:
-  Gateway& m_gateway;
-  HttpOptions m_options;
-  std::unique_ptr<httplib::Server> m_server;
-  std::thread m_thread;  // runs listen_after_bind()
-  int m_listen_fd = -1;   // the listening socket, owned by m_server
+  std::unique_ptr<Impl> m_impl;
 };
+
+// One request parsed from raw bytes exactly as a connection parses it
+// (Beast's parser plus the strict checks of RFC 9112 made here): the seam
+// for unit tests and the fuzzer. Exactly one of request and error is set,
+// unless need_more (the bytes end before the request does).
+struct ParsedRequest {
+  std::optional<ApiRequest> request;
+  std::optional<ApiReply> error;  // problem+json; the connection closes after it
+  bool need_more = false;
+  bool keep_alive = false;
+};
+ParsedRequest parse_http_request(std::string_view bytes, const HttpLimits& limits);
 
 }  // namespace asyncops

@@ -1,5 +1,7 @@
 #include "daemon/streams.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "shared/clock.h"
@@ -7,38 +9,17 @@
 namespace asyncops {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr int k_page = 1000;
+constexpr size_t k_page = 1000;
 
-bool matches(const StreamRequest& req, const std::string& name, OpState state, const std::string& owner) {
-  if (req.owner && *req.owner != owner) return false;
-  if (req.state && *req.state != state) return false;
-  if (!req.name.empty() && req.name != name) return false;
-  return true;
-}
-
-// Writes store changes with seq > *pos (and, for the global stream, up to
-// limit_seq when limit_seq > 0). Returns false if the client went away.
-// Sets *ended when a per-operation stream wrote a terminal state.
-bool replay_from_store(ReaderPool& readers, const StreamRequest& req, bool cloudevents,
-                       int64_t* pos, int64_t limit_seq, const StreamWriter& write, bool* ended) {
-  for (;;) {
-    auto changes = readers.acquire()->changes_after(*pos, k_page, req.op_id);
-    for (const Change& c : changes) {
-      if (limit_seq > 0 && c.seq > limit_seq) return true;
-      *pos = c.seq;
-      if (!req.op_id.empty() || matches(req, c.op.name, c.op.state, c.op.owner)) {
-        if (!write(format_sse_event(c.seq, c.kind, operation_json_text(c.op), c.op.updated_at, cloudevents))) {
-          return false;
-        }
-      }
-      if (!req.op_id.empty() && is_terminal(c.op.state)) {
-        *ended = true;
-        return true;
-      }
-    }
-    if (changes.size() < static_cast<size_t>(k_page)) return true;
-  }
+FeedItem item_of(const Change& c) {
+  FeedItem i;
+  i.seq = c.seq;
+  i.kind = c.kind;
+  i.op_id = c.op.id;
+  i.op_json = operation_json_text(c.op);
+  i.at = c.op.updated_at;
+  i.terminal = is_terminal(c.op.state);
+  return i;
 }
 
 }  // namespace
@@ -62,67 +43,106 @@ std::string format_sse_event(int64_t seq, const std::string& kind, const std::st
   return "id: " + std::to_string(seq) + "\ndata: " + data + "\n\n";
 }
 
-void run_stream(ChangeHub& hub, ReaderPool& readers, const StreamRequest& req,
-                const StreamOptions& options, const StreamWriter& write) {
+bool stream_matches(const StreamRequest& req, const std::string& name, OpState state, const std::string& owner) {
+  if (req.owner && *req.owner != owner) return false;
+  if (req.state && *req.state != state) return false;
+  if (!req.name.empty() && req.name != name) return false;
+  return true;
+}
+
+ChangeFeed::ChangeFeed(ChangeHub& hub, ReaderPool& readers, StreamRequest req, std::function<void()> wake)
+    : m_hub(hub), m_readers(readers), m_req(std::move(req)) {
   // Subscribe before reading the store, so that no change falls between.
-  auto sub = hub.subscribe(req.op_id);
-  int64_t start = hub.latest_seq();
-  if (!write("retry: " + std::to_string(options.retry_ms) + "\n\n")) return;
-  bool ended = false;
-  int64_t pos = 0;
+  m_sub = m_hub.subscribe(m_req.op_id, std::move(wake));
+  m_start = m_hub.latest_seq();
+}
 
-  if (!req.op_id.empty()) {
-    if (req.last_event_id >= 0) {
-      pos = req.last_event_id;
-      if (!replay_from_store(readers, req, req.cloudevents, &pos, 0, write, &ended) || ended) return;
+bool ChangeFeed::replay(std::vector<FeedItem>* out, size_t max, int64_t limit_seq) {
+  size_t page = std::min(max, k_page);
+  if (page == 0) return true;
+  auto changes = m_readers.acquire()->changes_after(m_pos, static_cast<int>(page), m_req.op_id);
+  for (const Change& c : changes) {
+    if (limit_seq > 0 && c.seq > limit_seq) return false;
+    m_pos = c.seq;
+    if (!m_req.op_id.empty() || stream_matches(m_req, c.op.name, c.op.state, c.op.owner)) {
+      out->push_back(item_of(c));
+    }
+    if (!m_req.op_id.empty() && is_terminal(c.op.state)) {
+      m_ended = true;
+      return false;
+    }
+  }
+  return changes.size() == page;
+}
+
+void ChangeFeed::first_poll(std::vector<FeedItem>* out, size_t max) {
+  m_started = true;
+  if (m_req.op_id.empty()) {
+    if (m_req.last_event_id >= 0) {
+      m_pos = m_req.last_event_id;
+      m_catching_up = true;
     } else {
-      // Begin with the current state: the operation's latest change.
-      auto all = readers.acquire()->changes_after(0, 100000, req.op_id);
-      if (all.empty()) return;
-      const Change& now = all.back();
-      if (!write(format_sse_event(now.seq, now.kind, operation_json_text(now.op), now.op.updated_at,
-                                  req.cloudevents))) {
-        return;
-      }
-      if (is_terminal(now.op.state)) return;
-      pos = now.seq;
+      m_pos = m_start;
     }
-  } else if (req.last_event_id >= 0) {
-    pos = req.last_event_id;
-    if (!replay_from_store(readers, req, req.cloudevents, &pos, start, write, &ended)) return;
-    // Everything up to start was committed before we subscribed, so the
-    // replay saw all of it; what comes after arrives through the hub.
-    pos = std::max(pos, start);
-  } else {
-    pos = start;
+    return;
   }
+  if (m_req.last_event_id >= 0) {
+    m_pos = m_req.last_event_id;
+    return;
+  }
+  // Begin with the current state: the operation's latest change.
+  auto all = m_readers.acquire()->changes_after(0, 100000, m_req.op_id);
+  if (all.empty()) {
+    m_ended = true;
+    return;
+  }
+  out->push_back(item_of(all.back()));
+  m_pos = all.back().seq;
+  if (out->back().terminal) m_ended = true;
+}
 
-  std::vector<Notice> notices;
-  while (!hub.is_shut_down()) {
-    bool woke = sub->wait(Clock::now() + options.heartbeat);
-    if (hub.is_shut_down()) return;
-    if (!woke) {
-      if (!write(": keep-alive\n\n")) return;
-      continue;
-    }
-    if (!req.op_id.empty()) {
-      // One operation: its changes come from the store by index, which
-      // never has a gap.
-      if (!replay_from_store(readers, req, req.cloudevents, &pos, 0, write, &ended) || ended) return;
-      continue;
-    }
-    notices.clear();
-    if (!hub.notices_after(pos, &notices)) {
-      // This stream fell behind the ring: read the gap from the store.
-      if (!replay_from_store(readers, req, req.cloudevents, &pos, 0, write, &ended)) return;
-      continue;
-    }
-    for (const Notice& n : notices) {
-      pos = n.seq;
-      if (!matches(req, n.name, n.state, n.owner)) continue;
-      if (!write(format_sse_event(n.seq, n.kind, n.op_json, n.at, req.cloudevents))) return;
-    }
+bool ChangeFeed::poll(std::vector<FeedItem>* out, size_t max) {
+  if (m_ended) return false;
+  if (m_hub.is_shut_down()) {
+    m_ended = true;
+    return false;
   }
+  if (!m_started) {
+    first_poll(out, max);
+    if (m_ended) return false;
+    return true;  // what came since the subscription is due too
+  }
+  if (!m_req.op_id.empty()) {
+    // One operation: its changes come from the store by index, which never
+    // has a gap.
+    return replay(out, max, 0);
+  }
+  if (m_catching_up) {
+    if (replay(out, max, m_start)) return true;
+    // Everything up to m_start was committed before the subscription, so
+    // the replay saw all of it; what comes after arrives through the hub.
+    m_catching_up = false;
+    m_pos = std::max(m_pos, m_start);
+    return true;
+  }
+  std::vector<Notice> notices;
+  if (!m_hub.notices_after(m_pos, &notices, max)) {
+    // This feed fell behind the ring: read the gap from the store.
+    return replay(out, max, 0);
+  }
+  for (const Notice& n : notices) {
+    m_pos = n.seq;
+    if (!stream_matches(m_req, n.name, n.state, n.owner)) continue;
+    FeedItem i;
+    i.seq = n.seq;
+    i.kind = n.kind;
+    i.op_id = n.op_id;
+    i.op_json = n.op_json;
+    i.at = n.at;
+    i.terminal = is_terminal(n.state);
+    out->push_back(std::move(i));
+  }
+  return notices.size() == max;
 }
 
 }  // namespace asyncops

@@ -5,7 +5,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 build="${1:-$here/../../build-fuzz}"
 secs="${2:-${FUZZ_SECONDS:-60}}"
-for t in routing envelope routes; do
+for t in routing envelope routes http; do
   work="$(mktemp -d)"
   cp "$here/$t"/* "$work"/ 2>/dev/null || true
   echo "fuzz_$t: ${secs}s"

@@ -1,0 +1,1028 @@
+// The HTTP/1.1 + WebSocket server (issue 11): Boost.Beast on Asio, after
+// Beast's advanced_server example. One io_context, a fixed set of I/O
+// threads running it, and a strand per connection; every read, write and
+// wait is asynchronous, and a session owns its buffers and socket through
+// shared_from_this. This is the only translation unit that includes Beast.
+#include "daemon/http_api.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+
+#include "daemon/ws_channel.h"
+#include "shared/log.h"
+
+namespace asyncops {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace ssl = boost::asio::ssl;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using Request = http::request<http::string_body>;
+using RequestParser = http::request_parser<http::string_body>;
+
+namespace {
+
+constexpr size_t k_ws_max_message = 64 * 1024;  // a subscribe message is tiny
+constexpr size_t k_sse_batch = 256;              // events per SSE chunk at most
+constexpr int k_ws_send_buffer = 64 * 1024;      // bounds the kernel's share of a slow consumer's backlog
+
+// ---------------------------------------------------------------- parsing
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// %XX-decodes s; plus_is_space for a query component.
+std::string percent_decode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
+        hex_value(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out.push_back(' ');
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+ApiRequest to_api_request(const Request& req, const std::string& remote_addr) {
+  ApiRequest r;
+  r.method = std::string(req.method_string());
+  std::string_view target(req.target().data(), req.target().size());
+  r.target_bytes = target.size();
+  size_t q = target.find('?');
+  r.path = percent_decode(target.substr(0, q), false);
+  if (q != std::string_view::npos) {
+    std::string_view query = target.substr(q + 1);
+    while (!query.empty()) {
+      size_t amp = query.find('&');
+      std::string_view item = query.substr(0, amp);
+      size_t eq = item.find('=');
+      std::string key = percent_decode(item.substr(0, eq), true);
+      std::string value = eq == std::string_view::npos ? "" : percent_decode(item.substr(eq + 1), true);
+      if (!key.empty()) r.query.emplace(std::move(key), std::move(value));  // the first value wins
+      if (amp == std::string_view::npos) break;
+      query = query.substr(amp + 1);
+    }
+  }
+  for (const auto& f : req) {
+    r.headers.emplace(lower(std::string_view(f.name_string().data(), f.name_string().size())),
+                      std::string(f.value()));
+  }
+  r.body = req.body();
+  r.remote_addr = remote_addr;
+  return r;
+}
+
+ApiReply bad_request(const std::string& detail, const std::string& code = "bad_request") {
+  return problem_reply({400, "", detail, code, "", {}});
+}
+
+// The problem for a parse error, or nullopt when the connection just ends
+// (the peer closed, or a deadline passed: nobody to answer).
+std::optional<ApiReply> parse_error_reply(const beast::error_code& ec, const RequestParser& parser,
+                                          std::string_view unparsed, const HttpLimits& limits) {
+  if (ec == http::error::header_limit) {
+    // The request line alone too long is 414; otherwise the fields are.
+    // (Once Beast has parsed the request line, unparsed holds the fields.)
+    size_t target = parser.get().target().size();
+    size_t eol = unparsed.find("\r\n");
+    bool line_too_long = target > 0 ? target > limits.max_url_bytes
+                                    : eol == std::string_view::npos || eol > limits.max_url_bytes + 16;
+    if (line_too_long) {
+      return problem_reply({414, "", "the request target is longer than " + std::to_string(limits.max_url_bytes) +
+                                         " bytes", "uri_too_long", "", {}});
+    }
+    return problem_reply({431, "", "the request headers are larger than " +
+                                       std::to_string(limits.max_header_bytes) + " bytes",
+                          "headers_too_large", "", {}});
+  }
+  if (ec == http::error::body_limit) {
+    return problem_reply({413, "", "the body is larger than " + std::to_string(limits.max_body_bytes) + " bytes",
+                          "body_too_large", "", {}});
+  }
+  if (ec == http::error::bad_content_length || ec == http::error::multiple_content_length) {
+    return bad_request("Content-Length must be one decimal number (digits only, given once)",
+                       "invalid_content_length");
+  }
+  if (ec == http::error::bad_transfer_encoding) {
+    return bad_request("Transfer-Encoding must be chunked, given once, and never with Content-Length",
+                       "invalid_transfer_encoding");
+  }
+  if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
+      ec != http::error::end_of_stream && ec != http::error::partial_message && ec != http::error::need_more) {
+    return bad_request("the request is not valid HTTP/1.1: " + ec.message());
+  }
+  return std::nullopt;
+}
+
+bool all_digits(std::string_view v) {
+  if (v.empty() || v.size() > 18) return false;
+  return std::all_of(v.begin(), v.end(), [](unsigned char c) { return c >= '0' && c <= '9'; });
+}
+
+// RFC 9112's framing rules that Beast is lenient about: a problem to send
+// (and close), or nullopt.
+std::optional<ApiReply> check_head(const Request& req) {
+  auto cl = req.equal_range(http::field::content_length);
+  size_t cl_count = static_cast<size_t>(std::distance(cl.first, cl.second));
+  if (cl_count > 1) {
+    return bad_request("Content-Length is given more than once", "invalid_content_length");
+  }
+  if (cl_count == 1 && !all_digits(std::string_view(cl.first->value().data(), cl.first->value().size()))) {
+    return bad_request("Content-Length must be one decimal number (digits only)", "invalid_content_length");
+  }
+  auto te = req.equal_range(http::field::transfer_encoding);
+  size_t te_count = static_cast<size_t>(std::distance(te.first, te.second));
+  if (te_count > 0) {
+    std::string v = lower(std::string_view(te.first->value().data(), te.first->value().size()));
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
+    bool chunked_last = v.size() >= 7 && v.compare(v.size() - 7, 7, "chunked") == 0;
+    if (te_count > 1 || cl_count > 0 || !chunked_last || req.version() < 11) {
+      return bad_request("Transfer-Encoding must be chunked, given once, and never with Content-Length",
+                         "invalid_transfer_encoding");
+    }
+  }
+  auto host = req.equal_range(http::field::host);
+  size_t host_count = static_cast<size_t>(std::distance(host.first, host.second));
+  if ((req.version() >= 11 && host_count == 0) || host_count > 1) {
+    return bad_request("an HTTP/1.1 request has exactly one Host header", "invalid_host");
+  }
+  return std::nullopt;
+}
+
+void configure_parser(RequestParser& p, const HttpLimits& limits) {
+  // The head may hold the target and the fields at their limits, each
+  // checked on its own (414 and 431) once the head is parsed.
+  p.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes + limits.max_url_bytes + 1024));
+  p.body_limit(limits.max_body_bytes);
+}
+
+bool wants_continue(const Request& req) {
+  auto it = req.find(http::field::expect);
+  return it != req.end() && beast::iequals(it->value(), "100-continue");
+}
+
+// ---------------------------------------------------------------- replies
+
+bool has_body(int status) { return status >= 200 && status != 204 && status != 304; }
+
+std::shared_ptr<http::response<http::string_body>> make_response(ApiReply&& reply, bool head, bool keep_alive) {
+  auto res = std::make_shared<http::response<http::string_body>>();
+  res->version(11);
+  res->result(static_cast<unsigned>(reply.status));
+  for (const auto& [k, v] : reply.headers) res->insert(k, v);
+  res->set(http::field::cache_control, "no-store");
+  if (has_body(reply.status)) {
+    if (!reply.content_type.empty()) res->set(http::field::content_type, reply.content_type);
+    if (!head) res->body() = std::move(reply.body);
+    res->prepare_payload();
+    if (head) res->content_length(reply.body.size());
+  }
+  res->keep_alive(keep_alive);
+  return res;
+}
+
+std::string remote_address(const tcp::socket& s) {
+  beast::error_code ec;
+  auto ep = s.remote_endpoint(ec);
+  if (ec) return "unknown";  // never loopback: an unknown peer is not trusted
+  auto a = ep.address();
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) return a.to_v6().to_v4().to_string();
+  return a.to_string();
+}
+
+std::string chunk(const std::string& data) {
+  char size[20];
+  std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+  return size + data + "\r\n";
+}
+
+template <class Stream>
+struct is_tls : std::false_type {};
+template <>
+struct is_tls<beast::ssl_stream<beast::tcp_stream>> : std::true_type {};
+
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+}  // namespace
+
+// -------------------------------------------------------------- registry
+
+// A connection as the registry sees it: whether it may be closed to make
+// room (idle: between requests or with its head incomplete), and how.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // Thread-safe: closes the connection on its own strand.
+  virtual void evict() = 0;
+  std::atomic<bool> idle{true};
+};
+
+class HttpApi::Impl {
+ public:
+  Impl(Gateway& gateway, HttpOptions options);
+
+  Result<int> bind();
+  void start();
+  void stop();
+
+  // Registers a connection; false when it must be refused (the limit is
+  // reached and no idle connection could be closed to make room).
+  bool admit(uint64_t* id);
+  void enroll(uint64_t id, std::weak_ptr<Connection> c);
+  void remove(uint64_t id);
+  size_t connections() const {
+    std::lock_guard<std::mutex> lock(m_conn_mutex);
+    return m_conns.size();
+  }
+
+  Gateway& gateway;
+  const HttpOptions options;
+  std::optional<ssl::context> tls;  // set: every connection is HTTPS
+  std::atomic<bool> stopping{false};
+
+ private:
+  void accept_next();
+  void on_accept(beast::error_code ec, tcp::socket socket);
+
+  mutable std::mutex m_conn_mutex;
+  std::map<uint64_t, std::weak_ptr<Connection>> m_conns;  // GUARDED_BY(m_conn_mutex); by age
+  uint64_t m_next_id = 1;                                 // GUARDED_BY(m_conn_mutex)
+
+ public:
+  asio::io_context ioc;  // after everything the sessions use: its handlers (and sessions) die first
+
+ private:
+  tcp::acceptor m_acceptor;
+  asio::steady_timer m_accept_retry;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> m_work;
+  std::vector<std::thread> m_threads;
+};
+
+bool HttpApi::Impl::admit(uint64_t* id) {
+  std::shared_ptr<Connection> victim;
+  {
+    std::lock_guard<std::mutex> lock(m_conn_mutex);
+    if (m_conns.size() >= options.max_connections) {
+      // The oldest idle connection makes room; slow and idle clients can
+      // never keep a new one out.
+      for (auto it = m_conns.begin(); it != m_conns.end(); ++it) {
+        auto c = it->second.lock();
+        if (!c || c->idle.load()) {
+          victim = std::move(c);
+          m_conns.erase(it);
+          break;
+        }
+      }
+      if (m_conns.size() >= options.max_connections) return false;
+    }
+    *id = m_next_id++;
+    m_conns.emplace(*id, std::weak_ptr<Connection>());
+  }
+  if (victim) victim->evict();  // outside the lock: evict() may drop the last reference
+  return true;
+}
+
+void HttpApi::Impl::enroll(uint64_t id, std::weak_ptr<Connection> c) {
+  std::lock_guard<std::mutex> lock(m_conn_mutex);
+  auto it = m_conns.find(id);
+  if (it != m_conns.end()) it->second = std::move(c);
+}
+
+void HttpApi::Impl::remove(uint64_t id) {
+  std::lock_guard<std::mutex> lock(m_conn_mutex);
+  m_conns.erase(id);
+}
+
+// ------------------------------------------------------------- websocket
+
+template <class Stream>
+class WsSession : public Connection, public std::enable_shared_from_this<WsSession<Stream>> {
+ public:
+  WsSession(HttpApi::Impl& server, Stream&& stream, uint64_t id)
+      : m_server(server), m_ws(std::move(stream)), m_id(id), m_teardown(m_ws.get_executor()) {
+    idle = false;
+  }
+  ~WsSession() override { m_server.remove(m_id); }
+
+  void run(Request req, WebSocketGrant grant) {
+    m_server.enroll(m_id, this->weak_from_this());
+    auto& tcp_layer = beast::get_lowest_layer(m_ws);
+    tcp_layer.expires_never();  // the websocket's own timeouts take over
+    beast::error_code ignored;
+    tcp_layer.socket().set_option(asio::socket_base::send_buffer_size(k_ws_send_buffer), ignored);
+    websocket::stream_base::timeout t;
+    t.handshake_timeout = m_server.options.header_timeout;
+    // Beast pings after half the idle timeout without traffic, and closes
+    // the connection when a whole idle timeout passes without a reply.
+    t.idle_timeout = m_server.options.ws_ping_interval * 2;
+    t.keep_alive_pings = true;
+    m_ws.set_option(t);
+    m_ws.read_message_max(k_ws_max_message);
+    m_ws.text(true);
+    m_grant = std::move(grant);
+    m_ws.async_accept(req, [self = this->shared_from_this()](beast::error_code ec) { self->on_accept(ec); });
+  }
+
+  void evict() override {
+    asio::post(m_ws.get_executor(), [self = this->shared_from_this()] { self->teardown(); });
+  }
+
+ private:
+  void on_accept(beast::error_code ec) {
+    if (ec) return;
+    auto wake_posted = m_wake_posted;
+    auto executor = m_ws.get_executor();
+    std::weak_ptr<WsSession> weak = this->shared_from_this();
+    // Runs on the commit thread: it only posts, at most once until run.
+    auto wake = [wake_posted, executor, weak] {
+      if (wake_posted->exchange(true)) return;
+      asio::post(executor, [weak] {
+        if (auto self = weak.lock()) self->on_wake();
+      });
+    };
+    m_channel = std::make_unique<WsChannel>(m_server.gateway.hub(), m_server.gateway.readers(), m_grant, wake);
+    read_next();
+  }
+
+  void read_next() {
+    m_ws.async_read(m_in, [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec) {
+      finish();
+      return;
+    }
+    std::string text = beast::buffers_to_string(m_in.data());
+    m_in.consume(m_in.size());
+    std::vector<std::string> out;
+    if (!m_ws.got_text()) {
+      out.push_back(ws_error_frame({400, "", "messages are JSON text frames", "invalid_message", "", {}}));
+    } else if (m_channel && !m_closing) {
+      m_channel->on_message(text, &out);
+    }
+    for (auto& f : out) m_queue.push_back(std::move(f));
+    write_next();
+    read_next();
+  }
+
+  void on_wake() {
+    m_wake_posted->store(false);
+    pump(true);
+  }
+
+  // Moves due frames from the channel to the queue. A live wake that finds
+  // the queue full is an overflow: the client is too slow, and is closed so
+  // that it resumes from its last seq. Otherwise (after a write) the queue
+  // is only filled up, which paces replays to the client's speed.
+  void pump(bool live) {
+    if (!m_channel || m_closing) return;
+    if (m_server.gateway.hub().is_shut_down()) {
+      close_with(websocket::close_code::going_away, "the server is stopping");
+      return;
+    }
+    size_t max = m_server.options.ws_max_queue;
+    size_t room = max > m_queue.size() ? max - m_queue.size() : 0;
+    if (room == 0 && !live) return;
+    std::vector<std::string> frames;
+    bool more = m_channel->poll(&frames, room + (live ? 1 : 0));
+    for (auto& f : frames) m_queue.push_back(std::move(f));
+    if (m_queue.size() > max) {
+      close_with(static_cast<websocket::close_code>(k_ws_close_slow_consumer),
+                 "slow consumer: reconnect and resume with last_event_id");
+      return;
+    }
+    if (more && m_queue.size() < max && !m_repump_posted) {
+      m_repump_posted = true;
+      asio::post(m_ws.get_executor(), [self = this->shared_from_this()] {
+        self->m_repump_posted = false;
+        self->pump(false);
+      });
+    }
+    write_next();
+  }
+
+  void write_next() {
+    if (m_writing) return;
+    if (m_queue.empty()) {
+      if (m_closing && !m_close_sent) send_close();
+      return;
+    }
+    m_writing = true;
+    m_ws.async_write(asio::buffer(m_queue.front()),
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_write(ec); });
+  }
+
+  void on_write(beast::error_code ec) {
+    m_writing = false;
+    if (ec) {
+      finish();
+      return;
+    }
+    m_queue.pop_front();
+    pump(false);
+    write_next();
+  }
+
+  void close_with(websocket::close_code code, const char* reason) {
+    if (m_closing) return;
+    m_closing = true;
+    m_reason = websocket::close_reason(code, reason);
+    m_channel.reset();  // no more frames; the subscriptions end
+    // Frames not yet on the wire are dropped: the client resumes from the
+    // last seq it received.
+    while (m_queue.size() > (m_writing ? 1u : 0u)) m_queue.pop_back();
+    // A client that reads nothing never takes the close frame either.
+    m_teardown.expires_after(m_server.options.write_timeout);
+    m_teardown.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (!ec) self->teardown();
+    });
+    write_next();
+  }
+
+  void send_close() {
+    m_close_sent = true;
+    m_ws.async_close(m_reason, [self = this->shared_from_this()](beast::error_code) {});
+  }
+
+  void teardown() {
+    m_channel.reset();
+    m_teardown.cancel();
+    beast::get_lowest_layer(m_ws).close();
+  }
+
+  void finish() {
+    m_channel.reset();
+    m_teardown.cancel();
+  }
+
+  HttpApi::Impl& m_server;
+  websocket::stream<Stream> m_ws;
+  uint64_t m_id;
+  asio::steady_timer m_teardown;
+  beast::flat_buffer m_in;
+  WebSocketGrant m_grant;
+  std::unique_ptr<WsChannel> m_channel;
+  std::deque<std::string> m_queue;  // frames to send; the front is on the wire while m_writing
+  bool m_writing = false;
+  bool m_closing = false;
+  bool m_close_sent = false;
+  bool m_repump_posted = false;
+  websocket::close_reason m_reason;
+  std::shared_ptr<std::atomic<bool>> m_wake_posted = std::make_shared<std::atomic<bool>>(false);
+};
+
+// ------------------------------------------------------------------ http
+
+template <class Stream>
+class HttpSession : public Connection, public std::enable_shared_from_this<HttpSession<Stream>> {
+ public:
+  HttpSession(HttpApi::Impl& server, Stream&& stream, uint64_t id)
+      : m_server(server), m_stream(std::move(stream)), m_id(id), m_timer(m_stream.get_executor()) {}
+  ~HttpSession() override {
+    if (!m_upgraded) m_server.remove(m_id);
+  }
+
+  void run() {
+    m_server.enroll(m_id, this->weak_from_this());
+    m_remote = remote_address(beast::get_lowest_layer(m_stream).socket());
+    if constexpr (is_tls<Stream>::value) {
+      beast::get_lowest_layer(m_stream).expires_after(m_server.options.header_timeout);
+      m_stream.async_handshake(ssl::stream_base::server,
+                               [self = this->shared_from_this()](beast::error_code ec) {
+                                 if (ec) return;
+                                 self->read_request();
+                               });
+    } else {
+      asio::dispatch(m_stream.get_executor(), [self = this->shared_from_this()] { self->read_request(); });
+    }
+  }
+
+  void evict() override {
+    asio::post(m_stream.get_executor(), [self = this->shared_from_this()] { self->close_now(); });
+  }
+
+ private:
+  beast::tcp_stream& tcp_layer() { return beast::get_lowest_layer(m_stream); }
+
+  // ---- reading a request
+  void read_request() {
+    if (m_server.stopping) return close_now();
+    m_parser.emplace();
+    configure_parser(*m_parser, m_server.options.limits);
+    idle = true;
+    if (m_buffer.size() > 0) return read_head();
+    // Between requests: the idle timeout, until the first byte.
+    tcp_layer().expires_after(m_server.options.idle_timeout);
+    m_stream.async_read_some(m_buffer.prepare(4096),
+                             [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+                               if (ec) return self->close_now();
+                               self->m_buffer.commit(n);
+                               self->read_head();
+                             });
+  }
+
+  void read_head() {
+    // One deadline for the whole head, however slowly it trickles in.
+    tcp_layer().expires_after(m_server.options.header_timeout);
+    http::async_read_header(m_stream, m_buffer, *m_parser,
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_head(ec); });
+  }
+
+  void on_head(beast::error_code ec) {
+    idle = false;
+    if (ec) return on_parse_error(ec);
+    if (auto bad = check_head(m_parser->get())) return send(std::move(*bad), false);
+    if (m_parser->is_done()) return on_request();
+    if (wants_continue(m_parser->get())) {
+      // The client waits for this before it sends the body (curl does for
+      // bodies over 1 KiB).
+      m_continue = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      tcp_layer().expires_after(m_server.options.write_timeout);
+      http::async_write(m_stream, *m_continue,
+                        [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                          if (ec) return self->close_now();
+                          self->read_body();
+                        });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    // A deadline for each step of the body: progress, not the whole.
+    tcp_layer().expires_after(m_server.options.body_timeout);
+    http::async_read_some(m_stream, m_buffer, *m_parser,
+                          [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                            if (ec) return self->on_parse_error(ec);
+                            if (self->m_parser->is_done()) return self->on_request();
+                            self->read_body();
+                          });
+  }
+
+  void on_parse_error(beast::error_code ec) {
+    auto data = m_buffer.data();
+    std::string_view unparsed(static_cast<const char*>(data.data()), data.size());
+    auto reply = parse_error_reply(ec, *m_parser, unparsed, m_server.options.limits);
+    if (!reply) return close_now();
+    send(std::move(*reply), false);
+  }
+
+  // ---- answering
+  void on_request() {
+    tcp_layer().expires_never();
+    ++m_served;
+    const Request& req = m_parser->get();
+    m_head = req.method() == http::verb::head;
+    m_keep_alive = req.keep_alive() && m_served < m_server.options.keep_alive_max_requests;
+    answer(m_server.gateway.begin(to_api_request(req, m_remote)));
+  }
+
+  void answer(ApiReply reply) {
+    if (reply.later) {
+      // Written from the commit's completion: deliver runs on the commit
+      // thread (or right here) and only posts the builder to this strand.
+      auto later = std::move(reply.later);
+      auto executor = m_stream.get_executor();
+      later([self = this->shared_from_this(), executor](Finish finish) mutable {
+        asio::post(executor, [self = std::move(self), finish = std::move(finish)] {
+          if (self->m_closed) return;
+          self->answer(finish());
+        });
+      });
+      return;
+    }
+    if (reply.wait) return start_wait(std::move(reply.wait));
+    if (reply.stream) return start_sse(std::move(reply));
+    if (reply.websocket) {
+      if (!websocket::is_upgrade(m_parser->get())) {
+        return send(bad_request("a WebSocket handshake needs Connection: Upgrade", "upgrade_required"), false);
+      }
+      return start_websocket(std::move(*reply.websocket));
+    }
+    send(std::move(reply), m_keep_alive);
+  }
+
+  void send(ApiReply reply, bool keep_alive) {
+    m_keep_alive = keep_alive && !m_server.stopping;
+    m_res = make_response(std::move(reply), m_head, m_keep_alive);
+    tcp_layer().expires_after(m_server.options.write_timeout);
+    http::async_write(m_stream, *m_res, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      self->m_res.reset();
+      if (ec || !self->m_keep_alive) return self->shutdown();
+      self->read_request();
+    });
+  }
+
+  // ---- ?wait and Prefer: wait
+  void start_wait(std::shared_ptr<ApiWait> wait) {
+    m_wait = std::move(wait);
+    auto wake_posted = m_wake_posted;
+    auto executor = m_stream.get_executor();
+    std::weak_ptr<HttpSession> weak = this->shared_from_this();
+    // Subscribe first, then read: a change in between still wakes us.
+    m_wait_sub = m_server.gateway.hub().subscribe(m_wait->op_id, [wake_posted, executor, weak] {
+      if (wake_posted->exchange(true)) return;
+      asio::post(executor, [weak] {
+        if (auto self = weak.lock()) self->on_wait_wake();
+      });
+    });
+    if (m_wait->ready() || m_server.gateway.hub().is_shut_down()) return end_wait();
+    m_timer.expires_at(m_wait->deadline);
+    m_timer.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (!ec && self->m_wait) self->end_wait();
+    });
+  }
+
+  void on_wait_wake() {
+    m_wake_posted->store(false);
+    if (!m_wait) return;
+    if (m_server.gateway.hub().is_shut_down() || m_wait->ready()) end_wait();
+  }
+
+  void end_wait() {
+    m_timer.cancel();
+    m_wait_sub.reset();
+    auto wait = std::move(m_wait);
+    m_wait.reset();
+    answer(wait->finish());
+  }
+
+  // ---- Server-Sent Events
+  void start_sse(ApiReply reply) {
+    const StreamOptions& so = m_server.gateway.stream_options();
+    std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+                       "Transfer-Encoding: chunked\r\n";
+    for (const auto& [k, v] : reply.headers) head += k + ": " + v + "\r\n";
+    head += "\r\n";
+    auto wake_posted = m_wake_posted;
+    auto executor = m_stream.get_executor();
+    std::weak_ptr<HttpSession> weak = this->shared_from_this();
+    m_feed = std::make_unique<ChangeFeed>(m_server.gateway.hub(), m_server.gateway.readers(), *reply.stream,
+                                          [wake_posted, executor, weak] {
+                                            if (wake_posted->exchange(true)) return;
+                                            asio::post(executor, [weak] {
+                                              if (auto self = weak.lock()) self->on_sse_wake();
+                                            });
+                                          });
+    m_sse_cloudevents = reply.stream->cloudevents;
+    m_sse_pending = head + chunk("retry: " + std::to_string(so.retry_ms) + "\n\n");
+    // The client sends nothing more; a read notices when it goes away.
+    // (Anything it does send, or its going away, ends the stream.)
+    m_sse_started = true;
+    m_stream.async_read_some(m_scratch.prepare(512), [self = this->shared_from_this()](beast::error_code, size_t) {
+      self->close_now();
+    });
+    arm_heartbeat();
+    sse_pump();
+  }
+
+  void on_sse_wake() {
+    m_wake_posted->store(false);
+    sse_pump();
+  }
+
+  void sse_pump() {
+    if (!m_feed || m_sse_writing) return;
+    std::vector<FeedItem> items;
+    bool more = m_feed->poll(&items, k_sse_batch);
+    std::string data;
+    for (const FeedItem& i : items) data += format_sse_event(i.seq, i.kind, i.op_json, i.at, m_sse_cloudevents);
+    if (!data.empty()) m_sse_pending += chunk(data);
+    bool ended = m_feed->ended();
+    if (ended) {
+      m_sse_pending += "0\r\n\r\n";
+      m_feed.reset();
+      m_sse_last_chunk = true;
+    }
+    if (m_sse_pending.empty()) return;
+    m_sse_more = more;
+    sse_write();
+  }
+
+  void sse_write() {
+    m_sse_writing = true;
+    m_sse_sent_since_beat = true;
+    m_sse_write_started = Clock::now();
+    m_sse_out = std::move(m_sse_pending);
+    m_sse_pending.clear();
+    asio::async_write(m_stream, asio::buffer(m_sse_out), [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      self->m_sse_writing = false;
+      if (ec) return self->close_now();
+      if (self->m_sse_last_chunk) return self->shutdown();
+      if (!self->m_sse_pending.empty()) return self->sse_write();
+      if (self->m_sse_more) self->sse_pump();
+    });
+  }
+
+  void arm_heartbeat() {
+    m_timer.expires_after(m_server.gateway.stream_options().heartbeat);
+    m_timer.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (ec || !self->m_feed) return;
+      if (self->m_sse_writing) {
+        // A client that takes nothing for this long is gone or stuck.
+        if (Clock::now() - self->m_sse_write_started > self->m_server.options.write_timeout) return self->close_now();
+      } else if (!self->m_sse_sent_since_beat) {
+        self->m_sse_pending += chunk(": keep-alive\n\n");
+        self->sse_write();
+      }
+      self->m_sse_sent_since_beat = false;
+      self->arm_heartbeat();
+    });
+  }
+
+  // ---- WebSocket
+  void start_websocket(WebSocketGrant grant) {
+    m_upgraded = true;  // the WsSession takes over this connection's registration
+    tcp_layer().expires_never();
+    auto ws = std::make_shared<WsSession<Stream>>(m_server, std::move(m_stream), m_id);
+    ws->run(m_parser->release(), std::move(grant));
+  }
+
+  // ---- ending
+  void shutdown() {
+    m_closed = true;
+    m_timer.cancel();
+    m_feed.reset();
+    m_wait_sub.reset();
+    beast::error_code ignored;
+    if constexpr (is_tls<Stream>::value) {
+      if (m_sse_started) return tcp_layer().close();  // a read is still pending: no TLS close_notify
+      tcp_layer().expires_after(std::chrono::seconds(2));
+      m_stream.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->tcp_layer().close(); });
+    } else {
+      if (m_sse_started) return tcp_layer().close();  // its read is still pending
+      // A staged close (RFC 9112 9.6): stop sending, then read and drop what
+      // the client still sends (the rest of a refused body) for a moment,
+      // so that closing does not reset the connection before the client
+      // has read the answer.
+      tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      linger();
+    }
+  }
+
+  void linger() {
+    tcp_layer().expires_after(std::chrono::seconds(2));
+    tcp_layer().async_read_some(m_scratch.prepare(65536), [self = this->shared_from_this()](beast::error_code ec,
+                                                                                          size_t n) {
+      self->m_lingered += n;
+      if (ec || self->m_lingered > 2 * self->m_server.options.limits.max_body_bytes + (1 << 20)) {
+        return self->tcp_layer().close();
+      }
+      self->linger();
+    });
+  }
+
+  void close_now() {
+    m_closed = true;
+    m_timer.cancel();
+    m_feed.reset();
+    m_wait_sub.reset();
+    m_wait.reset();
+    if (!m_upgraded) tcp_layer().close();
+  }
+
+  HttpApi::Impl& m_server;
+  Stream m_stream;
+  uint64_t m_id;
+  asio::steady_timer m_timer;  // a wait's deadline, or the SSE heartbeat
+  beast::flat_buffer m_buffer;
+  beast::flat_buffer m_scratch;
+  std::optional<RequestParser> m_parser;
+  std::shared_ptr<http::response<http::string_body>> m_res;
+  std::shared_ptr<http::response<http::empty_body>> m_continue;
+  std::string m_remote;
+  unsigned m_served = 0;
+  size_t m_lingered = 0;  // bytes read and dropped after the last answer
+  bool m_head = false;
+  bool m_keep_alive = false;
+  bool m_closed = false;
+  bool m_upgraded = false;
+  // Wake-ups from the hub, coalesced: posted at most once until run.
+  std::shared_ptr<std::atomic<bool>> m_wake_posted = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<ApiWait> m_wait;
+  std::shared_ptr<ChangeHub::Subscription> m_wait_sub;
+  std::unique_ptr<ChangeFeed> m_feed;
+  bool m_sse_cloudevents = false;
+  bool m_sse_writing = false;
+  bool m_sse_more = false;
+  bool m_sse_last_chunk = false;
+  bool m_sse_sent_since_beat = false;
+  bool m_sse_started = false;
+  Clock::time_point m_sse_write_started;
+  std::string m_sse_pending;  // bytes due after the write in flight
+  std::string m_sse_out;      // the write in flight
+};
+
+// ---------------------------------------------------------------- server
+
+HttpApi::Impl::Impl(Gateway& g, HttpOptions o)
+    : gateway(g),
+      options(std::move(o)),
+      ioc(static_cast<int>(options.io_threads ? options.io_threads : std::max(1u, std::thread::hardware_concurrency()))),
+      m_acceptor(ioc),
+      m_accept_retry(ioc) {}
+
+Result<int> HttpApi::Impl::bind() {
+  if (!options.tls_cert.empty() || !options.tls_key.empty()) {
+    try {
+      tls.emplace(ssl::context::tls_server);
+      tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                       ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+      tls->use_certificate_chain_file(options.tls_cert);
+      tls->use_private_key_file(options.tls_key, ssl::context::pem);
+    } catch (const std::exception&) {
+      return Error{"cannot load the TLS certificate " + options.tls_cert + " or key " + options.tls_key};
+    }
+  }
+  beast::error_code ec;
+  auto address = asio::ip::make_address(options.host == "localhost" ? "127.0.0.1" : options.host, ec);
+  std::string where = options.host + ":" + std::to_string(options.port);
+  if (ec) return Error{"cannot listen on " + where + " (not an IP address)"};
+  tcp::endpoint ep(address, static_cast<unsigned short>(options.port));
+  m_acceptor.open(ep.protocol(), ec);
+  // SO_REUSEADDR only: SO_REUSEPORT would let a second daemon bind the same
+  // port and silently split the traffic.
+  if (!ec) m_acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) m_acceptor.bind(ep, ec);
+  // A deep backlog: a burst of connects (browsers reconnecting their
+  // streams after a restart) must not wait for SYN retries.
+  if (!ec) m_acceptor.listen(options.listen_backlog, ec);
+  if (ec) {
+    return Error{"cannot listen on " + where + " (address in use, or not an address of this host)"};
+  }
+  return static_cast<int>(m_acceptor.local_endpoint().port());
+}
+
+void HttpApi::Impl::start() {
+  m_work.emplace(ioc.get_executor());
+  accept_next();
+  size_t n = options.io_threads ? options.io_threads : std::max(1u, std::thread::hardware_concurrency());
+  for (size_t i = 0; i < n; ++i) {
+    m_threads.emplace_back([this] {
+      name_this_thread("aops-io");
+      for (;;) {
+        try {
+          ioc.run();
+          return;
+        } catch (const std::exception& e) {
+          log_error("unhandled exception on an I/O thread", {{"error", e.what()}});
+        }
+      }
+    });
+  }
+}
+
+void HttpApi::Impl::accept_next() {
+  m_acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+    on_accept(ec, std::move(s));
+  });
+}
+
+void HttpApi::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
+  if (stopping || !m_acceptor.is_open()) return;
+  if (ec) {
+    // Out of descriptors, most likely: try again shortly instead of spinning.
+    log_warn("accept failed", {{"error", ec.message()}});
+    m_accept_retry.expires_after(std::chrono::milliseconds(50));
+    m_accept_retry.async_wait([this](beast::error_code e) {
+      if (!e && !stopping) accept_next();
+    });
+    return;
+  }
+  uint64_t id = 0;
+  if (!admit(&id)) {
+    beast::error_code ignored;
+    socket.close(ignored);  // every connection is busy: refuse this one
+  } else {
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);  // small replies must not wait for Nagle
+    if (tls) {
+      std::make_shared<HttpSession<TlsStream>>(*this, TlsStream(std::move(socket), *tls), id)->run();
+    } else {
+      std::make_shared<HttpSession<beast::tcp_stream>>(*this, beast::tcp_stream(std::move(socket)), id)->run();
+    }
+  }
+  accept_next();
+}
+
+void HttpApi::Impl::stop() {
+  if (stopping.exchange(true)) return;
+  asio::post(ioc, [this] {
+    beast::error_code ignored;
+    m_acceptor.close(ignored);
+    m_accept_retry.cancel();
+  });
+  std::vector<std::shared_ptr<Connection>> open;
+  {
+    std::lock_guard<std::mutex> lock(m_conn_mutex);
+    for (auto& [id, weak] : m_conns) {
+      if (auto c = weak.lock()) open.push_back(std::move(c));
+    }
+  }
+  for (auto& c : open) c->evict();
+  open.clear();
+  m_work.reset();
+  // Give the closes a moment to run, then stop whatever is left.
+  auto deadline = Clock::now() + std::chrono::seconds(2);
+  while (connections() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ioc.stop();
+  for (auto& t : m_threads) {
+    if (t.joinable()) t.join();
+  }
+}
+
+HttpApi::HttpApi(Gateway& gateway, HttpOptions options)
+    : m_impl(std::make_unique<Impl>(gateway, std::move(options))) {}
+
+HttpApi::~HttpApi() { stop(); }
+
+Result<int> HttpApi::bind() { return m_impl->bind(); }
+void HttpApi::start() { m_impl->start(); }
+void HttpApi::stop() { m_impl->stop(); }
+size_t HttpApi::connections() const { return m_impl->connections(); }
+
+// ------------------------------------------------------------ the seam
+
+ParsedRequest parse_http_request(std::string_view bytes, const HttpLimits& limits) {
+  ParsedRequest out;
+  RequestParser parser;
+  configure_parser(parser, limits);
+  std::string_view rest = bytes;
+  bool checked = false;
+  while (!parser.is_done()) {
+    if (parser.is_header_done() && !checked) {
+      // As a connection does: the head is judged before any body is read.
+      checked = true;
+      if (auto bad = check_head(parser.get())) {
+        out.error = std::move(bad);
+        return out;
+      }
+      continue;
+    }
+    beast::error_code ec;
+    size_t n = parser.put(asio::buffer(rest.data(), rest.size()), ec);
+    rest.remove_prefix(n);
+    if (ec == http::error::need_more || (!ec && n == 0)) {
+      if (n == 0) {
+        out.need_more = true;
+        return out;
+      }
+      continue;
+    }
+    if (ec) {
+      out.error = parse_error_reply(ec, parser, rest, limits);
+      if (!out.error) out.need_more = true;
+      return out;
+    }
+  }
+  if (!checked) {
+    if (auto bad = check_head(parser.get())) {
+      out.error = std::move(bad);
+      return out;
+    }
+  }
+  out.keep_alive = parser.get().keep_alive();
+  out.request = to_api_request(parser.get(), "");
+  return out;
+}
+
+}  // namespace asyncops
