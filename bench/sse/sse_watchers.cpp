@@ -702,6 +702,10 @@ class WatcherSet {
       finish(i);
     } else if (j.contains("error")) {
       fail(i, "server error message: " + j["error"].dump().substr(0, 200));
+    } else if (j.contains("subscribed") || j.contains("unsubscribed")) {
+      // The server's acknowledgement of our own request (docs/websocket.md).
+      const auto& arg = j.contains("subscribed") ? j["subscribed"] : j["unsubscribed"];
+      if (!(arg.is_string() && arg.get<std::string>() == w.op_id)) ++w.bad_events;
     } else {
       ++w.bad_events;
     }
