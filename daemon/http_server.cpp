@@ -723,9 +723,14 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   void sse_pump() {
     if (!m_feed || m_sse_writing) return;
     std::vector<FeedItem> items;
-    bool more = m_feed->poll(&items, k_sse_batch);
     std::string data;
-    for (const FeedItem& i : items) data += format_sse_event(i.seq, i.kind, i.op_json, i.at, m_sse_cloudevents);
+    // A poll may hand out nothing yet say more is due (its batch was all
+    // filtered out): poll on until something is due to be written or not.
+    for (bool more = true; more && data.empty() && !m_feed->ended();) {
+      items.clear();
+      more = m_feed->poll(&items, k_sse_batch);
+      for (const FeedItem& i : items) data += format_sse_event(i.seq, i.kind, i.op_json, i.at, m_sse_cloudevents);
+    }
     if (!data.empty()) m_sse_pending += chunk(data);
     bool ended = m_feed->ended();
     if (ended) {
@@ -734,7 +739,6 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
       m_sse_last_chunk = true;
     }
     if (m_sse_pending.empty()) return;
-    m_sse_more = more;
     sse_write();
   }
 
@@ -749,7 +753,10 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
       if (ec) return self->close_now();
       if (self->m_sse_last_chunk) return self->shutdown();
       if (!self->m_sse_pending.empty()) return self->sse_write();
-      if (self->m_sse_more) self->sse_pump();
+      // Always poll again: a wake-up that came while this write was under
+      // way found m_sse_writing set and did nothing (sse_pump), so it is
+      // answered here; polling with nothing due costs little.
+      self->sse_pump();
     });
   }
 
@@ -843,7 +850,6 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   std::unique_ptr<ChangeFeed> m_feed;
   bool m_sse_cloudevents = false;
   bool m_sse_writing = false;
-  bool m_sse_more = false;
   bool m_sse_last_chunk = false;
   bool m_sse_sent_since_beat = false;
   bool m_sse_started = false;
