@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <stdexcept>
 #include <thread>
 
 namespace asyncops::it {
@@ -230,6 +231,18 @@ CliResult run_cli(const std::vector<std::string>& args, const std::map<std::stri
   r.out = slurp(tmp.path + "/out");
   r.err = slurp(tmp.path + "/err");
   return r;
+}
+
+std::string last_line(const std::string& s) {
+  std::string t = s;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
+}
+
+std::string add_token(const std::string& dir, const std::string& principal, const std::string& role) {
+  auto r = run_cli({"token", "add", "--principal", principal, "--role", role, "--data-dir", dir});
+  if (r.exit_code != 0) throw std::runtime_error("token add failed: " + r.err);
+  return last_line(r.out);
 }
 
 }  // namespace asyncops::it

@@ -101,4 +101,9 @@ CliResult run_cli(const std::vector<std::string>& args,
                   const std::map<std::string, std::string>& env = {},
                   std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+// The last non-empty line of s (a CLI's final output line).
+std::string last_line(const std::string& s);
+// `asyncops token add` for dir; returns the new token. Throws on failure.
+std::string add_token(const std::string& dir, const std::string& principal, const std::string& role);
+
 }  // namespace asyncops::it

@@ -27,18 +27,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string last_line(const std::string& s) {
-  std::string t = s;
-  while (!t.empty() && t.back() == '\n') t.pop_back();
-  return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
-}
-
-std::string add_token(const std::string& dir, const std::string& principal, const std::string& role) {
-  auto r = run_cli({"token", "add", "--principal", principal, "--role", role, "--data-dir", dir});
-  if (r.exit_code != 0) throw std::runtime_error("token add failed: " + r.err);
-  return last_line(r.out);
-}
-
 httplib::Headers bearer(const std::string& t) { return {{"Authorization", "Bearer " + t}}; }
 
 // Reads an SSE stream until stop(id) is true for an event's operation id

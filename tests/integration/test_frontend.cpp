@@ -113,18 +113,6 @@ class RawConn {
   int m_fd = -1;
 };
 
-std::string last_line(const std::string& s) {
-  std::string t = s;
-  while (!t.empty() && t.back() == '\n') t.pop_back();
-  return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
-}
-
-std::string add_token(const std::string& dir, const std::string& principal, const std::string& role) {
-  auto r = run_cli({"token", "add", "--principal", principal, "--role", role, "--data-dir", dir});
-  if (r.exit_code != 0) throw std::runtime_error("token add failed: " + r.err);
-  return last_line(r.out);
-}
-
 }  // namespace
 
 TEST_CASE("websocket: subscribing to an operation follows it to its end", "[ws]") {
