@@ -207,10 +207,6 @@ void TokenStore::maybe_reload() {
 
 bool TokenStore::recheck_on_miss() {
   if (m_path.empty()) return false;
-  int64_t now = steady_ms();
-  int64_t last = m_last_miss_check_ms.load(std::memory_order_relaxed);
-  if (now - last < k_miss_recheck_ms) return false;
-  if (!m_last_miss_check_ms.compare_exchange_strong(last, now)) return false;
   auto before = snapshot();
   reload(false);
   return snapshot() != before;

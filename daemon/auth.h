@@ -7,10 +7,12 @@
 // Blank lines and lines starting with '#' are ignored. The daemon reloads the
 // file when its mtime, size or inode changes, checking at most once a second
 // on the request path, and at once when a token is not found, so that a
-// token works as soon as `asyncops token add` returns; those re-checks on a
-// miss are rate-limited (one per k_miss_recheck_ms) so that a flood of bad
-// tokens does not stat the file per request. The hot path reads an immutable
-// snapshot (atomic shared_ptr) and takes no lock.
+// token works as soon as `asyncops token add` returns. A miss costs one
+// stat(2), about as much as the SHA-256 it follows; the file is read again only
+// when it changed, which a client cannot cause, so a flood of bad tokens stays
+// cheap. (A rate limit on these re-checks lost a token added within its
+// window: CI added five tokens back to back and one got 401.) The hot path
+// reads an immutable snapshot (atomic shared_ptr) and takes no lock.
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -79,17 +81,15 @@ class TokenStore {
     int64_t size = -1;
     int64_t inode = -1;  // the file is replaced by rename: a new inode
   };
-  static constexpr int64_t k_miss_recheck_ms = 20;
   void maybe_reload();
-  // A token was not found: re-check the file now unless another miss did so
-  // within k_miss_recheck_ms. Returns whether a newer snapshot was loaded.
+  // A token was not found: re-check the file now. Returns whether a newer
+  // snapshot was loaded.
   bool recheck_on_miss();
   std::shared_ptr<const Snapshot> snapshot() const;
 
   std::string m_path;
   std::shared_ptr<const Snapshot> m_snapshot;  // std::atomic_load / atomic_store only
   std::atomic<int64_t> m_last_check_ms{0};
-  std::atomic<int64_t> m_last_miss_check_ms{0};
 };
 
 }  // namespace asyncops
