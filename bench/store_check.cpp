@@ -25,7 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/store.h"
+#include "store/store.h"
 #include "daemon/store_health.h"
 #include "shared/clock.h"
 #include "shared/ids.h"

@@ -6,7 +6,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
-#include "daemon/store.h"
+#include "store/store.h"
 #include "shared/clock.h"
 #include "shared/paths.h"
 

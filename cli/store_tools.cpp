@@ -18,7 +18,7 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/op_ref.h"
-#include "daemon/store.h"
+#include "store/store.h"
 #include "shared/clock.h"
 
 namespace asyncops {

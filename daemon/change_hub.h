@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/store.h"
+#include "store/store.h"
 
 namespace asyncops {
 

@@ -5,7 +5,7 @@
 
 #include "daemon/access.h"
 #include "daemon/dispatcher.h"
-#include "daemon/store.h"
+#include "store/store.h"
 
 namespace asyncops {
 

@@ -30,7 +30,7 @@
 
 #include <zmq.hpp>
 
-#include "daemon/store.h"
+#include "store/store.h"
 #include "shared/envelope.h"
 #include "shared/result.h"
 

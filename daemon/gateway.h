@@ -17,7 +17,7 @@
 #include "daemon/group_commit.h"
 #include "daemon/router.h"
 #include "daemon/routes.h"
-#include "daemon/store.h"
+#include "store/store.h"
 #include "daemon/streams.h"
 #include "shared/problem.h"
 

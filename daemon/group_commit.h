@@ -24,7 +24,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/store.h"
+#include "store/store.h"
 #include "shared/envelope.h"
 #include "shared/result.h"
 

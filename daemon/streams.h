@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "daemon/change_hub.h"
-#include "daemon/store.h"
+#include "store/store.h"
 
 namespace asyncops {
 

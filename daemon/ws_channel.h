@@ -20,7 +20,7 @@
 
 #include "daemon/change_hub.h"
 #include "daemon/gateway.h"
-#include "daemon/store.h"
+#include "store/store.h"
 #include "daemon/streams.h"
 
 namespace asyncops {

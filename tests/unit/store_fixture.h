@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "daemon/store.h"
+#include "store/store.h"
 #include "shared/clock.h"
 #include "shared/ids.h"
 

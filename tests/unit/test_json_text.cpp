@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/store.h"
+#include "store/store.h"
 #include "shared/envelope.h"
 #include "shared/json_text.h"
 

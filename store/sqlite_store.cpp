@@ -1,4 +1,4 @@
-#include "daemon/store.h"
+#include "store/store.h"
 #include "shared/log.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
