@@ -10,7 +10,7 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/token_commands.h"
-#include "daemon/auth.h"
+#include "shared/tokens.h"
 #include "shared/curve.h"
 #include "shared/paths.h"
 

@@ -1,10 +1,6 @@
 #pragma once
-// API tokens (issue 7). A tokens file maps bearer tokens to a principal and a
-// role. Only a SHA-256 of each token is stored, one per line:
-//
-//   sha256:<64 hex> <principal> <role>
-//
-// Blank lines and lines starting with '#' are ignored. The daemon reloads the
+// API tokens (issue 7): TokenStore, the daemon's cache of the tokens file
+// (its format is shared/tokens.h). The daemon reloads the
 // file when its mtime, size or inode changes, checking at most once a second
 // on the request path, and at once when a token is not found, so that a
 // token works as soon as `asyncops token add` returns. A miss costs one
@@ -22,32 +18,9 @@
 #include <vector>
 
 #include "shared/result.h"
+#include "shared/tokens.h"
 
 namespace asyncops {
-
-enum class Role { submitter, reader, admin };
-const char* to_string(Role r);
-std::optional<Role> parse_role(const std::string& s);
-
-struct TokenEntry {
-  std::string hash;  // lower-case hex SHA-256 of the token
-  std::string principal;
-  Role role = Role::reader;
-};
-
-// Lower-case hex SHA-256 (OpenSSL EVP).
-std::string sha256_hex(const std::string& data);
-// A new token: "aot_" + base64url of 32 random bytes (RAND_bytes).
-std::string new_token();
-// Principal names: 1..64 of [A-Za-z0-9._@-].
-bool valid_principal(const std::string& name);
-
-Result<std::vector<TokenEntry>> parse_tokens(const std::string& text);
-std::string format_tokens(const std::vector<TokenEntry>& entries);
-// A missing file is an empty list.
-Result<std::vector<TokenEntry>> read_tokens_file(const std::string& path);
-// Writes atomically (temp file + rename) with mode 0600.
-Result<bool> write_tokens_file(const std::string& path, const std::vector<TokenEntry>& entries);
 
 struct AuthDecision {
   enum Kind {
