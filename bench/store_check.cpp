@@ -25,7 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "store/store.h"
+#include "store/sqlite_store.h"
 #include "daemon/store_health.h"
 #include "shared/clock.h"
 #include "shared/ids.h"
@@ -41,7 +41,7 @@ int64_t count_ops(const std::string& path) {
     std::cerr << init.error() << "\n";
     std::exit(1);
   }
-  auto r = StoreReader::open(path);
+  auto r = SqliteStoreReader::open(path);
   OperationFilter f;
   f.limit = 1;
   auto newest = r.value()->list_operations(f);
@@ -49,7 +49,7 @@ int64_t count_ops(const std::string& path) {
 }
 
 void fill(const std::string& path, int64_t from, int64_t to) {
-  auto w = std::move(StoreWriter::open(path, SyncMode::normal).value());
+  auto w = std::move(SqliteStoreWriter::open(path, SyncMode::normal).value());
   const int64_t batch = 10000;
   auto started = Clock::now();
   for (int64_t done = from; done < to;) {

@@ -6,9 +6,9 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
-#include "store/store.h"
 #include "shared/clock.h"
 #include "shared/paths.h"
+#include "store/maintenance.h"
 
 namespace asyncops {
 
@@ -39,37 +39,19 @@ int cmd_workers(const GlobalOptions& g) {
 }
 
 int cmd_store_prune(const GlobalOptions& g, const std::string& data_dir, std::chrono::milliseconds older_than) {
-  std::string dir = g.data_dir(data_dir);
-  std::string path = dir + "/asyncops.db";
-  if (::access(path.c_str(), F_OK) != 0) {
-    print_error("no store at " + path);
-    return exit_code::error;
-  }
-  auto writer = StoreWriter::open(path, SyncMode::normal);
-  if (!writer) {
-    print_error(writer.error());
-    return exit_code::error;
-  }
-  int64_t before = now_ms() - older_than.count();
-  int64_t total = 0;
+  std::string path = store_file(g.data_dir(data_dir));
   bool progress = ::isatty(STDERR_FILENO) == 1;
-  try {
-    // Small batches, each its own transaction, so a running daemon's writes
-    // interleave instead of waiting.
-    for (;;) {
-      writer.value()->begin();
-      int n = writer.value()->prune(before, 1000);
-      writer.value()->commit();
-      total += n;
-      if (progress) std::cerr << "\rpruned " << total << std::flush;
-      if (n < 1000) break;
-    }
-  } catch (const std::exception& e) {
-    writer.value()->rollback();
+  // Small batches, each its own transaction, so a running daemon's writes
+  // interleave instead of waiting.
+  auto pruned = prune_store(path, now_ms() - older_than.count(), 1000, [progress](int64_t total) {
+    if (progress) std::cerr << "\rpruned " << total << std::flush;
+  });
+  if (!pruned) {
     if (progress) std::cerr << "\n";
-    print_error(std::string("prune failed: ") + e.what());
+    print_error(pruned.error());
     return exit_code::error;
   }
+  int64_t total = pruned.value();
   if (progress) std::cerr << "\r\x1b[K";
   Output out = g.out();
   if (out.format == OutputFormat::table) std::cout << "pruned " << total << " operations\n";

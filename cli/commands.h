@@ -89,7 +89,7 @@ int cmd_version(const GlobalOptions& g);
 int cmd_config(const GlobalOptions& g, bool daemon);
 
 // Read the store file directly (read-only but vacuum).
-std::string store_file(const std::string& data_dir);
+// store_file(data_dir): store/maintenance.h
 int cmd_stats(const GlobalOptions& g, const std::string& data_dir);
 int cmd_store_info(const GlobalOptions& g, const std::string& data_dir);
 int cmd_store_ops(const GlobalOptions& g, const std::string& data_dir, const ListOptions& o);

@@ -1,63 +1,23 @@
-// stats and store info|ops|history|vacuum|export|check: read the store file
-// directly. Every command but vacuum opens it read-only, which is safe while
-// the daemon runs (a WAL reader never blocks the writer).
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
+// stats and store info|ops|history|vacuum|export|check: the store file
+// read directly through the store library (store/maintenance.h). Every
+// command but vacuum opens it read-only, which is safe while the daemon
+// runs (a WAL reader never blocks the writer).
 #include <unistd.h>
 
-#include <SQLiteCpp/SQLiteCpp.h>
-
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <iostream>
 #include <map>
-#include <memory>
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/op_ref.h"
-#include "store/store.h"
 #include "shared/clock.h"
+#include "store/maintenance.h"
 
 namespace asyncops {
 namespace {
 
 const char* k_states[] = {"pending", "processing", "completed", "rejected", "failed", "canceled"};
-
-std::string text(SQLite::Statement& st, int i) {
-  auto c = st.getColumn(i);
-  return c.isNull() ? std::string() : c.getString();
-}
-
-int64_t file_size(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : 0;
-}
-
-// Opens DATA_DIR/asyncops.db read-only, or prints why not and returns null.
-std::unique_ptr<SQLite::Database> open_readonly(const std::string& path) {
-  if (::access(path.c_str(), F_OK) != 0) {
-    print_error("no store at " + path);
-    return nullptr;
-  }
-  try {
-    auto db = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READONLY);
-    db->setBusyTimeout(5000);
-    return db;
-  } catch (const std::exception& e) {
-    print_error("cannot open " + path + " read-only: " + e.what());
-    return nullptr;
-  }
-}
-
-int64_t scalar(SQLite::Database& db, const std::string& sql, int64_t arg = INT64_MIN) {
-  SQLite::Statement st(db, sql);
-  if (arg != INT64_MIN) st.bind(1, static_cast<int64_t>(arg));
-  if (!st.executeStep() || st.getColumn(0).isNull()) return 0;
-  return st.getColumn(0).getInt64();
-}
 
 void print_kv(const std::vector<std::pair<std::string, std::string>>& rows) {
   size_t w = 0;
@@ -74,57 +34,14 @@ std::string fmt_rate(double r) {
 
 }  // namespace
 
-std::string store_file(const std::string& data_dir) { return data_dir + "/asyncops.db"; }
-
 int cmd_stats(const GlobalOptions& g, const std::string& data_dir_flag) {
   std::string path = store_file(g.data_dir(data_dir_flag));
-  auto db = open_readonly(path);
-  if (!db) return exit_code::error;
-  nlohmann::json j;
-  try {
-    int64_t now = now_ms();
-    SQLite::Transaction snapshot(*db);  // one consistent read
-    nlohmann::json by_state = nlohmann::json::object();
-    for (const char* s : k_states) by_state[s] = 0;
-    nlohmann::json by_command = nlohmann::json::object();
-    int64_t total = 0;
-    SQLite::Statement st(*db, "SELECT name, state, count(*) FROM operations GROUP BY name, state ORDER BY name");
-    while (st.executeStep()) {
-      std::string name = text(st, 0), state = text(st, 1);
-      int64_t n = st.getColumn(2).getInt64();
-      total += n;
-      by_state[state] = by_state.value(state, int64_t{0}) + n;
-      if (!by_command.contains(name)) {
-        by_command[name] = {{"total", 0}};
-        for (const char* s : k_states) by_command[name][s] = 0;
-      }
-      by_command[name]["total"] = by_command[name]["total"].get<int64_t>() + n;
-      by_command[name][state] = by_command[name].value(state, int64_t{0}) + n;
-    }
-    nlohmann::json oldest;  // null when nothing is pending
-    SQLite::Statement op(*db, "SELECT id, created_at FROM operations WHERE state = 'pending' ORDER BY seq LIMIT 1");
-    if (op.executeStep()) {
-      int64_t created = op.getColumn(1).getInt64();
-      oldest = {{"id", text(op, 0)},
-                {"created_at", format_rfc3339_ms(created)},
-                {"age_seconds", static_cast<double>(now - created) / 1000.0}};
-    }
-    int64_t last_1m = scalar(*db, "SELECT count(*) FROM operations WHERE created_at >= ?", now - 60000);
-    int64_t last_5m = scalar(*db, "SELECT count(*) FROM operations WHERE created_at >= ?", now - 300000);
-    j = {{"store", path},
-         {"total", total},
-         {"by_state", by_state},
-         {"by_command", by_command},
-         {"backlog", by_state["pending"].get<int64_t>() + by_state["processing"].get<int64_t>()},
-         {"oldest_pending", oldest},
-         {"created_last_1m", last_1m},
-         {"created_last_5m", last_5m},
-         {"rate_1m_per_second", static_cast<double>(last_1m) / 60.0},
-         {"rate_5m_per_second", static_cast<double>(last_5m) / 300.0}};
-  } catch (const std::exception& e) {
-    print_error(std::string("cannot read ") + path + ": " + e.what());
+  auto stats = store_stats(path, now_ms());
+  if (!stats) {
+    print_error(stats.error());
     return exit_code::error;
   }
+  nlohmann::json j = std::move(stats.value());
   Output out = g.out();
   if (out.format != OutputFormat::table) {
     out.value(j);
@@ -162,30 +79,12 @@ int cmd_stats(const GlobalOptions& g, const std::string& data_dir_flag) {
 
 int cmd_store_info(const GlobalOptions& g, const std::string& data_dir_flag) {
   std::string path = store_file(g.data_dir(data_dir_flag));
-  auto db = open_readonly(path);
-  if (!db) return exit_code::error;
-  nlohmann::json j;
-  try {
-    SQLite::Transaction snapshot(*db);
-    std::string version;
-    SQLite::Statement v(*db, "SELECT value FROM meta WHERE key = 'schema_version'");
-    if (v.executeStep()) version = text(v, 0);
-    auto time_or_null = [](int64_t ms) { return ms > 0 ? nlohmann::json(format_rfc3339_ms(ms)) : nlohmann::json(); };
-    j = {{"path", path},
-         {"db_bytes", file_size(path)},
-         {"wal_bytes", file_size(path + "-wal")},
-         {"schema_version", version},
-         {"operations", scalar(*db, "SELECT count(*) FROM operations")},
-         {"history", scalar(*db, "SELECT count(*) FROM history")},
-         {"resources", scalar(*db, "SELECT count(*) FROM resources")},
-         {"idempotency_keys", scalar(*db, "SELECT count(*) FROM idempotency")},
-         {"unfinished", scalar(*db, "SELECT count(*) FROM operations WHERE state IN ('pending','processing')")},
-         {"oldest_created_at", time_or_null(scalar(*db, "SELECT min(created_at) FROM operations"))},
-         {"newest_created_at", time_or_null(scalar(*db, "SELECT max(created_at) FROM operations"))}};
-  } catch (const std::exception& e) {
-    print_error(std::string("cannot read ") + path + ": " + e.what());
+  auto info = store_info(path);
+  if (!info) {
+    print_error(info.error());
     return exit_code::error;
   }
+  nlohmann::json j = std::move(info.value());
   Output out = g.out();
   if (out.format != OutputFormat::table) {
     out.value(j);
@@ -199,12 +98,6 @@ int cmd_store_info(const GlobalOptions& g, const std::string& data_dir_flag) {
 
 int cmd_store_ops(const GlobalOptions& g, const std::string& data_dir_flag, const ListOptions& o) {
   std::string path = store_file(g.data_dir(data_dir_flag));
-  if (!open_readonly(path)) return exit_code::error;
-  auto reader = StoreReader::open(path);
-  if (!reader) {
-    print_error(reader.error());
-    return exit_code::error;
-  }
   OperationFilter f;
   if (!o.state.empty()) f.state = parse_state(o.state);
   f.name = o.name;
@@ -213,13 +106,13 @@ int cmd_store_ops(const GlobalOptions& g, const std::string& data_dir_flag, cons
     print_error("--since " + o.since + ": not an RFC 3339 time");
     return exit_code::usage;
   }
-  nlohmann::json items = nlohmann::json::array();
-  try {
-    for (const auto& op : reader.value()->list_operations(f)) items.push_back(operation_json(op));
-  } catch (const std::exception& e) {
-    print_error(std::string("cannot read ") + path + ": " + e.what());
+  auto ops = store_operations(path, f);
+  if (!ops) {
+    print_error(ops.error());
     return exit_code::error;
   }
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& op : ops.value()) items.push_back(operation_json(op));
   Output out = g.out();
   if (out.format == OutputFormat::json) out.value({{"items", items}});
   else out.operations(items);
@@ -229,23 +122,13 @@ int cmd_store_ops(const GlobalOptions& g, const std::string& data_dir_flag, cons
 int cmd_store_history(const GlobalOptions& g, const std::string& data_dir_flag, const std::string& op_ref) {
   std::string op_id = op_ref_text(op_ref);  // also /operations/ID and its URL
   std::string path = store_file(g.data_dir(data_dir_flag));
-  auto db = open_readonly(path);
-  if (!db) return exit_code::error;
-  nlohmann::json items = nlohmann::json::array();
-  try {
-    auto reader = StoreReader::open(path);
-    if (!reader) throw std::runtime_error(reader.error());
-    if (!reader.value()->get_operation(op_id)) {
-      print_error("no operation " + op_id + " in " + path);
-      return exit_code::error;
-    }
-    for (const HistoryEntry& h : reader.value()->history(op_id)) {
-      items.push_back(history_json(h));
-    }
-  } catch (const std::exception& e) {
-    print_error(std::string("cannot read ") + path + ": " + e.what());
+  auto history = store_history(path, op_id);
+  if (!history) {
+    print_error(history.error());
     return exit_code::error;
   }
+  nlohmann::json items = nlohmann::json::array();
+  for (const HistoryEntry& h : history.value()) items.push_back(history_json(h));
   Output out = g.out();
   if (out.format == OutputFormat::json) {
     out.value({{"id", op_id}, {"history", items}});
@@ -264,152 +147,50 @@ int cmd_store_history(const GlobalOptions& g, const std::string& data_dir_flag, 
 }
 
 int cmd_store_vacuum(const GlobalOptions& g, const std::string& data_dir_flag) {
-  std::string dir = g.data_dir(data_dir_flag);
-  std::string path = store_file(dir);
-  if (::access(path.c_str(), F_OK) != 0) {
-    print_error("no store at " + path);
+  auto vacuumed = vacuum_store(g.data_dir(data_dir_flag));
+  if (!vacuumed) {
+    print_error(vacuumed.error());
     return exit_code::error;
   }
-  // The daemon holds an exclusive flock on its pid file for its whole life.
-  // Taking it here both proves the daemon is down and keeps one from
-  // starting until VACUUM is done.
-  std::string pid_path = dir + "/asyncopsd.pid";
-  bool created = ::access(pid_path.c_str(), F_OK) != 0;
-  int fd = ::open(pid_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    print_error("cannot open " + pid_path + ": " + std::strerror(errno));
-    return exit_code::error;
-  }
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(fd);
-    print_error("asyncopsd is running on " + dir + " (" + pid_path + " is locked); stop it before vacuum");
-    return exit_code::error;
-  }
-  int64_t before = file_size(path) + file_size(path + "-wal");
-  int rc = exit_code::ok;
-  try {
-    SQLite::Database db(path, SQLite::OPEN_READWRITE);
-    db.setBusyTimeout(5000);
-    db.exec("VACUUM");
-    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-  } catch (const std::exception& e) {
-    print_error(std::string("vacuum failed: ") + e.what());
-    rc = exit_code::error;
-  }
-  if (created) ::unlink(pid_path.c_str());
-  ::close(fd);
-  if (rc != exit_code::ok) return rc;
-  int64_t after = file_size(path) + file_size(path + "-wal");
+  const VacuumResult& r = vacuumed.value();
   Output out = g.out();
   if (out.format == OutputFormat::table) {
-    std::cout << "vacuumed " << path << ": " << before << " -> " << after << " bytes\n";
+    std::cout << "vacuumed " << r.path << ": " << r.bytes_before << " -> " << r.bytes_after << " bytes\n";
   } else {
-    out.value({{"path", path}, {"bytes_before", before}, {"bytes_after", after}});
+    out.value({{"path", r.path}, {"bytes_before", r.bytes_before}, {"bytes_after", r.bytes_after}});
   }
   return exit_code::ok;
 }
 
 int cmd_store_export(const GlobalOptions& g, const std::string& data_dir_flag) {
   std::string path = store_file(g.data_dir(data_dir_flag));
-  auto db = open_readonly(path);
-  if (!db) return exit_code::error;
   bool progress = ::isatty(STDERR_FILENO) == 1;
-  int64_t done = 0;
-  try {
-    SQLite::Transaction snapshot(*db);  // the export is one consistent snapshot
-    int64_t total = scalar(*db, "SELECT count(*) FROM operations");
-    SQLite::Statement ops(*db, std::string("SELECT ") + operation_columns() + " FROM operations ORDER BY seq");
-    SQLite::Statement hist(*db, "SELECT seq, kind, state, code, message, at FROM history WHERE op_seq = ? ORDER BY seq");
-    while (ops.executeStep()) {
-      OperationRecord op = read_operation_row(ops);
-      nlohmann::json j = operation_json(op);
-      nlohmann::json h = nlohmann::json::array();
-      hist.reset();
-      hist.bind(1, static_cast<int64_t>(op.seq));
-      while (hist.executeStep()) {
-        HistoryEntry e;
-        e.seq = hist.getColumn(0).getInt64();
-        e.kind = text(hist, 1);
-        e.state = parse_state(text(hist, 2)).value_or(OpState::failed);
-        e.code = text(hist, 3);
-        e.message = text(hist, 4);
-        e.at = hist.getColumn(5).getInt64();
-        h.push_back(history_json(e));
-      }
-      j["history"] = std::move(h);
-      std::cout << j.dump() << '\n';
-      if (!std::cout) {
-        print_error("cannot write the export (stdout closed)");
-        return exit_code::error;
-      }
-      ++done;
-      if (progress && (done % 1000 == 0 || done == total)) {
-        std::cerr << "\rexported " << done << "/" << total << std::flush;
-      }
+  auto exported = export_store(path, [progress](const nlohmann::json& op, int64_t done, int64_t total) -> Status {
+    std::cout << op.dump() << '\n';
+    if (!std::cout) return Error{"cannot write the export (stdout closed)"};
+    if (progress && (done % 1000 == 0 || done == total)) {
+      std::cerr << "\rexported " << done << "/" << total << std::flush;
     }
-  } catch (const std::exception& e) {
+    return Status::success();
+  });
+  if (!exported) {
     if (progress) std::cerr << "\n";
-    print_error(std::string("export failed: ") + e.what());
+    print_error(exported.error());
     return exit_code::error;
   }
   std::cout.flush();
-  if (progress) std::cerr << "\r\x1b[Kexported " << done << " operations\n";
+  if (progress) std::cerr << "\r\x1b[Kexported " << exported.value() << " operations\n";
   return exit_code::ok;
 }
 
 int cmd_store_check(const GlobalOptions& g, const std::string& data_dir_flag) {
   std::string path = store_file(g.data_dir(data_dir_flag));
-  auto db = open_readonly(path);
-  if (!db) return exit_code::error;
-  std::vector<std::string> problems;
-  try {
-    SQLite::Transaction snapshot(*db);
-    SQLite::Statement ic(*db, "PRAGMA integrity_check");
-    while (ic.executeStep()) {
-      std::string r = text(ic, 0);
-      if (r != "ok") problems.push_back("integrity_check: " + r);
-    }
-    SQLite::Statement orphans(*db,
-                              "SELECT h.seq, h.op_seq FROM history h LEFT JOIN operations o ON o.seq = h.op_seq "
-                              "WHERE o.seq IS NULL ORDER BY h.seq");
-    while (orphans.executeStep()) {
-      problems.push_back("history " + std::to_string(orphans.getColumn(0).getInt64()) + ": no operation with seq " +
-                         std::to_string(orphans.getColumn(1).getInt64()));
-    }
-    SQLite::Statement unaccepted(*db,
-                                 "SELECT o.id FROM operations o WHERE NOT EXISTS (SELECT 1 FROM history h "
-                                 "WHERE h.op_seq = o.seq AND h.kind = 'accepted') ORDER BY o.seq");
-    while (unaccepted.executeStep()) problems.push_back("operation " + text(unaccepted, 0) + ": no accepted history entry");
-    SQLite::Statement nocode(*db,
-                             "SELECT id, state FROM operations WHERE state IN ('completed','rejected','failed','canceled') "
-                             "AND (code IS NULL OR code = '') ORDER BY seq");
-    while (nocode.executeStep()) {
-      problems.push_back("operation " + text(nocode, 0) + ": " + text(nocode, 1) + " without a code");
-    }
-    // Per operation, history in seq order: "accepted" comes first and the
-    // times never go backwards.
-    SQLite::Statement order(*db,
-                            "SELECT o.id, h.seq, h.kind, h.at FROM history h JOIN operations o ON o.seq = h.op_seq "
-                            "ORDER BY h.op_seq, h.seq");
-    std::string last_id;
-    int64_t last_seq = 0, last_at = 0;
-    while (order.executeStep()) {
-      std::string id = text(order, 0), kind = text(order, 2);
-      int64_t seq = order.getColumn(1).getInt64(), at = order.getColumn(3).getInt64();
-      if (id != last_id) {
-        if (kind != "accepted") problems.push_back("operation " + id + ": history starts with '" + kind + "', not 'accepted'");
-      } else {
-        if (seq <= last_seq) problems.push_back("operation " + id + ": history seq " + std::to_string(seq) + " does not increase");
-        if (at < last_at) problems.push_back("operation " + id + ": history seq " + std::to_string(seq) + " is earlier than the one before");
-      }
-      last_id = id;
-      last_seq = seq;
-      last_at = at;
-    }
-  } catch (const std::exception& e) {
-    print_error(std::string("cannot check ") + path + ": " + e.what());
+  auto checked = check_store_consistency(path);
+  if (!checked) {
+    print_error(checked.error());
     return exit_code::error;
   }
+  const std::vector<std::string>& problems = checked.value();
   for (const auto& p : problems) print_error(p);
   Output out = g.out();
   if (out.format == OutputFormat::table) {

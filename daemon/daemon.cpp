@@ -33,50 +33,11 @@
 #include "shared/duration.h"
 #include "shared/log.h"
 #include "shared/paths.h"
+#include "store/pid_lock.h"
+#include "store/sqlite_store.h"
 
 namespace asyncops {
 namespace {
-
-// Holds an exclusive lock on DATA_DIR/asyncopsd.pid for the daemon's life, so
-// that two daemons never share one store. The file is removed at a clean
-// stop, so finding it at start means the last daemon did not stop cleanly
-// (killed, crashed, or it kept the file: see keep_file).
-class PidLock {
- public:
-  ~PidLock() {
-    if (m_fd >= 0) {
-      if (!m_keep) ::unlink(m_path.c_str());
-      ::close(m_fd);
-    }
-  }
-  std::string acquire(const std::string& path) {
-    m_path = path;
-    struct stat before {};
-    m_found_stale = ::stat(path.c_str(), &before) == 0;
-    m_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (m_fd < 0) return "cannot open " + path;
-    if (::flock(m_fd, LOCK_EX | LOCK_NB) != 0) {
-      ::close(m_fd);
-      m_fd = -1;
-      return "another asyncopsd is running on this data dir (" + path + " is locked)";
-    }
-    std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(m_fd, 0) != 0 || ::write(m_fd, pid.data(), pid.size()) < 0) {
-      return "cannot write " + path;
-    }
-    return "";
-  }
-  // The file was there before acquire(): the last stop was not clean.
-  bool found_stale() const { return m_found_stale; }
-  // Leaves the file at exit, so that the next start checks the store again.
-  void keep_file() { m_keep = true; }
-
- private:
-  std::string m_path;
-  int m_fd = -1;
-  bool m_found_stale = false;
-  bool m_keep = false;
-};
 
 bool split_host_port(const std::string& s, std::string* host, int* port) {
   auto colon = s.rfind(':');
@@ -157,8 +118,8 @@ int run_daemon(const DaemonConfig& cfg) {
     return 1;
   }
   PidLock pid_lock;
-  if (auto err = pid_lock.acquire(cfg.data_dir + "/asyncopsd.pid"); !err.empty()) {
-    log_error(err);
+  if (auto locked = pid_lock.acquire(cfg.data_dir + "/asyncopsd.pid"); !locked) {
+    log_error(locked.error());
     return 1;
   }
   auto routes = cfg.routes_file.empty() ? RouteTable::load_json(RouteTable::default_json())
@@ -222,7 +183,7 @@ int run_daemon(const DaemonConfig& cfg) {
     log_info("store checked after an unclean stop (PRAGMA quick_check): ok",
              {{"ms", std::to_string(ms.count())}, {"bytes", std::to_string(store_stat.st_size)}});
   }
-  auto writer = StoreWriter::open(store_path, cfg.sync);
+  auto writer = SqliteStoreWriter::open(store_path, cfg.sync);
   // A file damaged where the schema lives fails to open at all.
   if (!writer) return startup_error(writer.error());
   // Everything accepted but not finished before the last stop is sent again;
@@ -325,7 +286,7 @@ int run_daemon(const DaemonConfig& cfg) {
   for (const Route& r : routes->routes()) commands.push_back(r.command);
   Metrics metrics(commands);
   std::atomic<bool> ready{false};
-  StoreWriter* writer_raw = writer.value().get();  // for the Checkpointer's WAL restarts; the committer owns it
+  SqliteStoreWriter* writer_raw = writer.value().get();  // for the Checkpointer's WAL restarts; the committer owns it
   GroupCommitter committer(std::move(writer.value()),
                            {[&hub, &dispatcher, &metrics](const std::vector<Change>& c) {
                               // Metrics first: a client woken by the hub may read
@@ -614,7 +575,7 @@ int daemon_main(int argc, char** argv) {
     std::cerr << "asyncopsd: --tls-cert and --tls-key go together" << std::endl;
     return 2;
   }
-  parse_sync_mode(sync, &cfg.sync);
+  if (auto mode = parse_sync_mode(sync)) cfg.sync = mode.value();
   parse_duration(lease, &cfg.dispatch_options.lease);
   parse_duration(backoff, &cfg.dispatch_options.backoff);
   parse_duration(retention, &cfg.retention);

@@ -194,12 +194,14 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
             results[i].not_found = true;
             break;
           }
-          if (!m_writer->insert_operation(&*job.op, job.has_key ? &job.key : nullptr, &c)) {
+          auto inserted = m_writer->insert_operation(&*job.op, job.has_key ? &job.key : nullptr);
+          if (auto* first = std::get_if<IdempotentReplay>(&inserted)) {
             results[i].replay = true;
-            results[i].replay_op_id = c.op.id;
-            results[i].replay_hash = c.op.message;
+            results[i].replay_op_id = std::move(first->op_id);
+            results[i].replay_hash = std::move(first->request_hash);
             break;
           }
+          c = std::move(std::get<Change>(inserted));
           if (!job.owners.claim.empty()) m_writer->claim_resource(job.owners.claim, c.op.owner, c.op.seq);
           // The command takes the params and payload: nothing after the
           // commit reads them from the change.

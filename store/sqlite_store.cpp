@@ -1,4 +1,5 @@
-#include "store/store.h"
+#include "store/sqlite_store.h"
+
 #include "shared/log.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -9,9 +10,14 @@
 
 #include "shared/clock.h"
 #include "shared/json_text.h"
+#include "store/sqlite_rows.h"
 
 namespace asyncops {
 namespace {
+
+using sqlite_rows::column_text;
+using sqlite_rows::k_op_columns;
+using sqlite_rows::read_operation;
 
 const char* k_schema = R"SQL(
 CREATE TABLE IF NOT EXISTS meta(
@@ -112,39 +118,6 @@ const char* k_op_light_columns =
     "seq, id, name, service, state, code, message, resource, origin, owner, NULL, NULL, "
     "attempt, created_at, updated_at, cancel_requested";
 
-const char* k_op_columns =
-    "seq, id, name, service, state, code, message, resource, origin, owner, params, payload, "
-    "attempt, created_at, updated_at, cancel_requested";
-
-std::string column_text(SQLite::Statement& st, int i) {
-  auto c = st.getColumn(i);
-  return c.isNull() ? std::string() : c.getString();
-}
-
-OperationRecord read_operation(SQLite::Statement& st) {
-  OperationRecord op;
-  op.seq = st.getColumn(0).getInt64();
-  op.id = column_text(st, 1);
-  op.name = column_text(st, 2);
-  op.service = column_text(st, 3);
-  op.state = parse_state(column_text(st, 4)).value_or(OpState::failed);
-  op.code = column_text(st, 5);
-  op.message = column_text(st, 6);
-  op.resource = column_text(st, 7);
-  op.origin = column_text(st, 8);
-  op.owner = column_text(st, 9);
-  // The light select leaves params and payload NULL: an event never needs them.
-  op.params = st.getColumn(10).isNull() ? nlohmann::json::object()
-                                        : nlohmann::json::parse(column_text(st, 10), nullptr, false);
-  op.payload = st.getColumn(11).isNull() ? nlohmann::json::object()
-                                         : nlohmann::json::parse(column_text(st, 11), nullptr, false);
-  op.attempt = st.getColumn(12).getInt();
-  op.created_at = st.getColumn(13).getInt64();
-  op.updated_at = st.getColumn(14).getInt64();
-  op.cancel_requested = st.getColumn(15).getInt() != 0;
-  return op;
-}
-
 std::string collection_of(const std::string& path) {
   auto slash = path.rfind('/');
   return slash == std::string::npos || slash == 0 ? path : path.substr(0, slash);
@@ -243,86 +216,7 @@ void bind_text_or_null(SQLite::Statement& st, int i, const std::string& s) {
 
 }  // namespace
 
-const char* operation_columns() { return k_op_columns; }
-OperationRecord read_operation_row(SQLite::Statement& st) { return read_operation(st); }
-
-bool parse_sync_mode(const std::string& s, SyncMode* out) {
-  if (s == "normal") *out = SyncMode::normal;
-  else if (s == "full") *out = SyncMode::full;
-  else return false;
-  return true;
-}
-
-nlohmann::json operation_json(const OperationRecord& op) {
-  nlohmann::json j = {{"id", op.id},
-                      {"name", op.name},
-                      {"state", to_string(op.state)},
-                      {"code", op.code.empty() ? nlohmann::json() : nlohmann::json(op.code)},
-                      {"message", op.message.empty() ? nlohmann::json() : nlohmann::json(op.message)},
-                      {"resource", op.resource},
-                      {"origin", op.origin},
-                      {"attempt", op.attempt},
-                      {"done", is_terminal(op.state)},
-                      {"cancel_requested", op.cancel_requested},
-                      {"created_at", format_rfc3339_ms(op.created_at)},
-                      {"updated_at", format_rfc3339_ms(op.updated_at)}};
-  return j;
-}
-
-std::string operation_json_text(const OperationRecord& op) {
-  std::string out;
-  out.reserve(320);
-  JsonObjectWriter w(out);
-  w.number("attempt", op.attempt)
-      .boolean("cancel_requested", op.cancel_requested)
-      .string_or_null("code", op.code)
-      .string("created_at", format_rfc3339_ms(op.created_at))
-      .boolean("done", is_terminal(op.state))
-      .string("id", op.id)
-      .string_or_null("message", op.message)
-      .string("name", op.name)
-      .string("origin", op.origin)
-      .string("resource", op.resource)
-      .string("state", to_string(op.state))
-      .string("updated_at", format_rfc3339_ms(op.updated_at));
-  w.close();
-  return out;
-}
-
-nlohmann::json history_json(const HistoryEntry& h) {
-  return {{"seq", h.seq},
-          {"kind", h.kind},
-          {"state", to_string(h.state)},
-          {"code", h.code.empty() ? nlohmann::json() : nlohmann::json(h.code)},
-          {"message", h.message.empty() ? nlohmann::json() : nlohmann::json(h.message)},
-          {"at", format_rfc3339_ms(h.at)}};
-}
-
-Command command_for(const OperationRecord& op) {
-  Command c;
-  c.id = op.id;
-  c.name = op.name;
-  c.service = op.service;
-  c.origin = op.origin;
-  c.resource = op.resource;
-  c.params = op.params;
-  c.payload = op.payload;
-  c.created_at = format_rfc3339_ms(op.created_at);
-  c.attempt = op.attempt < 1 ? 1 : op.attempt;
-  return c;
-}
-
-Command take_command(OperationRecord& op) {
-  nlohmann::json params = std::move(op.params), payload = std::move(op.payload);
-  Command c = command_for(op);
-  c.params = std::move(params);
-  c.payload = std::move(payload);
-  op.params = nlohmann::json::object();
-  op.payload = nlohmann::json::object();
-  return c;
-}
-
-Result<bool> init_store(const std::string& path, SyncMode sync) {
+Status init_store(const std::string& path, SyncMode sync) {
   try {
     SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     configure(db, sync);
@@ -332,7 +226,7 @@ Result<bool> init_store(const std::string& path, SyncMode sync) {
     // NULL for writes whose event carried none. Added to older stores here.
     SQLite::Statement has_version(db, "SELECT 1 FROM pragma_table_info('resources') WHERE name = 'version'");
     if (!has_version.executeStep()) db.exec("ALTER TABLE resources ADD COLUMN version INTEGER");
-    return true;
+    return Status::success();
   } catch (const std::exception& e) {
     return Error{"cannot open store " + path + ": " + e.what()};
   }
@@ -340,7 +234,7 @@ Result<bool> init_store(const std::string& path, SyncMode sync) {
 
 // ---------------------------------------------------------------- writer
 
-struct StoreWriter::Impl {
+struct SqliteStoreWriter::Impl {
   explicit Impl(const std::string& path)
       // One thread at a time uses a connection (the writer is the commit
       // thread's; a reader is leased from the pool), so SQLite's own
@@ -442,14 +336,14 @@ struct StoreWriter::Impl {
       delete_resource, select_owner, insert_owner, free_owner, free_claim, insert_key, select_key, set_cancel, mark_dispatched, select_unfinished;
 };
 
-StoreWriter::StoreWriter() = default;
-StoreWriter::~StoreWriter() = default;
+SqliteStoreWriter::SqliteStoreWriter() = default;
+SqliteStoreWriter::~SqliteStoreWriter() = default;
 
-Result<std::unique_ptr<StoreWriter>> StoreWriter::open(const std::string& path, SyncMode sync) {
+Result<std::unique_ptr<SqliteStoreWriter>> SqliteStoreWriter::open(const std::string& path, SyncMode sync) {
   auto init = init_store(path, sync);
   if (!init) return Error{init.error()};
   try {
-    std::unique_ptr<StoreWriter> w(new StoreWriter());
+    std::unique_ptr<SqliteStoreWriter> w(new SqliteStoreWriter());
     w->m = std::make_unique<Impl>(path);
     configure(w->m->db, sync);
     w->set_wal_limit_pages(k_wal_limit_pages);
@@ -459,7 +353,7 @@ Result<std::unique_ptr<StoreWriter>> StoreWriter::open(const std::string& path, 
   }
 }
 
-void StoreWriter::set_wal_limit_pages(int pages) {
+void SqliteStoreWriter::set_wal_limit_pages(int pages) {
   // The Checkpointer's thread copies the WAL back every second (PASSIVE),
   // so that checkpoints and their fsyncs stay off the commit thread. But a
   // WAL only starts again from its beginning when a write transaction
@@ -477,18 +371,18 @@ void StoreWriter::set_wal_limit_pages(int pages) {
   m->db.exec("PRAGMA wal_autocheckpoint=" + std::to_string(static_cast<int64_t>(pages) * 4));
 }
 
-void StoreWriter::write_probe(int64_t now) {
+void SqliteStoreWriter::write_probe(int64_t now) {
   SQLite::Statement st(m->db, "INSERT OR REPLACE INTO meta(key, value) VALUES ('probed_at', ?)");
   st.bind(1, std::to_string(now));
   st.exec();
 }
 
-void StoreWriter::set_max_page_count(int64_t pages) {
+void SqliteStoreWriter::set_max_page_count(int64_t pages) {
   m->db.exec("PRAGMA max_page_count=" + std::to_string(pages));
 }
 
-void StoreWriter::begin() { m->db.exec("BEGIN IMMEDIATE"); }
-void StoreWriter::commit() {
+void SqliteStoreWriter::begin() { m->db.exec("BEGIN IMMEDIATE"); }
+void SqliteStoreWriter::commit() {
   m->db.exec("COMMIT");
   if (m_wal_restart.load(std::memory_order_relaxed) && m_wal_restart.exchange(false)) {
     // Between transactions: copies the frames committed since the
@@ -501,7 +395,7 @@ void StoreWriter::commit() {
     }
   }
 }
-void StoreWriter::rollback() {
+void SqliteStoreWriter::rollback() {
   m->live.clear();  // it may hold changes that are being undone
   m->marked.clear();
   try {
@@ -511,15 +405,16 @@ void StoreWriter::rollback() {
   }
 }
 
-Change StoreWriter::insert_operation(OperationRecord* op) {
-  Change c;
-  insert_operation(op, nullptr, &c);  // without a key it always inserts
+Change SqliteStoreWriter::insert_operation(OperationRecord* op) {
+  // Without a key it always inserts.
+  Change c = std::get<Change>(insert_operation(op, nullptr));
   op->params = c.op.params;  // this form leaves op whole
   op->payload = c.op.payload;
   return c;
 }
 
-bool StoreWriter::insert_operation(OperationRecord* op, const IdempotencyKey* key, Change* out) {
+std::variant<Change, IdempotentReplay> SqliteStoreWriter::insert_operation(OperationRecord* op,
+                                                                           const IdempotencyKey* key) {
   if (key) {
     // The key is claimed first; if it is already taken, nothing is written
     // and the caller answers from the first request's operation.
@@ -528,12 +423,9 @@ bool StoreWriter::insert_operation(OperationRecord* op, const IdempotencyKey* ke
     sk.bind(1, key->owner);
     sk.bind(2, key->key);
     if (sk.executeStep()) {
-      out->seq = 0;
-      out->kind = "idempotent_replay";
-      out->op.id = column_text(sk, 1);
-      out->op.message = column_text(sk, 0);  // the first request's hash
+      IdempotentReplay first{column_text(sk, 1), column_text(sk, 0)};
       sk.reset();
-      return false;
+      return first;
     }
     sk.reset();
   }
@@ -565,17 +457,18 @@ bool StoreWriter::insert_operation(OperationRecord* op, const IdempotencyKey* ke
     ik.bind(5, static_cast<int64_t>(op->created_at));
     ik.exec();
   }
-  out->seq = m->append_history(op->seq, "accepted", op->state, op->code, op->message, op->created_at);
-  out->kind = "accepted";
+  Change out;
+  out.seq = m->append_history(op->seq, "accepted", op->state, op->code, op->message, op->created_at);
+  out.kind = "accepted";
   m->remember(*op);
   // The params and payload trees move (they can be large); the rest is copied.
-  out->op = without_trees(*op);
-  out->op.params = std::move(op->params);
-  out->op.payload = std::move(op->payload);
-  return true;
+  out.op = without_trees(*op);
+  out.op.params = std::move(op->params);
+  out.op.payload = std::move(op->payload);
+  return out;
 }
 
-bool StoreWriter::owners_allow(const std::string& owner, const OwnershipCheck& check) {
+bool SqliteStoreWriter::owners_allow(const std::string& owner, const OwnershipCheck& check) {
   auto& st = m->select_owner;
   for (const OwnershipCheck::Path& p : check.paths) {
     st.reset();
@@ -587,7 +480,7 @@ bool StoreWriter::owners_allow(const std::string& owner, const OwnershipCheck& c
   return true;
 }
 
-void StoreWriter::claim_resource(const std::string& path, const std::string& owner, int64_t op_seq) {
+void SqliteStoreWriter::claim_resource(const std::string& path, const std::string& owner, int64_t op_seq) {
   auto& st = m->insert_owner;
   st.reset();
   st.bind(1, path);
@@ -596,7 +489,7 @@ void StoreWriter::claim_resource(const std::string& path, const std::string& own
   st.exec();
 }
 
-StoreWriter::Applied StoreWriter::request_cancel(const std::string& op_id, int64_t now, Change* change) {
+SqliteStoreWriter::Applied SqliteStoreWriter::request_cancel(const std::string& op_id, int64_t now, Change* change) {
   auto found = m->find(op_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
@@ -615,7 +508,7 @@ StoreWriter::Applied StoreWriter::request_cancel(const std::string& op_id, int64
   return Applied::changed;
 }
 
-int StoreWriter::prune(int64_t before_ms, int limit) {
+int SqliteStoreWriter::prune(int64_t before_ms, int limit) {
   // One small batch: the oldest terminal operations last changed before
   // before_ms, with their history and idempotency keys.
   SQLite::Statement pick(m->db,
@@ -629,7 +522,7 @@ int StoreWriter::prune(int64_t before_ms, int limit) {
   return static_cast<int>(seqs.size());
 }
 
-void StoreWriter::forget_seq(int64_t seq) {
+void SqliteStoreWriter::forget_seq(int64_t seq) {
   // The newest history row stays, even when its operation goes: it holds
   // max(seq), from which the next seq is made (see the schema). The
   // readers join history to operations, so the orphan is never shown.
@@ -642,7 +535,7 @@ void StoreWriter::forget_seq(int64_t seq) {
   }
 }
 
-StoreWriter::Applied StoreWriter::forget(const std::string& op_id) {
+SqliteStoreWriter::Applied SqliteStoreWriter::forget(const std::string& op_id) {
   auto found = m->find(op_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
@@ -651,19 +544,12 @@ StoreWriter::Applied StoreWriter::forget(const std::string& op_id) {
   return Applied::changed;
 }
 
-int64_t StoreWriter::count_unfinished() {
+int64_t SqliteStoreWriter::count_unfinished() {
   SQLite::Statement st(m->db, "SELECT count(*) FROM operations WHERE state IN ('pending','processing')");
   return st.executeStep() ? st.getColumn(0).getInt64() : 0;
 }
 
-bool may_supersede(const OperationRecord& op, const Event& e) {
-  if (op.state != OpState::failed || op.code != "worker_timeout") return false;
-  if (!is_terminal(e.state)) return false;
-  // A fenced worker's own record of the give-up agrees with it: nothing to change.
-  return !(e.state == OpState::failed && e.code == "worker_timeout");
-}
-
-StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Change* change) {
+SqliteStoreWriter::Applied SqliteStoreWriter::apply_event(const Event& e, int64_t now, Change* change) {
   auto found = m->find(e.request_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
@@ -764,7 +650,7 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
   return Applied::changed;
 }
 
-StoreWriter::Applied StoreWriter::apply_dispatched(const std::string& op_id, int attempt, int64_t now,
+SqliteStoreWriter::Applied SqliteStoreWriter::apply_dispatched(const std::string& op_id, int attempt, int64_t now,
                                                    Change* change) {
   auto found = m->find(op_id);
   if (!found) return Applied::unknown_operation;
@@ -793,7 +679,7 @@ StoreWriter::Applied StoreWriter::apply_dispatched(const std::string& op_id, int
   return Applied::changed;
 }
 
-int64_t StoreWriter::latest_history_seq() {
+int64_t SqliteStoreWriter::latest_history_seq() {
   SQLite::Statement st(m->db, "SELECT coalesce(max(seq), 0) FROM history");
   int64_t seq = st.executeStep() ? st.getColumn(0).getInt64() : 0;
   // A store made with AUTOINCREMENT also keeps its high-water mark in
@@ -806,7 +692,7 @@ int64_t StoreWriter::latest_history_seq() {
   return seq;
 }
 
-std::vector<OperationRecord> StoreWriter::unfinished(int limit, int64_t after_seq) {
+std::vector<OperationRecord> SqliteStoreWriter::unfinished(int limit, int64_t after_seq) {
   std::vector<OperationRecord> out;
   auto& st = m->select_unfinished;
   st.reset();
@@ -819,7 +705,7 @@ std::vector<OperationRecord> StoreWriter::unfinished(int limit, int64_t after_se
 
 // ---------------------------------------------------------------- reader
 
-struct StoreReader::Impl {
+struct SqliteStoreReader::Impl {
   explicit Impl(const std::string& path)
       : db(path, SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX),  // one thread at a time, as the writer
         get_op(db, std::string("SELECT ") + k_op_columns + " FROM operations WHERE id = ?"),
@@ -857,12 +743,12 @@ struct StoreReader::Impl {
       list_resources_owned, get_key;
 };
 
-StoreReader::StoreReader() = default;
-StoreReader::~StoreReader() = default;
+SqliteStoreReader::SqliteStoreReader() = default;
+SqliteStoreReader::~SqliteStoreReader() = default;
 
-Result<std::unique_ptr<StoreReader>> StoreReader::open(const std::string& path) {
+Result<std::unique_ptr<SqliteStoreReader>> SqliteStoreReader::open(const std::string& path) {
   try {
-    std::unique_ptr<StoreReader> r(new StoreReader());
+    std::unique_ptr<SqliteStoreReader> r(new SqliteStoreReader());
     r->m = std::make_unique<Impl>(path);
     return r;
   } catch (const std::exception& e) {
@@ -870,7 +756,7 @@ Result<std::unique_ptr<StoreReader>> StoreReader::open(const std::string& path) 
   }
 }
 
-std::optional<OperationRecord> StoreReader::get_operation(const std::string& id) {
+std::optional<OperationRecord> SqliteStoreReader::get_operation(const std::string& id) {
   auto& st = m->get_op;
   st.reset();
   st.bind(1, id);
@@ -880,7 +766,7 @@ std::optional<OperationRecord> StoreReader::get_operation(const std::string& id)
   return out;
 }
 
-std::vector<OperationRecord> StoreReader::list_operations(const OperationFilter& f) {
+std::vector<OperationRecord> SqliteStoreReader::list_operations(const OperationFilter& f) {
   // Every value is bound; only the fixed clause texts are concatenated.
   std::string sql = std::string("SELECT ") + k_op_columns + " FROM operations WHERE 1=1";
   if (f.state) sql += " AND state = ?";
@@ -902,27 +788,17 @@ std::vector<OperationRecord> StoreReader::list_operations(const OperationFilter&
   return out;
 }
 
-std::vector<HistoryEntry> StoreReader::history(const std::string& op_id) {
+std::vector<HistoryEntry> SqliteStoreReader::history(const std::string& op_id) {
   auto& st = m->history;
   st.reset();
   st.bind(1, op_id);
   std::vector<HistoryEntry> out;
-  while (st.executeStep()) {
-    HistoryEntry h;
-    h.seq = st.getColumn(0).getInt64();
-    h.op_id = op_id;
-    h.kind = column_text(st, 1);
-    h.state = parse_state(column_text(st, 2)).value_or(OpState::failed);
-    h.code = column_text(st, 3);
-    h.message = column_text(st, 4);
-    h.at = st.getColumn(5).getInt64();
-    out.push_back(std::move(h));
-  }
+  while (st.executeStep()) out.push_back(sqlite_rows::read_history(st, op_id));
   st.reset();
   return out;
 }
 
-std::vector<Change> StoreReader::changes_after(int64_t after, int limit, const std::string& op_id) {
+std::vector<Change> SqliteStoreReader::changes_after(int64_t after, int limit, const std::string& op_id) {
   auto& st = op_id.empty() ? m->changes_after : m->changes_after_op;
   st.reset();
   int i = 1;
@@ -956,7 +832,7 @@ std::vector<Change> StoreReader::changes_after(int64_t after, int limit, const s
   return out;
 }
 
-std::optional<std::pair<std::string, std::string>> StoreReader::idempotency_key(const std::string& owner,
+std::optional<std::pair<std::string, std::string>> SqliteStoreReader::idempotency_key(const std::string& owner,
                                                                                const std::string& key) {
   auto& st = m->get_key;
   st.reset();
@@ -968,7 +844,7 @@ std::optional<std::pair<std::string, std::string>> StoreReader::idempotency_key(
   return out;
 }
 
-std::optional<Resource> StoreReader::get_resource(const std::string& path) {
+std::optional<Resource> SqliteStoreReader::get_resource(const std::string& path) {
   auto& st = m->get_resource;
   st.reset();
   st.bind(1, path);
@@ -981,7 +857,7 @@ std::optional<Resource> StoreReader::get_resource(const std::string& path) {
   return out;
 }
 
-std::vector<Resource> StoreReader::list_resources(const std::string& collection,
+std::vector<Resource> SqliteStoreReader::list_resources(const std::string& collection,
                                                   const std::string& after, int limit,
                                                   const std::optional<std::string>& owner) {
   auto& st = owner ? m->list_resources_owned : m->list_resources;
@@ -1007,33 +883,15 @@ std::vector<Resource> StoreReader::list_resources(const std::string& collection,
 
 // ---------------------------------------------------------------- pool
 
-ReaderPool::Lease ReaderPool::acquire() {
-  {
-    std::unique_lock<std::mutex> lock(m_mutex);
-    m_released.wait(lock, [&] { return !m_idle.empty() || m_open < m_max_open; });
-    if (!m_idle.empty()) {
-      auto r = std::move(m_idle.back());
-      m_idle.pop_back();
-      return Lease(this, std::move(r));
-    }
-    ++m_open;  // reserve a slot, then open outside the lock
-  }
-  auto r = StoreReader::open(m_path);
-  if (!r) {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    --m_open;
-    m_released.notify_one();
-    throw std::runtime_error(r.error());
-  }
-  return Lease(this, std::move(r.value()));
+ReaderOpener sqlite_reader_opener(std::string path) {
+  return [path = std::move(path)]() -> Result<std::unique_ptr<StoreReader>> {
+    auto r = SqliteStoreReader::open(path);
+    if (!r) return Error{r.error()};
+    return std::unique_ptr<StoreReader>(std::move(r.value()));
+  };
 }
 
-void ReaderPool::release(std::unique_ptr<StoreReader> r) {
-  {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    m_idle.push_back(std::move(r));
-  }
-  m_released.notify_one();
-}
+ReaderPool::ReaderPool(const std::string& sqlite_path, size_t max_open)
+    : ReaderPool(sqlite_reader_opener(sqlite_path), max_open) {}
 
 }  // namespace asyncops

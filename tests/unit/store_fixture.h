@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "store/store.h"
+#include "store/sqlite_store.h"
 #include "shared/clock.h"
 #include "shared/ids.h"
 

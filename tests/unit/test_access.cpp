@@ -124,7 +124,7 @@ TEST_CASE("RateLimiter: a bucket per principal, Retry-After when empty") {
 TEST_CASE("list_operations treats SQL-looking filter values as data") {
   TempDir dir;
   std::string path = dir.path + "/asyncops.db";
-  auto w = std::move(StoreWriter::open(path, SyncMode::normal).value());
+  auto w = std::move(SqliteStoreWriter::open(path, SyncMode::normal).value());
   w->begin();
   auto a = new_op("create_user");
   a.owner = "ann";
@@ -133,7 +133,7 @@ TEST_CASE("list_operations treats SQL-looking filter values as data") {
   b.owner = "' OR 1=1 --";
   w->insert_operation(&b);
   w->commit();
-  auto r = std::move(StoreReader::open(path).value());
+  auto r = std::move(SqliteStoreReader::open(path).value());
   OperationFilter f;
   f.name = "create_user' OR '1'='1";
   CHECK(r->list_operations(f).empty());
@@ -189,7 +189,7 @@ struct SecuredApi {
   TempDir dir;
   std::string path = dir.path + "/asyncops.db";
   ChangeHub hub;
-  GroupCommitter gc{std::move(StoreWriter::open(path, SyncMode::normal).value()),
+  GroupCommitter gc{std::move(SqliteStoreWriter::open(path, SyncMode::normal).value()),
                     {[this](const std::vector<Change>& c) { hub.publish(c); }, [](std::vector<Command>) {}}};
   ReaderPool readers{path};
   RateLimiter limiter{0};
@@ -361,7 +361,7 @@ TEST_CASE("route read policy: owner-only resources are hidden from other princip
 TEST_CASE("an event cannot write a resource its operation does not own") {
   TempDir dir;
   std::string path = dir.path + "/asyncops.db";
-  auto w = std::move(StoreWriter::open(path, SyncMode::normal).value());
+  auto w = std::move(SqliteStoreWriter::open(path, SyncMode::normal).value());
   w->begin();
   auto op = new_op();
   w->insert_operation(&op);
@@ -373,7 +373,7 @@ TEST_CASE("an event cannot write a resource its operation does not own") {
   e.resource = op.resource;
   CHECK(w->apply_event(e, now_ms(), &c) == StoreWriter::Applied::changed);
   w->commit();
-  auto r = std::move(StoreReader::open(path).value());
+  auto r = std::move(SqliteStoreReader::open(path).value());
   CHECK(!r->get_resource("/users/someone-else"));
   CHECK(r->get_resource(op.resource));
 }
@@ -562,7 +562,7 @@ TEST_CASE("a store made before resource_owners gets the owners of its live resou
   update.origin = "PUT " + create.resource;
   update.resource = create.resource;
   {
-    auto w = std::move(StoreWriter::open(path, SyncMode::normal).value());
+    auto w = std::move(SqliteStoreWriter::open(path, SyncMode::normal).value());
     w->begin();
     w->insert_operation(&create);
     w->insert_operation(&update);
@@ -580,8 +580,8 @@ TEST_CASE("a store made before resource_owners gets the owners of its live resou
     db.exec("DROP TABLE resource_owners");
     db.exec("DELETE FROM meta WHERE key = 'resource_owners'");
   }
-  auto w = std::move(StoreWriter::open(path, SyncMode::normal).value());
-  auto r = std::move(StoreReader::open(path).value());
+  auto w = std::move(SqliteStoreWriter::open(path, SyncMode::normal).value());
+  auto r = std::move(SqliteStoreReader::open(path).value());
   auto res = r->get_resource(create.resource);
   REQUIRE(res);
   CHECK(res->owner == "ann");

@@ -17,7 +17,7 @@ struct Api {
   ChangeHub hub;
   std::vector<Command> dispatched;
   std::mutex m;
-  GroupCommitter gc{std::move(StoreWriter::open(path, SyncMode::normal).value()),
+  GroupCommitter gc{std::move(SqliteStoreWriter::open(path, SyncMode::normal).value()),
                     {[this](const std::vector<Change>& c) { hub.publish(c); },
                      [this](std::vector<Command> c) {
                        std::lock_guard<std::mutex> lock(m);

@@ -29,7 +29,7 @@ TEST_CASE("concurrent accepts share one transaction, each answered after its com
     std::lock_guard<std::mutex> lock(m);
     for (auto& x : c) dispatched.push_back(std::move(x));
   };
-  GroupCommitter gc(std::move(StoreWriter::open(path, SyncMode::normal).value()), hooks);
+  GroupCommitter gc(std::move(SqliteStoreWriter::open(path, SyncMode::normal).value()), hooks);
   gc.start();
 
   std::thread first([&] { CHECK(gc.accept(new_op()).ok()); });
@@ -56,7 +56,7 @@ TEST_CASE("concurrent accepts share one transaction, each answered after its com
   CHECK(gc.counters().accepted.load() == n + 1);
   CHECK(gc.counters().commits.load() == 2);  // the 20 queued accepts shared one commit
   CHECK(dispatched.size() == n + 1);
-  auto reader = StoreReader::open(path);
+  auto reader = SqliteStoreReader::open(path);
   OperationFilter all;
   all.limit = 100;
   CHECK(reader.value()->list_operations(all).size() == n + 1);
@@ -72,7 +72,7 @@ TEST_CASE("events are applied with the next commit and unknown ones are counted"
     std::lock_guard<std::mutex> lock(m);
     seen.insert(seen.end(), c.begin(), c.end());
   };
-  GroupCommitter gc(std::move(StoreWriter::open(path, SyncMode::normal).value()), hooks);
+  GroupCommitter gc(std::move(SqliteStoreWriter::open(path, SyncMode::normal).value()), hooks);
   gc.start();
   auto accepted = gc.accept(new_op());
   REQUIRE(accepted.ok());
@@ -140,7 +140,7 @@ void wait_until(Pred pred) {
 TEST_CASE("an idle committer commits a lone job at once, alone, without waiting for company", "[group_commit]") {
   TempDir dir;
   CommitLog log;
-  GroupCommitter gc(std::move(StoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks());
+  GroupCommitter gc(std::move(SqliteStoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks());
   gc.start();
 
   // A lone accept: its own commit, answered with nothing else in flight.
@@ -170,7 +170,7 @@ TEST_CASE("jobs queued during a commit go together into the next batch, which st
           "[group_commit]") {
   TempDir dir;
   CommitLog log;
-  GroupCommitter gc(std::move(StoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks());
+  GroupCommitter gc(std::move(SqliteStoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks());
   gc.start();
   std::vector<OperationRecord> ops;
   for (int i = 0; i < 3; ++i) {
@@ -221,7 +221,7 @@ TEST_CASE("jobs queued during a commit go together into the next batch, which st
 TEST_CASE("a queue longer than max_batch commits in full batches, one right after another", "[group_commit]") {
   TempDir dir;
   CommitLog log;
-  GroupCommitter gc(std::move(StoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks(),
+  GroupCommitter gc(std::move(SqliteStoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks(),
                     3);
   gc.start();
   std::vector<OperationRecord> ops;

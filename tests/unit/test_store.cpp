@@ -15,8 +15,8 @@ namespace {
 struct Fixture {
   TempDir dir;
   std::string path = dir.path + "/asyncops.db";
-  std::unique_ptr<StoreWriter> w = std::move(StoreWriter::open(path, SyncMode::normal).value());
-  std::unique_ptr<StoreReader> r = std::move(StoreReader::open(path).value());
+  std::unique_ptr<SqliteStoreWriter> w = std::move(SqliteStoreWriter::open(path, SyncMode::normal).value());
+  std::unique_ptr<StoreReader> r = std::move(SqliteStoreReader::open(path).value());
 
   OperationRecord insert(OperationRecord op) {
     w->begin();
@@ -498,14 +498,14 @@ TEST_CASE("a store made before resources.version gains the column at open", "[st
   TempDir dir;
   std::string path = dir.path + "/asyncops.db";
   {
-    auto w = StoreWriter::open(path, SyncMode::normal);
+    auto w = SqliteStoreWriter::open(path, SyncMode::normal);
     REQUIRE(w);
   }
   {
     SQLite::Database db(path, SQLite::OPEN_READWRITE);
     db.exec("ALTER TABLE resources DROP COLUMN version");
   }
-  auto w = StoreWriter::open(path, SyncMode::normal);
+  auto w = SqliteStoreWriter::open(path, SyncMode::normal);
   REQUIRE(w);
   SQLite::Database db(path, SQLite::OPEN_READONLY);
   CHECK(db.execAndGet("SELECT count(*) FROM pragma_table_info('resources') WHERE name = 'version'").getInt() == 1);

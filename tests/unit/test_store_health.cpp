@@ -33,7 +33,7 @@ struct Served {
   Gateway gw;
 
   explicit Served(const std::string& path)
-      : gc(std::move(StoreWriter::open(path, SyncMode::normal).value()),
+      : gc(std::move(SqliteStoreWriter::open(path, SyncMode::normal).value()),
            {nullptr, nullptr, [this](const std::exception* f) { health.after_commit(f); }}),
         readers(path),
         gw(RouteTable::load_json(RouteTable::default_json()).value(), gc, readers, hub, {}, services()) {
@@ -96,7 +96,7 @@ void corrupt_history_page(const std::string& path) {
 
 // A store with a few operations, closed (its WAL copied back); returns an id.
 std::string fill_and_close(const std::string& path) {
-  auto w = std::move(StoreWriter::open(path, SyncMode::normal).value());
+  auto w = std::move(SqliteStoreWriter::open(path, SyncMode::normal).value());
   w->begin();
   std::string id;
   for (int i = 0; i < 20; ++i) {

@@ -1,0 +1,84 @@
+#include "store/operation.h"
+
+#include "shared/clock.h"
+#include "shared/json_text.h"
+
+namespace asyncops {
+
+nlohmann::json operation_json(const OperationRecord& op) {
+  nlohmann::json j = {{"id", op.id},
+                      {"name", op.name},
+                      {"state", to_string(op.state)},
+                      {"code", op.code.empty() ? nlohmann::json() : nlohmann::json(op.code)},
+                      {"message", op.message.empty() ? nlohmann::json() : nlohmann::json(op.message)},
+                      {"resource", op.resource},
+                      {"origin", op.origin},
+                      {"attempt", op.attempt},
+                      {"done", is_terminal(op.state)},
+                      {"cancel_requested", op.cancel_requested},
+                      {"created_at", format_rfc3339_ms(op.created_at)},
+                      {"updated_at", format_rfc3339_ms(op.updated_at)}};
+  return j;
+}
+
+std::string operation_json_text(const OperationRecord& op) {
+  std::string out;
+  out.reserve(320);
+  JsonObjectWriter w(out);
+  w.number("attempt", op.attempt)
+      .boolean("cancel_requested", op.cancel_requested)
+      .string_or_null("code", op.code)
+      .string("created_at", format_rfc3339_ms(op.created_at))
+      .boolean("done", is_terminal(op.state))
+      .string("id", op.id)
+      .string_or_null("message", op.message)
+      .string("name", op.name)
+      .string("origin", op.origin)
+      .string("resource", op.resource)
+      .string("state", to_string(op.state))
+      .string("updated_at", format_rfc3339_ms(op.updated_at));
+  w.close();
+  return out;
+}
+
+nlohmann::json history_json(const HistoryEntry& h) {
+  return {{"seq", h.seq},
+          {"kind", h.kind},
+          {"state", to_string(h.state)},
+          {"code", h.code.empty() ? nlohmann::json() : nlohmann::json(h.code)},
+          {"message", h.message.empty() ? nlohmann::json() : nlohmann::json(h.message)},
+          {"at", format_rfc3339_ms(h.at)}};
+}
+
+Command command_for(const OperationRecord& op) {
+  Command c;
+  c.id = op.id;
+  c.name = op.name;
+  c.service = op.service;
+  c.origin = op.origin;
+  c.resource = op.resource;
+  c.params = op.params;
+  c.payload = op.payload;
+  c.created_at = format_rfc3339_ms(op.created_at);
+  c.attempt = op.attempt < 1 ? 1 : op.attempt;
+  return c;
+}
+
+Command take_command(OperationRecord& op) {
+  nlohmann::json params = std::move(op.params), payload = std::move(op.payload);
+  Command c = command_for(op);
+  c.params = std::move(params);
+  c.payload = std::move(payload);
+  op.params = nlohmann::json::object();
+  op.payload = nlohmann::json::object();
+  return c;
+}
+
+bool may_supersede(const OperationRecord& op, const Event& e) {
+  if (op.state != OpState::failed || op.code != "worker_timeout") return false;
+  if (!is_terminal(e.state)) return false;
+  // A fenced worker's own record of the give-up agrees with it: nothing to change.
+  return !(e.state == OpState::failed && e.code == "worker_timeout");
+}
+
+}  // namespace asyncops

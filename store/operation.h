@@ -1,0 +1,121 @@
+#pragma once
+// The operation model: what the daemon stores and tells about an operation,
+// independent of where it is stored. An operation is one accepted command;
+// its history is the append-only list of what happened to it; a Change is
+// one history entry with the operation as it was after it, which is what
+// notifications and streams carry.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "shared/envelope.h"
+#include "shared/state.h"
+
+namespace asyncops {
+
+struct OperationRecord {
+  int64_t seq = 0;  // acceptance order; assigned by the store
+  std::string id;
+  std::string name;
+  std::string service;
+  OpState state = OpState::pending;
+  std::string code;
+  std::string message;
+  std::string resource;
+  std::string origin;
+  std::string owner;
+  nlohmann::json params = nlohmann::json::object();
+  nlohmann::json payload = nlohmann::json::object();
+  int attempt = 0;
+  int64_t created_at = 0;  // ms since epoch
+  int64_t updated_at = 0;
+  bool cancel_requested = false;
+};
+
+// An Idempotency-Key, scoped to its owner, with a hash of the request it
+// was first used with.
+struct IdempotencyKey {
+  std::string owner;
+  std::string key;
+  std::string request_hash;
+};
+
+// The public JSON of an operation (see the OpenAPI file).
+nlohmann::json operation_json(const OperationRecord& op);
+// The same, as text, written without building the tree: for the 202 body,
+// waits and change notices (operation_json(op).dump() gives the same bytes).
+std::string operation_json_text(const OperationRecord& op);
+// The command a worker receives for op.
+Command command_for(const OperationRecord& op);
+// The same, moving op's params and payload into the command (op keeps
+// empty objects): for the commit path, which has no further use for them.
+Command take_command(OperationRecord& op);
+
+struct HistoryEntry {
+  int64_t seq = 0;  // one increasing sequence across all operations
+  std::string op_id;
+  std::string kind;  // accepted, dispatched, redelivered, processing, cancel_requested, a terminal state, or superseded
+  OpState state = OpState::pending;
+  std::string code;
+  std::string message;
+  int64_t at = 0;
+};
+
+// The public JSON of a history entry: {seq, kind, state, code, message, at}.
+nlohmann::json history_json(const HistoryEntry& h);
+
+// One change to one operation, as committed: what notifications carry.
+struct Change {
+  int64_t seq = 0;   // the history entry's seq
+  std::string kind;  // the history entry's kind
+  OperationRecord op;
+};
+
+struct OperationFilter {
+  std::optional<OpState> state;
+  std::string name;
+  int64_t since_ms = 0;      // created_at >= since_ms when > 0
+  int64_t before_seq = 0;    // keyset cursor: seq < before_seq when > 0
+  std::optional<std::string> owner;  // only this owner's operations when set
+  int limit = 50;
+};
+
+struct Resource {
+  std::string path;
+  nlohmann::json body;
+  int64_t updated_at = 0;
+  // The principal that created it (resource_owners), fixed at the create's
+  // accept and never moved by a later write; "" when nobody owns it (then
+  // only an admin may read an owner-only resource).
+  std::string owner;
+};
+
+// Whether event e may replace op's terminal state: only the daemon's give-up
+// (failed/worker_timeout) can be replaced, and only by a worker's terminal
+// outcome for that request that says something else (issue 15: the final
+// state never contradicts what the service recorded).
+bool may_supersede(const OperationRecord& op, const Event& e);
+
+// Who may command a resource (issue 15). A resource is owned by the
+// principal whose command claimed it, in the transaction that stored that
+// command; a later write never moves it. The group committer checks this
+// before it stores a command, in the same transaction.
+struct OwnershipCheck {
+  struct Path {
+    std::string path;
+    // A path nobody owns does not exist: its ids are generated at accept,
+    // so only a create can give it an owner. Otherwise it is free.
+    bool unowned_is_unknown = false;
+  };
+  // Each must be owned by the operation's owner (or be free); empty for an
+  // admin or the local operator, who may command anything.
+  std::vector<Path> paths;
+  // Recorded as the operation owner's once it is stored, unless it is
+  // owned already; "" claims nothing.
+  std::string claim;
+};
+
+}  // namespace asyncops
