@@ -51,3 +51,52 @@ TEST_CASE("the registry keeps no request ids from heartbeats", "[worker_registry
   CHECK_FALSE(live[0].contains("requests"));
   CHECK(live.dump().size() < 1000);
 }
+
+TEST_CASE("a live worker is listed with what its last heartbeat said", "[worker_registry]") {
+  WorkerRegistry reg;
+  Heartbeat h = beat("w");
+  h.pid = 42;
+  h.in_flight = 1;
+  reg.update(h);
+  h.in_flight = 7;  // the same worker again: one entry, the newest values
+  reg.update(h);
+  auto live = reg.live();
+  REQUIRE(live.size() == 1);
+  CHECK(live[0]["id"] == "w");
+  CHECK(live[0]["service"] == "users");
+  CHECK(live[0]["host"] == "host");
+  CHECK(live[0]["pid"] == 42);
+  CHECK(live[0]["in_flight"] == 7);
+  CHECK(live[0]["age_ms"].get<int64_t>() >= 0);
+  CHECK(live[0]["last_heartbeat"].get<std::string>().size() == std::string("2026-01-01T00:00:00.000Z").size());
+  CHECK(reg.live_count() == 1);
+  CHECK(reg.size() == 1);
+}
+
+TEST_CASE("a worker silent past the timeout is not live but is kept until ten timeouts", "[worker_registry]") {
+  WorkerRegistry reg(std::chrono::seconds(5));
+  auto now = std::chrono::steady_clock::now();
+  reg.update_at(beat("fresh"), now);
+  reg.update_at(beat("quiet"), now - std::chrono::seconds(6));
+  reg.update_at(beat("gone"), now - std::chrono::seconds(51));
+  auto live = reg.live();
+  REQUIRE(live.size() == 1);
+  CHECK(live[0]["id"] == "fresh");
+  // live() forgot "gone" (silent for more than 10 timeouts) but kept "quiet".
+  CHECK(reg.size() == 2);
+  CHECK(reg.evicted() == 0);  // forgetting is not eviction
+  reg.update_at(beat("quiet"), std::chrono::steady_clock::now());
+  CHECK(reg.live_count() == 2);
+}
+
+TEST_CASE("a forgotten worker that beats again is listed again", "[worker_registry]") {
+  WorkerRegistry reg(std::chrono::seconds(1), 2);
+  auto now = std::chrono::steady_clock::now();
+  reg.update_at(beat("a"), now - std::chrono::seconds(20));
+  CHECK(reg.live_count() == 0);
+  CHECK(reg.size() == 0);
+  reg.update(beat("a"));
+  reg.update(beat("b"));
+  CHECK(reg.live_count() == 2);
+  CHECK(reg.evicted() == 0);
+}
