@@ -36,10 +36,9 @@ bool given(const std::vector<std::string>& args, std::initializer_list<const cha
 // The [cli] section of the config file fills what no flag or environment
 // variable set. Returns a one-line error naming the bad key, or "".
 std::string apply_cli_config(GlobalOptions& g, const std::vector<std::string>& args) {
-  bool explicit_path = !g.config_path.empty() || std::getenv("ASYNCOPS_CONFIG") != nullptr;
-  if (g.config_path.empty()) g.config_path = default_config_path();
-  auto file = load_config(g.config_path, explicit_path);
+  auto file = load_program_config(g.config_path);
   if (!file) return file.error();
+  g.config_path = file->path;
   g.config_found = file->found;
   std::map<std::string, ConfigEntry> keys;
   if (const auto* entries = file->section("cli")) {
