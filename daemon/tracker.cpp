@@ -139,7 +139,6 @@ void Tracker::run() {
           refuse(0, why, e.error(), body);
           continue;
         }
-        m_events++;
         if (!m_key_services.empty()) {
           // The key the ZAP handler authenticated this connection with.
           std::string key;
@@ -160,7 +159,6 @@ void Tracker::run() {
           refuse(1, why, h.error(), body);
           continue;
         }
-        m_heartbeats++;
         if (m_on_heartbeat) m_on_heartbeat(h.value());
       } else {
         bad_frame("unknown kind '" + kind.substr(0, 32) + "'");
