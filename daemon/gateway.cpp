@@ -5,6 +5,7 @@
 #include <future>
 #include <mutex>
 
+#include "shared/base64url.h"
 #include "shared/clock.h"
 #include "shared/ids.h"
 #include "shared/log.h"
@@ -13,41 +14,6 @@ namespace asyncops {
 namespace {
 
 using nlohmann::json;
-
-const char k_b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-std::string b64url_encode(const std::string& in) {
-  std::string out;
-  uint32_t val = 0;  // unsigned: the shifts below must not overflow (UBSan)
-  int bits = -6;
-  for (unsigned char c : in) {
-    val = ((val << 8) + c) & 0xFFFFFF;
-    bits += 8;
-    while (bits >= 0) {
-      out.push_back(k_b64url[(val >> bits) & 0x3F]);
-      bits -= 6;
-    }
-  }
-  if (bits > -6) out.push_back(k_b64url[((val << 8) >> (bits + 8)) & 0x3F]);
-  return out;
-}
-
-bool b64url_decode(const std::string& in, std::string* out) {
-  out->clear();
-  uint32_t val = 0;  // unsigned and masked: a long input must not overflow (UBSan)
-  int bits = -8;
-  for (char c : in) {
-    const char* p = std::strchr(k_b64url, c);
-    if (!p || c == '\0') return false;
-    val = ((val << 6) + static_cast<uint32_t>(p - k_b64url)) & 0xFFFFFF;
-    bits += 6;
-    if (bits >= 0) {
-      out->push_back(static_cast<char>((val >> bits) & 0xFF));
-      bits -= 8;
-    }
-  }
-  return true;
-}
 
 ApiReply json_reply(int status, const json& body) {
   ApiReply r;
@@ -919,10 +885,10 @@ ApiReply Gateway::list_operations(const ApiRequest& req) {
       }
       f.limit = static_cast<int>(n);
     } else if (k == "cursor") {
-      std::string raw;
+      auto raw = base64url_decode(v);
       long seq = 0;
-      if (!b64url_decode(v, &raw) || raw.rfind("o:", 0) != 0 ||
-          !parse_int(raw.substr(2), 1, std::numeric_limits<long>::max() / 2, &seq)) {
+      if (!raw || raw->rfind("o:", 0) != 0 ||
+          !parse_int(raw->substr(2), 1, std::numeric_limits<long>::max() / 2, &seq)) {
         return bad_query("cursor is not one this server issued");
       }
       f.before_seq = seq;
@@ -934,7 +900,8 @@ ApiReply Gateway::list_operations(const ApiRequest& req) {
   json items = json::array();
   for (int i = 0; i < static_cast<int>(ops.size()) && i < page; ++i) items.push_back(operation_json(ops[i]));
   json next = nullptr;
-  if (static_cast<int>(ops.size()) > page) next = b64url_encode("o:" + std::to_string(ops[page - 1].seq));
+  if (static_cast<int>(ops.size()) > page)
+    next = base64url_encode("o:" + std::to_string(ops[page - 1].seq));
   return json_reply(200, {{"items", std::move(items)}, {"next", next}});
 }
 
@@ -969,11 +936,11 @@ ApiReply Gateway::list_resources(const std::string& collection, const ApiRequest
         return bad_query("limit must be between 1 and " + std::to_string(m_options.max_page));
       }
     } else if (k == "cursor") {
-      std::string raw;
-      if (!b64url_decode(v, &raw) || raw.rfind("r:" + collection + "/", 0) != 0) {
+      auto raw = base64url_decode(v);
+      if (!raw || raw->rfind("r:" + collection + "/", 0) != 0) {
         return bad_query("cursor is not one this server issued");
       }
-      after = raw.substr(2);
+      after = raw->substr(2);
     }
   }
   std::optional<std::string> owner;
@@ -982,7 +949,7 @@ ApiReply Gateway::list_resources(const std::string& collection, const ApiRequest
   json items = json::array();
   for (long i = 0; i < static_cast<long>(rows.size()) && i < limit; ++i) items.push_back(rows[i].body);
   json next = nullptr;
-  if (static_cast<long>(rows.size()) > limit) next = b64url_encode("r:" + rows[limit - 1].path);
+  if (static_cast<long>(rows.size()) > limit) next = base64url_encode("r:" + rows[limit - 1].path);
   return json_reply(200, {{"items", std::move(items)}, {"next", next}});
 }
 
