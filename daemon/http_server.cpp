@@ -111,7 +111,7 @@ ApiRequest to_api_request(const Request& req, const std::string& remote_addr) {
 }
 
 ApiReply bad_request(const std::string& detail, const std::string& code = "bad_request") {
-  return problem_reply({400, "", detail, code, "", {}});
+  return problem_reply(400, detail, code);
 }
 
 // The problem for a parse error, or nullopt when the connection just ends
@@ -126,16 +126,12 @@ std::optional<ApiReply> parse_error_reply(const beast::error_code& ec, const Req
     bool line_too_long = target > 0 ? target > limits.max_url_bytes
                                     : eol == std::string_view::npos || eol > limits.max_url_bytes + 16;
     if (line_too_long) {
-      return problem_reply({414, "", "the request target is longer than " + std::to_string(limits.max_url_bytes) +
-                                         " bytes", "uri_too_long", "", {}});
+      return uri_too_long(limits.max_url_bytes);
     }
-    return problem_reply({431, "", "the request headers are larger than " +
-                                       std::to_string(limits.max_header_bytes) + " bytes",
-                          "headers_too_large", "", {}});
+    return headers_too_large(limits.max_header_bytes);
   }
   if (ec == http::error::body_limit) {
-    return problem_reply({413, "", "the body is larger than " + std::to_string(limits.max_body_bytes) + " bytes",
-                          "body_too_large", "", {}});
+    return body_too_large(limits.max_body_bytes);
   }
   if (ec == http::error::bad_content_length || ec == http::error::multiple_content_length) {
     return bad_request("Content-Length must be one decimal number (digits only, given once)",
@@ -395,7 +391,8 @@ class WsSession : public Connection, public std::enable_shared_from_this<WsSessi
     m_in.consume(m_in.size());
     std::vector<std::string> out;
     if (!m_ws.got_text()) {
-      out.push_back(ws_error_frame({400, "", "messages are JSON text frames", "invalid_message", "", {}}));
+      out.push_back(
+          ws_error_frame(make_problem(400, "messages are JSON text frames", "invalid_message")));
     } else if (m_channel && !m_closing) {
       m_channel->on_message(text, &out);
     }
