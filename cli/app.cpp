@@ -18,6 +18,7 @@
 #include "shared/config.h"
 #include "cli/token_commands.h"
 #include "shared/duration.h"
+#include "shared/state.h"
 
 namespace asyncops {
 namespace {
@@ -300,7 +301,7 @@ int cli_main(int argc, char** argv) {
   ListOptions list;
   auto* list_cmd = app.add_subcommand("list", "List operations, newest first");
   list_cmd->add_option("--state", list.state, "Only this state")
-      ->check(CLI::IsMember({"pending", "processing", "completed", "rejected", "failed", "canceled"}));
+      ->check(CLI::IsMember(state_names()));
   list_cmd->add_option("--name", list.name, "Only this command name, e.g. create_user");
   list_cmd->add_option("--since", list.since, "Only operations created at or after this time: a duration back from now (2h, 7d) or RFC 3339");
   list_cmd->add_option("--limit", list.limit, "Page size")->capture_default_str()->check(whole_number(1, 1000));
@@ -321,7 +322,7 @@ int cli_main(int argc, char** argv) {
   std::string tail_state, tail_name;
   auto* tail_cmd = app.add_subcommand("tail", "Follow every operation live (a live board on a TTY, JSON lines into a pipe)");
   tail_cmd->add_option("--state", tail_state, "Only changes into this state")
-      ->check(CLI::IsMember({"pending", "processing", "completed", "rejected", "failed", "canceled"}));
+      ->check(CLI::IsMember(state_names()));
   tail_cmd->add_option("--name", tail_name, "Only this command name");
   tail_cmd->footer("Examples:\n  asyncops tail\n  asyncops tail --state rejected | jq -r .code");
   tail_cmd->callback([&] { run = [&] { return cmd_tail(g, tail_state, tail_name); }; });
@@ -376,7 +377,7 @@ int cli_main(int argc, char** argv) {
   ListOptions sops;
   auto* ops_cmd = store_cmd->add_subcommand("ops", "List operations from the file, newest first (like list, without the daemon)");
   ops_cmd->add_option("--state", sops.state, "Only this state")
-      ->check(CLI::IsMember({"pending", "processing", "completed", "rejected", "failed", "canceled"}));
+      ->check(CLI::IsMember(state_names()));
   ops_cmd->add_option("--name", sops.name, "Only this command name, e.g. create_user");
   ops_cmd->add_option("--since", sops.since, "Only operations created at or after this RFC 3339 time");
   ops_cmd->add_option("--limit", sops.limit, "How many")->capture_default_str()->check(whole_number(1, 1000000));

@@ -34,7 +34,7 @@ ApiReply bad_query(const std::string& detail) {
   return problem_reply(400, detail, "invalid_query");
 }
 
-const char* k_bad_state = "state must be one of pending, processing, completed, rejected, failed, canceled";
+std::string bad_state_detail() { return "state must be one of " + state_names_text(); }
 
 // Parses a whole decimal number in [lo, hi].
 bool parse_int(const std::string& s, long lo, long hi, long* out) {
@@ -487,7 +487,7 @@ ApiReply Gateway::all_events(const ApiRequest& req) {
   for (const auto& [k, v] : req.query) {
     if (k == "state") {
       auto s = parse_state(v);
-      if (!s) return bad_query(k_bad_state);
+      if (!s) return bad_query(bad_state_detail());
       sr.state = s;
     } else if (k == "name") {
       sr.name = v;
@@ -905,7 +905,7 @@ ApiReply Gateway::list_operations(const ApiRequest& req) {
   for (const auto& [k, v] : req.query) {
     if (k == "state") {
       auto s = parse_state(v);
-      if (!s) return bad_query(k_bad_state);
+      if (!s) return bad_query(bad_state_detail());
       f.state = s;
     } else if (k == "name") {
       f.name = v;

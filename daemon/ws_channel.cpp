@@ -73,8 +73,7 @@ void WsChannel::subscribe(const json& arg, const json& last_event_id, std::vecto
       if (k == "state") {
         auto s = v.is_string() ? parse_state(v.get<std::string>()) : std::nullopt;
         if (!s) {
-          out->push_back(ws_error_frame(
-              bad_message("state must be one of pending, processing, completed, rejected, failed, canceled")));
+          out->push_back(ws_error_frame(bad_message("state must be one of " + state_names_text())));
           return;
         }
         sr.state = s;
