@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cctype>
 #include <future>
-#include <mutex>
 
 #include "shared/base64url.h"
 #include "shared/clock.h"
 #include "shared/ids.h"
 #include "shared/log.h"
+#include "shared/mutex.h"
 
 namespace asyncops {
 namespace {
@@ -689,27 +689,31 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
 
   // The 202 is written from the commit's completion: no thread waits for it.
   struct Rendezvous {
-    std::mutex mutex;
-    std::optional<Finish> finish;                // GUARDED_BY(mutex)
-    std::function<void(Finish)> deliver;         // GUARDED_BY(mutex)
+    Mutex mutex;
+    std::optional<Finish> finish GUARDED_BY(mutex);
+    std::function<void(Finish)> deliver GUARDED_BY(mutex);
     void set(Finish f) {
-      std::unique_lock<std::mutex> lock(mutex);
-      if (!deliver) {
-        finish = std::move(f);
-        return;
+      std::function<void(Finish)> d;
+      {
+        MutexLock lock(&mutex);
+        if (!deliver) {
+          finish = std::move(f);
+          return;
+        }
+        d = std::move(deliver);
       }
-      auto d = std::move(deliver);
-      lock.unlock();
       d(std::move(f));
     }
     void on(std::function<void(Finish)> d) {
-      std::unique_lock<std::mutex> lock(mutex);
-      if (!finish) {
-        deliver = std::move(d);
-        return;
+      Finish f;
+      {
+        MutexLock lock(&mutex);
+        if (!finish) {
+          deliver = std::move(d);
+          return;
+        }
+        f = std::move(*finish);
       }
-      Finish f = std::move(*finish);
-      lock.unlock();
       d(std::move(f));
     }
   };

@@ -14,18 +14,17 @@
 // adds no delay, and under load batches grow by themselves with the time
 // a commit takes.
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <optional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "daemon/store.h"
 #include "shared/envelope.h"
+#include "shared/mutex.h"
 #include "shared/result.h"
 
 namespace asyncops {
@@ -142,11 +141,11 @@ class GroupCommitter {
   const size_t m_max_batch;
   Counters m_counters;
 
-  mutable std::mutex m_mutex;
-  std::condition_variable m_cv;
-  std::vector<Job> m_queue;  // GUARDED_BY(m_mutex)
-  bool m_stopping = false;   // GUARDED_BY(m_mutex)
-  bool m_idle = false;       // GUARDED_BY(m_mutex): the commit thread waits for a first job
+  mutable Mutex m_mutex;
+  CondVar m_cv;
+  std::vector<Job> m_queue GUARDED_BY(m_mutex);
+  bool m_stopping GUARDED_BY(m_mutex) = false;
+  bool m_idle GUARDED_BY(m_mutex) = false;  // the commit thread waits for a first job
   std::thread m_thread;
 };
 

@@ -10,7 +10,6 @@
 #include <cctype>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -28,6 +27,7 @@
 
 #include "daemon/ws_channel.h"
 #include "shared/log.h"
+#include "shared/mutex.h"
 
 namespace asyncops {
 
@@ -265,7 +265,7 @@ class HttpApi::Impl {
   void enroll(uint64_t id, std::weak_ptr<Connection> c);
   void remove(uint64_t id);
   size_t connections() const {
-    std::lock_guard<std::mutex> lock(m_conn_mutex);
+    MutexLock lock(&m_conn_mutex);
     return m_conns.size();
   }
 
@@ -278,9 +278,9 @@ class HttpApi::Impl {
   void accept_next();
   void on_accept(beast::error_code ec, tcp::socket socket);
 
-  mutable std::mutex m_conn_mutex;
-  std::map<uint64_t, std::weak_ptr<Connection>> m_conns;  // GUARDED_BY(m_conn_mutex); by age
-  uint64_t m_next_id = 1;                                 // GUARDED_BY(m_conn_mutex)
+  mutable Mutex m_conn_mutex;
+  std::map<uint64_t, std::weak_ptr<Connection>> m_conns GUARDED_BY(m_conn_mutex);  // by age
+  uint64_t m_next_id GUARDED_BY(m_conn_mutex) = 1;
 
  public:
   asio::io_context ioc;  // after everything the sessions use: its handlers (and sessions) die first
@@ -295,7 +295,7 @@ class HttpApi::Impl {
 bool HttpApi::Impl::admit(uint64_t* id) {
   std::shared_ptr<Connection> victim;
   {
-    std::lock_guard<std::mutex> lock(m_conn_mutex);
+    MutexLock lock(&m_conn_mutex);
     if (m_conns.size() >= options.max_connections) {
       // The oldest idle connection makes room; slow and idle clients can
       // never keep a new one out.
@@ -317,13 +317,13 @@ bool HttpApi::Impl::admit(uint64_t* id) {
 }
 
 void HttpApi::Impl::enroll(uint64_t id, std::weak_ptr<Connection> c) {
-  std::lock_guard<std::mutex> lock(m_conn_mutex);
+  MutexLock lock(&m_conn_mutex);
   auto it = m_conns.find(id);
   if (it != m_conns.end()) it->second = std::move(c);
 }
 
 void HttpApi::Impl::remove(uint64_t id) {
-  std::lock_guard<std::mutex> lock(m_conn_mutex);
+  MutexLock lock(&m_conn_mutex);
   m_conns.erase(id);
 }
 
@@ -956,7 +956,7 @@ void HttpApi::Impl::stop() {
   });
   std::vector<std::shared_ptr<Connection>> open;
   {
-    std::lock_guard<std::mutex> lock(m_conn_mutex);
+    MutexLock lock(&m_conn_mutex);
     for (auto& [id, weak] : m_conns) {
       if (auto c = weak.lock()) open.push_back(std::move(c));
     }
