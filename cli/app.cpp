@@ -35,10 +35,10 @@ bool given(const std::vector<std::string>& args, std::initializer_list<const cha
 }
 
 // The [cli] section of the config file fills what no flag or environment
-// variable set. Returns a one-line error naming the bad key, or "".
-std::string apply_cli_config(GlobalOptions& g, const std::vector<std::string>& args) {
+// variable set. An error is one line naming the bad key.
+Status apply_cli_config(GlobalOptions& g, const std::vector<std::string>& args) {
   auto file = load_program_config(g.config_path);
-  if (!file) return file.error();
+  if (!file) return Error{file.error()};
   g.config_path = file->path;
   g.config_found = file->found;
   std::map<std::string, ConfigEntry> keys;
@@ -47,16 +47,16 @@ std::string apply_cli_config(GlobalOptions& g, const std::vector<std::string>& a
       std::string where = "config " + g.config_path + ":" + std::to_string(e.line) + ": ";
       if (e.key == "url") {
         if (e.value.rfind("http://", 0) != 0 && e.value.rfind("https://", 0) != 0) {
-          return where + "url = " + e.value + ": expected an http:// or https:// URL";
+          return Error{where + "url = " + e.value + ": expected an http:// or https:// URL"};
         }
       } else if (e.key == "output") {
         if (e.value != "table" && e.value != "json" && e.value != "jsonl") {
-          return where + "output = " + e.value + ": expected table, json or jsonl";
+          return Error{where + "output = " + e.value + ": expected table, json or jsonl"};
         }
       } else if (e.key == "data_dir") {
-        if (e.value.empty()) return where + "data_dir is empty";
+        if (e.value.empty()) return Error{where + "data_dir is empty"};
       } else {
-        return where + "unknown key '" + e.key + "' in [cli] (known: url, output, data_dir)";
+        return Error{where + "unknown key '" + e.key + "' in [cli] (known: url, output, data_dir)"};
       }
       keys[e.key] = e;
     }
@@ -124,7 +124,7 @@ std::string apply_cli_config(GlobalOptions& g, const std::vector<std::string>& a
   g.settings.push_back({"output", g.json ? "json" : g.output.empty() ? "table" : g.output, src});
   if (src == "flag") g.repeat_args.insert(g.repeat_args.end(), {"-o", g.json ? "json" : g.output});
   g.settings.push_back({"data_dir", dir, dir_src});
-  return "";
+  return Status::success();
 }
 
 // A whole number in [lo, hi], with an error that says so (CLI11's own
@@ -459,8 +459,8 @@ int cli_main(int argc, char** argv) {
     std::cerr << "asyncops: " << e.what() << " (try --help)" << std::endl;
     return exit_code::usage;
   }
-  if (auto err = apply_cli_config(g, args); !err.empty()) {
-    print_error(err);
+  if (auto applied = apply_cli_config(g, args); !applied) {
+    print_error(applied.error());
     return exit_code::usage;
   }
   return run ? run() : exit_code::ok;

@@ -130,7 +130,7 @@ Result<std::vector<TokenEntry>> read_tokens_file(const std::string& path) {
   return r;
 }
 
-Result<bool> write_tokens_file(const std::string& path, const std::vector<TokenEntry>& entries) {
+Status write_tokens_file(const std::string& path, const std::vector<TokenEntry>& entries) {
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Error{"cannot write " + tmp};
@@ -143,7 +143,7 @@ Result<bool> write_tokens_file(const std::string& path, const std::vector<TokenE
     ::unlink(tmp.c_str());
     return Error{"cannot write " + path};
   }
-  return true;
+  return Status::success();
 }
 
 TokenStore::TokenStore(std::string path) : m_path(std::move(path)) {

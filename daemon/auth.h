@@ -47,7 +47,7 @@ std::string format_tokens(const std::vector<TokenEntry>& entries);
 // A missing file is an empty list.
 Result<std::vector<TokenEntry>> read_tokens_file(const std::string& path);
 // Writes atomically (temp file + rename) with mode 0600.
-Result<bool> write_tokens_file(const std::string& path, const std::vector<TokenEntry>& entries);
+Status write_tokens_file(const std::string& path, const std::vector<TokenEntry>& entries);
 
 struct AuthDecision {
   enum Kind {

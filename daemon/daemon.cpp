@@ -152,8 +152,8 @@ int run_daemon(const DaemonConfig& cfg) {
   parse_log_level(cfg.log_level, &level);
   log_configure("asyncopsd", cfg.log_format == "json" ? LogFormat::json : LogFormat::text, level);
 
-  if (auto err = make_dirs(cfg.data_dir, 0700); !err.empty()) {
-    log_error(err);
+  if (auto made = make_dirs(cfg.data_dir, 0700); !made) {
+    log_error(made.error());
     return 1;
   }
   PidLock pid_lock;

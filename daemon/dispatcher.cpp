@@ -18,7 +18,7 @@ Dispatcher::Dispatcher(zmq::context_t& ctx, std::map<std::string, std::string> e
 
 Dispatcher::~Dispatcher() { stop(); }
 
-Result<bool> Dispatcher::bind() {
+Status Dispatcher::bind() {
   for (const auto& [service, endpoint] : m_endpoints) {
     try {
       zmq::socket_t s(m_ctx, zmq::socket_type::push);
@@ -48,7 +48,7 @@ Result<bool> Dispatcher::bind() {
       return Error{"cannot bind control endpoint " + m_control_endpoint + ": " + e.what()};
     }
   }
-  return true;
+  return Status::success();
 }
 
 void Dispatcher::start() {

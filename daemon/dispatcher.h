@@ -64,7 +64,7 @@ class Dispatcher {
 
   // Creates and binds the sockets; called once, before start(), by the
   // thread that starts the dispatcher. The dispatcher thread owns them after.
-  Result<bool> bind();
+  Status bind();
   // Set before bind(): applied to each socket before it binds (CURVE).
   std::function<void(zmq::socket_t&)> socket_setup;
   void start();

@@ -101,7 +101,7 @@ bool GroupCommitter::accept_async(OperationRecord op, const IdempotencyKey& key,
   });
 }
 
-Result<bool> GroupCommitter::run(WriteFn fn) {
+Status GroupCommitter::run(WriteFn fn) {
   Waiter done;
   bool queued = enqueue(true, [&](std::vector<Job>& queue) {
     Job& job = queue.emplace_back();
@@ -112,7 +112,7 @@ Result<bool> GroupCommitter::run(WriteFn fn) {
   if (!queued) return Error{"the daemon is shutting down"};
   auto r = done.wait();
   if (!r) return Error{r.error()};
-  return true;
+  return Status::success();
 }
 
 void GroupCommitter::run_async(WriteFn fn) {

@@ -89,7 +89,7 @@ class GroupCommitter {
   using AcceptDone = std::function<void(Result<Accepted>)>;
   bool accept_async(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners, AcceptDone done);
   // Runs fn in the next batch and blocks until it is committed. Thread-safe.
-  Result<bool> run(WriteFn fn);
+  Status run(WriteFn fn);
   // Runs fn in the next batch without waiting. Thread-safe.
   void run_async(WriteFn fn);
   // Queues a worker's event; it is applied with the next commit. Thread-safe.

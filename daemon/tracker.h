@@ -35,7 +35,7 @@ class Tracker {
   }
 
   // Creates and binds the SUB socket; the tracker thread owns it afterwards.
-  Result<bool> bind();
+  Status bind();
   // Set before bind(): applied to the socket before it binds (CURVE).
   std::function<void(zmq::socket_t&)> socket_setup;
   void start();

@@ -86,7 +86,7 @@ Event to_event(const Outcome& o, const Command& cmd, const std::string& worker_i
 
 // Whether the event for o is within the event limits. The depth is checked
 // first, on o itself: copying or dumping a deep tree recurses per level.
-Result<bool> fits_event_limits(const Outcome& o, const Command& cmd, const std::string& worker_id) {
+Status fits_event_limits(const Outcome& o, const Command& cmd, const std::string& worker_id) {
   if (!json_depth_within(o.data, k_max_message_depth - 1)) {
     return Error{"field 'data' nests more than " + std::to_string(k_max_message_depth - 1) + " levels deep"};
   }
@@ -277,8 +277,8 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
 }
 
 int Worker::run(const std::atomic<bool>& stop) {
-  if (auto err = make_dirs(m_options.data_dir, 0700); !err.empty()) {
-    log_error(err);
+  if (auto made = make_dirs(m_options.data_dir, 0700); !made) {
+    log_error(made.error());
     return 1;
   }
   std::string db_path = m_options.data_dir + "/" + m_service.name + ".db";
