@@ -72,17 +72,23 @@ bool GroupCommitter::enqueue(bool blocking, Fill&& fill) {
   return true;
 }
 
+GroupCommitter::Job GroupCommitter::accept_job(OperationRecord op, const IdempotencyKey& key,
+                                               OwnershipCheck owners) {
+  Job job;
+  job.type = Job::accept_op;
+  job.op.emplace(std::move(op));
+  job.has_key = !key.key.empty();
+  job.key = key;
+  job.owners = std::move(owners);
+  return job;
+}
+
 Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, const IdempotencyKey& key,
                                                         OwnershipCheck owners) {
   Waiter done;
   bool queued = enqueue(true, [&](std::vector<Job>& queue) {
-    Job& job = queue.emplace_back();
-    job.type = Job::accept_op;
-    job.op.emplace(std::move(op));
-    job.has_key = !key.key.empty();
-    job.key = key;
-    job.owners = std::move(owners);
-    job.done = &done;
+    queue.push_back(accept_job(std::move(op), key, std::move(owners)));
+    queue.back().done = &done;
   });
   if (!queued) return Error{"the daemon is shutting down"};
   return done.wait();
@@ -91,13 +97,8 @@ Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, cons
 bool GroupCommitter::accept_async(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners,
                                   AcceptDone done) {
   return enqueue(true, [&](std::vector<Job>& queue) {
-    Job& job = queue.emplace_back();
-    job.type = Job::accept_op;
-    job.op.emplace(std::move(op));
-    job.has_key = !key.key.empty();
-    job.key = key;
-    job.owners = std::move(owners);
-    job.callback = std::move(done);
+    queue.push_back(accept_job(std::move(op), key, std::move(owners)));
+    queue.back().callback = std::move(done);
   });
 }
 

@@ -127,9 +127,11 @@ class GroupCommitter {
     Waiter* done = nullptr;  // accept and a blocking write
     AcceptDone callback;     // accept_async: called instead of done
   };
+  // An accept job; the caller sets done or callback.
+  static Job accept_job(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners);
   void run();
   void commit_batch(std::vector<Job>& batch);
-  // Runs fill (which appends jobs to m_queue) under m_mutex, then wakes the
+  // Runs fill(queue), which appends jobs to the queue, under m_mutex, then wakes the
   // commit thread if it is idle; a busy one takes the jobs with its next
   // batch. A blocking enqueue (a caller will wait on its job) on a stopping
   // daemon queues nothing and returns false: nobody would answer its caller.
