@@ -13,14 +13,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-template <class Pred>
-void eventually(Pred pred) {
-  for (auto deadline = Clock::now() + std::chrono::seconds(10); !pred();) {
-    REQUIRE(Clock::now() < deadline);
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-}
-
 // Accepts an operation and, unless end_state is pending, ends it at `at`.
 OperationRecord operation_ended_at(GroupCommitter& gc, OpState end_state, int64_t at) {
   auto accepted = gc.accept(new_op());

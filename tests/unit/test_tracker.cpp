@@ -19,30 +19,12 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-template <class Pred>
-void eventually(Pred pred) {
-  for (auto deadline = Clock::now() + std::chrono::seconds(10); !pred();) {
-    REQUIRE(Clock::now() < deadline);
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-}
-
 void send(zmq::socket_t& pub, const std::string& kind, const std::string& body) {
   std::array<zmq::const_buffer, 2> parts = {zmq::buffer(kind), zmq::buffer(body)};
   REQUIRE(zmq::send_multipart(pub, parts));
 }
 
 void send(zmq::socket_t& pub, const Frames& f) { send(pub, f.kind, f.body); }
-
-Heartbeat beat(const std::string& worker) {
-  Heartbeat h;
-  h.worker = worker;
-  h.service = "users";
-  h.host = "host";
-  h.pid = 1;
-  h.time = "2026-01-01T00:00:00.000Z";
-  return h;
-}
 
 // A tracker on an inproc endpoint in front of a committer on a temp store,
 // with a PUB socket connected to it as a worker's would be.
@@ -71,7 +53,7 @@ struct TrackerRig {
     // PUB drops what it sends before the subscription has arrived: beat
     // until one gets through.
     eventually([&] {
-      send(pub, encode(beat("warm-up")));
+      send(pub, encode(heartbeat_from("warm-up")));
       return heard() > 0;
     });
   }
@@ -101,7 +83,7 @@ TEST_CASE("tracker: a worker's event moves its operation along", "[tracker]") {
 
 TEST_CASE("tracker: a heartbeat reaches the hook as sent", "[tracker]") {
   TrackerRig rig;
-  Heartbeat h = beat("w-1");
+  Heartbeat h = heartbeat_from("w-1");
   h.in_flight = 3;
   send(rig.pub, encode(h));
   auto heard_w1 = [&]() -> std::optional<Heartbeat> {
