@@ -51,6 +51,14 @@ struct Program {
   }
 };
 
+// Writes text as a config file and applies its [daemon] section to p.
+Result<std::vector<Setting>> apply_text(Program& p, const std::string& text) {
+  TempDir dir;
+  auto file = load_config(write_file(dir, text), true);
+  REQUIRE(file);
+  return p.apply(file.value());
+}
+
 std::string source_of(const std::vector<Setting>& settings, const std::string& key) {
   for (const auto& s : settings) {
     if (s.key == key) return s.source;
@@ -61,13 +69,10 @@ std::string source_of(const std::vector<Setting>& settings, const std::string& k
 }  // namespace
 
 TEST_CASE("config precedence: flag beats environment beats file beats default", "[config]") {
-  TempDir dir;
-  auto file = load_config(write_file(dir, "[daemon]\ncolor = file\nsize = 5\nshape = \"square\"\n"), true);
-  REQUIRE(file);
   ScopedEnv color_env("ASYNCOPS_UNIT_COLOR", "env");
   ScopedEnv size_env("ASYNCOPS_UNIT_SIZE", "7");
   Program p({"--color", "flag"});
-  auto settings = p.apply(file.value());
+  auto settings = apply_text(p, "[daemon]\ncolor = file\nsize = 5\nshape = \"square\"\n");
   REQUIRE(settings);
   CHECK(p.color == "flag");  // flag over env and file
   CHECK(source_of(settings.value(), "color") == "flag");
@@ -88,32 +93,23 @@ TEST_CASE("config: an option set nowhere keeps its default and says so", "[confi
 }
 
 TEST_CASE("config: a --flag=value counts as a flag", "[config]") {
-  TempDir dir;
-  auto file = load_config(write_file(dir, "[daemon]\ncolor = file\n"), true);
-  REQUIRE(file);
   Program p({"--color=flag"});
-  auto settings = p.apply(file.value());
+  auto settings = apply_text(p, "[daemon]\ncolor = file\n");
   REQUIRE(settings);
   CHECK(p.color == "flag");
   CHECK(source_of(settings.value(), "color") == "flag");
 }
 
 TEST_CASE("config: a file value goes through the option's own validator", "[config]") {
-  TempDir dir;
-  auto file = load_config(write_file(dir, "[daemon]\n\nsize = 11\n"), true);
-  REQUIRE(file);
   Program p({});
-  auto settings = p.apply(file.value());
+  auto settings = apply_text(p, "[daemon]\n\nsize = 11\n");
   REQUIRE_FALSE(settings);
   CHECK(settings.error().find(":3: size = 11") != std::string::npos);
 }
 
 TEST_CASE("config: an unknown key in the program's section is an error naming its line", "[config]") {
-  TempDir dir;
-  auto file = load_config(write_file(dir, "# comment\n[daemon]\nflavour = x\n[worker]\nother = y\n"), true);
-  REQUIRE(file);
   Program p({});
-  auto settings = p.apply(file.value());
+  auto settings = apply_text(p, "# comment\n[daemon]\nflavour = x\n[worker]\nother = y\n");
   REQUIRE_FALSE(settings);
   CHECK(settings.error().find(":3: unknown key 'flavour' in [daemon]") != std::string::npos);
 }

@@ -28,6 +28,15 @@ std::vector<SseEvent> parse(const std::string& text, bool byte_by_byte = false) 
   return parse(p, text, byte_by_byte);
 }
 
+// The data of each event parsed from text.
+std::vector<std::string> data_of(const std::string& text, bool byte_by_byte = false) {
+  std::vector<std::string> out;
+  for (const SseEvent& e : parse(text, byte_by_byte)) out.push_back(e.data);
+  return out;
+}
+
+using Data = std::vector<std::string>;
+
 }  // namespace
 
 TEST_CASE("a blank line ends an event; its id, event and data are kept", "[sse]") {
@@ -53,38 +62,24 @@ TEST_CASE("an event is not dispatched before its blank line", "[sse]") {
 TEST_CASE("CR, LF and CRLF all end lines, also when CRLF is split across reads", "[sse]") {
   for (const std::string text : {"data: a\n\ndata: b\n\n", "data: a\r\rdata: b\r\r", "data: a\r\n\r\ndata: b\r\n\r\n",
                                  "data: a\r\n\ndata: b\r\r\n"}) {
-    for (bool byte_by_byte : {false, true}) {
-      auto got = parse(text, byte_by_byte);
-      REQUIRE(got.size() == 2);
-      CHECK(got[0].data == "a");
-      CHECK(got[1].data == "b");
-    }
+    for (bool byte_by_byte : {false, true}) CHECK(data_of(text, byte_by_byte) == Data{"a", "b"});
   }
 }
 
 TEST_CASE("data lines join with a newline, with no newline after the last", "[sse]") {
-  auto got = parse("data: one\ndata: two\ndata:\ndata: four\n\n");
-  REQUIRE(got.size() == 1);
-  CHECK(got[0].data == "one\ntwo\n\nfour");
+  CHECK(data_of("data: one\ndata: two\ndata:\ndata: four\n\n") == Data{"one\ntwo\n\nfour"});
 }
 
 TEST_CASE("only one leading space after the colon is dropped", "[sse]") {
-  auto got = parse("data:  two spaces\n\ndata:none\n\n");
-  REQUIRE(got.size() == 2);
-  CHECK(got[0].data == " two spaces");
-  CHECK(got[1].data == "none");
+  CHECK(data_of("data:  two spaces\n\ndata:none\n\n") == Data{" two spaces", "none"});
 }
 
 TEST_CASE("comment lines are skipped, also as heartbeats between events", "[sse]") {
-  auto got = parse(": heartbeat\n\n:\ndata: x\n: inside\n\n");
-  REQUIRE(got.size() == 1);
-  CHECK(got[0].data == "x");
+  CHECK(data_of(": heartbeat\n\n:\ndata: x\n: inside\n\n") == Data{"x"});
 }
 
 TEST_CASE("a field without a colon is a name with an empty value", "[sse]") {
-  auto got = parse("data\ndata\n\n");
-  REQUIRE(got.size() == 1);
-  CHECK(got[0].data == "\n");
+  CHECK(data_of("data\ndata\n\n") == Data{"\n"});
 }
 
 TEST_CASE("an event without data is not dispatched, and its fields do not leak into the next", "[sse]") {
@@ -95,9 +90,7 @@ TEST_CASE("an event without data is not dispatched, and its fields do not leak i
 }
 
 TEST_CASE("unknown fields are ignored", "[sse]") {
-  auto got = parse("foo: bar\ndata: x\n\n");
-  REQUIRE(got.size() == 1);
-  CHECK(got[0].data == "x");
+  CHECK(data_of("foo: bar\ndata: x\n\n") == Data{"x"});
 }
 
 TEST_CASE("an id containing NUL is ignored; the last id seen is kept", "[sse]") {
@@ -125,15 +118,9 @@ TEST_CASE("retry takes digits only; anything else leaves it as it was", "[sse]")
 }
 
 TEST_CASE("a byte order mark at the start of the stream is skipped", "[sse]") {
-  for (bool byte_by_byte : {false, true}) {
-    auto got = parse("\xEF\xBB\xBF" "data: x\n\n", byte_by_byte);
-    REQUIRE(got.size() == 1);
-    CHECK(got[0].data == "x");
-  }
+  for (bool byte_by_byte : {false, true}) CHECK(data_of("\xEF\xBB\xBF" "data: x\n\n", byte_by_byte) == Data{"x"});
 }
 
 TEST_CASE("a byte order mark later in the stream is data, not skipped", "[sse]") {
-  auto got = parse("data: x\n\ndata: \xEF\xBB\xBFy\n\n");
-  REQUIRE(got.size() == 2);
-  CHECK(got[1].data == "\xEF\xBB\xBFy");
+  CHECK(data_of("data: x\n\ndata: \xEF\xBB\xBFy\n\n") == Data{"x", "\xEF\xBB\xBFy"});
 }
