@@ -30,6 +30,7 @@
 #include <boost/beast/http.hpp>
 
 #include "args.h"
+#include "url_file.h"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -163,14 +164,7 @@ int main(int argc, char** argv) {
   });
 
   std::string url = "http://" + host + ":" + std::to_string(bound);
-  if (!url_file.empty()) {
-    std::string tmp = url_file + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << url << "\n";
-    }
-    std::rename(tmp.c_str(), url_file.c_str());
-  }
+  if (!url_file.empty()) write_url_file(url_file, url);
   std::cout << "beast ceiling ready: " << url << " (" << threads << " I/O threads)" << std::endl;
 
   std::vector<std::thread> pool;

@@ -24,6 +24,7 @@
 #include <httplib.h>
 
 #include "args.h"
+#include "url_file.h"
 
 namespace {
 
@@ -86,14 +87,7 @@ int main(int argc, char** argv) {
   }
   std::thread server([&s] { s.listen_after_bind(); });
   std::string url = "http://" + host + ":" + std::to_string(bound);
-  if (!url_file.empty()) {
-    std::string tmp = url_file + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << url << "\n";
-    }
-    std::rename(tmp.c_str(), url_file.c_str());
-  }
+  if (!url_file.empty()) write_url_file(url_file, url);
   std::cout << "ceiling ready: " << url << std::endl;
 
   int sig = 0;
