@@ -29,6 +29,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "args.h"
+#include "url_file.h"
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -124,23 +127,13 @@ int main(int argc, char** argv) {
   int port = 0;
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   if (threads < 1) threads = 1;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        usage();
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--host") host = next();
-    else if (a == "--port") port = std::atoi(next().c_str());
-    else if (a == "--threads") threads = std::atoi(next().c_str());
-    else if (a == "--url-file") url_file = next();
-    else {
-      usage();
-      return 2;
-    }
+  FlagReader flags(argc, argv, usage);
+  for (std::string a; flags.next(&a);) {
+    if (a == "--host") host = flags.value();
+    else if (a == "--port") port = std::atoi(flags.value().c_str());
+    else if (a == "--threads") threads = std::atoi(flags.value().c_str());
+    else if (a == "--url-file") url_file = flags.value();
+    else flags.fail();
   }
   if (threads < 1 || threads > 256) {
     std::cerr << "--threads must be in 1..256\n";
@@ -171,14 +164,7 @@ int main(int argc, char** argv) {
   });
 
   std::string url = "http://" + host + ":" + std::to_string(bound);
-  if (!url_file.empty()) {
-    std::string tmp = url_file + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << url << "\n";
-    }
-    std::rename(tmp.c_str(), url_file.c_str());
-  }
+  if (!url_file.empty()) write_url_file(url_file, url);
   std::cout << "beast ceiling ready: " << url << " (" << threads << " I/O threads)" << std::endl;
 
   std::vector<std::thread> pool;

@@ -23,6 +23,9 @@
 
 #include <httplib.h>
 
+#include "args.h"
+#include "url_file.h"
+
 namespace {
 
 void usage() {
@@ -37,24 +40,14 @@ int main(int argc, char** argv) {
   int port = 0;
   size_t threads = 64;
   long keep_alive_max = 1000000000;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        usage();
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--host") host = next();
-    else if (a == "--port") port = std::atoi(next().c_str());
-    else if (a == "--threads") threads = static_cast<size_t>(std::atol(next().c_str()));
-    else if (a == "--url-file") url_file = next();
-    else if (a == "--keep-alive-max") keep_alive_max = std::atol(next().c_str());
-    else {
-      usage();
-      return 2;
-    }
+  FlagReader flags(argc, argv, usage);
+  for (std::string a; flags.next(&a);) {
+    if (a == "--host") host = flags.value();
+    else if (a == "--port") port = std::atoi(flags.value().c_str());
+    else if (a == "--threads") threads = static_cast<size_t>(std::atol(flags.value().c_str()));
+    else if (a == "--url-file") url_file = flags.value();
+    else if (a == "--keep-alive-max") keep_alive_max = std::atol(flags.value().c_str());
+    else flags.fail();
   }
   if (keep_alive_max < 1) {
     std::cerr << "--keep-alive-max must be at least 1\n";
@@ -94,14 +87,7 @@ int main(int argc, char** argv) {
   }
   std::thread server([&s] { s.listen_after_bind(); });
   std::string url = "http://" + host + ":" + std::to_string(bound);
-  if (!url_file.empty()) {
-    std::string tmp = url_file + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << url << "\n";
-    }
-    std::rename(tmp.c_str(), url_file.c_str());
-  }
+  if (!url_file.empty()) write_url_file(url_file, url);
   std::cout << "ceiling ready: " << url << std::endl;
 
   int sig = 0;

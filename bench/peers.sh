@@ -64,20 +64,8 @@ for b in "$daemon" "$worker" "$lg"; do
   [[ -x $b ]] || { echo "peers.sh: missing $b (build first, or drop --no-build)" >&2; exit 2; }
 done
 
-run="$(mktemp -d /tmp/aop-XXXXXX)"
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
-  if [[ $keep == 1 ]]; then echo "kept $run" >&2; else rm -rf "$run"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+source "$here/lib.sh"
+bench_run_dir aop
 cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($12 + $13) / hz}'; }
 
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"

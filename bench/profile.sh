@@ -31,19 +31,8 @@ command -v valgrind >/dev/null || { echo "profile.sh: needs valgrind (apt-get in
 nice -n 10 ninja -C "$build" -j2 asyncopsd asyncops-worker asyncops-bench-loadgen >/dev/null
 daemon="$build/daemon/asyncopsd" worker="$build/workers/asyncops-worker" lg="$build/bench/asyncops-bench-loadgen"
 mkdir -p "$outdir"
-run="$(mktemp -d /tmp/aop-XXXXXX)"
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
-  rm -rf "$run"
-}
-trap cleanup EXIT
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+source "$here/lib.sh"
+bench_run_dir aop 100
 stop_pid() {  # by pid: SIGTERM, at most 60 s (callgrind writes its file at exit)
   kill -TERM "$1" 2>/dev/null || return 0
   for _ in $(seq 600); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done

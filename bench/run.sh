@@ -65,22 +65,8 @@ for b in "$daemon" "$worker" "$ceiling" "$beast_ceiling" "$lg"; do
   [[ -x $b ]] || { echo "run.sh: missing $b (build first, or drop --no-build)" >&2; exit 2; }
 done
 
-# A short path: ipc:// endpoints inside the data dir must stay < 107 bytes.
-run="$(mktemp -d /tmp/aob-XXXXXX)"
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
-  if [[ $keep == 1 ]]; then echo "kept $run" >&2; else rm -rf "$run"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+source "$here/lib.sh"
+bench_run_dir aob
 now_ms() { date +%s%3N; }
 # Stops one process we started, by pid: SIGTERM, then at most 30 s.
 stop_pid() {

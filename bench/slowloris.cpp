@@ -47,6 +47,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "args.h"
+
 namespace {
 
 using json = nlohmann::json;
@@ -478,31 +480,21 @@ void usage() {
 int main(int argc, char** argv) {
   Options o;
   std::string url, url_file;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        usage();
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--url") url = next();
-    else if (a == "--url-file") url_file = next();
-    else if (a == "--conns") o.conns = std::atoi(next().c_str());
-    else if (a == "--interval") o.interval_s = std::atof(next().c_str());
-    else if (a == "--connect-window") o.connect_window = std::atoi(next().c_str());
-    else if (a == "--connect-timeout") o.connect_timeout_s = std::atof(next().c_str());
-    else if (a == "--probe-rate") o.probe_rate = std::atof(next().c_str());
-    else if (a == "--probe-seconds") o.probe_seconds = std::atof(next().c_str());
-    else if (a == "--probe-timeout") o.probe_timeout_s = std::atof(next().c_str());
-    else if (a == "--path") o.path = next();
+  FlagReader flags(argc, argv, usage);
+  for (std::string a; flags.next(&a);) {
+    if (a == "--url") url = flags.value();
+    else if (a == "--url-file") url_file = flags.value();
+    else if (a == "--conns") o.conns = std::atoi(flags.value().c_str());
+    else if (a == "--interval") o.interval_s = std::atof(flags.value().c_str());
+    else if (a == "--connect-window") o.connect_window = std::atoi(flags.value().c_str());
+    else if (a == "--connect-timeout") o.connect_timeout_s = std::atof(flags.value().c_str());
+    else if (a == "--probe-rate") o.probe_rate = std::atof(flags.value().c_str());
+    else if (a == "--probe-seconds") o.probe_seconds = std::atof(flags.value().c_str());
+    else if (a == "--probe-timeout") o.probe_timeout_s = std::atof(flags.value().c_str());
+    else if (a == "--path") o.path = flags.value();
     else if (a == "--no-reconnect") o.reconnect = false;
-    else if (a == "--out") o.out = next();
-    else {
-      usage();
-      return 2;
-    }
+    else if (a == "--out") o.out = flags.value();
+    else flags.fail();
   }
   if (!url_file.empty()) {
     std::ifstream in(url_file);

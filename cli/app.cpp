@@ -18,6 +18,7 @@
 #include "shared/config.h"
 #include "cli/token_commands.h"
 #include "shared/duration.h"
+#include "shared/state.h"
 
 namespace asyncops {
 namespace {
@@ -34,12 +35,11 @@ bool given(const std::vector<std::string>& args, std::initializer_list<const cha
 }
 
 // The [cli] section of the config file fills what no flag or environment
-// variable set. Returns a one-line error naming the bad key, or "".
-std::string apply_cli_config(GlobalOptions& g, const std::vector<std::string>& args) {
-  bool explicit_path = !g.config_path.empty() || std::getenv("ASYNCOPS_CONFIG") != nullptr;
-  if (g.config_path.empty()) g.config_path = default_config_path();
-  auto file = load_config(g.config_path, explicit_path);
-  if (!file) return file.error();
+// variable set. An error is one line naming the bad key.
+Status apply_cli_config(GlobalOptions& g, const std::vector<std::string>& args) {
+  auto file = load_program_config(g.config_path);
+  if (!file) return Error{file.error()};
+  g.config_path = file->path;
   g.config_found = file->found;
   std::map<std::string, ConfigEntry> keys;
   if (const auto* entries = file->section("cli")) {
@@ -47,16 +47,16 @@ std::string apply_cli_config(GlobalOptions& g, const std::vector<std::string>& a
       std::string where = "config " + g.config_path + ":" + std::to_string(e.line) + ": ";
       if (e.key == "url") {
         if (e.value.rfind("http://", 0) != 0 && e.value.rfind("https://", 0) != 0) {
-          return where + "url = " + e.value + ": expected an http:// or https:// URL";
+          return Error{where + "url = " + e.value + ": expected an http:// or https:// URL"};
         }
       } else if (e.key == "output") {
         if (e.value != "table" && e.value != "json" && e.value != "jsonl") {
-          return where + "output = " + e.value + ": expected table, json or jsonl";
+          return Error{where + "output = " + e.value + ": expected table, json or jsonl"};
         }
       } else if (e.key == "data_dir") {
-        if (e.value.empty()) return where + "data_dir is empty";
+        if (e.value.empty()) return Error{where + "data_dir is empty"};
       } else {
-        return where + "unknown key '" + e.key + "' in [cli] (known: url, output, data_dir)";
+        return Error{where + "unknown key '" + e.key + "' in [cli] (known: url, output, data_dir)"};
       }
       keys[e.key] = e;
     }
@@ -124,7 +124,7 @@ std::string apply_cli_config(GlobalOptions& g, const std::vector<std::string>& a
   g.settings.push_back({"output", g.json ? "json" : g.output.empty() ? "table" : g.output, src});
   if (src == "flag") g.repeat_args.insert(g.repeat_args.end(), {"-o", g.json ? "json" : g.output});
   g.settings.push_back({"data_dir", dir, dir_src});
-  return "";
+  return Status::success();
 }
 
 // A whole number in [lo, hi], with an error that says so (CLI11's own
@@ -301,7 +301,7 @@ int cli_main(int argc, char** argv) {
   ListOptions list;
   auto* list_cmd = app.add_subcommand("list", "List operations, newest first");
   list_cmd->add_option("--state", list.state, "Only this state")
-      ->check(CLI::IsMember({"pending", "processing", "completed", "rejected", "failed", "canceled"}));
+      ->check(CLI::IsMember(state_names()));
   list_cmd->add_option("--name", list.name, "Only this command name, e.g. create_user");
   list_cmd->add_option("--since", list.since, "Only operations created at or after this time: a duration back from now (2h, 7d) or RFC 3339");
   list_cmd->add_option("--limit", list.limit, "Page size")->capture_default_str()->check(whole_number(1, 1000));
@@ -322,7 +322,7 @@ int cli_main(int argc, char** argv) {
   std::string tail_state, tail_name;
   auto* tail_cmd = app.add_subcommand("tail", "Follow every operation live (a live board on a TTY, JSON lines into a pipe)");
   tail_cmd->add_option("--state", tail_state, "Only changes into this state")
-      ->check(CLI::IsMember({"pending", "processing", "completed", "rejected", "failed", "canceled"}));
+      ->check(CLI::IsMember(state_names()));
   tail_cmd->add_option("--name", tail_name, "Only this command name");
   tail_cmd->footer("Examples:\n  asyncops tail\n  asyncops tail --state rejected | jq -r .code");
   tail_cmd->callback([&] { run = [&] { return cmd_tail(g, tail_state, tail_name); }; });
@@ -377,7 +377,7 @@ int cli_main(int argc, char** argv) {
   ListOptions sops;
   auto* ops_cmd = store_cmd->add_subcommand("ops", "List operations from the file, newest first (like list, without the daemon)");
   ops_cmd->add_option("--state", sops.state, "Only this state")
-      ->check(CLI::IsMember({"pending", "processing", "completed", "rejected", "failed", "canceled"}));
+      ->check(CLI::IsMember(state_names()));
   ops_cmd->add_option("--name", sops.name, "Only this command name, e.g. create_user");
   ops_cmd->add_option("--since", sops.since, "Only operations created at or after this RFC 3339 time");
   ops_cmd->add_option("--limit", sops.limit, "How many")->capture_default_str()->check(whole_number(1, 1000000));
@@ -459,8 +459,8 @@ int cli_main(int argc, char** argv) {
     std::cerr << "asyncops: " << e.what() << " (try --help)" << std::endl;
     return exit_code::usage;
   }
-  if (auto err = apply_cli_config(g, args); !err.empty()) {
-    print_error(err);
+  if (auto applied = apply_cli_config(g, args); !applied) {
+    print_error(applied.error());
     return exit_code::usage;
   }
   return run ? run() : exit_code::ok;

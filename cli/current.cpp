@@ -24,21 +24,21 @@ std::string current_pointer_path() {
   return env("HOME") + "/.local/state/asyncops/current";
 }
 
-std::string write_current_daemon(const CurrentDaemon& d) {
+Status write_current_daemon(const CurrentDaemon& d) {
   std::string path = current_pointer_path();
   std::string dir = path.substr(0, path.rfind('/'));
-  if (auto err = make_dirs(dir, 0700); !err.empty()) return err;
+  if (auto made = make_dirs(dir, 0700); !made) return made;
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return "cannot write " + tmp;
+  if (fd < 0) return Error{"cannot write " + tmp};
   std::string text = "url=" + d.url + "\ndata_dir=" + d.data_dir + "\npid=" + std::to_string(d.pid) + "\n";
   bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ok = ::close(fd) == 0 && ok;
   if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
     ::unlink(tmp.c_str());
-    return "cannot write " + path;
+    return Error{"cannot write " + path};
   }
-  return "";
+  return Status::success();
 }
 
 std::optional<CurrentDaemon> read_current_daemon() {

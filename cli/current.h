@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "shared/result.h"
+
 namespace asyncops {
 
 struct CurrentDaemon {
@@ -16,9 +18,8 @@ struct CurrentDaemon {
 
 std::string current_pointer_path();
 
-// Writes the pointer atomically (temp file + rename), mode 0600. Returns an
-// error message or "".
-std::string write_current_daemon(const CurrentDaemon& d);
+// Writes the pointer atomically (temp file + rename), mode 0600.
+Status write_current_daemon(const CurrentDaemon& d);
 
 // The pointer, if there is one with a URL.
 std::optional<CurrentDaemon> read_current_daemon();

@@ -8,9 +8,23 @@
 
 namespace asyncops {
 
+namespace {
+constexpr char k_bom[] = "\xEF\xBB\xBF";
+}
+
 void SseParser::feed(const char* data, size_t len, const std::function<void(const SseEvent&)>& on_event) {
   for (size_t i = 0; i < len; ++i) {
     char c = data[i];
+    if (m_bom_seen < 3) {
+      // The stream's first bytes may be a BOM, possibly split across reads.
+      if (c == k_bom[m_bom_seen]) {
+        ++m_bom_seen;
+        continue;
+      }
+      // Not a BOM after all: what matched so far is ordinary text.
+      m_buffer.append(k_bom, m_bom_seen);
+      m_bom_seen = 3;
+    }
     if (c == '\n' && m_after_cr) {  // the LF of a CRLF
       m_after_cr = false;
       continue;

@@ -19,7 +19,9 @@ struct SseEvent {
 // Feeds bytes in; calls on_event for each complete event (a blank line ends
 // one). Comments (":" lines) are skipped. Follows the WHATWG rules: a field
 // without a colon is a name with an empty value, one leading space after the
-// colon is dropped, data lines join with "\n", CR, LF and CRLF all end lines.
+// colon is dropped, data lines join with "\n", CR, LF and CRLF all end lines,
+// an id containing NUL is ignored, retry takes ASCII digits only, and one
+// UTF-8 byte order mark at the very start of the stream is skipped.
 class SseParser {
  public:
   void feed(const char* data, size_t len, const std::function<void(const SseEvent&)>& on_event);
@@ -32,6 +34,7 @@ class SseParser {
   SseEvent m_event;
   bool m_has_data = false;
   bool m_after_cr = false;
+  size_t m_bom_seen = 0;  // bytes of a leading BOM matched so far; 3: past the start
   int m_retry_ms = -1;
   std::string m_last_id;
 };

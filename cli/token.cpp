@@ -34,8 +34,8 @@ int token_add(const Output& out, const std::string& path, const std::string& pri
   }
   auto dir = path.substr(0, path.rfind('/'));
   if (!dir.empty() && dir != path) {
-    if (auto err = make_dirs(dir, 0700); !err.empty()) {
-      std::cerr << "asyncops: " << err << std::endl;
+    if (auto made = make_dirs(dir, 0700); !made) {
+      std::cerr << "asyncops: " << made.error() << std::endl;
       return exit_code::error;
     }
   }

@@ -101,8 +101,8 @@ int cmd_up(const GlobalOptions& g, const UpOptions& o) {
                 " next to asyncops or on PATH");
     return exit_code::error;
   }
-  if (auto err = make_dirs(data_dir, 0700); !err.empty()) {
-    print_error(err);
+  if (auto made = make_dirs(data_dir, 0700); !made) {
+    print_error(made.error());
     return exit_code::error;
   }
 
@@ -197,7 +197,7 @@ int cmd_up(const GlobalOptions& g, const UpOptions& o) {
   std::cout << url << std::endl;
   // Other shells find this daemon through the per-user pointer (issue 16).
   CurrentDaemon self{url, data_dir, static_cast<long>(::getpid())};
-  if (auto err = write_current_daemon(self); !err.empty()) print_error(err + "; other shells need --url " + url);
+  if (auto wrote = write_current_daemon(self); !wrote) print_error(wrote.error() + "; other shells need --url " + url);
   std::cerr << "asyncops: up in " << static_cast<int>(ready_s * 1000) << " ms; data dir " << data_dir
             << ", " << o.workers << " worker" << (o.workers == 1 ? "" : "s")
             << "; Ctrl-C stops everything" << std::endl;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "shared/base64url.h"
 #include "shared/log.h"
 
 namespace asyncops {

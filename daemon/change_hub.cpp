@@ -9,8 +9,9 @@ std::string default_kind(const Change& c) {
 }
 
 bool ChangeHub::Subscription::wait(std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock<std::mutex> lock(m_mutex);
-  m_cv.wait_until(lock, deadline, [&] { return m_signaled || m_shutdown; });
+  MutexLock lock(&m_mutex);
+  while (!m_signaled && !m_shutdown && m_cv.wait_until(&m_mutex, deadline)) {
+  }
   bool woke = m_signaled;
   m_signaled = false;
   return woke;
@@ -26,9 +27,10 @@ std::shared_ptr<ChangeHub::Subscription> ChangeHub::subscribe(const std::string&
   s->m_op_id = op_id;
   s->m_notify = std::move(notify);
   {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     if (op_id.empty()) m_all.insert(s);
     else m_by_operation.emplace(op_id, s);
+    MutexLock subscription_lock(&s->m_mutex);  // not shared yet, but its fields are guarded
     s->m_shutdown = m_shutdown;
   }
   return std::shared_ptr<Subscription>(s, [this](Subscription* p) {
@@ -38,7 +40,7 @@ std::shared_ptr<ChangeHub::Subscription> ChangeHub::subscribe(const std::string&
 }
 
 void ChangeHub::unsubscribe(Subscription* s) {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   if (s->m_op_id.empty()) {
     m_all.erase(s);
     return;
@@ -59,7 +61,7 @@ void ChangeHub::signal(Subscription* s, bool shutdown) {
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(s->m_mutex);
+    MutexLock lock(&s->m_mutex);
     s->m_signaled = true;
     if (shutdown) s->m_shutdown = true;
   }
@@ -67,7 +69,7 @@ void ChangeHub::signal(Subscription* s, bool shutdown) {
 }
 
 void ChangeHub::set_floor(int64_t seq) {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   m_floor = std::max(m_floor, seq);
   m_latest = std::max(m_latest, seq);
 }
@@ -79,7 +81,7 @@ void ChangeHub::publish(const std::vector<Change>& changes) {
   // them the ring is cut, and a later /events stream replays from the store.
   bool want_notices;
   {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     want_notices = !m_all.empty();
   }
   std::vector<Notice> notices;
@@ -100,7 +102,7 @@ void ChangeHub::publish(const std::vector<Change>& changes) {
   }
   // Signalling happens under the hub's lock so that a subscription cannot be
   // freed between being found and being signalled.
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   for (size_t i = 0; i < changes.size(); ++i) {
     const Change& c = changes[i];
     if (c.seq <= m_latest) continue;
@@ -124,12 +126,12 @@ void ChangeHub::publish(const std::vector<Change>& changes) {
 }
 
 int64_t ChangeHub::latest_seq() const {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   return m_latest;
 }
 
 bool ChangeHub::notices_after(int64_t after, std::vector<Notice>* out, size_t max) const {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   if (after >= m_latest) return true;
   if (after < m_floor) return false;
   auto it = std::upper_bound(m_ring.begin(), m_ring.end(), after,
@@ -139,19 +141,19 @@ bool ChangeHub::notices_after(int64_t after, std::vector<Notice>* out, size_t ma
 }
 
 void ChangeHub::shutdown() {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   m_shutdown = true;
   for (Subscription* s : m_all) signal(s, true);
   for (auto& [id, s] : m_by_operation) signal(s, true);
 }
 
 bool ChangeHub::is_shut_down() const {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   return m_shutdown;
 }
 
 size_t ChangeHub::subscribers() const {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   return m_all.size() + m_by_operation.size();
 }
 

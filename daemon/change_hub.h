@@ -7,17 +7,16 @@
 // wake-up per change, not a thousand. Changes older than the ring holds are
 // read from the store's history.
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "shared/mutex.h"
 #include "store/store.h"
 
 namespace asyncops {
@@ -48,10 +47,10 @@ class ChangeHub {
     friend class ChangeHub;
     std::string m_op_id;  // "" for every operation
     std::function<void()> m_notify;  // set: called instead of waking wait()ers
-    std::mutex m_mutex;
-    std::condition_variable m_cv;
-    bool m_signaled = false;  // GUARDED_BY(m_mutex)
-    bool m_shutdown = false;  // GUARDED_BY(m_mutex)
+    Mutex m_mutex;
+    CondVar m_cv;
+    bool m_signaled GUARDED_BY(m_mutex) = false;
+    bool m_shutdown GUARDED_BY(m_mutex) = false;
   };
 
   // op_id "" subscribes to every change. The subscription ends when the
@@ -88,13 +87,14 @@ class ChangeHub {
   static void signal(Subscription* s, bool shutdown);
 
   const size_t m_capacity;
-  mutable std::mutex m_mutex;
-  std::deque<Notice> m_ring;  // GUARDED_BY(m_mutex)
-  int64_t m_latest = 0;       // GUARDED_BY(m_mutex)
-  int64_t m_floor = 0;        // GUARDED_BY(m_mutex)
-  bool m_shutdown = false;    // GUARDED_BY(m_mutex)
-  std::set<Subscription*> m_all;                             // GUARDED_BY(m_mutex)
-  std::multimap<std::string, Subscription*> m_by_operation;  // GUARDED_BY(m_mutex)
+  // Taken before a Subscription's m_mutex (signal() runs under it).
+  mutable Mutex m_mutex;
+  std::deque<Notice> m_ring GUARDED_BY(m_mutex);
+  int64_t m_latest GUARDED_BY(m_mutex) = 0;
+  int64_t m_floor GUARDED_BY(m_mutex) = 0;
+  bool m_shutdown GUARDED_BY(m_mutex) = false;
+  std::set<Subscription*> m_all GUARDED_BY(m_mutex);
+  std::multimap<std::string, Subscription*> m_by_operation GUARDED_BY(m_mutex);
 };
 
 // The kind recorded in history for a change: "accepted" for a new

@@ -113,8 +113,8 @@ int run_daemon(const DaemonConfig& cfg) {
   parse_log_level(cfg.log_level, &level);
   log_configure("asyncopsd", cfg.log_format == "json" ? LogFormat::json : LogFormat::text, level);
 
-  if (auto err = make_dirs(cfg.data_dir, 0700); !err.empty()) {
-    log_error(err);
+  if (auto made = make_dirs(cfg.data_dir, 0700); !made) {
+    log_error(made.error());
     return 1;
   }
   PidLock pid_lock;
@@ -551,22 +551,15 @@ int daemon_main(int argc, char** argv) {
     return code == 0 ? 0 : 2;  // --help/--version exit 0; every usage error is the documented 2
   }
   // The config file: its [daemon] section fills what no flag or env set.
-  bool explicit_config = !config_path.empty() || std::getenv("ASYNCOPS_CONFIG") != nullptr;
-  if (config_path.empty()) config_path = default_config_path();
-  auto file = load_config(config_path, explicit_config);
-  if (!file) {
-    std::cerr << "asyncopsd: " << file.error() << std::endl;
-    return 1;
-  }
-  auto settings = apply_config_section(app, file.value(), "daemon", args, {"config", "print-config"});
-  if (!settings) {
-    std::cerr << "asyncopsd: " << settings.error() << std::endl;
+  auto config = apply_program_config(app, config_path, "daemon", args, {"config", "print-config"});
+  if (!config) {
+    std::cerr << "asyncopsd: " << config.error() << std::endl;
     return 1;
   }
   if (print_config) {
-    nlohmann::json j = {{"config_file", config_path}, {"config_file_found", file->found}};
+    nlohmann::json j = {{"config_file", config->file.path}, {"config_file_found", config->file.found}};
     nlohmann::json items = nlohmann::json::array();
-    for (const auto& s : settings.value()) items.push_back({{"key", s.key}, {"value", s.value}, {"source", s.source}});
+    for (const auto& s : config->settings) items.push_back({{"key", s.key}, {"value", s.value}, {"source", s.source}});
     j["settings"] = items;
     std::cout << j.dump(2) << std::endl;
     return 0;

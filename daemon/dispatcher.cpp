@@ -18,7 +18,7 @@ Dispatcher::Dispatcher(zmq::context_t& ctx, std::map<std::string, std::string> e
 
 Dispatcher::~Dispatcher() { stop(); }
 
-Result<bool> Dispatcher::bind() {
+Status Dispatcher::bind() {
   for (const auto& [service, endpoint] : m_endpoints) {
     try {
       zmq::socket_t s(m_ctx, zmq::socket_type::push);
@@ -48,7 +48,7 @@ Result<bool> Dispatcher::bind() {
       return Error{"cannot bind control endpoint " + m_control_endpoint + ": " + e.what()};
     }
   }
-  return true;
+  return Status::success();
 }
 
 void Dispatcher::start() {
@@ -60,7 +60,7 @@ void Dispatcher::start() {
 
 void Dispatcher::stop() {
   {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     m_stopping = true;
     for (auto& [id, p] : m_inbox.cancels) p->set_value(CancelOutcome::requested);
     m_inbox.cancels.clear();
@@ -73,7 +73,7 @@ void Dispatcher::stop() {
 
 void Dispatcher::enqueue(std::vector<Command> commands) {
   {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     for (auto& c : commands) m_inbox.commands.push_back(std::move(c));
   }
   m_cv.notify_one();
@@ -82,7 +82,7 @@ void Dispatcher::enqueue(std::vector<Command> commands) {
 void Dispatcher::observe(const std::vector<Change>& changes) {
   bool any = false;
   {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     for (const Change& c : changes) {
       if (is_terminal(c.op.state) || c.op.state == OpState::processing) {
         m_inbox.changes.push_back(c);
@@ -96,7 +96,7 @@ void Dispatcher::observe(const std::vector<Change>& changes) {
 void Dispatcher::heartbeat(const Heartbeat& hb) {
   if (hb.requests.empty()) return;
   {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     m_inbox.heartbeats.push_back(hb);
   }
   m_cv.notify_one();
@@ -106,7 +106,7 @@ Dispatcher::CancelOutcome Dispatcher::cancel(const std::string& op_id) {
   auto p = std::make_shared<std::promise<CancelOutcome>>();
   auto f = p->get_future();
   {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     if (m_stopping) return CancelOutcome::requested;
     m_inbox.cancels.emplace_back(op_id, p);
   }
@@ -295,8 +295,10 @@ void Dispatcher::run() {
   for (;;) {
     auto now = Clock::now();
     {
-      std::unique_lock<std::mutex> lock(m_mutex);
-      m_cv.wait_until(lock, next_wakeup(now), [&] { return m_stopping || !m_inbox.empty(); });
+      auto wakeup = next_wakeup(now);
+      MutexLock lock(&m_mutex);
+      while (!m_stopping && m_inbox.empty() && m_cv.wait_until(&m_mutex, wakeup)) {
+      }
       if (m_stopping) return;
       std::swap(in, m_inbox);
     }

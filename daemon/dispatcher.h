@@ -16,13 +16,11 @@
 // which redispatches every unfinished operation after a restart.
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <future>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -32,6 +30,7 @@
 
 #include "store/store.h"
 #include "shared/envelope.h"
+#include "shared/mutex.h"
 #include "shared/result.h"
 
 namespace asyncops {
@@ -65,7 +64,7 @@ class Dispatcher {
 
   // Creates and binds the sockets; called once, before start(), by the
   // thread that starts the dispatcher. The dispatcher thread owns them after.
-  Result<bool> bind();
+  Status bind();
   // Set before bind(): applied to each socket before it binds (CURVE).
   std::function<void(zmq::socket_t&)> socket_setup;
   void start();
@@ -135,10 +134,10 @@ class Dispatcher {
   std::map<std::string, size_t> m_in_flight;                   // per service
   std::set<std::string> m_canceled;                            // removed before sending
 
-  std::mutex m_mutex;
-  std::condition_variable m_cv;
-  Inbox m_inbox;           // GUARDED_BY(m_mutex)
-  bool m_stopping = false; // GUARDED_BY(m_mutex)
+  Mutex m_mutex;
+  CondVar m_cv;
+  Inbox m_inbox GUARDED_BY(m_mutex);
+  bool m_stopping GUARDED_BY(m_mutex) = false;
 
   std::atomic<uint64_t> m_sent{0}, m_redelivered{0};
   std::atomic<size_t> m_waiting{0}, m_in_flight_count{0}, m_deadline_count{0};

@@ -3,51 +3,17 @@
 #include <algorithm>
 #include <cctype>
 #include <future>
-#include <mutex>
 
+#include "shared/base64url.h"
 #include "shared/clock.h"
 #include "shared/ids.h"
 #include "shared/log.h"
+#include "shared/mutex.h"
 
 namespace asyncops {
 namespace {
 
 using nlohmann::json;
-
-const char k_b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-std::string b64url_encode(const std::string& in) {
-  std::string out;
-  uint32_t val = 0;  // unsigned: the shifts below must not overflow (UBSan)
-  int bits = -6;
-  for (unsigned char c : in) {
-    val = ((val << 8) + c) & 0xFFFFFF;
-    bits += 8;
-    while (bits >= 0) {
-      out.push_back(k_b64url[(val >> bits) & 0x3F]);
-      bits -= 6;
-    }
-  }
-  if (bits > -6) out.push_back(k_b64url[((val << 8) >> (bits + 8)) & 0x3F]);
-  return out;
-}
-
-bool b64url_decode(const std::string& in, std::string* out) {
-  out->clear();
-  uint32_t val = 0;  // unsigned and masked: a long input must not overflow (UBSan)
-  int bits = -8;
-  for (char c : in) {
-    const char* p = std::strchr(k_b64url, c);
-    if (!p || c == '\0') return false;
-    val = ((val << 6) + static_cast<uint32_t>(p - k_b64url)) & 0xFFFFFF;
-    bits += 6;
-    if (bits >= 0) {
-      out->push_back(static_cast<char>((val >> bits) & 0xFF));
-      bits -= 8;
-    }
-  }
-  return true;
-}
 
 ApiReply json_reply(int status, const json& body) {
   ApiReply r;
@@ -65,10 +31,10 @@ ApiReply json_text_reply(int status, std::string body) {
 }
 
 ApiReply bad_query(const std::string& detail) {
-  return problem_reply({400, "", detail, "invalid_query", "", {}});
+  return problem_reply(400, detail, "invalid_query");
 }
 
-const char* k_bad_state = "state must be one of pending, processing, completed, rejected, failed, canceled";
+std::string bad_state_detail() { return "state must be one of " + state_names_text(); }
 
 // Parses a whole decimal number in [lo, hi].
 bool parse_int(const std::string& s, long lo, long hi, long* out) {
@@ -119,6 +85,35 @@ ApiReply problem_reply(const Problem& p) {
   return r;
 }
 
+ApiReply problem_reply(int status, std::string detail, std::string code) {
+  return problem_reply(make_problem(status, std::move(detail), std::move(code)));
+}
+
+ApiReply operation_not_found(const std::string& id) {
+  return problem_reply(404, "no operation " + id, "operation_not_found");
+}
+
+ApiReply internal_error() {
+  return problem_reply(500, "internal error", "internal_error");
+}
+
+ApiReply uri_too_long(size_t max_url_bytes) {
+  return problem_reply(
+      414, "the request target is longer than " + std::to_string(max_url_bytes) + " bytes",
+      "uri_too_long");
+}
+
+ApiReply headers_too_large(size_t max_header_bytes) {
+  return problem_reply(
+      431, "the request headers are larger than " + std::to_string(max_header_bytes) + " bytes",
+      "headers_too_large");
+}
+
+ApiReply body_too_large(size_t max_body_bytes) {
+  return problem_reply(413, "the body is larger than " + std::to_string(max_body_bytes) + " bytes",
+                       "body_too_large");
+}
+
 std::map<std::string, std::string> parse_prefer(const std::string& header) {
   std::map<std::string, std::string> out;
   size_t start = 0;
@@ -156,7 +151,7 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
   m_router.add("GET", tmpl("/readyz"), [this](const ApiRequest&, const Params&) {
     std::string cause = m_services.not_ready ? m_services.not_ready() : "";
     if (!cause.empty()) {
-      ApiReply r = problem_reply({503, "", "not ready: " + cause, "not_ready", "", {}});
+      ApiReply r = problem_reply(503, "not ready: " + cause, "not_ready");
       r.headers.push_back({"Retry-After", "1"});
       return r;
     }
@@ -205,7 +200,7 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
 
 namespace {
 ApiReply unauthorized(const std::string& detail, bool invalid) {
-  ApiReply r = problem_reply({401, "", detail, invalid ? "invalid_token" : "unauthorized", "", {}});
+  ApiReply r = problem_reply(401, detail, invalid ? "invalid_token" : "unauthorized");
   r.headers.push_back({"WWW-Authenticate", invalid ? "Bearer realm=\"asyncops\", error=\"invalid_token\""
                                                    : "Bearer realm=\"asyncops\""});
   return r;
@@ -216,15 +211,12 @@ std::optional<ApiReply> Gateway::admit(ApiRequest& req) {
   // Limits first: they do not depend on who is asking.
   size_t target = req.target_bytes ? req.target_bytes : req.path.size();
   if (target > m_options.max_url_bytes) {
-    return problem_reply({414, "", "the request target is longer than " + std::to_string(m_options.max_url_bytes) +
-                                       " bytes", "uri_too_long", "", {}});
+    return uri_too_long(m_options.max_url_bytes);
   }
   size_t header_bytes = 0;
   for (const auto& [k, v] : req.headers) header_bytes += k.size() + v.size() + 4;
   if (header_bytes > m_options.max_header_bytes) {
-    return problem_reply({431, "", "the request headers are larger than " +
-                                       std::to_string(m_options.max_header_bytes) + " bytes",
-                          "headers_too_large", "", {}});
+    return headers_too_large(m_options.max_header_bytes);
   }
   req.owner.clear();
   req.role.clear();
@@ -235,8 +227,9 @@ std::optional<ApiReply> Gateway::admit(ApiRequest& req) {
     case AuthDecision::open:
       // No tokens: only this host may call (see the start log).
       if (!is_loopback_address(req.remote_addr)) {
-        return problem_reply({403, "", "no API tokens are configured, so only loopback clients are served",
-                              "loopback_only", "", {}});
+        return problem_reply(403,
+                             "no API tokens are configured, so only loopback clients are served",
+                             "loopback_only");
       }
       return std::nullopt;
     case AuthDecision::missing:
@@ -252,8 +245,8 @@ std::optional<ApiReply> Gateway::admit(ApiRequest& req) {
   req.role = to_string(d.role);
   if (m_services.rate_limit) {
     if (int wait = m_services.rate_limit(d.principal); wait > 0) {
-      ApiReply r = problem_reply({429, "", "too many requests for " + d.principal + "; slow down",
-                                  "rate_limited", "", {}});
+      ApiReply r = problem_reply(429, "too many requests for " + d.principal + "; slow down",
+                                 "rate_limited");
       r.headers.push_back({"Retry-After", std::to_string(wait)});
       return r;
     }
@@ -281,8 +274,9 @@ ApiReply Gateway::begin(ApiRequest req) {
       std::string allow;
       for (const auto& a : m.allow) allow += (allow.empty() ? "" : ", ") + a;
       if (allow.empty()) allow = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
-      reply = problem_reply({405, "", req.method.substr(0, 20) + " is not a method this API serves; allowed: " + allow,
-                             "method_not_allowed", "", {}});
+      reply = problem_reply(
+          405, req.method.substr(0, 20) + " is not a method this API serves; allowed: " + allow,
+          "method_not_allowed");
       reply.headers.push_back({"Allow", allow});
       return reply;
     }
@@ -296,20 +290,20 @@ ApiReply Gateway::begin(ApiRequest req) {
     }
     auto m = m_router.match(req.method, req.path);  // HEAD is GET without the body (the server drops it)
     if (m.kind == decltype(m)::not_found) {
-      reply = problem_reply({404, "", "no resource at " + req.path.substr(0, 200), "not_found", "", {}});
+      reply = problem_reply(404, "no resource at " + req.path.substr(0, 200), "not_found");
     } else if (m.kind == decltype(m)::method_not_allowed) {
       std::string allow;
       for (const auto& a : m.allow) allow += (allow.empty() ? "" : ", ") + a;
       reply = problem_reply(
-          {405, "", req.method + " is not allowed on " + req.path.substr(0, 200) + "; allowed: " + allow,
-           "method_not_allowed", "", {}});
+          405, req.method + " is not allowed on " + req.path.substr(0, 200) + "; allowed: " + allow,
+          "method_not_allowed");
       reply.headers.push_back({"Allow", allow});
     } else {
       reply = (*m.handler)(req, m.params);
     }
   } catch (const std::exception& e) {
     log_error("request failed", {{"method", req.method}, {"path", req.path}, {"error", e.what()}});
-    reply = problem_reply({500, "", "internal error", "internal_error", "", {}});
+    reply = internal_error();
   }
   decorate(req, &reply);
   return reply;
@@ -322,7 +316,7 @@ ApiReply run_finish(const Finish& finish) {
     return finish();
   } catch (const std::exception& e) {
     log_error("a deferred reply failed", {{"error", e.what()}});
-    return problem_reply({500, "", "internal error", "internal_error", "", {}});
+    return internal_error();
   }
 }
 }  // namespace
@@ -395,8 +389,8 @@ ApiReply Gateway::websocket(const ApiRequest& req) {
   std::string upgrade = req.header("upgrade");
   std::transform(upgrade.begin(), upgrade.end(), upgrade.begin(), [](unsigned char c) { return std::tolower(c); });
   if (upgrade.find("websocket") == std::string::npos) {
-    ApiReply r = problem_reply({426, "", "/ws speaks WebSocket only: send Upgrade: websocket", "upgrade_required",
-                                "", {}});
+    ApiReply r = problem_reply(426, "/ws speaks WebSocket only: send Upgrade: websocket",
+                               "upgrade_required");
     r.headers.push_back({"Upgrade", "websocket"});
     r.headers.push_back({"Connection", "Upgrade"});
     return r;
@@ -432,7 +426,8 @@ void Gateway::add_cors(const ApiRequest& req, ApiReply* reply) const {
 ApiReply Gateway::preflight(const ApiRequest& req) {
   std::string origin = req.header("origin");
   if (!origin_allowed(m_options.cors_origins, origin)) {
-    return problem_reply({403, "", "origin " + origin.substr(0, 100) + " is not allowed", "cors_forbidden", "", {}});
+    return problem_reply(403, "origin " + origin.substr(0, 100) + " is not allowed",
+                         "cors_forbidden");
   }
   ApiReply r;
   r.status = 204;
@@ -467,7 +462,7 @@ ApiReply Gateway::operation_events(const ApiRequest& req, const Params& params) 
   sr.cloudevents = req.query.count("format") && req.query.at("format") == "cloudevents";
   {
     auto op = visible_operation(req, sr.op_id);
-    if (!op) return problem_reply({404, "", "no operation " + sr.op_id, "operation_not_found", "", {}});
+    if (!op) return operation_not_found(sr.op_id);
     auto reader = m_readers.acquire();
     // A client that already saw the end is told to stop reconnecting.
     if (sr.last_event_id >= 0 && is_terminal(op->state) &&
@@ -492,7 +487,7 @@ ApiReply Gateway::all_events(const ApiRequest& req) {
   for (const auto& [k, v] : req.query) {
     if (k == "state") {
       auto s = parse_state(v);
-      if (!s) return bad_query(k_bad_state);
+      if (!s) return bad_query(bad_state_detail());
       sr.state = s;
     } else if (k == "name") {
       sr.name = v;
@@ -510,14 +505,14 @@ ApiReply Gateway::all_events(const ApiRequest& req) {
 
 namespace {
 ApiReply forbidden_write(const ApiRequest& req) {
-  return problem_reply({403, "", "role " + req.role + " may only read; commands need submitter or admin",
-                        "forbidden", "", {}});
+  return problem_reply(403, "role " + req.role + " may only read; commands need submitter or admin",
+                       "forbidden");
 }
 
 // The one answer for a resource that does not exist or is not the
 // caller's, on reads and commands alike, so that neither tells them apart.
 ApiReply resource_not_found(const std::string& path) {
-  return problem_reply({404, "", "no resource at " + path, "not_found", "", {}});
+  return problem_reply(404, "no resource at " + path, "not_found");
 }
 
 // The write rule (issue 15, asyncops-routes(5)). The paths a command acts
@@ -579,18 +574,18 @@ ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, cons
 
 ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req, const Params& params) {
   if (req.body.size() > m_options.max_body_bytes) {
-    return problem_reply({413, "", "the body is larger than " + std::to_string(m_options.max_body_bytes) +
-                                       " bytes", "body_too_large", "", {}});
+    return body_too_large(m_options.max_body_bytes);
   }
   json body = json::object();
   bool has_content = req.body.find_first_not_of(" \t\r\n") != std::string::npos;
   if (has_content || route.has_body) {
     std::string ct = req.header("content-type");
     if (has_content && !is_json_media_type(ct)) {
-      return problem_reply({415, "",
-                            ct.empty() ? "a body needs Content-Type: application/json"
-                                       : "Content-Type " + ct.substr(0, 100) + " is not JSON; send application/json",
-                            "unsupported_media_type", "", {}});
+      return problem_reply(
+          415,
+          ct.empty() ? "a body needs Content-Type: application/json"
+                     : "Content-Type " + ct.substr(0, 100) + " is not JSON; send application/json",
+          "unsupported_media_type");
     }
     if (has_content) {
       // Depth, the number of values and the length of each string are
@@ -612,19 +607,22 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
           },
           /*allow_exceptions=*/false);
       if (too_deep) {
-        return problem_reply({400, "", "the body is nested more than " + std::to_string(max_depth) + " levels deep",
-                              "invalid_json", "", {}});
+        return problem_reply(
+            400, "the body is nested more than " + std::to_string(max_depth) + " levels deep",
+            "invalid_json");
       }
       if (too_many) {
-        return problem_reply({413, "", "the body has more than " + std::to_string(max_fields) + " values",
-                              "too_many_fields", "", {}});
+        return problem_reply(413,
+                             "the body has more than " + std::to_string(max_fields) + " values",
+                             "too_many_fields");
       }
       if (too_long) {
-        return problem_reply({422, "", "a string in the body is longer than " + std::to_string(max_string) + " bytes",
-                              "string_too_long", "", {}});
+        return problem_reply(
+            422, "a string in the body is longer than " + std::to_string(max_string) + " bytes",
+            "string_too_long");
       }
       if (body.is_discarded()) {
-        return problem_reply({400, "", "the body is not valid JSON", "invalid_json", "", {}});
+        return problem_reply(400, "the body is not valid JSON", "invalid_json");
       }
     }
     if (route.has_body) {
@@ -639,9 +637,10 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
 
   // Backpressure: past the backlog limit, say "later" instead of growing.
   if (m_committer.counters().unfinished.load() >= m_options.max_backlog) {
-    ApiReply r = problem_reply({503, "", "the backlog is full (" + std::to_string(m_options.max_backlog) +
-                                             " unfinished operations); try again later",
-                                "backlog_full", "", {}});
+    ApiReply r = problem_reply(503,
+                               "the backlog is full (" + std::to_string(m_options.max_backlog) +
+                                   " unfinished operations); try again later",
+                               "backlog_full");
     r.headers.push_back({"Retry-After", "5"});
     return r;
   }
@@ -651,8 +650,8 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
     bool printable = key.key.size() <= 255;
     for (unsigned char c : key.key) printable = printable && c >= 0x21 && c <= 0x7e;
     if (!printable) {
-      return problem_reply({400, "", "Idempotency-Key must be 1 to 255 visible ASCII characters",
-                            "invalid_idempotency_key", "", {}});
+      return problem_reply(400, "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                           "invalid_idempotency_key");
     }
     key.owner = req.owner;
     // The request's fingerprint: method, path and the body as parsed (so
@@ -690,27 +689,31 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
 
   // The 202 is written from the commit's completion: no thread waits for it.
   struct Rendezvous {
-    std::mutex mutex;
-    std::optional<Finish> finish;                // GUARDED_BY(mutex)
-    std::function<void(Finish)> deliver;         // GUARDED_BY(mutex)
+    Mutex mutex;
+    std::optional<Finish> finish GUARDED_BY(mutex);
+    std::function<void(Finish)> deliver GUARDED_BY(mutex);
     void set(Finish f) {
-      std::unique_lock<std::mutex> lock(mutex);
-      if (!deliver) {
-        finish = std::move(f);
-        return;
+      std::function<void(Finish)> d;
+      {
+        MutexLock lock(&mutex);
+        if (!deliver) {
+          finish = std::move(f);
+          return;
+        }
+        d = std::move(deliver);
       }
-      auto d = std::move(deliver);
-      lock.unlock();
       d(std::move(f));
     }
     void on(std::function<void(Finish)> d) {
-      std::unique_lock<std::mutex> lock(mutex);
-      if (!finish) {
-        deliver = std::move(d);
-        return;
+      Finish f;
+      {
+        MutexLock lock(&mutex);
+        if (!finish) {
+          deliver = std::move(d);
+          return;
+        }
+        f = std::move(*finish);
       }
-      Finish f = std::move(*finish);
-      lock.unlock();
       d(std::move(f));
     }
   };
@@ -730,7 +733,7 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
         });
       });
   if (!queued) {
-    ApiReply r = problem_reply({503, "", "the daemon is shutting down; try again", "store_unavailable", "", {}});
+    ApiReply r = problem_reply(503, "the daemon is shutting down; try again", "store_unavailable");
     r.headers.push_back({"Retry-After", "1"});
     return r;
   }
@@ -743,20 +746,20 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
 ApiReply Gateway::finish_accept(const ApiRequest& req, const IdempotencyKey& key,
                                 const Result<GroupCommitter::Accepted>& committed) {
   if (!committed) {
-    ApiReply r = problem_reply({503, "", "the operation could not be stored; try again",
-                                "store_unavailable", "", {}});
+    ApiReply r =
+        problem_reply(503, "the operation could not be stored; try again", "store_unavailable");
     r.headers.push_back({"Retry-After", "1"});
     return r;
   }
   if (committed->not_found) return resource_not_found(req.path);  // nothing was stored
   if (committed->replay) {
     if (committed->replay_hash != key.request_hash) {
-      return problem_reply({422, "", "Idempotency-Key " + key.key + " was used with a different request",
-                            "idempotency_key_reused", "", {}});
+      return problem_reply(422, "Idempotency-Key " + key.key + " was used with a different request",
+                           "idempotency_key_reused");
     }
     // The same request again: answer as the first time, from its "accepted" snapshot.
     auto first = m_readers.acquire()->changes_after(0, 1, committed->replay_op_id);
-    if (first.empty()) return problem_reply({500, "", "internal error", "internal_error", "", {}});
+    if (first.empty()) return internal_error();
     return accepted_reply(req, first[0].op, true);
   }
   return accepted_reply(req, committed->change.op, false);
@@ -806,10 +809,10 @@ ApiReply Gateway::cancel_operation(const ApiRequest& req, const Params& params) 
   const std::string& id = params.at("id");
   auto op = visible_operation(req, id);
   if (op && !may_write(req)) return forbidden_write(req);
-  if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+  if (!op) return operation_not_found(id);
   if (is_terminal(op->state)) {
-    return problem_reply({409, "", "operation " + id + " already ended " + to_string(op->state),
-                          "operation_finished", "", {}});
+    return problem_reply(409, "operation " + id + " already ended " + to_string(op->state),
+                         "operation_finished");
   }
   int64_t at = now_ms();
   auto marked = m_committer.run([id, at](StoreWriter& w, std::vector<Change>& changes) {
@@ -817,7 +820,7 @@ ApiReply Gateway::cancel_operation(const ApiRequest& req, const Params& params) 
     if (w.request_cancel(id, at, &c) == StoreWriter::Applied::changed) changes.push_back(std::move(c));
   });
   if (!marked) {
-    ApiReply r = problem_reply({503, "", "the store is unavailable", "store_unavailable", "", {}});
+    ApiReply r = problem_reply(503, "the store is unavailable", "store_unavailable");
     r.headers.push_back({"Retry-After", "1"});
     return r;
   }
@@ -838,7 +841,7 @@ ApiReply Gateway::cancel_operation(const ApiRequest& req, const Params& params) 
     });
   }
   op = m_readers.acquire()->get_operation(id);
-  if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+  if (!op) return operation_not_found(id);
   ApiReply r = json_text_reply(is_terminal(op->state) ? 200 : 202, operation_json_text(*op));
   if (r.status == 202) r.headers.push_back({"Retry-After", "1"});
   return r;
@@ -847,21 +850,21 @@ ApiReply Gateway::cancel_operation(const ApiRequest& req, const Params& params) 
 ApiReply Gateway::forget_operation(const ApiRequest& req, const Params& params) {
   const std::string& id = params.at("id");
   auto visible = visible_operation(req, id);
-  if (!visible) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+  if (!visible) return operation_not_found(id);
   if (!may_write(req)) return forbidden_write(req);
   StoreWriter::Applied result = StoreWriter::Applied::unknown_operation;
   auto ran = m_committer.run([id, &result](StoreWriter& w, std::vector<Change>&) { result = w.forget(id); });
   if (!ran) {
-    ApiReply r = problem_reply({503, "", "the store is unavailable", "store_unavailable", "", {}});
+    ApiReply r = problem_reply(503, "the store is unavailable", "store_unavailable");
     r.headers.push_back({"Retry-After", "1"});
     return r;
   }
   if (result == StoreWriter::Applied::unknown_operation) {
-    return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+    return operation_not_found(id);
   }
   if (result == StoreWriter::Applied::ignored) {
-    return problem_reply({409, "", "operation " + id + " has not ended; cancel it first",
-                          "operation_unfinished", "", {}});
+    return problem_reply(409, "operation " + id + " has not ended; cancel it first",
+                         "operation_unfinished");
   }
   ApiReply r;
   r.status = 204;
@@ -885,9 +888,9 @@ ApiReply Gateway::get_operation(const ApiRequest& req, const Params& params) {
   }
   wait = std::min<long>(wait, m_options.max_wait_seconds);
   std::optional<OperationRecord> op = visible_operation(req, id);
-  if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+  if (!op) return operation_not_found(id);
   auto answer = [id, applied](const std::optional<OperationRecord>& now) {
-    if (!now) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+    if (!now) return operation_not_found(id);
     ApiReply r = json_text_reply(200, operation_json_text(*now));
     if (!is_terminal(now->state)) r.headers.push_back({"Retry-After", "1"});
     if (!applied.empty()) r.headers.push_back({"Preference-Applied", applied});
@@ -906,7 +909,7 @@ ApiReply Gateway::list_operations(const ApiRequest& req) {
   for (const auto& [k, v] : req.query) {
     if (k == "state") {
       auto s = parse_state(v);
-      if (!s) return bad_query(k_bad_state);
+      if (!s) return bad_query(bad_state_detail());
       f.state = s;
     } else if (k == "name") {
       f.name = v;
@@ -919,10 +922,10 @@ ApiReply Gateway::list_operations(const ApiRequest& req) {
       }
       f.limit = static_cast<int>(n);
     } else if (k == "cursor") {
-      std::string raw;
+      auto raw = base64url_decode(v);
       long seq = 0;
-      if (!b64url_decode(v, &raw) || raw.rfind("o:", 0) != 0 ||
-          !parse_int(raw.substr(2), 1, std::numeric_limits<long>::max() / 2, &seq)) {
+      if (!raw || raw->rfind("o:", 0) != 0 ||
+          !parse_int(raw->substr(2), 1, std::numeric_limits<long>::max() / 2, &seq)) {
         return bad_query("cursor is not one this server issued");
       }
       f.before_seq = seq;
@@ -934,14 +937,15 @@ ApiReply Gateway::list_operations(const ApiRequest& req) {
   json items = json::array();
   for (int i = 0; i < static_cast<int>(ops.size()) && i < page; ++i) items.push_back(operation_json(ops[i]));
   json next = nullptr;
-  if (static_cast<int>(ops.size()) > page) next = b64url_encode("o:" + std::to_string(ops[page - 1].seq));
+  if (static_cast<int>(ops.size()) > page)
+    next = base64url_encode("o:" + std::to_string(ops[page - 1].seq));
   return json_reply(200, {{"items", std::move(items)}, {"next", next}});
 }
 
 ApiReply Gateway::operation_history(const ApiRequest& req, const Params& params) {
   const std::string& id = params.at("id");
   if (!visible_operation(req, id)) {
-    return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+    return operation_not_found(id);
   }
   auto reader = m_readers.acquire();
   json items = json::array();
@@ -969,11 +973,11 @@ ApiReply Gateway::list_resources(const std::string& collection, const ApiRequest
         return bad_query("limit must be between 1 and " + std::to_string(m_options.max_page));
       }
     } else if (k == "cursor") {
-      std::string raw;
-      if (!b64url_decode(v, &raw) || raw.rfind("r:" + collection + "/", 0) != 0) {
+      auto raw = base64url_decode(v);
+      if (!raw || raw->rfind("r:" + collection + "/", 0) != 0) {
         return bad_query("cursor is not one this server issued");
       }
-      after = raw.substr(2);
+      after = raw->substr(2);
     }
   }
   std::optional<std::string> owner;
@@ -982,7 +986,7 @@ ApiReply Gateway::list_resources(const std::string& collection, const ApiRequest
   json items = json::array();
   for (long i = 0; i < static_cast<long>(rows.size()) && i < limit; ++i) items.push_back(rows[i].body);
   json next = nullptr;
-  if (static_cast<long>(rows.size()) > limit) next = b64url_encode("r:" + rows[limit - 1].path);
+  if (static_cast<long>(rows.size()) > limit) next = base64url_encode("r:" + rows[limit - 1].path);
   return json_reply(200, {{"items", std::move(items)}, {"next", next}});
 }
 

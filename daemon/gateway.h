@@ -132,7 +132,17 @@ struct GatewayOptions {
   int max_json_depth = 64;         // 400
 };
 
+// A problem+json reply (RFC 9457).
 ApiReply problem_reply(const Problem& p);
+// The usual one: status, a detail for people and a code for programs; the
+// title is the status phrase.
+ApiReply problem_reply(int status, std::string detail, std::string code);
+// The replies more than one place sends, worded once.
+ApiReply operation_not_found(const std::string& id);  // 404 operation_not_found
+ApiReply internal_error();                            // 500 internal_error
+ApiReply uri_too_long(size_t max_url_bytes);          // 414
+ApiReply headers_too_large(size_t max_header_bytes);  // 431
+ApiReply body_too_large(size_t max_body_bytes);       // 413
 
 class Gateway {
  public:

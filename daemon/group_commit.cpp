@@ -25,7 +25,7 @@ void GroupCommitter::start() {
 
 void GroupCommitter::stop() {
   {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     m_stopping = true;
   }
   m_cv.notify_all();
@@ -60,9 +60,9 @@ template <class Fill>
 bool GroupCommitter::enqueue(bool blocking, Fill&& fill) {
   bool wake;
   {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     if (blocking && m_stopping) return false;
-    fill();
+    fill(m_queue);
     // Only an idle commit thread needs a wake-up (and only one: the first
     // job's); a busy one looks at the queue when its commit is done.
     wake = m_idle;
@@ -72,17 +72,23 @@ bool GroupCommitter::enqueue(bool blocking, Fill&& fill) {
   return true;
 }
 
+GroupCommitter::Job GroupCommitter::accept_job(OperationRecord op, const IdempotencyKey& key,
+                                               OwnershipCheck owners) {
+  Job job;
+  job.type = Job::accept_op;
+  job.op.emplace(std::move(op));
+  job.has_key = !key.key.empty();
+  job.key = key;
+  job.owners = std::move(owners);
+  return job;
+}
+
 Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, const IdempotencyKey& key,
                                                         OwnershipCheck owners) {
   Waiter done;
-  bool queued = enqueue(true, [&] {
-    Job& job = m_queue.emplace_back();
-    job.type = Job::accept_op;
-    job.op.emplace(std::move(op));
-    job.has_key = !key.key.empty();
-    job.key = key;
-    job.owners = std::move(owners);
-    job.done = &done;
+  bool queued = enqueue(true, [&](std::vector<Job>& queue) {
+    queue.push_back(accept_job(std::move(op), key, std::move(owners)));
+    queue.back().done = &done;
   });
   if (!queued) return Error{"the daemon is shutting down"};
   return done.wait();
@@ -90,21 +96,16 @@ Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, cons
 
 bool GroupCommitter::accept_async(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners,
                                   AcceptDone done) {
-  return enqueue(true, [&] {
-    Job& job = m_queue.emplace_back();
-    job.type = Job::accept_op;
-    job.op.emplace(std::move(op));
-    job.has_key = !key.key.empty();
-    job.key = key;
-    job.owners = std::move(owners);
-    job.callback = std::move(done);
+  return enqueue(true, [&](std::vector<Job>& queue) {
+    queue.push_back(accept_job(std::move(op), key, std::move(owners)));
+    queue.back().callback = std::move(done);
   });
 }
 
-Result<bool> GroupCommitter::run(WriteFn fn) {
+Status GroupCommitter::run(WriteFn fn) {
   Waiter done;
-  bool queued = enqueue(true, [&] {
-    Job& job = m_queue.emplace_back();
+  bool queued = enqueue(true, [&](std::vector<Job>& queue) {
+    Job& job = queue.emplace_back();
     job.type = Job::write;
     job.fn = std::move(fn);
     job.done = &done;
@@ -112,39 +113,39 @@ Result<bool> GroupCommitter::run(WriteFn fn) {
   if (!queued) return Error{"the daemon is shutting down"};
   auto r = done.wait();
   if (!r) return Error{r.error()};
-  return true;
+  return Status::success();
 }
 
 void GroupCommitter::run_async(WriteFn fn) {
-  enqueue(false, [&] {
-    Job& job = m_queue.emplace_back();
+  enqueue(false, [&](std::vector<Job>& queue) {
+    Job& job = queue.emplace_back();
     job.type = Job::write;
     job.fn = std::move(fn);
   });
 }
 
 void GroupCommitter::submit_event(Event e) {
-  enqueue(false, [&] { m_queue.emplace_back().event = std::move(e); });
+  enqueue(false, [&](std::vector<Job>& queue) { queue.emplace_back().event = std::move(e); });
 }
 
 size_t GroupCommitter::queued() const {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   return m_queue.size();
 }
 
 void GroupCommitter::submit_events(std::vector<Event>& events) {
   if (events.empty()) return;
-  enqueue(false, [&] {
-    for (Event& e : events) m_queue.emplace_back().event = std::move(e);
+  enqueue(false, [&](std::vector<Job>& queue) {
+    for (Event& e : events) queue.emplace_back().event = std::move(e);
   });
   events.clear();
 }
 
 void GroupCommitter::submit_dispatched(std::vector<std::pair<std::string, int>> sent) {
   if (sent.empty()) return;
-  enqueue(false, [&] {
+  enqueue(false, [&](std::vector<Job>& queue) {
     for (auto& [id, attempt] : sent) {
-      Job& job = m_queue.emplace_back();
+      Job& job = queue.emplace_back();
       job.type = Job::mark_dispatched;
       job.event.request_id = std::move(id);
       job.event.attempt = attempt;
@@ -154,27 +155,26 @@ void GroupCommitter::submit_dispatched(std::vector<std::pair<std::string, int>> 
 
 void GroupCommitter::run() {
   std::vector<Job> batch;
-  std::unique_lock<std::mutex> lock(m_mutex);
   for (;;) {
-    if (m_queue.empty()) {
-      if (m_stopping) return;  // everything is applied
-      m_idle = true;
-      m_cv.wait(lock, [this] { return !m_queue.empty() || m_stopping; });
-      m_idle = false;
-      continue;
+    {
+      MutexLock lock(&m_mutex);
+      while (m_queue.empty()) {
+        if (m_stopping) return;  // everything is applied
+        m_idle = true;
+        m_cv.wait(&m_mutex);
+        m_idle = false;
+      }
+      // Everything that queued while the previous commit ran (or the one job
+      // that woke an idle thread), at once: no waiting for company.
+      if (m_queue.size() <= m_max_batch) {
+        batch.swap(m_queue);
+      } else {
+        std::move(m_queue.begin(), m_queue.begin() + m_max_batch, std::back_inserter(batch));
+        m_queue.erase(m_queue.begin(), m_queue.begin() + m_max_batch);
+      }
     }
-    // Everything that queued while the previous commit ran (or the one job
-    // that woke an idle thread), at once: no waiting for company.
-    if (m_queue.size() <= m_max_batch) {
-      batch.swap(m_queue);
-    } else {
-      std::move(m_queue.begin(), m_queue.begin() + m_max_batch, std::back_inserter(batch));
-      m_queue.erase(m_queue.begin(), m_queue.begin() + m_max_batch);
-    }
-    lock.unlock();
     commit_batch(batch);
     batch.clear();
-    lock.lock();
   }
 }
 

@@ -14,18 +14,17 @@
 // adds no delay, and under load batches grow by themselves with the time
 // a commit takes.
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <optional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "store/store.h"
 #include "shared/envelope.h"
+#include "shared/mutex.h"
 #include "shared/result.h"
 
 namespace asyncops {
@@ -90,7 +89,7 @@ class GroupCommitter {
   using AcceptDone = std::function<void(Result<Accepted>)>;
   bool accept_async(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners, AcceptDone done);
   // Runs fn in the next batch and blocks until it is committed. Thread-safe.
-  Result<bool> run(WriteFn fn);
+  Status run(WriteFn fn);
   // Runs fn in the next batch without waiting. Thread-safe.
   void run_async(WriteFn fn);
   // Queues a worker's event; it is applied with the next commit. Thread-safe.
@@ -128,9 +127,11 @@ class GroupCommitter {
     Waiter* done = nullptr;  // accept and a blocking write
     AcceptDone callback;     // accept_async: called instead of done
   };
+  // An accept job; the caller sets done or callback.
+  static Job accept_job(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners);
   void run();
   void commit_batch(std::vector<Job>& batch);
-  // Runs fill (which appends jobs to m_queue) under m_mutex, then wakes the
+  // Runs fill(queue), which appends jobs to the queue, under m_mutex, then wakes the
   // commit thread if it is idle; a busy one takes the jobs with its next
   // batch. A blocking enqueue (a caller will wait on its job) on a stopping
   // daemon queues nothing and returns false: nobody would answer its caller.
@@ -142,11 +143,11 @@ class GroupCommitter {
   const size_t m_max_batch;
   Counters m_counters;
 
-  mutable std::mutex m_mutex;
-  std::condition_variable m_cv;
-  std::vector<Job> m_queue;  // GUARDED_BY(m_mutex)
-  bool m_stopping = false;   // GUARDED_BY(m_mutex)
-  bool m_idle = false;       // GUARDED_BY(m_mutex): the commit thread waits for a first job
+  mutable Mutex m_mutex;
+  CondVar m_cv;
+  std::vector<Job> m_queue GUARDED_BY(m_mutex);
+  bool m_stopping GUARDED_BY(m_mutex) = false;
+  bool m_idle GUARDED_BY(m_mutex) = false;  // the commit thread waits for a first job
   std::thread m_thread;
 };
 

@@ -10,7 +10,6 @@
 #include <cctype>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -28,6 +27,7 @@
 
 #include "daemon/ws_channel.h"
 #include "shared/log.h"
+#include "shared/mutex.h"
 
 namespace asyncops {
 
@@ -111,7 +111,7 @@ ApiRequest to_api_request(const Request& req, const std::string& remote_addr) {
 }
 
 ApiReply bad_request(const std::string& detail, const std::string& code = "bad_request") {
-  return problem_reply({400, "", detail, code, "", {}});
+  return problem_reply(400, detail, code);
 }
 
 // The problem for a parse error, or nullopt when the connection just ends
@@ -126,16 +126,12 @@ std::optional<ApiReply> parse_error_reply(const beast::error_code& ec, const Req
     bool line_too_long = target > 0 ? target > limits.max_url_bytes
                                     : eol == std::string_view::npos || eol > limits.max_url_bytes + 16;
     if (line_too_long) {
-      return problem_reply({414, "", "the request target is longer than " + std::to_string(limits.max_url_bytes) +
-                                         " bytes", "uri_too_long", "", {}});
+      return uri_too_long(limits.max_url_bytes);
     }
-    return problem_reply({431, "", "the request headers are larger than " +
-                                       std::to_string(limits.max_header_bytes) + " bytes",
-                          "headers_too_large", "", {}});
+    return headers_too_large(limits.max_header_bytes);
   }
   if (ec == http::error::body_limit) {
-    return problem_reply({413, "", "the body is larger than " + std::to_string(limits.max_body_bytes) + " bytes",
-                          "body_too_large", "", {}});
+    return body_too_large(limits.max_body_bytes);
   }
   if (ec == http::error::bad_content_length || ec == http::error::multiple_content_length) {
     return bad_request("Content-Length must be one decimal number (digits only, given once)",
@@ -269,7 +265,7 @@ class HttpApi::Impl {
   void enroll(uint64_t id, std::weak_ptr<Connection> c);
   void remove(uint64_t id);
   size_t connections() const {
-    std::lock_guard<std::mutex> lock(m_conn_mutex);
+    MutexLock lock(&m_conn_mutex);
     return m_conns.size();
   }
 
@@ -282,9 +278,9 @@ class HttpApi::Impl {
   void accept_next();
   void on_accept(beast::error_code ec, tcp::socket socket);
 
-  mutable std::mutex m_conn_mutex;
-  std::map<uint64_t, std::weak_ptr<Connection>> m_conns;  // GUARDED_BY(m_conn_mutex); by age
-  uint64_t m_next_id = 1;                                 // GUARDED_BY(m_conn_mutex)
+  mutable Mutex m_conn_mutex;
+  std::map<uint64_t, std::weak_ptr<Connection>> m_conns GUARDED_BY(m_conn_mutex);  // by age
+  uint64_t m_next_id GUARDED_BY(m_conn_mutex) = 1;
 
  public:
   asio::io_context ioc;  // after everything the sessions use: its handlers (and sessions) die first
@@ -299,7 +295,7 @@ class HttpApi::Impl {
 bool HttpApi::Impl::admit(uint64_t* id) {
   std::shared_ptr<Connection> victim;
   {
-    std::lock_guard<std::mutex> lock(m_conn_mutex);
+    MutexLock lock(&m_conn_mutex);
     if (m_conns.size() >= options.max_connections) {
       // The oldest idle connection makes room; slow and idle clients can
       // never keep a new one out.
@@ -321,13 +317,13 @@ bool HttpApi::Impl::admit(uint64_t* id) {
 }
 
 void HttpApi::Impl::enroll(uint64_t id, std::weak_ptr<Connection> c) {
-  std::lock_guard<std::mutex> lock(m_conn_mutex);
+  MutexLock lock(&m_conn_mutex);
   auto it = m_conns.find(id);
   if (it != m_conns.end()) it->second = std::move(c);
 }
 
 void HttpApi::Impl::remove(uint64_t id) {
-  std::lock_guard<std::mutex> lock(m_conn_mutex);
+  MutexLock lock(&m_conn_mutex);
   m_conns.erase(id);
 }
 
@@ -395,7 +391,8 @@ class WsSession : public Connection, public std::enable_shared_from_this<WsSessi
     m_in.consume(m_in.size());
     std::vector<std::string> out;
     if (!m_ws.got_text()) {
-      out.push_back(ws_error_frame({400, "", "messages are JSON text frames", "invalid_message", "", {}}));
+      out.push_back(
+          ws_error_frame(make_problem(400, "messages are JSON text frames", "invalid_message")));
     } else if (m_channel && !m_closing) {
       m_channel->on_message(text, &out);
     }
@@ -959,7 +956,7 @@ void HttpApi::Impl::stop() {
   });
   std::vector<std::shared_ptr<Connection>> open;
   {
-    std::lock_guard<std::mutex> lock(m_conn_mutex);
+    MutexLock lock(&m_conn_mutex);
     for (auto& [id, weak] : m_conns) {
       if (auto c = weak.lock()) open.push_back(std::move(c));
     }

@@ -20,7 +20,7 @@ int RateLimiter::take(const std::string& principal) {
 int RateLimiter::take_at(const std::string& principal, int64_t now_ns) {
   if (m_rate <= 0) return 0;
   Shard& shard = m_shards[std::hash<std::string>{}(principal) % m_shards.size()];
-  std::lock_guard<std::mutex> lock(shard.mutex);
+  MutexLock lock(&shard.mutex);
   auto [it, fresh] = shard.buckets.try_emplace(principal);
   Bucket& b = it->second;
   if (fresh) {

@@ -4,9 +4,10 @@
 // own small mutex, so principals rarely contend and there is no global lock.
 #include <array>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <unordered_map>
+
+#include "shared/mutex.h"
 
 namespace asyncops {
 
@@ -27,8 +28,8 @@ class RateLimiter {
     int64_t last_ns = 0;
   };
   struct Shard {
-    std::mutex mutex;
-    std::unordered_map<std::string, Bucket> buckets;  // GUARDED_BY(mutex)
+    Mutex mutex;
+    std::unordered_map<std::string, Bucket> buckets GUARDED_BY(mutex);
   };
   double m_rate, m_burst;
   std::array<Shard, 32> m_shards;

@@ -20,7 +20,7 @@ void Pruner::start() {
 
 void Pruner::stop() {
   {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     m_stopping = true;
   }
   m_cv.notify_all();
@@ -39,8 +39,11 @@ void Pruner::run() {
     }
     // A full batch means there is more: go again soon, leaving room for writes.
     auto pause = ran && n == m_batch ? std::chrono::milliseconds(50) : m_idle;
-    std::unique_lock<std::mutex> lock(m_mutex);
-    if (m_cv.wait_for(lock, pause, [&] { return m_stopping; })) return;
+    auto deadline = std::chrono::steady_clock::now() + pause;
+    MutexLock lock(&m_mutex);
+    while (!m_stopping && m_cv.wait_until(&m_mutex, deadline)) {
+    }
+    if (m_stopping) return;
   }
 }
 

@@ -4,11 +4,10 @@
 // batches through the GroupCommitter, so a prune never holds the write lock
 // for long and never stalls accepts.
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 
 #include "daemon/group_commit.h"
+#include "shared/mutex.h"
 
 namespace asyncops {
 
@@ -27,9 +26,9 @@ class Pruner {
   const std::chrono::milliseconds m_retention;
   const int m_batch;
   const std::chrono::milliseconds m_idle;
-  std::mutex m_mutex;
-  std::condition_variable m_cv;
-  bool m_stopping = false;  // GUARDED_BY(m_mutex)
+  Mutex m_mutex;
+  CondVar m_cv;
+  bool m_stopping GUARDED_BY(m_mutex) = false;
   std::atomic<uint64_t> m_pruned{0};
   std::thread m_thread;
 };

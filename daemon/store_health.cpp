@@ -34,7 +34,7 @@ void StoreHealth::after_commit(const std::exception* failure) {
     corrupt(sql->getExtendedErrorCode(), failure->what());
   }
   {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     m_commit_error = failure->what();
   }
   m_commits_failing.store(true, std::memory_order_relaxed);
@@ -42,7 +42,7 @@ void StoreHealth::after_commit(const std::exception* failure) {
 
 void StoreHealth::corrupt(int sqlite_code, const std::string& detail) {
   {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     if (!m_corrupt_detail.empty()) return;  // logged once
     m_corrupt_detail = detail.empty() ? "SQLite error " + std::to_string(sqlite_code) : detail;
   }
@@ -53,7 +53,7 @@ void StoreHealth::corrupt(int sqlite_code, const std::string& detail) {
 }
 
 std::string StoreHealth::not_ready_reason() const {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   if (m_corrupt.load(std::memory_order_relaxed)) {
     return "the store is corrupt (" + m_corrupt_detail + "); restart after `asyncops store check` and a restore";
   }

@@ -12,10 +12,10 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
-#include <mutex>
 #include <string>
 
 #include "daemon/group_commit.h"
+#include "shared/mutex.h"
 #include "shared/result.h"
 
 namespace asyncops {
@@ -44,9 +44,9 @@ class StoreHealth {
   std::atomic<int64_t> m_last_probe_ms{0};
   std::atomic<bool> m_commits_failing{false};
   std::atomic<bool> m_corrupt{false};
-  mutable std::mutex m_mutex;
-  std::string m_commit_error;   // GUARDED_BY(m_mutex): the last failed commit's
-  std::string m_corrupt_detail;  // GUARDED_BY(m_mutex): the first corruption's
+  mutable Mutex m_mutex;
+  std::string m_commit_error GUARDED_BY(m_mutex);    // the last failed commit's
+  std::string m_corrupt_detail GUARDED_BY(m_mutex);  // the first corruption's
 };
 
 // Why the store cannot serve, or "" when it can: the daemon's /readyz.

@@ -22,6 +22,17 @@ FeedItem item_of(const Change& c) {
   return i;
 }
 
+FeedItem item_of(const Notice& n) {
+  FeedItem i;
+  i.seq = n.seq;
+  i.kind = n.kind;
+  i.op_id = n.op_id;
+  i.op_json = n.op_json;
+  i.at = n.at;
+  i.terminal = is_terminal(n.state);
+  return i;
+}
+
 }  // namespace
 
 std::string format_sse_event(int64_t seq, const std::string& kind, const std::string& op_json,
@@ -133,14 +144,7 @@ bool ChangeFeed::poll(std::vector<FeedItem>* out, size_t max) {
   for (const Notice& n : notices) {
     m_pos = n.seq;
     if (!stream_matches(m_req, n.name, n.state, n.owner)) continue;
-    FeedItem i;
-    i.seq = n.seq;
-    i.kind = n.kind;
-    i.op_id = n.op_id;
-    i.op_json = n.op_json;
-    i.at = n.at;
-    i.terminal = is_terminal(n.state);
-    out->push_back(std::move(i));
+    out->push_back(item_of(n));
   }
   return notices.size() == max;
 }

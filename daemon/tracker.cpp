@@ -18,7 +18,7 @@ Tracker::Tracker(zmq::context_t& ctx, std::string endpoint, GroupCommitter& comm
 
 Tracker::~Tracker() { stop(); }
 
-Result<bool> Tracker::bind() {
+Status Tracker::bind() {
   try {
     m_socket = std::make_unique<zmq::socket_t>(m_ctx, zmq::socket_type::sub);
     m_socket->set(zmq::sockopt::linger, 0);
@@ -34,7 +34,7 @@ Result<bool> Tracker::bind() {
   } catch (const zmq::error_t& e) {
     return Error{"cannot bind events endpoint " + m_endpoint + ": " + e.what()};
   }
-  return true;
+  return Status::success();
 }
 
 void Tracker::start() {
@@ -139,7 +139,6 @@ void Tracker::run() {
           refuse(0, why, e.error(), body);
           continue;
         }
-        m_events++;
         if (!m_key_services.empty()) {
           // The key the ZAP handler authenticated this connection with.
           std::string key;
@@ -160,7 +159,6 @@ void Tracker::run() {
           refuse(1, why, h.error(), body);
           continue;
         }
-        m_heartbeats++;
         if (m_on_heartbeat) m_on_heartbeat(h.value());
       } else {
         bad_frame("unknown kind '" + kind.substr(0, 32) + "'");

@@ -35,15 +35,14 @@ class Tracker {
   }
 
   // Creates and binds the SUB socket; the tracker thread owns it afterwards.
-  Result<bool> bind();
+  Status bind();
   // Set before bind(): applied to the socket before it binds (CURVE).
   std::function<void(zmq::socket_t&)> socket_setup;
   void start();
   void stop();
 
-  uint64_t events() const { return m_events.load(); }
+  // Messages that were not applied: undecodable, refused or of an unknown kind.
   uint64_t bad_frames() const { return m_bad_frames.load(); }
-  uint64_t heartbeats() const { return m_heartbeats.load(); }
   // Messages refused by decoding, by kind (event, heartbeat) and reason.
   uint64_t refused(const char* kind, Refusal why) const;
   // asyncops_messages_refused_total{kind,reason} in Prometheus text format.
@@ -61,7 +60,7 @@ class Tracker {
   std::map<std::string, std::set<std::string>> m_key_services;
   std::unique_ptr<zmq::socket_t> m_socket;  // owned by the tracker thread after start()
   std::atomic<bool> m_stopping{false};
-  std::atomic<uint64_t> m_events{0}, m_bad_frames{0}, m_heartbeats{0};
+  std::atomic<uint64_t> m_bad_frames{0};
   std::atomic<uint64_t> m_refused[2][k_refusal_count] = {};  // [0 event, 1 heartbeat][Refusal]
   int64_t m_refusal_log_second = 0;  // owned by the tracker thread: log rate limit
   int m_refusal_logs_this_second = 0;

@@ -8,7 +8,7 @@ namespace asyncops {
 void WorkerRegistry::update(const Heartbeat& hb) { update_at(hb, Clock::now()); }
 
 void WorkerRegistry::update_at(const Heartbeat& hb, Clock::time_point now) {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   auto it = m_workers.find(hb.worker);
   if (it == m_workers.end()) {
     if (m_workers.size() >= m_max_workers) {
@@ -37,7 +37,7 @@ void WorkerRegistry::update_at(const Heartbeat& hb, Clock::time_point now) {
 nlohmann::json WorkerRegistry::live() {
   auto now = Clock::now();
   nlohmann::json out = nlohmann::json::array();
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   for (auto it = m_workers.begin(); it != m_workers.end();) {
     auto age = now - it->second.seen;
     if (age > 10 * m_timeout) {
@@ -63,12 +63,12 @@ nlohmann::json WorkerRegistry::live() {
 size_t WorkerRegistry::live_count() { return live().size(); }
 
 size_t WorkerRegistry::size() {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   return m_workers.size();
 }
 
 uint64_t WorkerRegistry::evicted() const {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   return m_evicted;
 }
 

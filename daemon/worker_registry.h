@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 #include <utility>
@@ -18,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "shared/envelope.h"
+#include "shared/mutex.h"
 
 namespace asyncops {
 
@@ -51,10 +51,10 @@ class WorkerRegistry {
   };
   const std::chrono::milliseconds m_timeout;
   const size_t m_max_workers;
-  mutable std::mutex m_mutex;
-  std::map<std::string, Entry> m_workers;                   // GUARDED_BY(m_mutex)
-  std::set<std::pair<Clock::time_point, std::string>> m_by_age;  // GUARDED_BY(m_mutex): (seen, id)
-  uint64_t m_evicted = 0;                                   // GUARDED_BY(m_mutex)
+  mutable Mutex m_mutex;
+  std::map<std::string, Entry> m_workers GUARDED_BY(m_mutex);
+  std::set<std::pair<Clock::time_point, std::string>> m_by_age GUARDED_BY(m_mutex);  // (seen, id)
+  uint64_t m_evicted GUARDED_BY(m_mutex) = 0;
 };
 
 }  // namespace asyncops

@@ -13,7 +13,9 @@ using nlohmann::json;
 
 constexpr int k_max_depth = 8;  // a subscribe message is two levels deep
 
-Problem bad_message(const std::string& detail) { return {400, "", detail, "invalid_message", "", {}}; }
+Problem bad_message(const std::string& detail) {
+  return make_problem(400, detail, "invalid_message");
+}
 
 std::string change_frame(const FeedItem& i) {
   return "{\"seq\":" + std::to_string(i.seq) + ",\"operation\":" + i.op_json + "}";
@@ -62,7 +64,8 @@ void WsChannel::subscribe(const json& arg, const json& last_event_id, std::vecto
     auto op = m_readers.acquire()->get_operation(sr.op_id);
     // Another principal's operation answers exactly as an unknown one.
     if (!op || (m_grant.owner && op->owner != *m_grant.owner)) {
-      out->push_back(ws_error_frame({404, "", "no operation " + sr.op_id.substr(0, 100), "operation_not_found", "", {}}));
+      out->push_back(ws_error_frame(
+          make_problem(404, "no operation " + sr.op_id.substr(0, 100), "operation_not_found")));
       return;
     }
   } else if (arg.is_object()) {
@@ -70,8 +73,7 @@ void WsChannel::subscribe(const json& arg, const json& last_event_id, std::vecto
       if (k == "state") {
         auto s = v.is_string() ? parse_state(v.get<std::string>()) : std::nullopt;
         if (!s) {
-          out->push_back(ws_error_frame(
-              bad_message("state must be one of pending, processing, completed, rejected, failed, canceled")));
+          out->push_back(ws_error_frame(bad_message("state must be one of " + state_names_text())));
           return;
         }
         sr.state = s;
@@ -93,15 +95,15 @@ void WsChannel::subscribe(const json& arg, const json& last_event_id, std::vecto
   }
   for (const Subscription& s : m_subs) {
     if (s.key == arg) {
-      out->push_back(ws_error_frame({409, "", "already subscribed to " + arg.dump().substr(0, 100),
-                                     "already_subscribed", "", {}}));
+      out->push_back(ws_error_frame(make_problem(
+          409, "already subscribed to " + arg.dump().substr(0, 100), "already_subscribed")));
       return;
     }
   }
   if (m_subs.size() >= k_max_subscriptions) {
-    out->push_back(ws_error_frame({400, "", "at most " + std::to_string(k_max_subscriptions) +
-                                                " subscriptions per connection",
-                                   "too_many_subscriptions", "", {}}));
+    out->push_back(ws_error_frame(make_problem(
+        400, "at most " + std::to_string(k_max_subscriptions) + " subscriptions per connection",
+        "too_many_subscriptions")));
     return;
   }
   Subscription s;
@@ -116,7 +118,8 @@ void WsChannel::subscribe(const json& arg, const json& last_event_id, std::vecto
 void WsChannel::unsubscribe(const json& arg, std::vector<std::string>* out) {
   auto it = std::find_if(m_subs.begin(), m_subs.end(), [&](const Subscription& s) { return s.key == arg; });
   if (it == m_subs.end()) {
-    out->push_back(ws_error_frame({404, "", "not subscribed to " + arg.dump().substr(0, 100), "not_subscribed", "", {}}));
+    out->push_back(ws_error_frame(
+        make_problem(404, "not subscribed to " + arg.dump().substr(0, 100), "not_subscribed")));
     return;
   }
   m_subs.erase(it);

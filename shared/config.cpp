@@ -152,4 +152,19 @@ Result<std::vector<Setting>> apply_config_section(CLI::App& app, const ConfigFil
   return out;
 }
 
+Result<ConfigFile> load_program_config(const std::string& flag_path) {
+  bool must_exist = !flag_path.empty() || std::getenv("ASYNCOPS_CONFIG") != nullptr;
+  return load_config(flag_path.empty() ? default_config_path() : flag_path, must_exist);
+}
+
+Result<AppliedConfig> apply_program_config(CLI::App& app, const std::string& flag_path, const std::string& section,
+                                           const std::vector<std::string>& args,
+                                           const std::vector<std::string>& ignore) {
+  auto file = load_program_config(flag_path);
+  if (!file) return Error{file.error()};
+  auto settings = apply_config_section(app, file.value(), section, args, ignore);
+  if (!settings) return Error{settings.error()};
+  return AppliedConfig{std::move(file.value()), std::move(settings.value())};
+}
+
 }  // namespace asyncops

@@ -61,4 +61,21 @@ Result<std::vector<Setting>> apply_config_section(CLI::App& app, const ConfigFil
                                                   const std::vector<std::string>& args,
                                                   const std::vector<std::string>& ignore);
 
+// A program's config file: flag_path (its --config) when not empty, else
+// default_config_path(). The file must exist when named by --config or
+// $ASYNCOPS_CONFIG; the default path may be missing (found is then false).
+Result<ConfigFile> load_program_config(const std::string& flag_path);
+
+// The configuration step of asyncopsd and asyncops-worker, after
+// app.parse(args): load_program_config(flag_path), then that file's
+// section applied to app (apply_config_section). An error names the file,
+// line and key.
+struct AppliedConfig {
+  ConfigFile file;
+  std::vector<Setting> settings;
+};
+Result<AppliedConfig> apply_program_config(CLI::App& app, const std::string& flag_path, const std::string& section,
+                                           const std::vector<std::string>& args,
+                                           const std::vector<std::string>& ignore);
+
 }  // namespace asyncops

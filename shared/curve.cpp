@@ -89,7 +89,7 @@ ZapHandler::ZapHandler(zmq::context_t& ctx, AllowedKeys allowed)
 
 ZapHandler::~ZapHandler() { stop(); }
 
-Result<bool> ZapHandler::start() {
+Status ZapHandler::start() {
   try {
     m_socket = std::make_unique<zmq::socket_t>(m_ctx, zmq::socket_type::rep);
     m_socket->set(zmq::sockopt::linger, 0);
@@ -98,7 +98,7 @@ Result<bool> ZapHandler::start() {
     return Error{std::string("cannot bind the ZAP handler: ") + e.what()};
   }
   m_thread = std::thread([this] { run(); });
-  return true;
+  return Status::success();
 }
 
 void ZapHandler::stop() {

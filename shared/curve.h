@@ -48,7 +48,7 @@ class ZapHandler {
   ZapHandler(zmq::context_t& ctx, AllowedKeys allowed);
   ~ZapHandler();
   // Binds inproc://zeromq.zap.01 and starts the thread; before any CURVE bind.
-  Result<bool> start();
+  Status start();
   void stop();
   uint64_t accepted() const { return m_accepted.load(); }
   uint64_t rejected() const { return m_rejected.load(); }

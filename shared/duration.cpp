@@ -1,6 +1,7 @@
 #include "shared/duration.h"
 
 #include <cctype>
+#include <limits>
 
 namespace asyncops {
 
@@ -10,13 +11,16 @@ bool parse_duration(const std::string& text, std::chrono::milliseconds* out) {
   if (i == 0 || i > 12) return false;
   long long n = std::stoll(text.substr(0, i));
   std::string unit = text.substr(i);
-  long long ms;
-  if (unit == "ms") ms = n;
-  else if (unit == "s" || unit.empty()) ms = n * 1000;
-  else if (unit == "m") ms = n * 60 * 1000;
-  else if (unit == "h") ms = n * 3600 * 1000;
-  else if (unit == "d") ms = n * 86400 * 1000;
+  long long unit_ms;
+  if (unit == "ms") unit_ms = 1;
+  else if (unit == "s" || unit.empty()) unit_ms = 1000;
+  else if (unit == "m") unit_ms = 60 * 1000;
+  else if (unit == "h") unit_ms = 3600 * 1000;
+  else if (unit == "d") unit_ms = 86400 * 1000;
   else return false;
+  // Twelve digits of days do not fit in 64-bit milliseconds.
+  if (n > std::numeric_limits<long long>::max() / unit_ms) return false;
+  long long ms = n * unit_ms;
   *out = std::chrono::milliseconds(ms);
   return true;
 }

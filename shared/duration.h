@@ -5,7 +5,8 @@
 namespace asyncops {
 
 // Parses "250ms", "30s", "10m", "24h", "7d" (a whole number and a unit; a
-// bare number is seconds). Returns false on anything else.
+// bare number is seconds). Returns false on anything else, and on a duration
+// too long for 64-bit milliseconds.
 bool parse_duration(const std::string& text, std::chrono::milliseconds* out);
 
 // The shortest exact form: "7d", "30s", "250ms".

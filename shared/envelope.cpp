@@ -314,7 +314,7 @@ std::string peek_request_id(const std::string& body) {
   return is_uuid(id) && body[i + 37] == '"' ? id : "";
 }
 
-Result<bool> check_event_limits(const Event& e) {
+Status check_event_limits(const Event& e) {
   // Before encode(): dump() recurses once per level.
   if (!json_depth_within(e.data, k_max_message_depth - 1)) {
     return Error{"field 'data' nests more than " + std::to_string(k_max_message_depth - 1) + " levels deep"};
@@ -325,7 +325,7 @@ Result<bool> check_event_limits(const Event& e) {
   // the same bytes.
   auto decoded = decode_event(f.body, &why);
   if (!decoded) return Error{decoded.error()};
-  return true;
+  return Status::success();
 }
 
 }  // namespace asyncops

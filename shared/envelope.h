@@ -140,6 +140,6 @@ std::string peek_request_id(const std::string& body);
 // Whether e, once encoded, is within the event limits above; if not, the
 // error says why. A worker checks its outcome with this before it records
 // and publishes it.
-Result<bool> check_event_limits(const Event& e);
+Status check_event_limits(const Event& e);
 
 }  // namespace asyncops

@@ -3,17 +3,18 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <random>
+
+#include "shared/mutex.h"
 
 namespace asyncops {
 namespace {
 
 struct V7State {
-  std::mutex mutex;
-  uint64_t last_ms = 0;
-  uint16_t counter = 0;  // 12 bits used
-  std::mt19937_64 rng{std::random_device{}()};
+  Mutex mutex;
+  uint64_t last_ms GUARDED_BY(mutex) = 0;
+  uint16_t counter GUARDED_BY(mutex) = 0;  // 12 bits used
+  std::mt19937_64 rng GUARDED_BY(mutex){std::random_device{}()};
 };
 
 V7State& v7_state() {
@@ -31,7 +32,7 @@ std::string new_uuid_v7() {
   uint64_t rand_hi, rand_lo;
   {
     V7State& s = v7_state();
-    std::lock_guard<std::mutex> lock(s.mutex);
+    MutexLock lock(&s.mutex);
     ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count());

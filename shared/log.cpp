@@ -5,11 +5,11 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <mutex>
 
 #include <nlohmann/json.hpp>
 
 #include "shared/clock.h"
+#include "shared/mutex.h"
 
 namespace asyncops {
 
@@ -17,8 +17,8 @@ void name_this_thread(const char* name) { pthread_setname_np(pthread_self(), nam
 namespace {
 
 struct LogConfig {
-  std::mutex mutex;  // guards program
-  std::string program = "asyncops";
+  Mutex mutex;
+  std::string program GUARDED_BY(mutex) = "asyncops";
   std::atomic<LogFormat> format{LogFormat::text};
   std::atomic<LogLevel> min_level{LogLevel::info};
 };
@@ -43,7 +43,7 @@ const char* level_name(LogLevel l) {
 void log_configure(const std::string& program, LogFormat format, LogLevel min_level) {
   LogConfig& c = config();
   {
-    std::lock_guard<std::mutex> lock(c.mutex);
+    MutexLock lock(&c.mutex);
     c.program = program;
   }
   c.format = format;
@@ -65,7 +65,7 @@ void log(LogLevel level, const std::string& message, const LogFields& fields) {
   if (level < c.min_level.load()) return;
   std::string program;
   {
-    std::lock_guard<std::mutex> lock(c.mutex);
+    MutexLock lock(&c.mutex);
     program = c.program;
   }
   std::string line;

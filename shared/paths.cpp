@@ -15,8 +15,8 @@ std::string default_data_dir() {
   return std::string(home && *home ? home : ".") + "/.local/share/asyncops";
 }
 
-std::string make_dirs(const std::string& dir, unsigned mode) {
-  if (dir.empty()) return "empty directory name";
+Status make_dirs(const std::string& dir, unsigned mode) {
+  if (dir.empty()) return Error{"empty directory name"};
   std::string partial;
   size_t pos = 0;
   while (pos != std::string::npos) {
@@ -24,12 +24,12 @@ std::string make_dirs(const std::string& dir, unsigned mode) {
     partial = dir.substr(0, pos);
     if (partial.empty()) continue;
     if (::mkdir(partial.c_str(), mode) != 0 && errno != EEXIST) {
-      return "cannot create " + partial + ": " + std::strerror(errno);
+      return Error{"cannot create " + partial + ": " + std::strerror(errno)};
     }
   }
   struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return dir + " is not a directory";
-  return "";
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return Error{dir + " is not a directory"};
+  return Status::success();
 }
 
 std::string default_commands_endpoint(const std::string& data_dir, const std::string& service) {

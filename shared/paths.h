@@ -1,6 +1,8 @@
 #pragma once
 #include <string>
 
+#include "shared/result.h"
+
 namespace asyncops {
 
 // The embedded default data dir: $ASYNCOPS_DATA_DIR, else
@@ -8,8 +10,8 @@ namespace asyncops {
 std::string default_data_dir();
 
 // Creates dir and its parents with the given mode for any it creates.
-// Returns an empty string on success, else the error.
-std::string make_dirs(const std::string& dir, unsigned mode = 0700);
+// An error names the directory and the reason.
+Status make_dirs(const std::string& dir, unsigned mode = 0700);
 
 // The default ZeroMQ endpoints inside a data dir.
 std::string default_commands_endpoint(const std::string& data_dir, const std::string& service);

@@ -47,4 +47,12 @@ std::string to_json(const Problem& p) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+Problem make_problem(int status, std::string detail, std::string code) {
+  Problem p;
+  p.status = status;
+  p.detail = std::move(detail);
+  p.code = std::move(code);
+  return p;
+}
+
 }  // namespace asyncops

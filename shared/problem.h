@@ -22,6 +22,10 @@ struct Problem {
   std::vector<FieldError> errors;
 };
 
+// The usual problem: status, a detail for people and a code for programs;
+// the title is the status phrase, no instance, no field errors.
+Problem make_problem(int status, std::string detail, std::string code);
+
 // The reason phrase of an HTTP status, e.g. "Not Found".
 const char* status_phrase(int status);
 

@@ -2,6 +2,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace asyncops {
 
@@ -9,8 +10,24 @@ namespace asyncops {
 // A terminal state never changes again.
 enum class OpState { pending, processing, completed, rejected, failed, canceled };
 
+// Every state with its name, in the order above: the one list of state
+// names (the API, the CLI and the store all use these).
+struct StateName {
+  OpState state;
+  const char* name;
+};
+inline constexpr StateName k_state_names[] = {
+    {OpState::pending, "pending"},     {OpState::processing, "processing"}, {OpState::completed, "completed"},
+    {OpState::rejected, "rejected"},   {OpState::failed, "failed"},         {OpState::canceled, "canceled"},
+};
+
 const char* to_string(OpState s);
 std::optional<OpState> parse_state(std::string_view s);
 bool is_terminal(OpState s);
+
+// The names of every state, in order.
+std::vector<std::string> state_names();
+// The same joined by ", ", for messages: "pending, processing, ...".
+std::string state_names_text();
 
 }  // namespace asyncops

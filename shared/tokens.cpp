@@ -1,5 +1,7 @@
 #include "shared/tokens.h"
 
+#include "shared/base64url.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -64,20 +66,7 @@ std::string sha256_hex(const std::string& data) {
 std::string new_token() {
   unsigned char raw[32];
   if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("RAND_bytes failed");
-  static const char k[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out = "aot_";
-  uint32_t val = 0;  // unsigned: the shifts below must not overflow (UBSan)
-  int bits = -6;
-  for (unsigned char c : raw) {
-    val = ((val << 8) + c) & 0xFFFFFF;
-    bits += 8;
-    while (bits >= 0) {
-      out.push_back(k[(val >> bits) & 0x3F]);
-      bits -= 6;
-    }
-  }
-  if (bits > -6) out.push_back(k[((val << 8) >> (bits + 8)) & 0x3F]);
-  return out;
+  return "aot_" + base64url_encode(std::string(reinterpret_cast<const char*>(raw), sizeof raw));
 }
 
 bool valid_principal(const std::string& name) {

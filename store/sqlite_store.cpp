@@ -160,7 +160,6 @@ void Checkpointer::start() {
         // PASSIVE: copy what it can without waiting for or blocking anyone.
         int log_frames = 0, copied = 0;
         int rc = sqlite3_wal_checkpoint_v2(db->getHandle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &copied);
-        if (rc == SQLITE_OK) m_checkpoints++;
         if (rc == SQLITE_OK && log_frames > m_wal_limit_pages && m_on_large_wal) {
           // Catch up with what was committed during the pass (a few more
           // short passes), so that the writer's own checkpoint, which the

@@ -110,7 +110,6 @@ class Checkpointer {
   ~Checkpointer();
   void start();
   void stop();
-  uint64_t checkpoints() const { return m_checkpoints.load(); }
 
  private:
   std::string m_path;
@@ -120,7 +119,6 @@ class Checkpointer {
   std::mutex m_mutex;
   std::condition_variable m_cv;
   bool m_stopping = false;  // GUARDED_BY(m_mutex)
-  std::atomic<uint64_t> m_checkpoints{0};
   std::thread m_thread;
 };
 

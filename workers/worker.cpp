@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
-#include <mutex>
 #include <set>
 #include <thread>
 
@@ -18,6 +17,7 @@
 #include "shared/ids.h"
 #include "shared/json_limits.h"
 #include "shared/log.h"
+#include "shared/mutex.h"
 #include "shared/paths.h"
 
 namespace asyncops {
@@ -86,7 +86,7 @@ Event to_event(const Outcome& o, const Command& cmd, const std::string& worker_i
 
 // Whether the event for o is within the event limits. The depth is checked
 // first, on o itself: copying or dumping a deep tree recurses per level.
-Result<bool> fits_event_limits(const Outcome& o, const Command& cmd, const std::string& worker_id) {
+Status fits_event_limits(const Outcome& o, const Command& cmd, const std::string& worker_id) {
   if (!json_depth_within(o.data, k_max_message_depth - 1)) {
     return Error{"field 'data' nests more than " + std::to_string(k_max_message_depth - 1) + " levels deep"};
   }
@@ -109,6 +109,29 @@ std::string hostname() {
   if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
   return buf;
 }
+
+// The requests a worker is handling now: the main loop adds and clears
+// them, the heartbeat thread reads them (their leases are renewed).
+class RequestsInHand {
+ public:
+  void add(const std::vector<Command>& batch) {
+    MutexLock lock(&m_mutex);
+    for (const Command& c : batch) m_ids.push_back(c.id);
+  }
+  void clear() {
+    MutexLock lock(&m_mutex);
+    m_ids.clear();
+  }
+  // The first max of them.
+  std::vector<std::string> first(size_t max) const {
+    MutexLock lock(&m_mutex);
+    return {m_ids.begin(), m_ids.begin() + static_cast<std::ptrdiff_t>(std::min(m_ids.size(), max))};
+  }
+
+ private:
+  mutable Mutex m_mutex;
+  std::vector<std::string> m_ids GUARDED_BY(m_mutex);
+};
 
 }  // namespace
 
@@ -254,8 +277,8 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
 }
 
 int Worker::run(const std::atomic<bool>& stop) {
-  if (auto err = make_dirs(m_options.data_dir, 0700); !err.empty()) {
-    log_error(err);
+  if (auto made = make_dirs(m_options.data_dir, 0700); !made) {
+    log_error(made.error());
     return 1;
   }
   std::string db_path = m_options.data_dir + "/" + m_service.name + ".db";
@@ -312,8 +335,7 @@ int Worker::run(const std::atomic<bool>& stop) {
 
   // Heartbeats come from their own thread and socket, so that they keep
   // going (and keep the lease of the command in hand) while a handler runs.
-  std::mutex state_mutex;
-  std::vector<std::string> current;  // GUARDED_BY(state_mutex): the requests being handled
+  RequestsInHand in_hand;
   std::atomic<int64_t> in_flight{0};
   std::atomic<bool> hb_stop{false};
   std::thread heartbeats([&] {
@@ -328,12 +350,8 @@ int Worker::run(const std::atomic<bool>& stop) {
     hb.pid = getpid();
     while (!hb_stop && !stop) {
       hb.in_flight = in_flight;
-      {
-        std::lock_guard<std::mutex> lock(state_mutex);
-        // At most 256 (one batch), far below the cap; the cap is kept here too.
-        hb.requests.assign(current.begin(),
-                           current.begin() + static_cast<std::ptrdiff_t>(std::min(current.size(), k_max_heartbeat_requests)));
-      }
+      // At most 256 (one batch), far below the cap; the cap is kept here too.
+      hb.requests = in_hand.first(k_max_heartbeat_requests);
       hb.time = format_rfc3339_ms(now_ms());
       try {
         publish(hb_pub, encode(hb));
@@ -468,10 +486,7 @@ int Worker::run(const std::atomic<bool>& stop) {
       batch.push_back(std::move(cmd.value()));
     }
     if (batch.empty()) continue;
-    {
-      std::lock_guard<std::mutex> lock(state_mutex);
-      for (const Command& c : batch) current.push_back(c.id);
-    }
+    in_hand.add(batch);
     in_flight += static_cast<int64_t>(batch.size());
     for (const Command& c : batch) {
       Event processing;
@@ -497,8 +512,7 @@ int Worker::run(const std::atomic<bool>& stop) {
     }
     for (const Event& e : outcomes) publish(pub, encode(e));
     in_flight -= static_cast<int64_t>(batch.size());
-    std::lock_guard<std::mutex> lock(state_mutex);
-    current.clear();
+    in_hand.clear();
   }
   log_info("stopping");
   return 0;

@@ -75,14 +75,7 @@ int worker_main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  bool explicit_config = !config_path.empty() || std::getenv("ASYNCOPS_CONFIG") != nullptr;
-  if (config_path.empty()) config_path = default_config_path();
-  auto file = load_config(config_path, explicit_config);
-  if (!file) {
-    std::cerr << "asyncops-worker: " << file.error() << std::endl;
-    return 1;
-  }
-  if (auto applied = apply_config_section(app, file.value(), "worker", args, {"config"}); !applied) {
+  if (auto applied = apply_program_config(app, config_path, "worker", args, {"config"}); !applied) {
     std::cerr << "asyncops-worker: " << applied.error() << std::endl;
     return 1;
   }

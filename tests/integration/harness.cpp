@@ -239,6 +239,20 @@ std::string last_line(const std::string& s) {
   return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
 }
 
+std::string wait_for_url_line(const std::string& log_path, std::chrono::milliseconds timeout) {
+  std::string url;
+  eventually(
+      [&] {
+        std::istringstream in(slurp(log_path));
+        for (std::string line; std::getline(in, line);) {
+          if (line.rfind("http://", 0) == 0) url = line;
+        }
+        return !url.empty();
+      },
+      timeout);
+  return url;
+}
+
 std::string add_token(const std::string& dir, const std::string& principal, const std::string& role) {
   auto r = run_cli({"token", "add", "--principal", principal, "--role", role, "--data-dir", dir});
   if (r.exit_code != 0) throw std::runtime_error("token add failed: " + r.err);

@@ -103,6 +103,10 @@ CliResult run_cli(const std::vector<std::string>& args,
 
 // The last non-empty line of s (a CLI's final output line).
 std::string last_line(const std::string& s);
+// Waits (at most timeout) until the file at log_path has a line that starts
+// with http:// (the URL `asyncops up` prints), and returns it; "" on timeout.
+std::string wait_for_url_line(const std::string& log_path,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(30));
 // `asyncops token add` for dir; returns the new token. Throws on failure.
 std::string add_token(const std::string& dir, const std::string& principal, const std::string& role);
 

@@ -186,14 +186,8 @@ TEST_CASE("up runs the system, restarts a dead worker, and stops cleanly on SIGT
   // stdout (the URL) and stderr go to one file here; the URL is its own line.
   std::map<std::string, std::string> env = {{"XDG_RUNTIME_DIR", dir.path + "/run"}};
   Process up({ASYNCOPS_CLI_BIN, "up", "--data-dir", dir.path, "--listen", "127.0.0.1:0", "--workers", "1"}, log, env);
-  std::string url;
-  REQUIRE(eventually([&] {
-    std::istringstream in(slurp(log));
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("http://", 0) == 0) url = line;
-    }
-    return !url.empty();
-  }, std::chrono::seconds(30)));
+  std::string url = wait_for_url_line(log);
+  REQUIRE(!url.empty());
   INFO(slurp(log));
   auto ok = run_cli({"--url", url, "--json", "submit", "POST", "/users", "-d",
                      R"({"email":"up@example.com","name":"Up"})", "--wait", "--timeout", "20"});

@@ -147,14 +147,8 @@ TEST_CASE("a second `asyncops up` on the same data dir leaves the first's URL fi
   std::string log = dir.path + "/up.log";
   Process up({ASYNCOPS_CLI_BIN, "up", "--data-dir", dir.path, "--listen", "127.0.0.1:0", "--workers", "0"}, log);
   std::string url_path = dir.path + "/asyncopsd.url";
-  std::string url;
-  REQUIRE(eventually([&] {
-    std::istringstream in(slurp(log));
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("http://", 0) == 0) url = line;
-    }
-    return !url.empty();
-  }, std::chrono::seconds(30)));
+  std::string url = wait_for_url_line(log);
+  REQUIRE(!url.empty());
   REQUIRE(slurp(url_path) == url + "\n");
 
   auto second = run_cli({"up", "--data-dir", dir.path, "--listen", "127.0.0.1:0", "--workers", "0"}, {},

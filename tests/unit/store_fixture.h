@@ -1,11 +1,19 @@
 #pragma once
-// A store in a fresh temp dir, removed afterwards.
+// Helpers shared by the unit tests: a store in a fresh temp dir (removed
+// afterwards), records and events to put in it, a committer in front of it,
+// and a poll with a deadline.
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
+#include <catch2/catch.hpp>
+
+#include "daemon/change_hub.h"
+#include "daemon/group_commit.h"
 #include "store/sqlite_store.h"
 #include "shared/clock.h"
 #include "shared/ids.h"
@@ -43,5 +51,36 @@ inline Event event_for(const OperationRecord& op, OpState state, const std::stri
   e.resource = op.resource;
   return e;
 }
+
+// Polls until pred() holds, failing the test after 10 s: for tests that
+// wait on another thread without an event to wait for.
+template <class Pred>
+void eventually(Pred pred) {
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10); !pred();) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::yield();
+  }
+}
+
+inline Heartbeat heartbeat_from(const std::string& worker) {
+  Heartbeat h;
+  h.worker = worker;
+  h.service = "users";
+  h.host = "host";
+  h.pid = 1;
+  h.time = "2026-01-01T00:00:00.000Z";
+  return h;
+}
+
+// A store in a temp dir with a committer in front of it that publishes its
+// changes to a hub, and a reader pool: what the gateway and streams run on.
+struct StoreWithHub {
+  TempDir dir;
+  std::string path = dir.path + "/asyncops.db";
+  ChangeHub hub;
+  GroupCommitter gc{std::move(SqliteStoreWriter::open(path, SyncMode::normal).value()),
+                    {[this](const std::vector<Change>& c) { hub.publish(c); }, [](std::vector<Command>) {}}};
+  ReaderPool readers{path};
+};
 
 }  // namespace asyncops::test

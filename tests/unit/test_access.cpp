@@ -185,13 +185,7 @@ TEST_CASE("no daemon source builds SQL from anything but literals and k_ constan
 
 namespace {
 
-struct SecuredApi {
-  TempDir dir;
-  std::string path = dir.path + "/asyncops.db";
-  ChangeHub hub;
-  GroupCommitter gc{std::move(SqliteStoreWriter::open(path, SyncMode::normal).value()),
-                    {[this](const std::vector<Change>& c) { hub.publish(c); }, [](std::vector<Command>) {}}};
-  ReaderPool readers{path};
+struct SecuredApi : StoreWithHub {
   RateLimiter limiter{0};
   std::unique_ptr<Gateway> gw;
   bool open = false;

@@ -34,15 +34,6 @@ Change change(const std::string& id, OpState state) {
   return c;
 }
 
-// Polls until pred() holds, failing the test after 10 s.
-template <class Pred>
-void eventually(Pred pred) {
-  for (auto deadline = Clock::now() + std::chrono::seconds(10); !pred();) {
-    REQUIRE(Clock::now() < deadline);
-    std::this_thread::yield();
-  }
-}
-
 std::vector<Command> receive(zmq::socket_t& pull, size_t n) {
   std::vector<Command> got;
   pull.set(zmq::sockopt::rcvtimeo, 10000);

@@ -127,14 +127,6 @@ struct CommitLog {
     return commits;
   }
 };
-
-template <class Pred>
-void wait_until(Pred pred) {
-  for (auto deadline = Clock::now() + std::chrono::seconds(10); !pred();) {
-    REQUIRE(Clock::now() < deadline);
-    std::this_thread::yield();
-  }
-}
 }  // namespace
 
 TEST_CASE("an idle committer commits a lone job at once, alone, without waiting for company", "[group_commit]") {
@@ -191,7 +183,7 @@ TEST_CASE("jobs queued during a commit go together into the next batch, which st
   std::vector<Event> burst = {event_for(ops[0], OpState::completed), event_for(ops[1], OpState::completed)};
   gc.submit_events(burst);
   auto accepted = std::async(std::launch::async, [&] { return gc.accept(new_op()); });
-  wait_until([&] { return gc.queued() == 4; });
+  eventually([&] { return gc.queued() == 4; });
   std::atomic<int> writes{0};
   gc.run_async([&](StoreWriter&, std::vector<Change>&) { ++writes; });
   REQUIRE(gc.queued() == 5);

@@ -15,13 +15,7 @@ using nlohmann::json;
 
 namespace {
 
-struct Front {
-  TempDir dir;
-  std::string path = dir.path + "/asyncops.db";
-  ChangeHub hub;
-  GroupCommitter gc{std::move(SqliteStoreWriter::open(path, SyncMode::normal).value()),
-                    {[this](const std::vector<Change>& c) { hub.publish(c); }, [](std::vector<Command>) {}}};
-  ReaderPool readers{path};
+struct Front : StoreWithHub {
   GatewayServices services() {
     GatewayServices s;
     s.metrics = [] { return std::string(500, '#') + "\n"; };

@@ -21,3 +21,16 @@ TEST_CASE("a problem with invalid UTF-8 in its detail still serialises", "[probl
   std::string s = to_json({400, "", std::string("bad \xff byte"), "", "", {}});
   CHECK_NOTHROW(nlohmann::json::parse(s));
 }
+
+TEST_CASE("make_problem is status, detail and code, titled by the status phrase", "[problem]") {
+  Problem p = make_problem(404, "no operation x", "operation_not_found");
+  CHECK(p.status == 404);
+  CHECK(p.detail == "no operation x");
+  CHECK(p.code == "operation_not_found");
+  CHECK(p.instance.empty());
+  CHECK(p.errors.empty());
+  auto j = nlohmann::json::parse(to_json(p));
+  CHECK(j["title"] == "Not Found");
+  CHECK(j["status"] == 404);
+  CHECK(j["code"] == "operation_not_found");
+}

@@ -13,13 +13,7 @@ using nlohmann::json;
 
 namespace {
 
-struct Hub {
-  TempDir dir;
-  std::string path = dir.path + "/asyncops.db";
-  ChangeHub hub;
-  GroupCommitter gc{std::move(SqliteStoreWriter::open(path, SyncMode::normal).value()),
-                    {[this](const std::vector<Change>& c) { hub.publish(c); }, [](std::vector<Command>) {}}};
-  ReaderPool readers{path};
+struct Hub : StoreWithHub {
   std::atomic<int> wakes{0};
   Hub() { gc.start(); }
   ~Hub() {

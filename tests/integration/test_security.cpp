@@ -1,4 +1,5 @@
-// Issue 7: tokens end to end, the loopback rule, HTTPS, and data-dir modes.
+// Issue 7, end to end on the real binaries: tokens, the loopback rule, HTTPS,
+// CURVE and data-dir modes. (tests/unit/test_access.cpp tests daemon/access.h.)
 #include <catch2/catch.hpp>
 
 #include <signal.h>
