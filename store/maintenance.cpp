@@ -16,6 +16,7 @@ namespace asyncops {
 namespace {
 
 using sqlite_rows::column_text;
+using sqlite_rows::k_op_columns;
 
 const char* k_states[] = {"pending", "processing", "completed", "rejected", "failed", "canceled"};
 
@@ -158,7 +159,7 @@ Result<int64_t> export_store(const std::string& path, const ExportSink& each) {
   try {
     SQLite::Transaction snapshot(db);  // the export is one consistent snapshot
     int64_t total = scalar(db, "SELECT count(*) FROM operations");
-    SQLite::Statement ops(db, std::string("SELECT ") + sqlite_rows::k_op_columns + " FROM operations ORDER BY seq");
+    SQLite::Statement ops(db, std::string("SELECT ") + k_op_columns + " FROM operations ORDER BY seq");
     SQLite::Statement hist(db, "SELECT seq, kind, state, code, message, at FROM history WHERE op_seq = ? ORDER BY seq");
     while (ops.executeStep()) {
       OperationRecord op = sqlite_rows::read_operation(ops);
