@@ -112,6 +112,7 @@ std::string apply_cli_config(GlobalOptions& g, const std::vector<std::string>& a
       url_src = "default";
     }
   }
+  g.url_source = url_src;
   g.settings.push_back({"url", g.url, url_src});
   // output
   std::string src;
@@ -404,8 +405,8 @@ int cli_main(int argc, char** argv) {
   check_cmd->callback([&] { run = [&] { return cmd_store_check(g, store_dir); }; });
 
   std::string stats_dir;
-  auto* stats_cmd = app.add_subcommand("stats", "Counts by state and command, backlog, oldest pending, recent rates (from the store file)");
-  stats_cmd->add_option("--data-dir", stats_dir, "Data dir holding asyncops.db (default as for up)");
+  auto* stats_cmd = app.add_subcommand("stats", "Counts by state and command, backlog, oldest pending, recent rates (GET /stats, else the store file)");
+  stats_cmd->add_option("--data-dir", stats_dir, "Data dir holding asyncops.db, read when no daemon answers (default as for up)");
   stats_cmd->footer("Examples:\n  asyncops stats\n  asyncops stats -o json | jq .backlog");
   stats_cmd->callback([&] { run = [&] { return cmd_stats(g, stats_dir); }; });
 

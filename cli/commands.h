@@ -26,6 +26,8 @@ struct GlobalOptions {
   std::string global_data_dir;   // the global --data-dir
   std::string file_data_dir;     // [cli] data_dir from the config file
   std::string current_data_dir;  // that of the daemon `asyncops up` runs (its pointer)
+  // Where url came from: flag, env, file, url_file, current or default.
+  std::string url_source;
   std::vector<SettingSource> settings;  // url, output, data_dir: for `asyncops config`
   // Global flags given on the command line that a printed follow-up command
   // must repeat (--url U, -o F), e.g. list's "more:" hint.
@@ -35,6 +37,13 @@ struct GlobalOptions {
   // else [cli] data_dir, else the one of the daemon `asyncops up` runs, else
   // the embedded default ($XDG_DATA_HOME/asyncops or ~/.local/share/asyncops).
   std::string data_dir(const std::string& flag) const;
+  // The user named the daemon (--url, ASYNCOPS_URL, [cli] url): commands
+  // that can also read the store file (stats, store history) must then ask
+  // it, and fail if they cannot.
+  bool url_named() const { return url_source == "flag" || url_source == "env" || url_source == "file"; }
+  // A daemon is known: named, or found through a data dir's URL file or the
+  // pointer `asyncops up` leaves (not the bare default address).
+  bool daemon_known() const { return url_named() || url_source == "url_file" || url_source == "current"; }
 };
 
 struct SubmitOptions {
@@ -90,6 +99,8 @@ int cmd_config(const GlobalOptions& g, bool daemon);
 
 // Read the store file directly (read-only but vacuum).
 std::string store_file(const std::string& data_dir);
+// GET /stats when a daemon is known and answers (or --url is given), else
+// the store file.
 int cmd_stats(const GlobalOptions& g, const std::string& data_dir);
 int cmd_store_info(const GlobalOptions& g, const std::string& data_dir);
 int cmd_store_ops(const GlobalOptions& g, const std::string& data_dir, const ListOptions& o);

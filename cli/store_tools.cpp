@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 
+#include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/op_ref.h"
@@ -77,84 +78,76 @@ std::string fmt_rate(double r) {
 std::string store_file(const std::string& data_dir) { return data_dir + "/asyncops.db"; }
 
 int cmd_stats(const GlobalOptions& g, const std::string& data_dir_flag) {
-  std::string path = store_file(g.data_dir(data_dir_flag));
-  auto db = open_readonly(path);
-  if (!db) return exit_code::error;
   nlohmann::json j;
-  try {
-    int64_t now = now_ms();
-    SQLite::Transaction snapshot(*db);  // one consistent read
-    nlohmann::json by_state = nlohmann::json::object();
-    for (const char* s : k_states) by_state[s] = 0;
-    nlohmann::json by_command = nlohmann::json::object();
-    int64_t total = 0;
-    SQLite::Statement st(*db, "SELECT name, state, count(*) FROM operations GROUP BY name, state ORDER BY name");
-    while (st.executeStep()) {
-      std::string name = text(st, 0), state = text(st, 1);
-      int64_t n = st.getColumn(2).getInt64();
-      total += n;
-      by_state[state] = by_state.value(state, int64_t{0}) + n;
-      if (!by_command.contains(name)) {
-        by_command[name] = {{"total", 0}};
-        for (const char* s : k_states) by_command[name][s] = 0;
-      }
-      by_command[name]["total"] = by_command[name]["total"].get<int64_t>() + n;
-      by_command[name][state] = by_command[name].value(state, int64_t{0}) + n;
+  std::string source_label, source;
+  if (g.daemon_known()) {
+    // The daemon's own figures (issue 16); a daemon found only through a
+    // URL file may be gone, and then the file answers.
+    ApiClient client(g.url);
+    ApiResponse r = client.get("/stats");
+    if (r.reached && r.status == 200 && r.json.is_object()) {
+      j = r.json;
+      j["url"] = client.base_url();
+      source_label = "daemon";
+      source = client.base_url();
+    } else if (g.url_named()) {
+      print_error(r.describe());
+      return r.reached ? exit_code::error : exit_code::unreachable;
     }
-    nlohmann::json oldest;  // null when nothing is pending
-    SQLite::Statement op(*db, "SELECT id, created_at FROM operations WHERE state = 'pending' ORDER BY seq LIMIT 1");
-    if (op.executeStep()) {
-      int64_t created = op.getColumn(1).getInt64();
-      oldest = {{"id", text(op, 0)},
-                {"created_at", format_rfc3339_ms(created)},
-                {"age_seconds", static_cast<double>(now - created) / 1000.0}};
+  }
+  if (j.is_null()) {
+    std::string path = store_file(g.data_dir(data_dir_flag));
+    if (!open_readonly(path)) return exit_code::error;
+    try {
+      auto reader = StoreReader::open(path);
+      if (!reader) throw std::runtime_error(reader.error());
+      j = stats_json(reader.value()->stats(now_ms(), std::nullopt));
+    } catch (const std::exception& e) {
+      print_error(std::string("cannot read ") + path + ": " + e.what());
+      return exit_code::error;
     }
-    int64_t last_1m = scalar(*db, "SELECT count(*) FROM operations WHERE created_at >= ?", now - 60000);
-    int64_t last_5m = scalar(*db, "SELECT count(*) FROM operations WHERE created_at >= ?", now - 300000);
-    j = {{"store", path},
-         {"total", total},
-         {"by_state", by_state},
-         {"by_command", by_command},
-         {"backlog", by_state["pending"].get<int64_t>() + by_state["processing"].get<int64_t>()},
-         {"oldest_pending", oldest},
-         {"created_last_1m", last_1m},
-         {"created_last_5m", last_5m},
-         {"rate_1m_per_second", static_cast<double>(last_1m) / 60.0},
-         {"rate_5m_per_second", static_cast<double>(last_5m) / 300.0}};
-  } catch (const std::exception& e) {
-    print_error(std::string("cannot read ") + path + ": " + e.what());
-    return exit_code::error;
+    j["store"] = path;
+    source_label = "store";
+    source = path;
   }
   Output out = g.out();
   if (out.format != OutputFormat::table) {
     out.value(j);
     return exit_code::ok;
   }
-  std::vector<std::pair<std::string, std::string>> rows = {{"store", path},
-                                                           {"operations", std::to_string(j["total"].get<int64_t>())},
-                                                           {"backlog", std::to_string(j["backlog"].get<int64_t>())}};
-  for (const char* s : k_states) rows.push_back({"  " + out.state(s), std::to_string(j["by_state"][s].get<int64_t>())});
-  if (j["oldest_pending"].is_null()) {
+  auto num = [&](const nlohmann::json& v) { return v.is_number() ? v.get<int64_t>() : int64_t{0}; };
+  std::vector<std::pair<std::string, std::string>> rows = {{source_label, source},
+                                                           {"operations", std::to_string(num(j["total"]))},
+                                                           {"backlog", std::to_string(num(j["backlog"]))}};
+  for (const char* s : k_states) rows.push_back({"  " + out.state(s), std::to_string(num(j["counts"][s]))});
+  if (!j["oldest_pending"].is_object()) {
     rows.push_back({"oldest pending", "-"});
   } else {
-    rows.push_back({"oldest pending", j["oldest_pending"]["id"].get<std::string>() + "  (" +
+    rows.push_back({"oldest pending", j["oldest_pending"].value("id", "") + "  (" +
                                           relative_time(j["oldest_pending"]["created_at"]) + ")"});
   }
-  rows.push_back({"created, last 1m", std::to_string(j["created_last_1m"].get<int64_t>()) + "  (" +
-                                          fmt_rate(j["rate_1m_per_second"]) + "/s)"});
-  rows.push_back({"created, last 5m", std::to_string(j["created_last_5m"].get<int64_t>()) + "  (" +
-                                          fmt_rate(j["rate_5m_per_second"]) + "/s)"});
+  rows.push_back({"created, last 1m", std::to_string(num(j["created_last_1m"])) + "  (" +
+                                          fmt_rate(j.value("rate_1m_per_second", 0.0)) + "/s)"});
+  rows.push_back({"created, last 5m", std::to_string(num(j["created_last_5m"])) + "  (" +
+                                          fmt_rate(j.value("rate_5m_per_second", 0.0)) + "/s)"});
+  if (j["rates"].is_object()) {
+    const auto& r = j["rates"];
+    std::string line;
+    for (const char* k : {"accepted", "completed", "rejected", "failed"}) {
+      line += (line.empty() ? "" : "  ") + std::string(k) + " " + fmt_rate(r.value(k, 0.0)) + "/s";
+    }
+    rows.push_back({"rates, last " + std::to_string(r.value("window_s", 0)) + "s", line});
+  }
   print_kv(rows);
-  if (!j["by_command"].empty()) {
+  if (j["by_command"].is_object() && !j["by_command"].empty()) {
     std::printf("\n%-24s %8s %8s %8s %8s %8s %8s %8s\n", "COMMAND", "TOTAL", "PENDING", "PROCESS", "COMPLETE",
                 "REJECTED", "FAILED", "CANCELED");
     for (const auto& [name, c] : j["by_command"].items()) {
       std::printf("%-24s %8lld %8lld %8lld %8lld %8lld %8lld %8lld\n", name.c_str(),
-                  static_cast<long long>(c["total"].get<int64_t>()), static_cast<long long>(c["pending"].get<int64_t>()),
-                  static_cast<long long>(c["processing"].get<int64_t>()),
-                  static_cast<long long>(c["completed"].get<int64_t>()),
-                  static_cast<long long>(c["rejected"].get<int64_t>()), static_cast<long long>(c["failed"].get<int64_t>()),
-                  static_cast<long long>(c["canceled"].get<int64_t>()));
+                  static_cast<long long>(num(c["total"])), static_cast<long long>(num(c["pending"])),
+                  static_cast<long long>(num(c["processing"])), static_cast<long long>(num(c["completed"])),
+                  static_cast<long long>(num(c["rejected"])), static_cast<long long>(num(c["failed"])),
+                  static_cast<long long>(num(c["canceled"])));
     }
   }
   return exit_code::ok;

@@ -182,6 +182,7 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
   m_router.add("GET", tmpl("/workers"), [this](const ApiRequest&, const Params&) {
     return json_reply(200, {{"items", m_services.workers ? m_services.workers() : json::array()}});
   });
+  m_router.add("GET", tmpl("/stats"), [this](const ApiRequest& r, const Params&) { return operation_stats(r); });
   m_router.add("GET", tmpl("/operations/{id}/history"),
                [this](const ApiRequest& r, const Params& p) { return operation_history(r, p); });
   m_router.add("GET", tmpl("/operations/{id}/events"),
@@ -947,6 +948,31 @@ ApiReply Gateway::operation_history(const ApiRequest& req, const Params& params)
   json items = json::array();
   for (const HistoryEntry& h : reader->history(id)) items.push_back(history_json(h));
   return json_reply(200, {{"items", std::move(items)}});
+}
+
+ApiReply Gateway::operation_stats(const ApiRequest& req) {
+  long window = 10;
+  if (auto it = req.query.find("window"); it != req.query.end() && !parse_int(it->second, 1, 3600, &window)) {
+    return bad_query("window must be a whole number of seconds from 1 to 3600");
+  }
+  // A principal that does not see everything sees the figures of its own operations.
+  std::optional<std::string> owner;
+  if (!sees_all(req)) owner = req.owner;
+  bool cacheable = !owner && window == 10;
+  auto now = std::chrono::steady_clock::now();
+  if (cacheable) {
+    std::lock_guard<std::mutex> lock(m_stats_mutex);
+    if (!m_stats_cache.empty() && now - m_stats_cached_at < std::chrono::seconds(1)) {
+      return json_text_reply(200, m_stats_cache);
+    }
+  }
+  std::string body = stats_json(m_readers.acquire()->stats(now_ms(), owner, static_cast<int>(window))).dump();
+  if (cacheable) {
+    std::lock_guard<std::mutex> lock(m_stats_mutex);
+    m_stats_cache = body;
+    m_stats_cached_at = now;
+  }
+  return json_text_reply(200, std::move(body));
 }
 
 ApiReply Gateway::get_resource(const std::string& collection, const ApiRequest& req, const Params& params) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -169,6 +170,7 @@ class Gateway {
   ApiReply get_operation(const ApiRequest& req, const Params& params);
   ApiReply list_operations(const ApiRequest& req);
   ApiReply operation_history(const ApiRequest& req, const Params& params);
+  ApiReply operation_stats(const ApiRequest& req);
   ApiReply cancel_operation(const ApiRequest& req, const Params& params);
   ApiReply forget_operation(const ApiRequest& req, const Params& params);
   ApiReply accepted_reply(const ApiRequest& req, const OperationRecord& op, bool replayed);
@@ -201,6 +203,11 @@ class Gateway {
   GatewayOptions m_options;
   Router<Handler> m_router;
   GatewayServices m_services;
+  // GET /stats scans every operation: the whole-store document is reused
+  // for a second, so that consoles polling it cost one scan a second.
+  std::mutex m_stats_mutex;
+  std::string m_stats_cache;                              // GUARDED_BY(m_stats_mutex)
+  std::chrono::steady_clock::time_point m_stats_cached_at;  // GUARDED_BY(m_stats_mutex)
 };
 
 // The methods the API serves; any other gets 405 with Allow.

@@ -902,6 +902,10 @@ std::vector<OperationRecord> StoreReader::list_operations(const OperationFilter&
   return out;
 }
 
+OperationStats StoreReader::stats(int64_t now, const std::optional<std::string>& owner, int window_s) {
+  return read_operation_stats(m->db, now, owner, window_s);
+}
+
 std::vector<HistoryEntry> StoreReader::history(const std::string& op_id) {
   auto& st = m->history;
   st.reset();

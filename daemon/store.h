@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/store_stats.h"
 #include "shared/envelope.h"
 #include "shared/result.h"
 #include "shared/state.h"
@@ -244,6 +245,9 @@ class StoreReader {
   std::optional<OperationRecord> get_operation(const std::string& id);
   std::vector<OperationRecord> list_operations(const OperationFilter& f);
   std::vector<HistoryEntry> history(const std::string& op_id);
+  // Counts and recent rates (daemon/store_stats.h) at now; only owner's
+  // operations when set.
+  OperationStats stats(int64_t now, const std::optional<std::string>& owner, int window_s = 10);
   // History entries with seq > after, oldest first, each with the
   // operation as it was after that change; only op_id's when not empty.
   std::vector<Change> changes_after(int64_t after, int limit, const std::string& op_id = "");

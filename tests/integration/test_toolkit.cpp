@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
@@ -359,4 +360,51 @@ TEST_CASE("tokens: the first one warns that it locks out tokenless use, a 401 na
     INFO(used.err);
     CHECK(used.exit_code == 0);
   }
+}
+
+TEST_CASE("stats asks the daemon's GET /stats when one is known, else reads the file", "[toolkit][stats]") {
+  System sys(1);
+  auto ok = sys.create_user("st1@example.com", "S");
+  REQUIRE(sys.wait_terminal(ok["id"])["state"] == "completed");
+  const std::string dd = sys.data_dir();
+  TempDir runtime;  // no pointer of another `asyncops up` leaks in
+  std::map<std::string, std::string> env = {{"XDG_RUNTIME_DIR", runtime.path}};
+
+  auto direct = sys.get("/stats");
+  REQUIRE(direct.status == 200);
+  CHECK(direct.json["counts"]["completed"] == 1);
+  CHECK(direct.json["rates"]["window_s"] == 10);
+  CHECK(direct.json["rates"]["accepted"].get<double>() > 0);
+
+  // --url: over HTTP, saying where from.
+  auto http = run_cli({"--url", sys.url(), "stats", "-o", "json"}, env);
+  INFO(http.err);
+  REQUIRE(http.exit_code == 0);
+  auto h = json::parse(http.out);
+  CHECK(h["url"] == sys.url());
+  CHECK_FALSE(h.contains("store"));
+  CHECK(h["counts"]["completed"] == 1);
+  CHECK(h["by_command"]["create_user"]["total"] == 1);
+  // --data-dir alone finds the running daemon through its URL file.
+  auto found = run_cli({"stats", "--data-dir", dd, "-o", "json"}, env);
+  REQUIRE(found.exit_code == 0);
+  CHECK(json::parse(found.out)["url"] == sys.url());
+  auto table = run_cli({"--url", sys.url(), "stats"}, env);
+  CHECK(table.exit_code == 0);
+  CHECK(table.out.find("daemon") == 0);
+  CHECK(table.out.find("rates, last 10s") != std::string::npos);
+
+  sys.stop_daemon(SIGTERM);
+  // The daemon is gone: the file answers, with the same document.
+  auto file = run_cli({"stats", "--data-dir", dd, "-o", "json"}, env);
+  INFO(file.err);
+  REQUIRE(file.exit_code == 0);
+  auto f = json::parse(file.out);
+  CHECK(f["store"] == dd + "/asyncops.db");
+  CHECK(f["counts"] == h["counts"]);
+  CHECK(f["rates"].contains("completed"));
+  // A named daemon that does not answer is an error (exit 6), not the file.
+  auto gone = run_cli({"--url", sys.url(), "stats", "--data-dir", dd}, env);
+  CHECK(gone.exit_code == 6);
+  CHECK(count_lines(gone.err) == 1);
 }

@@ -199,3 +199,27 @@ TEST_CASE("Prefer parsing follows RFC 7240", "[gateway]") {
   CHECK(p["handling"] == "lenient");
   CHECK(parse_prefer("").empty());
 }
+
+TEST_CASE("GET /stats gives counts by state and rates over the last window", "[gateway][stats]") {
+  Api api;
+  for (int i = 0; i < 2; ++i) api.call("POST", "/users", R"({"email":"a@example.com","name":"A"})");
+  auto r = api.call("GET", "/stats", "", {});
+  REQUIRE(r.status == 200);
+  CHECK(r.content_type == "application/json");
+  auto s = body(r);
+  CHECK(s["total"] == 2);
+  for (const char* st : {"pending", "processing", "completed", "rejected", "failed", "canceled"}) {
+    CHECK(s["counts"].contains(st));
+  }
+  CHECK(s["counts"]["pending"] == 2);
+  CHECK(s["backlog"] == 2);
+  CHECK(s["by_command"]["create_user"]["total"] == 2);
+  CHECK(s["rates"]["window_s"] == 10);
+  CHECK(s["rates"]["accepted"].get<double>() == Approx(0.2));
+  for (const char* k : {"completed", "rejected", "failed"}) CHECK(s["rates"][k] == 0);
+  // Another window is computed, not cached; a bad one is a 400 problem.
+  auto w = body(api.call("GET", "/stats", "", {}, {{"window", "60"}}));
+  CHECK(w["rates"]["window_s"] == 60);
+  expect_problem(api.call("GET", "/stats", "", {}, {{"window", "0"}}), 400, "invalid_query");
+  expect_problem(api.call("POST", "/stats", "{}"), 405, "method_not_allowed");
+}
