@@ -386,7 +386,8 @@ int cli_main(int argc, char** argv) {
   ops_cmd->callback([&] { run = [&] { return cmd_store_ops(g, store_dir, sops); }; });
 
   std::string hist_id;
-  auto* hist_cmd = store_cmd->add_subcommand("history", "Every recorded change of one operation, oldest first");
+  auto* hist_cmd = store_cmd->add_subcommand(
+      "history", "Every recorded change of one operation, oldest first (GET /operations/{id}/history when a daemon is known)");
   hist_cmd->add_option("OP_ID", hist_id, "Operation id")->required();
   hist_cmd->footer("Example:\n  asyncops store history 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f -o json");
   hist_cmd->callback([&] { run = [&] { return cmd_store_history(g, store_dir, hist_id); }; });

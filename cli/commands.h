@@ -118,6 +118,9 @@ int cmd_tail(const GlobalOptions& g, const std::string& state, const std::string
 int follow_operation(const GlobalOptions& g, const std::string& op_id, double timeout_s,
                      const std::function<void(const nlohmann::json&)>& on_change,
                      nlohmann::json* final_op);
+// The one-line error for a wait that timed out on op: when it is still
+// pending and no live worker serves its service (GET /workers), it says so.
+std::string timed_out_message(const GlobalOptions& g, const std::string& op_id, const nlohmann::json& op);
 // Ctrl-C and SIGTERM exit at once with exit_code, leaving the terminal tidy.
 void install_interrupt_handler(int exit_code);
 

@@ -82,8 +82,7 @@ int wait_for_operation(const GlobalOptions& g, const std::string& op_id, double 
     }
     if (timeout_s > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >= timeout_s) {
       if (progress) std::cerr << "\n";
-      print_error("timed out after " + std::to_string(static_cast<int>(timeout_s)) + "s waiting for " +
-                  op_id + " (still " + state + ")");
+      print_error(timed_out_message(g, op_id, r.json));
       return exit_code::timed_out;
     }
   }

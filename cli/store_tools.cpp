@@ -219,25 +219,65 @@ int cmd_store_ops(const GlobalOptions& g, const std::string& data_dir_flag, cons
   return exit_code::ok;
 }
 
+namespace {
+
+// The entries of op_ref from the daemon: exit code ok with *items and *id
+// set, or an exit code after a one-line error. *fall_back is set instead
+// when the daemon was only found (a URL file, `asyncops up`'s pointer) and
+// cannot be reached: the file answers then.
+int history_from_daemon(const GlobalOptions& g, const std::string& op_ref, std::string* id,
+                        nlohmann::json* items, bool* fall_back) {
+  ApiClient client(g.url);
+  ResolvedOp op = resolve_op(client, op_ref);
+  if (op.error.empty()) {
+    ApiResponse r = client.get("/operations/" + url_encode(op.id) + "/history");
+    if (r.reached && r.status == 200 && r.json.is_object() && r.json["items"].is_array()) {
+      *id = op.id;
+      *items = r.json["items"];
+      return exit_code::ok;
+    }
+    if (!r.reached && !g.url_named()) {
+      *fall_back = true;
+      return exit_code::ok;
+    }
+    print_error(r.describe());
+    return r.reached ? exit_code::error : exit_code::unreachable;
+  }
+  if (op.exit_code == exit_code::unreachable && !g.url_named()) {
+    *fall_back = true;
+    return exit_code::ok;
+  }
+  print_error(op.error);
+  return op.exit_code;
+}
+
+}  // namespace
+
 int cmd_store_history(const GlobalOptions& g, const std::string& data_dir_flag, const std::string& op_ref) {
   std::string op_id = op_ref_text(op_ref);  // also /operations/ID and its URL
-  std::string path = store_file(g.data_dir(data_dir_flag));
-  auto db = open_readonly(path);
-  if (!db) return exit_code::error;
   nlohmann::json items = nlohmann::json::array();
-  try {
-    auto reader = StoreReader::open(path);
-    if (!reader) throw std::runtime_error(reader.error());
-    if (!reader.value()->get_operation(op_id)) {
-      print_error("no operation " + op_id + " in " + path);
+  bool from_file = !g.daemon_known();
+  if (!from_file) {
+    // Over HTTP when a daemon is known (issue 16): what the caller may see,
+    // and ids by prefix.
+    int rc = history_from_daemon(g, op_ref, &op_id, &items, &from_file);
+    if (rc != exit_code::ok) return rc;
+  }
+  if (from_file) {
+    std::string path = store_file(g.data_dir(data_dir_flag));
+    if (!open_readonly(path)) return exit_code::error;
+    try {
+      auto reader = StoreReader::open(path);
+      if (!reader) throw std::runtime_error(reader.error());
+      if (!reader.value()->get_operation(op_id)) {
+        print_error("no operation " + op_id + " in " + path);
+        return exit_code::error;
+      }
+      for (const HistoryEntry& h : reader.value()->history(op_id)) items.push_back(history_json(h));
+    } catch (const std::exception& e) {
+      print_error(std::string("cannot read ") + path + ": " + e.what());
       return exit_code::error;
     }
-    for (const HistoryEntry& h : reader.value()->history(op_id)) {
-      items.push_back(history_json(h));
-    }
-  } catch (const std::exception& e) {
-    print_error(std::string("cannot read ") + path + ": " + e.what());
-    return exit_code::error;
   }
   Output out = g.out();
   if (out.format == OutputFormat::json) {
@@ -247,10 +287,11 @@ int cmd_store_history(const GlobalOptions& g, const std::string& data_dir_flag, 
   } else {
     std::printf("%-8s %-26s %-18s %-11s %s\n", "SEQ", "AT", "KIND", "STATE", "CODE");
     for (const auto& h : items) {
-      std::string st = h["state"];
-      std::printf("%-8lld %-26s %-18s %s%*s %s\n", static_cast<long long>(h["seq"].get<int64_t>()),
-                  h["at"].get<std::string>().c_str(), h["kind"].get<std::string>().c_str(), out.state(st).c_str(),
-                  static_cast<int>(11 - st.size()), "", h["code"].is_string() ? h["code"].get<std::string>().c_str() : "");
+      std::string st = h.value("state", "");
+      std::printf("%-8lld %-26s %-18s %s%*s %s\n", static_cast<long long>(h.value("seq", int64_t{0})),
+                  h.value("at", "").c_str(), h.value("kind", "").c_str(), out.state(st).c_str(),
+                  static_cast<int>(st.size() < 11 ? 11 - st.size() : 0), "",
+                  h["code"].is_string() ? h["code"].get<std::string>().c_str() : "");
     }
   }
   return exit_code::ok;

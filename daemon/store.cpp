@@ -261,6 +261,8 @@ nlohmann::json operation_json(const OperationRecord& op) {
                       {"message", op.message.empty() ? nlohmann::json() : nlohmann::json(op.message)},
                       {"resource", op.resource},
                       {"origin", op.origin},
+                      {"owner", op.owner},
+                      {"service", op.service},
                       {"attempt", op.attempt},
                       {"done", is_terminal(op.state)},
                       {"cancel_requested", op.cancel_requested},
@@ -282,7 +284,9 @@ std::string operation_json_text(const OperationRecord& op) {
       .string_or_null("message", op.message)
       .string("name", op.name)
       .string("origin", op.origin)
+      .string("owner", op.owner)
       .string("resource", op.resource)
+      .string("service", op.service)
       .string("state", to_string(op.state))
       .string("updated_at", format_rfc3339_ms(op.updated_at));
   w.close();

@@ -339,3 +339,24 @@ TEST_CASE("cancel by ids or by filters with a count, and forget", "[cli][bulk]")
   CHECK(refused.exit_code == 1);
   CHECK(refused.err.find("409") != std::string::npos);
 }
+
+TEST_CASE("submit --wait says when no live worker serves the operation's service", "[cli][workers]") {
+  System sys(0);
+  auto none = run_cli({"--url", sys.url(), "submit", "POST", "/users", "-d",
+                       R"({"email":"nw@example.com","name":"N"})", "--wait", "--timeout", "1"});
+  CHECK(none.exit_code == 5);
+  CHECK(count_lines(none.err) == 1);
+  CHECK(none.err.find("no live worker serves service 'users'") != std::string::npos);
+  CHECK(none.err.find("asyncops worker --service users") != std::string::npos);
+
+  // A live worker that does not get to it (stopped): the plain timeout.
+  sys.start_worker();
+  REQUIRE(eventually([&] { return sys.get("/workers").json["items"].size() == 1; }));
+  sys.workers().back().signal(SIGSTOP);
+  auto stalled = run_cli({"--url", sys.url(), "submit", "POST", "/users", "-d",
+                          R"({"email":"nw2@example.com","name":"N"})", "--wait", "--timeout", "1"});
+  sys.workers().back().signal(SIGCONT);
+  CHECK(stalled.exit_code == 5);
+  CHECK(stalled.err.find("no live worker") == std::string::npos);
+  CHECK(stalled.err.find("(still pending)") != std::string::npos);
+}

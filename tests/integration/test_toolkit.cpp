@@ -408,3 +408,38 @@ TEST_CASE("stats asks the daemon's GET /stats when one is known, else reads the 
   CHECK(gone.exit_code == 6);
   CHECK(count_lines(gone.err) == 1);
 }
+
+TEST_CASE("store history reads GET /operations/{id}/history when a daemon is known", "[toolkit][store]") {
+  System sys(1);
+  auto ok = sys.create_user("sh1@example.com", "S");
+  REQUIRE(sys.wait_terminal(ok["id"])["state"] == "completed");
+  const std::string id = ok["id"], dd = sys.data_dir();
+  TempDir runtime;
+  std::map<std::string, std::string> env = {{"XDG_RUNTIME_DIR", runtime.path}};
+
+  // Over HTTP, with an id prefix the daemon resolves, and no store file at
+  // hand (the data dir named is empty).
+  TempDir empty;
+  auto http = run_cli({"--url", sys.url(), "store", "--data-dir", empty.path, "history", id.substr(0, 13), "-o", "json"},
+                      env);
+  INFO(http.err);
+  REQUIRE(http.exit_code == 0);
+  auto h = json::parse(http.out);
+  CHECK(h["id"] == id);
+  REQUIRE(h["history"].size() >= 2);
+  CHECK(h["history"].front()["kind"] == "accepted");
+  CHECK(h["history"].back()["state"] == "completed");
+  auto unknown = run_cli({"--url", sys.url(), "store", "history", "0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f"}, env);
+  CHECK(unknown.exit_code == 1);
+  CHECK(unknown.err.find("404") != std::string::npos);
+
+  sys.stop_daemon(SIGTERM);
+  // Found through the data dir only: the daemon is gone, the file answers.
+  auto file = run_cli({"store", "--data-dir", dd, "history", id, "-o", "json"}, env);
+  INFO(file.err);
+  REQUIRE(file.exit_code == 0);
+  CHECK(json::parse(file.out)["history"] == h["history"]);
+  // Named with --url, it must answer.
+  auto gone = run_cli({"--url", sys.url(), "store", "--data-dir", dd, "history", id}, env);
+  CHECK(gone.exit_code == 6);
+}
