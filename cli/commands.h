@@ -58,10 +58,24 @@ int cmd_submit(const GlobalOptions& g, const SubmitOptions& o);
 
 int cmd_get(const GlobalOptions& g, const std::string& op_id);
 
+// asyncops retry ID: POST /operations/{id}/retry, the same command again as
+// a new operation (retry_of links it to ID); --wait as for submit.
+struct RetryOptions {
+  std::string ref;  // an id, a unique prefix, /operations/ID or its URL
+  bool wait = false;
+  double timeout_s = 0;
+  std::string idempotency_key;
+};
+int cmd_retry(const GlobalOptions& g, const RetryOptions& o);
+
 struct ListOptions {
   std::string state;
   std::string name;
   std::string since;  // RFC 3339, or (list) a duration back from now
+  std::string until;  // the same: created at or before
+  std::string code;
+  std::string owner;     // admin only (the daemon refuses others with 403)
+  std::string resource;  // /users/ID, or /users/ for every user
   int limit = 20;
   std::string cursor;
   bool all = false;  // list --all: follow every page
@@ -84,6 +98,8 @@ struct BulkOptions {
   std::string state;              // cancel: choose by filters instead
   std::string name;
   std::string older_than;         // a duration: created before now minus this
+  std::string owner;              // cancel: only this principal's (admin)
+  std::string resource;           // cancel: only those on this resource (or under it, ending in /)
   bool yes = false;               // no confirmation on a terminal
 };
 int cmd_cancel(const GlobalOptions& g, const BulkOptions& o);

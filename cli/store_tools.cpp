@@ -356,7 +356,10 @@ int cmd_store_export(const GlobalOptions& g, const std::string& data_dir_flag) {
     SQLite::Statement hist(*db, "SELECT seq, kind, state, code, message, at FROM history WHERE op_seq = ? ORDER BY seq");
     while (ops.executeStep()) {
       OperationRecord op = read_operation_row(ops);
-      nlohmann::json j = operation_json(op);
+      // A full backup: the request, params and worker too. retry_of on the
+      // retrying operation links a retry; no retries list is repeated here.
+      nlohmann::json j = operation_detail_json(op, {});
+      j.erase("retries");
       nlohmann::json h = nlohmann::json::array();
       hist.reset();
       hist.bind(1, static_cast<int64_t>(op.seq));

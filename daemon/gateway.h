@@ -165,14 +165,18 @@ class Gateway {
   using Params = std::map<std::string, std::string>;
   using Handler = std::function<ApiReply(const ApiRequest&, const Params&)>;
 
-  ApiReply accept_command(const Route& route, const ApiRequest& req, const Params& params);
-  ApiReply accept_command_timed(const Route& route, const ApiRequest& req, const Params& params);
+  // retry_of: the operation this command retries (POST /operations/{id}/retry).
+  ApiReply accept_command(const Route& route, const ApiRequest& req, const Params& params,
+                          const std::string& retry_of = "");
+  ApiReply accept_command_timed(const Route& route, const ApiRequest& req, const Params& params,
+                                const std::string& retry_of);
   ApiReply get_operation(const ApiRequest& req, const Params& params);
   ApiReply list_operations(const ApiRequest& req);
   ApiReply operation_history(const ApiRequest& req, const Params& params);
   ApiReply operation_stats(const ApiRequest& req);
   ApiReply cancel_operation(const ApiRequest& req, const Params& params);
   ApiReply forget_operation(const ApiRequest& req, const Params& params);
+  ApiReply retry_operation(const ApiRequest& req, const Params& params);
   ApiReply accepted_reply(const ApiRequest& req, const OperationRecord& op, bool replayed);
   // The reply to a committed accept (or its failure); runs on an I/O thread.
   ApiReply finish_accept(const ApiRequest& req, const IdempotencyKey& key,

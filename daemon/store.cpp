@@ -110,11 +110,11 @@ COMMIT;
 // Everything but params and payload, for the writer's per-event lookups.
 const char* k_op_light_columns =
     "seq, id, name, service, state, code, message, resource, origin, owner, NULL, NULL, "
-    "attempt, created_at, updated_at, cancel_requested";
+    "attempt, created_at, updated_at, cancel_requested, retry_of, worker";
 
 const char* k_op_columns =
     "seq, id, name, service, state, code, message, resource, origin, owner, params, payload, "
-    "attempt, created_at, updated_at, cancel_requested";
+    "attempt, created_at, updated_at, cancel_requested, retry_of, worker";
 
 std::string column_text(SQLite::Statement& st, int i) {
   auto c = st.getColumn(i);
@@ -142,6 +142,8 @@ OperationRecord read_operation(SQLite::Statement& st) {
   op.created_at = st.getColumn(13).getInt64();
   op.updated_at = st.getColumn(14).getInt64();
   op.cancel_requested = st.getColumn(15).getInt() != 0;
+  op.retry_of = column_text(st, 16);
+  op.worker = column_text(st, 17);
   return op;
 }
 
@@ -234,6 +236,8 @@ OperationRecord without_trees(const OperationRecord& op) {
   c.cancel_requested = op.cancel_requested;
   c.created_at = op.created_at;
   c.updated_at = op.updated_at;
+  c.retry_of = op.retry_of;
+  c.worker = op.worker;
   return c;
 }
 
@@ -262,6 +266,7 @@ nlohmann::json operation_json(const OperationRecord& op) {
                       {"resource", op.resource},
                       {"origin", op.origin},
                       {"owner", op.owner},
+                      {"retry_of", op.retry_of.empty() ? nlohmann::json() : nlohmann::json(op.retry_of)},
                       {"service", op.service},
                       {"attempt", op.attempt},
                       {"done", is_terminal(op.state)},
@@ -286,11 +291,24 @@ std::string operation_json_text(const OperationRecord& op) {
       .string("origin", op.origin)
       .string("owner", op.owner)
       .string("resource", op.resource)
+      .string_or_null("retry_of", op.retry_of)
       .string("service", op.service)
       .string("state", to_string(op.state))
       .string("updated_at", format_rfc3339_ms(op.updated_at));
   w.close();
   return out;
+}
+
+nlohmann::json operation_detail_json(const OperationRecord& op, const std::vector<std::string>& retries) {
+  nlohmann::json j = operation_json(op);
+  auto space = op.origin.find(' ');
+  j["request"] = {{"method", space == std::string::npos ? op.origin : op.origin.substr(0, space)},
+                  {"path", space == std::string::npos ? std::string() : op.origin.substr(space + 1)},
+                  {"body", op.payload}};
+  j["params"] = op.params;
+  j["worker"] = op.worker.empty() ? nlohmann::json() : nlohmann::json(op.worker);
+  j["retries"] = retries;
+  return j;
 }
 
 nlohmann::json history_json(const HistoryEntry& h) {
@@ -336,6 +354,15 @@ Result<bool> init_store(const std::string& path, SyncMode sync) {
     // NULL for writes whose event carried none. Added to older stores here.
     SQLite::Statement has_version(db, "SELECT 1 FROM pragma_table_info('resources') WHERE name = 'version'");
     if (!has_version.executeStep()) db.exec("ALTER TABLE resources ADD COLUMN version INTEGER");
+    // operations.retry_of (issue 16): the operation this one retries, NULL
+    // for a first submission; operations.worker: the last worker that
+    // reported on it. Added to older stores here (NULL for their rows).
+    for (const char* column : {"retry_of", "worker"}) {
+      SQLite::Statement has(db, "SELECT 1 FROM pragma_table_info('operations') WHERE name = ?");
+      has.bind(1, column);
+      if (!has.executeStep()) db.exec(std::string("ALTER TABLE operations ADD COLUMN ") + column + " TEXT");
+    }
+    db.exec("CREATE INDEX IF NOT EXISTS operations_by_retry_of ON operations(retry_of) WHERE retry_of IS NOT NULL");
     return true;
   } catch (const std::exception& e) {
     return Error{"cannot open store " + path + ": " + e.what()};
@@ -352,15 +379,15 @@ struct StoreWriter::Impl {
       : db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX),
         insert_op(db, std::string("INSERT INTO operations(") +
                           "id, name, service, state, code, message, resource, origin, owner, "
-                          "params, payload, attempt, created_at, updated_at) "
-                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+                          "params, payload, attempt, created_at, updated_at, retry_of) "
+                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
         insert_history(db,
                        "INSERT INTO history(op_seq, kind, state, code, message, at) "
                        "VALUES (?,?,?,?,?,?)"),
         select_op(db, std::string("SELECT ") + k_op_light_columns + " FROM operations WHERE id = ?"),
         update_state(db,
                      "UPDATE operations SET state = ?, code = ?, message = ?, attempt = "
-                     "max(attempt, ?), updated_at = ? WHERE seq = ?"),
+                     "max(attempt, ?), updated_at = ?, worker = COALESCE(?, worker) WHERE seq = ?"),
         // The service's version decides when both writes carry one (its
         // own commit order, issue 15); else the operations' acceptance order.
         upsert_resource(db,
@@ -557,6 +584,7 @@ bool StoreWriter::insert_operation(OperationRecord* op, const IdempotencyKey* ke
   st.bind(12, op->attempt);
   st.bind(13, static_cast<int64_t>(op->created_at));
   st.bind(14, static_cast<int64_t>(op->updated_at));
+  bind_text_or_null(st, 15, op->retry_of);
   st.exec();
   op->seq = m->db.getLastInsertRowid();
   if (key) {
@@ -707,6 +735,7 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
   }
   op.attempt = std::max(op.attempt, e.attempt);
   op.updated_at = now;
+  if (!e.worker.empty()) op.worker = e.worker;
 
   auto& up = m->update_state;
   up.reset();
@@ -715,7 +744,8 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
   bind_text_or_null(up, 3, op.message);
   up.bind(4, op.attempt);
   up.bind(5, static_cast<int64_t>(now));
-  up.bind(6, static_cast<int64_t>(op.seq));
+  bind_text_or_null(up, 6, e.worker);
+  up.bind(7, static_cast<int64_t>(op.seq));
   up.exec();
 
   // The read model changes in the same transaction as the state, so a
@@ -832,12 +862,12 @@ struct StoreReader::Impl {
                 "JOIN operations o ON o.seq = h.op_seq WHERE o.id = ? ORDER BY h.seq"),
         changes_after(db, std::string("SELECT h.seq, h.kind, h.state, h.code, h.message, h.at, ") +
                               "o.seq, o.id, o.name, o.service, o.resource, o.origin, o.owner, "
-                              "o.attempt, o.created_at, o.cancel_requested FROM history h JOIN operations o ON "
-                              "o.seq = h.op_seq WHERE h.seq > ? ORDER BY h.seq LIMIT ?"),
+                              "o.attempt, o.created_at, o.cancel_requested, o.retry_of, o.worker FROM history h "
+                              "JOIN operations o ON o.seq = h.op_seq WHERE h.seq > ? ORDER BY h.seq LIMIT ?"),
         changes_after_op(db, std::string("SELECT h.seq, h.kind, h.state, h.code, h.message, h.at, ") +
                                  "o.seq, o.id, o.name, o.service, o.resource, o.origin, o.owner, "
-                                 "o.attempt, o.created_at, o.cancel_requested FROM operations o JOIN history h ON "
-                                 "h.op_seq = o.seq WHERE o.id = ? AND h.seq > ? ORDER BY h.seq LIMIT ?"),
+                                 "o.attempt, o.created_at, o.cancel_requested, o.retry_of, o.worker FROM operations o "
+                                 "JOIN history h ON h.op_seq = o.seq WHERE o.id = ? AND h.seq > ? ORDER BY h.seq LIMIT ?"),
         // The owner is the resource's own (resource_owners), never that of
         // the operation that last wrote it.
         get_resource(db,
@@ -853,12 +883,13 @@ struct StoreReader::Impl {
                              "AND r.collection = ? AND r.body IS NOT NULL AND w.owner = ? ORDER BY r.path LIMIT ?"),
         get_key(db,
                 "SELECT i.request_hash, o.id FROM idempotency i JOIN operations o ON o.seq = i.op_seq "
-                "WHERE i.owner = ? AND i.key = ?") {
+                "WHERE i.owner = ? AND i.key = ?"),
+        retries_of(db, "SELECT id FROM operations WHERE retry_of = ? ORDER BY seq") {
     db.setBusyTimeout(5000);
   }
   SQLite::Database db;
   SQLite::Statement get_op, history, changes_after, changes_after_op, get_resource, list_resources,
-      list_resources_owned, get_key;
+      list_resources_owned, get_key, retries_of;
 };
 
 StoreReader::StoreReader() = default;
@@ -890,6 +921,10 @@ std::vector<OperationRecord> StoreReader::list_operations(const OperationFilter&
   if (f.state) sql += " AND state = ?";
   if (!f.name.empty()) sql += " AND name = ?";
   if (f.since_ms > 0) sql += " AND created_at >= ?";
+  if (f.until_ms > 0) sql += " AND created_at <= ?";
+  if (!f.code.empty()) sql += " AND code = ?";
+  bool under = !f.resource.empty() && f.resource.back() == '/';
+  if (!f.resource.empty()) sql += under ? " AND substr(resource, 1, ?) = ?" : " AND resource = ?";
   if (f.before_seq > 0) sql += " AND seq < ?";
   if (f.owner) sql += " AND owner = ?";
   sql += " ORDER BY seq DESC LIMIT ?";
@@ -898,11 +933,25 @@ std::vector<OperationRecord> StoreReader::list_operations(const OperationFilter&
   if (f.state) st.bind(i++, to_string(*f.state));
   if (!f.name.empty()) st.bind(i++, f.name);
   if (f.since_ms > 0) st.bind(i++, static_cast<int64_t>(f.since_ms));
+  if (f.until_ms > 0) st.bind(i++, static_cast<int64_t>(f.until_ms));
+  if (!f.code.empty()) st.bind(i++, f.code);
+  if (under) st.bind(i++, static_cast<int64_t>(f.resource.size()));
+  if (!f.resource.empty()) st.bind(i++, f.resource);
   if (f.before_seq > 0) st.bind(i++, static_cast<int64_t>(f.before_seq));
   if (f.owner) st.bind(i++, *f.owner);
   st.bind(i++, f.limit);
   std::vector<OperationRecord> out;
   while (st.executeStep()) out.push_back(read_operation(st));
+  return out;
+}
+
+std::vector<std::string> StoreReader::retries_of(const std::string& op_id) {
+  auto& st = m->retries_of;
+  st.reset();
+  st.bind(1, op_id);
+  std::vector<std::string> out;
+  while (st.executeStep()) out.push_back(column_text(st, 0));
+  st.reset();
   return out;
 }
 
@@ -956,6 +1005,8 @@ std::vector<Change> StoreReader::changes_after(int64_t after, int limit, const s
     c.op.attempt = st.getColumn(13).getInt();
     c.op.created_at = st.getColumn(14).getInt64();
     c.op.cancel_requested = st.getColumn(15).getInt() != 0;
+    c.op.retry_of = column_text(st, 16);
+    c.op.worker = column_text(st, 17);
     // History keeps no attempt count; at acceptance it was 0 for certain.
     if (c.kind == "accepted") c.op.attempt = 0;
     out.push_back(std::move(c));
