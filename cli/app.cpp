@@ -459,9 +459,17 @@ int cli_main(int argc, char** argv) {
   add_token_commands(app, g, run);
 
   std::vector<std::string> args(argv + 1, argv + argc);
-  app.add_subcommand("help", "Show the help of asyncops or of one command: asyncops help [COMMAND [SUBCOMMAND]]")
+  app.add_subcommand("help",
+                     "Show the help of asyncops or of one command: asyncops help [COMMAND [SUBCOMMAND]]; "
+                     "asyncops help --man [PAGE]: the man page")
       ->allow_extras();  // handled below, before parsing
-  if (auto words = command_words(args); !words.empty() && words[0] == "help") return print_help(app, words);
+  if (auto words = command_words(args); !words.empty() && words[0] == "help") {
+    // asyncops help --man [PAGE]: the man page, from the build tree too.
+    if (std::find(args.begin(), args.end(), "--man") != args.end()) {
+      return show_man_page(words.size() > 1 ? words[1] : "asyncops");
+    }
+    return print_help(app, words);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

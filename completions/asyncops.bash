@@ -96,6 +96,10 @@ _asyncops() {
             opts="--state --name --older-than --owner --resource -y --yes"
             if [[ $cur != -* ]]; then COMPREPLY=($(compgen -W "$(_asyncops_unfinished_ids)" -- "$cur")); return; fi ;;
         help)
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--man" -- "$cur")); return; fi
+            if [[ $prev == --man ]]; then
+                COMPREPLY=($(compgen -W "asyncops asyncopsd asyncops-worker asyncops.conf asyncops-routes" -- "$cur")); return
+            fi
             COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
         list) opts="--state --name --since --until --code --owner --resource --limit --cursor --all" ;;
         tail) opts="--state --name" ;;

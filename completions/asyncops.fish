@@ -51,6 +51,7 @@ complete -c asyncops -n "__fish_seen_subcommand_from cancel" -l name -x -d 'Comm
 complete -c asyncops -n "__fish_seen_subcommand_from cancel" -l older-than -x -d 'Age, e.g. 10m'
 complete -c asyncops -n "__fish_seen_subcommand_from cancel forget" -s y -l yes -d 'No confirmation'
 complete -c asyncops -n "__fish_seen_subcommand_from help" -a "$commands"
+complete -c asyncops -n "__fish_seen_subcommand_from help" -l man -x -a 'asyncops asyncopsd asyncops-worker asyncops.conf asyncops-routes' -d 'Show a man page'
 complete -c asyncops -n "__fish_seen_subcommand_from list" -l all -d 'Follow every page'
 complete -c asyncops -n "__fish_seen_subcommand_from watch submit retry" -l timeout -x -d 'Seconds'
 complete -c asyncops -n "__fish_seen_subcommand_from list tail store" -l state -x -a "$states" -d 'State'

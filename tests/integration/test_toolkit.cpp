@@ -443,3 +443,21 @@ TEST_CASE("store history reads GET /operations/{id}/history when a daemon is kno
   auto gone = run_cli({"--url", sys.url(), "store", "--data-dir", dd, "history", id}, env);
   CHECK(gone.exit_code == 6);
 }
+
+TEST_CASE("help --man shows the man pages from the build tree", "[toolkit][man]") {
+  if (::access("/usr/bin/man", X_OK) != 0) {
+    WARN("man is not installed (apt-get install man-db): skipped");
+    return;
+  }
+  std::map<std::string, std::string> env = {{"MANPAGER", "cat"}, {"PAGER", "cat"}, {"MANWIDTH", "80"}};
+  auto cli = run_cli({"help", "--man"}, env);
+  INFO(cli.err);
+  CHECK(cli.exit_code == 0);
+  CHECK(cli.out.find("submit commands to asyncopsd") != std::string::npos);
+  auto daemon = run_cli({"help", "--man", "asyncopsd"}, env);
+  CHECK(daemon.exit_code == 0);
+  CHECK(daemon.out.find("the asyncops daemon") != std::string::npos);
+  auto none = run_cli({"help", "--man", "nope"}, env);
+  CHECK(none.exit_code == 2);
+  CHECK(count_lines(none.err) == 1);
+}
