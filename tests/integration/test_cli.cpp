@@ -408,12 +408,12 @@ TEST_CASE("retry runs a finished command again as a new operation; the request s
   std::map<std::string, json> by_id;
   for (std::string line; std::getline(lines, line);) {
     auto j = json::parse(line);
-    by_id[j["id"]] = j;
+    by_id[j["id"].get<std::string>()] = j;
   }
   REQUIRE(by_id.count(id) == 1);
   CHECK(by_id[id]["request"]["body"]["name"] == "Re");
   CHECK(by_id[id]["owner"] == "alice");
-  CHECK(by_id[again["id"]]["retry_of"] == id);
+  CHECK(by_id[again["id"].get<std::string>()]["retry_of"] == id);
 }
 
 TEST_CASE("list --owner is an admin's; --code and --resource filter list and cancel, kept in the more-hint",

@@ -234,7 +234,7 @@ TEST_CASE("retry submits a finished operation's request again, linked both ways"
   done.state = OpState::completed;
   done.code = "success";
   done.type = "user_created";
-  done.resource = first["resource"];
+  done.resource = first["resource"].get<std::string>();
   done.worker = "users-host-1";
   done.attempt = 1;
   REQUIRE(api.gc.run([&](StoreWriter& w, std::vector<Change>& changes) {
@@ -284,11 +284,11 @@ TEST_CASE("operation lists filter by until, code, owner and resource", "[gateway
     ops.push_back(body(api.call("POST", "/users", std::string(R"({"name":"F","email":")") + email + "\"}")));
   }
   Event rejected;
-  rejected.request_id = ops[1]["id"];
+  rejected.request_id = ops[1]["id"].get<std::string>();
   rejected.state = OpState::rejected;
   rejected.code = "email_in_use";
   rejected.type = "create_user_rejected";
-  rejected.resource = ops[1]["resource"];
+  rejected.resource = ops[1]["resource"].get<std::string>();
   REQUIRE(api.gc.run([&](StoreWriter& w, std::vector<Change>& changes) {
     Change c;
     if (w.apply_event(rejected, now_ms(), &c) == StoreWriter::Applied::changed) changes.push_back(c);
