@@ -2,7 +2,10 @@
 // store commands, and configuration precedence (file < env < flag).
 #include <catch2/catch.hpp>
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -460,4 +463,52 @@ TEST_CASE("help --man shows the man pages from the build tree", "[toolkit][man]"
   auto none = run_cli({"help", "--man", "nope"}, env);
   CHECK(none.exit_code == 2);
   CHECK(count_lines(none.err) == 1);
+}
+
+namespace {
+// What systemd sees of a Type=notify service: the datagrams on NOTIFY_SOCKET.
+struct NotifySocket {
+  int fd = -1;
+  std::string path;
+  explicit NotifySocket(const std::string& p) : path(p) {
+    fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("bind " + path);
+  }
+  ~NotifySocket() { ::close(fd); }
+  // The next datagram, or "" after timeout_ms.
+  std::string next(int timeout_ms) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, timeout_ms) != 1) return "";
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  }
+};
+}  // namespace
+
+TEST_CASE("under systemd (NOTIFY_SOCKET) asyncopsd sends READY=1 once it serves and STOPPING=1 at the stop",
+          "[toolkit][systemd]") {
+  TempDir dir;
+  NotifySocket notify(dir.path + "/notify");
+  Process d({ASYNCOPSD_BIN, "--data-dir", dir.path, "--listen", "127.0.0.1:0"}, dir.path + "/daemon.log",
+            {{"NOTIFY_SOCKET", notify.path}});
+  std::string ready = notify.next(30000);
+  INFO(slurp(dir.path + "/daemon.log"));
+  REQUIRE(ready.find("READY=1") != std::string::npos);
+  // Ready means serving: the URL it names answers at once.
+  auto at = ready.find("STATUS=serving ");
+  REQUIRE(at != std::string::npos);
+  std::string url = ready.substr(at + 15);
+  url = url.substr(0, url.find('\n'));
+  CHECK(url == slurp(dir.path + "/asyncopsd.url").substr(0, url.size()));
+  httplib::Client client(url);
+  auto health = client.Get("/readyz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  d.signal(SIGTERM);
+  CHECK(notify.next(30000).find("STOPPING=1") != std::string::npos);
+  CHECK(d.wait(std::chrono::seconds(20)) != -1);
 }
