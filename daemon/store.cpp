@@ -924,7 +924,8 @@ std::vector<OperationRecord> StoreReader::list_operations(const OperationFilter&
   if (f.until_ms > 0) sql += " AND created_at <= ?";
   if (!f.code.empty()) sql += " AND code = ?";
   bool under = !f.resource.empty() && f.resource.back() == '/';
-  if (!f.resource.empty()) sql += under ? " AND substr(resource, 1, ?) = ?" : " AND resource = ?";
+  if (!f.resource.empty() && under) sql += " AND substr(resource, 1, ?) = ?";
+  if (!f.resource.empty() && !under) sql += " AND resource = ?";
   if (f.before_seq > 0) sql += " AND seq < ?";
   if (f.owner) sql += " AND owner = ?";
   sql += " ORDER BY seq DESC LIMIT ?";
