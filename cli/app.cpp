@@ -112,6 +112,7 @@ Status apply_cli_config(GlobalOptions& g, const std::vector<std::string>& args) 
       url_src = "default";
     }
   }
+  g.url_source = url_src;
   g.settings.push_back({"url", g.url, url_src});
   // output
   std::string src;
@@ -298,17 +299,32 @@ int cli_main(int argc, char** argv) {
   get_cmd->footer("Example:\n  asyncops get 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f --json");
   get_cmd->callback([&] { run = [&] { return cmd_get(g, op_id); }; });
 
+  RetryOptions retry;
+  auto* retry_cmd = app.add_subcommand("retry", "Submit a finished operation's command again, as a new operation linked by retry_of");
+  retry_cmd->add_option("OP_ID", retry.ref, "Operation id (or a unique prefix, /operations/ID, its URL)")->required();
+  retry_cmd->add_flag("-w,--wait", retry.wait, "Wait for the new operation to end; the exit code tells how it ended");
+  retry_cmd->add_option("--timeout", retry.timeout_s, "With --wait: give up after this many seconds (exit 5)")
+      ->check(seconds());
+  retry_cmd->add_option("--idempotency-key", retry.idempotency_key, "Idempotency-Key header");
+  retry_cmd->footer("Examples:\n  asyncops retry 0190c3e2-7a1b --wait\n  asyncops get NEW_ID -o json | jq .retry_of");
+  retry_cmd->callback([&] { run = [&] { return cmd_retry(g, retry); }; });
+
   ListOptions list;
   auto* list_cmd = app.add_subcommand("list", "List operations, newest first");
   list_cmd->add_option("--state", list.state, "Only this state")
       ->check(CLI::IsMember(state_names()));
   list_cmd->add_option("--name", list.name, "Only this command name, e.g. create_user");
   list_cmd->add_option("--since", list.since, "Only operations created at or after this time: a duration back from now (2h, 7d) or RFC 3339");
+  list_cmd->add_option("--until", list.until, "Only operations created at or before this time: a duration back from now (10m) or RFC 3339");
+  list_cmd->add_option("--code", list.code, "Only operations that ended with this code, e.g. email_in_use");
+  list_cmd->add_option("--owner", list.owner, "Only this principal's operations (an admin's token)");
+  list_cmd->add_option("--resource", list.resource, "Only operations on this resource, e.g. /users/ID (/users/: all users)");
   list_cmd->add_option("--limit", list.limit, "Page size")->capture_default_str()->check(whole_number(1, 1000));
   list_cmd->add_option("--cursor", list.cursor, "Continue from a previous page's cursor (with the same filters)");
   list_cmd->add_flag("--all", list.all, "Follow every page (--limit is then the page size)");
   list_cmd->footer("When more pages follow, the command for the next one is printed on stderr as \"more: …\".\n"
-                   "Examples:\n  asyncops list --state rejected --name create_user -o jsonl\n  asyncops list --since 2h --all | wc -l");
+                   "Examples:\n  asyncops list --state rejected --name create_user -o jsonl\n  asyncops list --since 2h --all | wc -l\n"
+                   "  asyncops list --code email_in_use --until 1h\n  asyncops list --resource /users/0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f");
   list_cmd->callback([&] { run = [&] { return cmd_list(g, list); }; });
 
   double watch_timeout = 0;
@@ -335,6 +351,8 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::IsMember({"pending", "processing"}));
   cancel_cmd->add_option("--name", cancel.name, "Choose the unfinished operations of this command name");
   cancel_cmd->add_option("--older-than", cancel.older_than, "With the filters: only those created longer ago than this, e.g. 10m");
+  cancel_cmd->add_option("--owner", cancel.owner, "Choose the unfinished operations of this principal (an admin's token)");
+  cancel_cmd->add_option("--resource", cancel.resource, "Choose the unfinished operations on this resource (/users/: all users)");
   cancel_cmd->add_flag("-y,--yes", cancel.yes, "Do not ask for a confirmation on a terminal");
   cancel_cmd->footer("Examples:\n  asyncops cancel 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f && asyncops watch 0190c3e2-7a1b\n"
                      "  asyncops cancel --state pending --name create_user --older-than 10m --yes");
@@ -385,7 +403,8 @@ int cli_main(int argc, char** argv) {
   ops_cmd->callback([&] { run = [&] { return cmd_store_ops(g, store_dir, sops); }; });
 
   std::string hist_id;
-  auto* hist_cmd = store_cmd->add_subcommand("history", "Every recorded change of one operation, oldest first");
+  auto* hist_cmd = store_cmd->add_subcommand(
+      "history", "Every recorded change of one operation, oldest first (GET /operations/{id}/history when a daemon is known)");
   hist_cmd->add_option("OP_ID", hist_id, "Operation id")->required();
   hist_cmd->footer("Example:\n  asyncops store history 0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f -o json");
   hist_cmd->callback([&] { run = [&] { return cmd_store_history(g, store_dir, hist_id); }; });
@@ -404,8 +423,8 @@ int cli_main(int argc, char** argv) {
   check_cmd->callback([&] { run = [&] { return cmd_store_check(g, store_dir); }; });
 
   std::string stats_dir;
-  auto* stats_cmd = app.add_subcommand("stats", "Counts by state and command, backlog, oldest pending, recent rates (from the store file)");
-  stats_cmd->add_option("--data-dir", stats_dir, "Data dir holding asyncops.db (default as for up)");
+  auto* stats_cmd = app.add_subcommand("stats", "Counts by state and command, backlog, oldest pending, recent rates (GET /stats, else the store file)");
+  stats_cmd->add_option("--data-dir", stats_dir, "Data dir holding asyncops.db, read when no daemon answers (default as for up)");
   stats_cmd->footer("Examples:\n  asyncops stats\n  asyncops stats -o json | jq .backlog");
   stats_cmd->callback([&] { run = [&] { return cmd_stats(g, stats_dir); }; });
 
@@ -440,9 +459,17 @@ int cli_main(int argc, char** argv) {
   add_token_commands(app, g, run);
 
   std::vector<std::string> args(argv + 1, argv + argc);
-  app.add_subcommand("help", "Show the help of asyncops or of one command: asyncops help [COMMAND [SUBCOMMAND]]")
+  app.add_subcommand("help",
+                     "Show the help of asyncops or of one command: asyncops help [COMMAND [SUBCOMMAND]]; "
+                     "asyncops help --man [PAGE]: the man page")
       ->allow_extras();  // handled below, before parsing
-  if (auto words = command_words(args); !words.empty() && words[0] == "help") return print_help(app, words);
+  if (auto words = command_words(args); !words.empty() && words[0] == "help") {
+    // asyncops help --man [PAGE]: the man page, from the build tree too.
+    if (std::find(args.begin(), args.end(), "--man") != args.end()) {
+      return show_man_page(words.size() > 1 ? words[1] : "asyncops");
+    }
+    return print_help(app, words);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -44,6 +44,8 @@ bool select_unfinished(ApiClient& client, const BulkOptions& o, std::vector<std:
     for (;;) {
       std::string q = "/operations?limit=1000&state=" + url_encode(state);
       if (!o.name.empty()) q += "&name=" + url_encode(o.name);
+      if (!o.owner.empty()) q += "&owner=" + url_encode(o.owner);
+      if (!o.resource.empty()) q += "&resource=" + url_encode(o.resource);
       if (!cursor.empty()) q += "&cursor=" + url_encode(cursor);
       ApiResponse r = client.get(q);
       if (!r.reached || r.status != 200 || !r.json.is_object()) {
@@ -80,10 +82,11 @@ std::vector<std::string> resolve_all(ApiClient& client, const std::vector<std::s
 }  // namespace
 
 int cmd_cancel(const GlobalOptions& g, const BulkOptions& o) {
-  bool by_filter = !o.state.empty() || !o.name.empty() || !o.older_than.empty();
+  bool by_filter = !o.state.empty() || !o.name.empty() || !o.older_than.empty() || !o.owner.empty() ||
+                   !o.resource.empty();
   if (by_filter == !o.refs.empty()) {
-    print_error(by_filter ? "give operation ids or filters (--state, --name, --older-than), not both"
-                          : "give operation ids, or choose them with --state, --name and --older-than");
+    print_error(by_filter ? "give operation ids or filters (--state, --name, --older-than, --owner, --resource), not both"
+                          : "give operation ids, or choose them with --state, --name, --older-than, --owner and --resource");
     return exit_code::usage;
   }
   if (o.state == "completed" || o.state == "rejected" || o.state == "failed" || o.state == "canceled") {

@@ -26,11 +26,16 @@ std::string shell_quote(const std::string& arg) {
   return out + "'";
 }
 
-std::string list_query(const ListOptions& o, const std::string& since, const std::string& cursor) {
+std::string list_query(const ListOptions& o, const std::string& since, const std::string& until,
+                       const std::string& cursor) {
   std::string q = "?limit=" + std::to_string(o.limit);
   if (!o.state.empty()) q += "&state=" + url_encode(o.state);
   if (!o.name.empty()) q += "&name=" + url_encode(o.name);
   if (!since.empty()) q += "&since=" + url_encode(since);
+  if (!until.empty()) q += "&until=" + url_encode(until);
+  if (!o.code.empty()) q += "&code=" + url_encode(o.code);
+  if (!o.owner.empty()) q += "&owner=" + url_encode(o.owner);
+  if (!o.resource.empty()) q += "&resource=" + url_encode(o.resource);
   if (!cursor.empty()) q += "&cursor=" + url_encode(cursor);
   return q;
 }
@@ -43,12 +48,21 @@ std::string next_page_command(const std::vector<std::string>& global, const List
   if (!o.state.empty()) cmd += " --state " + shell_quote(o.state);
   if (!o.name.empty()) cmd += " --name " + shell_quote(o.name);
   if (!o.since.empty()) cmd += " --since " + shell_quote(o.since);
+  if (!o.until.empty()) cmd += " --until " + shell_quote(o.until);
+  if (!o.code.empty()) cmd += " --code " + shell_quote(o.code);
+  if (!o.owner.empty()) cmd += " --owner " + shell_quote(o.owner);
+  if (!o.resource.empty()) cmd += " --resource " + shell_quote(o.resource);
   cmd += " --limit " + std::to_string(o.limit);
   cmd += " --cursor " + shell_quote(next_cursor);
   return cmd;
 }
 
 bool resolve_since(const std::string& text, int64_t now, std::string* rfc3339, std::string* error) {
+  return resolve_time("--since", text, now, rfc3339, error);
+}
+
+bool resolve_time(const std::string& flag, const std::string& text, int64_t now, std::string* rfc3339,
+                  std::string* error) {
   rfc3339->clear();
   if (text.empty()) return true;
   std::chrono::milliseconds d;
@@ -61,7 +75,7 @@ bool resolve_since(const std::string& text, int64_t now, std::string* rfc3339, s
     *rfc3339 = text;
     return true;
   }
-  *error = "--since " + text + ": expected a duration like 30s, 10m, 2h or 7d, or an RFC 3339 time like 2024-11-27T07:00:00Z";
+  *error = flag + " " + text + ": expected a duration like 30s, 10m, 2h or 7d, or an RFC 3339 time like 2024-11-27T07:00:00Z";
   return false;
 }
 

@@ -14,9 +14,10 @@ namespace asyncops {
 // safe characters, else in single quotes.
 std::string shell_quote(const std::string& arg);
 
-// "?limit=N&state=…&name=…&since=…&cursor=…" for one page (since already
-// resolved to RFC 3339).
-std::string list_query(const ListOptions& o, const std::string& since_rfc3339, const std::string& cursor);
+// "?limit=N&state=…&name=…&since=…&until=…&code=…&owner=…&resource=…&cursor=…"
+// for one page (since and until already resolved to RFC 3339).
+std::string list_query(const ListOptions& o, const std::string& since_rfc3339, const std::string& until_rfc3339,
+                       const std::string& cursor);
 
 // "asyncops [global…] list --state S --name N --since T --limit L --cursor C":
 // the exact command for the following page. global: arguments to repeat
@@ -28,5 +29,8 @@ std::string next_page_command(const std::vector<std::string>& global, const List
 // before now_ms; else an RFC 3339 time, returned as given. false (with *error
 // saying what is expected) on anything else.
 bool resolve_since(const std::string& text, int64_t now_ms, std::string* rfc3339, std::string* error);
+// The same for --until (the flag's name in the error).
+bool resolve_time(const std::string& flag, const std::string& text, int64_t now_ms, std::string* rfc3339,
+                  std::string* error);
 
 }  // namespace asyncops

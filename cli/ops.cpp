@@ -82,8 +82,7 @@ int wait_for_operation(const GlobalOptions& g, const std::string& op_id, double 
     }
     if (timeout_s > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >= timeout_s) {
       if (progress) std::cerr << "\n";
-      print_error("timed out after " + std::to_string(static_cast<int>(timeout_s)) + "s waiting for " +
-                  op_id + " (still " + state + ")");
+      print_error(timed_out_message(g, op_id, r.json));
       return exit_code::timed_out;
     }
   }
@@ -133,6 +132,33 @@ int cmd_submit(const GlobalOptions& g, const SubmitOptions& o) {
   return code;
 }
 
+int cmd_retry(const GlobalOptions& g, const RetryOptions& o) {
+  ApiClient client(g.url);
+  ResolvedOp op = resolve_op(client, o.ref);
+  if (!op.error.empty()) {
+    print_error(op.error);
+    return op.exit_code;
+  }
+  std::map<std::string, std::string> headers;
+  if (!o.idempotency_key.empty()) headers["Idempotency-Key"] = o.idempotency_key;
+  ApiResponse r = client.send("POST", "/operations/" + url_encode(op.id) + "/retry", "", headers);
+  if (!r.reached || (r.status != 202 && r.status != 200)) return http_failure(r);
+  if (!r.json.is_object() || !r.json.contains("id")) {
+    print_error("the daemon answered " + std::to_string(r.status) + " without an operation");
+    return exit_code::error;
+  }
+  Output out = g.out();
+  if (!o.wait) {
+    out.operation(r.json);
+    return exit_code::ok;
+  }
+  install_interrupt_handler(130);
+  nlohmann::json final_op = r.json;
+  int code = follow_operation(g, r.json["id"].get<std::string>(), o.timeout_s, [](const nlohmann::json&) {}, &final_op);
+  if (code != exit_code::unreachable && code != exit_code::error) out.operation(final_op);
+  return code;
+}
+
 int cmd_get(const GlobalOptions& g, const std::string& op_ref) {
   ApiClient client(g.url);
   ResolvedOp op = resolve_op(client, op_ref);
@@ -147,8 +173,9 @@ int cmd_get(const GlobalOptions& g, const std::string& op_ref) {
 }
 
 int cmd_list(const GlobalOptions& g, const ListOptions& o) {
-  std::string since, err;
-  if (!resolve_since(o.since, now_ms(), &since, &err)) {
+  std::string since, until, err;
+  int64_t now = now_ms();
+  if (!resolve_since(o.since, now, &since, &err) || !resolve_time("--until", o.until, now, &until, &err)) {
     print_error(err);
     return exit_code::usage;
   }
@@ -157,7 +184,7 @@ int cmd_list(const GlobalOptions& g, const ListOptions& o) {
   nlohmann::json all = nlohmann::json::array();  // --all, table or json: printed once at the end
   std::string cursor = o.cursor;
   for (;;) {
-    ApiResponse r = client.get("/operations" + list_query(o, since, cursor));
+    ApiResponse r = client.get("/operations" + list_query(o, since, until, cursor));
     if (!r.reached || r.status != 200 || !r.json.is_object()) return http_failure(r);
     const nlohmann::json& items = r.json["items"];
     const nlohmann::json& next = r.json["next"];

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 
+#include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/op_ref.h"
@@ -35,43 +36,72 @@ std::string fmt_rate(double r) {
 }  // namespace
 
 int cmd_stats(const GlobalOptions& g, const std::string& data_dir_flag) {
-  std::string path = store_file(g.data_dir(data_dir_flag));
-  auto stats = store_stats(path, now_ms());
-  if (!stats) {
-    print_error(stats.error());
-    return exit_code::error;
+  nlohmann::json j;
+  std::string source_label, source;
+  if (g.daemon_known()) {
+    // The daemon's own figures (issue 16); a daemon found only through a
+    // URL file may be gone, and then the file answers.
+    ApiClient client(g.url);
+    ApiResponse r = client.get("/stats");
+    if (r.reached && r.status == 200 && r.json.is_object()) {
+      j = r.json;
+      j["url"] = client.base_url();
+      source_label = "daemon";
+      source = client.base_url();
+    } else if (g.url_named()) {
+      print_error(r.describe());
+      return r.reached ? exit_code::error : exit_code::unreachable;
+    }
   }
-  nlohmann::json j = std::move(stats.value());
+  if (j.is_null()) {
+    std::string path = store_file(g.data_dir(data_dir_flag));
+    auto stats = store_stats(path, now_ms());
+    if (!stats) {
+      print_error(stats.error());
+      return exit_code::error;
+    }
+    j = std::move(stats.value());
+    source_label = "store";
+    source = path;
+  }
   Output out = g.out();
   if (out.format != OutputFormat::table) {
     out.value(j);
     return exit_code::ok;
   }
-  std::vector<std::pair<std::string, std::string>> rows = {{"store", path},
-                                                           {"operations", std::to_string(j["total"].get<int64_t>())},
-                                                           {"backlog", std::to_string(j["backlog"].get<int64_t>())}};
-  for (const char* s : k_states) rows.push_back({"  " + out.state(s), std::to_string(j["by_state"][s].get<int64_t>())});
-  if (j["oldest_pending"].is_null()) {
+  auto num = [&](const nlohmann::json& v) { return v.is_number() ? v.get<int64_t>() : int64_t{0}; };
+  std::vector<std::pair<std::string, std::string>> rows = {{source_label, source},
+                                                           {"operations", std::to_string(num(j["total"]))},
+                                                           {"backlog", std::to_string(num(j["backlog"]))}};
+  for (const char* s : k_states) rows.push_back({"  " + out.state(s), std::to_string(num(j["counts"][s]))});
+  if (!j["oldest_pending"].is_object()) {
     rows.push_back({"oldest pending", "-"});
   } else {
-    rows.push_back({"oldest pending", j["oldest_pending"]["id"].get<std::string>() + "  (" +
+    rows.push_back({"oldest pending", j["oldest_pending"].value("id", "") + "  (" +
                                           relative_time(j["oldest_pending"]["created_at"]) + ")"});
   }
-  rows.push_back({"created, last 1m", std::to_string(j["created_last_1m"].get<int64_t>()) + "  (" +
-                                          fmt_rate(j["rate_1m_per_second"]) + "/s)"});
-  rows.push_back({"created, last 5m", std::to_string(j["created_last_5m"].get<int64_t>()) + "  (" +
-                                          fmt_rate(j["rate_5m_per_second"]) + "/s)"});
+  rows.push_back({"created, last 1m", std::to_string(num(j["created_last_1m"])) + "  (" +
+                                          fmt_rate(j.value("rate_1m_per_second", 0.0)) + "/s)"});
+  rows.push_back({"created, last 5m", std::to_string(num(j["created_last_5m"])) + "  (" +
+                                          fmt_rate(j.value("rate_5m_per_second", 0.0)) + "/s)"});
+  if (j["rates"].is_object()) {
+    const auto& r = j["rates"];
+    std::string line;
+    for (const char* k : {"accepted", "completed", "rejected", "failed"}) {
+      line += (line.empty() ? "" : "  ") + std::string(k) + " " + fmt_rate(r.value(k, 0.0)) + "/s";
+    }
+    rows.push_back({"rates, last " + std::to_string(r.value("window_s", 0)) + "s", line});
+  }
   print_kv(rows);
-  if (!j["by_command"].empty()) {
+  if (j["by_command"].is_object() && !j["by_command"].empty()) {
     std::printf("\n%-24s %8s %8s %8s %8s %8s %8s %8s\n", "COMMAND", "TOTAL", "PENDING", "PROCESS", "COMPLETE",
                 "REJECTED", "FAILED", "CANCELED");
     for (const auto& [name, c] : j["by_command"].items()) {
       std::printf("%-24s %8lld %8lld %8lld %8lld %8lld %8lld %8lld\n", name.c_str(),
-                  static_cast<long long>(c["total"].get<int64_t>()), static_cast<long long>(c["pending"].get<int64_t>()),
-                  static_cast<long long>(c["processing"].get<int64_t>()),
-                  static_cast<long long>(c["completed"].get<int64_t>()),
-                  static_cast<long long>(c["rejected"].get<int64_t>()), static_cast<long long>(c["failed"].get<int64_t>()),
-                  static_cast<long long>(c["canceled"].get<int64_t>()));
+                  static_cast<long long>(num(c["total"])), static_cast<long long>(num(c["pending"])),
+                  static_cast<long long>(num(c["processing"])), static_cast<long long>(num(c["completed"])),
+                  static_cast<long long>(num(c["rejected"])), static_cast<long long>(num(c["failed"])),
+                  static_cast<long long>(num(c["canceled"])));
     }
   }
   return exit_code::ok;
@@ -119,16 +149,59 @@ int cmd_store_ops(const GlobalOptions& g, const std::string& data_dir_flag, cons
   return exit_code::ok;
 }
 
+namespace {
+
+// The entries of op_ref from the daemon: exit code ok with *items and *id
+// set, or an exit code after a one-line error. *fall_back is set instead
+// when the daemon was only found (a URL file, `asyncops up`'s pointer) and
+// cannot be reached: the file answers then.
+int history_from_daemon(const GlobalOptions& g, const std::string& op_ref, std::string* id,
+                        nlohmann::json* items, bool* fall_back) {
+  ApiClient client(g.url);
+  ResolvedOp op = resolve_op(client, op_ref);
+  if (op.error.empty()) {
+    ApiResponse r = client.get("/operations/" + url_encode(op.id) + "/history");
+    if (r.reached && r.status == 200 && r.json.is_object() && r.json["items"].is_array()) {
+      *id = op.id;
+      *items = r.json["items"];
+      return exit_code::ok;
+    }
+    if (!r.reached && !g.url_named()) {
+      *fall_back = true;
+      return exit_code::ok;
+    }
+    print_error(r.describe());
+    return r.reached ? exit_code::error : exit_code::unreachable;
+  }
+  if (op.exit_code == exit_code::unreachable && !g.url_named()) {
+    *fall_back = true;
+    return exit_code::ok;
+  }
+  print_error(op.error);
+  return op.exit_code;
+}
+
+}  // namespace
+
 int cmd_store_history(const GlobalOptions& g, const std::string& data_dir_flag, const std::string& op_ref) {
   std::string op_id = op_ref_text(op_ref);  // also /operations/ID and its URL
-  std::string path = store_file(g.data_dir(data_dir_flag));
-  auto history = store_history(path, op_id);
-  if (!history) {
-    print_error(history.error());
-    return exit_code::error;
-  }
   nlohmann::json items = nlohmann::json::array();
-  for (const HistoryEntry& h : history.value()) items.push_back(history_json(h));
+  bool from_file = !g.daemon_known();
+  if (!from_file) {
+    // Over HTTP when a daemon is known (issue 16): what the caller may see,
+    // and ids by prefix.
+    int rc = history_from_daemon(g, op_ref, &op_id, &items, &from_file);
+    if (rc != exit_code::ok) return rc;
+  }
+  if (from_file) {
+    std::string path = store_file(g.data_dir(data_dir_flag));
+    auto history = store_history(path, op_id);
+    if (!history) {
+      print_error(history.error());
+      return exit_code::error;
+    }
+    for (const HistoryEntry& h : history.value()) items.push_back(history_json(h));
+  }
   Output out = g.out();
   if (out.format == OutputFormat::json) {
     out.value({{"id", op_id}, {"history", items}});
@@ -137,10 +210,11 @@ int cmd_store_history(const GlobalOptions& g, const std::string& data_dir_flag, 
   } else {
     std::printf("%-8s %-26s %-18s %-11s %s\n", "SEQ", "AT", "KIND", "STATE", "CODE");
     for (const auto& h : items) {
-      std::string st = h["state"];
-      std::printf("%-8lld %-26s %-18s %s%*s %s\n", static_cast<long long>(h["seq"].get<int64_t>()),
-                  h["at"].get<std::string>().c_str(), h["kind"].get<std::string>().c_str(), out.state(st).c_str(),
-                  static_cast<int>(11 - st.size()), "", h["code"].is_string() ? h["code"].get<std::string>().c_str() : "");
+      std::string st = h.value("state", "");
+      std::printf("%-8lld %-26s %-18s %s%*s %s\n", static_cast<long long>(h.value("seq", int64_t{0})),
+                  h.value("at", "").c_str(), h.value("kind", "").c_str(), out.state(st).c_str(),
+                  static_cast<int>(st.size() < 11 ? 11 - st.size() : 0), "",
+                  h["code"].is_string() ? h["code"].get<std::string>().c_str() : "");
     }
   }
   return exit_code::ok;

@@ -46,6 +46,25 @@ std::string clock_part(const std::string& t) { return t.size() >= 23 ? t.substr(
 
 }  // namespace
 
+std::string timed_out_message(const GlobalOptions& g, const std::string& op_id, const json& op) {
+  std::string state = str(op, "state"), service = str(op, "service");
+  std::string msg = "timed out waiting for " + op_id;
+  if (state == "pending" && !service.empty()) {
+    // Still pending: the usual cause is that nothing runs its service.
+    ApiClient client(g.url);
+    ApiResponse r = client.get("/workers", 3);
+    if (r.reached && r.status == 200 && r.json.is_object() && r.json["items"].is_array()) {
+      bool served = false;
+      for (const auto& w : r.json["items"]) served = served || str(w, "service") == service;
+      if (!served) {
+        return msg + ": no live worker serves service '" + service + "' (still pending; `asyncops workers` lists " +
+               "them, `asyncops worker --service " + service + "` starts one)";
+      }
+    }
+  }
+  return msg + " (still " + state + ")";
+}
+
 void install_interrupt_handler(int exit_code) {
   g_interrupt_code = exit_code;
   struct sigaction sa {};
@@ -99,7 +118,7 @@ int follow_operation(const GlobalOptions& g, const std::string& op_id, double ti
       return exit_code::error;
     }
     if (timed_out || Clock::now() >= deadline) {
-      print_error("timed out waiting for " + op_id + " (still " + str(*final_op, "state") + ")");
+      print_error(timed_out_message(g, op_id, *final_op));
       return exit_code::timed_out;
     }
     if (!ever_connected && failures == 0) {

@@ -38,7 +38,7 @@ _asyncops() {
         cword=$COMP_CWORD
     fi
 
-    local commands="up submit get list watch tail cancel forget workers stats store token keygen config version help daemon worker"
+    local commands="up submit get retry list watch tail cancel forget workers stats store token keygen config version help daemon worker"
     local global="--url -o --output --json --config --token --cacert --data-dir --help --version"
     local states="pending processing completed rejected failed canceled"
 
@@ -87,16 +87,21 @@ _asyncops() {
                 else COMPREPLY=($(compgen -W "$(_asyncops_paths)" -- "$cur")); fi
                 return
             fi ;;
-        get|watch|forget)
+        get|watch|forget|retry)
             [[ $cmd == watch ]] && opts="--timeout"
+            [[ $cmd == retry ]] && opts="-w --wait --timeout --idempotency-key"
             [[ $cmd == forget ]] && opts="-y --yes"
             if [[ $cur != -* ]]; then COMPREPLY=($(compgen -W "$(_asyncops_recent_ids)" -- "$cur")); return; fi ;;
         cancel)
-            opts="--state --name --older-than -y --yes"
+            opts="--state --name --older-than --owner --resource -y --yes"
             if [[ $cur != -* ]]; then COMPREPLY=($(compgen -W "$(_asyncops_unfinished_ids)" -- "$cur")); return; fi ;;
         help)
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--man" -- "$cur")); return; fi
+            if [[ $prev == --man ]]; then
+                COMPREPLY=($(compgen -W "asyncops asyncopsd asyncops-worker asyncops.conf asyncops-routes" -- "$cur")); return
+            fi
             COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
-        list) opts="--state --name --since --limit --cursor --all" ;;
+        list) opts="--state --name --since --until --code --owner --resource --limit --cursor --all" ;;
         tail) opts="--state --name" ;;
         stats) opts="--data-dir" ;;
         config) opts="--daemon" ;;

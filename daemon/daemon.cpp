@@ -24,6 +24,7 @@
 #include "daemon/routes.h"
 #include "daemon/store_health.h"
 #include "daemon/metrics.h"
+#include "daemon/service_manager.h"
 #include "daemon/retention.h"
 #include "daemon/tracker.h"
 #include "daemon/worker_registry.h"
@@ -421,11 +422,13 @@ int run_daemon(const DaemonConfig& cfg) {
   log_info("ready", fields);
   ready = true;
   std::cout << "asyncopsd ready: " << url << std::endl;
+  notify_service_ready("serving " + url);
 
   int sig = 0;
   sigwait(&signals, &sig);
   log_info("stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
   ready = false;
+  notify_service_stopping();
   ::unlink(url_file(cfg.data_dir).c_str());
   hub.shutdown();  // wakes waiting requests so the server can stop
   http.stop();

@@ -172,11 +172,14 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
                [this](const ApiRequest& r, const Params& p) { return get_operation(r, p); });
   m_router.add("POST", tmpl("/operations/{id}/cancel"),
                [this](const ApiRequest& r, const Params& p) { return cancel_operation(r, p); });
+  m_router.add("POST", tmpl("/operations/{id}/retry"),
+               [this](const ApiRequest& r, const Params& p) { return retry_operation(r, p); });
   m_router.add("DELETE", tmpl("/operations/{id}"),
                [this](const ApiRequest& r, const Params& p) { return forget_operation(r, p); });
   m_router.add("GET", tmpl("/workers"), [this](const ApiRequest&, const Params&) {
     return json_reply(200, {{"items", m_services.workers ? m_services.workers() : json::array()}});
   });
+  m_router.add("GET", tmpl("/stats"), [this](const ApiRequest& r, const Params&) { return operation_stats(r); });
   m_router.add("GET", tmpl("/operations/{id}/history"),
                [this](const ApiRequest& r, const Params& p) { return operation_history(r, p); });
   m_router.add("GET", tmpl("/operations/{id}/events"),
@@ -549,10 +552,11 @@ OwnershipCheck ownership_check(const RouteTable& routes, const Route& route, con
 }
 }  // namespace
 
-ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, const Params& params) {
+ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, const Params& params,
+                                 const std::string& retry_of) {
   if (!may_write(req)) return forbidden_write(req);
   auto started = std::chrono::steady_clock::now();
-  ApiReply r = accept_command_timed(route, req, params);
+  ApiReply r = accept_command_timed(route, req, params, retry_of);
   if (!m_services.accepted || !r.later) return r;
   // The latency is measured to the commit's answer (before any Prefer: wait).
   auto accepted = m_services.accepted;
@@ -572,7 +576,8 @@ ApiReply Gateway::accept_command(const Route& route, const ApiRequest& req, cons
   return r;
 }
 
-ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req, const Params& params) {
+ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req, const Params& params,
+                                       const std::string& retry_of) {
   if (req.body.size() > m_options.max_body_bytes) {
     return body_too_large(m_options.max_body_bytes);
   }
@@ -673,6 +678,7 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
   op.service = route.service;
   op.origin = req.method + " " + req.path;
   op.owner = req.owner;
+  op.retry_of = retry_of;
   op.params = json::object();
   Params all = params;
   if (route.resource) {
@@ -847,6 +853,42 @@ ApiReply Gateway::cancel_operation(const ApiRequest& req, const Params& params) 
   return r;
 }
 
+// The same command again, as a new operation linked to the first by
+// retry_of: its request (method, path, body) goes through accept_command
+// exactly as if the caller had sent it now, with the caller's identity,
+// limits, ownership rules and Idempotency-Key.
+ApiReply Gateway::retry_operation(const ApiRequest& req, const Params& params) {
+  const std::string& id = params.at("id");
+  auto op = visible_operation(req, id);  // another principal's answers as if unknown
+  if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+  if (!may_write(req)) return forbidden_write(req);
+  if (!is_terminal(op->state)) {
+    return problem_reply({409, "", "operation " + id + " has not ended; wait for it or cancel it first",
+                          "operation_unfinished", "", {}});
+  }
+  auto space = op->origin.find(' ');
+  std::string method = space == std::string::npos ? op->origin : op->origin.substr(0, space);
+  std::string path = space == std::string::npos ? "" : op->origin.substr(space + 1);
+  for (const Route& route : m_routes.routes()) {
+    Params bound;
+    if (route.method != method || !route.path.match(path, &bound)) continue;
+    ApiRequest again;
+    again.method = method;
+    again.path = path;
+    again.body = op->payload.dump();
+    again.headers["content-type"] = "application/json";
+    for (const char* h : {"host", "prefer", "idempotency-key"}) {
+      if (!req.header(h).empty()) again.headers[h] = req.header(h);
+    }
+    again.owner = req.owner;
+    again.role = req.role;
+    again.remote_addr = req.remote_addr;
+    return accept_command(route, again, bound, op->id);
+  }
+  return problem_reply({409, "", "no route serves " + op->origin + " any more; it cannot be retried",
+                        "route_not_found", "", {}});
+}
+
 ApiReply Gateway::forget_operation(const ApiRequest& req, const Params& params) {
   const std::string& id = params.at("id");
   auto visible = visible_operation(req, id);
@@ -889,9 +931,10 @@ ApiReply Gateway::get_operation(const ApiRequest& req, const Params& params) {
   wait = std::min<long>(wait, m_options.max_wait_seconds);
   std::optional<OperationRecord> op = visible_operation(req, id);
   if (!op) return operation_not_found(id);
-  auto answer = [id, applied](const std::optional<OperationRecord>& now) {
+  auto answer = [this, id, applied](const std::optional<OperationRecord>& now) {
     if (!now) return operation_not_found(id);
-    ApiReply r = json_text_reply(200, operation_json_text(*now));
+    // The one document with the request, the worker and the retries.
+    ApiReply r = json_reply(200, operation_detail_json(*now, m_readers.acquire()->retries_of(id)));
     if (!is_terminal(now->state)) r.headers.push_back({"Retry-After", "1"});
     if (!applied.empty()) r.headers.push_back({"Preference-Applied", applied});
     return r;
@@ -915,6 +958,21 @@ ApiReply Gateway::list_operations(const ApiRequest& req) {
       f.name = v;
     } else if (k == "since") {
       if (!parse_rfc3339(v, &f.since_ms)) return bad_query("since must be an RFC 3339 timestamp");
+    } else if (k == "until") {
+      if (!parse_rfc3339(v, &f.until_ms)) return bad_query("until must be an RFC 3339 timestamp");
+      if (f.until_ms <= 0) f.until_ms = 1;  // at or before the epoch: nothing, not "no filter"
+    } else if (k == "code") {
+      f.code = v;
+    } else if (k == "resource") {
+      if (v.empty() || v[0] != '/') return bad_query("resource must be a path such as /users/ID, or /users/ for all");
+      f.resource = v;
+    } else if (k == "owner") {
+      // Another principal's operations are an admin's to list; naming
+      // oneself is allowed (and changes nothing).
+      if (!sees_all(req) && v != req.owner) {
+        return problem_reply({403, "", "only an admin may list another principal's operations", "forbidden", "", {}});
+      }
+      f.owner = v;
     } else if (k == "limit") {
       long n;
       if (!parse_int(v, 1, m_options.max_page, &n)) {
@@ -951,6 +1009,31 @@ ApiReply Gateway::operation_history(const ApiRequest& req, const Params& params)
   json items = json::array();
   for (const HistoryEntry& h : reader->history(id)) items.push_back(history_json(h));
   return json_reply(200, {{"items", std::move(items)}});
+}
+
+ApiReply Gateway::operation_stats(const ApiRequest& req) {
+  long window = 10;
+  if (auto it = req.query.find("window"); it != req.query.end() && !parse_int(it->second, 1, 3600, &window)) {
+    return bad_query("window must be a whole number of seconds from 1 to 3600");
+  }
+  // A principal that does not see everything sees the figures of its own operations.
+  std::optional<std::string> owner;
+  if (!sees_all(req)) owner = req.owner;
+  bool cacheable = !owner && window == 10;
+  auto now = std::chrono::steady_clock::now();
+  if (cacheable) {
+    std::lock_guard<std::mutex> lock(m_stats_mutex);
+    if (!m_stats_cache.empty() && now - m_stats_cached_at < std::chrono::seconds(1)) {
+      return json_text_reply(200, m_stats_cache);
+    }
+  }
+  std::string body = stats_json(m_readers.acquire()->stats(now_ms(), owner, static_cast<int>(window))).dump();
+  if (cacheable) {
+    std::lock_guard<std::mutex> lock(m_stats_mutex);
+    m_stats_cache = body;
+    m_stats_cached_at = now;
+  }
+  return json_text_reply(200, std::move(body));
 }
 
 ApiReply Gateway::get_resource(const std::string& collection, const ApiRequest& req, const Params& params) {

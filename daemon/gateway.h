@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -174,13 +175,18 @@ class Gateway {
   using Params = std::map<std::string, std::string>;
   using Handler = std::function<ApiReply(const ApiRequest&, const Params&)>;
 
-  ApiReply accept_command(const Route& route, const ApiRequest& req, const Params& params);
-  ApiReply accept_command_timed(const Route& route, const ApiRequest& req, const Params& params);
+  // retry_of: the operation this command retries (POST /operations/{id}/retry).
+  ApiReply accept_command(const Route& route, const ApiRequest& req, const Params& params,
+                          const std::string& retry_of = "");
+  ApiReply accept_command_timed(const Route& route, const ApiRequest& req, const Params& params,
+                                const std::string& retry_of);
   ApiReply get_operation(const ApiRequest& req, const Params& params);
   ApiReply list_operations(const ApiRequest& req);
   ApiReply operation_history(const ApiRequest& req, const Params& params);
+  ApiReply operation_stats(const ApiRequest& req);
   ApiReply cancel_operation(const ApiRequest& req, const Params& params);
   ApiReply forget_operation(const ApiRequest& req, const Params& params);
+  ApiReply retry_operation(const ApiRequest& req, const Params& params);
   ApiReply accepted_reply(const ApiRequest& req, const OperationRecord& op, bool replayed);
   // The reply to a committed accept (or its failure); runs on an I/O thread.
   ApiReply finish_accept(const ApiRequest& req, const IdempotencyKey& key,
@@ -211,6 +217,11 @@ class Gateway {
   GatewayOptions m_options;
   Router<Handler> m_router;
   GatewayServices m_services;
+  // GET /stats scans every operation: the whole-store document is reused
+  // for a second, so that consoles polling it cost one scan a second.
+  std::mutex m_stats_mutex;
+  std::string m_stats_cache;                              // GUARDED_BY(m_stats_mutex)
+  std::chrono::steady_clock::time_point m_stats_cached_at;  // GUARDED_BY(m_stats_mutex)
 };
 
 // The methods the API serves; any other gets 405 with Allow.

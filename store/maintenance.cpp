@@ -1,5 +1,7 @@
 #include "store/maintenance.h"
 
+#include "store/store_stats.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,46 +58,11 @@ std::string store_file(const std::string& data_dir) { return data_dir + "/asynco
 Result<nlohmann::json> store_stats(const std::string& path, int64_t now) {
   auto opened = open_readonly(path);
   if (!opened) return Error{opened.error()};
-  SQLite::Database& db = *opened.value();
   try {
-    SQLite::Transaction snapshot(db);  // one consistent read
-    nlohmann::json by_state = nlohmann::json::object();
-    for (const char* s : k_states) by_state[s] = 0;
-    nlohmann::json by_command = nlohmann::json::object();
-    int64_t total = 0;
-    SQLite::Statement st(db, "SELECT name, state, count(*) FROM operations GROUP BY name, state ORDER BY name");
-    while (st.executeStep()) {
-      std::string name = column_text(st, 0), state = column_text(st, 1);
-      int64_t n = st.getColumn(2).getInt64();
-      total += n;
-      by_state[state] = by_state.value(state, int64_t{0}) + n;
-      if (!by_command.contains(name)) {
-        by_command[name] = {{"total", 0}};
-        for (const char* s : k_states) by_command[name][s] = 0;
-      }
-      by_command[name]["total"] = by_command[name]["total"].get<int64_t>() + n;
-      by_command[name][state] = by_command[name].value(state, int64_t{0}) + n;
-    }
-    nlohmann::json oldest;  // null when nothing is pending
-    SQLite::Statement op(db, "SELECT id, created_at FROM operations WHERE state = 'pending' ORDER BY seq LIMIT 1");
-    if (op.executeStep()) {
-      int64_t created = op.getColumn(1).getInt64();
-      oldest = {{"id", column_text(op, 0)},
-                {"created_at", format_rfc3339_ms(created)},
-                {"age_seconds", static_cast<double>(now - created) / 1000.0}};
-    }
-    int64_t last_1m = scalar(db, "SELECT count(*) FROM operations WHERE created_at >= ?", now - 60000);
-    int64_t last_5m = scalar(db, "SELECT count(*) FROM operations WHERE created_at >= ?", now - 300000);
-    return nlohmann::json{{"store", path},
-                          {"total", total},
-                          {"by_state", by_state},
-                          {"by_command", by_command},
-                          {"backlog", by_state["pending"].get<int64_t>() + by_state["processing"].get<int64_t>()},
-                          {"oldest_pending", oldest},
-                          {"created_last_1m", last_1m},
-                          {"created_last_5m", last_5m},
-                          {"rate_1m_per_second", static_cast<double>(last_1m) / 60.0},
-                          {"rate_5m_per_second", static_cast<double>(last_5m) / 300.0}};
+    // The same document as GET /stats (store_stats.h), plus the file's path.
+    nlohmann::json j = stats_json(read_operation_stats(*opened.value(), now, std::nullopt));
+    j["store"] = path;
+    return j;
   } catch (const std::exception& e) {
     return Error{"cannot read " + path + ": " + e.what()};
   }
@@ -163,7 +130,10 @@ Result<int64_t> export_store(const std::string& path, const ExportSink& each) {
     SQLite::Statement hist(db, "SELECT seq, kind, state, code, message, at FROM history WHERE op_seq = ? ORDER BY seq");
     while (ops.executeStep()) {
       OperationRecord op = sqlite_rows::read_operation(ops);
-      nlohmann::json j = operation_json(op);
+      // A full backup: the request, params and worker too. retry_of on the
+      // retrying operation links a retry; no retries list is repeated here.
+      nlohmann::json j = operation_detail_json(op, {});
+      j.erase("retries");
       nlohmann::json h = nlohmann::json::array();
       hist.reset();
       hist.bind(1, static_cast<int64_t>(op.seq));

@@ -13,6 +13,9 @@ nlohmann::json operation_json(const OperationRecord& op) {
                       {"message", op.message.empty() ? nlohmann::json() : nlohmann::json(op.message)},
                       {"resource", op.resource},
                       {"origin", op.origin},
+                      {"owner", op.owner},
+                      {"retry_of", op.retry_of.empty() ? nlohmann::json() : nlohmann::json(op.retry_of)},
+                      {"service", op.service},
                       {"attempt", op.attempt},
                       {"done", is_terminal(op.state)},
                       {"cancel_requested", op.cancel_requested},
@@ -34,11 +37,26 @@ std::string operation_json_text(const OperationRecord& op) {
       .string_or_null("message", op.message)
       .string("name", op.name)
       .string("origin", op.origin)
+      .string("owner", op.owner)
       .string("resource", op.resource)
+      .string_or_null("retry_of", op.retry_of)
+      .string("service", op.service)
       .string("state", to_string(op.state))
       .string("updated_at", format_rfc3339_ms(op.updated_at));
   w.close();
   return out;
+}
+
+nlohmann::json operation_detail_json(const OperationRecord& op, const std::vector<std::string>& retries) {
+  nlohmann::json j = operation_json(op);
+  auto space = op.origin.find(' ');
+  j["request"] = {{"method", space == std::string::npos ? op.origin : op.origin.substr(0, space)},
+                  {"path", space == std::string::npos ? std::string() : op.origin.substr(space + 1)},
+                  {"body", op.payload}};
+  j["params"] = op.params;
+  j["worker"] = op.worker.empty() ? nlohmann::json() : nlohmann::json(op.worker);
+  j["retries"] = retries;
+  return j;
 }
 
 nlohmann::json history_json(const HistoryEntry& h) {

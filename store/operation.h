@@ -33,6 +33,8 @@ struct OperationRecord {
   int64_t created_at = 0;  // ms since epoch
   int64_t updated_at = 0;
   bool cancel_requested = false;
+  std::string retry_of;  // the operation this one retries (POST /operations/{id}/retry); "" if none
+  std::string worker;    // the last worker that reported on it; "" until one did
 };
 
 // An Idempotency-Key, scoped to its owner, with a hash of the request it
@@ -48,6 +50,10 @@ nlohmann::json operation_json(const OperationRecord& op);
 // The same, as text, written without building the tree: for the 202 body,
 // waits and change notices (operation_json(op).dump() gives the same bytes).
 std::string operation_json_text(const OperationRecord& op);
+// operation_json plus what GET /operations/{id} and `store export` add: the
+// original request {method, path, body}, the params, the worker, and the
+// ids of the operations that retry this one (retries, oldest first).
+nlohmann::json operation_detail_json(const OperationRecord& op, const std::vector<std::string>& retries);
 // The command a worker receives for op.
 Command command_for(const OperationRecord& op);
 // The same, moving op's params and payload into the command (op keeps
@@ -78,6 +84,11 @@ struct OperationFilter {
   std::optional<OpState> state;
   std::string name;
   int64_t since_ms = 0;      // created_at >= since_ms when > 0
+  int64_t until_ms = 0;      // created_at <= until_ms when > 0
+  std::string code;          // code = this when not empty
+  // resource = this when not empty; a value ending in "/" (e.g. "/users/")
+  // matches every resource under it.
+  std::string resource;
   int64_t before_seq = 0;    // keyset cursor: seq < before_seq when > 0
   std::optional<std::string> owner;  // only this owner's operations when set
   int limit = 50;

@@ -116,7 +116,7 @@ COMMIT;
 // Everything but params and payload, for the writer's per-event lookups.
 const char* k_op_light_columns =
     "seq, id, name, service, state, code, message, resource, origin, owner, NULL, NULL, "
-    "attempt, created_at, updated_at, cancel_requested";
+    "attempt, created_at, updated_at, cancel_requested, retry_of, worker";
 
 std::string collection_of(const std::string& path) {
   auto slash = path.rfind('/');
@@ -206,6 +206,8 @@ OperationRecord without_trees(const OperationRecord& op) {
   c.cancel_requested = op.cancel_requested;
   c.created_at = op.created_at;
   c.updated_at = op.updated_at;
+  c.retry_of = op.retry_of;
+  c.worker = op.worker;
   return c;
 }
 
@@ -225,6 +227,15 @@ Status init_store(const std::string& path, SyncMode sync) {
     // NULL for writes whose event carried none. Added to older stores here.
     SQLite::Statement has_version(db, "SELECT 1 FROM pragma_table_info('resources') WHERE name = 'version'");
     if (!has_version.executeStep()) db.exec("ALTER TABLE resources ADD COLUMN version INTEGER");
+    // operations.retry_of (issue 16): the operation this one retries, NULL
+    // for a first submission; operations.worker: the last worker that
+    // reported on it. Added to older stores here (NULL for their rows).
+    for (const char* column : {"retry_of", "worker"}) {
+      SQLite::Statement has(db, "SELECT 1 FROM pragma_table_info('operations') WHERE name = ?");
+      has.bind(1, column);
+      if (!has.executeStep()) db.exec(std::string("ALTER TABLE operations ADD COLUMN ") + column + " TEXT");
+    }
+    db.exec("CREATE INDEX IF NOT EXISTS operations_by_retry_of ON operations(retry_of) WHERE retry_of IS NOT NULL");
     return Status::success();
   } catch (const std::exception& e) {
     return Error{"cannot open store " + path + ": " + e.what()};
@@ -241,15 +252,15 @@ struct SqliteStoreWriter::Impl {
       : db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX),
         insert_op(db, std::string("INSERT INTO operations(") +
                           "id, name, service, state, code, message, resource, origin, owner, "
-                          "params, payload, attempt, created_at, updated_at) "
-                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+                          "params, payload, attempt, created_at, updated_at, retry_of) "
+                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
         insert_history(db,
                        "INSERT INTO history(op_seq, kind, state, code, message, at) "
                        "VALUES (?,?,?,?,?,?)"),
         select_op(db, std::string("SELECT ") + k_op_light_columns + " FROM operations WHERE id = ?"),
         update_state(db,
                      "UPDATE operations SET state = ?, code = ?, message = ?, attempt = "
-                     "max(attempt, ?), updated_at = ? WHERE seq = ?"),
+                     "max(attempt, ?), updated_at = ?, worker = COALESCE(?, worker) WHERE seq = ?"),
         // The service's version decides when both writes carry one (its
         // own commit order, issue 15); else the operations' acceptance order.
         upsert_resource(db,
@@ -444,6 +455,7 @@ std::variant<Change, IdempotentReplay> SqliteStoreWriter::insert_operation(Opera
   st.bind(12, op->attempt);
   st.bind(13, static_cast<int64_t>(op->created_at));
   st.bind(14, static_cast<int64_t>(op->updated_at));
+  bind_text_or_null(st, 15, op->retry_of);
   st.exec();
   op->seq = m->db.getLastInsertRowid();
   if (key) {
@@ -588,6 +600,7 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_event(const Event& e, int64_
   }
   op.attempt = std::max(op.attempt, e.attempt);
   op.updated_at = now;
+  if (!e.worker.empty()) op.worker = e.worker;
 
   auto& up = m->update_state;
   up.reset();
@@ -596,7 +609,8 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_event(const Event& e, int64_
   bind_text_or_null(up, 3, op.message);
   up.bind(4, op.attempt);
   up.bind(5, static_cast<int64_t>(now));
-  up.bind(6, static_cast<int64_t>(op.seq));
+  bind_text_or_null(up, 6, e.worker);
+  up.bind(7, static_cast<int64_t>(op.seq));
   up.exec();
 
   // The read model changes in the same transaction as the state, so a
@@ -713,12 +727,12 @@ struct SqliteStoreReader::Impl {
                 "JOIN operations o ON o.seq = h.op_seq WHERE o.id = ? ORDER BY h.seq"),
         changes_after(db, std::string("SELECT h.seq, h.kind, h.state, h.code, h.message, h.at, ") +
                               "o.seq, o.id, o.name, o.service, o.resource, o.origin, o.owner, "
-                              "o.attempt, o.created_at, o.cancel_requested FROM history h JOIN operations o ON "
-                              "o.seq = h.op_seq WHERE h.seq > ? ORDER BY h.seq LIMIT ?"),
+                              "o.attempt, o.created_at, o.cancel_requested, o.retry_of, o.worker FROM history h "
+                              "JOIN operations o ON o.seq = h.op_seq WHERE h.seq > ? ORDER BY h.seq LIMIT ?"),
         changes_after_op(db, std::string("SELECT h.seq, h.kind, h.state, h.code, h.message, h.at, ") +
                                  "o.seq, o.id, o.name, o.service, o.resource, o.origin, o.owner, "
-                                 "o.attempt, o.created_at, o.cancel_requested FROM operations o JOIN history h ON "
-                                 "h.op_seq = o.seq WHERE o.id = ? AND h.seq > ? ORDER BY h.seq LIMIT ?"),
+                                 "o.attempt, o.created_at, o.cancel_requested, o.retry_of, o.worker FROM operations o "
+                                 "JOIN history h ON h.op_seq = o.seq WHERE o.id = ? AND h.seq > ? ORDER BY h.seq LIMIT ?"),
         // The owner is the resource's own (resource_owners), never that of
         // the operation that last wrote it.
         get_resource(db,
@@ -734,12 +748,13 @@ struct SqliteStoreReader::Impl {
                              "AND r.collection = ? AND r.body IS NOT NULL AND w.owner = ? ORDER BY r.path LIMIT ?"),
         get_key(db,
                 "SELECT i.request_hash, o.id FROM idempotency i JOIN operations o ON o.seq = i.op_seq "
-                "WHERE i.owner = ? AND i.key = ?") {
+                "WHERE i.owner = ? AND i.key = ?"),
+        retries_of(db, "SELECT id FROM operations WHERE retry_of = ? ORDER BY seq") {
     db.setBusyTimeout(5000);
   }
   SQLite::Database db;
   SQLite::Statement get_op, history, changes_after, changes_after_op, get_resource, list_resources,
-      list_resources_owned, get_key;
+      list_resources_owned, get_key, retries_of;
 };
 
 SqliteStoreReader::SqliteStoreReader() = default;
@@ -771,6 +786,11 @@ std::vector<OperationRecord> SqliteStoreReader::list_operations(const OperationF
   if (f.state) sql += " AND state = ?";
   if (!f.name.empty()) sql += " AND name = ?";
   if (f.since_ms > 0) sql += " AND created_at >= ?";
+  if (f.until_ms > 0) sql += " AND created_at <= ?";
+  if (!f.code.empty()) sql += " AND code = ?";
+  bool under = !f.resource.empty() && f.resource.back() == '/';
+  if (!f.resource.empty() && under) sql += " AND substr(resource, 1, ?) = ?";
+  if (!f.resource.empty() && !under) sql += " AND resource = ?";
   if (f.before_seq > 0) sql += " AND seq < ?";
   if (f.owner) sql += " AND owner = ?";
   sql += " ORDER BY seq DESC LIMIT ?";
@@ -779,12 +799,30 @@ std::vector<OperationRecord> SqliteStoreReader::list_operations(const OperationF
   if (f.state) st.bind(i++, to_string(*f.state));
   if (!f.name.empty()) st.bind(i++, f.name);
   if (f.since_ms > 0) st.bind(i++, static_cast<int64_t>(f.since_ms));
+  if (f.until_ms > 0) st.bind(i++, static_cast<int64_t>(f.until_ms));
+  if (!f.code.empty()) st.bind(i++, f.code);
+  if (under) st.bind(i++, static_cast<int64_t>(f.resource.size()));
+  if (!f.resource.empty()) st.bind(i++, f.resource);
   if (f.before_seq > 0) st.bind(i++, static_cast<int64_t>(f.before_seq));
   if (f.owner) st.bind(i++, *f.owner);
   st.bind(i++, f.limit);
   std::vector<OperationRecord> out;
   while (st.executeStep()) out.push_back(read_operation(st));
   return out;
+}
+
+std::vector<std::string> SqliteStoreReader::retries_of(const std::string& op_id) {
+  auto& st = m->retries_of;
+  st.reset();
+  st.bind(1, op_id);
+  std::vector<std::string> out;
+  while (st.executeStep()) out.push_back(column_text(st, 0));
+  st.reset();
+  return out;
+}
+
+OperationStats SqliteStoreReader::stats(int64_t now, const std::optional<std::string>& owner, int window_s) {
+  return read_operation_stats(m->db, now, owner, window_s);
 }
 
 std::vector<HistoryEntry> SqliteStoreReader::history(const std::string& op_id) {
@@ -823,6 +861,8 @@ std::vector<Change> SqliteStoreReader::changes_after(int64_t after, int limit, c
     c.op.attempt = st.getColumn(13).getInt();
     c.op.created_at = st.getColumn(14).getInt64();
     c.op.cancel_requested = st.getColumn(15).getInt() != 0;
+    c.op.retry_of = column_text(st, 16);
+    c.op.worker = column_text(st, 17);
     // History keeps no attempt count; at acceptance it was 0 for certain.
     if (c.kind == "accepted") c.op.attempt = 0;
     out.push_back(std::move(c));

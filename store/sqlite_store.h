@@ -80,6 +80,8 @@ class SqliteStoreReader final : public StoreReader {
   std::optional<OperationRecord> get_operation(const std::string& id) override;
   std::vector<OperationRecord> list_operations(const OperationFilter& f) override;
   std::vector<HistoryEntry> history(const std::string& op_id) override;
+  std::vector<std::string> retries_of(const std::string& op_id) override;
+  OperationStats stats(int64_t now, const std::optional<std::string>& owner, int window_s = 10) override;
   std::vector<Change> changes_after(int64_t after, int limit, const std::string& op_id = "") override;
   std::optional<std::pair<std::string, std::string>> idempotency_key(const std::string& owner,
                                                                      const std::string& key) override;

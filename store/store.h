@@ -26,6 +26,7 @@
 #include "shared/envelope.h"
 #include "shared/result.h"
 #include "store/operation.h"
+#include "store/store_stats.h"
 
 namespace asyncops {
 
@@ -129,6 +130,11 @@ class StoreReader {
   // Newest first (seq descending).
   virtual std::vector<OperationRecord> list_operations(const OperationFilter& f) = 0;
   virtual std::vector<HistoryEntry> history(const std::string& op_id) = 0;
+  // The ids of the operations whose retry_of is op_id, oldest first.
+  virtual std::vector<std::string> retries_of(const std::string& op_id) = 0;
+  // Counts and recent rates (store/store_stats.h) at now, in one read
+  // transaction; only owner's operations when set.
+  virtual OperationStats stats(int64_t now, const std::optional<std::string>& owner, int window_s = 10) = 0;
   // History entries with seq > after, oldest first, each with the
   // operation as it was after that change; only op_id's when not empty.
   virtual std::vector<Change> changes_after(int64_t after, int limit, const std::string& op_id = "") = 0;

@@ -27,10 +27,16 @@ expect "--daemon" asyncops config --d
 expect "--wait" asyncops submit POST /users --w
 expect "/users" asyncops submit POST /
 expect "--all --since" asyncops list --
+expect "--until --code --owner --resource" asyncops list --
+expect "--owner --resource" asyncops cancel --
 expect "forget" asyncops fo
 expect "help" asyncops he
 expect "--older-than --yes" asyncops cancel --
 expect "--data-dir" asyncops --d
+expect "--man" asyncops help --m
+expect "retry" asyncops ret
+expect "--wait --idempotency-key" asyncops retry --
+expect "asyncopsd asyncops-worker" asyncops help --man asyncops
 [[ $(type -t _asyncops_recent_ids) == function ]] || { echo "FAIL: no id completion"; fail=1; }
 [[ $fail == 0 ]] && echo "bash completion ok"
 exit $fail

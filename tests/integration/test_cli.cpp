@@ -333,3 +333,122 @@ TEST_CASE("cancel by ids or by filters with a count, and forget", "[cli][bulk]")
   CHECK(refused.exit_code == 1);
   CHECK(refused.err.find("409") != std::string::npos);
 }
+
+TEST_CASE("submit --wait says when no live worker serves the operation's service", "[cli][workers]") {
+  System sys(0);
+  auto none = run_cli({"--url", sys.url(), "submit", "POST", "/users", "-d",
+                       R"({"email":"nw@example.com","name":"N"})", "--wait", "--timeout", "1"});
+  CHECK(none.exit_code == 5);
+  CHECK(count_lines(none.err) == 1);
+  CHECK(none.err.find("no live worker serves service 'users'") != std::string::npos);
+  CHECK(none.err.find("asyncops worker --service users") != std::string::npos);
+
+  // A live worker that does not get to it (stopped): the plain timeout.
+  sys.start_worker();
+  REQUIRE(eventually([&] { return sys.get("/workers").json["items"].size() == 1; }));
+  sys.workers().back().signal(SIGSTOP);
+  auto stalled = run_cli({"--url", sys.url(), "submit", "POST", "/users", "-d",
+                          R"({"email":"nw2@example.com","name":"N"})", "--wait", "--timeout", "1"});
+  sys.workers().back().signal(SIGCONT);
+  CHECK(stalled.exit_code == 5);
+  CHECK(stalled.err.find("no live worker") == std::string::npos);
+  CHECK(stalled.err.find("(still pending)") != std::string::npos);
+}
+
+TEST_CASE("retry runs a finished command again as a new operation; the request shows in get and export",
+          "[cli][retry]") {
+  System sys;
+  std::string alice = add_token(sys.data_dir(), "alice", "submitter");
+  std::string bob = add_token(sys.data_dir(), "bob", "submitter");
+  REQUIRE(eventually([&] { return sys.get("/operations").status == 401; }, std::chrono::seconds(5)));
+  std::map<std::string, std::string> as_alice = {{"ASYNCOPS_TOKEN", alice}};
+  auto first = run_cli({"--url", sys.url(), "-o", "json", "submit", "POST", "/users", "-d",
+                        R"({"email":"retry@example.com","name":"Re"})", "--wait", "--timeout", "20"},
+                       as_alice);
+  INFO(first.err << sys.logs());
+  REQUIRE(first.exit_code == 0);
+  std::string id = json::parse(first.out)["id"];
+
+  // The same email again is rejected: the retry runs the same command.
+  auto retry = run_cli({"--url", sys.url(), "-o", "json", "retry", id.substr(0, 13), "--wait", "--timeout", "20"},
+                       as_alice);
+  INFO(retry.err);
+  CHECK(retry.exit_code == 3);
+  auto again = json::parse(retry.out);
+  CHECK(again["retry_of"] == id);
+  CHECK(again["code"] == "email_in_use");
+  CHECK(again["owner"] == "alice");
+
+  auto got = run_cli({"--url", sys.url(), "-o", "json", "get", id}, as_alice);
+  REQUIRE(got.exit_code == 0);
+  auto original = json::parse(got.out);
+  CHECK(original["request"]["method"] == "POST");
+  CHECK(original["request"]["path"] == "/users");
+  CHECK(original["request"]["body"]["email"] == "retry@example.com");
+  CHECK(original["owner"] == "alice");
+  CHECK(original["service"] == "users");
+  CHECK(original["worker"].is_string());
+  CHECK(original["retries"] == json::array({again["id"]}));
+
+  // Another principal's operation cannot be retried: 404, as if unknown.
+  auto theirs = run_cli({"--url", sys.url(), "retry", id}, {{"ASYNCOPS_TOKEN", bob}});
+  CHECK(theirs.exit_code == 1);
+  CHECK(theirs.err.find("404") != std::string::npos);
+
+  // The export is a full backup: the request, its owner and the link.
+  auto exp = run_cli({"store", "--data-dir", sys.data_dir(), "export"});
+  REQUIRE(exp.exit_code == 0);
+  std::istringstream lines(exp.out);
+  std::map<std::string, json> by_id;
+  for (std::string line; std::getline(lines, line);) {
+    auto j = json::parse(line);
+    by_id[j["id"].get<std::string>()] = j;
+  }
+  REQUIRE(by_id.count(id) == 1);
+  CHECK(by_id[id]["request"]["body"]["name"] == "Re");
+  CHECK(by_id[id]["owner"] == "alice");
+  CHECK(by_id[again["id"].get<std::string>()]["retry_of"] == id);
+}
+
+TEST_CASE("list --owner is an admin's; --code and --resource filter list and cancel, kept in the more-hint",
+          "[cli][filters]") {
+  System sys(0);  // nothing runs: every operation stays pending
+  std::string alice = add_token(sys.data_dir(), "alice", "submitter");
+  std::string root = add_token(sys.data_dir(), "root", "admin");
+  REQUIRE(eventually([&] { return sys.get("/operations").status == 401; }, std::chrono::seconds(5)));
+  std::map<std::string, std::string> as_alice = {{"ASYNCOPS_TOKEN", alice}}, as_root = {{"ASYNCOPS_TOKEN", root}};
+  std::vector<json> ops;
+  for (int i = 0; i < 3; ++i) {
+    auto s = run_cli({"--url", sys.url(), "-o", "json", "submit", "POST", "/users", "-d",
+                      R"({"email":"fl)" + std::to_string(i) + R"(@example.com","name":"F"})"},
+                     as_alice);
+    REQUIRE(s.exit_code == 0);
+    ops.push_back(json::parse(s.out));
+  }
+  // --owner: alice may name herself only; an admin anyone.
+  auto other = run_cli({"--url", sys.url(), "list", "--owner", "root"}, as_alice);
+  CHECK(other.exit_code == 1);
+  CHECK(other.err.find("403") != std::string::npos);
+  CHECK(count_lines(run_cli({"--url", sys.url(), "-o", "jsonl", "list", "--owner", "alice"}, as_alice).out) == 3);
+  CHECK(count_lines(run_cli({"--url", sys.url(), "-o", "jsonl", "list", "--owner", "alice"}, as_root).out) == 3);
+  CHECK(count_lines(run_cli({"--url", sys.url(), "-o", "jsonl", "list", "--owner", "root"}, as_root).out) == 0);
+  // --resource with a page of 1: the hint repeats it.
+  auto page = run_cli({"--url", sys.url(), "-o", "jsonl", "list", "--resource", "/users/", "--until", "2999-01-01T00:00:00Z",
+                       "--limit", "1"},
+                      as_alice);
+  REQUIRE(page.exit_code == 0);
+  CHECK(page.err.find("--until 2999-01-01T00:00:00Z --resource /users/ --limit 1 --cursor") != std::string::npos);
+  auto code = run_cli({"--url", sys.url(), "-o", "jsonl", "list", "--code", "email_in_use"}, as_alice);
+  CHECK(code.exit_code == 0);
+  CHECK(code.out.empty());
+  CHECK(run_cli({"--url", sys.url(), "list", "--until", "later"}, as_alice).exit_code == 2);
+
+  // cancel --resource chooses the unfinished operations on that resource only.
+  std::string res = ops[1]["resource"];
+  auto cancel = run_cli({"--url", sys.url(), "-o", "json", "cancel", "--resource", res, "--yes"}, as_alice);
+  INFO(cancel.err);
+  REQUIRE(cancel.exit_code == 0);
+  auto left = run_cli({"--url", sys.url(), "-o", "jsonl", "list", "--state", "pending"}, as_alice);
+  CHECK(count_lines(left.out) == 2);
+  CHECK(left.out.find(ops[1]["id"].get<std::string>()) == std::string::npos);
+}

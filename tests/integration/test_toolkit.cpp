@@ -2,7 +2,11 @@
 // store commands, and configuration precedence (file < env < flag).
 #include <catch2/catch.hpp>
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
@@ -359,4 +363,164 @@ TEST_CASE("tokens: the first one warns that it locks out tokenless use, a 401 na
     INFO(used.err);
     CHECK(used.exit_code == 0);
   }
+}
+
+TEST_CASE("stats asks the daemon's GET /stats when one is known, else reads the file", "[toolkit][stats]") {
+  System sys(1);
+  auto ok = sys.create_user("st1@example.com", "S");
+  REQUIRE(sys.wait_terminal(ok["id"])["state"] == "completed");
+  const std::string dd = sys.data_dir();
+  TempDir runtime;  // no pointer of another `asyncops up` leaks in
+  std::map<std::string, std::string> env = {{"XDG_RUNTIME_DIR", runtime.path}};
+
+  auto direct = sys.get("/stats");
+  REQUIRE(direct.status == 200);
+  CHECK(direct.json["counts"]["completed"] == 1);
+  CHECK(direct.json["rates"]["window_s"] == 10);
+  CHECK(direct.json["rates"]["accepted"].get<double>() > 0);
+
+  // --url: over HTTP, saying where from.
+  auto http = run_cli({"--url", sys.url(), "stats", "-o", "json"}, env);
+  INFO(http.err);
+  REQUIRE(http.exit_code == 0);
+  auto h = json::parse(http.out);
+  CHECK(h["url"] == sys.url());
+  CHECK_FALSE(h.contains("store"));
+  CHECK(h["counts"]["completed"] == 1);
+  CHECK(h["by_command"]["create_user"]["total"] == 1);
+  // --data-dir alone finds the running daemon through its URL file.
+  auto found = run_cli({"stats", "--data-dir", dd, "-o", "json"}, env);
+  REQUIRE(found.exit_code == 0);
+  CHECK(json::parse(found.out)["url"] == sys.url());
+  auto table = run_cli({"--url", sys.url(), "stats"}, env);
+  CHECK(table.exit_code == 0);
+  CHECK(table.out.find("daemon") == 0);
+  CHECK(table.out.find("rates, last 10s") != std::string::npos);
+
+  sys.stop_daemon(SIGTERM);
+  // The daemon is gone: the file answers, with the same document.
+  auto file = run_cli({"stats", "--data-dir", dd, "-o", "json"}, env);
+  INFO(file.err);
+  REQUIRE(file.exit_code == 0);
+  auto f = json::parse(file.out);
+  CHECK(f["store"] == dd + "/asyncops.db");
+  CHECK(f["counts"] == h["counts"]);
+  CHECK(f["rates"].contains("completed"));
+  // A named daemon that does not answer is an error (exit 6), not the file.
+  auto gone = run_cli({"--url", sys.url(), "stats", "--data-dir", dd}, env);
+  CHECK(gone.exit_code == 6);
+  CHECK(count_lines(gone.err) == 1);
+}
+
+TEST_CASE("store history reads GET /operations/{id}/history when a daemon is known", "[toolkit][store]") {
+  System sys(1);
+  auto ok = sys.create_user("sh1@example.com", "S");
+  REQUIRE(sys.wait_terminal(ok["id"])["state"] == "completed");
+  const std::string id = ok["id"], dd = sys.data_dir();
+  TempDir runtime;
+  std::map<std::string, std::string> env = {{"XDG_RUNTIME_DIR", runtime.path}};
+
+  // Over HTTP, with an id prefix the daemon resolves, and no store file at
+  // hand (the data dir named is empty).
+  TempDir empty;
+  auto http = run_cli({"--url", sys.url(), "store", "--data-dir", empty.path, "history", id.substr(0, 13), "-o", "json"},
+                      env);
+  INFO(http.err);
+  REQUIRE(http.exit_code == 0);
+  auto h = json::parse(http.out);
+  CHECK(h["id"] == id);
+  REQUIRE(h["history"].size() >= 2);
+  CHECK(h["history"].front()["kind"] == "accepted");
+  CHECK(h["history"].back()["state"] == "completed");
+  auto unknown = run_cli({"--url", sys.url(), "store", "history", "0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f"}, env);
+  CHECK(unknown.exit_code == 1);
+  CHECK(unknown.err.find("404") != std::string::npos);
+
+  sys.stop_daemon(SIGTERM);
+  // Found through the data dir only: the daemon is gone, the file answers.
+  auto file = run_cli({"store", "--data-dir", dd, "history", id, "-o", "json"}, env);
+  INFO(file.err);
+  REQUIRE(file.exit_code == 0);
+  CHECK(json::parse(file.out)["history"] == h["history"]);
+  // Named with --url, it must answer.
+  auto gone = run_cli({"--url", sys.url(), "store", "--data-dir", dd, "history", id}, env);
+  CHECK(gone.exit_code == 6);
+}
+
+TEST_CASE("help --man shows the man pages from the build tree", "[toolkit][man]") {
+  if (::access("/usr/bin/man", X_OK) != 0) {
+    WARN("man is not installed (apt-get install man-db): skipped");
+    return;
+  }
+  std::map<std::string, std::string> env = {{"MANPAGER", "cat"}, {"PAGER", "cat"}, {"MANWIDTH", "80"}};
+  // man justifies its lines, so words may be apart by more than one space.
+  auto words = [](const std::string& text) {
+    std::string out;
+    for (char c : text) {
+      if (c == ' ' || c == '\n') {
+        if (!out.empty() && out.back() != ' ') out.push_back(' ');
+      } else {
+        out.push_back(c);
+      }
+    }
+    return out;
+  };
+  auto cli = run_cli({"help", "--man"}, env);
+  INFO(cli.err);
+  CHECK(cli.exit_code == 0);
+  CHECK(words(cli.out).find("submit commands to asyncopsd") != std::string::npos);
+  auto daemon = run_cli({"help", "--man", "asyncopsd"}, env);
+  CHECK(daemon.exit_code == 0);
+  CHECK(words(daemon.out).find("the asyncops daemon") != std::string::npos);
+  auto none = run_cli({"help", "--man", "nope"}, env);
+  CHECK(none.exit_code == 2);
+  CHECK(count_lines(none.err) == 1);
+}
+
+namespace {
+// What systemd sees of a Type=notify service: the datagrams on NOTIFY_SOCKET.
+struct NotifySocket {
+  int fd = -1;
+  std::string path;
+  explicit NotifySocket(const std::string& p) : path(p) {
+    fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("bind " + path);
+  }
+  ~NotifySocket() { ::close(fd); }
+  // The next datagram, or "" after timeout_ms.
+  std::string next(int timeout_ms) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, timeout_ms) != 1) return "";
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  }
+};
+}  // namespace
+
+TEST_CASE("under systemd (NOTIFY_SOCKET) asyncopsd sends READY=1 once it serves and STOPPING=1 at the stop",
+          "[toolkit][systemd]") {
+  TempDir dir;
+  NotifySocket notify(dir.path + "/notify");
+  Process d({ASYNCOPSD_BIN, "--data-dir", dir.path, "--listen", "127.0.0.1:0"}, dir.path + "/daemon.log",
+            {{"NOTIFY_SOCKET", notify.path}});
+  std::string ready = notify.next(30000);
+  INFO(slurp(dir.path + "/daemon.log"));
+  REQUIRE(ready.find("READY=1") != std::string::npos);
+  // Ready means serving: the URL it names answers at once.
+  auto at = ready.find("STATUS=serving ");
+  REQUIRE(at != std::string::npos);
+  std::string url = ready.substr(at + 15);
+  url = url.substr(0, url.find('\n'));
+  CHECK(url == slurp(dir.path + "/asyncopsd.url").substr(0, url.size()));
+  httplib::Client client(url);
+  auto health = client.Get("/readyz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  d.signal(SIGTERM);
+  CHECK(notify.next(30000).find("STOPPING=1") != std::string::npos);
+  CHECK(d.wait(std::chrono::seconds(20)) != -1);
 }

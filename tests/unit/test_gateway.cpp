@@ -199,3 +199,119 @@ TEST_CASE("Prefer parsing follows RFC 7240", "[gateway]") {
   CHECK(p["handling"] == "lenient");
   CHECK(parse_prefer("").empty());
 }
+
+TEST_CASE("GET /stats gives counts by state and rates over the last window", "[gateway][stats]") {
+  Api api;
+  for (int i = 0; i < 2; ++i) api.call("POST", "/users", R"({"email":"a@example.com","name":"A"})");
+  auto r = api.call("GET", "/stats", "", {});
+  REQUIRE(r.status == 200);
+  CHECK(r.content_type == "application/json");
+  auto s = body(r);
+  CHECK(s["total"] == 2);
+  for (const char* st : {"pending", "processing", "completed", "rejected", "failed", "canceled"}) {
+    CHECK(s["counts"].contains(st));
+  }
+  CHECK(s["counts"]["pending"] == 2);
+  CHECK(s["backlog"] == 2);
+  CHECK(s["by_command"]["create_user"]["total"] == 2);
+  CHECK(s["rates"]["window_s"] == 10);
+  CHECK(s["rates"]["accepted"].get<double>() == Approx(0.2));
+  for (const char* k : {"completed", "rejected", "failed"}) CHECK(s["rates"][k] == 0);
+  // Another window is computed, not cached; a bad one is a 400 problem.
+  auto w = body(api.call("GET", "/stats", "", {}, {{"window", "60"}}));
+  CHECK(w["rates"]["window_s"] == 60);
+  expect_problem(api.call("GET", "/stats", "", {}, {{"window", "0"}}), 400, "invalid_query");
+  expect_problem(api.call("POST", "/stats", "{}"), 405, "method_not_allowed");
+}
+
+TEST_CASE("retry submits a finished operation's request again, linked both ways", "[gateway][retry]") {
+  Api api;
+  auto first = body(api.call("POST", "/users", R"({"email":"r@example.com","name":"R"})"));
+  std::string id = first["id"];
+  expect_problem(api.call("POST", "/operations/" + id + "/retry"), 409, "operation_unfinished");
+  Event done;
+  done.request_id = id;
+  done.state = OpState::completed;
+  done.code = "success";
+  done.type = "user_created";
+  done.resource = first["resource"].get<std::string>();
+  done.worker = "users-host-1";
+  done.attempt = 1;
+  REQUIRE(api.gc.run([&](StoreWriter& w, std::vector<Change>& changes) {
+    Change c;
+    if (w.apply_event(done, now_ms(), &c) == StoreWriter::Applied::changed) changes.push_back(c);
+  }));
+
+  auto r = api.call("POST", "/operations/" + id + "/retry", "", {});
+  REQUIRE(r.status == 202);
+  auto again = body(r);
+  std::string retry_id = again["id"];
+  CHECK(retry_id != id);
+  CHECK(again["retry_of"] == id);
+  CHECK(again["name"] == "create_user");
+  CHECK(again["origin"] == "POST /users");
+  CHECK(again["state"] == "pending");
+  CHECK(again["resource"] != first["resource"]);  // a create makes a new resource again
+  CHECK(r.header("Location").find("/operations/" + retry_id) != std::string::npos);
+
+  // GET shows the original request, its worker and its retries; the retry
+  // shows what it retries.
+  auto original = body(api.call("GET", "/operations/" + id, "", {}));
+  CHECK(original["request"]["method"] == "POST");
+  CHECK(original["request"]["path"] == "/users");
+  CHECK(original["request"]["body"] == json({{"email", "r@example.com"}, {"name", "R"}}));
+  CHECK(original["worker"] == "users-host-1");
+  CHECK(original["service"] == "users");
+  CHECK(original["owner"] == "");
+  CHECK(original["retry_of"].is_null());
+  CHECK(original["retries"] == json::array({retry_id}));
+  auto second = body(api.call("GET", "/operations/" + retry_id, "", {}));
+  CHECK(second["retry_of"] == id);
+  CHECK(second["worker"].is_null());
+  CHECK(second["retries"].empty());
+  // Lists carry retry_of too.
+  auto page = body(api.call("GET", "/operations", "", {}, {{"limit", "1"}}));
+  CHECK(page["items"][0]["retry_of"] == id);
+
+  expect_problem(api.call("POST", "/operations/" + new_uuid_v7() + "/retry"), 404, "operation_not_found");
+  expect_problem(api.call("GET", "/operations/" + id + "/retry"), 405, "method_not_allowed");
+}
+
+TEST_CASE("operation lists filter by until, code, owner and resource", "[gateway][filters]") {
+  Api api;
+  std::vector<json> ops;
+  for (const char* email : {"f1@example.com", "f2@example.com", "f3@example.com"}) {
+    ops.push_back(body(api.call("POST", "/users", std::string(R"({"name":"F","email":")") + email + "\"}")));
+  }
+  Event rejected;
+  rejected.request_id = ops[1]["id"].get<std::string>();
+  rejected.state = OpState::rejected;
+  rejected.code = "email_in_use";
+  rejected.type = "create_user_rejected";
+  rejected.resource = ops[1]["resource"].get<std::string>();
+  REQUIRE(api.gc.run([&](StoreWriter& w, std::vector<Change>& changes) {
+    Change c;
+    if (w.apply_event(rejected, now_ms(), &c) == StoreWriter::Applied::changed) changes.push_back(c);
+  }));
+  auto list = [&](std::map<std::string, std::string> q) { return body(api.call("GET", "/operations", "", {}, q))["items"]; };
+  auto by_code = list({{"code", "email_in_use"}});
+  REQUIRE(by_code.size() == 1);
+  CHECK(by_code[0]["id"] == ops[1]["id"]);
+  auto by_resource = list({{"resource", ops[2]["resource"]}});
+  REQUIRE(by_resource.size() == 1);
+  CHECK(by_resource[0]["id"] == ops[2]["id"]);
+  CHECK(list({{"resource", "/users/"}}).size() == 3);
+  CHECK(list({{"resource", "/users"}}).empty());  // exact, not a prefix, without the slash
+  CHECK(list({{"until", "2000-01-01T00:00:00Z"}}).empty());
+  CHECK(list({{"until", "2999-01-01T00:00:00Z"}, {"since", "2000-01-01T00:00:00Z"}}).size() == 3);
+  CHECK(list({{"owner", "bob"}}).empty());  // the local operator may name any owner
+  CHECK(list({{"owner", ""}}).size() == 3);
+  // Filters and the cursor combine: the second page keeps the filter.
+  auto p1 = body(api.call("GET", "/operations", "", {}, {{"resource", "/users/"}, {"limit", "2"}}));
+  REQUIRE(p1["next"].is_string());
+  auto p2 = body(api.call("GET", "/operations", "", {}, {{"resource", "/users/"}, {"limit", "2"}, {"cursor", p1["next"]}}));
+  REQUIRE(p2["items"].size() == 1);
+  CHECK(p2["items"][0]["id"] == ops[0]["id"]);
+  expect_problem(api.call("GET", "/operations", "", {}, {{"until", "yesterday"}}), 400, "invalid_query");
+  expect_problem(api.call("GET", "/operations", "", {}, {{"resource", "users"}}), 400, "invalid_query");
+}

@@ -45,8 +45,24 @@ TEST_CASE("list: the next-page command keeps the filters, quoted for the shell",
   o.name = "it's";
   CHECK(next_page_command({}, o, "c").find("--name 'it'\\''s'") != std::string::npos);
   CHECK(shell_quote("") == "''");
-  CHECK(list_query(o, "2024-01-01T00:00:00Z", "c") ==
+  CHECK(list_query(o, "2024-01-01T00:00:00Z", "", "c") ==
         "?limit=1&state=rejected&name=it%27s&since=2024-01-01T00%3A00%3A00Z&cursor=c");
+}
+
+TEST_CASE("list: --until, --code, --owner and --resource go into the query and the next-page command", "[cli]") {
+  ListOptions o;
+  o.until = "10m";
+  o.code = "email_in_use";
+  o.owner = "alice";
+  o.resource = "/users/";
+  o.limit = 5;
+  CHECK(list_query(o, "", "2024-01-01T00:00:00Z", "") ==
+        "?limit=5&until=2024-01-01T00%3A00%3A00Z&code=email_in_use&owner=alice&resource=%2Fusers%2F");
+  CHECK(next_page_command({}, o, "c") ==
+        "asyncops list --until 10m --code email_in_use --owner alice --resource /users/ --limit 5 --cursor c");
+  std::string t, err;
+  CHECK_FALSE(resolve_time("--until", "soon", 0, &t, &err));
+  CHECK(err.rfind("--until soon: expected", 0) == 0);
 }
 
 TEST_CASE("list --since takes a duration back from now or an RFC 3339 time", "[cli]") {

@@ -510,3 +510,46 @@ TEST_CASE("a store made before resources.version gains the column at open", "[st
   SQLite::Database db(path, SQLite::OPEN_READONLY);
   CHECK(db.execAndGet("SELECT count(*) FROM pragma_table_info('resources') WHERE name = 'version'").getInt() == 1);
 }
+
+TEST_CASE("stats count by state and command and rate the last window of history", "[store][stats]") {
+  Fixture f;
+  auto a = f.insert(new_op("create_user"));
+  auto b = f.insert(new_op("create_user"));
+  auto other = new_op("delete_user");
+  other.owner = "alice";
+  other = f.insert(other);
+  f.apply(event_for(a, OpState::completed, "success"));
+  f.apply(event_for(b, OpState::rejected, "email_in_use"));
+  int64_t now = now_ms();
+  auto s = f.r->stats(now, std::nullopt);
+  CHECK(s.total == 3);
+  CHECK(s.counts["completed"] == 1);
+  CHECK(s.counts["rejected"] == 1);
+  CHECK(s.counts["pending"] == 1);
+  CHECK(s.counts["failed"] == 0);
+  CHECK(s.by_command["create_user"]["total"] == 2);
+  CHECK(s.by_command["delete_user"]["pending"] == 1);
+  CHECK(s.oldest_pending_id == other.id);
+  CHECK(s.created_last_1m == 3);
+  CHECK(s.window_counts["accepted"] == 3);
+  CHECK(s.window_counts["completed"] == 1);
+  CHECK(s.window_counts["rejected"] == 1);
+
+  auto j = stats_json(s);
+  CHECK(j["counts"]["pending"] == 1);
+  CHECK(j["by_state"] == j["counts"]);
+  CHECK(j["backlog"] == 1);
+  CHECK(j["rates"]["window_s"] == 10);
+  CHECK(j["rates"]["accepted"].get<double>() == Approx(0.3));
+  CHECK(j["oldest_pending"]["id"] == other.id);
+
+  // A minute later the window is empty; one owner sees only its own.
+  auto later = f.r->stats(now + 60001, std::nullopt);
+  CHECK(later.window_counts["accepted"] == 0);
+  CHECK(later.created_last_1m == 0);
+  CHECK(later.created_last_5m == 3);
+  auto mine = f.r->stats(now, std::string("alice"));
+  CHECK(mine.total == 1);
+  CHECK(mine.window_counts["accepted"] == 1);
+  CHECK(mine.window_counts["completed"] == 0);
+}
