@@ -12,7 +12,7 @@ namespace asyncops::sqlite_rows {
 // The operations columns, in the order read_operation() reads them.
 inline const char* k_op_columns =
     "seq, id, name, service, state, code, message, resource, origin, owner, params, payload, "
-    "attempt, created_at, updated_at, cancel_requested";
+    "attempt, created_at, updated_at, cancel_requested, retry_of, worker";
 
 inline std::string column_text(SQLite::Statement& st, int i) {
   auto c = st.getColumn(i);
@@ -40,6 +40,8 @@ inline OperationRecord read_operation(SQLite::Statement& st) {
   op.created_at = st.getColumn(13).getInt64();
   op.updated_at = st.getColumn(14).getInt64();
   op.cancel_requested = st.getColumn(15).getInt() != 0;
+  op.retry_of = column_text(st, 16);
+  op.worker = column_text(st, 17);
   return op;
 }
 
