@@ -44,6 +44,32 @@ int http_failure(const ApiResponse& r) {
   return r.reached ? exit_code::error : exit_code::unreachable;
 }
 
+// The answer to a command sent (submit, retry): print the operation, or,
+// with wait, follow it to its end (a state line on stderr when progress).
+int answer_accepted(const GlobalOptions& g, const ApiResponse& r, bool wait, double timeout_s, bool progress) {
+  if (!r.reached || (r.status != 202 && r.status != 200)) return http_failure(r);
+  if (!r.json.is_object() || !r.json.contains("id")) {
+    print_error("the daemon answered " + std::to_string(r.status) + " without an operation");
+    return exit_code::error;
+  }
+  Output out = g.out();
+  if (!wait) {
+    out.operation(r.json);
+    return exit_code::ok;
+  }
+  install_interrupt_handler(130);
+  nlohmann::json final_op = r.json;
+  int code = follow_operation(
+      g, r.json["id"].get<std::string>(), timeout_s,
+      [&](const nlohmann::json& op) {
+        if (progress) std::cerr << "\r" << op.value("id", "") << " " << out.state(op.value("state", "")) << "\x1b[K" << std::flush;
+      },
+      &final_op);
+  if (progress) std::cerr << "\r\x1b[K" << std::flush;
+  if (code != exit_code::unreachable && code != exit_code::error) out.operation(final_op);
+  return code;
+}
+
 }  // namespace
 
 int wait_for_operation(const GlobalOptions& g, const std::string& op_id, double timeout_s,
@@ -108,28 +134,7 @@ int cmd_submit(const GlobalOptions& g, const SubmitOptions& o) {
   if (!o.idempotency_key.empty()) headers["Idempotency-Key"] = o.idempotency_key;
   ApiClient client(g.url);
   ApiResponse r = client.send(method, o.path, body, headers);
-  if (!r.reached || (r.status != 202 && r.status != 200)) return http_failure(r);
-  if (!r.json.is_object() || !r.json.contains("id")) {
-    print_error("the daemon answered " + std::to_string(r.status) + " without an operation");
-    return exit_code::error;
-  }
-  Output out = g.out();
-  if (!o.wait) {
-    out.operation(r.json);
-    return exit_code::ok;
-  }
-  install_interrupt_handler(130);
-  nlohmann::json final_op = r.json;
-  bool progress = ::isatty(STDERR_FILENO) == 1;
-  int code = follow_operation(
-      g, r.json["id"].get<std::string>(), o.timeout_s,
-      [&](const nlohmann::json& op) {
-        if (progress) std::cerr << "\r" << op.value("id", "") << " " << out.state(op.value("state", "")) << "\x1b[K" << std::flush;
-      },
-      &final_op);
-  if (progress) std::cerr << "\r\x1b[K" << std::flush;
-  if (code != exit_code::unreachable && code != exit_code::error) out.operation(final_op);
-  return code;
+  return answer_accepted(g, r, o.wait, o.timeout_s, /*progress=*/::isatty(STDERR_FILENO) == 1);
 }
 
 int cmd_retry(const GlobalOptions& g, const RetryOptions& o) {
@@ -142,21 +147,7 @@ int cmd_retry(const GlobalOptions& g, const RetryOptions& o) {
   std::map<std::string, std::string> headers;
   if (!o.idempotency_key.empty()) headers["Idempotency-Key"] = o.idempotency_key;
   ApiResponse r = client.send("POST", "/operations/" + url_encode(op.id) + "/retry", "", headers);
-  if (!r.reached || (r.status != 202 && r.status != 200)) return http_failure(r);
-  if (!r.json.is_object() || !r.json.contains("id")) {
-    print_error("the daemon answered " + std::to_string(r.status) + " without an operation");
-    return exit_code::error;
-  }
-  Output out = g.out();
-  if (!o.wait) {
-    out.operation(r.json);
-    return exit_code::ok;
-  }
-  install_interrupt_handler(130);
-  nlohmann::json final_op = r.json;
-  int code = follow_operation(g, r.json["id"].get<std::string>(), o.timeout_s, [](const nlohmann::json&) {}, &final_op);
-  if (code != exit_code::unreachable && code != exit_code::error) out.operation(final_op);
-  return code;
+  return answer_accepted(g, r, o.wait, o.timeout_s, /*progress=*/false);
 }
 
 int cmd_get(const GlobalOptions& g, const std::string& op_ref) {
