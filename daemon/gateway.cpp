@@ -5,6 +5,7 @@
 #include <future>
 #include <mutex>
 
+#include "daemon/metrics.h"
 #include "shared/clock.h"
 #include "shared/ids.h"
 #include "shared/log.h"
@@ -67,6 +68,60 @@ ApiReply json_text_reply(int status, std::string body) {
 ApiReply bad_query(const std::string& detail) {
   return problem_reply({400, "", detail, "invalid_query", "", {}});
 }
+
+ApiReply store_unavailable(const std::string& detail) {
+  ApiReply r = problem_reply({503, "", detail, "store_unavailable", "", {}});
+  r.headers.push_back({"Retry-After", "1"});
+  return r;
+}
+
+// A reply that comes after the work it answers is done elsewhere (a
+// commit, a dispatcher decision), without a thread waiting for it: the
+// server asks for it with ApiReply::later, the work hands over its
+// builder with settle(); whichever comes second passes the builder on.
+class Deferred {
+ public:
+  Deferred() : m_meet(std::make_shared<Meeting>()) {}
+  // Call exactly once, from any thread, with the reply's builder.
+  std::function<void(Finish)> settle() const {
+    return [meet = m_meet](Finish f) { meet->set(std::move(f)); };
+  }
+  // The pending reply to return from the handler.
+  ApiReply reply(int status = 202) const {
+    ApiReply r;
+    r.status = status;
+    r.later = [meet = m_meet](std::function<void(Finish)> deliver) { meet->on(std::move(deliver)); };
+    return r;
+  }
+
+ private:
+  struct Meeting {
+    std::mutex mutex;
+    std::optional<Finish> finish;         // GUARDED_BY(mutex)
+    std::function<void(Finish)> deliver;  // GUARDED_BY(mutex)
+    void set(Finish f) {
+      std::unique_lock<std::mutex> lock(mutex);
+      if (!deliver) {
+        finish = std::move(f);
+        return;
+      }
+      auto d = std::move(deliver);
+      lock.unlock();
+      d(std::move(f));
+    }
+    void on(std::function<void(Finish)> d) {
+      std::unique_lock<std::mutex> lock(mutex);
+      if (!finish) {
+        deliver = std::move(d);
+        return;
+      }
+      Finish f = std::move(*finish);
+      lock.unlock();
+      d(std::move(f));
+    }
+  };
+  std::shared_ptr<Meeting> m_meet;
+};
 
 const char* k_bad_state = "state must be one of pending, processing, completed, rejected, failed, canceled";
 
@@ -165,9 +220,8 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
   m_router.add("GET", tmpl("/metrics"), [this](const ApiRequest&, const Params&) {
     ApiReply r;
     r.content_type = "text/plain; version=0.0.4";
-    r.body = "# HELP asyncops_sse_clients Open Server-Sent Events streams and waiting requests.\n"
-             "# TYPE asyncops_sse_clients gauge\n"
-             "asyncops_sse_clients " + std::to_string(m_hub.subscribers()) + "\n";
+    r.body = render_metric("asyncops_sse_clients", "gauge", "Open Server-Sent Events streams and waiting requests.",
+                           static_cast<double>(m_hub.subscribers()));
     if (m_services.metrics) r.body += m_services.metrics();
     return r;
   });
@@ -689,32 +743,7 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
   op.created_at = op.updated_at = now_ms();
 
   // The 202 is written from the commit's completion: no thread waits for it.
-  struct Rendezvous {
-    std::mutex mutex;
-    std::optional<Finish> finish;                // GUARDED_BY(mutex)
-    std::function<void(Finish)> deliver;         // GUARDED_BY(mutex)
-    void set(Finish f) {
-      std::unique_lock<std::mutex> lock(mutex);
-      if (!deliver) {
-        finish = std::move(f);
-        return;
-      }
-      auto d = std::move(deliver);
-      lock.unlock();
-      d(std::move(f));
-    }
-    void on(std::function<void(Finish)> d) {
-      std::unique_lock<std::mutex> lock(mutex);
-      if (!finish) {
-        deliver = std::move(d);
-        return;
-      }
-      Finish f = std::move(*finish);
-      lock.unlock();
-      d(std::move(f));
-    }
-  };
-  auto meet = std::make_shared<Rendezvous>();
+  Deferred deferred;
   ApiRequest answer_to;  // what the reply needs of the request
   answer_to.method = req.method;
   answer_to.path = req.path;
@@ -724,20 +753,13 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
   OwnershipCheck owners = ownership_check(m_routes, route, req, op.resource);
   bool queued = m_committer.accept_async(
       std::move(op), key, std::move(owners),
-      [this, meet, answer_to, key](Result<GroupCommitter::Accepted> committed) {
-        meet->set([this, answer_to, key, committed = std::move(committed)] {
+      [this, settle = deferred.settle(), answer_to, key](Result<GroupCommitter::Accepted> committed) {
+        settle([this, answer_to, key, committed = std::move(committed)] {
           return finish_accept(answer_to, key, committed);
         });
       });
-  if (!queued) {
-    ApiReply r = problem_reply({503, "", "the daemon is shutting down; try again", "store_unavailable", "", {}});
-    r.headers.push_back({"Retry-After", "1"});
-    return r;
-  }
-  ApiReply r;
-  r.status = 202;
-  r.later = [meet](std::function<void(Finish)> deliver) { meet->on(std::move(deliver)); };
-  return r;
+  if (!queued) return store_unavailable("the daemon is shutting down; try again");
+  return deferred.reply(202);
 }
 
 ApiReply Gateway::finish_accept(const ApiRequest& req, const IdempotencyKey& key,
@@ -811,51 +833,33 @@ ApiReply Gateway::cancel_operation(const ApiRequest& req, const Params& params) 
     return problem_reply({409, "", "operation " + id + " already ended " + to_string(op->state),
                           "operation_finished", "", {}});
   }
-  int64_t at = now_ms();
-  auto marked = m_committer.run([id, at](StoreWriter& w, std::vector<Change>& changes) {
-    Change c;
-    if (w.request_cancel(id, at, &c) == StoreWriter::Applied::changed) changes.push_back(std::move(c));
-  });
-  if (!marked) {
-    ApiReply r = problem_reply({503, "", "the store is unavailable", "store_unavailable", "", {}});
-    r.headers.push_back({"Retry-After", "1"});
-    return r;
+  // The dispatcher decides and the committer stores the decision; the
+  // answer is read from the store once it is (daemon/cancel.h).
+  Deferred deferred;
+  CancelDone stored = [this, settle = deferred.settle(), id](Result<bool> r) {
+    settle([this, id, r = std::move(r)] { return finish_cancel(id, r); });
+  };
+  if (m_services.cancel) {
+    m_services.cancel(id, std::move(stored));
+  } else {
+    m_committer.apply_cancel({CancelDecision::Kind::notify_workers, id, ""}, std::move(stored));
   }
-  bool taken_back = m_services.cancel && m_services.cancel(id);
-  if (taken_back) {
-    // It was never sent: it ends canceled here, and no worker will see it.
-    Event e;
-    e.request_id = id;
-    e.type = op->name + "_canceled";
-    e.state = OpState::canceled;
-    e.code = "canceled";
-    e.message = "canceled before it was dispatched";
-    e.worker = "asyncopsd";
-    e.attempt = 0;  // never sent
-    m_committer.run([e](StoreWriter& w, std::vector<Change>& changes) {
-      Change c;
-      if (w.apply_event(e, now_ms(), &c) == StoreWriter::Applied::changed) changes.push_back(std::move(c));
-    });
-  }
-  op = m_readers.acquire()->get_operation(id);
+  return deferred.reply(202);
+}
+
+ApiReply Gateway::finish_cancel(const std::string& id, const Result<bool>& stored) {
+  if (!stored) return store_unavailable("the store is unavailable");
+  auto op = m_readers.acquire()->get_operation(id);
   if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
   ApiReply r = json_text_reply(is_terminal(op->state) ? 200 : 202, operation_json_text(*op));
   if (r.status == 202) r.headers.push_back({"Retry-After", "1"});
   return r;
 }
 
-ApiReply Gateway::forget_operation(const ApiRequest& req, const Params& params) {
-  const std::string& id = params.at("id");
-  auto visible = visible_operation(req, id);
-  if (!visible) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
-  if (!may_write(req)) return forbidden_write(req);
-  StoreWriter::Applied result = StoreWriter::Applied::unknown_operation;
-  auto ran = m_committer.run([id, &result](StoreWriter& w, std::vector<Change>&) { result = w.forget(id); });
-  if (!ran) {
-    ApiReply r = problem_reply({503, "", "the store is unavailable", "store_unavailable", "", {}});
-    r.headers.push_back({"Retry-After", "1"});
-    return r;
-  }
+namespace {
+// The answer to DELETE /operations/{id} once the forget ran.
+ApiReply forgot(const std::string& id, const Result<bool>& ran, StoreWriter::Applied result) {
+  if (!ran) return store_unavailable("the store is unavailable");
   if (result == StoreWriter::Applied::unknown_operation) {
     return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
   }
@@ -867,6 +871,22 @@ ApiReply Gateway::forget_operation(const ApiRequest& req, const Params& params) 
   r.status = 204;
   r.content_type = "";
   return r;
+}
+}  // namespace
+
+ApiReply Gateway::forget_operation(const ApiRequest& req, const Params& params) {
+  const std::string& id = params.at("id");
+  auto visible = visible_operation(req, id);
+  if (!visible) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+  if (!may_write(req)) return forbidden_write(req);
+  // Answered from the commit's completion, like an accept.
+  Deferred deferred;
+  auto result = std::make_shared<StoreWriter::Applied>(StoreWriter::Applied::unknown_operation);
+  m_committer.run_async([id, result](StoreWriter& w, std::vector<Change>&) { *result = w.forget(id); },
+                        [settle = deferred.settle(), id, result](Result<bool> ran) {
+                          settle([id, result, ran = std::move(ran)] { return forgot(id, ran, *result); });
+                        });
+  return deferred.reply(204);
 }
 
 ApiReply Gateway::get_operation(const ApiRequest& req, const Params& params) {

@@ -663,7 +663,8 @@ bool may_supersede(const OperationRecord& op, const Event& e) {
   return !(e.state == OpState::failed && e.code == "worker_timeout");
 }
 
-StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Change* change) {
+StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Change* change,
+                                              const EventSender& sender) {
   auto found = m->find(e.request_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
@@ -677,8 +678,8 @@ StoreWriter::Applied StoreWriter::apply_event(const Event& e, int64_t now, Chang
     superseding = true;
   }
   // A worker authenticated by CURVE may only report on its own services.
-  if (!e.allowed_services.empty() &&
-      std::find(e.allowed_services.begin(), e.allowed_services.end(), op.service) == e.allowed_services.end()) {
+  if (!sender.services.empty() &&
+      std::find(sender.services.begin(), sender.services.end(), op.service) == sender.services.end()) {
     return Applied::rejected;
   }
   // An event may only touch its own operation's resource: the resource the

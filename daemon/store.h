@@ -121,6 +121,14 @@ struct Resource {
 // state never contradicts what the service recorded).
 bool may_supersede(const OperationRecord& op, const Event& e);
 
+// What the daemon knows of the sender of a worker's event: not on the
+// wire, set by the tracker from the connection.
+struct EventSender {
+  // With CURVE: the services the sender's key may serve (its allow-list
+  // entry); the event may only touch operations of these. Empty: any.
+  std::vector<std::string> services;
+};
+
 // Who may command a resource (issue 15). A resource is owned by the
 // principal whose command claimed it, in the transaction that stored that
 // command; a later write never moves it. The group committer checks this
@@ -193,7 +201,8 @@ class StoreWriter {
   // has none, the one from the operation accepted last. A completed delete
   // whose tombstone is written frees its path's owner; an operation that
   // ends rejected or canceled frees the resource it claimed (it was not made).
-  Applied apply_event(const Event& e, int64_t now, Change* change);
+  // An event whose sender may not serve the operation's service is rejected.
+  Applied apply_event(const Event& e, int64_t now, Change* change, const EventSender& sender = {});
 
   // Inside a transaction. Records that the command went to a worker (kind
   // "dispatched", or "redelivered" for attempt > 1) if the operation is

@@ -46,8 +46,6 @@ class Tracker {
   uint64_t heartbeats() const { return m_heartbeats.load(); }
   // Messages refused by decoding, by kind (event, heartbeat) and reason.
   uint64_t refused(const char* kind, Refusal why) const;
-  // asyncops_messages_refused_total{kind,reason} in Prometheus text format.
-  std::string render_refused() const;
 
  private:
   void run();
