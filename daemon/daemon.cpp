@@ -14,20 +14,8 @@
 #include <CLI/CLI.hpp>
 #include <zmq.hpp>
 
-#include "daemon/auth.h"
-#include "daemon/change_hub.h"
-#include "daemon/limits.h"
-#include "daemon/dispatcher.h"
-#include "daemon/gateway.h"
-#include "daemon/group_commit.h"
-#include "daemon/http_api.h"
-#include "daemon/routes.h"
-#include "daemon/store_health.h"
-#include "daemon/metrics.h"
+#include "daemon/daemon_events.h"
 #include "daemon/service_manager.h"
-#include "daemon/retention.h"
-#include "daemon/tracker.h"
-#include "daemon/worker_registry.h"
 #include "shared/clock.h"
 #include "shared/config.h"
 #include "shared/curve.h"
@@ -63,6 +51,45 @@ bool write_file_atomically(const std::string& path, const std::string& content) 
     if (!out) return false;
   }
   return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+std::vector<std::string> command_names(const RouteTable& routes) {
+  std::vector<std::string> commands;
+  for (const Route& r : routes.routes()) commands.push_back(r.command);
+  return commands;
+}
+
+GatewayOptions gateway_options(const DaemonConfig& cfg) {
+  GatewayOptions o;
+  o.max_body_bytes = cfg.max_body_bytes;
+  o.max_wait_seconds = cfg.max_wait_seconds;
+  o.stream.heartbeat = std::chrono::milliseconds(cfg.sse_heartbeat_ms);
+  o.cors_origins = cfg.cors_origins;
+  o.max_backlog = cfg.max_backlog;
+  o.max_header_bytes = cfg.access.max_header_bytes;
+  o.max_url_bytes = cfg.access.max_url_bytes;
+  o.max_fields = cfg.access.max_fields;
+  o.max_string_bytes = cfg.access.max_string_bytes;
+  return o;
+}
+
+HttpOptions http_options(const DaemonConfig& cfg, const std::string& host, int port) {
+  HttpOptions o;
+  o.host = host;
+  o.port = port;
+  o.limits.max_body_bytes = cfg.max_body_bytes;
+  o.limits.max_header_bytes = cfg.access.max_header_bytes;
+  o.limits.max_url_bytes = cfg.access.max_url_bytes;
+  o.io_threads = cfg.io_threads;
+  o.max_connections = cfg.max_connections;
+  o.header_timeout = cfg.header_timeout;
+  o.body_timeout = cfg.body_timeout;
+  o.idle_timeout = cfg.idle_timeout;
+  o.ws_max_queue = cfg.ws_max_queue;
+  o.ws_ping_interval = cfg.ws_ping_interval;
+  o.tls_cert = cfg.access.tls_cert;
+  o.tls_key = cfg.access.tls_key;
+  return o;
 }
 
 }  // namespace
@@ -102,6 +129,149 @@ Result<std::map<std::string, std::string>> resolve_dispatch(const std::vector<st
   return out;
 }
 
+Daemon::Daemon(const DaemonConfig& config, DaemonInputs in)
+    : m_tokens(std::move(in.tokens)),
+      m_limiter(in.rate),
+      m_metrics(command_names(in.routes)),
+      m_zap(in.curve_secret.empty() ? nullptr : std::make_unique<ZapHandler>(m_zmq, in.curve_allowed)),
+      m_dispatcher(m_zmq, in.endpoints,
+                   config.control_endpoint.empty() ? default_control_endpoint(config.data_dir)
+                                                   : config.control_endpoint,
+                   config.dispatch_options),
+      m_committer(std::move(in.writer),
+                  {[this](const std::vector<Change>& changes) {
+                     // Metrics first: a client woken by the hub may read
+                     // /metrics at once and must see its operation counted.
+                     for (const Change& c : changes) {
+                       if (is_terminal(c.op.state) && c.kind != "superseded") {  // counted once
+                         m_metrics.finished(c.op.name, to_string(c.op.state),
+                                            static_cast<double>(c.op.updated_at - c.op.created_at));
+                       }
+                     }
+                     m_hub.publish(changes);
+                     m_dispatcher.observe(changes);
+                   },
+                   [this](std::vector<Command> accepted) { m_dispatcher.enqueue(std::move(accepted)); },
+                   [this](const std::exception* failure) { m_health.after_commit(failure); }}),
+      m_registry(config.worker_timeout),
+      m_tracker(m_zmq, config.events_endpoint.empty() ? default_events_endpoint(config.data_dir) : config.events_endpoint,
+                m_committer,
+                [this](const Heartbeat& hb) {
+                  m_registry.update(hb);
+                  m_dispatcher.heartbeat(hb);
+                }),
+      m_pruner(m_committer, config.retention, 500, config.prune_interval),
+      m_readers(in.store_path),
+      m_checkpointer(in.store_path, std::chrono::seconds(1), [this] { m_committer.want_wal_restart(); }),
+      m_gateway(std::move(in.routes), m_committer, m_readers, m_hub, gateway_options(config), gateway_services()),
+      m_http(m_gateway, http_options(config, in.host, in.port)) {
+  // From here on, corruption met by any connection makes the daemon not
+  // ready (and is logged once, loudly); so do failing commits.
+  report_sqlite_errors_to(&m_health);
+  m_hub.set_floor(in.latest_seq);
+  // The dispatcher reports what it did to the store.
+  Dispatcher::Hooks reports;
+  reports.on_sent = [this](std::vector<std::pair<std::string, int>> sent) {
+    m_committer.submit_dispatched(std::move(sent));
+  };
+  reports.on_gave_up = [this](const std::string& id, int attempts) {
+    m_committer.submit_event(worker_timeout(id, attempts, GaveUp::leases_ran_out));
+  };
+  reports.on_cancel = [this](CancelDecision decision, CancelDone done) {
+    m_committer.apply_cancel(std::move(decision), std::move(done));
+  };
+  m_dispatcher.set_hooks(std::move(reports));
+  m_tracker.set_key_services(in.curve_allowed);
+  if (!in.curve_secret.empty()) {
+    auto setup = [secret = in.curve_secret](zmq::socket_t& s) { make_curve_server(s, secret); };
+    m_dispatcher.socket_setup = setup;
+    m_tracker.socket_setup = setup;
+  }
+}
+
+Daemon::~Daemon() {
+  stop();
+  report_sqlite_errors_to(nullptr);
+}
+
+GatewayServices Daemon::gateway_services() {
+  GatewayServices s;
+  s.cancel = [this](const std::string& id, CancelDone done) { m_dispatcher.cancel(id, std::move(done)); };
+  s.workers = [this] { return m_registry.live(); };
+  s.not_ready = [this]() -> std::string {
+    return m_ready.load() ? store_not_ready(m_health, m_committer) : "starting or stopping";
+  };
+  s.accepted = [this](const std::string& command, double ms) { m_metrics.accepted(command, ms); };
+  s.authenticate = [this](const std::string& authorization) { return m_tokens->check(authorization); };
+  if (m_limiter.enabled()) s.rate_limit = [this](const std::string& p) { return m_limiter.take(p); };
+  s.metrics = [this] { return render(counters()) + m_metrics.render(); };
+  return s;
+}
+
+DaemonCounters Daemon::counters() {
+  const auto& c = m_committer.counters();
+  DaemonCounters d;
+  d.accepted = c.accepted.load();
+  d.backlog = c.unfinished.load();
+  d.dispatch_waiting = m_dispatcher.waiting();
+  d.in_flight = m_dispatcher.in_flight();
+  d.commands_sent = m_dispatcher.sent();
+  d.redeliveries = m_dispatcher.redelivered();
+  d.events_applied = c.events_applied.load();
+  d.events_unknown = c.events_unknown.load();
+  d.events_rejected = c.events_rejected.load();
+  d.events_ignored = c.events_ignored.load();
+  d.bad_frames = m_tracker.bad_frames();
+  d.commits = c.commits.load();
+  d.commit_failures = c.commit_failures.load();
+  d.workers_live = m_registry.live_count();
+  d.workers_evicted = m_registry.evicted();
+  for (int r = 0; r < k_refusal_count; ++r) {
+    d.refused[0][r] = m_tracker.refused(k_kind_event, static_cast<Refusal>(r));
+    d.refused[1][r] = m_tracker.refused(k_kind_heartbeat, static_cast<Refusal>(r));
+  }
+  if (m_zap) d.curve_rejected = m_zap->rejected();
+  d.pruned = m_pruner.pruned();
+  return d;
+}
+
+Result<int> Daemon::start(RecoveredWork recovered) {
+  // CURVE (issue 7): the ZAP handler must be bound before any CURVE socket.
+  if (m_zap) {
+    if (auto r = m_zap->start(); !r) return Error{r.error()};
+  }
+  if (auto r = m_dispatcher.bind(); !r) return Error{r.error()};
+  if (auto r = m_tracker.bind(); !r) return Error{r.error()};
+  auto bound = m_http.bind();
+  if (!bound) return Error{bound.error()};
+
+  m_committer.start();
+  m_dispatcher.start();
+  m_tracker.start();
+  m_pruner.start();
+  m_checkpointer.start();
+  if (!recovered.commands.empty()) {
+    log_info("redispatching unfinished operations", {{"count", std::to_string(recovered.commands.size())}});
+    m_dispatcher.enqueue(std::move(recovered.commands));
+  }
+  for (const auto& [id, attempts] : recovered.exhausted) {
+    m_committer.submit_event(worker_timeout(id, attempts, GaveUp::before_restart));
+  }
+  m_http.start();
+  return bound.value();
+}
+
+void Daemon::stop() {
+  m_ready = false;
+  m_hub.shutdown();  // wakes waiting requests so the server can stop
+  m_http.stop();
+  m_pruner.stop();
+  m_tracker.stop();
+  m_dispatcher.stop();
+  m_committer.stop();  // applies what the tracker and dispatcher handed over
+  m_checkpointer.stop();
+}
+
 int run_daemon(const DaemonConfig& cfg) {
   // Every HTTP connection (each open SSE stream) is a descriptor, and libzmq
   // aborts the process when it cannot get one: take all the system allows.
@@ -129,33 +299,33 @@ int run_daemon(const DaemonConfig& cfg) {
     log_error(routes.error());
     return 1;
   }
-  auto endpoints = resolve_dispatch(cfg.dispatch, routes->services(), cfg.data_dir);
+  DaemonInputs in(std::move(routes.value()));
+  auto endpoints = resolve_dispatch(cfg.dispatch, in.routes.services(), cfg.data_dir);
   if (!endpoints) {
     log_error(endpoints.error());
     return 1;
   }
-  std::string host;
-  int port = 0;
-  if (!split_host_port(cfg.listen, &host, &port)) {
+  in.endpoints = std::move(endpoints.value());
+  if (!split_host_port(cfg.listen, &in.host, &in.port)) {
     log_error("--listen " + cfg.listen + ": expected HOST:PORT");
     return 1;
   }
 
   // Access (issue 7): without tokens, loopback only; a public bind needs tokens.
-  TokenStore tokens(cfg.access.tokens_file.empty() ? cfg.data_dir + "/tokens" : cfg.access.tokens_file);
-  if (!tokens.configured() && !is_loopback_host(host)) {
+  in.tokens = std::make_unique<TokenStore>(cfg.access.tokens_file.empty() ? cfg.data_dir + "/tokens"
+                                                                           : cfg.access.tokens_file);
+  if (!in.tokens->configured() && !is_loopback_host(in.host)) {
     log_error("refusing --listen " + cfg.listen + ": no API tokens are configured (add one with `asyncops token add`, "
               "or listen on 127.0.0.1)");
     return 1;
   }
-  double rate = 0;
-  if (!cfg.access.rate_limit.empty() && !parse_rate(cfg.access.rate_limit, &rate)) {
+  if (!cfg.access.rate_limit.empty() && !parse_rate(cfg.access.rate_limit, &in.rate)) {
     log_error("--rate-limit " + cfg.access.rate_limit + ": expected N/s");
     return 1;
   }
-  RateLimiter limiter(rate);
 
-  std::string store_path = cfg.data_dir + "/asyncops.db";
+  in.store_path = cfg.data_dir + "/asyncops.db";
+  const std::string& store_path = in.store_path;
   // After an unclean stop, the store is checked before it is served: a
   // damaged file would otherwise be served as healthy until a read or
   // write happens to touch a damaged page.
@@ -187,26 +357,25 @@ int run_daemon(const DaemonConfig& cfg) {
   auto writer = SqliteStoreWriter::open(store_path, cfg.sync);
   // A file damaged where the schema lives fails to open at all.
   if (!writer) return startup_error(writer.error());
+  in.writer = std::move(writer.value());
   // Everything accepted but not finished before the last stop is sent again;
   // workers deduplicate by request id.
   // One that may have reached a worker before the stop counts as a
   // redelivery (attempt+1); one out of attempts fails at once.
-  int64_t latest_seq = 0;
-  std::vector<Command> recovered;
-  std::vector<std::pair<std::string, int>> exhausted;
+  RecoveredWork recovered;
   try {
-    latest_seq = writer.value()->latest_history_seq();
+    in.latest_seq = in.writer->latest_history_seq();
     for (int64_t after = 0;;) {
-      auto batch = writer.value()->unfinished(10000, after);
+      auto batch = in.writer->unfinished(10000, after);
       if (batch.empty()) break;
       for (const auto& op : batch) {
         Command c = command_for(op);
         c.cancel = op.cancel_requested;
         if (op.attempt >= 1) c.attempt = op.attempt + 1;
         if (c.attempt > cfg.dispatch_options.max_attempts) {
-          exhausted.emplace_back(op.id, op.attempt);
+          recovered.exhausted.emplace_back(op.id, op.attempt);
         } else {
-          recovered.push_back(std::move(c));
+          recovered.commands.push_back(std::move(c));
         }
       }
       after = batch.back().seq;
@@ -215,15 +384,9 @@ int run_daemon(const DaemonConfig& cfg) {
     // Damage the check did not run for (the last stop was clean) or missed.
     return startup_error(std::string("cannot read store ") + store_path + ": " + e.what());
   }
-  // From here on, corruption met by any connection makes the daemon not
-  // ready (and is logged once, loudly); so do failing commits.
-  StoreHealth health;
-  report_sqlite_errors_to(&health);
-  struct StopReporting {
-    ~StopReporting() { report_sqlite_errors_to(nullptr); }
-  } stop_reporting;
 
-  // Signals are taken by sigwait() in this thread alone.
+  // Signals are taken by sigwait() in this thread alone: blocked before
+  // any thread starts, so that every thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -231,11 +394,7 @@ int run_daemon(const DaemonConfig& cfg) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  zmq::context_t ctx(1);
-  // CURVE (issue 7): the ZAP handler must be bound before any CURVE socket.
-  std::string curve_secret;
-  std::unique_ptr<ZapHandler> zap;
-  AllowedKeys key_services;
+  // CURVE (issue 7): workers authenticate with an allow-listed key.
   if (!cfg.access.curve_secret_key_file.empty()) {
     auto secret = read_curve_key(cfg.access.curve_secret_key_file, "secret");
     auto allowed = cfg.access.curve_allowed_keys.empty() ? Result<AllowedKeys>(AllowedKeys{})
@@ -248,196 +407,47 @@ int run_daemon(const DaemonConfig& cfg) {
       log_error(!secret ? secret.error() : allowed.error());
       return 1;
     }
-    curve_secret = secret.value();
-    key_services = allowed.value();
-    zap = std::make_unique<ZapHandler>(ctx, allowed.value());
-    if (auto r = zap->start(); !r) {
-      log_error(r.error());
-      return 1;
-    }
+    in.curve_secret = secret.value();
+    in.curve_allowed = allowed.value();
+  }
+  std::string host = in.host;
+  std::map<std::string, std::string> endpoints_used = in.endpoints;
+  std::string curve_public = in.curve_secret.empty() ? "" : curve_public_of(in.curve_secret).value();
+  size_t curve_keys = in.curve_allowed.size();
+
+  Daemon daemon(cfg, std::move(in));
+  if (!curve_public.empty()) {
     log_info("workers must authenticate with CURVE",
-             {{"public_key", curve_public_of(curve_secret).value()},
-              {"allowed_keys", std::to_string(allowed.value().size())}});
+             {{"public_key", curve_public}, {"allowed_keys", std::to_string(curve_keys)}});
   }
-  ChangeHub hub;
-  hub.set_floor(latest_seq);
-  Tracker* tracker_ptr = nullptr;
-  GroupCommitter* committer_ptr = nullptr;  // set below, before any thread starts
-  auto fail_exhausted = [&committer_ptr](const std::string& id, int attempts, bool at_restart) {
-    Event e;
-    e.request_id = id;
-    e.state = OpState::failed;
-    e.type = "worker_timeout";
-    e.code = "worker_timeout";
-    e.message = at_restart ? "no worker finished it: all " + std::to_string(attempts) +
-                                 " attempts were used before the daemon restarted"
-                           : "no worker finished it: " + std::to_string(attempts) +
-                                 " attempts each ran out of their lease without progress";
-    e.worker = "asyncopsd";
-    e.attempt = attempts;
-    committer_ptr->submit_event(std::move(e));
-  };
-  std::string control = cfg.control_endpoint.empty() ? default_control_endpoint(cfg.data_dir) : cfg.control_endpoint;
-  Dispatcher dispatcher(ctx, endpoints.value(), control, cfg.dispatch_options,
-                        {[&committer_ptr](std::vector<std::pair<std::string, int>> sent) {
-                           committer_ptr->submit_dispatched(std::move(sent));
-                         },
-                         [&fail_exhausted](const std::string& id, int attempts) { fail_exhausted(id, attempts, false); }});
-  std::vector<std::string> commands;
-  for (const Route& r : routes->routes()) commands.push_back(r.command);
-  Metrics metrics(commands);
-  std::atomic<bool> ready{false};
-  SqliteStoreWriter* writer_raw = writer.value().get();  // for the Checkpointer's WAL restarts; the committer owns it
-  GroupCommitter committer(std::move(writer.value()),
-                           {[&hub, &dispatcher, &metrics](const std::vector<Change>& c) {
-                              // Metrics first: a client woken by the hub may read
-                              // /metrics at once and must see its operation counted.
-                              for (const Change& ch : c) {
-                                if (is_terminal(ch.op.state) && ch.kind != "superseded") {  // counted once
-                                  metrics.finished(ch.op.name, to_string(ch.op.state),
-                                                   static_cast<double>(ch.op.updated_at - ch.op.created_at));
-                                }
-                              }
-                              hub.publish(c);
-                              dispatcher.observe(c);
-                            },
-                            [&dispatcher](std::vector<Command> c) { dispatcher.enqueue(std::move(c)); },
-                            [&health](const std::exception* failure) { health.after_commit(failure); }});
-  committer_ptr = &committer;
-  WorkerRegistry registry(cfg.worker_timeout);
-  Pruner pruner(committer, cfg.retention, 500, cfg.prune_interval);
-  std::string events = cfg.events_endpoint.empty() ? default_events_endpoint(cfg.data_dir)
-                                                   : cfg.events_endpoint;
-  Tracker tracker(ctx, events, committer, [&registry, &dispatcher](const Heartbeat& hb) {
-    registry.update(hb);
-    dispatcher.heartbeat(hb);
-  });
-  tracker.set_key_services(key_services);
-  if (!curve_secret.empty()) {
-    auto setup = [curve_secret](zmq::socket_t& s) { make_curve_server(s, curve_secret); };
-    dispatcher.socket_setup = setup;
-    tracker.socket_setup = setup;
-  }
-  if (auto r = dispatcher.bind(); !r) {
-    log_error(r.error());
-    return 1;
-  }
-  tracker_ptr = &tracker;
-  if (auto r = tracker.bind(); !r) {
-    log_error(r.error());
-    return 1;
-  }
-  ReaderPool readers(store_path);
-  Checkpointer checkpointer(store_path, std::chrono::seconds(1), [writer_raw] { writer_raw->want_wal_restart(); });
-  GatewayOptions gopts;
-  gopts.max_body_bytes = cfg.max_body_bytes;
-  gopts.max_wait_seconds = cfg.max_wait_seconds;
-  gopts.stream.heartbeat = std::chrono::milliseconds(cfg.sse_heartbeat_ms);
-  gopts.cors_origins = cfg.cors_origins;
-  gopts.max_backlog = cfg.max_backlog;
-  gopts.max_header_bytes = cfg.access.max_header_bytes;
-  gopts.max_url_bytes = cfg.access.max_url_bytes;
-  gopts.max_fields = cfg.access.max_fields;
-  gopts.max_string_bytes = cfg.access.max_string_bytes;
-  GatewayServices services;
-  services.cancel = [&dispatcher](const std::string& id) {
-    return dispatcher.cancel(id) == Dispatcher::CancelOutcome::removed;
-  };
-  services.workers = [&registry] { return registry.live(); };
-  services.not_ready = [&ready, &health, &committer]() -> std::string {
-    return ready.load() ? store_not_ready(health, committer) : "starting or stopping";
-  };
-  services.accepted = [&metrics](const std::string& command, double ms) { metrics.accepted(command, ms); };
-  services.authenticate = [&tokens](const std::string& authorization) { return tokens.check(authorization); };
-  if (limiter.enabled()) services.rate_limit = [&limiter](const std::string& p) { return limiter.take(p); };
-  services.metrics = [&] {
-    const auto& c = committer.counters();
-    std::string m;
-    auto metric = [&m](const char* name, const char* type, const char* help, double v) {
-      m += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
-           std::to_string(static_cast<int64_t>(v)) + "\n";
-    };
-    metric("asyncops_operations_accepted_total", "counter", "Operations accepted (202).", c.accepted.load());
-    metric("asyncops_backlog", "gauge", "Operations not yet terminal.", c.unfinished.load());
-    metric("asyncops_dispatch_waiting", "gauge", "Commands waiting for a worker or a redelivery.", dispatcher.waiting());
-    metric("asyncops_in_flight", "gauge", "Commands with a worker, under lease.", dispatcher.in_flight());
-    metric("asyncops_commands_sent_total", "counter", "Commands handed to workers.", dispatcher.sent());
-    metric("asyncops_redeliveries_total", "counter", "Commands sent again after a lease ran out.", dispatcher.redelivered());
-    metric("asyncops_events_applied_total", "counter", "Worker events that changed an operation.", c.events_applied.load());
-    metric("asyncops_events_unknown_total", "counter", "Worker events for no known operation.", c.events_unknown.load());
-    metric("asyncops_events_rejected_total", "counter", "Worker events refused: not allowed for their operation.", c.events_rejected.load());
-    metric("asyncops_events_ignored_total", "counter", "Worker events that changed nothing (late or duplicate).", c.events_ignored.load());
-    metric("asyncops_bad_frames_total", "counter", "Undecodable messages on the events socket.", tracker_ptr ? tracker_ptr->bad_frames() : 0);
-    metric("asyncops_store_commits_total", "counter", "Store transactions (group commits).", c.commits.load());
-    metric("asyncops_store_commit_failures_total", "counter", "Store transactions that failed.", c.commit_failures.load());
-    metric("asyncops_workers_live", "gauge", "Workers with a recent heartbeat.", registry.live_count());
-    metric("asyncops_workers_evicted_total", "counter", "Workers forgotten to keep the registry bounded.", registry.evicted());
-    if (tracker_ptr) m += tracker_ptr->render_refused();
-    if (zap) metric("asyncops_curve_rejected_total", "counter", "Worker connections refused by CURVE/ZAP.", zap->rejected());
-    metric("asyncops_operations_pruned_total", "counter", "Operations forgotten after the retention period.", pruner.pruned());
-    return m + metrics.render();
-  };
-  Gateway gateway(std::move(routes.value()), committer, readers, hub, gopts, services);
-  HttpOptions hopts;
-  hopts.host = host;
-  hopts.port = port;
-  hopts.limits.max_body_bytes = cfg.max_body_bytes;
-  hopts.limits.max_header_bytes = cfg.access.max_header_bytes;
-  hopts.limits.max_url_bytes = cfg.access.max_url_bytes;
-  hopts.io_threads = cfg.io_threads;
-  hopts.max_connections = cfg.max_connections;
-  hopts.header_timeout = cfg.header_timeout;
-  hopts.body_timeout = cfg.body_timeout;
-  hopts.idle_timeout = cfg.idle_timeout;
-  hopts.ws_max_queue = cfg.ws_max_queue;
-  hopts.ws_ping_interval = cfg.ws_ping_interval;
-  hopts.tls_cert = cfg.access.tls_cert;
-  hopts.tls_key = cfg.access.tls_key;
-  HttpApi http(gateway, hopts);
-  auto bound = http.bind();
+  auto bound = daemon.start(std::move(recovered));
   if (!bound) {
     log_error(bound.error());
     return 1;
   }
 
-  committer.start();
-  dispatcher.start();
-  tracker.start();
-  pruner.start();
-  checkpointer.start();
-  if (!recovered.empty()) {
-    log_info("redispatching unfinished operations", {{"count", std::to_string(recovered.size())}});
-    dispatcher.enqueue(std::move(recovered));
-  }
-  for (const auto& [id, attempts] : exhausted) fail_exhausted(id, attempts, true);
-  http.start();
-
   std::string url_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  std::string url = std::string(hopts.tls_cert.empty() ? "http" : "https") + "://" + url_host + ":" + std::to_string(bound.value());
+  std::string url = std::string(cfg.access.tls_cert.empty() ? "http" : "https") + "://" + url_host + ":" +
+                    std::to_string(bound.value());
   write_file_atomically(url_file(cfg.data_dir), url + "\n");
+  std::string events = cfg.events_endpoint.empty() ? default_events_endpoint(cfg.data_dir) : cfg.events_endpoint;
   LogFields fields = {{"url", url}, {"data_dir", cfg.data_dir}, {"events", events}};
-  for (const auto& [s, e] : endpoints.value()) fields.push_back({"commands." + s, e});
-  fields.push_back({"tokens", tokens.configured() ? tokens.path() : "none (loopback clients only)"});
-  if (limiter.enabled()) fields.push_back({"rate_limit", cfg.access.rate_limit});
+  for (const auto& [s, e] : endpoints_used) fields.push_back({"commands." + s, e});
+  fields.push_back({"tokens", daemon.tokens_configured() ? daemon.tokens_path() : "none (loopback clients only)"});
+  if (daemon.rate_limited()) fields.push_back({"rate_limit", cfg.access.rate_limit});
   log_info("ready", fields);
-  ready = true;
+  daemon.set_ready(true);
   std::cout << "asyncopsd ready: " << url << std::endl;
   notify_service_ready("serving " + url);
 
   int sig = 0;
   sigwait(&signals, &sig);
   log_info("stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
-  ready = false;
+  daemon.set_ready(false);
   notify_service_stopping();
   ::unlink(url_file(cfg.data_dir).c_str());
-  hub.shutdown();  // wakes waiting requests so the server can stop
-  http.stop();
-  pruner.stop();
-  tracker.stop();
-  dispatcher.stop();
-  committer.stop();  // applies what the tracker and dispatcher handed over
-  checkpointer.stop();
-  if (health.is_corrupt()) pid_lock.keep_file();  // the next start checks the store
+  daemon.stop();
+  if (daemon.store_corrupt()) pid_lock.keep_file();  // the next start checks the store
   log_info("stopped");
   return 0;
 }

@@ -59,14 +59,19 @@ void Dispatcher::start() {
 }
 
 void Dispatcher::stop() {
+  std::vector<std::pair<std::string, CancelDone>> stranded;
   {
     MutexLock lock(&m_mutex);
     m_stopping = true;
-    for (auto& [id, p] : m_inbox.cancels) p->set_value(CancelOutcome::requested);
-    m_inbox.cancels.clear();
+    stranded.swap(m_inbox.cancels);
   }
   m_cv.notify_all();
   if (m_thread.joinable()) m_thread.join();
+  // Cancels that came too late to be decided: stored as requested, so
+  // that the command carries `cancel` when it is sent after the restart.
+  for (auto& [id, done] : stranded) {
+    store_cancel({CancelDecision::Kind::notify_workers, id, ""}, std::nullopt, std::move(done));
+  }
   m_sockets.clear();
   m_control.reset();
 }
@@ -102,16 +107,73 @@ void Dispatcher::heartbeat(const Heartbeat& hb) {
   m_cv.notify_one();
 }
 
-Dispatcher::CancelOutcome Dispatcher::cancel(const std::string& op_id) {
-  auto p = std::make_shared<std::promise<CancelOutcome>>();
-  auto f = p->get_future();
+void Dispatcher::cancel(const std::string& op_id, CancelDone done) {
   {
     MutexLock lock(&m_mutex);
-    if (m_stopping) return CancelOutcome::requested;
-    m_inbox.cancels.emplace_back(op_id, p);
+    if (!m_stopping) {
+      m_inbox.cancels.emplace_back(op_id, std::move(done));
+      m_cv.notify_one();
+      return;
+    }
   }
-  m_cv.notify_one();
-  return f.get();
+  store_cancel({CancelDecision::Kind::notify_workers, op_id, ""}, std::nullopt, std::move(done));
+}
+
+void Dispatcher::store_cancel(CancelDecision decision, std::optional<Command> taken, CancelDone done) {
+  bool tell = decision.kind == CancelDecision::Kind::notify_workers;
+  std::string id = decision.op_id;
+  // Runs on the commit thread (or here): the workers hear of a cancel only
+  // once it is stored, and a command taken back for a cancel that was not
+  // stored goes back to its queue.
+  CancelDone after = [this, tell, id, taken = std::move(taken), done = std::move(done)](Status r) mutable {
+    bool stored = r.ok();
+    done(std::move(r));
+    if (stored ? !tell : !taken) return;
+    {
+      MutexLock lock(&m_mutex);
+      if (stored) {
+        m_inbox.stored_cancels.push_back(id);
+      } else {
+        m_inbox.taken_back.push_back(std::move(*taken));
+      }
+    }
+    m_cv.notify_one();
+  };
+  if (!m_hooks.on_cancel) return after(Status::success());  // no store to tell
+  m_hooks.on_cancel(std::move(decision), std::move(after));
+}
+
+void Dispatcher::decide_cancel(const std::string& id, CancelDone done) {
+  // Only a first attempt that was never sent can be taken back for sure;
+  // an earlier attempt of a redelivery may still be with some worker, so
+  // the workers are told, and a worker decides.
+  for (auto& [service, queue] : m_ready) {
+    for (auto q = queue.begin(); q != queue.end(); ++q) {
+      if (q->id != id || q->attempt > 1) continue;
+      Command taken = std::move(*q);
+      queue.erase(q);
+      m_canceled.insert(id);  // until the canceled state is committed
+      CancelDecision d{CancelDecision::Kind::taken_back, id, taken.name};
+      return store_cancel(std::move(d), std::move(taken), std::move(done));
+    }
+  }
+  store_cancel({CancelDecision::Kind::notify_workers, id, ""}, std::nullopt, std::move(done));
+}
+
+void Dispatcher::tell_workers(const std::string& id) {
+  // Whatever attempt of it is queued, waits out a backoff or is leased
+  // carries `cancel` when it is sent (again).
+  for (auto& [service, queue] : m_ready) {
+    for (Command& c : queue) {
+      if (c.id == id) c.cancel = true;
+    }
+  }
+  for (auto& [when, c] : m_delayed) {
+    if (c.id == id) c.cancel = true;
+  }
+  auto it = m_leases.find(id);
+  if (it != m_leases.end()) it->second.cancel = true;
+  broadcast_cancel(id);
 }
 
 void Dispatcher::take(Inbox& in, Clock::time_point now) {
@@ -147,36 +209,12 @@ void Dispatcher::take(Inbox& in, Clock::time_point now) {
       renew(it->second, now + m_options.lease);
     }
   }
-  for (auto& [id, promise] : in.cancels) {
-    // Only a first attempt that was never sent can be taken back for sure;
-    // an earlier attempt of a redelivery may still be with some worker, so
-    // those are marked and the workers told, and a worker decides.
-    bool removed = false, marked = false;
-    for (auto& [service, queue] : m_ready) {
-      for (auto q = queue.begin(); q != queue.end(); ++q) {
-        if (q->id != id) continue;
-        if (q->attempt <= 1) {
-          queue.erase(q);
-          removed = true;
-        } else {
-          q->cancel = marked = true;
-        }
-        break;
-      }
-    }
-    for (auto& [when, c] : m_delayed) {
-      if (c.id == id) c.cancel = marked = true;
-    }
-    if (removed) {
-      m_canceled.insert(id);  // until the canceled state is committed
-      promise->set_value(CancelOutcome::removed);
-      continue;
-    }
-    auto it = m_leases.find(id);
-    if (it != m_leases.end()) it->second.cancel = true;  // a redelivery will carry it
-    (void)marked;
-    broadcast_cancel(id);
-    promise->set_value(CancelOutcome::requested);
+  for (auto& [id, done] : in.cancels) decide_cancel(id, std::move(done));
+  for (const std::string& id : in.stored_cancels) tell_workers(id);
+  for (Command& c : in.taken_back) {
+    // Its cancel was not stored: the operation goes on as if never canceled.
+    m_canceled.erase(c.id);
+    m_ready[c.service].push_front(std::move(c));
   }
 }
 

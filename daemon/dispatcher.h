@@ -18,9 +18,9 @@
 #include <chrono>
 #include <deque>
 #include <functional>
-#include <future>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -28,6 +28,7 @@
 
 #include <zmq.hpp>
 
+#include "daemon/cancel.h"
 #include "store/store.h"
 #include "shared/envelope.h"
 #include "shared/mutex.h"
@@ -50,17 +51,21 @@ class Dispatcher {
     std::function<void(std::vector<std::pair<std::string, int>>)> on_sent;
     // An operation whose attempts ran out: (id, attempts made).
     std::function<void(const std::string&, int)> on_gave_up;
-  };
-  enum class CancelOutcome {
-    removed,    // it was never sent (or is waiting to be resent): it will not be
-    requested,  // it is with a worker: the worker is told, best effort
+    // A cancel decided (see cancel()): store it, then call done once, from
+    // any thread. The workers are told only after a successful done, so
+    // the store has the cancel before any event a worker sends about it.
+    std::function<void(CancelDecision, CancelDone done)> on_cancel;
   };
 
   // endpoints: service -> endpoint to bind. control: the endpoint of the PUB
   // socket that tells workers of cancels ("" for none).
   Dispatcher(zmq::context_t& ctx, std::map<std::string, std::string> endpoints, std::string control,
-             DispatchOptions options, Hooks hooks);
+             DispatchOptions options, Hooks hooks = {});
   ~Dispatcher();
+
+  // Replaces the hooks given to the constructor. REQUIRES: before start()
+  // (the composition root wires the store in this way, daemon/daemon.h).
+  void set_hooks(Hooks hooks) { m_hooks = std::move(hooks); }
 
   // Creates and binds the sockets; called once, before start(), by the
   // thread that starts the dispatcher. The dispatcher thread owns them after.
@@ -77,8 +82,15 @@ class Dispatcher {
   void observe(const std::vector<Change>& changes);
   // Thread-safe. A worker's heartbeat renews the leases it names.
   void heartbeat(const Heartbeat& hb);
-  // Thread-safe; blocks until the dispatcher thread decides.
-  CancelOutcome cancel(const std::string& op_id);
+  // Thread-safe; returns at once. The dispatcher thread decides
+  // (daemon/cancel.h): a first attempt still queued is taken back
+  // (taken_back), else the workers must be told (notify_workers). It hands
+  // the decision and done to Hooks::on_cancel (without it, done(true)).
+  // Once the decision is stored, for notify_workers, every attempt of the
+  // command is marked, so that a resend carries `cancel`, and a cancel
+  // notice is published. When it could not be stored, a command taken back
+  // is queued again. A stopping dispatcher decides notify_workers.
+  void cancel(const std::string& op_id, CancelDone done);
 
   uint64_t sent() const { return m_sent.load(); }
   uint64_t redelivered() const { return m_redelivered.load(); }
@@ -101,8 +113,13 @@ class Dispatcher {
     std::vector<Command> commands;
     std::vector<Change> changes;
     std::vector<Heartbeat> heartbeats;
-    std::vector<std::pair<std::string, std::shared_ptr<std::promise<CancelOutcome>>>> cancels;
-    bool empty() const { return commands.empty() && changes.empty() && heartbeats.empty() && cancels.empty(); }
+    std::vector<std::pair<std::string, CancelDone>> cancels;
+    std::vector<std::string> stored_cancels;  // notify_workers decisions now stored
+    std::vector<Command> taken_back;  // taken back by a cancel that could not be stored
+    bool empty() const {
+      return commands.empty() && changes.empty() && heartbeats.empty() && cancels.empty() && stored_cancels.empty() &&
+             taken_back.empty();
+    }
   };
 
   void run();
@@ -113,6 +130,15 @@ class Dispatcher {
   // Erases the lease and its deadline entry.
   void end_lease(std::map<std::string, Lease>::iterator it);
   void send_ready(Clock::time_point now);
+  // Decides a cancel (the dispatcher thread), and hands it to on_cancel.
+  void decide_cancel(const std::string& op_id, CancelDone done);
+  // Hands a decision to on_cancel; once it is stored, the workers are told
+  // (notify_workers), or if it is not, a command taken back returns to its
+  // queue (both through the inbox). Any thread.
+  void store_cancel(CancelDecision decision, std::optional<Command> taken, CancelDone done);
+  // Marks every attempt of op_id to carry `cancel`, and publishes a cancel
+  // notice (the dispatcher thread).
+  void tell_workers(const std::string& op_id);
   void broadcast_cancel(const std::string& op_id);
   // Tells the workers that the daemon gave up on op_id (docs/protocol.md §7).
   void broadcast_fence(const std::string& op_id, const std::string& service);

@@ -5,6 +5,7 @@
 #include <future>
 
 #include "shared/base64url.h"
+#include "daemon/metrics.h"
 #include "shared/clock.h"
 #include "shared/ids.h"
 #include "shared/log.h"
@@ -35,6 +36,64 @@ ApiReply bad_query(const std::string& detail) {
 }
 
 std::string bad_state_detail() { return "state must be one of " + state_names_text(); }
+
+ApiReply store_unavailable(const std::string& detail) {
+  ApiReply r = problem_reply(503, detail, "store_unavailable");
+  r.headers.push_back({"Retry-After", "1"});
+  return r;
+}
+
+// A reply that comes after the work it answers is done elsewhere (a
+// commit, a dispatcher decision), without a thread waiting for it: the
+// server asks for it with ApiReply::later, the work hands over its
+// builder with settle(); whichever comes second passes the builder on.
+class Deferred {
+ public:
+  Deferred() : m_meet(std::make_shared<Meeting>()) {}
+  // Call exactly once, from any thread, with the reply's builder.
+  std::function<void(Finish)> settle() const {
+    return [meet = m_meet](Finish f) { meet->set(std::move(f)); };
+  }
+  // The pending reply to return from the handler.
+  ApiReply reply(int status = 202) const {
+    ApiReply r;
+    r.status = status;
+    r.later = [meet = m_meet](std::function<void(Finish)> deliver) { meet->on(std::move(deliver)); };
+    return r;
+  }
+
+ private:
+  struct Meeting {
+    Mutex mutex;
+    std::optional<Finish> finish GUARDED_BY(mutex);
+    std::function<void(Finish)> deliver GUARDED_BY(mutex);
+    void set(Finish f) {
+      std::function<void(Finish)> d;
+      {
+        MutexLock lock(&mutex);
+        if (!deliver) {
+          finish = std::move(f);
+          return;
+        }
+        d = std::move(deliver);
+      }
+      d(std::move(f));
+    }
+    void on(std::function<void(Finish)> d) {
+      Finish f;
+      {
+        MutexLock lock(&mutex);
+        if (!finish) {
+          deliver = std::move(d);
+          return;
+        }
+        f = std::move(*finish);
+      }
+      d(std::move(f));
+    }
+  };
+  std::shared_ptr<Meeting> m_meet;
+};
 
 // Parses a whole decimal number in [lo, hi].
 bool parse_int(const std::string& s, long lo, long hi, long* out) {
@@ -160,9 +219,8 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
   m_router.add("GET", tmpl("/metrics"), [this](const ApiRequest&, const Params&) {
     ApiReply r;
     r.content_type = "text/plain; version=0.0.4";
-    r.body = "# HELP asyncops_sse_clients Open Server-Sent Events streams and waiting requests.\n"
-             "# TYPE asyncops_sse_clients gauge\n"
-             "asyncops_sse_clients " + std::to_string(m_hub.subscribers()) + "\n";
+    r.body = render_metric("asyncops_sse_clients", "gauge", "Open Server-Sent Events streams and waiting requests.",
+                           static_cast<double>(m_hub.subscribers()));
     if (m_services.metrics) r.body += m_services.metrics();
     return r;
   });
@@ -694,36 +752,7 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
   op.created_at = op.updated_at = now_ms();
 
   // The 202 is written from the commit's completion: no thread waits for it.
-  struct Rendezvous {
-    Mutex mutex;
-    std::optional<Finish> finish GUARDED_BY(mutex);
-    std::function<void(Finish)> deliver GUARDED_BY(mutex);
-    void set(Finish f) {
-      std::function<void(Finish)> d;
-      {
-        MutexLock lock(&mutex);
-        if (!deliver) {
-          finish = std::move(f);
-          return;
-        }
-        d = std::move(deliver);
-      }
-      d(std::move(f));
-    }
-    void on(std::function<void(Finish)> d) {
-      Finish f;
-      {
-        MutexLock lock(&mutex);
-        if (!finish) {
-          deliver = std::move(d);
-          return;
-        }
-        f = std::move(*finish);
-      }
-      d(std::move(f));
-    }
-  };
-  auto meet = std::make_shared<Rendezvous>();
+  Deferred deferred;
   ApiRequest answer_to;  // what the reply needs of the request
   answer_to.method = req.method;
   answer_to.path = req.path;
@@ -733,29 +762,19 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
   OwnershipCheck owners = ownership_check(m_routes, route, req, op.resource);
   bool queued = m_committer.accept_async(
       std::move(op), key, std::move(owners),
-      [this, meet, answer_to, key](Result<GroupCommitter::Accepted> committed) {
-        meet->set([this, answer_to, key, committed = std::move(committed)] {
+      [this, settle = deferred.settle(), answer_to, key](Result<GroupCommitter::Accepted> committed) {
+        settle([this, answer_to, key, committed = std::move(committed)] {
           return finish_accept(answer_to, key, committed);
         });
       });
-  if (!queued) {
-    ApiReply r = problem_reply(503, "the daemon is shutting down; try again", "store_unavailable");
-    r.headers.push_back({"Retry-After", "1"});
-    return r;
-  }
-  ApiReply r;
-  r.status = 202;
-  r.later = [meet](std::function<void(Finish)> deliver) { meet->on(std::move(deliver)); };
-  return r;
+  if (!queued) return store_unavailable("the daemon is shutting down; try again");
+  return deferred.reply(202);
 }
 
 ApiReply Gateway::finish_accept(const ApiRequest& req, const IdempotencyKey& key,
                                 const Result<GroupCommitter::Accepted>& committed) {
   if (!committed) {
-    ApiReply r =
-        problem_reply(503, "the operation could not be stored; try again", "store_unavailable");
-    r.headers.push_back({"Retry-After", "1"});
-    return r;
+    return store_unavailable("the operation could not be stored; try again");
   }
   if (committed->not_found) return resource_not_found(req.path);  // nothing was stored
   if (committed->replay) {
@@ -820,33 +839,23 @@ ApiReply Gateway::cancel_operation(const ApiRequest& req, const Params& params) 
     return problem_reply(409, "operation " + id + " already ended " + to_string(op->state),
                          "operation_finished");
   }
-  int64_t at = now_ms();
-  auto marked = m_committer.run([id, at](StoreWriter& w, std::vector<Change>& changes) {
-    Change c;
-    if (w.request_cancel(id, at, &c) == StoreWriter::Applied::changed) changes.push_back(std::move(c));
-  });
-  if (!marked) {
-    ApiReply r = problem_reply(503, "the store is unavailable", "store_unavailable");
-    r.headers.push_back({"Retry-After", "1"});
-    return r;
+  // The dispatcher decides and the committer stores the decision; the
+  // answer is read from the store once it is (daemon/cancel.h).
+  Deferred deferred;
+  CancelDone stored = [this, settle = deferred.settle(), id](Status r) {
+    settle([this, id, r = std::move(r)] { return finish_cancel(id, r); });
+  };
+  if (m_services.cancel) {
+    m_services.cancel(id, std::move(stored));
+  } else {
+    m_committer.apply_cancel({CancelDecision::Kind::notify_workers, id, ""}, std::move(stored));
   }
-  bool taken_back = m_services.cancel && m_services.cancel(id);
-  if (taken_back) {
-    // It was never sent: it ends canceled here, and no worker will see it.
-    Event e;
-    e.request_id = id;
-    e.type = op->name + "_canceled";
-    e.state = OpState::canceled;
-    e.code = "canceled";
-    e.message = "canceled before it was dispatched";
-    e.worker = "asyncopsd";
-    e.attempt = 0;  // never sent
-    m_committer.run([e](StoreWriter& w, std::vector<Change>& changes) {
-      Change c;
-      if (w.apply_event(e, now_ms(), &c) == StoreWriter::Applied::changed) changes.push_back(std::move(c));
-    });
-  }
-  op = m_readers.acquire()->get_operation(id);
+  return deferred.reply(202);
+}
+
+ApiReply Gateway::finish_cancel(const std::string& id, const Status& stored) {
+  if (!stored) return store_unavailable("the store is unavailable");
+  auto op = m_readers.acquire()->get_operation(id);
   if (!op) return operation_not_found(id);
   ApiReply r = json_text_reply(is_terminal(op->state) ? 200 : 202, operation_json_text(*op));
   if (r.status == 202) r.headers.push_back({"Retry-After", "1"});
@@ -860,11 +869,11 @@ ApiReply Gateway::cancel_operation(const ApiRequest& req, const Params& params) 
 ApiReply Gateway::retry_operation(const ApiRequest& req, const Params& params) {
   const std::string& id = params.at("id");
   auto op = visible_operation(req, id);  // another principal's answers as if unknown
-  if (!op) return problem_reply({404, "", "no operation " + id, "operation_not_found", "", {}});
+  if (!op) return operation_not_found(id);
   if (!may_write(req)) return forbidden_write(req);
   if (!is_terminal(op->state)) {
-    return problem_reply({409, "", "operation " + id + " has not ended; wait for it or cancel it first",
-                          "operation_unfinished", "", {}});
+    return problem_reply(409, "operation " + id + " has not ended; wait for it or cancel it first",
+                         "operation_unfinished");
   }
   auto space = op->origin.find(' ');
   std::string method = space == std::string::npos ? op->origin : op->origin.substr(0, space);
@@ -885,22 +894,14 @@ ApiReply Gateway::retry_operation(const ApiRequest& req, const Params& params) {
     again.remote_addr = req.remote_addr;
     return accept_command(route, again, bound, op->id);
   }
-  return problem_reply({409, "", "no route serves " + op->origin + " any more; it cannot be retried",
-                        "route_not_found", "", {}});
+  return problem_reply(409, "no route serves " + op->origin + " any more; it cannot be retried",
+                       "route_not_found");
 }
 
-ApiReply Gateway::forget_operation(const ApiRequest& req, const Params& params) {
-  const std::string& id = params.at("id");
-  auto visible = visible_operation(req, id);
-  if (!visible) return operation_not_found(id);
-  if (!may_write(req)) return forbidden_write(req);
-  StoreWriter::Applied result = StoreWriter::Applied::unknown_operation;
-  auto ran = m_committer.run([id, &result](StoreWriter& w, std::vector<Change>&) { result = w.forget(id); });
-  if (!ran) {
-    ApiReply r = problem_reply(503, "the store is unavailable", "store_unavailable");
-    r.headers.push_back({"Retry-After", "1"});
-    return r;
-  }
+namespace {
+// The answer to DELETE /operations/{id} once the forget ran.
+ApiReply forgot(const std::string& id, const Status& ran, StoreWriter::Applied result) {
+  if (!ran) return store_unavailable("the store is unavailable");
   if (result == StoreWriter::Applied::unknown_operation) {
     return operation_not_found(id);
   }
@@ -912,6 +913,22 @@ ApiReply Gateway::forget_operation(const ApiRequest& req, const Params& params) 
   r.status = 204;
   r.content_type = "";
   return r;
+}
+}  // namespace
+
+ApiReply Gateway::forget_operation(const ApiRequest& req, const Params& params) {
+  const std::string& id = params.at("id");
+  auto visible = visible_operation(req, id);
+  if (!visible) return operation_not_found(id);
+  if (!may_write(req)) return forbidden_write(req);
+  // Answered from the commit's completion, like an accept.
+  Deferred deferred;
+  auto result = std::make_shared<StoreWriter::Applied>(StoreWriter::Applied::unknown_operation);
+  m_committer.run_async([id, result](StoreWriter& w, std::vector<Change>&) { *result = w.forget(id); },
+                        [settle = deferred.settle(), id, result](Status ran) {
+                          settle([id, result, ran = std::move(ran)] { return forgot(id, ran, *result); });
+                        });
+  return deferred.reply(204);
 }
 
 ApiReply Gateway::get_operation(const ApiRequest& req, const Params& params) {
@@ -970,7 +987,7 @@ ApiReply Gateway::list_operations(const ApiRequest& req) {
       // Another principal's operations are an admin's to list; naming
       // oneself is allowed (and changes nothing).
       if (!sees_all(req) && v != req.owner) {
-        return problem_reply({403, "", "only an admin may list another principal's operations", "forbidden", "", {}});
+        return problem_reply(403, "only an admin may list another principal's operations", "forbidden");
       }
       f.owner = v;
     } else if (k == "limit") {

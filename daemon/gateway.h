@@ -99,8 +99,11 @@ struct ApiReply {
 
 // What the gateway asks of the rest of the daemon; each may be empty.
 struct GatewayServices {
-  // Takes back a command not yet sent (true), or tells workers (false).
-  std::function<bool(const std::string& op_id)> cancel;
+  // Cancels an operation (daemon/cancel.h): the dispatcher decides and
+  // the committer stores the decision; done is called once it is stored
+  // (or could not be), from any thread. Returns at once. Empty (no
+  // dispatcher): the gateway stores the cancel request alone.
+  std::function<void(const std::string& op_id, CancelDone done)> cancel;
   std::function<nlohmann::json()> workers;  // live workers
   std::function<std::string()> metrics;     // Prometheus text
   // GET /readyz: "" when ready, else the cause, the 503 problem's detail.
@@ -188,6 +191,8 @@ class Gateway {
   ApiReply forget_operation(const ApiRequest& req, const Params& params);
   ApiReply retry_operation(const ApiRequest& req, const Params& params);
   ApiReply accepted_reply(const ApiRequest& req, const OperationRecord& op, bool replayed);
+  // The reply to a cancel once its decision is stored; runs on an I/O thread.
+  ApiReply finish_cancel(const std::string& id, const Status& stored);
   // The reply to a committed accept (or its failure); runs on an I/O thread.
   ApiReply finish_accept(const ApiRequest& req, const IdempotencyKey& key,
                          const Result<GroupCommitter::Accepted>& committed);

@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "daemon/daemon_events.h"
 #include "shared/clock.h"
 #include "shared/log.h"
 
@@ -116,16 +117,44 @@ Status GroupCommitter::run(WriteFn fn) {
   return Status::success();
 }
 
-void GroupCommitter::run_async(WriteFn fn) {
-  enqueue(false, [&](std::vector<Job>& queue) {
+void GroupCommitter::run_async(WriteFn fn, WriteDone done) {
+  // With a caller to answer, a stopping daemon queues nothing: nobody
+  // would answer it after the last batch.
+  bool answered = static_cast<bool>(done);
+  bool queued = enqueue(answered, [&](std::vector<Job>& queue) {
     Job& job = queue.emplace_back();
     job.type = Job::write;
     job.fn = std::move(fn);
+    job.written = std::move(done);
   });
+  if (!queued) done(Error{"the daemon is shutting down"});
 }
 
-void GroupCommitter::submit_event(Event e) {
-  enqueue(false, [&](std::vector<Job>& queue) { queue.emplace_back().event = std::move(e); });
+void GroupCommitter::apply_cancel(CancelDecision decision, CancelDone done) {
+  run_async(
+      [decision = std::move(decision)](StoreWriter& w, std::vector<Change>& changes) {
+        int64_t now = now_ms();
+        Change marked;
+        if (w.request_cancel(decision.op_id, now, &marked) == StoreWriter::Applied::changed) {
+          changes.push_back(std::move(marked));
+        }
+        if (decision.kind == CancelDecision::Kind::taken_back) {
+          Change ended;
+          if (w.apply_event(canceled_before_dispatch(decision.op_id, decision.command), now, &ended) ==
+              StoreWriter::Applied::changed) {
+            changes.push_back(std::move(ended));
+          }
+        }
+      },
+      std::move(done));
+}
+
+void GroupCommitter::submit_event(Event e, EventSender sender) {
+  enqueue(false, [&](std::vector<Job>& queue) {
+    Job& job = queue.emplace_back();
+    job.event = std::move(e);
+    job.sender = std::move(sender);
+  });
 }
 
 size_t GroupCommitter::queued() const {
@@ -141,14 +170,26 @@ void GroupCommitter::submit_events(std::vector<Event>& events) {
   events.clear();
 }
 
+void GroupCommitter::submit_events(std::vector<ReceivedEvent>& events) {
+  if (events.empty()) return;
+  enqueue(false, [&](std::vector<Job>& queue) {
+    for (ReceivedEvent& e : events) {
+      Job& job = queue.emplace_back();
+      job.event = std::move(e.event);
+      job.sender = std::move(e.sender);
+    }
+  });
+  events.clear();
+}
+
 void GroupCommitter::submit_dispatched(std::vector<std::pair<std::string, int>> sent) {
   if (sent.empty()) return;
   enqueue(false, [&](std::vector<Job>& queue) {
     for (auto& [id, attempt] : sent) {
       Job& job = queue.emplace_back();
       job.type = Job::mark_dispatched;
-      job.event.request_id = std::move(id);
-      job.event.attempt = attempt;
+      job.dispatched.op_id = std::move(id);
+      job.dispatched.attempt = attempt;
     }
   });
 }
@@ -214,13 +255,13 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
           job.fn(*m_writer, changes);
           break;
         case Job::mark_dispatched:
-          if (m_writer->apply_dispatched(job.event.request_id, job.event.attempt, now, &c) ==
+          if (m_writer->apply_dispatched(job.dispatched.op_id, job.dispatched.attempt, now, &c) ==
               StoreWriter::Applied::changed) {
             changes.push_back(std::move(c));
           }
           break;
         case Job::apply_event:
-          switch (m_writer->apply_event(job.event, now, &c)) {
+          switch (m_writer->apply_event(job.event, now, &c, job.sender)) {
             case StoreWriter::Applied::changed:
               m_counters.events_applied++;
               if (c.kind == "superseded") {
@@ -265,6 +306,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
     for (Job& job : batch) {
       if (job.done) job.done->set(Error{std::string("store error: ") + e.what()});
       if (job.callback) job.callback(Error{std::string("store error: ") + e.what()});
+      if (job.written) job.written(Error{std::string("store error: ") + e.what()});
     }
     return;
   }
@@ -279,6 +321,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
   for (size_t i = 0; i < batch.size(); ++i) {
     if (batch[i].done) batch[i].done->set(std::move(results[i]));
     if (batch[i].callback) batch[i].callback(std::move(results[i]));
+    if (batch[i].written) batch[i].written(Status::success());
   }
   if (m_hooks.on_changes) m_hooks.on_changes(changes);
   if (m_hooks.on_accepted && !accepted.empty()) m_hooks.on_accepted(std::move(accepted));

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/cancel.h"
 #include "store/store.h"
 #include "shared/envelope.h"
 #include "shared/mutex.h"
@@ -64,6 +65,14 @@ class GroupCommitter {
   // A write run on the commit thread inside the next batch's transaction;
   // it appends the changes it makes, which are published after the commit.
   using WriteFn = std::function<void(StoreWriter&, std::vector<Change>&)>;
+  // Told on the commit thread whether a write was committed.
+  using WriteDone = std::function<void(Status committed)>;
+  // A worker's event as the tracker received it: the event, and what the
+  // daemon knows of its sender (not on the wire).
+  struct ReceivedEvent {
+    Event event;
+    EventSender sender;
+  };
 
   // max_batch: most jobs in one transaction; the rest go in the next one,
   // which starts right after.
@@ -90,16 +99,28 @@ class GroupCommitter {
   bool accept_async(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners, AcceptDone done);
   // Runs fn in the next batch and blocks until it is committed. Thread-safe.
   Status run(WriteFn fn);
-  // Runs fn in the next batch without waiting. Thread-safe.
-  void run_async(WriteFn fn);
+  // Runs fn in the next batch without waiting. Thread-safe. done, if
+  // given, is called exactly once: on the commit thread after the commit
+  // (or its failure), or here with an error when the daemon is stopping
+  // (then fn does not run). Like accept_async's, it must only hand the
+  // result over, not block.
+  void run_async(WriteFn fn, WriteDone done = nullptr);
+  // Stores a cancel decision (daemon/cancel.h) in one write: marks the
+  // operation cancel-requested and, for a command taken back before any
+  // worker saw it, ends it canceled. done as for run_async. Thread-safe.
+  void apply_cancel(CancelDecision decision, CancelDone done);
   // Queues a worker's event; it is applied with the next commit. Thread-safe.
-  void submit_event(Event e);
-  // The same for several, under one lock.
+  void submit_event(Event e, EventSender sender = {});
+  // The same for several, under one lock (and empties events).
   void submit_events(std::vector<Event>& events);
+  void submit_events(std::vector<ReceivedEvent>& events);
   // Queues the record that commands went to workers. Thread-safe.
   void submit_dispatched(std::vector<std::pair<std::string, int>> ids_and_attempts);
 
   const Counters& counters() const { return m_counters; }
+  // Thread-safe: asks the writer to checkpoint after its next commit
+  // (StoreWriter::want_wal_restart; the Checkpointer's request).
+  void want_wal_restart() { m_writer->want_wal_restart(); }
   // Jobs waiting for the next commit.
   size_t queued() const;
 
@@ -116,16 +137,24 @@ class GroupCommitter {
     Result<Accepted> wait();
     void set(Result<Accepted> r);
   };
+  // A command a worker was handed, to record in the history.
+  struct Dispatched {
+    std::string op_id;
+    int attempt = 1;
+  };
   struct Job {
     enum Type { accept_op, apply_event, mark_dispatched, write } type = apply_event;
     std::optional<OperationRecord> op;  // accept (empty otherwise: events allocate nothing for it)
     bool has_key = false;               // accept with an idempotency key
     IdempotencyKey key;
     OwnershipCheck owners;   // accept
-    Event event;             // event; dispatched uses request_id and attempt
+    Event event;             // event
+    EventSender sender;      // event
+    Dispatched dispatched;   // dispatched
     WriteFn fn;              // write
     Waiter* done = nullptr;  // accept and a blocking write
     AcceptDone callback;     // accept_async: called instead of done
+    WriteDone written;       // run_async: called instead of done
   };
   // An accept job; the caller sets done or callback.
   static Job accept_job(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners);

@@ -4,6 +4,65 @@
 
 namespace asyncops {
 
+std::string render_metric(const char* name, const char* type, const char* help, double value) {
+  return std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
+         std::to_string(static_cast<int64_t>(value)) + "\n";
+}
+
+namespace {
+// asyncops_messages_refused_total{kind,reason}.
+std::string render_refused(const std::array<std::array<uint64_t, k_refusal_count>, 2>& refused) {
+  const char* const kinds[2] = {k_kind_event, k_kind_heartbeat};
+  std::string m =
+      "# HELP asyncops_messages_refused_total Messages on the events socket refused when decoded "
+      "(malformed, or over a protocol limit), by kind and reason.\n"
+      "# TYPE asyncops_messages_refused_total counter\n";
+  for (int k = 0; k < 2; ++k) {
+    for (int r = 0; r < k_refusal_count; ++r) {
+      m += std::string("asyncops_messages_refused_total{kind=\"") + kinds[k] + "\",reason=\"" +
+           to_string(static_cast<Refusal>(r)) + "\"} " + std::to_string(refused[k][r]) + "\n";
+    }
+  }
+  return m;
+}
+}  // namespace
+
+std::string render(const DaemonCounters& c) {
+  std::string m;
+  m += render_metric("asyncops_operations_accepted_total", "counter", "Operations accepted (202).", c.accepted);
+  m += render_metric("asyncops_backlog", "gauge", "Operations not yet terminal.", c.backlog);
+  m += render_metric("asyncops_dispatch_waiting", "gauge", "Commands waiting for a worker or a redelivery.",
+                     c.dispatch_waiting);
+  m += render_metric("asyncops_in_flight", "gauge", "Commands with a worker, under lease.", c.in_flight);
+  m += render_metric("asyncops_commands_sent_total", "counter", "Commands handed to workers.", c.commands_sent);
+  m += render_metric("asyncops_redeliveries_total", "counter", "Commands sent again after a lease ran out.",
+                     c.redeliveries);
+  m += render_metric("asyncops_events_applied_total", "counter", "Worker events that changed an operation.",
+                     c.events_applied);
+  m += render_metric("asyncops_events_unknown_total", "counter", "Worker events for no known operation.",
+                     c.events_unknown);
+  m += render_metric("asyncops_events_rejected_total", "counter",
+                     "Worker events refused: not allowed for their operation.", c.events_rejected);
+  m += render_metric("asyncops_events_ignored_total", "counter",
+                     "Worker events that changed nothing (late or duplicate).", c.events_ignored);
+  m += render_metric("asyncops_bad_frames_total", "counter", "Undecodable messages on the events socket.",
+                     c.bad_frames);
+  m += render_metric("asyncops_store_commits_total", "counter", "Store transactions (group commits).", c.commits);
+  m += render_metric("asyncops_store_commit_failures_total", "counter", "Store transactions that failed.",
+                     c.commit_failures);
+  m += render_metric("asyncops_workers_live", "gauge", "Workers with a recent heartbeat.", c.workers_live);
+  m += render_metric("asyncops_workers_evicted_total", "counter", "Workers forgotten to keep the registry bounded.",
+                     c.workers_evicted);
+  m += render_refused(c.refused);
+  if (c.curve_rejected) {
+    m += render_metric("asyncops_curve_rejected_total", "counter", "Worker connections refused by CURVE/ZAP.",
+                       *c.curve_rejected);
+  }
+  m += render_metric("asyncops_operations_pruned_total", "counter",
+                     "Operations forgotten after the retention period.", c.pruned);
+  return m;
+}
+
 void Histogram::observe(double ms) {
   size_t i = 0;
   while (i < k_bounds_ms.size() && ms > k_bounds_ms[i]) ++i;

@@ -1,15 +1,41 @@
 #pragma once
 // Metrics: counters and latency histograms for GET /metrics, in the
-// Prometheus text format. Every update is a relaxed atomic add; the set of
+// Prometheus text format, and the rendering of every other metric the
+// daemon serves. Every update is a relaxed atomic add; the set of
 // commands is fixed at start (from the route table), so the hot path takes
 // no lock.
 #include <array>
 #include <atomic>
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "shared/envelope.h"
+
 namespace asyncops {
+
+// One metric without labels: its HELP and TYPE lines and its value, as a
+// whole number. type is "counter" or "gauge".
+std::string render_metric(const char* name, const char* type, const char* help, double value);
+
+// The daemon's own counters and gauges, read from its parts when /metrics
+// is served (daemon/daemon.cpp takes it).
+struct DaemonCounters {
+  uint64_t accepted = 0;  // operations accepted (202)
+  int64_t backlog = 0;    // operations not yet terminal
+  uint64_t dispatch_waiting = 0, in_flight = 0, commands_sent = 0, redeliveries = 0;
+  uint64_t events_applied = 0, events_unknown = 0, events_rejected = 0, events_ignored = 0;
+  uint64_t bad_frames = 0;  // undecodable messages on the events socket
+  uint64_t commits = 0, commit_failures = 0;
+  uint64_t workers_live = 0, workers_evicted = 0;
+  // Messages refused when decoded, by kind (0 event, 1 heartbeat) and Refusal.
+  std::array<std::array<uint64_t, k_refusal_count>, 2> refused{};
+  std::optional<uint64_t> curve_rejected;  // set only when workers use CURVE
+  uint64_t pruned = 0;
+};
+std::string render(const DaemonCounters& c);
 
 class Histogram {
  public:

@@ -114,7 +114,7 @@ void read_ahead(const std::string& path) {
 
 }  // namespace
 
-Result<bool> check_store(const std::string& path) {
+Status check_store(const std::string& path) {
   read_ahead(path);
   try {
     // Read-write, though it only reads: after a kill the WAL may need
@@ -131,7 +131,7 @@ Result<bool> check_store(const std::string& path) {
       }
       return Error{first};
     }
-    return true;
+    return Status::success();
   } catch (const std::exception& e) {
     return Error{e.what()};
   }

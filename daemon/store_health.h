@@ -68,7 +68,7 @@ void report_sqlite_errors_to(StoreHealth* health);
 // PRAGMA quick_check on the store at path (which must exist): Ok, or an
 // error with SQLite's first complaint. Opens its own connection (it only
 // reads); reads the whole file, so its cost grows with the store's size.
-Result<bool> check_store(const std::string& path);
+Status check_store(const std::string& path);
 
 // The one line the daemon logs when it refuses a store that failed
 // check_store, saying how to recover.

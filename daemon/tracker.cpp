@@ -68,20 +68,6 @@ uint64_t Tracker::refused(const char* kind, Refusal why) const {
   return 0;
 }
 
-std::string Tracker::render_refused() const {
-  std::string m =
-      "# HELP asyncops_messages_refused_total Messages on the events socket refused when decoded "
-      "(malformed, or over a protocol limit), by kind and reason.\n"
-      "# TYPE asyncops_messages_refused_total counter\n";
-  for (int k = 0; k < 2; ++k) {
-    for (int r = 0; r < k_refusal_count; ++r) {
-      m += std::string("asyncops_messages_refused_total{kind=\"") + k_refusal_kinds[k] + "\",reason=\"" +
-           to_string(static_cast<Refusal>(r)) + "\"} " + std::to_string(m_refused[k][r].load()) + "\n";
-    }
-  }
-  return m;
-}
-
 void Tracker::refuse(int kind, Refusal why, const std::string& error, const std::string& body) {
   m_refused[kind][static_cast<int>(why)]++;
   uint64_t n = ++m_bad_frames;
@@ -115,7 +101,7 @@ void Tracker::run() {
       continue;
     }
     // Drain what is there without waiting, and hand the events over at once.
-    std::vector<Event> events;
+    std::vector<GroupCommitter::ReceivedEvent> events;
     for (int drained = 0; drained < 4096; ++drained) {
       parts.clear();
       std::optional<size_t> n;
@@ -139,6 +125,8 @@ void Tracker::run() {
           refuse(0, why, e.error(), body);
           continue;
         }
+        GroupCommitter::ReceivedEvent& received = events.emplace_back();
+        received.event = std::move(e.value());
         if (!m_key_services.empty()) {
           // The key the ZAP handler authenticated this connection with.
           std::string key;
@@ -149,9 +137,8 @@ void Tracker::run() {
             // No User-Id: not a CURVE connection.
           }
           auto it = m_key_services.find(key);
-          if (it != m_key_services.end()) e->allowed_services.assign(it->second.begin(), it->second.end());
+          if (it != m_key_services.end()) received.sender.services.assign(it->second.begin(), it->second.end());
         }
-        events.push_back(std::move(e.value()));
       } else if (kind == k_kind_heartbeat) {
         Refusal why = Refusal::malformed;
         auto h = decode_heartbeat(body, &why);

@@ -45,8 +45,6 @@ class Tracker {
   uint64_t bad_frames() const { return m_bad_frames.load(); }
   // Messages refused by decoding, by kind (event, heartbeat) and reason.
   uint64_t refused(const char* kind, Refusal why) const;
-  // asyncops_messages_refused_total{kind,reason} in Prometheus text format.
-  std::string render_refused() const;
 
  private:
   void run();

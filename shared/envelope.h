@@ -82,9 +82,6 @@ struct Event {
   // (every write of the resource raises it); 0: none sent. The read model
   // keeps the highest, so the service's commit order decides.
   int64_t version = 0;
-  // Not on the wire: set by the tracker from the sender's CURVE key. When not
-  // empty, the event may only touch operations of these services.
-  std::vector<std::string> allowed_services;
 };
 
 // worker -> tracker, over PUB/SUB, about once a second.

@@ -110,6 +110,14 @@ struct Resource {
 // state never contradicts what the service recorded).
 bool may_supersede(const OperationRecord& op, const Event& e);
 
+// What the daemon knows of the sender of a worker's event: not on the
+// wire, set by the tracker from the connection.
+struct EventSender {
+  // With CURVE: the services the sender's key may serve (its allow-list
+  // entry); the event may only touch operations of these. Empty: any.
+  std::vector<std::string> services;
+};
+
 // Who may command a resource (issue 15). A resource is owned by the
 // principal whose command claimed it, in the transaction that stored that
 // command; a later write never moves it. The group committer checks this

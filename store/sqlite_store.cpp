@@ -560,7 +560,8 @@ int64_t SqliteStoreWriter::count_unfinished() {
   return st.executeStep() ? st.getColumn(0).getInt64() : 0;
 }
 
-SqliteStoreWriter::Applied SqliteStoreWriter::apply_event(const Event& e, int64_t now, Change* change) {
+SqliteStoreWriter::Applied SqliteStoreWriter::apply_event(const Event& e, int64_t now, Change* change,
+                                                          const EventSender& sender) {
   auto found = m->find(e.request_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
@@ -574,8 +575,8 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_event(const Event& e, int64_
     superseding = true;
   }
   // A worker authenticated by CURVE may only report on its own services.
-  if (!e.allowed_services.empty() &&
-      std::find(e.allowed_services.begin(), e.allowed_services.end(), op.service) == e.allowed_services.end()) {
+  if (!sender.services.empty() &&
+      std::find(sender.services.begin(), sender.services.end(), op.service) == sender.services.end()) {
     return Applied::rejected;
   }
   // An event may only touch its own operation's resource: the resource the

@@ -39,7 +39,7 @@ class SqliteStoreWriter final : public StoreWriter {
   // right after copying it back, so the few frames committed since are all
   // the writer copies. That checkpoint completes (no writer can append
   // meanwhile), so the next transaction starts the WAL from its beginning.
-  void want_wal_restart() { m_wal_restart.store(true, std::memory_order_relaxed); }
+  void want_wal_restart() override { m_wal_restart.store(true, std::memory_order_relaxed); }
   uint64_t wal_restarts() const { return m_wal_restarts.load(); }
 
   void begin() override;
@@ -49,7 +49,7 @@ class SqliteStoreWriter final : public StoreWriter {
   std::variant<Change, IdempotentReplay> insert_operation(OperationRecord* op, const IdempotencyKey* key) override;
   bool owners_allow(const std::string& owner, const OwnershipCheck& check) override;
   void claim_resource(const std::string& path, const std::string& owner, int64_t op_seq) override;
-  Applied apply_event(const Event& e, int64_t now, Change* change) override;
+  Applied apply_event(const Event& e, int64_t now, Change* change, const EventSender& sender = {}) override;
   Applied apply_dispatched(const std::string& op_id, int attempt, int64_t now, Change* change) override;
   Applied request_cancel(const std::string& op_id, int64_t now, Change* change) override;
   int prune(int64_t before_ms, int limit) override;

@@ -83,7 +83,8 @@ class StoreWriter {
   // one from the operation accepted last. A completed delete whose
   // tombstone is written frees its path's owner; an operation that ends
   // rejected or canceled frees the resource it claimed (it was not made).
-  virtual Applied apply_event(const Event& e, int64_t now, Change* change) = 0;
+  // An event whose sender may not serve the operation's service is rejected.
+  virtual Applied apply_event(const Event& e, int64_t now, Change* change, const EventSender& sender = {}) = 0;
 
   // Records that the command went to a worker (kind "dispatched", or
   // "redelivered" for attempt > 1) if the operation is still pending; a
@@ -114,6 +115,10 @@ class StoreWriter {
   // Caps the store's size: writes that would grow it past `pages` (of the
   // backend's page size) fail as on a full disk. For tests of a full disk.
   virtual void set_max_page_count(int64_t pages) = 0;
+  // Thread-safe. A hint from the backend's own housekeeping thread (for
+  // SQLite, the Checkpointer): tidy the log after the next commit. A
+  // backend without such a log ignores it.
+  virtual void want_wal_restart() {}
 
   // Operations not yet terminal with seq > after_seq, oldest first, for
   // redispatch after a restart.

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include <zmq.hpp>
@@ -163,5 +164,104 @@ TEST_CASE("giving up publishes a fence notice for the request on the control soc
   CHECK(f->request_id == c.id);
   CHECK(f->service == "users");
   eventually([&] { return gave_up.load() == 1; });
+  d.stop();
+}
+
+TEST_CASE("a cancel of a command not sent yet takes it back; if that is not stored, it is sent after all",
+          "[dispatcher][cancel]") {
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  std::mutex m;
+  std::vector<CancelDecision> decisions;
+  Dispatcher::Hooks hooks;
+  hooks.on_cancel = [&](CancelDecision d, CancelDone done) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      decisions.push_back(d);
+    }
+    done(Error{"the store is unavailable"});  // as a failed commit would
+  };
+  Dispatcher d(ctx, {{"users", endpoint}}, "", DispatchOptions{}, hooks);
+  REQUIRE(d.bind());
+  d.start();
+  Command c = command(1);
+  d.enqueue({c});  // no worker yet: it waits in its queue
+  std::atomic<int> answered{0};
+  d.cancel(c.id, [&](Status stored) {
+    CHECK_FALSE(stored);
+    ++answered;
+  });
+  eventually([&] { return answered.load() == 1; });
+  {
+    std::lock_guard<std::mutex> lock(m);
+    REQUIRE(decisions.size() == 1);
+    CHECK(decisions[0].kind == CancelDecision::Kind::taken_back);
+    CHECK(decisions[0].op_id == c.id);
+    CHECK(decisions[0].command == "create_user");
+  }
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  pull.connect(endpoint);
+  auto sent = receive(pull, 1);  // the cancel was not stored: the operation goes on
+  CHECK(sent[0].id == c.id);
+  CHECK_FALSE(sent[0].cancel);
+  d.stop();
+}
+
+TEST_CASE("a cancel of a sent command is handed to the store before the workers are told", "[dispatcher][cancel]") {
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  std::string control = "ipc://" + dir.path + "/control.ipc";
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, k_kind_cancel);
+  std::mutex m;
+  std::vector<CancelDecision> decisions;
+  Dispatcher::Hooks hooks;
+  hooks.on_cancel = [&](CancelDecision d, CancelDone done) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      decisions.push_back(d);
+    }
+    done(true);
+  };
+  Dispatcher d(ctx, {{"users", endpoint}}, control, DispatchOptions{}, hooks);
+  REQUIRE(d.bind());
+  d.start();
+  sub.connect(control);
+  sub.set(zmq::sockopt::rcvtimeo, 50);
+  // Until the subscription has reached the PUB, notices are dropped: cancel
+  // an unknown id until one is heard.
+  std::string probe = new_uuid_v7();
+  for (auto deadline = Clock::now() + std::chrono::seconds(10);;) {
+    REQUIRE(Clock::now() < deadline);
+    d.cancel(probe, [](Status) {});
+    std::vector<zmq::message_t> parts;
+    if (zmq::recv_multipart(sub, std::back_inserter(parts))) break;
+  }
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  pull.connect(endpoint);
+  Command c = command(1);
+  d.enqueue({c});
+  receive(pull, 1);  // a worker has it now
+  std::atomic<int> answered{0};
+  d.cancel(c.id, [&](Status stored) {
+    CHECK(stored);
+    ++answered;
+  });
+  sub.set(zmq::sockopt::rcvtimeo, 10000);
+  for (;;) {
+    std::vector<zmq::message_t> parts;
+    REQUIRE(zmq::recv_multipart(sub, std::back_inserter(parts)));
+    auto notice = decode_cancel(parts[1].to_string());
+    REQUIRE(notice);
+    if (notice->request_id != c.id) continue;  // a late probe
+    std::lock_guard<std::mutex> lock(m);
+    REQUIRE_FALSE(decisions.empty());
+    CHECK(decisions.back().op_id == c.id);  // decided and handed over first
+    CHECK(decisions.back().kind == CancelDecision::Kind::notify_workers);
+    break;
+  }
+  CHECK(answered.load() == 1);
   d.stop();
 }

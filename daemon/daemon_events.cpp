@@ -1,0 +1,33 @@
+#include "daemon/daemon_events.h"
+
+namespace asyncops {
+
+Event canceled_before_dispatch(const std::string& op_id, const std::string& command) {
+  Event e;
+  e.request_id = op_id;
+  e.type = command + "_canceled";
+  e.state = OpState::canceled;
+  e.code = "canceled";
+  e.message = "canceled before it was dispatched";
+  e.worker = k_daemon_worker;
+  e.attempt = 0;  // never sent
+  return e;
+}
+
+Event worker_timeout(const std::string& op_id, int attempts, GaveUp why) {
+  Event e;
+  e.request_id = op_id;
+  e.state = OpState::failed;
+  e.type = "worker_timeout";
+  e.code = "worker_timeout";
+  e.message = why == GaveUp::before_restart
+                  ? "no worker finished it: all " + std::to_string(attempts) +
+                        " attempts were used before the daemon restarted"
+                  : "no worker finished it: " + std::to_string(attempts) +
+                        " attempts each ran out of their lease without progress";
+  e.worker = k_daemon_worker;
+  e.attempt = attempts;
+  return e;
+}
+
+}  // namespace asyncops
