@@ -223,7 +223,7 @@ TEST_CASE("a cancel of a sent command is handed to the store before the workers 
       std::lock_guard<std::mutex> lock(m);
       decisions.push_back(d);
     }
-    done(true);
+    done(Status::success());
   };
   Dispatcher d(ctx, {{"users", endpoint}}, control, DispatchOptions{}, hooks);
   REQUIRE(d.bind());
