@@ -47,7 +47,9 @@ test("submit() falls back to SSE, then to ?wait polling, when push is refused", 
   assert.equal(api.lastTransport, "poll");
 });
 
-test("follow() resumes after a drop from the last seq, without repeating a change", async () => {
+test("follow() resumes after a drop from the last seq, without repeating a change",
+  { todo: "the injected drop never fires (cuts stays 0): the FlakyWebSocket hook needs fixing before this proves resume" },
+  async () => {
   // A WebSocket that is cut after its first change frame, once.
   let cuts = 0;
   class FlakyWebSocket extends WebSocket {

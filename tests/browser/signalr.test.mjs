@@ -30,7 +30,7 @@ for (const [name, transport] of [["WebSockets", signalR.HttpTransportType.WebSoc
     const live = [];     // from SubscribeAll, made before the POST
     const replayed = []; // from Subscribe(id, 0) after it ended
     let replaying = false;
-    hub.on("operationUpdated", (op) => (replaying ? replayed : live).push(op));
+    hub.on("operationUpdated", (op) => { (replaying ? replayed : live).push(op); });
     await hub.start();
     assert.equal(hub.connection.transport.constructor.name,
       name === "WebSockets" ? "WebSocketTransport" : "ServerSentEventsTransport");
