@@ -1,5 +1,8 @@
 #include "daemon/gateway.h"
 
+#include "daemon/signalr_hub.h"
+#include "daemon/static_files.h"
+
 #include <algorithm>
 #include <cctype>
 #include <future>
@@ -123,6 +126,29 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
+// A compiled-in file (the console, the JavaScript client). The console is
+// locked down: its own origin only, never framed, no referrer.
+ApiReply static_file(const StaticFile& f, const ApiRequest& req) {
+  ApiReply r;
+  std::string type = f.media_type;
+  if (type.rfind("text/", 0) == 0) type += "; charset=utf-8";
+  r.content_type = type;
+  r.headers.push_back({"ETag", f.etag});
+  r.headers.push_back({"X-Content-Type-Options", "nosniff"});
+  r.headers.push_back({"Referrer-Policy", "no-referrer"});
+  if (std::string(f.media_type) == "text/html") {
+    r.headers.push_back({"Content-Security-Policy",
+                         "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'"});
+    r.headers.push_back({"X-Frame-Options", "DENY"});
+  }
+  if (req.header("if-none-match") == f.etag) {
+    r.status = 304;
+    return r;
+  }
+  r.body.assign(reinterpret_cast<const char*>(f.data), f.size);
+  return r;
+}
+
 }  // namespace
 
 bool sees_all(const ApiRequest& req) { return req.role.empty() || req.role == "admin"; }
@@ -203,6 +229,9 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
       m_hub(hub),
       m_options(options),
       m_services(std::move(services)) {
+  SignalrOptions hub_options;
+  hub_options.ping_interval = m_options.hub_ping_interval;
+  m_signalr = std::make_unique<SignalrHub>(m_hub, m_readers, hub_options);
   auto tmpl = [](const std::string& t) { return PathTemplate::parse(t).value(); };
   m_router.add("GET", tmpl("/healthz"), [](const ApiRequest&, const Params&) {
     return json_reply(200, {{"status", "ok"}});
@@ -244,6 +273,15 @@ Gateway::Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& reade
                [this](const ApiRequest& r, const Params& p) { return operation_events(r, p); });
   m_router.add("GET", tmpl("/events"), [this](const ApiRequest& r, const Params&) { return all_events(r); });
   m_router.add("GET", tmpl("/ws"), [this](const ApiRequest& r, const Params&) { return websocket(r); });
+  m_router.add("POST", tmpl("/tickets"), [this](const ApiRequest& r, const Params&) { return issue_ticket(r); });
+  for (const StaticFile* f = static_files_begin(); f != static_files_end(); ++f) {
+    m_router.add("GET", tmpl(f->path), [f](const ApiRequest& r, const Params&) { return static_file(*f, r); });
+  }
+  m_router.add("POST", tmpl("/hubs/operations/negotiate"),
+               [this](const ApiRequest& r, const Params&) { return hub_negotiate(r); });
+  for (const char* method : {"GET", "POST", "DELETE"}) {
+    m_router.add(method, tmpl("/hubs/operations"), [this](const ApiRequest& r, const Params&) { return hub_request(r); });
+  }
   for (const std::string& c : m_routes.collections()) {
     m_router.add("GET", tmpl(c),
                  [this, c](const ApiRequest& r, const Params&) { return list_resources(c, r); });
@@ -281,9 +319,38 @@ std::optional<ApiReply> Gateway::admit(ApiRequest& req) {
   }
   req.owner.clear();
   req.role.clear();
-  bool health = req.path == "/healthz" || req.path == "/readyz";
+  // Health, the console's files and the JavaScript client need no token:
+  // the console asks for one itself.
+  bool health = req.path == "/healthz" || req.path == "/readyz" ||
+                ((req.method == "GET" || req.method == "HEAD") && find_static_file(req.path));
+  // A browser cannot set Authorization on EventSource or WebSocket: a
+  // stream also takes ?access_token= (SignalR's convention) or a ticket
+  // (POST /tickets). Nothing else does. Both are taken out of the query
+  // here, so that no handler sees, echoes or logs them.
+  std::string authorization = req.header("authorization");
+  std::optional<std::string> query_token, ticket;
+  if (auto it = req.query.find("access_token"); it != req.query.end()) {
+    query_token = std::move(it->second);
+    req.query.erase(it);
+  }
+  if (auto it = req.query.find("ticket"); it != req.query.end()) {
+    ticket = std::move(it->second);
+    req.query.erase(it);
+  }
+  bool stream = is_stream_request(req);
+  if (stream && authorization.empty() && query_token) authorization = "Bearer " + *query_token;
   AuthDecision d;
-  if (m_services.authenticate) d = m_services.authenticate(req.header("authorization"));
+  if (m_services.authenticate) d = m_services.authenticate(authorization);
+  if (stream && authorization.empty() && ticket && d.kind == AuthDecision::missing) {
+    auto grant = m_tickets.redeem(*ticket);
+    auto role = grant ? parse_role(grant->role) : std::nullopt;
+    if (!role) return unauthorized("the stream ticket is not valid (unknown, used, or older than 60 s)", true);
+    d.kind = AuthDecision::ok;
+    d.principal = grant->principal;
+    d.role = *role;
+  } else if (stream && ticket) {
+    m_tickets.redeem(*ticket);  // single use, whatever else authenticated this request
+  }
   switch (d.kind) {
     case AuthDecision::open:
       // No tokens: only this host may call (see the start log).
@@ -313,6 +380,101 @@ std::optional<ApiReply> Gateway::admit(ApiRequest& req) {
     }
   }
   return std::nullopt;
+}
+
+bool is_stream_request(const ApiRequest& req) {
+  if (req.method != "GET") return false;
+  const std::string& p = req.path;
+  if (p == "/events" || p == "/ws" || p == "/hubs/operations") return true;
+  // /operations/{id}/events
+  const std::string prefix = "/operations/", suffix = "/events";
+  return p.size() > prefix.size() + suffix.size() && p.compare(0, prefix.size(), prefix) == 0 &&
+         p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+         p.find('/', prefix.size()) == p.size() - suffix.size();
+}
+
+ApiReply Gateway::issue_ticket(const ApiRequest& req) {
+  auto ticket = m_tickets.issue({req.owner, req.role});
+  if (!ticket) {
+    ApiReply r = problem_reply({503, "", "too many stream tickets are outstanding; try again shortly",
+                                "too_many_tickets", "", {}});
+    r.headers.push_back({"Retry-After", "60"});
+    return r;
+  }
+  return json_reply(200, {{"ticket", *ticket},
+                          {"expires_in", static_cast<int>(TicketBook::k_lifetime.count())}});
+}
+
+Gateway::~Gateway() = default;
+
+ApiReply Gateway::hub_negotiate(const ApiRequest& req) {
+  WebSocketGrant grant;
+  if (!sees_all(req)) grant.owner = req.owner;
+  auto negotiated = m_signalr->negotiate(req.owner, grant);
+  if (!negotiated) {
+    ApiReply r = problem_reply({503, "", "too many hub connections are open; try again shortly",
+                                "too_many_hub_connections", "", {}});
+    r.headers.push_back({"Retry-After", "5"});
+    return r;
+  }
+  return json_reply(200, *negotiated);
+}
+
+ApiReply Gateway::hub_request(const ApiRequest& req) {
+  auto id = req.query.find("id");
+  if (id == req.query.end() || id->second.empty()) {
+    return problem_reply({400, "", "a hub request names its connection: ?id=<connectionToken from negotiate>",
+                          "invalid_query", "", {}});
+  }
+  // Another principal's connection is as unknown as a made-up one.
+  auto connection = m_signalr->find(id->second, req.owner);
+  if (!connection) {
+    return problem_reply({404, "", "no hub connection with this id: negotiate first (POST /hubs/operations/negotiate)",
+                          "hub_connection_not_found", "", {}});
+  }
+  if (req.method == "DELETE") {
+    m_signalr->remove(id->second);
+    ApiReply r;
+    r.status = 202;
+    r.content_type = "";
+    return r;
+  }
+  if (req.method == "POST") {
+    // The SSE transport's messages to the hub.
+    constexpr size_t k_max_send = 64 * 1024;
+    if (req.body.size() > k_max_send) {
+      return problem_reply({413, "", "a hub message is at most 64 KiB", "body_too_large", "", {}});
+    }
+    connection->receive(req.body);
+    ApiReply r;
+    r.content_type = "text/plain";
+    return r;
+  }
+  std::string upgrade = req.header("upgrade");
+  std::transform(upgrade.begin(), upgrade.end(), upgrade.begin(), [](unsigned char c) { return std::tolower(c); });
+  bool websocket = upgrade.find("websocket") != std::string::npos;
+  bool sse = req.header("accept").find("text/event-stream") != std::string::npos;
+  if (!websocket && !sse) {
+    return problem_reply({400, "", "the hub's transports are WebSockets and ServerSentEvents (Accept: "
+                                   "text/event-stream); long polling is not offered",
+                          "unsupported_transport", "", {}});
+  }
+  if (!connection->claim()) {
+    return problem_reply({409, "", "this hub connection already has a transport", "hub_connection_taken", "", {}});
+  }
+  ApiReply r;
+  if (websocket) {
+    r.status = 101;
+    r.content_type = "";
+    WebSocketGrant grant;
+    grant.channel = m_signalr->transport(connection);
+    r.websocket = std::move(grant);
+  } else {
+    r.content_type = "text/event-stream";
+    r.headers.push_back({"X-Accel-Buffering", "no"});
+    r.push_sse = m_signalr->transport(connection);
+  }
+  return r;
 }
 
 std::optional<OperationRecord> Gateway::visible_operation(const ApiRequest& req, const std::string& id) {

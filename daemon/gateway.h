@@ -16,10 +16,12 @@
 #include "daemon/auth.h"
 #include "daemon/change_hub.h"
 #include "daemon/group_commit.h"
+#include "daemon/push_channel.h"
 #include "daemon/router.h"
 #include "daemon/routes.h"
 #include "store/store.h"
 #include "daemon/streams.h"
+#include "daemon/tickets.h"
 #include "shared/problem.h"
 
 namespace asyncops {
@@ -65,6 +67,9 @@ struct ApiWait {
 // sees the operations of owner, or every operation when owner is unset.
 struct WebSocketGrant {
   std::optional<std::string> owner;
+  // Set: the connection speaks this channel's protocol (the SignalR hub)
+  // instead of /ws's.
+  PushChannelFactory channel;
 };
 
 struct ApiReply {
@@ -86,8 +91,11 @@ struct ApiReply {
   std::function<void(std::function<void(Finish)>)> later;
   // The answer waits for an operation to end.
   std::shared_ptr<ApiWait> wait;
+  // A Server-Sent Events answer whose events are a PushChannel's messages,
+  // one `data:` line each (the SignalR hub's SSE transport).
+  PushChannelFactory push_sse;
 
-  bool pending() const { return stream || websocket || later || wait; }
+  bool pending() const { return stream || websocket || later || wait || push_sse; }
 
   std::string header(const std::string& name) const {
     for (const auto& [k, v] : headers) {
@@ -134,6 +142,8 @@ struct GatewayOptions {
   size_t max_fields = 256;         // members + elements in a body: 413
   size_t max_string_bytes = 65536; // any one string (or key) in a body: 422
   int max_json_depth = 64;         // 400
+  // The SignalR hub (/hubs/operations) pings a quiet connection this often.
+  std::chrono::milliseconds hub_ping_interval{15000};
 };
 
 // A problem+json reply (RFC 9457).
@@ -148,10 +158,13 @@ ApiReply uri_too_long(size_t max_url_bytes);          // 414
 ApiReply headers_too_large(size_t max_header_bytes);  // 431
 ApiReply body_too_large(size_t max_body_bytes);       // 413
 
+class SignalrHub;
+
 class Gateway {
  public:
   Gateway(RouteTable routes, GroupCommitter& committer, ReaderPool& readers, ChangeHub& hub,
           GatewayOptions options = {}, GatewayServices services = {});
+  ~Gateway();
 
   // Answers any request without blocking. Never throws: an unexpected
   // failure is a 500 problem. Authenticates (GatewayServices::authenticate)
@@ -197,6 +210,11 @@ class Gateway {
   ApiReply finish_accept(const ApiRequest& req, const IdempotencyKey& key,
                          const Result<GroupCommitter::Accepted>& committed);
   ApiReply websocket(const ApiRequest& req);
+  ApiReply issue_ticket(const ApiRequest& req);
+  // The SignalR hub (daemon/signalr_hub.h): negotiate, a transport's GET,
+  // the SSE transport's messages (POST) and DELETE.
+  ApiReply hub_negotiate(const ApiRequest& req);
+  ApiReply hub_request(const ApiRequest& req);
   // Adds the CORS headers to reply and to whatever a pending reply becomes.
   void decorate(const ApiRequest& req, ApiReply* reply) const;
   // A wait for operation id until deadline, answered by finish(latest state).
@@ -227,6 +245,8 @@ class Gateway {
   std::mutex m_stats_mutex;
   std::string m_stats_cache;                              // GUARDED_BY(m_stats_mutex)
   std::chrono::steady_clock::time_point m_stats_cached_at;  // GUARDED_BY(m_stats_mutex)
+  TicketBook m_tickets;
+  std::unique_ptr<SignalrHub> m_signalr;
 };
 
 // The methods the API serves; any other gets 405 with Allow.
@@ -235,6 +255,10 @@ bool is_served_method(const std::string& method);
 // Whether the caller may see everything: an admin, or the local operator
 // when no tokens are configured.
 bool sees_all(const ApiRequest& req);
+// Whether a request is a GET of a stream (/events, /operations/{id}/events,
+// /ws, /hubs/operations): the only requests that may authenticate with
+// ?access_token= or ?ticket= instead of an Authorization header.
+bool is_stream_request(const ApiRequest& req);
 // Whether the caller may submit, cancel or forget (not a reader).
 bool may_write(const ApiRequest& req);
 // 127.0.0.0/8, ::1 or ::ffff:127.x; "" counts as loopback (in-process calls).

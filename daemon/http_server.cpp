@@ -374,7 +374,11 @@ class WsSession : public Connection, public std::enable_shared_from_this<WsSessi
         if (auto self = weak.lock()) self->on_wake();
       });
     };
-    m_channel = std::make_unique<WsChannel>(m_server.gateway.hub(), m_server.gateway.readers(), m_grant, wake);
+    if (m_grant.channel) {
+      m_channel = m_grant.channel(wake);  // the SignalR hub
+    } else {
+      m_channel = std::make_unique<WsChannel>(m_server.gateway.hub(), m_server.gateway.readers(), m_grant, wake);
+    }
     read_next();
   }
 
@@ -397,6 +401,7 @@ class WsSession : public Connection, public std::enable_shared_from_this<WsSessi
       m_channel->on_message(text, &out);
     }
     for (auto& f : out) m_queue.push_back(std::move(f));
+    if (m_channel && m_channel->finished()) return close_with(websocket::close_code::normal, "");
     write_next();
     read_next();
   }
@@ -427,6 +432,7 @@ class WsSession : public Connection, public std::enable_shared_from_this<WsSessi
                  "slow consumer: reconnect and resume with last_event_id");
       return;
     }
+    if (m_channel->finished()) return close_with(websocket::close_code::normal, "");
     if (more && m_queue.size() < max && !m_repump_posted) {
       m_repump_posted = true;
       asio::post(m_ws.get_executor(), [self = this->shared_from_this()] {
@@ -465,8 +471,11 @@ class WsSession : public Connection, public std::enable_shared_from_this<WsSessi
     m_reason = websocket::close_reason(code, reason);
     m_channel.reset();  // no more frames; the subscriptions end
     // Frames not yet on the wire are dropped: the client resumes from the
-    // last seq it received.
-    while (m_queue.size() > (m_writing ? 1u : 0u)) m_queue.pop_back();
+    // last seq it received. (A normal close, when the channel's protocol is
+    // over, sends them: the last is what closed it.)
+    if (code != websocket::close_code::normal) {
+      while (m_queue.size() > (m_writing ? 1u : 0u)) m_queue.pop_back();
+    }
     // A client that reads nothing never takes the close frame either.
     m_teardown.expires_after(m_server.options.write_timeout);
     m_teardown.async_wait([self = this->shared_from_this()](beast::error_code ec) {
@@ -497,13 +506,113 @@ class WsSession : public Connection, public std::enable_shared_from_this<WsSessi
   asio::steady_timer m_teardown;
   beast::flat_buffer m_in;
   WebSocketGrant m_grant;
-  std::unique_ptr<WsChannel> m_channel;
+  std::unique_ptr<PushChannel> m_channel;
   std::deque<std::string> m_queue;  // frames to send; the front is on the wire while m_writing
   bool m_writing = false;
   bool m_closing = false;
   bool m_close_sent = false;
   bool m_repump_posted = false;
   websocket::close_reason m_reason;
+  std::shared_ptr<std::atomic<bool>> m_wake_posted = std::make_shared<std::atomic<bool>>(false);
+};
+
+// ------------------------------------------------------- push over SSE
+
+// A PushChannel's messages as Server-Sent Events, one `data:` line each;
+// the client's messages come in other requests (the SignalR hub's SSE
+// transport POSTs them). It takes the connection over from HttpSession,
+// as a WsSession does.
+template <class Stream>
+class PushSseSession : public Connection, public std::enable_shared_from_this<PushSseSession<Stream>> {
+ public:
+  PushSseSession(HttpApi::Impl& server, Stream&& stream, uint64_t id)
+      : m_server(server), m_stream(std::move(stream)), m_id(id), m_write_timer(m_stream.get_executor()) {
+    idle = false;
+  }
+  ~PushSseSession() override { m_server.remove(m_id); }
+
+  void run(ApiReply reply) {
+    m_server.enroll(m_id, this->weak_from_this());
+    std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+                       "Transfer-Encoding: chunked\r\n";
+    for (const auto& [k, v] : reply.headers) head += k + ": " + v + "\r\n";
+    m_pending = head + "\r\n";
+    auto wake_posted = m_wake_posted;
+    auto executor = m_stream.get_executor();
+    std::weak_ptr<PushSseSession> weak = this->shared_from_this();
+    m_channel = reply.push_sse([wake_posted, executor, weak] {
+      if (wake_posted->exchange(true)) return;
+      asio::post(executor, [weak] {
+        if (auto self = weak.lock()) {
+          self->m_wake_posted->store(false);
+          self->pump();
+        }
+      });
+    });
+    // The client sends nothing more here; a read notices when it goes away.
+    m_stream.async_read_some(m_scratch.prepare(512), [self = this->shared_from_this()](beast::error_code, size_t) {
+      self->close_now();
+    });
+    pump();
+  }
+
+  void evict() override {
+    asio::post(m_stream.get_executor(), [self = this->shared_from_this()] { self->close_now(); });
+  }
+
+ private:
+  void pump() {
+    if (!m_channel || m_writing) return;
+    std::string data;
+    std::vector<std::string> messages;
+    for (bool more = true; more && data.empty();) {
+      messages.clear();
+      more = m_channel->poll(&messages, k_sse_batch);
+      for (const auto& m : messages) data += "data: " + m + "\n\n";
+    }
+    if (!data.empty()) m_pending += chunk(data);
+    if (m_channel->finished() || m_server.gateway.hub().is_shut_down()) {
+      m_pending += "0\r\n\r\n";
+      m_channel.reset();
+      m_last_chunk = true;
+    }
+    if (!m_pending.empty()) write();
+  }
+
+  void write() {
+    m_writing = true;
+    m_out = std::move(m_pending);
+    m_pending.clear();
+    // A client that takes nothing for this long is gone or stuck.
+    m_write_timer.expires_after(m_server.options.write_timeout);
+    m_write_timer.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (!ec) self->close_now();
+    });
+    asio::async_write(m_stream, asio::buffer(m_out), [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      self->m_writing = false;
+      self->m_write_timer.cancel();
+      if (ec || self->m_last_chunk) return self->close_now();
+      if (!self->m_pending.empty()) return self->write();
+      self->pump();  // a wake-up during the write found m_writing set
+    });
+  }
+
+  void close_now() {
+    m_channel.reset();
+    m_write_timer.cancel();
+    beast::get_lowest_layer(m_stream).close();
+  }
+
+  HttpApi::Impl& m_server;
+  Stream m_stream;
+  uint64_t m_id;
+  asio::steady_timer m_write_timer;
+  beast::flat_buffer m_scratch;
+  std::unique_ptr<PushChannel> m_channel;
+  std::string m_pending;  // bytes due after the write in flight
+  std::string m_out;      // the write in flight
+  bool m_writing = false;
+  bool m_last_chunk = false;
   std::shared_ptr<std::atomic<bool>> m_wake_posted = std::make_shared<std::atomic<bool>>(false);
 };
 
@@ -629,6 +738,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     }
     if (reply.wait) return start_wait(std::move(reply.wait));
     if (reply.stream) return start_sse(std::move(reply));
+    if (reply.push_sse) return start_push_sse(std::move(reply));
     if (reply.websocket) {
       if (!websocket::is_upgrade(m_parser->get())) {
         return send(bad_request("a WebSocket handshake needs Connection: Upgrade", "upgrade_required"), false);
@@ -779,6 +889,14 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     tcp_layer().expires_never();
     auto ws = std::make_shared<WsSession<Stream>>(m_server, std::move(m_stream), m_id);
     ws->run(m_parser->release(), std::move(grant));
+  }
+
+  // ---- a PushChannel over SSE (the SignalR hub's SSE transport)
+  void start_push_sse(ApiReply reply) {
+    m_upgraded = true;  // the PushSseSession takes over this connection's registration
+    tcp_layer().expires_never();
+    auto session = std::make_shared<PushSseSession<Stream>>(m_server, std::move(m_stream), m_id);
+    session->run(std::move(reply));
   }
 
   // ---- ending

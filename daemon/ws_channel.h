@@ -20,12 +20,13 @@
 
 #include "daemon/change_hub.h"
 #include "daemon/gateway.h"
+#include "daemon/push_channel.h"
 #include "store/store.h"
 #include "daemon/streams.h"
 
 namespace asyncops {
 
-class WsChannel {
+class WsChannel : public PushChannel {
  public:
   static constexpr size_t k_max_subscriptions = 256;
 
@@ -36,12 +37,12 @@ class WsChannel {
 
   // Handles one text frame from the client and appends the frames to send
   // back (an acknowledgement or an error) to out.
-  void on_message(const std::string& text, std::vector<std::string>* out);
+  void on_message(const std::string& text, std::vector<std::string>* out) override;
 
   // Appends the change frames due now, at most max, and the {"end": id} of
   // each per-operation subscription that ended. Returns true when more are
   // due at once (poll again without waiting for a wake-up).
-  bool poll(std::vector<std::string>* out, size_t max);
+  bool poll(std::vector<std::string>* out, size_t max) override;
 
   size_t subscriptions() const { return m_subs.size(); }
 

@@ -583,3 +583,81 @@ TEST_CASE("a store made before resource_owners gets the owners of its live resou
   CHECK(res->owner == "ann");
   CHECK(r->list_resources("/users", "", 10, std::string("bob")).empty());
 }
+
+TEST_CASE("streams take ?access_token=, and nothing else does (issue 12)", "[access][tickets]") {
+  SecuredApi api;
+  auto created = api.call("ann", "POST", "/users", R"({"email":"a@example.com","name":"A"})");
+  REQUIRE(created.status == 202);
+  std::string id = json::parse(created.body)["id"];
+  auto stream = [&](const std::string& path, std::map<std::string, std::string> query) {
+    ApiRequest r;
+    r.method = "GET";
+    r.path = path;
+    r.query = std::move(query);
+    return api.gw->begin(r);
+  };
+  auto events = stream("/events", {{"access_token", "ann"}});
+  CHECK(events.status == 200);
+  REQUIRE(events.stream);
+  CHECK(events.stream->owner == std::optional<std::string>("ann"));  // scoped as with the header
+  auto mine = stream("/operations/" + id + "/events", {{"access_token", "ann"}});
+  CHECK(mine.status == 200);
+  CHECK(mine.stream);
+  // Owner scoping exactly as with the header: bob's token sees a 404.
+  CHECK(stream("/operations/" + id + "/events", {{"access_token", "bob"}}).status == 404);
+  CHECK(stream("/events", {{"access_token", "forged"}}).status == 401);
+  CHECK(stream("/events", {}).status == 401);
+  // Not on any other endpoint.
+  CHECK(stream("/operations", {{"access_token", "ann"}}).status == 401);
+  CHECK(stream("/operations/" + id, {{"access_token", "ann"}}).status == 401);
+  CHECK(stream("/operations/" + id + "/history", {{"access_token", "ann"}}).status == 401);
+  ApiRequest post;
+  post.method = "POST";
+  post.path = "/users";
+  post.headers["content-type"] = "application/json";
+  post.body = R"({"email":"b@example.com","name":"B"})";
+  post.query = {{"access_token", "ann"}};
+  CHECK(api.gw->handle(post).status == 401);
+  CHECK(is_stream_request(ApiRequest{"GET", "/ws", {}, {}, "", "", "", "", 0}));
+  CHECK(is_stream_request(ApiRequest{"GET", "/hubs/operations", {}, {}, "", "", "", "", 0}));
+  CHECK_FALSE(is_stream_request(ApiRequest{"GET", "/operations/a/b/events", {}, {}, "", "", "", "", 0}));
+  CHECK_FALSE(is_stream_request(ApiRequest{"POST", "/events", {}, {}, "", "", "", "", 0}));
+}
+
+TEST_CASE("POST /tickets: a single-use stream ticket bound to the caller (issue 12)", "[access][tickets]") {
+  SecuredApi api;
+  auto created = api.call("ann", "POST", "/users", R"({"email":"a@example.com","name":"A"})");
+  std::string id = json::parse(created.body)["id"];
+  CHECK(api.call("", "POST", "/tickets").status == 401);
+  auto issued = api.call("ann-reader", "POST", "/tickets");
+  REQUIRE(issued.status == 200);
+  std::string ticket = json::parse(issued.body)["ticket"];
+  CHECK(json::parse(issued.body)["expires_in"] == 60);
+  auto stream = [&](const std::string& path, const std::string& t) {
+    ApiRequest r;
+    r.method = "GET";
+    r.path = path;
+    r.query = {{"ticket", t}};
+    return api.gw->begin(r);
+  };
+  // Not on other endpoints (and it is not used up there).
+  CHECK(stream("/operations/" + id, ticket).status == 401);
+  auto first = stream("/operations/" + id + "/events", ticket);
+  CHECK(first.status == 200);
+  CHECK(first.stream);
+  auto again = stream("/operations/" + id + "/events", ticket);
+  CHECK(again.status == 401);
+  CHECK(again.header("WWW-Authenticate").find("invalid_token") != std::string::npos);
+  // Bound to its principal: bob's ticket sees ann's operation as unknown,
+  // and /events is scoped to bob.
+  std::string bobs = json::parse(api.call("bob", "POST", "/tickets").body)["ticket"];
+  CHECK(stream("/operations/" + id + "/events", bobs).status == 404);
+  std::string bobs2 = json::parse(api.call("bob", "POST", "/tickets").body)["ticket"];
+  auto all = stream("/events", bobs2);
+  REQUIRE(all.stream);
+  CHECK(all.stream->owner == std::optional<std::string>("bob"));
+  std::string admin = json::parse(api.call("root", "POST", "/tickets").body)["ticket"];
+  auto ws = stream("/ws", admin);
+  ApiRequest up;
+  CHECK(ws.status == 426);  // no Upgrade header, but admitted
+}
