@@ -396,8 +396,7 @@ bool is_stream_request(const ApiRequest& req) {
 ApiReply Gateway::issue_ticket(const ApiRequest& req) {
   auto ticket = m_tickets.issue({req.owner, req.role});
   if (!ticket) {
-    ApiReply r = problem_reply({503, "", "too many stream tickets are outstanding; try again shortly",
-                                "too_many_tickets", "", {}});
+    ApiReply r = problem_reply(503, "too many stream tickets are outstanding; try again shortly", "too_many_tickets");
     r.headers.push_back({"Retry-After", "60"});
     return r;
   }
@@ -412,8 +411,8 @@ ApiReply Gateway::hub_negotiate(const ApiRequest& req) {
   if (!sees_all(req)) grant.owner = req.owner;
   auto negotiated = m_signalr->negotiate(req.owner, grant);
   if (!negotiated) {
-    ApiReply r = problem_reply({503, "", "too many hub connections are open; try again shortly",
-                                "too_many_hub_connections", "", {}});
+    ApiReply r = problem_reply(503, "too many hub connections are open; try again shortly",
+                               "too_many_hub_connections");
     r.headers.push_back({"Retry-After", "5"});
     return r;
   }
@@ -423,14 +422,14 @@ ApiReply Gateway::hub_negotiate(const ApiRequest& req) {
 ApiReply Gateway::hub_request(const ApiRequest& req) {
   auto id = req.query.find("id");
   if (id == req.query.end() || id->second.empty()) {
-    return problem_reply({400, "", "a hub request names its connection: ?id=<connectionToken from negotiate>",
-                          "invalid_query", "", {}});
+    return problem_reply(400, "a hub request names its connection: ?id=<connectionToken from negotiate>",
+                         "invalid_query");
   }
   // Another principal's connection is as unknown as a made-up one.
   auto connection = m_signalr->find(id->second, req.owner);
   if (!connection) {
-    return problem_reply({404, "", "no hub connection with this id: negotiate first (POST /hubs/operations/negotiate)",
-                          "hub_connection_not_found", "", {}});
+    return problem_reply(404, "no hub connection with this id: negotiate first (POST /hubs/operations/negotiate)",
+                         "hub_connection_not_found");
   }
   if (req.method == "DELETE") {
     m_signalr->remove(id->second);
@@ -443,7 +442,7 @@ ApiReply Gateway::hub_request(const ApiRequest& req) {
     // The SSE transport's messages to the hub.
     constexpr size_t k_max_send = 64 * 1024;
     if (req.body.size() > k_max_send) {
-      return problem_reply({413, "", "a hub message is at most 64 KiB", "body_too_large", "", {}});
+      return problem_reply(413, "a hub message is at most 64 KiB", "body_too_large");
     }
     connection->receive(req.body);
     ApiReply r;
@@ -455,12 +454,13 @@ ApiReply Gateway::hub_request(const ApiRequest& req) {
   bool websocket = upgrade.find("websocket") != std::string::npos;
   bool sse = req.header("accept").find("text/event-stream") != std::string::npos;
   if (!websocket && !sse) {
-    return problem_reply({400, "", "the hub's transports are WebSockets and ServerSentEvents (Accept: "
-                                   "text/event-stream); long polling is not offered",
-                          "unsupported_transport", "", {}});
+    return problem_reply(400,
+                         "the hub's transports are WebSockets and ServerSentEvents (Accept: "
+                         "text/event-stream); long polling is not offered",
+                         "unsupported_transport");
   }
   if (!connection->claim()) {
-    return problem_reply({409, "", "this hub connection already has a transport", "hub_connection_taken", "", {}});
+    return problem_reply(409, "this hub connection already has a transport", "hub_connection_taken");
   }
   ApiReply r;
   if (websocket) {
@@ -1201,14 +1201,14 @@ ApiReply Gateway::operation_stats(const ApiRequest& req) {
   bool cacheable = !owner && window == 10;
   auto now = std::chrono::steady_clock::now();
   if (cacheable) {
-    std::lock_guard<std::mutex> lock(m_stats_mutex);
+    MutexLock lock(&m_stats_mutex);
     if (!m_stats_cache.empty() && now - m_stats_cached_at < std::chrono::seconds(1)) {
       return json_text_reply(200, m_stats_cache);
     }
   }
   std::string body = stats_json(m_readers.acquire()->stats(now_ms(), owner, static_cast<int>(window))).dump();
   if (cacheable) {
-    std::lock_guard<std::mutex> lock(m_stats_mutex);
+    MutexLock lock(&m_stats_mutex);
     m_stats_cache = body;
     m_stats_cached_at = now;
   }

@@ -22,6 +22,7 @@
 #include "store/store.h"
 #include "daemon/streams.h"
 #include "daemon/tickets.h"
+#include "shared/mutex.h"
 #include "shared/problem.h"
 
 namespace asyncops {
@@ -242,9 +243,9 @@ class Gateway {
   GatewayServices m_services;
   // GET /stats scans every operation: the whole-store document is reused
   // for a second, so that consoles polling it cost one scan a second.
-  std::mutex m_stats_mutex;
-  std::string m_stats_cache;                              // GUARDED_BY(m_stats_mutex)
-  std::chrono::steady_clock::time_point m_stats_cached_at;  // GUARDED_BY(m_stats_mutex)
+  Mutex m_stats_mutex;
+  std::string m_stats_cache GUARDED_BY(m_stats_mutex);
+  std::chrono::steady_clock::time_point m_stats_cached_at GUARDED_BY(m_stats_mutex);
   TicketBook m_tickets;
   std::unique_ptr<SignalrHub> m_signalr;
 };

@@ -61,7 +61,7 @@ HubConnection::HubConnection(ChangeHub& hub, ReaderPool& readers, WebSocketGrant
       m_last_sent(m_created) {
   auto slot = m_wake;
   m_channel = std::make_unique<WsChannel>(m_hub, m_readers, m_grant, [slot] {
-    std::lock_guard<std::mutex> lock(slot->mutex);
+    MutexLock lock(&slot->mutex);
     if (slot->wake) slot->wake();
   });
 }
@@ -69,7 +69,7 @@ HubConnection::HubConnection(ChangeHub& hub, ReaderPool& readers, WebSocketGrant
 HubConnection::~HubConnection() { close(); }
 
 bool HubConnection::claim() {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   if (m_claimed || m_closed) return false;
   m_claimed = true;
   m_last_sent = Clock::now();
@@ -78,20 +78,20 @@ bool HubConnection::claim() {
 
 void HubConnection::set_wake(std::function<void()> wake) {
   if (wake) {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     m_attached = true;
   }
-  std::lock_guard<std::mutex> lock(m_wake->mutex);
+  MutexLock lock(&m_wake->mutex);
   m_wake->wake = std::move(wake);
 }
 
 void HubConnection::wake() {
-  std::lock_guard<std::mutex> lock(m_wake->mutex);
+  MutexLock lock(&m_wake->mutex);
   if (m_wake->wake) m_wake->wake();
 }
 
 void HubConnection::on_message(const std::string& payload, std::vector<std::string>* out) {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   if (m_closed || m_finished) return;
   size_t before = out->size();
   m_partial += payload;
@@ -112,7 +112,7 @@ void HubConnection::receive(const std::string& payload) {
   {
     std::vector<std::string> replies;
     on_message(payload, &replies);
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     for (auto& r : replies) m_outbox.push_back(std::move(r));
   }
   wake();
@@ -240,7 +240,7 @@ void HubConnection::finish_with(const std::string& error, std::vector<std::strin
 }
 
 bool HubConnection::poll(std::vector<std::string>* out, size_t max) {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   if (m_closed) return false;
   size_t before = out->size();
   size_t n = std::min(max, m_outbox.size());
@@ -268,14 +268,14 @@ bool HubConnection::poll(std::vector<std::string>* out, size_t max) {
 }
 
 bool HubConnection::finished() const {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   return m_finished && m_outbox.empty();
 }
 
 void HubConnection::close() {
   std::unique_ptr<WsChannel> channel;
   {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     m_closed = true;
     channel = std::move(m_channel);
   }
@@ -284,17 +284,17 @@ void HubConnection::close() {
 }
 
 bool HubConnection::closed() const {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   return m_closed;
 }
 
 bool HubConnection::claimed() const {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   return m_claimed;
 }
 
 bool HubConnection::expired(Clock::time_point now) const {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   // Claimed but never attached: the transport's handshake failed.
   return !m_attached && now - m_created > m_options.start_timeout;
 }
@@ -302,7 +302,7 @@ bool HubConnection::expired(Clock::time_point now) const {
 void HubConnection::wake_if_ping_due(Clock::time_point now) {
   bool due;
   {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    MutexLock lock(&m_mutex);
     due = m_claimed && !m_closed && m_handshaken && now - m_last_sent >= m_options.ping_interval;
   }
   if (due) wake();
@@ -337,7 +337,7 @@ class HubTransport : public PushChannel {
 void SignalrHub::Registry::remove(const std::string& token) {
   std::shared_ptr<HubConnection> gone;
   {
-    std::lock_guard<std::mutex> lock(mutex);
+    MutexLock lock(&mutex);
     auto it = by_token.find(token);
     if (it == by_token.end()) return;
     gone = std::move(it->second);
@@ -351,14 +351,14 @@ SignalrHub::SignalrHub(ChangeHub& hub, ReaderPool& readers, SignalrOptions optio
 
 SignalrHub::~SignalrHub() {
   {
-    std::lock_guard<std::mutex> lock(m_timer_mutex);
+    MutexLock lock(&m_timer_mutex);
     m_stopping = true;
   }
   m_timer_cv.notify_all();
   if (m_timer.joinable()) m_timer.join();
   std::map<std::string, std::shared_ptr<HubConnection>> all;
   {
-    std::lock_guard<std::mutex> lock(m_registry->mutex);
+    MutexLock lock(&m_registry->mutex);
     all.swap(m_registry->by_token);
   }
   for (auto& [token, c] : all) c->close();
@@ -367,12 +367,12 @@ SignalrHub::~SignalrHub() {
 std::optional<nlohmann::json> SignalrHub::negotiate(const std::string& principal, const WebSocketGrant& grant) {
   auto c = std::make_shared<HubConnection>(m_hub, m_readers, grant, principal, random_id(), random_id(), m_options);
   {
-    std::lock_guard<std::mutex> lock(m_registry->mutex);
+    MutexLock lock(&m_registry->mutex);
     if (m_registry->by_token.size() >= m_options.max_connections) return std::nullopt;
     m_registry->by_token.emplace(c->token(), c);
   }
   {
-    std::lock_guard<std::mutex> lock(m_timer_mutex);
+    MutexLock lock(&m_timer_mutex);
     if (!m_timer.joinable() && !m_stopping) m_timer = std::thread([this] { run_timer(); });
   }
   json transports = json::array(
@@ -385,7 +385,7 @@ std::optional<nlohmann::json> SignalrHub::negotiate(const std::string& principal
 }
 
 std::shared_ptr<HubConnection> SignalrHub::find(const std::string& token, const std::string& principal) const {
-  std::lock_guard<std::mutex> lock(m_registry->mutex);
+  MutexLock lock(&m_registry->mutex);
   auto it = m_registry->by_token.find(token);
   if (it == m_registry->by_token.end() || it->second->principal() != principal) return nullptr;
   return it->second;
@@ -405,7 +405,7 @@ PushChannelFactory SignalrHub::transport(std::shared_ptr<HubConnection> connecti
 void SignalrHub::remove(const std::string& token) { m_registry->remove(token); }
 
 size_t SignalrHub::size() const {
-  std::lock_guard<std::mutex> lock(m_registry->mutex);
+  MutexLock lock(&m_registry->mutex);
   return m_registry->by_token.size();
 }
 
@@ -413,12 +413,17 @@ void SignalrHub::run_timer() {
   name_this_thread("aops-signalr");
   auto tick = std::clamp<std::chrono::milliseconds>(m_options.ping_interval / 4, std::chrono::milliseconds(10),
                                                     std::chrono::milliseconds(1000));
-  std::unique_lock<std::mutex> lock(m_timer_mutex);
-  while (!m_timer_cv.wait_for(lock, tick, [this] { return m_stopping; })) {
-    lock.unlock();
+  for (;;) {
+    {
+      MutexLock lock(&m_timer_mutex);
+      auto until = std::chrono::steady_clock::now() + tick;
+      while (!m_stopping && m_timer_cv.wait_until(&m_timer_mutex, until)) {
+      }
+      if (m_stopping) return;
+    }
     std::vector<std::shared_ptr<HubConnection>> all;
     {
-      std::lock_guard<std::mutex> r(m_registry->mutex);
+      MutexLock r(&m_registry->mutex);
       for (auto& [token, c] : m_registry->by_token) all.push_back(c);
     }
     auto now = HubConnection::Clock::now();
@@ -430,7 +435,6 @@ void SignalrHub::run_timer() {
       }
     }
     all.clear();
-    lock.lock();
   }
 }
 

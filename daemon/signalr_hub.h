@@ -14,12 +14,10 @@
 // No Beast here: http_server.cpp moves text between a transport and a
 // HubConnection through the PushChannel interface.
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -29,8 +27,9 @@
 
 #include "daemon/change_hub.h"
 #include "daemon/push_channel.h"
-#include "daemon/store.h"
+#include "store/store.h"
 #include "daemon/ws_channel.h"
+#include "shared/mutex.h"
 
 namespace asyncops {
 
@@ -90,12 +89,12 @@ class HubConnection {
 
  private:
   struct WakeSlot {
-    std::mutex mutex;
-    std::function<void()> wake;  // GUARDED_BY(mutex); only posts
+    Mutex mutex;
+    std::function<void()> wake GUARDED_BY(mutex);  // only posts
   };
-  void handle_record(const std::string& record, std::vector<std::string>* out);  // REQUIRES: m_mutex held
-  void invoke(const nlohmann::json& msg, std::vector<std::string>* out);        // REQUIRES: m_mutex held
-  void finish_with(const std::string& error, std::vector<std::string>* out);    // REQUIRES: m_mutex held
+  void handle_record(const std::string& record, std::vector<std::string>* out) REQUIRES(m_mutex);
+  void invoke(const nlohmann::json& msg, std::vector<std::string>* out) REQUIRES(m_mutex);
+  void finish_with(const std::string& error, std::vector<std::string>* out) REQUIRES(m_mutex);
   void wake();
 
   ChangeHub& m_hub;
@@ -108,16 +107,16 @@ class HubConnection {
   // thread: they never own the connection, so never destroy it there.
   std::shared_ptr<WakeSlot> m_wake = std::make_shared<WakeSlot>();
 
-  mutable std::mutex m_mutex;
-  std::unique_ptr<WsChannel> m_channel;  // GUARDED_BY(m_mutex)
-  std::vector<std::string> m_outbox;     // GUARDED_BY(m_mutex): replies to the SSE transport's POSTs
-  std::string m_partial;                 // GUARDED_BY(m_mutex): a record not yet ended by 0x1E
-  Clock::time_point m_last_sent;         // GUARDED_BY(m_mutex)
-  bool m_handshaken = false;             // GUARDED_BY(m_mutex)
-  bool m_claimed = false;                // GUARDED_BY(m_mutex)
-  bool m_attached = false;               // GUARDED_BY(m_mutex): a transport set its wake-up
-  bool m_finished = false;               // GUARDED_BY(m_mutex)
-  bool m_closed = false;                 // GUARDED_BY(m_mutex)
+  mutable Mutex m_mutex;
+  std::unique_ptr<WsChannel> m_channel GUARDED_BY(m_mutex);
+  std::vector<std::string> m_outbox GUARDED_BY(m_mutex);  // replies to the SSE transport's POSTs
+  std::string m_partial GUARDED_BY(m_mutex);  // a record not yet ended by 0x1E
+  Clock::time_point m_last_sent GUARDED_BY(m_mutex);
+  bool m_handshaken GUARDED_BY(m_mutex) = false;
+  bool m_claimed GUARDED_BY(m_mutex) = false;
+  bool m_attached GUARDED_BY(m_mutex) = false;  // a transport set its wake-up
+  bool m_finished GUARDED_BY(m_mutex) = false;
+  bool m_closed GUARDED_BY(m_mutex) = false;
 };
 
 // The hub: negotiated connections by token, and a timer thread (started
@@ -146,8 +145,8 @@ class SignalrHub {
 
  private:
   struct Registry {
-    mutable std::mutex mutex;
-    std::map<std::string, std::shared_ptr<HubConnection>> by_token;  // GUARDED_BY(mutex)
+    mutable Mutex mutex;
+    std::map<std::string, std::shared_ptr<HubConnection>> by_token GUARDED_BY(mutex);
     void remove(const std::string& token);
   };
   void run_timer();
@@ -156,9 +155,9 @@ class SignalrHub {
   ReaderPool& m_readers;
   const SignalrOptions m_options;
   std::shared_ptr<Registry> m_registry = std::make_shared<Registry>();
-  std::mutex m_timer_mutex;
-  std::condition_variable m_timer_cv;
-  bool m_stopping = false;  // GUARDED_BY(m_timer_mutex)
+  Mutex m_timer_mutex;
+  CondVar m_timer_cv;
+  bool m_stopping GUARDED_BY(m_timer_mutex) = false;
   std::thread m_timer;      // started by the first negotiate (under m_timer_mutex)
 };
 

@@ -7,7 +7,7 @@ std::optional<std::string> TicketBook::issue(const TicketGrant& grant, Clock::ti
   // different so that it is never mistaken for (or logged as) a token.
   std::string ticket = "aotk_" + new_token().substr(4);
   std::string hash = sha256_hex(ticket);
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   if (m_by_hash.size() >= k_max_outstanding) drop_expired(now);
   if (m_by_hash.size() >= k_max_outstanding) return std::nullopt;
   m_by_hash[hash] = Entry{grant, now + k_lifetime};
@@ -17,7 +17,7 @@ std::optional<std::string> TicketBook::issue(const TicketGrant& grant, Clock::ti
 std::optional<TicketGrant> TicketBook::redeem(const std::string& ticket, Clock::time_point now) {
   if (ticket.size() > 128) return std::nullopt;
   std::string hash = sha256_hex(ticket);
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   auto it = m_by_hash.find(hash);
   if (it == m_by_hash.end()) return std::nullopt;
   Entry e = std::move(it->second);
@@ -27,7 +27,7 @@ std::optional<TicketGrant> TicketBook::redeem(const std::string& ticket, Clock::
 }
 
 size_t TicketBook::outstanding() const {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  MutexLock lock(&m_mutex);
   return m_by_hash.size();
 }
 

@@ -11,12 +11,12 @@
 // redeemed at most once per stream, never per change).
 #include <chrono>
 #include <cstddef>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "daemon/auth.h"
+#include "shared/mutex.h"
 
 namespace asyncops {
 
@@ -46,10 +46,10 @@ class TicketBook {
     TicketGrant grant;
     Clock::time_point expires;
   };
-  void drop_expired(Clock::time_point now);  // REQUIRES: m_mutex held
+  void drop_expired(Clock::time_point now) REQUIRES(m_mutex);
 
-  mutable std::mutex m_mutex;
-  std::unordered_map<std::string, Entry> m_by_hash;  // GUARDED_BY(m_mutex); SHA-256 hex of the ticket
+  mutable Mutex m_mutex;
+  std::unordered_map<std::string, Entry> m_by_hash GUARDED_BY(m_mutex);  // SHA-256 hex of the ticket
 };
 
 }  // namespace asyncops
