@@ -23,6 +23,21 @@ function client(extra = {}) {
   return new AsyncOps({ url: sys.url, token: sys.tokens.ann, WebSocket, ...extra });
 }
 
+// The "ws" package's WebSocket, showing a test each frame the client got,
+// parsed, after the client handled it (onFrame). Not addEventListener: the
+// client sets onmessage, and ws's onmessage setter removes the listeners
+// that addEventListener added.
+class ObservedWebSocket extends WebSocket {
+  onFrame(message) {}
+  set onmessage(handler) {
+    super.onmessage = (ev) => {
+      handler.call(this, ev);
+      this.onFrame(JSON.parse(String(ev.data)));
+    };
+  }
+  get onmessage() { return super.onmessage; }
+}
+
 for (const transports of [["websocket"], ["sse"], ["poll"], ["websocket", "sse", "poll"]]) {
   test(`submit() resolves to the final operation over ${transports.join(", ")}`, async () => {
     const api = client({ transports });
@@ -47,27 +62,62 @@ test("submit() falls back to SSE, then to ?wait polling, when push is refused", 
   assert.equal(api.lastTransport, "poll");
 });
 
-test("follow() resumes after a drop from the last seq, without repeating a change",
-  { todo: "the injected drop never fires (cuts stays 0): the FlakyWebSocket hook needs fixing before this proves resume" },
-  async () => {
-  // A WebSocket that is cut after its first change frame, once.
-  let cuts = 0;
-  class FlakyWebSocket extends WebSocket {
-    constructor(url) {
-      super(url);
-      this.addEventListener("message", (ev) => {
-        if (cuts === 0 && String(ev.data).includes('"operation"')) { cuts++; this.terminate(); }
-      });
+test("follow() resumes after a drop from the last seq, without repeating a change", async () => {
+  // A system of its own without a worker, so that the operation stays
+  // pending: the first WebSocket is cut after it delivered the current state,
+  // and the worker starts only once the client has subscribed again, so the
+  // rest of the operation arrives live on the resumed connection.
+  const held = await System.start({ tokens: [["ann", "submitter"]], workers: 0 });
+  try {
+    const connections = [];  // per WebSocket: what the client sent and the change seqs it got
+    let cuts = 0;
+    // Cut once, right after the client handled the first change frame.
+    // (The earlier hook listened with addEventListener, which the client's
+    // onmessage removed: it never fired.)
+    class FlakyWebSocket extends ObservedWebSocket {
+      constructor(...args) {
+        super(...args);
+        this.log = { sent: [], changes: [], acks: 0 };
+        connections.push(this.log);
+      }
+      send(data, ...rest) {
+        this.log.sent.push(JSON.parse(data));
+        return super.send(data, ...rest);
+      }
+      onFrame(m) {
+        if (m.subscribed !== undefined) this.log.acks++;
+        if (!m.operation) return;
+        this.log.changes.push(m.seq);
+        if (cuts === 0) { cuts++; this.terminate(); }
+      }
     }
+    const api = new AsyncOps({ url: held.url, token: held.tokens.ann, WebSocket: FlakyWebSocket, transports: ["websocket"] });
+    const r = await api.request("POST", "/users", { email: "resume@example.com", name: "R" });
+    assert.equal(r.body.state, "pending");
+    const states = [];
+    const following = api.follow(r.body.id, { onUpdate: (o) => states.push(o.state) });
+    await eventually(() => connections.length >= 2 && connections[1].acks > 0, 15000,
+      "the client to reconnect after the cut and subscribe again");
+    assert.equal(cuts, 1);
+    assert.deepEqual(states, ["pending"]);  // nothing has happened yet: the operation is held
+    held.startWorkers(1);
+    const op = await following;
+    assert.equal(op.state, "completed");
+    assert.equal(connections.length, 2, "one cut, one resumed connection");
+    const [first, second] = connections;
+    assert.deepEqual(first.sent, [{ subscribe: r.body.id }]);
+    assert.equal(first.changes.length, 1);
+    // The resumed subscription asks for what came after the last seq seen.
+    assert.deepEqual(second.sent, [{ subscribe: r.body.id, last_event_id: first.changes[0] }]);
+    // Every change exactly once, in order: the history's entries are the one
+    // change before the cut and the rest, live, after it.
+    const history = (await held.request("GET", `/operations/${r.body.id}/history`, { token: held.tokens.ann })).json.items;
+    assert.ok(second.changes.length >= 2, `changes after the cut: ${second.changes}`);
+    assert.deepEqual([...first.changes, ...second.changes], history.map((h) => h.seq));
+    assert.deepEqual(states, history.map((h) => h.state));
+  } finally {
+    await held.stop();
   }
-  const api = client({ WebSocket: FlakyWebSocket, transports: ["websocket"] });
-  const r = await api.request("POST", "/users", { email: "resume@example.com", name: "R" });
-  const states = [];
-  const op = await api.follow(r.body.id, { onUpdate: (o) => states.push(o.state) });
-  assert.equal(op.state, "completed");
-  assert.equal(cuts, 1);
-  // No state twice in a row from a replay overlap.
-  for (let i = 1; i < states.length; i++) assert.ok(!(states[i] === states[i - 1] && states[i] !== "pending"), states.join());
 });
 
 test("watch() follows many operations and close() stops it; abort rejects submit()", async () => {

@@ -46,11 +46,17 @@ export class System {
       const u = readFileSync(urlFile, "utf8").trim();
       return u.startsWith("http") ? u : null;
     }, 20000, "the daemon's URL file");
-    const wlog = openSync(join(s.dir, "worker.log"), "a");
-    for (let i = 0; i < workers; i++) {
-      s.procs.push(spawn(bins.worker, ["--data-dir", s.dir, "--heartbeat-ms", "200"], { stdio: ["ignore", wlog, wlog] }));
-    }
+    s.startWorkers(workers);
     return s;
+  }
+
+  // Starts n more workers (a test that holds operations pending starts the
+  // system with workers: 0 and calls this when it is ready).
+  startWorkers(n = 1) {
+    const wlog = openSync(join(this.dir, "worker.log"), "a");
+    for (let i = 0; i < n; i++) {
+      this.procs.push(spawn(bins.worker, ["--data-dir", this.dir, "--heartbeat-ms", "200"], { stdio: ["ignore", wlog, wlog] }));
+    }
   }
 
   async request(method, path, { token, body, headers = {} } = {}) {
