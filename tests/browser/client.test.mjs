@@ -122,17 +122,31 @@ test("follow() resumes after a drop from the last seq, without repeating a chang
 
 test("watch() follows many operations and close() stops it; abort rejects submit()", async () => {
   for (const transports of [["websocket"], ["sse"]]) {
-    const api = client({ transports });
+    // Operations submitted before the watch's subscription exists are not
+    // followed, so wait until it does: the WebSocket's {"subscribed": ...},
+    // or the /events response (the daemon makes the feed before it answers).
+    let live = false, socket = null;
+    class AckWebSocket extends ObservedWebSocket {
+      constructor(...args) { super(...args); socket = this; }
+      onFrame(m) { if (m.subscribed !== undefined) live = true; }
+    }
+    const liveFetch = async (url, init) => {
+      const res = await fetch(url, init);
+      if (new URL(url).pathname === "/events" && res.status === 200) live = true;
+      return res;
+    };
+    const api = client({ transports, WebSocket: AckWebSocket, fetch: liveFetch });
     const done = new Set();
     const w = api.watch({ name: "create_user" }, (op) => { if (op.state === "completed") done.add(op.id); });
-    await eventually(() => w.transport, 5000, "the watch to start");
-    await new Promise((r) => setTimeout(r, 300));  // its subscription is in place
+    await eventually(() => live, 15000, `the watch's ${transports[0]} subscription`);
+    assert.equal(w.transport, transports[0]);
     const ids = [];
     for (let i = 0; i < 5; i++) {
       ids.push((await api.request("POST", "/users", { email: `w${transports[0]}${i}@example.com`, name: "W" })).body.id);
     }
     await eventually(() => ids.every((id) => done.has(id)), 20000, `all five completed over ${transports[0]}`);
     w.close();
+    if (socket) await eventually(() => socket.readyState === WebSocket.CLOSED, 5000, "close() to close the WebSocket");
   }
   const ctl = new AbortController();
   const api = client();
