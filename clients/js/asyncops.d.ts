@@ -97,7 +97,10 @@ export class AsyncOps {
   ticket(options?: RequestOptions): Promise<string>;
   /** Sends a command; resolves to the final operation, followed by push. */
   submit(method: string, path: string, body?: unknown, options?: SubmitOptions): Promise<Operation>;
-  /** Resolves once the operation is terminal. */
+  /**
+   * Resolves once the operation is terminal. onUpdate gets each change once;
+   * last is the operation as the caller knows it (not reported again).
+   */
   follow(id: string, options?: { signal?: AbortSignal; onUpdate?: (op: Operation) => void; last?: Operation }):
     Promise<Operation>;
   /** Follows every operation matching filter until close(). seq is null when polling. */

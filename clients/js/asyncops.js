@@ -117,7 +117,8 @@ export class AsyncOps {
   }
 
   // Resolves to the operation once it is terminal. options: signal,
-  // onUpdate(op) for each change, last (the operation as known so far).
+  // onUpdate(op) for each change, once; last (the operation as known so
+  // far, which onUpdate does not get again).
   async follow(id, { signal, onUpdate, last } = {}) {
     const state = { id, seq: -1, op: last || null, signal, onUpdate };
     const transports = this.transports.filter((t) => t !== "websocket" || this.WebSocket);
@@ -148,7 +149,12 @@ export class AsyncOps {
   _seen(state, seq, op) {
     if (seq !== undefined && seq !== null) {
       if (seq <= state.seq) return null;  // already seen (a replay overlap)
+      // A stream without a seq to resume from begins with the current state,
+      // which the caller may have reported already (submit()'s answer): the
+      // same document is the same change, so it is not reported twice.
+      const repeat = state.seq < 0 && state.op && JSON.stringify(state.op) === JSON.stringify(op);
       state.seq = seq;
+      if (repeat) return isTerminal(op.state) ? op : null;
     }
     state.op = op;
     if (state.onUpdate) state.onUpdate(op);

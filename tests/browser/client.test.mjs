@@ -120,6 +120,30 @@ test("follow() resumes after a drop from the last seq, without repeating a chang
   }
 });
 
+test("submit() reports each change once: the stream's first frame is not its answer again", async () => {
+  // Held without a worker until the WebSocket subscribed, so that the
+  // stream begins with the state the answer to the POST already reported.
+  const held = await System.start({ tokens: [["ann", "submitter"]], workers: 0 });
+  try {
+    let acks = 0;
+    class AckWebSocket extends ObservedWebSocket {
+      onFrame(m) { if (m.subscribed !== undefined) acks++; }
+    }
+    const api = new AsyncOps({ url: held.url, token: held.tokens.ann, WebSocket: AckWebSocket, transports: ["websocket"] });
+    const seen = [];
+    const submitted = api.submit("POST", "/users", { email: "once@example.com", name: "O" }, { onUpdate: (o) => seen.push(o) });
+    await eventually(() => acks > 0, 15000, "submit() to subscribe over the WebSocket");
+    held.startWorkers(1);
+    const op = await submitted;
+    assert.equal(op.state, "completed");
+    const history = (await held.request("GET", `/operations/${op.id}/history`, { token: held.tokens.ann })).json.items;
+    assert.deepEqual(seen.map((o) => o.state), history.map((h) => h.state));
+    assert.deepEqual(seen.map((o) => o.updated_at), history.map((h) => h.at));
+  } finally {
+    await held.stop();
+  }
+});
+
 test("watch() follows many operations and close() stops it; abort rejects submit()", async () => {
   for (const transports of [["websocket"], ["sse"]]) {
     // Operations submitted before the watch's subscription exists are not
