@@ -1,7 +1,7 @@
 #pragma once
 // A SignalR-compatible hub at /hubs/operations (issue 12), so that an
 // existing SignalR front end (the official @microsoft/signalr client, or
-// .NET's) can follow operations. docs/signalr.md has the whole contract.
+// .NET's) can follow operations. docs/browser.md has the whole contract.
 //
 // What is spoken: negotiate (negotiateVersion 1), the WebSockets and
 // ServerSentEvents transports, the JSON hub protocol (a handshake, records
