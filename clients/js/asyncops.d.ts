@@ -3,19 +3,29 @@
 
 export type OpState = "pending" | "processing" | "completed" | "rejected" | "failed" | "canceled";
 
+/** An operation as the API shows it (docs/openapi.yaml, Operation). */
 export interface Operation {
   id: string;
   name: string;
+  service: string;
   state: OpState;
-  origin?: string;
-  resource?: string;
-  params?: Record<string, unknown>;
-  payload?: unknown;
-  result?: unknown;
-  error?: { code?: string; message?: string; [k: string]: unknown } | null;
-  attempt?: number;
-  created_at?: string;
-  updated_at?: string;
+  /** null until terminal; then "success" when completed, else the reason (e.g. "email_in_use"). */
+  code: string | null;
+  message: string | null;
+  resource: string;
+  origin: string;
+  owner: string;
+  retry_of: string | null;
+  attempt: number;
+  done: boolean;
+  cancel_requested: boolean;
+  created_at: string;
+  updated_at: string;
+  /** Only from get() (GET /operations/{id}): the request as accepted, and more. */
+  request?: { method: string; path: string; body: unknown };
+  params?: Record<string, string>;
+  worker?: string | null;
+  retries?: string[];
   [k: string]: unknown;
 }
 
