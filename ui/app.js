@@ -222,7 +222,17 @@ function pretty(v) {
   return v === undefined || v === null ? "—" : JSON.stringify(v, null, 2);
 }
 
+// The open operation as GET /operations/{id} showed it (a change from the
+// watch has no request or params, so those are kept from here), and the
+// newest document seen for it, from either: a GET answered after a newer
+// change arrived must not show an older state.
+let currentDetail = null;
+let currentLatest = null;
+
+// known: the operation as a change from the watch shows it; without it,
+// the operation is read.
 async function showOperation(id, known) {
+  if (currentOp !== id) currentDetail = currentLatest = null;
   currentOp = id;
   let op = known;
   try {
@@ -233,6 +243,10 @@ async function showOperation(id, known) {
     return;
   }
   if (currentOp !== id) return;
+  if (!known) currentDetail = op;
+  // updated_at is RFC 3339 in UTC with milliseconds: it sorts as text.
+  if (!currentLatest || op.updated_at >= currentLatest.updated_at) currentLatest = op;
+  op = { ...currentDetail, ...currentLatest };
   remember(op);
   $("op-title").textContent = `${op.name} ${op.id}`;
   const dl = $("op-fields");
@@ -247,8 +261,10 @@ async function showOperation(id, known) {
     dl.append(dt, dd);
   }
   $("op-params").textContent = pretty(op.params);
-  $("op-payload").textContent = pretty(op.payload);
-  $("op-outcome").textContent = pretty(op.result ?? op.error);
+  $("op-payload").textContent = pretty(op.request && op.request.body);
+  // The outcome is the code (success, or the reason) and its message.
+  $("op-outcome").textContent = op.code === null || op.code === undefined ? "—"
+    : op.code + (op.message ? `: ${op.message}` : "");
   const terminal = isTerminal(op.state);
   $("op-cancel").disabled = terminal;
   $("op-forget").disabled = !terminal;

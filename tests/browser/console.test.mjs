@@ -93,6 +93,9 @@ test("a POST made elsewhere appears and turns completed without a reload; filter
   await page.keyboard.press("Enter");
   await page.locator("#op-history li").first().waitFor();
   assert.ok((await page.locator("#op-history li").count()) >= 3);
+  // The request's body and the outcome (the operation's code).
+  assert.match(await page.locator("#op-payload").textContent(), /"email": "live@example.com"/);
+  assert.equal(await page.locator("#op-outcome").textContent(), "success");
   await page.screenshot({ path: join(artifacts, "console-operation.png"), fullPage: true });
   await page.context().close();
 });
@@ -104,6 +107,9 @@ test("the cancel button cancels a pending operation", async () => {
   await page.locator(`tr[data-id="${id}"]`).click();
   await page.getByRole("button", { name: "Cancel" }).click();
   await page.locator("#op-state.state-canceled").waitFor({ timeout: 20000 });
+  // The change came from the watch, which carries no request: the payload stays.
+  assert.match(await page.locator("#op-payload").textContent(), /"email": "cancel@example.com"/);
+  assert.match(await page.locator("#op-outcome").textContent(), /^canceled/);
   const r = await idle.request("GET", `/operations/${id}`, { token: idle.tokens.ann });
   assert.equal(r.json.state, "canceled");
   await page.screenshot({ path: join(artifacts, "console-canceled-dark.png"), fullPage: true });
