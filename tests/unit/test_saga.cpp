@@ -504,3 +504,48 @@ TEST_CASE("after a restart the stored state alone says what to send again", "[sa
     CHECK(s.state.op_state == OpState::rejected);
   }
 }
+
+TEST_CASE("a cancel before the first step reached a worker ends the saga canceled with nothing to undo", "[saga]") {
+  Saga s;
+  s.start();
+  s.apply(cancel());
+  CHECK(s.last.cancel == std::vector<std::string>{step_id("reserve")});
+  CHECK(s.state.op_state == OpState::pending);
+  s.apply(event(step_id("reserve"), OpState::canceled, "canceled", nullptr, 0));  // taken back
+  CHECK(s.state.op_state == OpState::canceled);
+  CHECK(s.sent == std::vector<std::string>{step_id("reserve")});
+  CHECK(s.step("charge").state == StepState::skipped);
+  CHECK(s.step("create").state == StepState::skipped);
+}
+
+TEST_CASE("each change of a rejected saga is one history note, in order", "[saga]") {
+  Saga s;
+  CHECK(kinds(s.start()) == std::vector<std::string>{"step_dispatched:reserve"});
+  s.complete("reserve");
+  s.apply(event(step_id("charge"), OpState::processing));
+  CHECK(kinds(s.last) == std::vector<std::string>{"step_processing:charge"});
+  s.apply(event(step_id("charge"), OpState::rejected, "card_declined"));
+  CHECK(kinds(s.last) ==
+        std::vector<std::string>{"step_rejected:charge", "step_skipped:create", "compensation_dispatched:reserve"});
+  CHECK(s.last.history[0].code == "card_declined");
+  s.apply(event(undo_id("reserve"), OpState::processing));
+  CHECK(kinds(s.last) == std::vector<std::string>{"compensation_processing:reserve"});
+  s.apply(event(undo_id("reserve"), OpState::completed, "success"));
+  CHECK(kinds(s.last) == std::vector<std::string>{"compensation_completed:reserve", "rejected"});
+  CHECK(s.last.history.back().code == "card_declined");
+  CHECK(s.last.history.back().message == "step charge");
+}
+
+TEST_CASE("times: a step starts when dispatched and ends with its outcome", "[saga]") {
+  Saga s;
+  s.start();
+  CHECK(s.step("reserve").started_at == 500);
+  CHECK(s.step("reserve").ended_at == 0);
+  s.complete("reserve");
+  CHECK(s.step("reserve").ended_at == 1000);
+  CHECK(s.step("charge").started_at == 1000);
+  s.apply(gave_up(step_id("charge"), 5));
+  s.apply(event(step_id("charge"), OpState::canceled, "canceled", nullptr, 6));
+  CHECK(s.step("reserve").compensation.started_at == 1000);
+  CHECK(s.step("charge").attempt == 6);
+}
