@@ -433,8 +433,12 @@ SagaDecision resume(const SagaState& state, int default_max_attempts, int64_t no
     if (st.state == StepState::settling) {
       m.send_step(i, Dispatch::What::settle, st.attempt + 1);  // no limit: see start_settling
     } else if (step_in_flight(st.state)) {
-      if (st.attempt + 1 > max) m.start_settling(i, st.attempt);
-      else m.send_step(i, Dispatch::What::step, st.attempt + 1);
+      // At least 2: the last daemon may have sent it without its dispatch
+      // record committing, so it must never look like a first attempt,
+      // which a cancel may take back as unseen (daemon/cancel.h).
+      int attempt = std::max(st.attempt + 1, 2);
+      if (attempt > max) m.start_settling(i, st.attempt);
+      else m.send_step(i, Dispatch::What::step, attempt);
     }
     const CompStatus& c = st.compensation;
     if (comp_in_flight(c.state)) {

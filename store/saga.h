@@ -163,7 +163,9 @@ struct SagaDecision {
 SagaDecision next(const SagaState& state, const SagaInput& input);
 
 // After a restart: what to send again, from the stored state alone. Every
-// step or compensation in flight is sent again with its stored attempt + 1,
+// step or compensation in flight is sent again with its stored attempt + 1
+// (a step at least 2: it may have been sent before the stop without the
+// record of it committing, so a cancel must not take it back as unseen),
 // or, if that would pass its max_attempts (default_max_attempts when the
 // plan says 0), given up on at once, as if its last lease had run out.
 // A saga with nothing in flight is advanced (a state the store cannot hold,

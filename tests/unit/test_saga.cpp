@@ -437,6 +437,16 @@ TEST_CASE("after a restart the stored state alone says what to send again", "[sa
     CHECK(d.dispatch[0].attempt == 3);
     CHECK_FALSE(d.changed);  // nothing to write
   }
+  SECTION("a step with no dispatch record is sent as attempt 2, never as a first attempt") {
+    // The last daemon may have sent it and died before recording that:
+    // attempt 1 would let a cancel take it back as never seen.
+    Saga s;
+    s.start();
+    REQUIRE(s.state.steps[0].attempt == 0);
+    auto d = resume(s.state, 5, 3000);
+    REQUIRE(d.dispatch.size() == 1);
+    CHECK(d.dispatch[0].attempt == 2);
+  }
   SECTION("a step whose attempts are used up is settled") {
     Saga s;
     s.start();
