@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "shared/clock.h"
+
 namespace asyncops::saga {
 namespace {
 
@@ -452,6 +454,48 @@ SagaDecision resume(const SagaState& state, int default_max_attempts, int64_t no
   }
   m.advance();
   return m.take();
+}
+
+namespace {
+nlohmann::json text_or_null(const std::string& s) { return s.empty() ? nlohmann::json() : nlohmann::json(s); }
+nlohmann::json time_or_null(int64_t ms) { return ms > 0 ? nlohmann::json(format_rfc3339_ms(ms)) : nlohmann::json(); }
+}  // namespace
+
+nlohmann::json steps_json(const SagaState& state) {
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t i = 0; i < state.plan.size() && i < state.steps.size(); ++i) {
+    const StepPlan& p = state.plan[i];
+    const StepStatus& st = state.steps[i];
+    nlohmann::json compensation;  // null: none declared
+    if (!p.compensate.empty()) {
+      const CompStatus& c = st.compensation;
+      compensation = {{"command", p.compensate},       {"state", to_string(c.state)},
+                      {"code", text_or_null(c.code)},  {"message", text_or_null(c.message)},
+                      {"attempt", c.attempt},          {"started_at", time_or_null(c.started_at)},
+                      {"ended_at", time_or_null(c.ended_at)}};
+    }
+    out.push_back({{"name", p.name},
+                   {"service", p.service},
+                   {"command", p.command},
+                   {"state", to_string(st.state)},
+                   {"code", text_or_null(st.code)},
+                   {"message", text_or_null(st.message)},
+                   {"attempt", st.attempt},
+                   {"started_at", time_or_null(st.started_at)},
+                   {"ended_at", time_or_null(st.ended_at)},
+                   {"compensation", std::move(compensation)}});
+  }
+  return out;
+}
+
+nlohmann::json command_steps_data(const SagaState& state, const Dispatch& dispatch) {
+  nlohmann::json out = nlohmann::json::object();
+  size_t end = dispatch.what == Dispatch::What::compensation ? dispatch.step + 1 : dispatch.step;
+  for (size_t i = 0; i < end && i < state.steps.size() && i < state.plan.size(); ++i) {
+    if (state.steps[i].state != StepState::completed) continue;
+    out[state.plan[i].name] = {{"data", state.steps[i].data}};
+  }
+  return out;
 }
 
 }  // namespace asyncops::saga

@@ -172,4 +172,17 @@ SagaDecision next(const SagaState& state, const SagaInput& input);
 // handled anyway). Terminal sagas: changed = false.
 SagaDecision resume(const SagaState& state, int default_max_attempts, int64_t now);
 
+// The operation document's "steps" (docs/design/sagas.md §7): per step
+// {name, service, command, state, code, message, attempt, started_at,
+// ended_at, compensation}, where compensation is null for a step that
+// declares none, else {command, state, code, message, attempt, started_at,
+// ended_at}. Empty codes, messages and times are null; times are RFC 3339.
+// A step's data is not in it.
+nlohmann::json steps_json(const SagaState& state);
+
+// What the command of a dispatch carries in "steps" (docs/design/sagas.md
+// §6): {name: {"data": ...}} for every completed step before it, and for a
+// compensation its own step's too (what it undoes).
+nlohmann::json command_steps_data(const SagaState& state, const Dispatch& dispatch);
+
 }  // namespace asyncops::saga

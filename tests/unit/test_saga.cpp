@@ -559,3 +559,45 @@ TEST_CASE("times: a step starts when dispatched and ends with its outcome", "[sa
   CHECK(s.step("reserve").compensation.started_at == 1000);
   CHECK(s.step("charge").attempt == 6);
 }
+
+TEST_CASE("the document's steps show each step and its compensation, without data", "[saga]") {
+  Saga s;
+  s.start();
+  s.complete("reserve", {{"reservation", "r1"}});
+  s.apply(event(step_id("charge"), OpState::rejected, "card_declined"));
+  json steps = steps_json(s.state);
+  REQUIRE(steps.size() == 3);
+  CHECK(steps[0]["name"] == "reserve");
+  CHECK(steps[0]["service"] == "inventory");
+  CHECK(steps[0]["command"] == "reserve_stock");
+  CHECK(steps[0]["state"] == "completed");
+  CHECK(steps[0]["code"] == "success");
+  CHECK(steps[0]["message"].is_null());
+  CHECK(steps[0]["attempt"] == 1);
+  CHECK(steps[0]["started_at"] == "1970-01-01T00:00:00.500Z");
+  CHECK(steps[0]["ended_at"] == "1970-01-01T00:00:01.000Z");
+  CHECK_FALSE(steps[0].contains("data"));
+  CHECK(steps[0]["compensation"]["command"] == "release_stock");
+  CHECK(steps[0]["compensation"]["state"] == "pending");
+  CHECK(steps[1]["state"] == "rejected");
+  CHECK(steps[1]["code"] == "card_declined");
+  CHECK(steps[1]["compensation"]["state"] == "none");
+  CHECK(steps[2]["state"] == "skipped");
+  CHECK(steps[2]["started_at"].is_null());
+  CHECK(steps[2]["compensation"].is_null());  // the last step declares none
+}
+
+TEST_CASE("a command carries the data of the steps completed before it; a compensation its own too", "[saga]") {
+  Saga s;
+  s.start();
+  CHECK(command_steps_data(s.state, s.last.dispatch.at(0)) == json::object());
+  s.complete("reserve", {{"reservation", "r1"}});
+  const Dispatch charge = s.last.dispatch.at(0);
+  CHECK(command_steps_data(s.state, charge) == json{{"reserve", {{"data", {{"reservation", "r1"}}}}}});
+  s.complete("charge", {{"charge", "c1"}});
+  s.apply(event(step_id("create"), OpState::rejected, "out_of_stock"));
+  const Dispatch refund = s.last.dispatch.at(0);
+  REQUIRE(refund.what == Dispatch::What::compensation);
+  CHECK(command_steps_data(s.state, refund) ==
+        json{{"reserve", {{"data", {{"reservation", "r1"}}}}}, {"charge", {{"data", {{"charge", "c1"}}}}}});
+}
