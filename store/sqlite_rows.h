@@ -50,8 +50,8 @@ inline HistoryEntry read_history(SQLite::Statement& st, std::string op_id) {
   HistoryEntry h;
   h.seq = st.getColumn(0).getInt64();
   h.op_id = std::move(op_id);
-  h.kind = column_text(st, 1);
   h.state = parse_state(column_text(st, 2)).value_or(OpState::failed);
+  h.kind = parse_history_kind(column_text(st, 1)).value_or(history_kind_of(h.state));
   h.code = column_text(st, 3);
   h.message = column_text(st, 4);
   h.at = st.getColumn(5).getInt64();
