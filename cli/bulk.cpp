@@ -29,8 +29,8 @@ bool confirmed(const BulkOptions& o, const std::string& prompt) {
 bool select_unfinished(ApiClient& client, const BulkOptions& o, std::vector<std::string>* ids, int* exit) {
   int64_t before_ms = INT64_MAX;
   if (!o.older_than.empty()) {
-    std::chrono::milliseconds d;
-    if (!parse_duration(o.older_than, &d)) {
+    auto d = parse_duration(o.older_than);
+    if (!d) {
       print_error("--older-than " + o.older_than + ": expected a duration like 30s, 10m, 2h or 7d");
       *exit = exit_code::usage;
       return false;
@@ -54,8 +54,8 @@ bool select_unfinished(ApiClient& client, const BulkOptions& o, std::vector<std:
         return false;
       }
       for (const auto& op : r.json["items"]) {
-        int64_t created;
-        if (parse_rfc3339(op.value("created_at", ""), &created) && created < before_ms) ids->push_back(op["id"]);
+        auto created = parse_rfc3339(op.value("created_at", ""));
+        if (created && created.value() < before_ms) ids->push_back(op["id"]);
       }
       if (!r.json["next"].is_string()) break;
       cursor = r.json["next"].get<std::string>();

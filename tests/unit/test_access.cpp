@@ -14,6 +14,7 @@
 #include "daemon/gateway.h"
 #include "daemon/limits.h"
 #include "store_fixture.h"
+#include "value_of.h"
 
 using namespace asyncops;
 using namespace asyncops::test;
@@ -113,12 +114,11 @@ TEST_CASE("RateLimiter: a bucket per principal, Retry-After when empty") {
   CHECK(lim.take_at("a", t) >= 1);
   CHECK(lim.take_at("b", t) == 0);  // another principal has its own bucket
   CHECK(lim.take_at("a", t + 600000000) == 0);  // refilled after 0.6 s
-  double r = 0;
-  CHECK(parse_rate("100/s", &r));
-  CHECK(r == 100);
-  CHECK(parse_rate("60/m", &r));
-  CHECK(r == 1);
-  CHECK(!parse_rate("x/s", &r));
+  CHECK(value_of(parse_rate("100/s")) == 100);
+  CHECK(value_of(parse_rate("60/m")) == 1);
+  auto bad = parse_rate("x/s");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error() == "'x/s' is not a rate like 100/s or 60/m");
 }
 
 TEST_CASE("list_operations treats SQL-looking filter values as data") {
