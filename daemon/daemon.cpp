@@ -23,6 +23,7 @@
 #include "shared/log.h"
 #include "shared/paths.h"
 #include "store/pid_lock.h"
+#include "store/sqlite_health.h"
 #include "store/sqlite_store.h"
 
 namespace asyncops {
@@ -470,6 +471,10 @@ int run_daemon(const DaemonConfig& cfg) {
 }
 
 int daemon_main(int argc, char** argv) {
+  // Before any connection opens: SQLite's process-wide settings, so that
+  // corruption met by any connection makes the daemon not ready
+  // (daemon/store_health.h).
+  install_sqlite_error_log();
   CLI::App app{"asyncopsd: the asyncops daemon (HTTP API, dispatcher, operation tracker, store)"};
   app.set_version_flag("--version", std::string("asyncopsd ") + "0.1.0");
   DaemonConfig cfg;

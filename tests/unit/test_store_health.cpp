@@ -11,6 +11,7 @@
 
 #include "daemon/gateway.h"
 #include "daemon/store_health.h"
+#include "store/sqlite_health.h"
 #include "store_fixture.h"
 
 using namespace asyncops;
@@ -20,7 +21,7 @@ using nlohmann::json;
 namespace {
 
 // SQLite's error log must be set before the first connection of the
-// process opens: at static initialisation, as asyncopsd's main() does.
+// process opens: at static initialisation, as asyncopsd's daemon_main() does.
 const bool k_error_log_installed = install_sqlite_error_log();
 
 // A committer and gateway over the store at path, with the daemon's
