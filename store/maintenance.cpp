@@ -20,8 +20,6 @@ namespace {
 using sqlite_rows::column_text;
 using sqlite_rows::k_op_columns;
 
-const char* k_states[] = {"pending", "processing", "completed", "rejected", "failed", "canceled"};
-
 int64_t file_size(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : 0;
