@@ -3,6 +3,7 @@
 // tables into the model. Nothing outside store/ includes this file.
 #include <SQLiteCpp/Statement.h>
 
+#include <optional>
 #include <string>
 
 #include "store/operation.h"
@@ -43,6 +44,18 @@ inline OperationRecord read_operation(SQLite::Statement& st) {
   op.retry_of = column_text(st, 16);
   op.worker = column_text(st, 17);
   return op;
+}
+
+// The operation a prepared statement selects by id (bound as its one
+// parameter, columns as read_operation reads them), or nullopt. Leaves st
+// reset, ready for the next call.
+inline std::optional<OperationRecord> read_operation_by_id(SQLite::Statement& st, const std::string& id) {
+  st.reset();
+  st.bind(1, id);
+  std::optional<OperationRecord> out;
+  if (st.executeStep()) out = read_operation(st);
+  st.reset();
+  return out;
 }
 
 // A history row read as (seq, kind, state, code, message, at) from column 0.

@@ -18,6 +18,7 @@ namespace {
 using sqlite_rows::column_text;
 using sqlite_rows::k_op_columns;
 using sqlite_rows::read_operation;
+using sqlite_rows::read_operation_by_id;
 
 const char* k_schema = R"SQL(
 CREATE TABLE IF NOT EXISTS meta(
@@ -292,12 +293,7 @@ struct SqliteStoreWriter::Impl {
   // The operation with this id, without params and payload.
   std::optional<OperationRecord> find(const std::string& id) {
     if (auto it = live.find(id); it != live.end()) return it->second;
-    select_op.reset();
-    select_op.bind(1, id);
-    std::optional<OperationRecord> out;
-    if (select_op.executeStep()) out = read_operation(select_op);
-    select_op.reset();
-    return out;
+    return read_operation_by_id(select_op, id);
   }
 
   int64_t append_history(int64_t op_seq, HistoryKind kind, OpState state, const std::string& code,
@@ -772,13 +768,7 @@ Result<std::unique_ptr<SqliteStoreReader>> SqliteStoreReader::open(const std::st
 }
 
 std::optional<OperationRecord> SqliteStoreReader::get_operation(const std::string& id) {
-  auto& st = m->get_op;
-  st.reset();
-  st.bind(1, id);
-  std::optional<OperationRecord> out;
-  if (st.executeStep()) out = read_operation(st);
-  st.reset();
-  return out;
+  return read_operation_by_id(m->get_op, id);
 }
 
 std::vector<OperationRecord> SqliteStoreReader::list_operations(const OperationFilter& f) {
