@@ -566,11 +566,10 @@ json run_ops(const Args& a) {
     int status = get_json(c, u, target, &page);
     if (status != 200 || !page.is_object()) die("GET " + target + " answered " + std::to_string(status));
     for (const json& op : page["items"]) {
-      int64_t created = 0, updated = 0;
-      if (!asyncops::parse_rfc3339(op.value("created_at", ""), &created) ||
-          !asyncops::parse_rfc3339(op.value("updated_at", ""), &updated)) {
-        continue;
-      }
+      auto created_at = asyncops::parse_rfc3339(op.value("created_at", ""));
+      auto updated_at = asyncops::parse_rfc3339(op.value("updated_at", ""));
+      if (!created_at || !updated_at) continue;
+      int64_t created = created_at.value(), updated = updated_at.value();
       if (created > until) continue;
       ++count;
       std::string state = op.value("state", "?");

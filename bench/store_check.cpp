@@ -27,6 +27,7 @@
 
 #include "store/sqlite_store.h"
 #include "daemon/store_health.h"
+#include "store/sqlite_health.h"
 #include "shared/clock.h"
 #include "shared/ids.h"
 

@@ -376,15 +376,18 @@ int cli_main(int argc, char** argv) {
   auto* prune_cmd = store_cmd->add_subcommand("prune", "Forget finished operations older than --older-than");
   prune_cmd->add_option("--older-than", older_than, "Age, e.g. 24h or 7d (default 7d)")
       ->check([](const std::string& v) {
-        std::chrono::milliseconds d;
-        return parse_duration(v, &d) ? std::string() : "'" + v + "' is not a duration like 30s, 5m, 24h or 7d";
+        auto d = parse_duration(v);
+        return d ? std::string() : d.error();
       });
   prune_cmd->footer("Example:\n  asyncops store prune --older-than 24h");
   prune_cmd->callback([&] {
     run = [&] {
-      std::chrono::milliseconds d;
-      parse_duration(older_than, &d);
-      return cmd_store_prune(g, store_dir, d);
+      auto d = parse_duration(older_than);  // the option's check refused anything else already
+      if (!d) {
+        print_error("--older-than: " + d.error());
+        return exit_code::usage;
+      }
+      return cmd_store_prune(g, store_dir, d.value());
     };
   });
 

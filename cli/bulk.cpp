@@ -2,7 +2,9 @@
 // list filters, with a count and a confirmation on a terminal.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <iostream>
 
 #include "cli/client.h"
@@ -25,17 +27,40 @@ bool confirmed(const BulkOptions& o, const std::string& prompt) {
   return answer == "y" || answer == "Y" || answer == "yes";
 }
 
+// Sends method to path_for(id) for each id. An answer whose status is in
+// `expected` goes to on_answer; any other is printed and makes *worst an
+// error, and the next id is tried. False, having printed why, when the
+// daemon cannot be reached (then nothing more is sent).
+bool send_each(ApiClient& client, const std::vector<std::string>& ids, const std::string& method,
+               const std::function<std::string(const std::string&)>& path_for, std::initializer_list<int> expected,
+               const std::function<void(const std::string&, const ApiResponse&)>& on_answer, int* worst) {
+  for (const auto& id : ids) {
+    ApiResponse r = client.send(method, path_for(id), "");
+    if (!r.reached) {
+      print_error(r.describe());
+      return false;
+    }
+    if (std::find(expected.begin(), expected.end(), r.status) == expected.end()) {
+      print_error(id + ": " + r.describe());
+      *worst = std::max(*worst, static_cast<int>(exit_code::error));
+      continue;
+    }
+    on_answer(id, r);
+  }
+  return true;
+}
+
 // Every unfinished operation the filters choose, newest first.
 bool select_unfinished(ApiClient& client, const BulkOptions& o, std::vector<std::string>* ids, int* exit) {
   int64_t before_ms = INT64_MAX;
   if (!o.older_than.empty()) {
-    std::chrono::milliseconds d;
-    if (!parse_duration(o.older_than, &d)) {
+    auto d = parse_duration(o.older_than);
+    if (!d) {
       print_error("--older-than " + o.older_than + ": expected a duration like 30s, 10m, 2h or 7d");
       *exit = exit_code::usage;
       return false;
     }
-    before_ms = now_ms() - d.count();
+    before_ms = now_ms() - d->count();
   }
   std::vector<std::string> states = {"pending", "processing"};
   if (!o.state.empty()) states = {o.state};
@@ -54,8 +79,8 @@ bool select_unfinished(ApiClient& client, const BulkOptions& o, std::vector<std:
         return false;
       }
       for (const auto& op : r.json["items"]) {
-        int64_t created;
-        if (parse_rfc3339(op.value("created_at", ""), &created) && created < before_ms) ids->push_back(op["id"]);
+        auto created = parse_rfc3339(op.value("created_at", ""));
+        if (created && created.value() < before_ms) ids->push_back(op["id"]);
       }
       if (!r.json["next"].is_string()) break;
       cursor = r.json["next"].get<std::string>();
@@ -114,20 +139,15 @@ int cmd_cancel(const GlobalOptions& g, const BulkOptions& o) {
   }
   nlohmann::json results = nlohmann::json::array();
   size_t requested = 0;
-  for (const auto& id : ids) {
-    ApiResponse r = client.send("POST", "/operations/" + url_encode(id) + "/cancel", "");
-    if (!r.reached) {
-      print_error(r.describe());
-      return exit_code::unreachable;
-    }
-    if (r.status != 200 && r.status != 202) {
-      print_error(id + ": " + r.describe());
-      worst = std::max(worst, static_cast<int>(exit_code::error));
-      continue;
-    }
-    results.push_back(r.json);
-    if (r.status == 202) ++requested;
-  }
+  bool reached = send_each(
+      client, ids, "POST", [](const std::string& id) { return "/operations/" + url_encode(id) + "/cancel"; },
+      {200, 202},
+      [&](const std::string&, const ApiResponse& r) {
+        results.push_back(r.json);
+        if (r.status == 202) ++requested;
+      },
+      &worst);
+  if (!reached) return exit_code::unreachable;
   if (single) {
     if (!results.empty()) out.operation(results[0]);
   } else if (out.format == OutputFormat::table) {
@@ -155,20 +175,14 @@ int cmd_forget(const GlobalOptions& g, const BulkOptions& o) {
   }
   Output out = g.out();
   nlohmann::json results = nlohmann::json::array();
-  for (const auto& id : ids) {
-    ApiResponse r = client.send("DELETE", "/operations/" + url_encode(id), "");
-    if (!r.reached) {
-      print_error(r.describe());
-      return exit_code::unreachable;
-    }
-    if (r.status != 204 && r.status != 200) {
-      print_error(id + ": " + r.describe());
-      worst = std::max(worst, static_cast<int>(exit_code::error));
-      continue;
-    }
-    results.push_back({{"id", id}, {"forgotten", true}});
-    if (out.format == OutputFormat::table) std::cout << "forgot " << id << "\n";
-  }
+  bool reached = send_each(
+      client, ids, "DELETE", [](const std::string& id) { return "/operations/" + url_encode(id); }, {204, 200},
+      [&](const std::string& id, const ApiResponse&) {
+        results.push_back({{"id", id}, {"forgotten", true}});
+        if (out.format == OutputFormat::table) std::cout << "forgot " << id << "\n";
+      },
+      &worst);
+  if (!reached) return exit_code::unreachable;
   if (out.format != OutputFormat::table) out.list(results);
   return worst;
 }

@@ -57,26 +57,16 @@ std::string next_page_command(const std::vector<std::string>& global, const List
   return cmd;
 }
 
-bool resolve_since(const std::string& text, int64_t now, std::string* rfc3339, std::string* error) {
-  return resolve_time("--since", text, now, rfc3339, error);
+Result<std::string> resolve_since(const std::string& text, int64_t now) {
+  return resolve_time("--since", text, now);
 }
 
-bool resolve_time(const std::string& flag, const std::string& text, int64_t now, std::string* rfc3339,
-                  std::string* error) {
-  rfc3339->clear();
-  if (text.empty()) return true;
-  std::chrono::milliseconds d;
-  if (parse_duration(text, &d)) {
-    *rfc3339 = format_rfc3339_ms(now - d.count());
-    return true;
-  }
-  int64_t ms;
-  if (parse_rfc3339(text, &ms)) {
-    *rfc3339 = text;
-    return true;
-  }
-  *error = flag + " " + text + ": expected a duration like 30s, 10m, 2h or 7d, or an RFC 3339 time like 2024-11-27T07:00:00Z";
-  return false;
+Result<std::string> resolve_time(const std::string& flag, const std::string& text, int64_t now) {
+  if (text.empty()) return std::string();
+  if (auto d = parse_duration(text)) return format_rfc3339_ms(now - d->count());
+  if (parse_rfc3339(text)) return text;
+  return Error{flag + " " + text +
+               ": expected a duration like 30s, 10m, 2h or 7d, or an RFC 3339 time like 2024-11-27T07:00:00Z"};
 }
 
 }  // namespace asyncops

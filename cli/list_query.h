@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "shared/result.h"
 
 namespace asyncops {
 
@@ -26,11 +27,10 @@ std::string next_page_command(const std::vector<std::string>& global, const List
                               const std::string& next_cursor);
 
 // --since: "" stays ""; a duration ("90s", "10m", "2h", "7d") means that long
-// before now_ms; else an RFC 3339 time, returned as given. false (with *error
-// saying what is expected) on anything else.
-bool resolve_since(const std::string& text, int64_t now_ms, std::string* rfc3339, std::string* error);
+// before now_ms, as RFC 3339; else an RFC 3339 time, returned as given. An
+// error naming the flag and saying what is expected on anything else.
+Result<std::string> resolve_since(const std::string& text, int64_t now_ms);
 // The same for --until (the flag's name in the error).
-bool resolve_time(const std::string& flag, const std::string& text, int64_t now_ms, std::string* rfc3339,
-                  std::string* error);
+Result<std::string> resolve_time(const std::string& flag, const std::string& text, int64_t now_ms);
 
 }  // namespace asyncops

@@ -18,25 +18,19 @@
 namespace asyncops {
 namespace {
 
-bool read_data(const std::string& data, std::string* out, std::string* err) {
-  if (data.empty() || data[0] != '@') {
-    *out = data;
-    return true;
-  }
+// --data: the text itself, or "@FILE" (the file's content), or "@-" (stdin).
+Result<std::string> read_data(const std::string& data) {
+  if (data.empty() || data[0] != '@') return data;
   std::string path = data.substr(1);
   std::stringstream ss;
   if (path == "-") {
     ss << std::cin.rdbuf();
   } else {
     std::ifstream in(path);
-    if (!in) {
-      *err = "cannot read " + path;
-      return false;
-    }
+    if (!in) return Error{"cannot read " + path};
     ss << in.rdbuf();
   }
-  *out = ss.str();
-  return true;
+  return ss.str();
 }
 
 int http_failure(const ApiResponse& r) {
@@ -125,15 +119,15 @@ int cmd_submit(const GlobalOptions& g, const SubmitOptions& o) {
     print_error("PATH must start with '/', e.g. /users");
     return exit_code::usage;
   }
-  std::string body, err;
-  if (!read_data(o.data, &body, &err)) {
-    print_error(err);
+  auto body = read_data(o.data);
+  if (!body) {
+    print_error(body.error());
     return exit_code::error;
   }
   std::map<std::string, std::string> headers;
   if (!o.idempotency_key.empty()) headers["Idempotency-Key"] = o.idempotency_key;
   ApiClient client(g.url);
-  ApiResponse r = client.send(method, o.path, body, headers);
+  ApiResponse r = client.send(method, o.path, body.value(), headers);
   return answer_accepted(g, r, o.wait, o.timeout_s, /*progress=*/::isatty(STDERR_FILENO) == 1);
 }
 
@@ -164,10 +158,11 @@ int cmd_get(const GlobalOptions& g, const std::string& op_ref) {
 }
 
 int cmd_list(const GlobalOptions& g, const ListOptions& o) {
-  std::string since, until, err;
   int64_t now = now_ms();
-  if (!resolve_since(o.since, now, &since, &err) || !resolve_time("--until", o.until, now, &until, &err)) {
-    print_error(err);
+  auto since = resolve_since(o.since, now);
+  auto until = resolve_time("--until", o.until, now);
+  if (!since || !until) {
+    print_error(!since ? since.error() : until.error());
     return exit_code::usage;
   }
   ApiClient client(g.url);
@@ -175,7 +170,7 @@ int cmd_list(const GlobalOptions& g, const ListOptions& o) {
   nlohmann::json all = nlohmann::json::array();  // --all, table or json: printed once at the end
   std::string cursor = o.cursor;
   for (;;) {
-    ApiResponse r = client.get("/operations" + list_query(o, since, until, cursor));
+    ApiResponse r = client.get("/operations" + list_query(o, since.value(), until.value(), cursor));
     if (!r.reached || r.status != 200 || !r.json.is_object()) return http_failure(r);
     const nlohmann::json& items = r.json["items"];
     const nlohmann::json& next = r.json["next"];

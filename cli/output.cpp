@@ -189,9 +189,9 @@ std::vector<std::string> operations_table(const nlohmann::json& items, const Out
 }
 
 std::string relative_time(const std::string& t) {
-  int64_t ms;
-  if (!parse_rfc3339(t, &ms)) return "";
-  int64_t s = (now_ms() - ms) / 1000;
+  auto at = parse_rfc3339(t);
+  if (!at) return "";
+  int64_t s = (now_ms() - at.value()) / 1000;
   if (s < 0) s = 0;
   if (s < 60) return std::to_string(s) + "s ago";
   if (s < 3600) return std::to_string(s / 60) + "m ago";

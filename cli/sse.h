@@ -66,7 +66,6 @@ class ConnectionNotices {
  public:
   void lost();       // "connection lost, retrying"
   void connected();  // "connection back" after a loss
-  bool is_lost() const { return m_lost; }
 
  private:
   bool m_lost = false;

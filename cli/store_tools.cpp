@@ -132,9 +132,13 @@ int cmd_store_ops(const GlobalOptions& g, const std::string& data_dir_flag, cons
   if (!o.state.empty()) f.state = parse_state(o.state);
   f.name = o.name;
   f.limit = o.limit;
-  if (!o.since.empty() && !parse_rfc3339(o.since, &f.since_ms)) {
-    print_error("--since " + o.since + ": not an RFC 3339 time");
-    return exit_code::usage;
+  if (!o.since.empty()) {
+    auto since = parse_rfc3339(o.since);
+    if (!since) {
+      print_error("--since " + o.since + ": not an RFC 3339 time");
+      return exit_code::usage;
+    }
+    f.since_ms = since.value();
   }
   auto ops = store_operations(path, f);
   if (!ops) {

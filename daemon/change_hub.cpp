@@ -4,9 +4,6 @@
 
 namespace asyncops {
 
-std::string default_kind(const Change& c) {
-  return c.kind.empty() ? std::string(to_string(c.op.state)) : c.kind;
-}
 
 bool ChangeHub::Subscription::wait(std::chrono::steady_clock::time_point deadline) {
   MutexLock lock(&m_mutex);
@@ -94,7 +91,7 @@ void ChangeHub::publish(const std::vector<Change>& changes) {
       n.name = c.op.name;
       n.owner = c.op.owner;
       n.state = c.op.state;
-      n.kind = default_kind(c);
+      n.kind = c.kind;
       n.op_json = operation_json_text(c.op);
       n.at = c.op.updated_at;
       notices.push_back(std::move(n));

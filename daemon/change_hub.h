@@ -27,7 +27,7 @@ struct Notice {
   std::string name;
   std::string owner;  // the principal that submitted it ("" without tokens)
   OpState state = OpState::pending;
-  std::string kind;     // the history kind: accepted, dispatched, processing, completed, ...
+  HistoryKind kind = HistoryKind::accepted;
   std::string op_json;  // the operation's JSON after this change
   int64_t at = 0;       // ms since epoch
 };
@@ -97,8 +97,5 @@ class ChangeHub {
   std::multimap<std::string, Subscription*> m_by_operation GUARDED_BY(m_mutex);
 };
 
-// The kind recorded in history for a change: "accepted" for a new
-// operation, else the state it moved to, unless the caller says otherwise.
-std::string default_kind(const Change& c);
 
 }  // namespace asyncops

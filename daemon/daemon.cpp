@@ -23,23 +23,34 @@
 #include "shared/log.h"
 #include "shared/paths.h"
 #include "store/pid_lock.h"
+#include "store/sqlite_health.h"
 #include "store/sqlite_store.h"
 
 namespace asyncops {
 namespace {
 
-bool split_host_port(const std::string& s, std::string* host, int* port) {
+struct HostPort {
+  std::string host;  // without the brackets of an IPv6 literal
+  int port = 0;
+};
+
+// "HOST:PORT", "[V6]:PORT"; an error saying what is expected otherwise.
+Result<HostPort> split_host_port(const std::string& s) {
+  const Error malformed{"expected HOST:PORT"};
   auto colon = s.rfind(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  *host = s.substr(0, colon);
-  if (host->size() > 2 && host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
+  if (colon == std::string::npos || colon == 0) return malformed;
+  HostPort hp;
+  hp.host = s.substr(0, colon);
+  if (hp.host.size() > 2 && hp.host.front() == '[' && hp.host.back() == ']') hp.host = hp.host.substr(1, hp.host.size() - 2);
   try {
     size_t used = 0;
-    *port = std::stoi(s.substr(colon + 1), &used);
-    return used == s.size() - colon - 1 && *port >= 0 && *port <= 65535;
+    hp.port = std::stoi(s.substr(colon + 1), &used);
+    if (used != s.size() - colon - 1) return malformed;
   } catch (const std::exception&) {
-    return false;
+    return malformed;
   }
+  if (hp.port < 0 || hp.port > 65535) return Error{"expected HOST:PORT with a port from 0 to 65535"};
+  return hp;
 }
 
 bool write_file_atomically(const std::string& path, const std::string& content) {
@@ -143,7 +154,7 @@ Daemon::Daemon(const DaemonConfig& config, DaemonInputs in)
                      // Metrics first: a client woken by the hub may read
                      // /metrics at once and must see its operation counted.
                      for (const Change& c : changes) {
-                       if (is_terminal(c.op.state) && c.kind != "superseded") {  // counted once
+                       if (is_terminal(c.op.state) && c.kind != HistoryKind::superseded) {  // counted once
                          m_metrics.finished(c.op.name, to_string(c.op.state),
                                             static_cast<double>(c.op.updated_at - c.op.created_at));
                        }
@@ -280,9 +291,9 @@ int run_daemon(const DaemonConfig& cfg) {
     nofile.rlim_cur = nofile.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &nofile);
   }
-  LogLevel level = LogLevel::info;
-  parse_log_level(cfg.log_level, &level);
-  log_configure("asyncopsd", cfg.log_format == "json" ? LogFormat::json : LogFormat::text, level);
+  auto level = parse_log_level(cfg.log_level);  // the option's check refused any other text
+  log_configure("asyncopsd", cfg.log_format == "json" ? LogFormat::json : LogFormat::text,
+                level ? level.value() : LogLevel::info);
 
   if (auto made = make_dirs(cfg.data_dir, 0700); !made) {
     log_error(made.error());
@@ -306,10 +317,13 @@ int run_daemon(const DaemonConfig& cfg) {
     return 1;
   }
   in.endpoints = std::move(endpoints.value());
-  if (!split_host_port(cfg.listen, &in.host, &in.port)) {
-    log_error("--listen " + cfg.listen + ": expected HOST:PORT");
+  auto listen = split_host_port(cfg.listen);
+  if (!listen) {
+    log_error("--listen " + cfg.listen + ": " + listen.error());
     return 1;
   }
+  in.host = listen->host;
+  in.port = listen->port;
 
   // Access (issue 7): without tokens, loopback only; a public bind needs tokens.
   in.tokens = std::make_unique<TokenStore>(cfg.access.tokens_file.empty() ? cfg.data_dir + "/tokens"
@@ -319,9 +333,13 @@ int run_daemon(const DaemonConfig& cfg) {
               "or listen on 127.0.0.1)");
     return 1;
   }
-  if (!cfg.access.rate_limit.empty() && !parse_rate(cfg.access.rate_limit, &in.rate)) {
-    log_error("--rate-limit " + cfg.access.rate_limit + ": expected N/s");
-    return 1;
+  if (!cfg.access.rate_limit.empty()) {
+    auto rate = parse_rate(cfg.access.rate_limit);
+    if (!rate) {
+      log_error("--rate-limit " + cfg.access.rate_limit + ": expected N/s (" + rate.error() + ")");
+      return 1;
+    }
+    in.rate = rate.value();
   }
 
   in.store_path = cfg.data_dir + "/asyncops.db";
@@ -453,6 +471,10 @@ int run_daemon(const DaemonConfig& cfg) {
 }
 
 int daemon_main(int argc, char** argv) {
+  // Before any connection opens: SQLite's process-wide settings, so that
+  // corruption met by any connection makes the daemon not ready
+  // (daemon/store_health.h).
+  install_sqlite_error_log();
   CLI::App app{"asyncopsd: the asyncops daemon (HTTP API, dispatcher, operation tracker, store)"};
   app.set_version_flag("--version", std::string("asyncopsd ") + "0.1.0");
   DaemonConfig cfg;
@@ -500,8 +522,8 @@ int daemon_main(int argc, char** argv) {
   std::string header_timeout = "10s", body_timeout = "10s", idle_timeout = "5s", ws_ping = "15s";
   auto duration_check = CLI::Validator(
       [](std::string& v) {
-        std::chrono::milliseconds d;
-        return parse_duration(v, &d) ? std::string() : "'" + v + "' is not a duration like 250ms, 30s, 5m, 24h or 7d";
+        auto d = parse_duration(v);
+        return d ? std::string() : d.error();
       },
       "DURATION");
   app.add_option("--header-timeout", header_timeout, "Deadline for a whole request head (request line and fields)")
@@ -582,15 +604,17 @@ int daemon_main(int argc, char** argv) {
     return 2;
   }
   if (auto mode = parse_sync_mode(sync)) cfg.sync = mode.value();
-  parse_duration(lease, &cfg.dispatch_options.lease);
-  parse_duration(backoff, &cfg.dispatch_options.backoff);
-  parse_duration(retention, &cfg.retention);
-  parse_duration(worker_timeout, &cfg.worker_timeout);
-  parse_duration(prune_interval, &cfg.prune_interval);
-  parse_duration(header_timeout, &cfg.header_timeout);
-  parse_duration(body_timeout, &cfg.body_timeout);
-  parse_duration(idle_timeout, &cfg.idle_timeout);
-  parse_duration(ws_ping, &cfg.ws_ping_interval);
+  // Each text passed its option's duration check; a default always parses.
+  const std::pair<const std::string*, std::chrono::milliseconds*> durations[] = {
+      {&lease, &cfg.dispatch_options.lease},   {&backoff, &cfg.dispatch_options.backoff},
+      {&retention, &cfg.retention},            {&worker_timeout, &cfg.worker_timeout},
+      {&prune_interval, &cfg.prune_interval},  {&header_timeout, &cfg.header_timeout},
+      {&body_timeout, &cfg.body_timeout},      {&idle_timeout, &cfg.idle_timeout},
+      {&ws_ping, &cfg.ws_ping_interval},
+  };
+  for (const auto& [text, target] : durations) {
+    if (auto d = parse_duration(*text)) *target = d.value();
+  }
   return run_daemon(cfg);
 }
 

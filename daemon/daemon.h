@@ -153,7 +153,8 @@ constexpr int k_exit_store_corrupt = 3;
 // k_exit_store_corrupt.
 int run_daemon(const DaemonConfig& config);
 
-// main(): parses flags, then run_daemon().
+// main(): sets SQLite's process-wide options (before any connection
+// opens), parses flags, then run_daemon().
 int daemon_main(int argc, char** argv);
 
 }  // namespace asyncops

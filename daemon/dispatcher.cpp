@@ -1,9 +1,8 @@
 #include "daemon/dispatcher.h"
 
-#include <sys/stat.h>
-
 #include <zmq_addon.hpp>
 
+#include "daemon/zmq_bind.h"
 #include "shared/log.h"
 
 namespace asyncops {
@@ -28,9 +27,7 @@ Status Dispatcher::bind() {
       // ZeroMQ pipe that would die with a peer.
       s.set(zmq::sockopt::immediate, 1);
       s.set(zmq::sockopt::sndhwm, 1000);
-      if (socket_setup) socket_setup(s);
-      s.bind(endpoint);
-      if (endpoint.rfind("ipc://", 0) == 0) ::chmod(endpoint.substr(6).c_str(), 0600);
+      bind_owner_only(s, endpoint, socket_setup);
       m_sockets.emplace(service, std::move(s));
     } catch (const zmq::error_t& e) {
       return Error{"cannot bind commands endpoint " + endpoint + " for service " + service + ": " +
@@ -41,9 +38,7 @@ Status Dispatcher::bind() {
     try {
       m_control = std::make_unique<zmq::socket_t>(m_ctx, zmq::socket_type::pub);
       m_control->set(zmq::sockopt::linger, 0);
-      if (socket_setup) socket_setup(*m_control);
-      m_control->bind(m_control_endpoint);
-      if (m_control_endpoint.rfind("ipc://", 0) == 0) ::chmod(m_control_endpoint.substr(6).c_str(), 0600);
+      bind_owner_only(*m_control, m_control_endpoint, socket_setup);
     } catch (const zmq::error_t& e) {
       return Error{"cannot bind control endpoint " + m_control_endpoint + ": " + e.what()};
     }

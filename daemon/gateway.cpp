@@ -98,16 +98,17 @@ class Deferred {
   std::shared_ptr<Meeting> m_meet;
 };
 
-// Parses a whole decimal number in [lo, hi].
-bool parse_int(const std::string& s, long lo, long hi, long* out) {
-  if (s.empty() || s.size() > 12) return false;
+// Parses a whole decimal number in [lo, hi]. (The callers answer with
+// their own problem detail, which names the parameter.)
+Result<long> parse_int(const std::string& s, long lo, long hi) {
+  const Error outside{"not a whole number from " + std::to_string(lo) + " to " + std::to_string(hi)};
+  if (s.empty() || s.size() > 12) return outside;
   for (char c : s) {
-    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+    if (!std::isdigit(static_cast<unsigned char>(c))) return outside;
   }
   long v = std::stol(s);
-  if (v < lo || v > hi) return false;
-  *out = v;
-  return true;
+  if (v < lo || v > hi) return outside;
+  return v;
 }
 
 bool is_json_media_type(const std::string& content_type) {
@@ -665,23 +666,23 @@ ApiReply Gateway::preflight(const ApiRequest& req) {
 
 namespace {
 // Last-Event-ID from the header, or ?last_event_id= for clients that cannot
-// set headers. -1 when absent; false when malformed.
-bool last_event_id(const ApiRequest& req, int64_t* out) {
+// set headers. -1 when absent; an error when malformed.
+Result<int64_t> last_event_id(const ApiRequest& req) {
   std::string v = req.header("last-event-id");
   if (auto it = req.query.find("last_event_id"); v.empty() && it != req.query.end()) v = it->second;
-  *out = -1;
-  if (v.empty()) return true;
-  long n;
-  if (!parse_int(v, 0, std::numeric_limits<long>::max() / 2, &n)) return false;
-  *out = n;
-  return true;
+  if (v.empty()) return int64_t{-1};
+  auto n = parse_int(v, 0, std::numeric_limits<long>::max() / 2);
+  if (!n) return Error{n.error()};
+  return int64_t{n.value()};
 }
 }  // namespace
 
 ApiReply Gateway::operation_events(const ApiRequest& req, const Params& params) {
   StreamRequest sr;
   sr.op_id = params.at("id");
-  if (!last_event_id(req, &sr.last_event_id)) return bad_query("Last-Event-ID must be an event id from this stream");
+  auto last_seen = last_event_id(req);
+  if (!last_seen) return bad_query("Last-Event-ID must be an event id from this stream");
+  sr.last_event_id = last_seen.value();
   sr.cloudevents = req.query.count("format") && req.query.at("format") == "cloudevents";
   {
     auto op = visible_operation(req, sr.op_id);
@@ -706,7 +707,9 @@ ApiReply Gateway::operation_events(const ApiRequest& req, const Params& params) 
 ApiReply Gateway::all_events(const ApiRequest& req) {
   StreamRequest sr;
   if (!sees_all(req)) sr.owner = req.owner;
-  if (!last_event_id(req, &sr.last_event_id)) return bad_query("Last-Event-ID must be an event id from this stream");
+  auto last_seen = last_event_id(req);
+  if (!last_seen) return bad_query("Last-Event-ID must be an event id from this stream");
+  sr.last_event_id = last_seen.value();
   for (const auto& [k, v] : req.query) {
     if (k == "state") {
       auto s = parse_state(v);
@@ -962,9 +965,9 @@ ApiReply Gateway::accepted_reply(const ApiRequest& req, const OperationRecord& s
   std::string applied;
   long wait = 0;
   if (prefs.count("wait") && !replayed) {
-    long n = 0;
-    if (parse_int(prefs["wait"], 0, 1000000, &n) && n > 0) {
-      wait = std::min<long>(n, m_options.max_wait_seconds);
+    auto n = parse_int(prefs["wait"], 0, 1000000);
+    if (n && n.value() > 0) {
+      wait = std::min<long>(n.value(), m_options.max_wait_seconds);
       applied = "wait=" + std::to_string(wait);
     }
   }
@@ -1098,13 +1101,16 @@ ApiReply Gateway::get_operation(const ApiRequest& req, const Params& params) {
   long wait = 0;
   std::string applied;
   if (auto it = req.query.find("wait"); it != req.query.end()) {
-    if (!parse_int(it->second, 0, 1000000, &wait)) {
-      return bad_query("wait must be a whole number of seconds");
-    }
+    auto asked = parse_int(it->second, 0, 1000000);
+    if (!asked) return bad_query("wait must be a whole number of seconds");
+    wait = asked.value();
   } else {
     auto prefs = parse_prefer(req.header("prefer"));
-    if (prefs.count("wait") && parse_int(prefs["wait"], 0, 1000000, &wait)) {
-      applied = "wait=" + std::to_string(std::min<long>(wait, m_options.max_wait_seconds));
+    if (auto p = prefs.find("wait"); p != prefs.end()) {
+      if (auto preferred = parse_int(p->second, 0, 1000000)) {
+        wait = preferred.value();
+        applied = "wait=" + std::to_string(std::min<long>(wait, m_options.max_wait_seconds));
+      }
     }
   }
   wait = std::min<long>(wait, m_options.max_wait_seconds);
@@ -1136,9 +1142,13 @@ ApiReply Gateway::list_operations(const ApiRequest& req) {
     } else if (k == "name") {
       f.name = v;
     } else if (k == "since") {
-      if (!parse_rfc3339(v, &f.since_ms)) return bad_query("since must be an RFC 3339 timestamp");
+      auto t = parse_rfc3339(v);
+      if (!t) return bad_query("since must be an RFC 3339 timestamp");
+      f.since_ms = t.value();
     } else if (k == "until") {
-      if (!parse_rfc3339(v, &f.until_ms)) return bad_query("until must be an RFC 3339 timestamp");
+      auto t = parse_rfc3339(v);
+      if (!t) return bad_query("until must be an RFC 3339 timestamp");
+      f.until_ms = t.value();
       if (f.until_ms <= 0) f.until_ms = 1;  // at or before the epoch: nothing, not "no filter"
     } else if (k == "code") {
       f.code = v;
@@ -1153,19 +1163,15 @@ ApiReply Gateway::list_operations(const ApiRequest& req) {
       }
       f.owner = v;
     } else if (k == "limit") {
-      long n;
-      if (!parse_int(v, 1, m_options.max_page, &n)) {
-        return bad_query("limit must be between 1 and " + std::to_string(m_options.max_page));
-      }
-      f.limit = static_cast<int>(n);
+      auto n = parse_int(v, 1, m_options.max_page);
+      if (!n) return bad_query("limit must be between 1 and " + std::to_string(m_options.max_page));
+      f.limit = static_cast<int>(n.value());
     } else if (k == "cursor") {
       auto raw = base64url_decode(v);
-      long seq = 0;
-      if (!raw || raw->rfind("o:", 0) != 0 ||
-          !parse_int(raw->substr(2), 1, std::numeric_limits<long>::max() / 2, &seq)) {
-        return bad_query("cursor is not one this server issued");
-      }
-      f.before_seq = seq;
+      if (!raw || raw->rfind("o:", 0) != 0) return bad_query("cursor is not one this server issued");
+      auto seq = parse_int(raw->substr(2), 1, std::numeric_limits<long>::max() / 2);
+      if (!seq) return bad_query("cursor is not one this server issued");
+      f.before_seq = seq.value();
     }
   }
   int page = f.limit;
@@ -1192,8 +1198,10 @@ ApiReply Gateway::operation_history(const ApiRequest& req, const Params& params)
 
 ApiReply Gateway::operation_stats(const ApiRequest& req) {
   long window = 10;
-  if (auto it = req.query.find("window"); it != req.query.end() && !parse_int(it->second, 1, 3600, &window)) {
-    return bad_query("window must be a whole number of seconds from 1 to 3600");
+  if (auto it = req.query.find("window"); it != req.query.end()) {
+    auto asked = parse_int(it->second, 1, 3600);
+    if (!asked) return bad_query("window must be a whole number of seconds from 1 to 3600");
+    window = asked.value();
   }
   // A principal that does not see everything sees the figures of its own operations.
   std::optional<std::string> owner;
@@ -1231,9 +1239,9 @@ ApiReply Gateway::list_resources(const std::string& collection, const ApiRequest
   std::string after;
   for (const auto& [k, v] : req.query) {
     if (k == "limit") {
-      if (!parse_int(v, 1, m_options.max_page, &limit)) {
-        return bad_query("limit must be between 1 and " + std::to_string(m_options.max_page));
-      }
+      auto n = parse_int(v, 1, m_options.max_page);
+      if (!n) return bad_query("limit must be between 1 and " + std::to_string(m_options.max_page));
+      limit = n.value();
     } else if (k == "cursor") {
       auto raw = base64url_decode(v);
       if (!raw || raw->rfind("r:" + collection + "/", 0) != 0) {

@@ -264,7 +264,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
           switch (m_writer->apply_event(job.event, now, &c, job.sender)) {
             case StoreWriter::Applied::changed:
               m_counters.events_applied++;
-              if (c.kind == "superseded") {
+              if (c.kind == HistoryKind::superseded) {
                 log_warn("a worker's late outcome supersedes worker_timeout",
                          {{"id", c.op.id}, {"state", to_string(c.op.state)}, {"code", c.op.code},
                           {"worker", job.event.worker}});

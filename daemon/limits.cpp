@@ -37,7 +37,8 @@ int RateLimiter::take_at(const std::string& principal, int64_t now_ns) {
   return std::max(1, static_cast<int>(std::ceil(wait_s)));
 }
 
-bool parse_rate(const std::string& text, double* per_second) {
+Result<double> parse_rate(const std::string& text) {
+  const Error malformed{"'" + text + "' is not a rate like 100/s or 60/m"};
   std::string t = text;
   double unit = 1;
   if (t.size() > 2 && t.compare(t.size() - 2, 2, "/s") == 0) {
@@ -46,15 +47,15 @@ bool parse_rate(const std::string& text, double* per_second) {
     t.resize(t.size() - 2);
     unit = 60;
   }
-  if (t.empty()) return false;
+  if (t.empty()) return malformed;
   try {
     size_t used = 0;
     double v = std::stod(t, &used);
-    if (used != t.size() || !(v >= 0) || v > 1e9) return false;
-    *per_second = v / unit;
-    return true;
+    if (used != t.size()) return malformed;
+    if (!(v >= 0) || v > 1e9) return Error{"'" + text + "' is not a rate from 0 to 1e9"};
+    return v / unit;
   } catch (const std::exception&) {
-    return false;
+    return malformed;
   }
 }
 

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "shared/mutex.h"
+#include "shared/result.h"
 
 namespace asyncops {
 
@@ -35,7 +36,8 @@ class RateLimiter {
   std::array<Shard, 32> m_shards;
 };
 
-// Parses "N/s", "N/m" or a bare N (per second). False if malformed.
-bool parse_rate(const std::string& text, double* per_second);
+// Parses "N/s", "N/m" or a bare N (per second) into a rate per second; an
+// error naming the text if malformed, negative or above 1e9.
+Result<double> parse_rate(const std::string& text);
 
 }  // namespace asyncops

@@ -7,8 +7,8 @@
 //   connection): for the rest of the daemon's life, since nothing it can
 //   do repairs the file. The first report is logged at error level, once.
 //
-// And the check the daemon runs at start after an unclean stop
-// (check_store: PRAGMA quick_check).
+// Which failures mean corruption, and the check run at start after an
+// unclean stop, are the backend's (store/sqlite_health.h).
 #include <atomic>
 #include <cstdint>
 #include <exception>
@@ -17,21 +17,18 @@
 #include "daemon/group_commit.h"
 #include "shared/mutex.h"
 #include "shared/result.h"
+#include "store/corruption_listener.h"
 
 namespace asyncops {
 
-// True for SQLite's result codes (primary or extended) that mean the file
-// is damaged: SQLITE_CORRUPT and SQLITE_NOTADB.
-bool is_corruption_code(int sqlite_code);
-
-class StoreHealth {
+class StoreHealth : public CorruptionListener {
  public:
   // After each commit attempt of the group committer: null when it
-  // succeeded, else what it threw. A SQLite::Exception whose code is a
-  // corruption code also marks the store corrupt. Thread-safe.
+  // succeeded, else what it threw. A failure the backend says means
+  // corruption also marks the store corrupt. Thread-safe.
   void after_commit(const std::exception* failure);
   // A corruption met anywhere (writer, readers, checkpointer). Thread-safe.
-  void corrupt(int sqlite_code, const std::string& detail);
+  void corrupt(int sqlite_code, const std::string& detail) override;
 
   bool commits_failing() const { return m_commits_failing.load(std::memory_order_relaxed); }
   bool is_corrupt() const { return m_corrupt.load(std::memory_order_relaxed); }
@@ -55,23 +52,5 @@ class StoreHealth {
 // daemon learns when space has returned: an empty commit would succeed on
 // a full disk and say ready too early. Thread-safe.
 std::string store_not_ready(StoreHealth& health, GroupCommitter& committer);
-
-// Routes SQLite's error log (SQLITE_CONFIG_LOG) to the health object set
-// by report_sqlite_errors_to(), so that corruption met by any connection,
-// on any thread, is seen even where the exception is caught and turned
-// into a 500. Must be called before the first connection opens (it is a
-// process-wide setting); returns false when SQLite is already initialised.
-bool install_sqlite_error_log();
-// Thread-safe; null stops the routing. The object must outlive its use.
-void report_sqlite_errors_to(StoreHealth* health);
-
-// PRAGMA quick_check on the store at path (which must exist): Ok, or an
-// error with SQLite's first complaint. Opens its own connection (it only
-// reads); reads the whole file, so its cost grows with the store's size.
-Status check_store(const std::string& path);
-
-// The one line the daemon logs when it refuses a store that failed
-// check_store, saying how to recover.
-std::string corrupt_store_advice(const std::string& path, const std::string& detail);
 
 }  // namespace asyncops

@@ -14,7 +14,7 @@ constexpr size_t k_page = 1000;
 FeedItem item_of(const Change& c) {
   FeedItem i;
   i.seq = c.seq;
-  i.kind = c.kind;
+  i.kind = to_string(c.kind);
   i.op_id = c.op.id;
   i.op_json = operation_json_text(c.op);
   i.at = c.op.updated_at;
@@ -25,7 +25,7 @@ FeedItem item_of(const Change& c) {
 FeedItem item_of(const Notice& n) {
   FeedItem i;
   i.seq = n.seq;
-  i.kind = n.kind;
+  i.kind = to_string(n.kind);
   i.op_id = n.op_id;
   i.op_json = n.op_json;
   i.at = n.at;

@@ -1,9 +1,8 @@
 #include "daemon/tracker.h"
 
-#include <sys/stat.h>
-
 #include <zmq_addon.hpp>
 
+#include "daemon/zmq_bind.h"
 #include "shared/clock.h"
 #include "shared/log.h"
 
@@ -28,9 +27,7 @@ Status Tracker::bind() {
     // connection. Up to it, decode_event() refuses and counts what is over
     // the 1 MiB event limit.
     m_socket->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(k_max_transport_bytes));
-    if (socket_setup) socket_setup(*m_socket);
-    m_socket->bind(m_endpoint);
-    if (m_endpoint.rfind("ipc://", 0) == 0) ::chmod(m_endpoint.substr(6).c_str(), 0600);
+    bind_owner_only(*m_socket, m_endpoint, socket_setup);
   } catch (const zmq::error_t& e) {
     return Error{"cannot bind events endpoint " + m_endpoint + ": " + e.what()};
   }

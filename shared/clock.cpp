@@ -23,12 +23,13 @@ std::string format_rfc3339_ms(int64_t ms) {
   return buf;
 }
 
-bool parse_rfc3339(const std::string& s, int64_t* out) {
+Result<int64_t> parse_rfc3339(const std::string& s) {
+  const Error malformed{"'" + s + "' is not an RFC 3339 time like 2026-11-27T06:55:00.123Z"};
   int y, mo, d, h, mi, sec;
   int consumed = 0;
   if (sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &consumed) != 6 ||
       consumed != 19) {
-    return false;
+    return malformed;
   }
   size_t i = 19;
   int64_t millis = 0;
@@ -40,7 +41,7 @@ bool parse_rfc3339(const std::string& s, int64_t* out) {
       ++digits;
       ++i;
     }
-    if (digits == 0) return false;
+    if (digits == 0) return malformed;
     for (; digits < 3; ++digits) millis *= 10;
   }
   int offset_min = 0;
@@ -48,14 +49,16 @@ bool parse_rfc3339(const std::string& s, int64_t* out) {
     ++i;
   } else if (i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
     int oh, om;
-    if (sscanf(s.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) return false;
+    if (sscanf(s.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) return malformed;
     offset_min = (oh * 60 + om) * (s[i] == '+' ? 1 : -1);
     i += 6;
   } else {
-    return false;
+    return malformed;
   }
-  if (i != s.size()) return false;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return false;
+  if (i != s.size()) return malformed;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
+    return Error{"'" + s + "' is not a valid date and time"};
+  }
   struct tm tm {};
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;
@@ -64,8 +67,7 @@ bool parse_rfc3339(const std::string& s, int64_t* out) {
   tm.tm_min = mi;
   tm.tm_sec = sec;
   time_t t = timegm(&tm);
-  *out = (static_cast<int64_t>(t) - offset_min * 60) * 1000 + millis;
-  return true;
+  return (static_cast<int64_t>(t) - offset_min * 60) * 1000 + millis;
 }
 
 }  // namespace asyncops

@@ -2,6 +2,8 @@
 #include <cstdint>
 #include <string>
 
+#include "shared/result.h"
+
 namespace asyncops {
 
 // Milliseconds since the Unix epoch, from the system clock.
@@ -11,7 +13,8 @@ int64_t now_ms();
 std::string format_rfc3339_ms(int64_t ms_since_epoch);
 
 // Parses what format_rfc3339_ms writes, plus an offset of "Z" or "+hh:mm" and
-// any number of fraction digits. Returns false on anything else.
-bool parse_rfc3339(const std::string& s, int64_t* ms_since_epoch);
+// any number of fraction digits, as ms since the epoch; an error naming the
+// text on anything else.
+Result<int64_t> parse_rfc3339(const std::string& s);
 
 }  // namespace asyncops

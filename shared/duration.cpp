@@ -5,10 +5,12 @@
 
 namespace asyncops {
 
-bool parse_duration(const std::string& text, std::chrono::milliseconds* out) {
+Result<std::chrono::milliseconds> parse_duration(const std::string& text) {
+  const Error malformed{"'" + text + "' is not a duration like 250ms, 30s, 5m, 24h or 7d"};
   size_t i = 0;
   while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
-  if (i == 0 || i > 12) return false;
+  if (i == 0) return malformed;
+  if (i > 12) return Error{"'" + text + "' is too long a duration (at most 12 digits)"};
   long long n = std::stoll(text.substr(0, i));
   std::string unit = text.substr(i);
   long long unit_ms;
@@ -17,12 +19,12 @@ bool parse_duration(const std::string& text, std::chrono::milliseconds* out) {
   else if (unit == "m") unit_ms = 60 * 1000;
   else if (unit == "h") unit_ms = 3600 * 1000;
   else if (unit == "d") unit_ms = 86400 * 1000;
-  else return false;
+  else return malformed;
   // Twelve digits of days do not fit in 64-bit milliseconds.
-  if (n > std::numeric_limits<long long>::max() / unit_ms) return false;
-  long long ms = n * unit_ms;
-  *out = std::chrono::milliseconds(ms);
-  return true;
+  if (n > std::numeric_limits<long long>::max() / unit_ms) {
+    return Error{"'" + text + "' is too long a duration (more than 64-bit milliseconds hold)"};
+  }
+  return std::chrono::milliseconds(n * unit_ms);
 }
 
 std::string format_duration(std::chrono::milliseconds d) {

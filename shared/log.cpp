@@ -50,14 +50,11 @@ void log_configure(const std::string& program, LogFormat format, LogLevel min_le
   c.min_level = min_level;
 }
 
-bool parse_log_level(const std::string& s, LogLevel* out) {
+Result<LogLevel> parse_log_level(const std::string& s) {
   for (LogLevel l : {LogLevel::debug, LogLevel::info, LogLevel::warn, LogLevel::error}) {
-    if (s == level_name(l)) {
-      *out = l;
-      return true;
-    }
+    if (s == level_name(l)) return l;
   }
-  return false;
+  return Error{"'" + s + "' is not a log level (debug, info, warn or error)"};
 }
 
 void log(LogLevel level, const std::string& message, const LogFields& fields) {

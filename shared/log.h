@@ -2,6 +2,8 @@
 // Structured logging to stderr: "text" for people, "json" for machines (one
 // object per line). Thread-safe; each line is written with one write(2).
 #include <string>
+
+#include "shared/result.h"
 #include <utility>
 #include <vector>
 
@@ -15,7 +17,8 @@ enum class LogLevel { debug, info, warn, error };
 enum class LogFormat { text, json };
 
 void log_configure(const std::string& program, LogFormat format, LogLevel min_level);
-bool parse_log_level(const std::string& s, LogLevel* out);
+// The level named s (debug, info, warn, error); an error naming s otherwise.
+Result<LogLevel> parse_log_level(const std::string& s);
 
 using LogFields = std::vector<std::pair<std::string, std::string>>;
 void log(LogLevel level, const std::string& message, const LogFields& fields = {});

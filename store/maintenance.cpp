@@ -20,8 +20,6 @@ namespace {
 using sqlite_rows::column_text;
 using sqlite_rows::k_op_columns;
 
-const char* k_states[] = {"pending", "processing", "completed", "rejected", "failed", "canceled"};
-
 int64_t file_size(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : 0;
@@ -189,7 +187,9 @@ Result<std::vector<std::string>> check_store_consistency(const std::string& path
       std::string id = column_text(order, 0), kind = column_text(order, 2);
       int64_t seq = order.getColumn(1).getInt64(), at = order.getColumn(3).getInt64();
       if (id != last_id) {
-        if (kind != "accepted") problems.push_back("operation " + id + ": history starts with '" + kind + "', not 'accepted'");
+        if (parse_history_kind(kind) != HistoryKind::accepted) {
+          problems.push_back("operation " + id + ": history starts with '" + kind + "', not 'accepted'");
+        }
       } else {
         if (seq <= last_seq) problems.push_back("operation " + id + ": history seq " + std::to_string(seq) + " does not increase");
         if (at < last_at) problems.push_back("operation " + id + ": history seq " + std::to_string(seq) + " is earlier than the one before");

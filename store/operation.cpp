@@ -59,9 +59,54 @@ nlohmann::json operation_detail_json(const OperationRecord& op, const std::vecto
   return j;
 }
 
+namespace {
+struct HistoryKindName {
+  HistoryKind kind;
+  const char* name;
+};
+constexpr HistoryKindName k_history_kind_names[] = {
+    {HistoryKind::accepted, "accepted"},
+    {HistoryKind::dispatched, "dispatched"},
+    {HistoryKind::redelivered, "redelivered"},
+    {HistoryKind::processing, "processing"},
+    {HistoryKind::cancel_requested, "cancel_requested"},
+    {HistoryKind::completed, "completed"},
+    {HistoryKind::rejected, "rejected"},
+    {HistoryKind::failed, "failed"},
+    {HistoryKind::canceled, "canceled"},
+    {HistoryKind::superseded, "superseded"},
+};
+}  // namespace
+
+const char* to_string(HistoryKind k) {
+  for (const HistoryKindName& n : k_history_kind_names) {
+    if (n.kind == k) return n.name;
+  }
+  return "unknown";
+}
+
+std::optional<HistoryKind> parse_history_kind(std::string_view text) {
+  for (const HistoryKindName& n : k_history_kind_names) {
+    if (text == n.name) return n.kind;
+  }
+  return std::nullopt;
+}
+
+HistoryKind history_kind_of(OpState s) {
+  switch (s) {
+    case OpState::pending: return HistoryKind::accepted;
+    case OpState::processing: return HistoryKind::processing;
+    case OpState::completed: return HistoryKind::completed;
+    case OpState::rejected: return HistoryKind::rejected;
+    case OpState::failed: return HistoryKind::failed;
+    case OpState::canceled: return HistoryKind::canceled;
+  }
+  return HistoryKind::failed;
+}
+
 nlohmann::json history_json(const HistoryEntry& h) {
   return {{"seq", h.seq},
-          {"kind", h.kind},
+          {"kind", to_string(h.kind)},
           {"state", to_string(h.state)},
           {"code", h.code.empty() ? nlohmann::json() : nlohmann::json(h.code)},
           {"message", h.message.empty() ? nlohmann::json() : nlohmann::json(h.message)},

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -60,10 +61,32 @@ Command command_for(const OperationRecord& op);
 // empty objects): for the commit path, which has no further use for them.
 Command take_command(OperationRecord& op);
 
+// What a history entry records. Its text (to_string) is what the store,
+// the API's history JSON and the SSE event types carry.
+enum class HistoryKind {
+  accepted,          // the operation was stored (state pending)
+  dispatched,        // sent to a worker, attempt 1
+  redelivered,       // sent again, attempt > 1
+  processing,        // a worker reported it started
+  cancel_requested,  // a cancel was asked for; the state did not change
+  completed,         // the terminal states, as the state names
+  rejected,
+  failed,
+  canceled,
+  superseded,  // a worker's outcome replaced the daemon's give-up (docs/protocol.md §9)
+};
+
+const char* to_string(HistoryKind k);
+// The kind named by text (to_string's inverse); nullopt for any other text.
+std::optional<HistoryKind> parse_history_kind(std::string_view text);
+// The kind of the entry that moves an operation into state s: accepted
+// for pending, else the state's own name.
+HistoryKind history_kind_of(OpState s);
+
 struct HistoryEntry {
   int64_t seq = 0;  // one increasing sequence across all operations
   std::string op_id;
-  std::string kind;  // accepted, dispatched, redelivered, processing, cancel_requested, a terminal state, or superseded
+  HistoryKind kind = HistoryKind::accepted;
   OpState state = OpState::pending;
   std::string code;
   std::string message;
@@ -75,8 +98,8 @@ nlohmann::json history_json(const HistoryEntry& h);
 
 // One change to one operation, as committed: what notifications carry.
 struct Change {
-  int64_t seq = 0;   // the history entry's seq
-  std::string kind;  // the history entry's kind
+  int64_t seq = 0;  // the history entry's seq
+  HistoryKind kind = HistoryKind::accepted;  // the history entry's kind
   OperationRecord op;
 };
 

@@ -3,6 +3,7 @@
 // tables into the model. Nothing outside store/ includes this file.
 #include <SQLiteCpp/Statement.h>
 
+#include <optional>
 #include <string>
 
 #include "store/operation.h"
@@ -45,13 +46,25 @@ inline OperationRecord read_operation(SQLite::Statement& st) {
   return op;
 }
 
+// The operation a prepared statement selects by id (bound as its one
+// parameter, columns as read_operation reads them), or nullopt. Leaves st
+// reset, ready for the next call.
+inline std::optional<OperationRecord> read_operation_by_id(SQLite::Statement& st, const std::string& id) {
+  st.reset();
+  st.bind(1, id);
+  std::optional<OperationRecord> out;
+  if (st.executeStep()) out = read_operation(st);
+  st.reset();
+  return out;
+}
+
 // A history row read as (seq, kind, state, code, message, at) from column 0.
 inline HistoryEntry read_history(SQLite::Statement& st, std::string op_id) {
   HistoryEntry h;
   h.seq = st.getColumn(0).getInt64();
   h.op_id = std::move(op_id);
-  h.kind = column_text(st, 1);
   h.state = parse_state(column_text(st, 2)).value_or(OpState::failed);
+  h.kind = parse_history_kind(column_text(st, 1)).value_or(history_kind_of(h.state));
   h.code = column_text(st, 3);
   h.message = column_text(st, 4);
   h.at = st.getColumn(5).getInt64();

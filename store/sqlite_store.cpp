@@ -18,6 +18,7 @@ namespace {
 using sqlite_rows::column_text;
 using sqlite_rows::k_op_columns;
 using sqlite_rows::read_operation;
+using sqlite_rows::read_operation_by_id;
 
 const char* k_schema = R"SQL(
 CREATE TABLE IF NOT EXISTS meta(
@@ -292,19 +293,14 @@ struct SqliteStoreWriter::Impl {
   // The operation with this id, without params and payload.
   std::optional<OperationRecord> find(const std::string& id) {
     if (auto it = live.find(id); it != live.end()) return it->second;
-    select_op.reset();
-    select_op.bind(1, id);
-    std::optional<OperationRecord> out;
-    if (select_op.executeStep()) out = read_operation(select_op);
-    select_op.reset();
-    return out;
+    return read_operation_by_id(select_op, id);
   }
 
-  int64_t append_history(int64_t op_seq, const char* kind, OpState state, const std::string& code,
+  int64_t append_history(int64_t op_seq, HistoryKind kind, OpState state, const std::string& code,
                          const std::string& message, int64_t at) {
     insert_history.reset();
     insert_history.bind(1, static_cast<int64_t>(op_seq));
-    insert_history.bind(2, kind);
+    insert_history.bind(2, to_string(kind));
     insert_history.bind(3, to_string(state));
     bind_text_or_null(insert_history, 4, code);
     bind_text_or_null(insert_history, 5, message);
@@ -469,8 +465,8 @@ std::variant<Change, IdempotentReplay> SqliteStoreWriter::insert_operation(Opera
     ik.exec();
   }
   Change out;
-  out.seq = m->append_history(op->seq, "accepted", op->state, op->code, op->message, op->created_at);
-  out.kind = "accepted";
+  out.seq = m->append_history(op->seq, HistoryKind::accepted, op->state, op->code, op->message, op->created_at);
+  out.kind = HistoryKind::accepted;
   m->remember(*op);
   // The params and payload trees move (they can be large); the rest is copied.
   out.op = without_trees(*op);
@@ -513,8 +509,8 @@ SqliteStoreWriter::Applied SqliteStoreWriter::request_cancel(const std::string& 
   up.bind(2, static_cast<int64_t>(op.seq));
   up.exec();
   m->remember(op);
-  change->seq = m->append_history(op.seq, "cancel_requested", op.state, "", "", now);
-  change->kind = "cancel_requested";
+  change->seq = m->append_history(op.seq, HistoryKind::cancel_requested, op.state, "", "", now);
+  change->kind = HistoryKind::cancel_requested;
   change->op = std::move(op);
   return Applied::changed;
 }
@@ -653,7 +649,7 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_event(const Event& e, int64_
     fc.exec();
   }
   m->remember(op);
-  const char* kind = superseding ? "superseded" : to_string(op.state);
+  HistoryKind kind = superseding ? HistoryKind::superseded : history_kind_of(op.state);
   std::string history_message =
       superseding ? "the worker's outcome " + std::string(to_string(op.state)) + "/" + op.code + " supersedes " +
                         superseded + (op.message.empty() ? "" : ": " + op.message)
@@ -686,7 +682,7 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_dispatched(const std::string
   up.exec();
   m->remember(op);
   if (m->marked.size() < Impl::k_live_max || m->marked.count(op.id)) m->marked[op.id] = attempt;
-  const char* kind = attempt > 1 ? "redelivered" : "dispatched";
+  HistoryKind kind = attempt > 1 ? HistoryKind::redelivered : HistoryKind::dispatched;
   change->seq = m->append_history(op.seq, kind, op.state, "", "", now);
   change->kind = kind;
   change->op = std::move(op);
@@ -772,13 +768,7 @@ Result<std::unique_ptr<SqliteStoreReader>> SqliteStoreReader::open(const std::st
 }
 
 std::optional<OperationRecord> SqliteStoreReader::get_operation(const std::string& id) {
-  auto& st = m->get_op;
-  st.reset();
-  st.bind(1, id);
-  std::optional<OperationRecord> out;
-  if (st.executeStep()) out = read_operation(st);
-  st.reset();
-  return out;
+  return read_operation_by_id(m->get_op, id);
 }
 
 std::vector<OperationRecord> SqliteStoreReader::list_operations(const OperationFilter& f) {
@@ -847,8 +837,8 @@ std::vector<Change> SqliteStoreReader::changes_after(int64_t after, int limit, c
   while (st.executeStep()) {
     Change c;
     c.seq = st.getColumn(0).getInt64();
-    c.kind = column_text(st, 1);
     c.op.state = parse_state(column_text(st, 2)).value_or(OpState::failed);
+    c.kind = parse_history_kind(column_text(st, 1)).value_or(history_kind_of(c.op.state));
     c.op.code = column_text(st, 3);
     c.op.message = column_text(st, 4);
     c.op.updated_at = st.getColumn(5).getInt64();
@@ -865,7 +855,7 @@ std::vector<Change> SqliteStoreReader::changes_after(int64_t after, int limit, c
     c.op.retry_of = column_text(st, 16);
     c.op.worker = column_text(st, 17);
     // History keeps no attempt count; at acceptance it was 0 for certain.
-    if (c.kind == "accepted") c.op.attempt = 0;
+    if (c.kind == HistoryKind::accepted) c.op.attempt = 0;
     out.push_back(std::move(c));
   }
   st.reset();

@@ -3,12 +3,14 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include "shared/clock.h"
+#include "store/operation.h"
 
 namespace asyncops {
 namespace {
 
-const char* k_states[] = {"pending", "processing", "completed", "rejected", "failed", "canceled"};
-const char* k_rate_kinds[] = {"accepted", "completed", "rejected", "failed"};
+// The history kinds whose recent counts the stats show.
+constexpr HistoryKind k_rate_kinds[] = {HistoryKind::accepted, HistoryKind::completed, HistoryKind::rejected,
+                                        HistoryKind::failed};
 
 std::string text(SQLite::Statement& st, int i) {
   auto c = st.getColumn(i);
@@ -27,8 +29,8 @@ OperationStats read_operation_stats(SQLite::Database& db, int64_t now, const std
   OperationStats s;
   s.at = now;
   s.window_s = window_s;
-  for (const char* st : k_states) s.counts[st] = 0;
-  for (const char* k : k_rate_kinds) s.window_counts[k] = 0;
+  for (const StateName& st : k_state_names) s.counts[st.name] = 0;
+  for (HistoryKind k : k_rate_kinds) s.window_counts[to_string(k)] = 0;
   SQLite::Transaction snapshot(db);  // one consistent read (a read transaction: nothing is written)
 
   SQLite::Statement by(db, "SELECT name, state, count(*) FROM operations" + owner_clause(owner, " WHERE ") +
@@ -41,7 +43,7 @@ OperationStats read_operation_stats(SQLite::Database& db, int64_t now, const std
     s.counts[state] += n;
     auto& c = s.by_command[name];
     if (c.empty()) {
-      for (const char* st : k_states) c[st] = 0;
+      for (const StateName& st : k_state_names) c[st.name] = 0;
     }
     c[state] += n;
     c["total"] += n;

@@ -79,9 +79,9 @@ int worker_main(int argc, char** argv) {
     std::cerr << "asyncops-worker: " << applied.error() << std::endl;
     return 1;
   }
-  LogLevel level = LogLevel::info;
-  parse_log_level(log_level, &level);
-  log_configure("asyncops-worker", log_format == "json" ? LogFormat::json : LogFormat::text, level);
+  auto level = parse_log_level(log_level);  // the option's check refused any other text
+  log_configure("asyncops-worker", log_format == "json" ? LogFormat::json : LogFormat::text,
+                level ? level.value() : LogLevel::info);
   const Service* svc = find_service(service);
   if (!svc) {
     log_error("unknown service '" + service + "' (built in: users)");

@@ -646,9 +646,8 @@ class WatcherSet {
       --m_pending;
       ++m_first;
     } else if (j.is_object()) {
-      int64_t at = 0;
-      if (asyncops::parse_rfc3339(j.value("updated_at", ""), &at)) {
-        m_lag.push_back(static_cast<double>(asyncops::now_ms() - at));
+      if (auto at = asyncops::parse_rfc3339(j.value("updated_at", ""))) {
+        m_lag.push_back(static_cast<double>(asyncops::now_ms() - at.value()));
       }
     }
   }

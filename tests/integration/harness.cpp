@@ -106,6 +106,21 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
+bool feed_sse(std::string& buf, const char* d, size_t n, const std::function<bool(const SseBlock&)>& on_event) {
+  buf.append(d, n);
+  for (size_t end; (end = buf.find("\n\n")) != std::string::npos;) {
+    std::istringstream in(buf.substr(0, end));
+    buf.erase(0, end + 2);
+    SseBlock block;
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("id: ", 0) == 0) block.id = std::stoll(line.substr(4));
+      if (line.rfind("data: ", 0) == 0) block.data = line.substr(6);
+    }
+    if (!on_event(block)) return false;
+  }
+  return true;
+}
+
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {

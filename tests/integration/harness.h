@@ -50,6 +50,17 @@ std::string slurp(const std::string& path);
 bool eventually(const std::function<bool()>& pred,
                 std::chrono::milliseconds timeout = std::chrono::seconds(15));
 
+// One server-sent event as the tests read it: its id (-1 without an id
+// line) and its data line ("" without one).
+struct SseBlock {
+  int64_t id = -1;
+  std::string data;
+};
+// Appends the n bytes at d of an SSE stream to buf, and calls on_event for
+// each event now complete (ended by a blank line), removing it from buf.
+// Returns false as soon as on_event does (the caller stops reading).
+bool feed_sse(std::string& buf, const char* d, size_t n, const std::function<bool(const SseBlock&)>& on_event);
+
 struct Response {
   int status = 0;
   std::map<std::string, std::string> headers;

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "harness.h"
+#include "tests/loopback.h"
 
 using namespace asyncops::it;
 using nlohmann::json;
@@ -246,25 +247,11 @@ struct FixedPortDaemon {
   }
 };
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("no free port");
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 }  // namespace
 
 TEST_CASE("tail and watch say when the connection is lost and when it is back, and miss nothing", "[cli][reconnect]") {
   TempDir dir;
-  FixedPortDaemon d(dir.path, free_port());
+  FixedPortDaemon d(dir.path, asyncops::test::free_loopback_port());
   d.start();
   std::string tail_log = dir.path + "/tail.log", watch_log = dir.path + "/watch.log";
   Process tail({ASYNCOPS_CLI_BIN, "--url", d.url, "tail"}, tail_log);

@@ -19,6 +19,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include "harness.h"
+#include "tests/loopback.h"
 
 using namespace asyncops::it;
 using nlohmann::json;
@@ -79,12 +80,8 @@ class WsClient {
 class RawConn {
  public:
   explicit RawConn(const std::string& url) {
-    m_fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port_of(url)));
-    ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (::connect(m_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("connect failed");
+    m_fd = asyncops::test::connect_loopback(port_of(url));
+    if (m_fd < 0) throw std::runtime_error("connect failed");
   }
   ~RawConn() { ::close(m_fd); }
   bool send(const std::string& s) { return ::send(m_fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size()); }

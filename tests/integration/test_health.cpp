@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "harness.h"
+#include "tests/store_damage.h"
 
 using namespace asyncops::it;
 
@@ -23,23 +24,8 @@ namespace {
 // into the file and removes it, so that no good copy of those pages
 // survives in the WAL.
 void corrupt_tables(const std::string& path, const std::string& tables) {
-  std::vector<int64_t> roots;
-  int64_t page_size = 0;
-  {
-    SQLite::Database db(path, SQLite::OPEN_READWRITE);
-    page_size = db.execAndGet("PRAGMA page_size").getInt64();
-    SQLite::Statement st(db, "SELECT rootpage FROM sqlite_schema WHERE tbl_name IN (" + tables +
-                                 ") AND rootpage > 0");
-    while (st.executeStep()) roots.push_back(st.getColumn(0).getInt64());
-  }
-  REQUIRE(!roots.empty());
-  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-  std::string garbage(static_cast<size_t>(page_size), '\xa5');
-  for (int64_t root : roots) {
-    f.seekp((root - 1) * page_size);
-    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
-  }
-  REQUIRE(f.good());
+  REQUIRE(asyncops::test::overwrite_pages(
+              path, "SELECT rootpage FROM sqlite_schema WHERE tbl_name IN (" + tables + ") AND rootpage > 0") > 0);
 }
 
 std::vector<std::string> lines_of(const std::string& text) {

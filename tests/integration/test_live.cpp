@@ -42,27 +42,13 @@ Received read_stream(const std::string& url, const std::string& path, int64_t la
         return true;
       },
       [&](const char* d, size_t n) {
-        buf.append(d, n);
-        size_t end;
-        while ((end = buf.find("\n\n")) != std::string::npos) {
-          std::string block = buf.substr(0, end);
-          buf.erase(0, end + 2);
-          std::istringstream in(block);
-          int64_t id = -1;
-          std::string data;
-          for (std::string line; std::getline(in, line);) {
-            if (line.rfind("id: ", 0) == 0) id = std::stoll(line.substr(4));
-            if (line.rfind("data: ", 0) == 0) data = line.substr(6);
-          }
-          if (data.empty()) continue;
-          out.ids.push_back(id);
-          out.ops.push_back(json::parse(data));
-          if (max_events && out.ids.size() >= max_events) {
-            stop = true;
-            return false;
-          }
-        }
-        return true;
+        return feed_sse(buf, d, n, [&](const SseBlock& e) {
+          if (e.data.empty()) return true;
+          out.ids.push_back(e.id);
+          out.ops.push_back(json::parse(e.data));
+          stop = max_events && out.ids.size() >= max_events;
+          return !stop;
+        });
       });
   out.completed = !stop && r;
   if (r) out.status = r->status;

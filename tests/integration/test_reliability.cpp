@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "tests/loopback.h"
 #include "shared/envelope.h"
 #include "workers/services/users.h"
 #include "workers/worker.h"
@@ -71,16 +72,8 @@ int count_users(System& sys) {
 
 // Sends one raw HTTP request and returns the status code (0 on failure).
 int raw_status(const std::string& url, const std::string& request) {
-  int port = std::stoi(url.substr(url.rfind(':') + 1));
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return 0;
-  }
+  int fd = asyncops::test::connect_loopback(std::stoi(url.substr(url.rfind(':') + 1)));
+  if (fd < 0) return 0;
   ssize_t sent = ::send(fd, request.data(), request.size(), 0);
   char buf[64] = {0};
   ssize_t n = sent > 0 ? ::recv(fd, buf, sizeof buf - 1, MSG_WAITALL) : 0;

@@ -21,6 +21,7 @@
 #include <zmq_addon.hpp>
 
 #include "harness.h"
+#include "tests/loopback.h"
 #include "shared/envelope.h"
 
 using namespace asyncops::it;
@@ -47,18 +48,14 @@ std::vector<std::string> stream_ids(const std::string& url, const std::string& p
         return true;
       },
       [&](const char* d, size_t n) {
-        buf.append(d, n);
-        size_t pos;
-        while ((pos = buf.find("\n\n")) != std::string::npos) {
-          std::string block = buf.substr(0, pos);
-          buf.erase(0, pos + 2);
-          auto dl = block.find("data: ");
-          if (dl == std::string::npos) continue;
-          auto j = json::parse(block.substr(dl + 6), nullptr, false);
-          if (!j.is_object() || !j.contains("id")) continue;
+        // The rest of what came with the last event is read too.
+        feed_sse(buf, d, n, [&](const SseBlock& e) {
+          auto j = json::parse(e.data, nullptr, false);
+          if (!j.is_object() || !j.contains("id")) return true;
           ids.push_back(j["id"]);
           if (stop(j["id"])) done = true;
-        }
+          return true;
+        });
         return !done;
       });
   if (r && *status == 0) *status = r->status;
@@ -276,17 +273,12 @@ TEST_CASE("HTTPS with --tls-cert and --tls-key, trusted by the CLI with --cacert
 
 namespace {
 
-int free_tcp_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
+// Makes s a CURVE client of a server with public key server_public,
+// authenticating with the key pair `keys` (as keygen returns it).
+void use_curve_keys(zmq::socket_t& s, const std::string& server_public, std::map<std::string, std::string>& keys) {
+  s.set(zmq::sockopt::curve_serverkey, server_public);
+  s.set(zmq::sockopt::curve_publickey, keys["public-key"]);
+  s.set(zmq::sockopt::curve_secretkey, keys["secret-key"]);
 }
 
 std::map<std::string, std::string> keygen(const std::string& path) {
@@ -318,9 +310,9 @@ TEST_CASE("CURVE over tcp: an unknown key neither gets commands nor injects even
   std::ofstream(keys.path + "/allowed") << "# workers\n"
                                         << good["public-key"] << " users\n"
                                         << mailer["public-key"] << " mail  # may serve only the mail service\n";
-  std::string events = "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
-  std::string commands = "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
-  std::string control = "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
+  std::string events = "tcp://127.0.0.1:" + std::to_string(asyncops::test::free_loopback_port());
+  std::string commands = "tcp://127.0.0.1:" + std::to_string(asyncops::test::free_loopback_port());
+  std::string control = "tcp://127.0.0.1:" + std::to_string(asyncops::test::free_loopback_port());
   System sys(0, {"--events", events, "--dispatch", commands, "--control", control, "--curve-secret-key-file",
                  keys.path + "/daemon.key", "--curve-allowed-keys", keys.path + "/allowed"});
   auto worker = [&](const std::string& key_file, const std::string& log) {
@@ -346,9 +338,7 @@ TEST_CASE("CURVE over tcp: an unknown key neither gets commands nor injects even
   {
     zmq::context_t ctx(1);
     zmq::socket_t pub(ctx, zmq::socket_type::pub);
-    pub.set(zmq::sockopt::curve_serverkey, server["public-key"]);
-    pub.set(zmq::sockopt::curve_publickey, rogue["public-key"]);
-    pub.set(zmq::sockopt::curve_secretkey, rogue["secret-key"]);
+    use_curve_keys(pub, server["public-key"], rogue);
     pub.set(zmq::sockopt::linger, 0);
     pub.connect(events);
     asyncops::Event e;
@@ -375,9 +365,7 @@ TEST_CASE("CURVE over tcp: an unknown key neither gets commands nor injects even
   {
     zmq::context_t ctx(1);
     zmq::socket_t pub(ctx, zmq::socket_type::xpub);
-    pub.set(zmq::sockopt::curve_serverkey, server["public-key"]);
-    pub.set(zmq::sockopt::curve_publickey, mailer["public-key"]);
-    pub.set(zmq::sockopt::curve_secretkey, mailer["secret-key"]);
+    use_curve_keys(pub, server["public-key"], mailer);
     pub.set(zmq::sockopt::linger, 1000);
     pub.connect(events);
     zmq::message_t sub;  // the tracker's subscription: the connection is up

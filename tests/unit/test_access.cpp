@@ -13,6 +13,8 @@
 #include "daemon/auth.h"
 #include "daemon/gateway.h"
 #include "daemon/limits.h"
+#include "api_request.h"
+#include "value_of.h"
 #include "store_fixture.h"
 
 using namespace asyncops;
@@ -113,12 +115,11 @@ TEST_CASE("RateLimiter: a bucket per principal, Retry-After when empty") {
   CHECK(lim.take_at("a", t) >= 1);
   CHECK(lim.take_at("b", t) == 0);  // another principal has its own bucket
   CHECK(lim.take_at("a", t + 600000000) == 0);  // refilled after 0.6 s
-  double r = 0;
-  CHECK(parse_rate("100/s", &r));
-  CHECK(r == 100);
-  CHECK(parse_rate("60/m", &r));
-  CHECK(r == 1);
-  CHECK(!parse_rate("x/s", &r));
+  CHECK(value_of(parse_rate("100/s")) == 100);
+  CHECK(value_of(parse_rate("60/m")) == 1);
+  auto bad = parse_rate("x/s");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error() == "'x/s' is not a rate like 100/s or 60/m");
 }
 
 TEST_CASE("list_operations treats SQL-looking filter values as data") {
@@ -224,12 +225,7 @@ struct SecuredApi : StoreWithHub {
   }
   ApiReply call(const std::string& token, const std::string& method, const std::string& path,
                 const std::string& body = "", std::map<std::string, std::string> query = {}) {
-    ApiRequest r;
-    r.method = method;
-    r.path = path;
-    r.body = body;
-    r.query = std::move(query);
-    r.headers["content-type"] = "application/json";
+    ApiRequest r = json_request(method, path, body, std::move(query));
     if (!token.empty()) r.headers["authorization"] = "Bearer " + token;
     return gw->handle(r);
   }
@@ -396,6 +392,16 @@ void finish(SecuredApi& api, const std::string& op_id, const std::string& resour
                }).ok());
 }
 
+// A user ann creates through the API, whose create a worker then completes
+// as asked; its resource path.
+std::string created_user(SecuredApi& api, const std::string& email, const std::string& name) {
+  auto created = api.call("ann", "POST", "/users", json{{"email", email}, {"name", name}}.dump());
+  REQUIRE(created.status == 202);
+  std::string path = created.header("X-Resource");
+  finish(api, json::parse(created.body)["id"], path, OpState::completed, {{"email", email}, {"name", name}});
+  return path;
+}
+
 size_t stored_operations(SecuredApi& api) {
   OperationFilter all;
   all.limit = 1000;
@@ -414,11 +420,8 @@ std::string without(std::string body, const std::string& id) {
 TEST_CASE("another submitter's PUT and DELETE answer 404 exactly as for an unknown id, and store nothing",
           "[access][ownership]") {
   SecuredApi api;
-  auto created = api.call("ann", "POST", "/users", R"({"email":"a@example.com","name":"A"})");
-  REQUIRE(created.status == 202);
-  std::string path = created.header("X-Resource");
+  std::string path = created_user(api, "a@example.com", "A");
   std::string id = path.substr(std::string("/users/").size());
-  finish(api, json::parse(created.body)["id"], path, OpState::completed, {{"email", "a@example.com"}, {"name", "A"}});
   REQUIRE(stored_operations(api) == 1);
 
   std::string unknown = "01900000-0000-7000-8000-000000000000";
@@ -451,10 +454,7 @@ TEST_CASE("another submitter's PUT and DELETE answer 404 exactly as for an unkno
 TEST_CASE("an admin may write another's resource, and ownership does not move with the write",
           "[access][ownership]") {
   SecuredApi api;
-  auto created = api.call("ann", "POST", "/users", R"({"email":"a@example.com","name":"A"})");
-  REQUIRE(created.status == 202);
-  std::string path = created.header("X-Resource");
-  finish(api, json::parse(created.body)["id"], path, OpState::completed, {{"email", "a@example.com"}, {"name", "A"}});
+  std::string path = created_user(api, "a@example.com", "A");
 
   auto put = api.call("root", "PUT", path, R"({"name":"Root"})");
   REQUIRE(put.status == 202);
@@ -492,10 +492,7 @@ TEST_CASE("a rejected create owns nothing, and a deleted resource is unknown to 
   finish(api, json::parse(refused.body)["id"], refused_path, OpState::rejected);
   CHECK(api.call("ann", "PUT", refused_path, R"({"name":"A"})").status == 404);
 
-  auto created = api.call("ann", "POST", "/users", R"({"email":"b@example.com","name":"B"})");
-  REQUIRE(created.status == 202);
-  std::string path = created.header("X-Resource");
-  finish(api, json::parse(created.body)["id"], path, OpState::completed, {{"email", "b@example.com"}, {"name", "B"}});
+  std::string path = created_user(api, "b@example.com", "B");
   auto del = api.call("ann", "DELETE", path);
   REQUIRE(del.status == 202);
   finish(api, json::parse(del.body)["id"], path, OpState::completed, nullptr, /*deleted=*/true);
@@ -507,10 +504,7 @@ TEST_CASE("a rejected create owns nothing, and a deleted resource is unknown to 
 
 TEST_CASE("ownership survives the pruning of the create operation", "[access][ownership]") {
   SecuredApi api;
-  auto created = api.call("ann", "POST", "/users", R"({"email":"a@example.com","name":"A"})");
-  REQUIRE(created.status == 202);
-  std::string path = created.header("X-Resource");
-  finish(api, json::parse(created.body)["id"], path, OpState::completed, {{"email", "a@example.com"}, {"name", "A"}});
+  std::string path = created_user(api, "a@example.com", "A");
   int pruned = 0;
   REQUIRE(api.gc.run([&](StoreWriter& w, std::vector<Change>&) { pruned = w.prune(now_ms() + 1000, 100); }).ok());
   REQUIRE(pruned == 1);

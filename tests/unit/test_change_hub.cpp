@@ -15,6 +15,7 @@ Change change(int64_t seq, OpState s = OpState::pending) {
   c.seq = seq;
   c.op = new_op();
   c.op.state = s;
+  c.kind = history_kind_of(s);
   return c;
 }
 }  // namespace

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -28,7 +30,7 @@ Command command(int i) {
 
 Change change(const std::string& id, OpState state) {
   Change c;
-  c.kind = to_string(state);
+  c.kind = history_kind_of(state);
   c.op.id = id;
   c.op.service = "users";
   c.op.state = state;
@@ -49,17 +51,76 @@ std::vector<Command> receive(zmq::socket_t& pull, size_t n) {
   return got;
 }
 
+// A dispatcher for the service "users" on ipc endpoints in a temp dir, and
+// sockets to play its workers.
+struct Rig {
+  TempDir dir;
+  zmq::context_t ctx{1};
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  std::string control = "ipc://" + dir.path + "/control.ipc";
+  std::unique_ptr<Dispatcher> dispatcher;  // declared after ctx: closed before it
+
+  // Binds and starts it; with_control: the control PUB socket too.
+  Dispatcher& start(DispatchOptions options = {}, Dispatcher::Hooks hooks = {}, bool with_control = false) {
+    dispatcher = std::make_unique<Dispatcher>(ctx, std::map<std::string, std::string>{{"users", endpoint}},
+                                              with_control ? control : "", options, std::move(hooks));
+    REQUIRE(dispatcher->bind());
+    dispatcher->start();
+    return *dispatcher;
+  }
+  // Hooks that count the operations given up, and note the attempts made.
+  std::atomic<int> gave_up{0};
+  std::atomic<int> gave_up_attempts{0};
+  Dispatcher::Hooks counting_give_ups() {
+    Dispatcher::Hooks hooks;
+    hooks.on_gave_up = [this](const std::string&, int attempts) {
+      gave_up_attempts = attempts;
+      ++gave_up;
+    };
+    return hooks;
+  }
+  // A worker's PULL socket, connected.
+  zmq::socket_t worker() {
+    zmq::socket_t pull(ctx, zmq::socket_type::pull);
+    pull.connect(endpoint);
+    return pull;
+  }
+};
+
+// Fast leases that give up after max_attempts.
+DispatchOptions short_leases(int max_attempts) {
+  DispatchOptions options;
+  options.lease = std::chrono::milliseconds(100);
+  options.backoff = std::chrono::milliseconds(10);
+  options.max_attempts = max_attempts;
+  return options;
+}
+
+// The cancel decisions the dispatcher hands to the store, each answered
+// with `answer` as the store would.
+struct CancelRecorder {
+  std::mutex m;
+  std::vector<CancelDecision> decisions;  // GUARDED_BY(m)
+
+  Dispatcher::Hooks hooks(Status answer) {
+    Dispatcher::Hooks h;
+    h.on_cancel = [this, answer](CancelDecision d, CancelDone done) {
+      {
+        std::lock_guard<std::mutex> lock(m);
+        decisions.push_back(d);
+      }
+      done(answer);
+    };
+    return h;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a lease keeps one deadline however often it is renewed, and none once it ends", "[dispatcher]") {
-  TempDir dir;
-  zmq::context_t ctx(1);
-  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
-  Dispatcher d(ctx, {{"users", endpoint}}, "", DispatchOptions{}, {});
-  REQUIRE(d.bind());
-  d.start();
-  zmq::socket_t pull(ctx, zmq::socket_type::pull);
-  pull.connect(endpoint);
+  Rig rig;
+  Dispatcher& d = rig.start();
+  zmq::socket_t pull = rig.worker();
 
   const size_t n = 200;
   std::vector<Command> cmds;
@@ -96,24 +157,9 @@ TEST_CASE("a lease keeps one deadline however often it is renewed, and none once
 }
 
 TEST_CASE("a lease that runs out is redelivered, then given up, leaving no deadline behind", "[dispatcher]") {
-  TempDir dir;
-  zmq::context_t ctx(1);
-  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
-  DispatchOptions options;
-  options.lease = std::chrono::milliseconds(100);
-  options.backoff = std::chrono::milliseconds(10);
-  options.max_attempts = 2;
-  std::atomic<int> gave_up{0};
-  Dispatcher::Hooks hooks;
-  hooks.on_gave_up = [&](const std::string&, int attempts) {
-    CHECK(attempts == 2);
-    ++gave_up;
-  };
-  Dispatcher d(ctx, {{"users", endpoint}}, "", options, hooks);
-  REQUIRE(d.bind());
-  d.start();
-  zmq::socket_t pull(ctx, zmq::socket_type::pull);
-  pull.connect(endpoint);
+  Rig rig;
+  Dispatcher& d = rig.start(short_leases(2), rig.counting_give_ups());
+  zmq::socket_t pull = rig.worker();
 
   Command c = command(1);
   d.enqueue({c});
@@ -122,7 +168,8 @@ TEST_CASE("a lease that runs out is redelivered, then given up, leaving no deadl
   auto second = receive(pull, 1);  // no progress within the lease
   CHECK(second[0].id == c.id);
   CHECK(second[0].attempt == 2);
-  eventually([&] { return gave_up.load() == 1; });
+  eventually([&] { return rig.gave_up.load() == 1; });
+  CHECK(rig.gave_up_attempts.load() == 2);
   eventually([&] { return d.in_flight() == 0; });
   CHECK(d.deadline_entries() == 0);
   CHECK(d.redelivered() == 1);
@@ -130,26 +177,13 @@ TEST_CASE("a lease that runs out is redelivered, then given up, leaving no deadl
 }
 
 TEST_CASE("giving up publishes a fence notice for the request on the control socket", "[dispatcher][fence]") {
-  TempDir dir;
-  zmq::context_t ctx(1);
-  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
-  std::string control = "ipc://" + dir.path + "/control.ipc";
-  DispatchOptions options;
-  options.lease = std::chrono::milliseconds(100);
-  options.backoff = std::chrono::milliseconds(10);
-  options.max_attempts = 1;
-  std::atomic<int> gave_up{0};
-  Dispatcher::Hooks hooks;
-  hooks.on_gave_up = [&](const std::string&, int) { ++gave_up; };
-  Dispatcher d(ctx, {{"users", endpoint}}, control, options, hooks);
-  REQUIRE(d.bind());
-  d.start();
-  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  Rig rig;
+  Dispatcher& d = rig.start(short_leases(1), rig.counting_give_ups(), /*with_control=*/true);
+  zmq::socket_t sub(rig.ctx, zmq::socket_type::sub);
   sub.set(zmq::sockopt::subscribe, k_kind_fence);
-  sub.connect(control);
+  sub.connect(rig.control);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the subscription reach the PUB
-  zmq::socket_t pull(ctx, zmq::socket_type::pull);
-  pull.connect(endpoint);
+  zmq::socket_t pull = rig.worker();
 
   Command c = command(1);
   d.enqueue({c});
@@ -163,28 +197,15 @@ TEST_CASE("giving up publishes a fence notice for the request on the control soc
   REQUIRE(f);
   CHECK(f->request_id == c.id);
   CHECK(f->service == "users");
-  eventually([&] { return gave_up.load() == 1; });
+  eventually([&] { return rig.gave_up.load() == 1; });
   d.stop();
 }
 
 TEST_CASE("a cancel of a command not sent yet takes it back; if that is not stored, it is sent after all",
           "[dispatcher][cancel]") {
-  TempDir dir;
-  zmq::context_t ctx(1);
-  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
-  std::mutex m;
-  std::vector<CancelDecision> decisions;
-  Dispatcher::Hooks hooks;
-  hooks.on_cancel = [&](CancelDecision d, CancelDone done) {
-    {
-      std::lock_guard<std::mutex> lock(m);
-      decisions.push_back(d);
-    }
-    done(Error{"the store is unavailable"});  // as a failed commit would
-  };
-  Dispatcher d(ctx, {{"users", endpoint}}, "", DispatchOptions{}, hooks);
-  REQUIRE(d.bind());
-  d.start();
+  CancelRecorder store;  // outlives the dispatcher that calls it
+  Rig rig;
+  Dispatcher& d = rig.start({}, store.hooks(Error{"the store is unavailable"}));  // as a failed commit would
   Command c = command(1);
   d.enqueue({c});  // no worker yet: it waits in its queue
   std::atomic<int> answered{0};
@@ -194,14 +215,13 @@ TEST_CASE("a cancel of a command not sent yet takes it back; if that is not stor
   });
   eventually([&] { return answered.load() == 1; });
   {
-    std::lock_guard<std::mutex> lock(m);
-    REQUIRE(decisions.size() == 1);
-    CHECK(decisions[0].kind == CancelDecision::Kind::taken_back);
-    CHECK(decisions[0].op_id == c.id);
-    CHECK(decisions[0].command == "create_user");
+    std::lock_guard<std::mutex> lock(store.m);
+    REQUIRE(store.decisions.size() == 1);
+    CHECK(store.decisions[0].kind == CancelDecision::Kind::taken_back);
+    CHECK(store.decisions[0].op_id == c.id);
+    CHECK(store.decisions[0].command == "create_user");
   }
-  zmq::socket_t pull(ctx, zmq::socket_type::pull);
-  pull.connect(endpoint);
+  zmq::socket_t pull = rig.worker();
   auto sent = receive(pull, 1);  // the cancel was not stored: the operation goes on
   CHECK(sent[0].id == c.id);
   CHECK_FALSE(sent[0].cancel);
@@ -209,26 +229,12 @@ TEST_CASE("a cancel of a command not sent yet takes it back; if that is not stor
 }
 
 TEST_CASE("a cancel of a sent command is handed to the store before the workers are told", "[dispatcher][cancel]") {
-  TempDir dir;
-  zmq::context_t ctx(1);
-  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
-  std::string control = "ipc://" + dir.path + "/control.ipc";
-  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  CancelRecorder store;  // outlives the dispatcher that calls it
+  Rig rig;
+  Dispatcher& d = rig.start({}, store.hooks(Status::success()), /*with_control=*/true);
+  zmq::socket_t sub(rig.ctx, zmq::socket_type::sub);
   sub.set(zmq::sockopt::subscribe, k_kind_cancel);
-  std::mutex m;
-  std::vector<CancelDecision> decisions;
-  Dispatcher::Hooks hooks;
-  hooks.on_cancel = [&](CancelDecision d, CancelDone done) {
-    {
-      std::lock_guard<std::mutex> lock(m);
-      decisions.push_back(d);
-    }
-    done(Status::success());
-  };
-  Dispatcher d(ctx, {{"users", endpoint}}, control, DispatchOptions{}, hooks);
-  REQUIRE(d.bind());
-  d.start();
-  sub.connect(control);
+  sub.connect(rig.control);
   sub.set(zmq::sockopt::rcvtimeo, 50);
   // Until the subscription has reached the PUB, notices are dropped: cancel
   // an unknown id until one is heard.
@@ -239,8 +245,7 @@ TEST_CASE("a cancel of a sent command is handed to the store before the workers 
     std::vector<zmq::message_t> parts;
     if (zmq::recv_multipart(sub, std::back_inserter(parts))) break;
   }
-  zmq::socket_t pull(ctx, zmq::socket_type::pull);
-  pull.connect(endpoint);
+  zmq::socket_t pull = rig.worker();
   Command c = command(1);
   d.enqueue({c});
   receive(pull, 1);  // a worker has it now
@@ -256,10 +261,10 @@ TEST_CASE("a cancel of a sent command is handed to the store before the workers 
     auto notice = decode_cancel(parts[1].to_string());
     REQUIRE(notice);
     if (notice->request_id != c.id) continue;  // a late probe
-    std::lock_guard<std::mutex> lock(m);
-    REQUIRE_FALSE(decisions.empty());
-    CHECK(decisions.back().op_id == c.id);  // decided and handed over first
-    CHECK(decisions.back().kind == CancelDecision::Kind::notify_workers);
+    std::lock_guard<std::mutex> lock(store.m);
+    REQUIRE_FALSE(store.decisions.empty());
+    CHECK(store.decisions.back().op_id == c.id);  // decided and handed over first
+    CHECK(store.decisions.back().kind == CancelDecision::Kind::notify_workers);
     break;
   }
   CHECK(answered.load() == 1);

@@ -2,16 +2,14 @@
 #include <catch2/catch.hpp>
 
 #include "shared/duration.h"
+#include "value_of.h"
 
 using namespace asyncops;
+using asyncops::test::value_of;
 using std::chrono::milliseconds;
 
 namespace {
-milliseconds parsed(const std::string& text) {
-  milliseconds d{-1};
-  REQUIRE(parse_duration(text, &d));
-  return d;
-}
+milliseconds parsed(const std::string& text) { return value_of(parse_duration(text)); }
 }  // namespace
 
 TEST_CASE("durations parse in every unit, a bare number being seconds", "[duration]") {
@@ -25,26 +23,24 @@ TEST_CASE("durations parse in every unit, a bare number being seconds", "[durati
   CHECK(parsed("007s") == milliseconds(7000));
 }
 
-TEST_CASE("malformed durations are refused and leave the output alone", "[duration]") {
+TEST_CASE("malformed durations are refused with an error naming the text", "[duration]") {
   for (const char* bad : {"", "s", "ms", "-5s", "+5s", " 5s", "5 s", "5s ", "1.5h", "5S", "5sec", "5w", "1h30m", "0x10"}) {
-    milliseconds d{-1};
     INFO(bad);
-    CHECK_FALSE(parse_duration(bad, &d));
-    CHECK(d == milliseconds(-1));
+    auto d = parse_duration(bad);
+    REQUIRE_FALSE(d);
+    CHECK(d.error() == "'" + std::string(bad) + "' is not a duration like 250ms, 30s, 5m, 24h or 7d");
   }
 }
 
 TEST_CASE("durations too long for 64-bit milliseconds are refused rather than overflowing", "[duration]") {
-  milliseconds d{-1};
-  CHECK(parse_duration("999999999999ms", &d));  // 12 digits: the most accepted
-  CHECK(d == milliseconds(999999999999LL));
-  CHECK(parse_duration("999999999999s", &d));
-  CHECK(d == milliseconds(999999999999000LL));
-  CHECK_FALSE(parse_duration("999999999999d", &d));  // 8.6e19 ms: more than int64 holds
-  CHECK(parse_duration("999999999999h", &d));  // 3.6e18 ms: still fits
-  CHECK(d == milliseconds(999999999999LL * 3600000));
-  CHECK_FALSE(parse_duration("1000000000000", &d));
-  CHECK_FALSE(parse_duration("99999999999999999999999s", &d));  // would throw out of stoll
+  CHECK(parsed("999999999999ms") == milliseconds(999999999999LL));  // 12 digits: the most accepted
+  CHECK(parsed("999999999999s") == milliseconds(999999999999000LL));
+  auto too_long = parse_duration("999999999999d");  // 8.6e19 ms: more than int64 holds
+  REQUIRE_FALSE(too_long);
+  CHECK(too_long.error().find("too long") != std::string::npos);
+  CHECK(parsed("999999999999h") == milliseconds(999999999999LL * 3600000));  // 3.6e18 ms: still fits
+  CHECK_FALSE(parse_duration("1000000000000"));
+  CHECK_FALSE(parse_duration("99999999999999999999999s"));  // would throw out of stoll
 }
 
 TEST_CASE("a duration is formatted in its largest exact unit", "[duration]") {

@@ -6,6 +6,16 @@
 using namespace asyncops;
 using nlohmann::json;
 
+namespace {
+// A minimal event: a worker's completion of a new request id.
+Event completed_event() {
+  Event e;
+  e.request_id = new_uuid_v7();
+  e.state = OpState::completed;
+  return e;
+}
+}  // namespace
+
 TEST_CASE("a command survives encode and decode", "[envelope]") {
   Command c;
   c.id = new_uuid_v7();
@@ -133,9 +143,7 @@ TEST_CASE("an event over 1 MiB is refused as too_large before it is parsed", "[e
 }
 
 TEST_CASE("an event with too many values is refused as too_many_fields", "[envelope][limits]") {
-  Event e;
-  e.request_id = new_uuid_v7();
-  e.state = OpState::completed;
+  Event e = completed_event();
   e.data = json::array();
   for (size_t i = 0; i < k_max_event_values; ++i) e.data.push_back(1);
   Refusal why = Refusal::malformed;
@@ -148,9 +156,7 @@ TEST_CASE("an event with too many values is refused as too_many_fields", "[envel
 }
 
 TEST_CASE("over-long ids in an event are refused as field_too_long", "[envelope][limits]") {
-  Event e;
-  e.request_id = new_uuid_v7();
-  e.state = OpState::completed;
+  Event e = completed_event();
   e.worker = std::string(k_max_id_bytes + 1, 'w');
   Refusal why = Refusal::malformed;
   CHECK_FALSE(decode_event(encode(e).body, &why).ok());
@@ -162,9 +168,7 @@ TEST_CASE("over-long ids in an event are refused as field_too_long", "[envelope]
 }
 
 TEST_CASE("check_event_limits refuses a deep outcome without dumping it", "[envelope][limits]") {
-  Event e;
-  e.request_id = new_uuid_v7();
-  e.state = OpState::completed;
+  Event e = completed_event();
   e.data = json::array();
   json* inner = &e.data;
   for (int i = 0; i < 100000; ++i) {
@@ -234,9 +238,7 @@ TEST_CASE("peek_request_id finds the id in a body it does not parse", "[envelope
 }
 
 TEST_CASE("an event's version survives encode and decode, and is checked", "[envelope][version]") {
-  Event e;
-  e.request_id = new_uuid_v7();
-  e.state = OpState::completed;
+  Event e = completed_event();
   CHECK(json::parse(encode(e).body).count("version") == 0);  // 0: not sent
   e.version = 42;
   CHECK(json::parse(encode(e).body)["version"] == 42);

@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "daemon/gateway.h"
+#include "api_request.h"
 #include "store_fixture.h"
 
 using namespace asyncops;
@@ -56,13 +57,9 @@ struct Api {
   ApiReply call(const std::string& method, const std::string& path, const std::string& body = "",
                 std::map<std::string, std::string> headers = {{"content-type", "application/json"}},
                 std::map<std::string, std::string> query = {}) {
-    ApiRequest r;
-    r.method = method;
-    r.path = path;
-    r.body = body;
+    ApiRequest r = json_request(method, path, body, std::move(query));
     r.headers = std::move(headers);
     r.headers["host"] = "localhost:8080";
-    r.query = std::move(query);
     return gw.handle(r);
   }
 };

@@ -17,7 +17,9 @@
 
 #include "daemon/gateway.h"
 #include "daemon/http_api.h"
+#include "api_request.h"
 #include "store_fixture.h"
+#include "tests/loopback.h"
 
 using namespace asyncops;
 using namespace asyncops::test;
@@ -51,26 +53,13 @@ class Gate {
   bool m_open = false;  // GUARDED_BY(m_mutex)
 };
 
-struct Api {
-  TempDir dir;
-  std::string path = dir.path + "/asyncops.db";
-  ChangeHub hub;
-  GroupCommitter gc{std::move(SqliteStoreWriter::open(path, SyncMode::normal).value()),
-                    {[this](const std::vector<Change>& c) { hub.publish(c); }, [](std::vector<Command>) {}}};
-  ReaderPool readers{path};
+struct Api : StoreWithHub {
   Gateway gw{RouteTable::load_json(RouteTable::default_json()).value(), gc, readers, hub};
 
   Api() { gc.start(); }
   ~Api() {
     hub.shutdown();
     gc.stop();
-  }
-  ApiRequest request(const std::string& method, const std::string& path) {
-    ApiRequest r;
-    r.method = method;
-    r.path = path;
-    r.headers["content-type"] = "application/json";
-    return r;
   }
   OperationRecord stored(OpState end = OpState::pending) {
     OperationRecord op = gc.accept(new_op()).value().op;
@@ -87,15 +76,8 @@ struct Api {
 
 // One request on a new connection; the raw response, or "" after timeout.
 std::string http_exchange(int port, const std::string& request, std::chrono::milliseconds timeout) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return "";
-  }
+  int fd = connect_loopback(port);
+  if (fd < 0) return "";
   (void)::write(fd, request.data(), request.size());
   std::string response;
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -121,7 +103,7 @@ TEST_CASE("cancel returns a pending reply at once and answers after its commit",
   gate.hold(api.gc);
   // Before issue 11's leftover was done, this call waited for the commit.
   auto begun = std::async(std::launch::async,
-                          [&] { return api.gw.begin(api.request("POST", "/operations/" + op.id + "/cancel")); });
+                          [&] { return api.gw.begin(json_request("POST", "/operations/" + op.id + "/cancel")); });
   bool returned = begun.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
   gate.open();
   REQUIRE(returned);
@@ -139,16 +121,16 @@ TEST_CASE("DELETE of an operation returns a pending reply at once and answers af
   OperationRecord running = api.stored();
   Gate gate;
   gate.hold(api.gc);
-  auto forget = std::async(std::launch::async, [&] { return api.gw.begin(api.request("DELETE", "/operations/" + done.id)); });
+  auto forget = std::async(std::launch::async, [&] { return api.gw.begin(json_request("DELETE", "/operations/" + done.id)); });
   auto refuse =
-      std::async(std::launch::async, [&] { return api.gw.begin(api.request("DELETE", "/operations/" + running.id)); });
+      std::async(std::launch::async, [&] { return api.gw.begin(json_request("DELETE", "/operations/" + running.id)); });
   bool returned = forget.wait_for(std::chrono::seconds(10)) == std::future_status::ready &&
                   refuse.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
   gate.open();
   REQUIRE(returned);
   ApiReply forgotten = api.gw.resolve_blocking(forget.get());
   CHECK(forgotten.status == 204);
-  CHECK(api.gw.handle(api.request("GET", "/operations/" + done.id)).status == 404);
+  CHECK(api.gw.handle(json_request("GET", "/operations/" + done.id)).status == 404);
   CHECK(api.gw.resolve_blocking(refuse.get()).status == 409);  // not ended: cancel it first
 }
 

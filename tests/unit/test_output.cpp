@@ -6,8 +6,10 @@
 #include "cli/suggest.h"
 #include "cli/output.h"
 #include "shared/clock.h"
+#include "value_of.h"
 
 using namespace asyncops;
+using asyncops::test::value_of;
 
 TEST_CASE("final states map to the documented exit codes", "[cli]") {
   CHECK(exit_code_for_state("completed") == 0);
@@ -60,22 +62,19 @@ TEST_CASE("list: --until, --code, --owner and --resource go into the query and t
         "?limit=5&until=2024-01-01T00%3A00%3A00Z&code=email_in_use&owner=alice&resource=%2Fusers%2F");
   CHECK(next_page_command({}, o, "c") ==
         "asyncops list --until 10m --code email_in_use --owner alice --resource /users/ --limit 5 --cursor c");
-  std::string t, err;
-  CHECK_FALSE(resolve_time("--until", "soon", 0, &t, &err));
-  CHECK(err.rfind("--until soon: expected", 0) == 0);
+  auto t = resolve_time("--until", "soon", 0);
+  REQUIRE_FALSE(t);
+  CHECK(t.error().rfind("--until soon: expected", 0) == 0);
 }
 
 TEST_CASE("list --since takes a duration back from now or an RFC 3339 time", "[cli]") {
-  std::string t, err;
   int64_t now = 1700000000000;
-  REQUIRE(resolve_since("2h", now, &t, &err));
-  CHECK(t == format_rfc3339_ms(now - 2 * 3600000));
-  REQUIRE(resolve_since("2024-11-27T07:00:00Z", now, &t, &err));
-  CHECK(t == "2024-11-27T07:00:00Z");
-  REQUIRE(resolve_since("", now, &t, &err));
-  CHECK(t.empty());
-  CHECK_FALSE(resolve_since("yesterday", now, &t, &err));
-  CHECK(err.find("duration like") != std::string::npos);
+  CHECK(value_of(resolve_since("2h", now)) == format_rfc3339_ms(now - 2 * 3600000));
+  CHECK(value_of(resolve_since("2024-11-27T07:00:00Z", now)) == "2024-11-27T07:00:00Z");
+  CHECK(value_of(resolve_since("", now)).empty());
+  auto t = resolve_since("yesterday", now);
+  REQUIRE_FALSE(t);
+  CHECK(t.error().find("duration like") != std::string::npos);
 }
 
 TEST_CASE("operation references: the id inside X-Operation, Location and paths", "[cli]") {

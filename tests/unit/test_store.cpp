@@ -44,7 +44,7 @@ TEST_CASE("an inserted operation reads back with an accepted history entry", "[s
   CHECK(got->payload == op.payload);
   auto h = f.r->history(op.id);
   REQUIRE(h.size() == 1);
-  CHECK(h[0].kind == "accepted");
+  CHECK(h[0].kind == HistoryKind::accepted);
   CHECK_FALSE(f.r->get_operation(new_uuid_v7()));
 }
 
@@ -63,8 +63,8 @@ TEST_CASE("events move an operation forward and fill the read model in one step"
   CHECK(res->body == done.data);
   auto h = f.r->history(op.id);
   REQUIRE(h.size() == 3);
-  CHECK(h[1].kind == "processing");
-  CHECK(h[2].kind == "completed");
+  CHECK(h[1].kind == HistoryKind::processing);
+  CHECK(h[2].kind == HistoryKind::completed);
   CHECK(h[0].seq < h[1].seq);
   CHECK(h[1].seq < h[2].seq);
 }
@@ -156,9 +156,9 @@ TEST_CASE("dispatch is recorded while pending, as redelivered on a later attempt
   Change c;
   f.w->begin();
   CHECK(f.w->apply_dispatched(op.id, 1, now_ms(), &c) == StoreWriter::Applied::changed);
-  CHECK(c.kind == "dispatched");
+  CHECK(c.kind == HistoryKind::dispatched);
   CHECK(f.w->apply_dispatched(op.id, 2, now_ms(), &c) == StoreWriter::Applied::changed);
-  CHECK(c.kind == "redelivered");
+  CHECK(c.kind == HistoryKind::redelivered);
   CHECK(c.op.attempt == 2);
   f.w->commit();
   f.apply(event_for(op, OpState::processing));
@@ -181,7 +181,7 @@ TEST_CASE("a redelivery's dispatch mark overtaken by the worker's processing is 
   f.apply(e);
   f.w->begin();
   CHECK(f.w->apply_dispatched(op.id, 2, now_ms(), &c) == StoreWriter::Applied::changed);
-  CHECK(c.kind == "redelivered");
+  CHECK(c.kind == HistoryKind::redelivered);
   CHECK(c.op.state == OpState::processing);
   // Once only, and never for an attempt that is not the running one.
   CHECK(f.w->apply_dispatched(op.id, 2, now_ms(), &c) == StoreWriter::Applied::ignored);
@@ -198,7 +198,7 @@ TEST_CASE("changes_after rebuilds each change's operation, globally or for one o
   f.apply(event_for(a, OpState::completed));
   auto all = f.r->changes_after(0, 100);
   REQUIRE(all.size() == 4);
-  CHECK(all[2].kind == "processing");
+  CHECK(all[2].kind == HistoryKind::processing);
   CHECK(all[2].op.state == OpState::processing);
   CHECK(all[2].op.id == a.id);
   auto mine = f.r->changes_after(all[0].seq, 100, a.id);
@@ -366,7 +366,7 @@ TEST_CASE("a worker's real outcome supersedes failed/worker_timeout, with a hist
   late.version = 1;
   Change c;
   REQUIRE(f.apply(late, &c) == StoreWriter::Applied::changed);
-  CHECK(c.kind == "superseded");
+  CHECK(c.kind == HistoryKind::superseded);
   CHECK(c.op.state == OpState::completed);
   CHECK(c.op.code == "success");
   auto got = f.r->get_operation(op.id);
@@ -377,13 +377,13 @@ TEST_CASE("a worker's real outcome supersedes failed/worker_timeout, with a hist
   CHECK(res->body == late.data);
   auto h = f.r->history(op.id);
   REQUIRE(h.size() == 4);
-  CHECK(h[2].kind == "failed");
-  CHECK(h[3].kind == "superseded");
+  CHECK(h[2].kind == HistoryKind::failed);
+  CHECK(h[3].kind == HistoryKind::superseded);
   CHECK(h[3].state == OpState::completed);
   CHECK(h[3].message.find("supersedes failed/worker_timeout") != std::string::npos);
   auto changes = f.r->changes_after(h[2].seq, 10, op.id);
   REQUIRE(changes.size() == 1);
-  CHECK(changes[0].kind == "superseded");
+  CHECK(changes[0].kind == HistoryKind::superseded);
 
   // Now terminal for good: nothing moves it again.
   CHECK(f.apply(event_for(op, OpState::rejected, "user_exists")) == StoreWriter::Applied::ignored);
@@ -552,4 +552,24 @@ TEST_CASE("stats count by state and command and rate the last window of history"
   CHECK(mine.total == 1);
   CHECK(mine.window_counts["accepted"] == 1);
   CHECK(mine.window_counts["completed"] == 0);
+}
+
+TEST_CASE("every history kind is stored and shown as its name, and the name reads back as the kind", "[store]") {
+  const std::pair<HistoryKind, const char*> names[] = {
+      {HistoryKind::accepted, "accepted"},       {HistoryKind::dispatched, "dispatched"},
+      {HistoryKind::redelivered, "redelivered"}, {HistoryKind::processing, "processing"},
+      {HistoryKind::cancel_requested, "cancel_requested"}, {HistoryKind::completed, "completed"},
+      {HistoryKind::rejected, "rejected"},       {HistoryKind::failed, "failed"},
+      {HistoryKind::canceled, "canceled"},       {HistoryKind::superseded, "superseded"},
+  };
+  for (const auto& [kind, name] : names) {
+    CHECK(std::string(to_string(kind)) == name);
+    CHECK(parse_history_kind(name) == kind);
+  }
+  CHECK_FALSE(parse_history_kind("pending").has_value());
+  CHECK_FALSE(parse_history_kind("").has_value());
+  CHECK(history_kind_of(OpState::pending) == HistoryKind::accepted);
+  for (OpState s : {OpState::processing, OpState::completed, OpState::rejected, OpState::failed, OpState::canceled}) {
+    CHECK(std::string(to_string(history_kind_of(s))) == to_string(s));
+  }
 }

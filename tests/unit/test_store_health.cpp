@@ -11,7 +11,9 @@
 
 #include "daemon/gateway.h"
 #include "daemon/store_health.h"
+#include "store/sqlite_health.h"
 #include "store_fixture.h"
+#include "tests/store_damage.h"
 
 using namespace asyncops;
 using namespace asyncops::test;
@@ -20,7 +22,7 @@ using nlohmann::json;
 namespace {
 
 // SQLite's error log must be set before the first connection of the
-// process opens: at static initialisation, as asyncopsd's main() does.
+// process opens: at static initialisation, as asyncopsd's daemon_main() does.
 const bool k_error_log_installed = install_sqlite_error_log();
 
 // A committer and gateway over the store at path, with the daemon's
@@ -76,22 +78,7 @@ void expect_not_ready(const ApiReply& r, const std::string& cause) {
 // (the owners' migration, the backlog count), and this damage is for the
 // writes and reads that follow.
 void corrupt_history_page(const std::string& path) {
-  std::vector<int64_t> roots;
-  int64_t page_size = 0;
-  {
-    SQLite::Database db(path, SQLite::OPEN_READONLY);
-    page_size = db.execAndGet("PRAGMA page_size").getInt64();
-    SQLite::Statement st(db, "SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = 'history'");
-    while (st.executeStep()) roots.push_back(st.getColumn(0).getInt64());
-  }
-  REQUIRE(roots.size() == 1);
-  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-  std::string garbage(static_cast<size_t>(page_size), '\xa5');
-  for (int64_t root : roots) {
-    f.seekp((root - 1) * page_size);
-    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
-  }
-  REQUIRE(f.good());
+  REQUIRE(overwrite_pages(path, "SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = 'history'") == 1);
 }
 
 // A store with a few operations, closed (its WAL copied back); returns an id.

@@ -101,8 +101,8 @@ TEST_CASE("store_operations and store_history read through the reader", "[mainte
   auto h = store_history(s.path, s.completed.id);
   REQUIRE(h.ok());
   REQUIRE(h.value().size() == 2);
-  CHECK(h.value()[0].kind == "accepted");
-  CHECK(h.value()[1].kind == "completed");
+  CHECK(h.value()[0].kind == HistoryKind::accepted);
+  CHECK(h.value()[1].kind == HistoryKind::completed);
   std::string unknown = new_uuid_v7();
   CHECK(store_history(s.path, unknown).error() == "no operation " + unknown + " in " + s.path);
 }
