@@ -331,7 +331,7 @@ int run_daemon(const DaemonConfig& cfg) {
                               // Metrics first: a client woken by the hub may read
                               // /metrics at once and must see its operation counted.
                               for (const Change& ch : c) {
-                                if (is_terminal(ch.op.state) && ch.kind != "superseded") {  // counted once
+                                if (is_terminal(ch.op.state) && ch.kind != "superseded" && ch.kind != "late_outcome") {  // counted once
                                   metrics.finished(ch.op.name, to_string(ch.op.state),
                                                    static_cast<double>(ch.op.updated_at - ch.op.created_at));
                                 }
@@ -401,6 +401,13 @@ int run_daemon(const DaemonConfig& cfg) {
     metric("asyncops_in_flight", "gauge", "Commands with a worker, under lease.", dispatcher.in_flight());
     metric("asyncops_commands_sent_total", "counter", "Commands handed to workers.", dispatcher.sent());
     metric("asyncops_redeliveries_total", "counter", "Commands sent again after a lease ran out.", dispatcher.redelivered());
+    metric("asyncops_claims_granted_total", "counter", "Claimed commands a worker may start (the attempt held its lease).", dispatcher.claims_granted());
+    metric("asyncops_claims_refused_total", "counter", "Claimed commands refused: that attempt had lost its lease.", dispatcher.claims_refused());
+    metric("asyncops_worker_connections", "gauge", "Worker connections with credit on the commands sockets.", dispatcher.worker_connections());
+    metric("asyncops_worker_connections_lost_total", "counter", "Worker connections forgotten: gone or silent.", dispatcher.connections_lost());
+    metric("asyncops_handshakes_failed_total", "counter", "Worker handshakes refused on the commands sockets (e.g. a protocol-1 worker).", dispatcher.handshakes_failed());
+    metric("asyncops_commands_channel_refused_total", "counter", "Undecodable messages on the commands sockets.", dispatcher.bad_messages());
+    metric("asyncops_events_late_total", "counter", "Outcomes from an attempt that had lost its lease (logged, in the history).", c.events_late.load());
     metric("asyncops_events_applied_total", "counter", "Worker events that changed an operation.", c.events_applied.load());
     metric("asyncops_events_unknown_total", "counter", "Worker events for no known operation.", c.events_unknown.load());
     metric("asyncops_events_rejected_total", "counter", "Worker events refused: not allowed for their operation.", c.events_rejected.load());
@@ -453,7 +460,7 @@ int run_daemon(const DaemonConfig& cfg) {
   std::string url_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   std::string url = std::string(hopts.tls_cert.empty() ? "http" : "https") + "://" + url_host + ":" + std::to_string(bound.value());
   write_file_atomically(url_file(cfg.data_dir), url + "\n");
-  LogFields fields = {{"url", url}, {"data_dir", cfg.data_dir}, {"events", events}};
+  LogFields fields = {{"url", url}, {"data_dir", cfg.data_dir}, {"events", events}, {"control", control}};
   for (const auto& [s, e] : endpoints.value()) fields.push_back({"commands." + s, e});
   fields.push_back({"tokens", tokens.configured() ? tokens.path() : "none (loopback clients only)"});
   if (limiter.enabled()) fields.push_back({"rate_limit", cfg.access.rate_limit});
@@ -492,7 +499,7 @@ int daemon_main(int argc, char** argv) {
                  "ZeroMQ endpoint the tracker's SUB socket binds (default ipc://DATA_DIR/events.ipc)")
       ->envname("ASYNCOPS_EVENTS");
   app.add_option("--dispatch", cfg.dispatch,
-                 "ZeroMQ endpoint a service's PUSH socket binds: [SERVICE=]ENDPOINT; may repeat; "
+                 "ZeroMQ endpoint a service's ROUTER (commands) socket binds: [SERVICE=]ENDPOINT; may repeat; "
                  "{service} expands (default ipc://DATA_DIR/commands.{service}.ipc)");
   app.add_option("--routes", cfg.routes_file, "Route table JSON file (default: built in)")
       ->envname("ASYNCOPS_ROUTES")
@@ -559,6 +566,18 @@ int daemon_main(int argc, char** argv) {
       ->check(duration_check);
   app.add_option("--worker-timeout", worker_timeout, "A worker silent this long is no longer live")
       ->check(duration_check);
+  std::string zmq_heartbeat = "500ms", zmq_heartbeat_timeout = "1500ms", tcp_keepalive = "10s";
+  app.add_option("--zmq-heartbeat", zmq_heartbeat,
+                 "ZeroMQ heartbeat interval on tcp:// sockets, to notice a cut link (0: off)")
+      ->envname("ASYNCOPS_ZMQ_HEARTBEAT")
+      ->check(duration_check);
+  app.add_option("--zmq-heartbeat-timeout", zmq_heartbeat_timeout,
+                 "A tcp:// connection that is silent this long is closed, and its commands redelivered")
+      ->envname("ASYNCOPS_ZMQ_HEARTBEAT_TIMEOUT")
+      ->check(duration_check);
+  app.add_option("--tcp-keepalive", tcp_keepalive, "TCP keepalive idle time on tcp:// sockets (0: off)")
+      ->envname("ASYNCOPS_TCP_KEEPALIVE")
+      ->check(duration_check);
   app.add_option("--prune-interval", prune_interval, "How often expired operations are looked for")
       ->check(duration_check);
   app.add_option("--log-format", cfg.log_format, "text or json")
@@ -619,6 +638,20 @@ int daemon_main(int argc, char** argv) {
   parse_duration(backoff, &cfg.dispatch_options.backoff);
   parse_duration(retention, &cfg.retention);
   parse_duration(worker_timeout, &cfg.worker_timeout);
+  {
+    std::chrono::milliseconds ivl, timeout, keepalive;
+    parse_duration(zmq_heartbeat, &ivl);
+    parse_duration(zmq_heartbeat_timeout, &timeout);
+    parse_duration(tcp_keepalive, &keepalive);
+    LivenessOptions& l = cfg.dispatch_options.liveness;
+    l.heartbeat_ms = static_cast<int>(std::min<int64_t>(ivl.count(), 3600000));
+    l.heartbeat_timeout_ms = static_cast<int>(std::min<int64_t>(timeout.count(), 3600000));
+    l.tcp_keepalive_s = static_cast<int>(std::min<int64_t>((keepalive.count() + 999) / 1000, 86400));
+    if (auto why = check_liveness(l); !why.empty()) {
+      std::cerr << "asyncopsd: --zmq-heartbeat/--zmq-heartbeat-timeout/--tcp-keepalive: " << why << std::endl;
+      return 2;
+    }
+  }
   parse_duration(prune_interval, &cfg.prune_interval);
   parse_duration(header_timeout, &cfg.header_timeout);
   parse_duration(body_timeout, &cfg.body_timeout);
