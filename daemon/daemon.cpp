@@ -143,7 +143,7 @@ Daemon::Daemon(const DaemonConfig& config, DaemonInputs in)
                      // Metrics first: a client woken by the hub may read
                      // /metrics at once and must see its operation counted.
                      for (const Change& c : changes) {
-                       if (is_terminal(c.op.state) && c.kind != "superseded") {  // counted once
+                       if (is_terminal(c.op.state) && c.kind != "superseded" && c.kind != "late_outcome") {  // counted once
                          m_metrics.finished(c.op.name, to_string(c.op.state),
                                             static_cast<double>(c.op.updated_at - c.op.created_at));
                        }
@@ -217,6 +217,13 @@ DaemonCounters Daemon::counters() {
   d.in_flight = m_dispatcher.in_flight();
   d.commands_sent = m_dispatcher.sent();
   d.redeliveries = m_dispatcher.redelivered();
+  d.claims_granted = m_dispatcher.claims_granted();
+  d.claims_refused = m_dispatcher.claims_refused();
+  d.worker_connections = m_dispatcher.worker_connections();
+  d.worker_connections_lost = m_dispatcher.connections_lost();
+  d.handshakes_failed = m_dispatcher.handshakes_failed();
+  d.commands_channel_refused = m_dispatcher.bad_messages();
+  d.events_late = c.events_late.load();
   d.events_applied = c.events_applied.load();
   d.events_unknown = c.events_unknown.load();
   d.events_rejected = c.events_rejected.load();
@@ -431,7 +438,8 @@ int run_daemon(const DaemonConfig& cfg) {
                     std::to_string(bound.value());
   write_file_atomically(url_file(cfg.data_dir), url + "\n");
   std::string events = cfg.events_endpoint.empty() ? default_events_endpoint(cfg.data_dir) : cfg.events_endpoint;
-  LogFields fields = {{"url", url}, {"data_dir", cfg.data_dir}, {"events", events}};
+  std::string control = cfg.control_endpoint.empty() ? default_control_endpoint(cfg.data_dir) : cfg.control_endpoint;
+  LogFields fields = {{"url", url}, {"data_dir", cfg.data_dir}, {"events", events}, {"control", control}};
   for (const auto& [s, e] : endpoints_used) fields.push_back({"commands." + s, e});
   fields.push_back({"tokens", daemon.tokens_configured() ? daemon.tokens_path() : "none (loopback clients only)"});
   if (daemon.rate_limited()) fields.push_back({"rate_limit", cfg.access.rate_limit});
@@ -466,7 +474,7 @@ int daemon_main(int argc, char** argv) {
                  "ZeroMQ endpoint the tracker's SUB socket binds (default ipc://DATA_DIR/events.ipc)")
       ->envname("ASYNCOPS_EVENTS");
   app.add_option("--dispatch", cfg.dispatch,
-                 "ZeroMQ endpoint a service's PUSH socket binds: [SERVICE=]ENDPOINT; may repeat; "
+                 "ZeroMQ endpoint a service's ROUTER (commands) socket binds: [SERVICE=]ENDPOINT; may repeat; "
                  "{service} expands (default ipc://DATA_DIR/commands.{service}.ipc)");
   app.add_option("--routes", cfg.routes_file, "Route table JSON file (default: built in)")
       ->envname("ASYNCOPS_ROUTES")
@@ -533,6 +541,18 @@ int daemon_main(int argc, char** argv) {
       ->check(duration_check);
   app.add_option("--worker-timeout", worker_timeout, "A worker silent this long is no longer live")
       ->check(duration_check);
+  std::string zmq_heartbeat = "500ms", zmq_heartbeat_timeout = "1500ms", tcp_keepalive = "10s";
+  app.add_option("--zmq-heartbeat", zmq_heartbeat,
+                 "ZeroMQ heartbeat interval on tcp:// sockets, to notice a cut link (0: off)")
+      ->envname("ASYNCOPS_ZMQ_HEARTBEAT")
+      ->check(duration_check);
+  app.add_option("--zmq-heartbeat-timeout", zmq_heartbeat_timeout,
+                 "A tcp:// connection that is silent this long is closed, and its commands redelivered")
+      ->envname("ASYNCOPS_ZMQ_HEARTBEAT_TIMEOUT")
+      ->check(duration_check);
+  app.add_option("--tcp-keepalive", tcp_keepalive, "TCP keepalive idle time on tcp:// sockets (0: off)")
+      ->envname("ASYNCOPS_TCP_KEEPALIVE")
+      ->check(duration_check);
   app.add_option("--prune-interval", prune_interval, "How often expired operations are looked for")
       ->check(duration_check);
   app.add_option("--log-format", cfg.log_format, "text or json")
@@ -586,6 +606,20 @@ int daemon_main(int argc, char** argv) {
   parse_duration(backoff, &cfg.dispatch_options.backoff);
   parse_duration(retention, &cfg.retention);
   parse_duration(worker_timeout, &cfg.worker_timeout);
+  {
+    std::chrono::milliseconds ivl, timeout, keepalive;
+    parse_duration(zmq_heartbeat, &ivl);
+    parse_duration(zmq_heartbeat_timeout, &timeout);
+    parse_duration(tcp_keepalive, &keepalive);
+    LivenessOptions& l = cfg.dispatch_options.liveness;
+    l.heartbeat_ms = static_cast<int>(std::min<int64_t>(ivl.count(), 3600000));
+    l.heartbeat_timeout_ms = static_cast<int>(std::min<int64_t>(timeout.count(), 3600000));
+    l.tcp_keepalive_s = static_cast<int>(std::min<int64_t>((keepalive.count() + 999) / 1000, 86400));
+    if (auto why = check_liveness(l); !why.empty()) {
+      std::cerr << "asyncopsd: --zmq-heartbeat/--zmq-heartbeat-timeout/--tcp-keepalive: " << why << std::endl;
+      return 2;
+    }
+  }
   parse_duration(prune_interval, &cfg.prune_interval);
   parse_duration(header_timeout, &cfg.header_timeout);
   parse_duration(body_timeout, &cfg.body_timeout);

@@ -1,5 +1,7 @@
 #include "store/operation.h"
 
+#include <algorithm>
+
 #include "shared/clock.h"
 #include "shared/json_text.h"
 
@@ -90,6 +92,10 @@ Command take_command(OperationRecord& op) {
   op.params = nlohmann::json::object();
   op.payload = nlohmann::json::object();
   return c;
+}
+
+bool EventSender::may_serve(const std::string& service) const {
+  return services.empty() || std::find(services.begin(), services.end(), service) != services.end();
 }
 
 bool may_supersede(const OperationRecord& op, const Event& e) {

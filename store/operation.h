@@ -116,6 +116,9 @@ struct EventSender {
   // With CURVE: the services the sender's key may serve (its allow-list
   // entry); the event may only touch operations of these. Empty: any.
   std::vector<std::string> services;
+
+  // Whether the sender may report on an operation of service.
+  bool may_serve(const std::string& service) const;
 };
 
 // Who may command a resource (issue 15). A resource is owned by the

@@ -28,27 +28,38 @@ using nlohmann::json;
 namespace {
 
 // A peer on the commands socket that takes commands and never answers, like
-// a worker that dies with them; close() drops the connection.
+// a worker that dies with them; close() drops the connection. It announces
+// credit (docs/protocol.md §4a) while it waits, and never claims.
 class BlackHole {
  public:
-  explicit BlackHole(const std::string& data_dir) : m_pull(m_ctx, zmq::socket_type::pull) {
-    m_pull.set(zmq::sockopt::linger, 0);
-    m_pull.connect("ipc://" + data_dir + "/commands.users.ipc");
+  explicit BlackHole(const std::string& data_dir) : m_socket(m_ctx, zmq::socket_type::dealer) {
+    m_socket.set(zmq::sockopt::linger, 0);
+    m_socket.connect("ipc://" + data_dir + "/commands.users.ipc");
   }
   // Waits for one command and returns it.
   std::optional<asyncops::Command> take(std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
-    m_pull.set(zmq::sockopt::rcvtimeo, static_cast<int>(timeout.count()));
-    std::vector<zmq::message_t> parts;
-    if (!zmq::recv_multipart(m_pull, std::back_inserter(parts))) return std::nullopt;
-    auto c = asyncops::decode_command(parts[0].to_string(), parts[1].to_string());
-    if (!c) return std::nullopt;
-    return c.value();
+    auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      // Said again and again: the daemon forgets a connection silent for 3 s.
+      auto f = asyncops::encode(asyncops::ReadyMessage{"black-hole", "users", 1000});
+      std::array<zmq::const_buffer, 2> ready = {zmq::buffer(f.kind), zmq::buffer(f.body)};
+      zmq::send_multipart(m_socket, ready, zmq::send_flags::dontwait);
+      zmq::pollitem_t item{m_socket.handle(), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(500)) == 0) continue;
+      std::vector<zmq::message_t> parts;
+      if (!zmq::recv_multipart(m_socket, std::back_inserter(parts), zmq::recv_flags::dontwait)) continue;
+      if (parts.size() != 2) return std::nullopt;
+      auto c = asyncops::decode_command(parts[0].to_string(), parts[1].to_string());
+      if (!c) return std::nullopt;
+      return c.value();
+    }
+    return std::nullopt;
   }
-  void close() { m_pull.close(); }
+  void close() { m_socket.close(); }
 
  private:
   zmq::context_t m_ctx{1};
-  zmq::socket_t m_pull;
+  zmq::socket_t m_socket;
 };
 
 std::vector<std::string> history_kinds(System& sys, const std::string& id) {

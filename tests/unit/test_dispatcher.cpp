@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <zmq.hpp>
@@ -35,6 +36,42 @@ Change change(const std::string& id, OpState state) {
   return c;
 }
 
+void send(zmq::socket_t& s, const Frames& f) {
+  std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
+  REQUIRE(zmq::send_multipart(s, parts));
+}
+
+// A worker's commands socket (docs/protocol.md §4a) that announced credit.
+zmq::socket_t worker(zmq::context_t& ctx, const std::string& endpoint, int64_t credit) {
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect(endpoint);
+  send(s, encode(ReadyMessage{"test-worker", "users", credit}));
+  return s;
+}
+
+GrantMessage claim(zmq::socket_t& s, const std::vector<ClaimEntry>& entries) {
+  ClaimMessage c;
+  c.claims = entries;
+  send(s, encode(c));
+  s.set(zmq::sockopt::rcvtimeo, 10000);
+  for (;;) {
+    std::vector<zmq::message_t> parts;
+    REQUIRE(zmq::recv_multipart(s, std::back_inserter(parts)));
+    REQUIRE(parts.size() == 2);
+    if (parts[0].to_string() != k_kind_grant) continue;  // a command meanwhile
+    auto g = decode_grant(parts[1].to_string());
+    REQUIRE(g);
+    return g.value();
+  }
+}
+
+// Whether anything arrives on s within ms.
+bool quiet_for(zmq::socket_t& s, int ms) {
+  zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+  return zmq::poll(&item, 1, std::chrono::milliseconds(ms)) == 0;
+}
+
 std::vector<Command> receive(zmq::socket_t& pull, size_t n) {
   std::vector<Command> got;
   pull.set(zmq::sockopt::rcvtimeo, 10000);
@@ -42,6 +79,7 @@ std::vector<Command> receive(zmq::socket_t& pull, size_t n) {
     std::vector<zmq::message_t> parts;
     REQUIRE(zmq::recv_multipart(pull, std::back_inserter(parts)));
     REQUIRE(parts.size() == 2);
+    if (parts[0].to_string() == k_kind_grant) continue;
     auto c = decode_command(parts[0].to_string(), parts[1].to_string());
     REQUIRE(c);
     got.push_back(std::move(c.value()));
@@ -58,10 +96,9 @@ TEST_CASE("a lease keeps one deadline however often it is renewed, and none once
   Dispatcher d(ctx, {{"users", endpoint}}, "", DispatchOptions{}, {});
   REQUIRE(d.bind());
   d.start();
-  zmq::socket_t pull(ctx, zmq::socket_type::pull);
-  pull.connect(endpoint);
-
   const size_t n = 200;
+  zmq::socket_t pull = worker(ctx, endpoint, static_cast<int64_t>(n));
+
   std::vector<Command> cmds;
   for (size_t i = 0; i < n; ++i) cmds.push_back(command(static_cast<int>(i)));
   d.enqueue(cmds);
@@ -112,8 +149,7 @@ TEST_CASE("a lease that runs out is redelivered, then given up, leaving no deadl
   Dispatcher d(ctx, {{"users", endpoint}}, "", options, hooks);
   REQUIRE(d.bind());
   d.start();
-  zmq::socket_t pull(ctx, zmq::socket_type::pull);
-  pull.connect(endpoint);
+  zmq::socket_t pull = worker(ctx, endpoint, 10);
 
   Command c = command(1);
   d.enqueue({c});
@@ -148,8 +184,7 @@ TEST_CASE("giving up publishes a fence notice for the request on the control soc
   sub.set(zmq::sockopt::subscribe, k_kind_fence);
   sub.connect(control);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the subscription reach the PUB
-  zmq::socket_t pull(ctx, zmq::socket_type::pull);
-  pull.connect(endpoint);
+  zmq::socket_t pull = worker(ctx, endpoint, 10);
 
   Command c = command(1);
   d.enqueue({c});
@@ -200,9 +235,8 @@ TEST_CASE("a cancel of a command not sent yet takes it back; if that is not stor
     CHECK(decisions[0].op_id == c.id);
     CHECK(decisions[0].command == "create_user");
   }
-  zmq::socket_t pull(ctx, zmq::socket_type::pull);
-  pull.connect(endpoint);
-  auto sent = receive(pull, 1);  // the cancel was not stored: the operation goes on
+  zmq::socket_t w = worker(ctx, endpoint, 1);
+  auto sent = receive(w, 1);  // the cancel was not stored: the operation goes on
   CHECK(sent[0].id == c.id);
   CHECK_FALSE(sent[0].cancel);
   d.stop();
@@ -223,7 +257,7 @@ TEST_CASE("a cancel of a sent command is handed to the store before the workers 
       std::lock_guard<std::mutex> lock(m);
       decisions.push_back(d);
     }
-    done(true);
+    done(Status::success());
   };
   Dispatcher d(ctx, {{"users", endpoint}}, control, DispatchOptions{}, hooks);
   REQUIRE(d.bind());
@@ -239,11 +273,10 @@ TEST_CASE("a cancel of a sent command is handed to the store before the workers 
     std::vector<zmq::message_t> parts;
     if (zmq::recv_multipart(sub, std::back_inserter(parts))) break;
   }
-  zmq::socket_t pull(ctx, zmq::socket_type::pull);
-  pull.connect(endpoint);
+  zmq::socket_t w = worker(ctx, endpoint, 1);
   Command c = command(1);
   d.enqueue({c});
-  receive(pull, 1);  // a worker has it now
+  receive(w, 1);  // a worker has it now
   std::atomic<int> answered{0};
   d.cancel(c.id, [&](Status stored) {
     CHECK(stored);
@@ -263,5 +296,98 @@ TEST_CASE("a cancel of a sent command is handed to the store before the workers 
     break;
   }
   CHECK(answered.load() == 1);
+  d.stop();
+}
+
+TEST_CASE("commands wait in the daemon while no worker has credit, and go out as credit frees", "[dispatcher][credit]") {
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  Dispatcher d(ctx, {{"users", endpoint}}, "", DispatchOptions{}, {});
+  REQUIRE(d.bind());
+  d.start();
+  std::vector<Command> cmds;
+  for (int i = 0; i < 5; ++i) cmds.push_back(command(i));
+  d.enqueue(cmds);
+  eventually([&] { return d.waiting() == 5; });  // no worker yet: no lease runs
+  CHECK(d.in_flight() == 0);
+
+  zmq::socket_t w = worker(ctx, endpoint, 2);
+  auto got = receive(w, 2);
+  CHECK(quiet_for(w, 300));  // its credit is used up
+  eventually([&] { return d.waiting() == 3 && d.in_flight() == 2; });
+  d.observe({change(got[0].id, OpState::completed)});  // one finishes: one more may go
+  auto more = receive(w, 1);
+  CHECK(more[0].id == cmds[2].id);
+  send(w, encode(ReadyMessage{"test-worker", "users", 0}));  // busy: pause
+  d.observe({change(got[1].id, OpState::completed)});
+  CHECK(quiet_for(w, 300));
+  send(w, encode(ReadyMessage{"test-worker", "users", 5}));
+  receive(w, 2);
+  d.stop();
+}
+
+TEST_CASE("a claim is granted to the attempt that holds the lease and refused once it has moved on",
+          "[dispatcher][claim]") {
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  DispatchOptions options;
+  options.lease = std::chrono::milliseconds(300);
+  options.backoff = std::chrono::milliseconds(10);
+  options.max_attempts = 3;
+  Dispatcher d(ctx, {{"users", endpoint}}, "", options, {});
+  REQUIRE(d.bind());
+  d.start();
+  zmq::socket_t w = worker(ctx, endpoint, 10);
+  Command c = command(1);
+  d.enqueue({c});
+  auto first = receive(w, 1);
+  REQUIRE(first[0].attempt == 1);
+  auto second = receive(w, 1);  // not claimed in time: the lease ran out, attempt 2 came
+  REQUIRE(second[0].attempt == 2);
+
+  GrantMessage stale = claim(w, {{c.id, 1}});
+  CHECK(stale.granted.empty());
+  REQUIRE(stale.refused.size() == 1);
+  CHECK(stale.refused[0].reason == "lease_lost");
+  GrantMessage fresh = claim(w, {{c.id, 2}});
+  REQUIRE(fresh.granted.size() == 1);
+  CHECK(fresh.lease_ms == 300);
+  CHECK(d.claims_granted() == 1);
+  CHECK(d.claims_refused() == 1);
+
+  // Another connection cannot claim it: it was not sent there.
+  zmq::socket_t other = worker(ctx, endpoint, 0);
+  GrantMessage foreign = claim(other, {{c.id, 2}});
+  CHECK(foreign.granted.empty());
+  d.stop();
+}
+
+TEST_CASE("a worker whose connection is gone gets no more commands: the next worker does", "[dispatcher][credit]") {
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  DispatchOptions options;
+  options.lease = std::chrono::milliseconds(300);  // what went into the dying pipe comes back soon
+  options.backoff = std::chrono::milliseconds(10);
+  Dispatcher d(ctx, {{"users", endpoint}}, "", options, {});
+  REQUIRE(d.bind());
+  d.start();
+  auto gone = std::make_unique<zmq::socket_t>(worker(ctx, endpoint, 50));
+  zmq::socket_t live = worker(ctx, endpoint, 10);
+  eventually([&] { return d.worker_connections() == 2; });
+  gone.reset();  // closed: the ROUTER drops the connection
+  std::vector<Command> cmds;
+  for (int i = 0; i < 10; ++i) cmds.push_back(command(i));
+  d.enqueue(cmds);
+  std::set<std::string> ids;
+  while (ids.size() < 10) {
+    for (const Command& c : receive(live, 1)) {
+      ids.insert(c.id);
+      d.observe({change(c.id, OpState::completed)});
+    }
+  }
+  eventually([&] { return d.connections_lost() == 1 && d.worker_connections() == 1; });
   d.stop();
 }
