@@ -55,7 +55,7 @@ struct Api {
   TempDir dir;
   std::string path = dir.path + "/asyncops.db";
   ChangeHub hub;
-  GroupCommitter gc{std::move(StoreWriter::open(path, SyncMode::normal).value()),
+  GroupCommitter gc{std::move(SqliteStoreWriter::open(path, SyncMode::normal).value()),
                     {[this](const std::vector<Change>& c) { hub.publish(c); }, [](std::vector<Command>) {}}};
   ReaderPool readers{path};
   Gateway gw{RouteTable::load_json(RouteTable::default_json()).value(), gc, readers, hub};

@@ -95,7 +95,8 @@ TEST_CASE("unknown fields are ignored", "[sse]") {
 
 TEST_CASE("an id containing NUL is ignored; the last id seen is kept", "[sse]") {
   SseParser p;
-  auto got = parse(p, std::string("id: 5\ndata: a\n\nid: 6\0x\ndata: b\n\n", 35));
+  static const char k_text[] = "id: 5\ndata: a\n\nid: 6\0x\ndata: b\n\n";
+  auto got = parse(p, std::string(k_text, sizeof k_text - 1));  // the NUL inside, not the one at the end
   REQUIRE(got.size() == 2);
   CHECK(got[0].id == "5");
   CHECK(got[1].id.find('\0') == std::string::npos);

@@ -10,6 +10,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "daemon/metrics.h"
 #include "daemon/tracker.h"
 #include "store_fixture.h"
 
@@ -109,7 +110,12 @@ TEST_CASE("tracker: an undecodable event is refused and counted by kind and reas
   CHECK(rig.tracker->refused(k_kind_event, Refusal::malformed) == 1);
   CHECK(rig.tracker->refused(k_kind_heartbeat, Refusal::malformed) == 1);
   CHECK(rig.tracker->refused(k_kind_event, Refusal::too_large) == 0);
-  std::string metrics = rig.tracker->render_refused();
+  DaemonCounters counters;
+  for (int r = 0; r < k_refusal_count; ++r) {
+    counters.refused[0][r] = rig.tracker->refused(k_kind_event, static_cast<Refusal>(r));
+    counters.refused[1][r] = rig.tracker->refused(k_kind_heartbeat, static_cast<Refusal>(r));
+  }
+  std::string metrics = render(counters);
   CHECK(metrics.find("asyncops_messages_refused_total{kind=\"event\",reason=\"malformed\"} 1\n") != std::string::npos);
   CHECK(metrics.find("asyncops_messages_refused_total{kind=\"heartbeat\",reason=\"too_large\"} 0\n") !=
         std::string::npos);
