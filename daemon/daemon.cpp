@@ -143,7 +143,7 @@ Daemon::Daemon(const DaemonConfig& config, DaemonInputs in)
                      // Metrics first: a client woken by the hub may read
                      // /metrics at once and must see its operation counted.
                      for (const Change& c : changes) {
-                       if (is_terminal(c.op.state) && c.kind != "superseded" && c.kind != "late_outcome") {  // counted once
+                       if (ends_operation(c)) {  // counted once
                          m_metrics.finished(c.op.name, to_string(c.op.state),
                                             static_cast<double>(c.op.updated_at - c.op.created_at));
                        }

@@ -333,7 +333,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
   m_counters.accepted += accepted.size();
   int64_t delta = static_cast<int64_t>(accepted.size());
   for (const Change& c : changes) {
-    if (is_terminal(c.op.state)) --delta;  // a terminal state is entered once per operation
+    if (ends_operation(c)) --delta;
   }
   m_counters.unfinished += delta;
   for (size_t i = 0; i < batch.size(); ++i) {

@@ -94,6 +94,10 @@ Command take_command(OperationRecord& op) {
   return c;
 }
 
+bool ends_operation(const Change& c) {
+  return is_terminal(c.op.state) && c.kind != "superseded" && c.kind != "late_outcome";
+}
+
 bool EventSender::may_serve(const std::string& service) const {
   return services.empty() || std::find(services.begin(), services.end(), service) != services.end();
 }

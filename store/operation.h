@@ -80,6 +80,11 @@ struct Change {
   OperationRecord op;
 };
 
+// Whether c is the change that made its operation terminal: once per
+// operation. A change that supersedes the daemon's give-up, or records a
+// late outcome, leaves an operation terminal that was terminal already.
+bool ends_operation(const Change& c);
+
 struct OperationFilter {
   std::optional<OpState> state;
   std::string name;
