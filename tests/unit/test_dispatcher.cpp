@@ -320,6 +320,11 @@ TEST_CASE("commands wait in the daemon while no worker has credit, and go out as
   auto more = receive(w, 1);
   CHECK(more[0].id == cmds[2].id);
   send(w, encode(ReadyMessage{"test-worker", "users", 0}));  // busy: pause
+  // The dispatcher reads a connection's messages in order: once a claim
+  // made after the ready is answered, the ready is in effect. (Else the
+  // completion below could free the credit before the pause is read.)
+  GrantMessage sync = claim(w, {{new_uuid_v7(), 1}});
+  CHECK(sync.refused.size() == 1);
   d.observe({change(got[1].id, OpState::completed)});
   CHECK(quiet_for(w, 300));
   send(w, encode(ReadyMessage{"test-worker", "users", 5}));
