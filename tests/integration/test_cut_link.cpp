@@ -3,11 +3,6 @@
 // keeping both sockets open, as an unplugged host or a dropping firewall does.
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <set>
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -21,27 +16,6 @@ using asyncops::test::TcpProxy;
 using nlohmann::json;
 
 namespace {
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
-std::string tcp(int port) { return "tcp://127.0.0.1:" + std::to_string(port); }
-
-int64_t metric(System& sys, const std::string& name) {
-  std::string body = sys.get("/metrics").body;
-  auto pos = body.find("\n" + name + " ");
-  return pos == std::string::npos ? -1 : std::stoll(body.substr(pos + name.size() + 2));
-}
 
 // The user ids in a worker's users.db.
 std::set<std::string> users_in(const std::string& db_path) {
