@@ -541,18 +541,9 @@ int daemon_main(int argc, char** argv) {
       ->check(duration_check);
   app.add_option("--worker-timeout", worker_timeout, "A worker silent this long is no longer live")
       ->check(duration_check);
-  std::string zmq_heartbeat = "500ms", zmq_heartbeat_timeout = "1500ms", tcp_keepalive = "10s";
-  app.add_option("--zmq-heartbeat", zmq_heartbeat,
-                 "ZeroMQ heartbeat interval on tcp:// sockets, to notice a cut link (0: off)")
-      ->envname("ASYNCOPS_ZMQ_HEARTBEAT")
-      ->check(duration_check);
-  app.add_option("--zmq-heartbeat-timeout", zmq_heartbeat_timeout,
-                 "A tcp:// connection that is silent this long is closed, and its commands redelivered")
-      ->envname("ASYNCOPS_ZMQ_HEARTBEAT_TIMEOUT")
-      ->check(duration_check);
-  app.add_option("--tcp-keepalive", tcp_keepalive, "TCP keepalive idle time on tcp:// sockets (0: off)")
-      ->envname("ASYNCOPS_TCP_KEEPALIVE")
-      ->check(duration_check);
+  LivenessFlags liveness;
+  add_liveness_flags(app, &liveness, duration_check,
+                     "A tcp:// connection that is silent this long is closed, and its commands redelivered");
   app.add_option("--prune-interval", prune_interval, "How often expired operations are looked for")
       ->check(duration_check);
   app.add_option("--log-format", cfg.log_format, "text or json")
@@ -606,20 +597,12 @@ int daemon_main(int argc, char** argv) {
   parse_duration(backoff, &cfg.dispatch_options.backoff);
   parse_duration(retention, &cfg.retention);
   parse_duration(worker_timeout, &cfg.worker_timeout);
-  {
-    std::chrono::milliseconds ivl, timeout, keepalive;
-    parse_duration(zmq_heartbeat, &ivl);
-    parse_duration(zmq_heartbeat_timeout, &timeout);
-    parse_duration(tcp_keepalive, &keepalive);
-    LivenessOptions& l = cfg.dispatch_options.liveness;
-    l.heartbeat_ms = static_cast<int>(std::min<int64_t>(ivl.count(), 3600000));
-    l.heartbeat_timeout_ms = static_cast<int>(std::min<int64_t>(timeout.count(), 3600000));
-    l.tcp_keepalive_s = static_cast<int>(std::min<int64_t>((keepalive.count() + 999) / 1000, 86400));
-    if (auto why = check_liveness(l); !why.empty()) {
-      std::cerr << "asyncopsd: --zmq-heartbeat/--zmq-heartbeat-timeout/--tcp-keepalive: " << why << std::endl;
-      return 2;
-    }
+  auto live = liveness_from(liveness);
+  if (!live) {
+    std::cerr << "asyncopsd: " << live.error() << std::endl;
+    return 2;
   }
+  cfg.dispatch_options.liveness = live.value();
   parse_duration(prune_interval, &cfg.prune_interval);
   parse_duration(header_timeout, &cfg.header_timeout);
   parse_duration(body_timeout, &cfg.body_timeout);

@@ -1,5 +1,10 @@
 #include "shared/liveness.h"
 
+#include <algorithm>
+#include <chrono>
+
+#include "shared/duration.h"
+
 namespace asyncops {
 
 void apply_liveness(zmq::socket_t& s, const std::string& endpoint, const LivenessOptions& o) {
@@ -19,14 +24,43 @@ void apply_liveness(zmq::socket_t& s, const std::string& endpoint, const Livenes
   }
 }
 
-std::string check_liveness(const LivenessOptions& o) {
-  if (o.heartbeat_ms < 0 || o.heartbeat_timeout_ms < 0 || o.tcp_keepalive_s < 0) return "must not be negative";
+Status check_liveness(const LivenessOptions& o) {
+  if (o.heartbeat_ms < 0 || o.heartbeat_timeout_ms < 0 || o.tcp_keepalive_s < 0) return Error{"must not be negative"};
   if (o.heartbeat_ms > 0 && o.heartbeat_timeout_ms < o.heartbeat_ms) {
-    return "the heartbeat timeout must be at least the heartbeat interval";
+    return Error{"the heartbeat timeout must be at least the heartbeat interval"};
   }
   // ZMQ_HEARTBEAT_TTL is carried in deciseconds in a 16-bit field.
-  if (o.heartbeat_timeout_ms > 6553500) return "the heartbeat timeout is at most 6553.5 s";
-  return "";
+  if (o.heartbeat_timeout_ms > 6553500) return Error{"the heartbeat timeout is at most 6553.5 s"};
+  return Status::success();
+}
+
+void add_liveness_flags(CLI::App& app, LivenessFlags* flags, const CLI::Validator& duration,
+                        const std::string& timeout_help) {
+  app.add_option("--zmq-heartbeat", flags->heartbeat,
+                 "ZeroMQ heartbeat interval on tcp:// sockets, to notice a cut link (0: off)")
+      ->envname("ASYNCOPS_ZMQ_HEARTBEAT")
+      ->check(duration);
+  app.add_option("--zmq-heartbeat-timeout", flags->heartbeat_timeout, timeout_help)
+      ->envname("ASYNCOPS_ZMQ_HEARTBEAT_TIMEOUT")
+      ->check(duration);
+  app.add_option("--tcp-keepalive", flags->tcp_keepalive, "TCP keepalive idle time on tcp:// sockets (0: off)")
+      ->envname("ASYNCOPS_TCP_KEEPALIVE")
+      ->check(duration);
+}
+
+Result<LivenessOptions> liveness_from(const LivenessFlags& flags) {
+  std::chrono::milliseconds ivl{0}, timeout{0}, keepalive{0};
+  parse_duration(flags.heartbeat, &ivl);
+  parse_duration(flags.heartbeat_timeout, &timeout);
+  parse_duration(flags.tcp_keepalive, &keepalive);
+  LivenessOptions o;
+  o.heartbeat_ms = static_cast<int>(std::min<int64_t>(ivl.count(), 3600000));
+  o.heartbeat_timeout_ms = static_cast<int>(std::min<int64_t>(timeout.count(), 3600000));
+  o.tcp_keepalive_s = static_cast<int>(std::min<int64_t>((keepalive.count() + 999) / 1000, 86400));
+  if (auto usable = check_liveness(o); !usable) {
+    return Error{"--zmq-heartbeat/--zmq-heartbeat-timeout/--tcp-keepalive: " + usable.error()};
+  }
+  return o;
 }
 
 }  // namespace asyncops

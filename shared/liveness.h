@@ -6,7 +6,10 @@
 // kernel for TCP keepalive. ipc:// and inproc:// sockets are left alone.
 #include <string>
 
+#include <CLI/CLI.hpp>
 #include <zmq.hpp>
+
+#include "shared/result.h"
 
 namespace asyncops {
 
@@ -20,7 +23,21 @@ struct LivenessOptions {
 // Throws zmq::error_t only for an option libzmq does not know.
 void apply_liveness(zmq::socket_t& s, const std::string& endpoint, const LivenessOptions& options);
 
-// "" if options are usable, else why not (for a flag's check).
-std::string check_liveness(const LivenessOptions& options);
+// Whether options are usable; the error says why not.
+Status check_liveness(const LivenessOptions& options);
+
+// --zmq-heartbeat, --zmq-heartbeat-timeout and --tcp-keepalive as given, for
+// the daemon and the built-in worker alike.
+struct LivenessFlags {
+  std::string heartbeat = "500ms", heartbeat_timeout = "1500ms", tcp_keepalive = "10s";
+};
+// Adds the three flags (and their ASYNCOPS_* variables) to app, each checked
+// with duration. timeout_help says what this side does with a silent
+// connection.
+void add_liveness_flags(CLI::App& app, LivenessFlags* flags, const CLI::Validator& duration,
+                        const std::string& timeout_help);
+// The options the flags give (REQUIRES: each passed duration), or why they
+// are not usable, naming the flags.
+Result<LivenessOptions> liveness_from(const LivenessFlags& flags);
 
 }  // namespace asyncops

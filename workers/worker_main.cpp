@@ -62,18 +62,8 @@ int worker_main(int argc, char** argv) {
         return parse_duration(v, &d) ? std::string() : "'" + v + "' is not a duration like 250ms, 30s or 5m";
       },
       "DURATION");
-  std::string zmq_heartbeat = "500ms", zmq_heartbeat_timeout = "1500ms", tcp_keepalive = "10s";
-  app.add_option("--zmq-heartbeat", zmq_heartbeat,
-                 "ZeroMQ heartbeat interval on tcp:// sockets, to notice a cut link (0: off)")
-      ->envname("ASYNCOPS_ZMQ_HEARTBEAT")
-      ->check(duration_check);
-  app.add_option("--zmq-heartbeat-timeout", zmq_heartbeat_timeout,
-                 "A tcp:// connection that is silent this long is closed and made again")
-      ->envname("ASYNCOPS_ZMQ_HEARTBEAT_TIMEOUT")
-      ->check(duration_check);
-  app.add_option("--tcp-keepalive", tcp_keepalive, "TCP keepalive idle time on tcp:// sockets (0: off)")
-      ->envname("ASYNCOPS_TCP_KEEPALIVE")
-      ->check(duration_check);
+  LivenessFlags liveness;
+  add_liveness_flags(app, &liveness, duration_check, "A tcp:// connection that is silent this long is closed and made again");
   app.add_option("--log-format", log_format, "text or json")
       ->envname("ASYNCOPS_LOG_FORMAT")
       ->check(CLI::IsMember({"text", "json"}));
@@ -107,19 +97,12 @@ int worker_main(int argc, char** argv) {
     log_error("unknown service '" + service + "' (built in: users)");
     return 2;
   }
-  {
-    std::chrono::milliseconds ivl, timeout, keepalive;
-    parse_duration(zmq_heartbeat, &ivl);
-    parse_duration(zmq_heartbeat_timeout, &timeout);
-    parse_duration(tcp_keepalive, &keepalive);
-    opts.liveness.heartbeat_ms = static_cast<int>(std::min<int64_t>(ivl.count(), 3600000));
-    opts.liveness.heartbeat_timeout_ms = static_cast<int>(std::min<int64_t>(timeout.count(), 3600000));
-    opts.liveness.tcp_keepalive_s = static_cast<int>(std::min<int64_t>((keepalive.count() + 999) / 1000, 86400));
-    if (auto why = check_liveness(opts.liveness); !why.empty()) {
-      log_error("--zmq-heartbeat/--zmq-heartbeat-timeout/--tcp-keepalive: " + why);
-      return 2;
-    }
+  auto live = liveness_from(liveness);
+  if (!live) {
+    log_error(live.error());
+    return 2;
   }
+  opts.liveness = live.value();
   bool control_given = !opts.control_endpoint.empty();
   if (opts.commands_endpoint.empty()) opts.commands_endpoint = default_commands_endpoint(opts.data_dir, service);
   if (opts.events_endpoint.empty()) opts.events_endpoint = default_events_endpoint(opts.data_dir);
