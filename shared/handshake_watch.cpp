@@ -35,6 +35,9 @@ std::string HandshakeWatch::describe(int event, int value) {
           return std::string("ZeroMQ protocol error ") + hex;
         }
       }
+    case ZMQ_EVENT_DISCONNECTED:
+      return "the peer closed the connection during the handshake: often a version-1 worker (PULL; "
+             "docs/protocol.md, Compatibility), or a peer that is not asyncops";
     case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
       return "the handshake failed without detail (often a wrong --curve-server-key, or a peer that is "
              "not asyncops)";
@@ -53,9 +56,19 @@ struct HandshakeWatch::Monitor : zmq::monitor_t {
     uint64_t since = 0;
   };
   std::map<std::string, Seen> seen;  // cause -> when last logged
+  // Bound side: connections accepted (by fd) with no handshake success seen
+  // since. libzmq 4.3 reports a wrong socket type (a version-1 PULL) with
+  // no handshake event on either side, only a disconnect; the side that
+  // reads the other's type first just closes. A success carries no fd, so
+  // any success clears every mark: a failure may go uncounted, a success is
+  // never counted as one.
+  std::map<int, bool> handshaking;
 
   void failed(int event, int value) {
     ++failures;
+    if (event != ZMQ_EVENT_DISCONNECTED) {
+      for (auto& [fd, pending] : handshaking) pending = false;  // its disconnect follows: counted once
+    }
     std::string cause = describe(event, value);
     Seen& s = seen[cause];
     int64_t now = now_ms();
@@ -85,6 +98,15 @@ struct HandshakeWatch::Monitor : zmq::monitor_t {
     if (!seen.empty()) log_info("connected after all", {{"socket", what}, {"endpoint", endpoint}});
     seen.clear();
     connected = true;
+    for (auto& [fd, pending] : handshaking) pending = false;
+  }
+  void on_event_accepted(const zmq_event_t& e, const char*) override { handshaking[e.value] = true; }
+  void on_event_disconnected(const zmq_event_t& e, const char*) override {
+    auto it = handshaking.find(e.value);
+    if (it == handshaking.end()) return;
+    bool failed_handshake = it->second;
+    handshaking.erase(it);
+    if (failed_handshake) failed(ZMQ_EVENT_DISCONNECTED, 0);
   }
 };
 
@@ -94,9 +116,10 @@ HandshakeWatch::HandshakeWatch(zmq::socket_t& socket, std::string what, std::str
   m->what = std::move(what);
   m->endpoint = std::move(endpoint);
   std::string addr = "inproc://asyncops-monitor-" + std::to_string(++g_monitors);
-  m->init(socket, addr,
-          ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-              ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
+  int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+  if (side == Side::bound) events |= ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED;
+  m->init(socket, addr, events);
 }
 
 HandshakeWatch::~HandshakeWatch() = default;

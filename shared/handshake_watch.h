@@ -20,7 +20,9 @@ class HandshakeWatch {
  public:
   // what: the socket's role in the log ("events", "commands", ...).
   // A bound (server) socket logs refused peers instead of its own failure,
-  // and leaves refused CURVE keys to the ZAP handler, which logs them.
+  // and leaves refused CURVE keys to the ZAP handler, which logs them. It
+  // also counts a connection closed before its handshake succeeded: libzmq
+  // 4.3 reports a wrong socket type (a version-1 PULL) only so.
   enum class Side { connecting, bound };
   HandshakeWatch(zmq::socket_t& socket, std::string what, std::string endpoint, Side side = Side::connecting);
   ~HandshakeWatch();
