@@ -154,7 +154,7 @@ Daemon::Daemon(const DaemonConfig& config, DaemonInputs in)
                      // Metrics first: a client woken by the hub may read
                      // /metrics at once and must see its operation counted.
                      for (const Change& c : changes) {
-                       if (is_terminal(c.op.state) && c.kind != HistoryKind::superseded) {  // counted once
+                       if (ends_operation(c)) {  // counted once
                          m_metrics.finished(c.op.name, to_string(c.op.state),
                                             static_cast<double>(c.op.updated_at - c.op.created_at));
                        }
@@ -228,6 +228,13 @@ DaemonCounters Daemon::counters() {
   d.in_flight = m_dispatcher.in_flight();
   d.commands_sent = m_dispatcher.sent();
   d.redeliveries = m_dispatcher.redelivered();
+  d.claims_granted = m_dispatcher.claims_granted();
+  d.claims_refused = m_dispatcher.claims_refused();
+  d.worker_connections = m_dispatcher.worker_connections();
+  d.worker_connections_lost = m_dispatcher.connections_lost();
+  d.handshakes_failed = m_dispatcher.handshakes_failed();
+  d.commands_channel_refused = m_dispatcher.bad_messages();
+  d.events_late = c.events_late.load();
   d.events_applied = c.events_applied.load();
   d.events_unknown = c.events_unknown.load();
   d.events_rejected = c.events_rejected.load();
@@ -449,7 +456,8 @@ int run_daemon(const DaemonConfig& cfg) {
                     std::to_string(bound.value());
   write_file_atomically(url_file(cfg.data_dir), url + "\n");
   std::string events = cfg.events_endpoint.empty() ? default_events_endpoint(cfg.data_dir) : cfg.events_endpoint;
-  LogFields fields = {{"url", url}, {"data_dir", cfg.data_dir}, {"events", events}};
+  std::string control = cfg.control_endpoint.empty() ? default_control_endpoint(cfg.data_dir) : cfg.control_endpoint;
+  LogFields fields = {{"url", url}, {"data_dir", cfg.data_dir}, {"events", events}, {"control", control}};
   for (const auto& [s, e] : endpoints_used) fields.push_back({"commands." + s, e});
   fields.push_back({"tokens", daemon.tokens_configured() ? daemon.tokens_path() : "none (loopback clients only)"});
   if (daemon.rate_limited()) fields.push_back({"rate_limit", cfg.access.rate_limit});
@@ -488,7 +496,7 @@ int daemon_main(int argc, char** argv) {
                  "ZeroMQ endpoint the tracker's SUB socket binds (default ipc://DATA_DIR/events.ipc)")
       ->envname("ASYNCOPS_EVENTS");
   app.add_option("--dispatch", cfg.dispatch,
-                 "ZeroMQ endpoint a service's PUSH socket binds: [SERVICE=]ENDPOINT; may repeat; "
+                 "ZeroMQ endpoint a service's ROUTER (commands) socket binds: [SERVICE=]ENDPOINT; may repeat; "
                  "{service} expands (default ipc://DATA_DIR/commands.{service}.ipc)");
   app.add_option("--routes", cfg.routes_file, "Route table JSON file (default: built in)")
       ->envname("ASYNCOPS_ROUTES")
@@ -520,12 +528,7 @@ int daemon_main(int argc, char** argv) {
       ->envname("ASYNCOPS_CORS_ORIGIN");
   std::string lease = "30s", backoff = "1s", retention = "7d", worker_timeout = "5s", prune_interval = "60s";
   std::string header_timeout = "10s", body_timeout = "10s", idle_timeout = "5s", ws_ping = "15s";
-  auto duration_check = CLI::Validator(
-      [](std::string& v) {
-        auto d = parse_duration(v);
-        return d ? std::string() : d.error();
-      },
-      "DURATION");
+  CLI::Validator duration_check = duration_validator();
   app.add_option("--header-timeout", header_timeout, "Deadline for a whole request head (request line and fields)")
       ->check(duration_check);
   app.add_option("--body-timeout", body_timeout, "Deadline for each step of progress while a request body arrives")
@@ -555,6 +558,9 @@ int daemon_main(int argc, char** argv) {
       ->check(duration_check);
   app.add_option("--worker-timeout", worker_timeout, "A worker silent this long is no longer live")
       ->check(duration_check);
+  LivenessFlags liveness;
+  add_liveness_flags(app, &liveness,
+                     "A tcp:// connection that is silent this long is closed, and its commands redelivered");
   app.add_option("--prune-interval", prune_interval, "How often expired operations are looked for")
       ->check(duration_check);
   app.add_option("--log-format", cfg.log_format, "text or json")
@@ -615,6 +621,12 @@ int daemon_main(int argc, char** argv) {
   for (const auto& [text, target] : durations) {
     if (auto d = parse_duration(*text)) *target = d.value();
   }
+  auto live = liveness_from(liveness);
+  if (!live) {
+    std::cerr << "asyncopsd: " << live.error() << std::endl;
+    return 2;
+  }
+  cfg.dispatch_options.liveness = live.value();
   return run_daemon(cfg);
 }
 

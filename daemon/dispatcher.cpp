@@ -1,8 +1,12 @@
 #include "daemon/dispatcher.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <zmq_addon.hpp>
 
 #include "daemon/zmq_bind.h"
+#include "shared/clock.h"
 #include "shared/log.h"
 
 namespace asyncops {
@@ -13,22 +17,35 @@ Dispatcher::Dispatcher(zmq::context_t& ctx, std::map<std::string, std::string> e
       m_endpoints(std::move(endpoints)),
       m_control_endpoint(std::move(control)),
       m_options(options),
-      m_hooks(std::move(hooks)) {}
+      m_hooks(std::move(hooks)) {
+  m_wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
 
-Dispatcher::~Dispatcher() { stop(); }
+Dispatcher::~Dispatcher() {
+  stop();
+  if (m_wake_fd >= 0) ::close(m_wake_fd);
+}
+
+void Dispatcher::wake() {
+  uint64_t one = 1;
+  if (m_wake_fd >= 0) (void)!::write(m_wake_fd, &one, sizeof one);
+}
 
 Status Dispatcher::bind() {
   for (const auto& [service, endpoint] : m_endpoints) {
     try {
-      zmq::socket_t s(m_ctx, zmq::socket_type::push);
+      zmq::socket_t s(m_ctx, zmq::socket_type::router);
       s.set(zmq::sockopt::linger, 0);
-      // Queue only to peers whose connection is complete: with no worker,
-      // send() says EAGAIN and the command stays in our backlog instead of a
-      // ZeroMQ pipe that would die with a peer.
-      s.set(zmq::sockopt::immediate, 1);
+      // A send to a connection that is gone fails (EHOSTUNREACH) instead of
+      // vanishing, so the dispatcher learns it and forgets that credit.
+      s.set(zmq::sockopt::router_mandatory, 1);
       s.set(zmq::sockopt::sndhwm, 1000);
+      s.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(k_max_transport_bytes));
+      apply_liveness(s, endpoint, m_options.liveness);
       bind_owner_only(s, endpoint, socket_setup);
-      m_sockets.emplace(service, std::move(s));
+      auto placed = m_sockets.emplace(service, std::move(s)).first;
+      m_watches.push_back(std::make_unique<HandshakeWatch>(placed->second, "commands." + service, endpoint,
+                                                           HandshakeWatch::Side::bound));
     } catch (const zmq::error_t& e) {
       return Error{"cannot bind commands endpoint " + endpoint + " for service " + service + ": " +
                    e.what()};
@@ -38,11 +55,13 @@ Status Dispatcher::bind() {
     try {
       m_control = std::make_unique<zmq::socket_t>(m_ctx, zmq::socket_type::pub);
       m_control->set(zmq::sockopt::linger, 0);
+      apply_liveness(*m_control, m_control_endpoint, m_options.liveness);
       bind_owner_only(*m_control, m_control_endpoint, socket_setup);
     } catch (const zmq::error_t& e) {
       return Error{"cannot bind control endpoint " + m_control_endpoint + ": " + e.what()};
     }
   }
+  if (m_wake_fd < 0) return Error{"cannot make the dispatcher's eventfd"};
   return Status::success();
 }
 
@@ -60,13 +79,14 @@ void Dispatcher::stop() {
     m_stopping = true;
     stranded.swap(m_inbox.cancels);
   }
-  m_cv.notify_all();
+  wake();
   if (m_thread.joinable()) m_thread.join();
   // Cancels that came too late to be decided: stored as requested, so
   // that the command carries `cancel` when it is sent after the restart.
   for (auto& [id, done] : stranded) {
     store_cancel({CancelDecision::Kind::notify_workers, id, ""}, std::nullopt, std::move(done));
   }
+  m_watches.clear();  // before the sockets they watch
   m_sockets.clear();
   m_control.reset();
 }
@@ -76,7 +96,7 @@ void Dispatcher::enqueue(std::vector<Command> commands) {
     MutexLock lock(&m_mutex);
     for (auto& c : commands) m_inbox.commands.push_back(std::move(c));
   }
-  m_cv.notify_one();
+  wake();
 }
 
 void Dispatcher::observe(const std::vector<Change>& changes) {
@@ -90,7 +110,7 @@ void Dispatcher::observe(const std::vector<Change>& changes) {
       }
     }
   }
-  if (any) m_cv.notify_one();
+  if (any) wake();
 }
 
 void Dispatcher::heartbeat(const Heartbeat& hb) {
@@ -99,18 +119,19 @@ void Dispatcher::heartbeat(const Heartbeat& hb) {
     MutexLock lock(&m_mutex);
     m_inbox.heartbeats.push_back(hb);
   }
-  m_cv.notify_one();
+  wake();
 }
 
 void Dispatcher::cancel(const std::string& op_id, CancelDone done) {
+  bool queued = false;
   {
     MutexLock lock(&m_mutex);
     if (!m_stopping) {
       m_inbox.cancels.emplace_back(op_id, std::move(done));
-      m_cv.notify_one();
-      return;
+      queued = true;
     }
   }
+  if (queued) return wake();
   store_cancel({CancelDecision::Kind::notify_workers, op_id, ""}, std::nullopt, std::move(done));
 }
 
@@ -132,7 +153,7 @@ void Dispatcher::store_cancel(CancelDecision decision, std::optional<Command> ta
         m_inbox.taken_back.push_back(std::move(*taken));
       }
     }
-    m_cv.notify_one();
+    wake();
   };
   if (!m_hooks.on_cancel) return after(Status::success());  // no store to tell
   m_hooks.on_cancel(std::move(decision), std::move(after));
@@ -240,6 +261,9 @@ void Dispatcher::renew(Lease& lease, Clock::time_point deadline) {
 
 void Dispatcher::end_lease(std::map<std::string, Lease>::iterator it) {
   if (it->second.has_slot) m_deadlines.erase(it->second.slot);
+  // Its connection may take another command in its place.
+  auto credits = m_credits.find(it->second.command.service);
+  if (credits != m_credits.end()) credits->second.released(it->second.peer);
   m_leases.erase(it);
 }
 
@@ -286,14 +310,26 @@ void Dispatcher::send_ready(Clock::time_point now) {
   std::vector<std::pair<std::string, int>> sent;
   for (auto& [service, queue] : m_ready) {
     zmq::socket_t& sock = m_sockets.at(service);
+    WorkerCredits& credits = m_credits[service];
     size_t& flying = m_in_flight[service];
     while (!queue.empty() && flying < m_options.max_in_flight) {
+      auto peer = credits.pick();
+      if (!peer) break;  // no worker can start more now: it waits here, with no lease running
       Command& c = queue.front();
       Frames f = encode(c);
-      std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
+      std::array<zmq::const_buffer, 3> parts = {zmq::buffer(*peer), zmq::buffer(f.kind), zmq::buffer(f.body)};
       try {
-        if (!zmq::send_multipart(sock, parts, zmq::send_flags::dontwait)) break;  // EAGAIN: no room
+        if (!zmq::send_multipart(sock, parts, zmq::send_flags::dontwait)) break;  // EAGAIN: its pipe is full
       } catch (const zmq::error_t& e) {
+        if (e.num() == EHOSTUNREACH) {
+          // ZeroMQ closed that connection (heartbeats, or the worker left):
+          // forget its credit and try the next worker.
+          std::string worker = credits.forget(*peer);
+          m_connections_lost++;
+          log_warn("a worker's connection is gone; no more commands go to it",
+                   {{"service", service}, {"worker", worker}});
+          continue;
+        }
         log_error("send to workers failed", {{"service", service}, {"error", e.what()}});
         break;
       }
@@ -302,7 +338,9 @@ void Dispatcher::send_ready(Clock::time_point now) {
       if (auto old = m_leases.find(id); old != m_leases.end()) end_lease(old);  // cannot happen: sent once per lease
       Lease& lease = m_leases[id];
       lease.command = std::move(c);
+      lease.peer = *peer;
       lease.cancel = false;
+      credits.sent(*peer);
       renew(lease, now + m_options.lease);
       ++flying;
       queue.pop_front();
@@ -312,39 +350,149 @@ void Dispatcher::send_ready(Clock::time_point now) {
   if (!sent.empty() && m_hooks.on_sent) m_hooks.on_sent(std::move(sent));
 }
 
+void Dispatcher::bad_message(const std::string& service, const std::string& why) {
+  uint64_t n = ++m_bad_messages;
+  if (n <= 10 || n % 1000 == 0) {
+    log_warn("undecodable message on a commands socket",
+             {{"service", service}, {"error", why.substr(0, 200)}, {"count", std::to_string(n)}});
+  }
+}
+
+void Dispatcher::read_workers(Clock::time_point now) {
+  for (auto& [service, sock] : m_sockets) {
+    for (int drained = 0; drained < 4096; ++drained) {
+      std::vector<zmq::message_t> parts;
+      try {
+        if (!zmq::recv_multipart(sock, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
+      } catch (const zmq::error_t& e) {
+        bad_message(service, e.what());
+        break;
+      }
+      if (parts.size() != 3) {
+        bad_message(service, "expected 2 frames after the routing id, got " + std::to_string(parts.size() - 1));
+        continue;
+      }
+      std::string peer = parts[0].to_string(), kind = parts[1].to_string(), body = parts[2].to_string();
+      if (kind == k_kind_ready) {
+        auto r = decode_ready(body);
+        if (!r) {
+          bad_message(service, "ready: " + r.error());
+          continue;
+        }
+        size_t before = m_credits[service].peers();
+        m_credits[service].ready(peer, r->worker, r->credit, now);
+        if (m_credits[service].peers() > before) {
+          log_info("a worker is ready for commands",
+                   {{"service", service}, {"worker", r->worker}, {"credit", std::to_string(r->credit)}});
+        }
+      } else if (kind == k_kind_claim) {
+        auto c = decode_claim(body);
+        if (!c) {
+          bad_message(service, "claim: " + c.error());
+          continue;  // no grant: the worker starts none of them
+        }
+        answer_claim(service, peer, c.value(), now);
+      } else {
+        bad_message(service, "unknown kind '" + kind.substr(0, 32) + "'");
+      }
+    }
+  }
+}
+
+void Dispatcher::answer_claim(const std::string& service, const std::string& peer, const ClaimMessage& claim,
+                              Clock::time_point now) {
+  LeaseView view;
+  auto lookup = [&](const std::string& id) -> const LeaseView* {
+    auto it = m_leases.find(id);
+    if (it == m_leases.end()) return nullptr;
+    view.attempt = it->second.command.attempt;
+    view.peer = it->second.peer;
+    view.cancel = it->second.cancel || it->second.command.cancel;
+    return &view;
+  };
+  auto renew_lease = [&](const std::string& id) { renew(m_leases.at(id), now + m_options.lease); };
+  GrantMessage g = decide_claims(claim, peer, m_options.lease.count(), lookup, renew_lease);
+  m_claims_granted += g.granted.size();
+  m_claims_refused += g.refused.size();
+  for (const GrantEntry& r : g.refused) {
+    log_info("claim refused: that attempt no longer holds the lease",
+             {{"service", service}, {"id", r.id}, {"attempt", std::to_string(r.attempt)}});
+  }
+  Frames f = encode(g);
+  std::array<zmq::const_buffer, 3> parts = {zmq::buffer(peer), zmq::buffer(f.kind), zmq::buffer(f.body)};
+  try {
+    if (!zmq::send_multipart(m_sockets.at(service), parts, zmq::send_flags::dontwait)) {
+      log_warn("cannot answer a claim now; the worker will start none of it", {{"service", service}});
+    }
+  } catch (const zmq::error_t& e) {
+    // The connection is gone: the worker starts nothing, the leases run out.
+    log_warn("cannot answer a claim", {{"service", service}, {"error", e.what()}});
+  }
+}
+
 Dispatcher::Clock::time_point Dispatcher::next_wakeup(Clock::time_point now) const {
+  // Sockets and the eventfd wake the poll for everything else; the 500 ms
+  // bound also forgets silent connections in time.
   Clock::time_point t = now + std::chrono::milliseconds(500);
   if (!m_deadlines.empty()) t = std::min(t, m_deadlines.begin()->first);
   if (!m_delayed.empty()) t = std::min(t, m_delayed.begin()->first);
-  for (const auto& [service, queue] : m_ready) {
-    // Something to send but no room: try again soon.
-    if (!queue.empty()) t = std::min(t, now + std::chrono::milliseconds(5));
-  }
   return t;
 }
 
 void Dispatcher::run() {
   Inbox in;
+  std::vector<zmq::pollitem_t> items;
+  for (auto& [service, sock] : m_sockets) items.push_back({sock.handle(), 0, ZMQ_POLLIN, 0});
+  items.push_back({nullptr, m_wake_fd, ZMQ_POLLIN, 0});
   for (;;) {
     auto now = Clock::now();
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_wakeup(now) - now);
+    if (wait.count() < 0) wait = std::chrono::milliseconds(0);
     {
-      auto wakeup = next_wakeup(now);
       MutexLock lock(&m_mutex);
-      while (!m_stopping && m_inbox.empty() && m_cv.wait_until(&m_mutex, wakeup)) {
-      }
+      if (m_stopping) return;
+      if (!m_inbox.empty()) wait = std::chrono::milliseconds(0);
+    }
+    try {
+      zmq::poll(items.data(), items.size(), wait + std::chrono::milliseconds(1));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) log_error("poll on the commands sockets failed", {{"error", e.what()}});
+    }
+    uint64_t drained = 0;
+    while (::read(m_wake_fd, &drained, sizeof drained) > 0) {
+    }
+    {
+      MutexLock lock(&m_mutex);
       if (m_stopping) return;
       std::swap(in, m_inbox);
     }
     now = Clock::now();
     take(in, now);
     in = Inbox();
-    expire(now);
+    expire(now);  // before claims: an attempt whose lease ran out is not granted
+    read_workers(now);
+    uint64_t failed = 0;
+    for (auto& w : m_watches) {
+      w->poll();
+      failed += w->failures();
+    }
+    m_handshakes_failed = failed;
+    size_t connections = 0;
+    for (auto& [service, credits] : m_credits) {
+      for (const std::string& worker : credits.forget_silent(now, m_options.ready_silence)) {
+        m_connections_lost++;
+        log_warn("a worker connection sent no ready in time; no more commands go to it",
+                 {{"service", service}, {"worker", worker}});
+      }
+      connections += credits.peers();
+    }
     send_ready(now);
     size_t waiting = m_delayed.size();
     for (const auto& [s, q] : m_ready) waiting += q.size();
     m_waiting = waiting;
     m_in_flight_count = m_leases.size();
     m_deadline_count = m_deadlines.size();
+    m_connection_count = connections;
   }
 }
 

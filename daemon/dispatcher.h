@@ -1,8 +1,15 @@
 #pragma once
-// Dispatcher: forwards committed commands to workers over ZeroMQ PUSH (one
-// bound socket per service) and holds a lease on each until it ends.
+// Dispatcher: forwards committed commands to workers over a ZeroMQ ROUTER
+// (one bound socket per service) and holds a lease on each until it ends.
 //
-// PUSH/PULL has no acknowledgement, so every sent command is leased: a
+// Flow control and fencing (docs/protocol.md §4a): a command goes only to a
+// worker connection with free credit (its `ready`), so commands wait here,
+// where no lease runs; and a worker starts a command only after the claim
+// for that attempt is granted, which happens only while that attempt holds
+// the lease on that connection. A send to a connection that is gone (ZeroMQ
+// heartbeats closed it) fails at once and forgets that worker's credit.
+//
+// Delivery has no acknowledgement, so every sent command is leased: a
 // command that shows no progress (a "processing" event, or a heartbeat from
 // the worker naming it) within the lease is sent again with attempt+1, after
 // an exponential backoff; after max_attempts the operation fails with
@@ -10,7 +17,7 @@
 // workers not to run it any more. Workers deduplicate by request id, so a redelivery of work
 // that was done re-publishes its outcome instead of doing it twice.
 //
-// A command no worker can take (none connected, every queue full, or the
+// A command no worker can take (none connected, no free credit, or the
 // service's in-flight window is full) waits in the dispatcher's backlog,
 // bounded by the daemon's backlog limit; it is also safe in the store,
 // which redispatches every unfinished operation after a restart.
@@ -29,8 +36,11 @@
 #include <zmq.hpp>
 
 #include "daemon/cancel.h"
+#include "daemon/credit.h"
 #include "store/store.h"
 #include "shared/envelope.h"
+#include "shared/handshake_watch.h"
+#include "shared/liveness.h"
 #include "shared/mutex.h"
 #include "shared/result.h"
 
@@ -42,6 +52,9 @@ struct DispatchOptions {
   std::chrono::milliseconds backoff{1000};      // before the 2nd attempt; doubles each time
   std::chrono::milliseconds max_backoff{60000};
   size_t max_in_flight = 1000;                  // per service
+  LivenessOptions liveness;                     // on tcp:// command sockets
+  // A connection whose last `ready` is older is forgotten (its credit).
+  std::chrono::milliseconds ready_silence{3000};
 };
 
 class Dispatcher {
@@ -57,8 +70,8 @@ class Dispatcher {
     std::function<void(CancelDecision, CancelDone done)> on_cancel;
   };
 
-  // endpoints: service -> endpoint to bind. control: the endpoint of the PUB
-  // socket that tells workers of cancels ("" for none).
+  // endpoints: service -> endpoint to bind (a ROUTER each). control: the
+  // endpoint of the PUB socket that tells workers of cancels ("" for none).
   Dispatcher(zmq::context_t& ctx, std::map<std::string, std::string> endpoints, std::string control,
              DispatchOptions options, Hooks hooks = {});
   ~Dispatcher();
@@ -98,12 +111,24 @@ class Dispatcher {
   size_t in_flight() const { return m_in_flight_count.load(); }
   // Entries in the deadline index: one per lease (exposed for tests).
   size_t deadline_entries() const { return m_deadline_count.load(); }
+  uint64_t claims_granted() const { return m_claims_granted.load(); }
+  uint64_t claims_refused() const { return m_claims_refused.load(); }
+  // Worker connections forgotten: gone (EHOSTUNREACH) or silent.
+  uint64_t connections_lost() const { return m_connections_lost.load(); }
+  // Undecodable or unknown messages on the commands sockets.
+  uint64_t bad_messages() const { return m_bad_messages.load(); }
+  // Handshakes refused on the commands sockets (a wrong socket type: a
+  // protocol-1 worker; or a CURVE key the ZAP handler refused).
+  uint64_t handshakes_failed() const { return m_handshakes_failed.load(); }
+  // Connections with credit, over all services (exposed for tests).
+  size_t worker_connections() const { return m_connection_count.load(); }
 
  private:
   using Clock = std::chrono::steady_clock;
   using Deadlines = std::multimap<Clock::time_point, std::string>;
   struct Lease {
     Command command;
+    std::string peer;  // routing id of the connection it was sent on
     Clock::time_point deadline;
     bool cancel = false;
     Deadlines::iterator slot;  // its one entry in m_deadlines, when has_slot
@@ -139,6 +164,12 @@ class Dispatcher {
   // Marks every attempt of op_id to carry `cancel`, and publishes a cancel
   // notice (the dispatcher thread).
   void tell_workers(const std::string& op_id);
+  // Reads `ready` and `claim` messages from the workers of every service.
+  void read_workers(Clock::time_point now);
+  void answer_claim(const std::string& service, const std::string& peer, const ClaimMessage& claim,
+                    Clock::time_point now);
+  void bad_message(const std::string& service, const std::string& why);
+  void wake();
   void broadcast_cancel(const std::string& op_id);
   // Tells the workers that the daemon gave up on op_id (docs/protocol.md §7).
   void broadcast_fence(const std::string& op_id, const std::string& service);
@@ -151,7 +182,9 @@ class Dispatcher {
   DispatchOptions m_options;
   Hooks m_hooks;
   // Owned by the dispatcher thread after start():
-  std::map<std::string, zmq::socket_t> m_sockets;
+  std::map<std::string, zmq::socket_t> m_sockets;              // per service, ROUTER
+  std::map<std::string, WorkerCredits> m_credits;              // per service
+  std::vector<std::unique_ptr<HandshakeWatch>> m_watches;      // one per commands socket
   std::unique_ptr<zmq::socket_t> m_control;
   std::map<std::string, std::deque<Command>> m_ready;          // per service, to send now
   std::multimap<Clock::time_point, Command> m_delayed;         // redeliveries waiting out a backoff
@@ -161,12 +194,14 @@ class Dispatcher {
   std::set<std::string> m_canceled;                            // removed before sending
 
   Mutex m_mutex;
-  CondVar m_cv;
   Inbox m_inbox GUARDED_BY(m_mutex);
   bool m_stopping GUARDED_BY(m_mutex) = false;
 
   std::atomic<uint64_t> m_sent{0}, m_redelivered{0};
-  std::atomic<size_t> m_waiting{0}, m_in_flight_count{0}, m_deadline_count{0};
+  std::atomic<uint64_t> m_claims_granted{0}, m_claims_refused{0}, m_connections_lost{0}, m_bad_messages{0},
+      m_handshakes_failed{0};
+  std::atomic<size_t> m_waiting{0}, m_in_flight_count{0}, m_deadline_count{0}, m_connection_count{0};
+  int m_wake_fd = -1;  // eventfd: other threads wake the dispatcher's poll
   std::thread m_thread;
 };
 

@@ -283,6 +283,24 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
             case StoreWriter::Applied::ignored:
               m_counters.events_ignored++;
               break;
+            case StoreWriter::Applied::late: {
+              // Loud, but bounded: at most 5 lines a second, like refusals.
+              uint64_t n = ++m_counters.events_late;
+              int64_t second = now / 1000;
+              if (second != m_late_log_second) {
+                m_late_log_second = second;
+                m_late_logs_this_second = 0;
+              }
+              if (++m_late_logs_this_second <= 5) {
+                log_warn("a late outcome: its attempt had lost the lease, and another attempt ended the operation",
+                         {{"request_id", job.event.request_id}, {"state", to_string(job.event.state)},
+                          {"code", job.event.code}, {"attempt", std::to_string(job.event.attempt)},
+                          {"operation_attempt", std::to_string(c.op.attempt)}, {"worker", job.event.worker},
+                          {"count", std::to_string(n)}});
+              }
+              changes.push_back(std::move(c));
+              break;
+            }
             case StoreWriter::Applied::rejected: {
               uint64_t n = ++m_counters.events_rejected;
               if (n <= 10 || n % 1000 == 0) {
@@ -315,7 +333,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
   m_counters.accepted += accepted.size();
   int64_t delta = static_cast<int64_t>(accepted.size());
   for (const Change& c : changes) {
-    if (is_terminal(c.op.state)) --delta;  // a terminal state is entered once per operation
+    if (ends_operation(c)) --delta;
   }
   m_counters.unfinished += delta;
   for (size_t i = 0; i < batch.size(); ++i) {

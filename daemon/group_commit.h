@@ -48,6 +48,7 @@ class GroupCommitter {
     std::atomic<uint64_t> events_unknown{0};  // no such operation: counted and logged
     std::atomic<uint64_t> events_rejected{0};  // not allowed for its operation: counted and logged
     std::atomic<uint64_t> events_ignored{0};  // stale or duplicate (e.g. after terminal)
+    std::atomic<uint64_t> events_late{0};     // an outcome from an attempt that had lost its lease
     std::atomic<uint64_t> commit_failures{0};
     std::atomic<int64_t> unfinished{0};  // operations not yet terminal: the backlog
   };
@@ -171,6 +172,8 @@ class GroupCommitter {
   Hooks m_hooks;
   const size_t m_max_batch;
   Counters m_counters;
+  int64_t m_late_log_second = 0;  // owned by the committer thread: log rate limit
+  int m_late_logs_this_second = 0;
 
   mutable Mutex m_mutex;
   CondVar m_cv;

@@ -37,6 +37,21 @@ std::string render(const DaemonCounters& c) {
   m += render_metric("asyncops_commands_sent_total", "counter", "Commands handed to workers.", c.commands_sent);
   m += render_metric("asyncops_redeliveries_total", "counter", "Commands sent again after a lease ran out.",
                      c.redeliveries);
+  m += render_metric("asyncops_claims_granted_total", "counter",
+                     "Claimed commands a worker may start (the attempt held its lease).", c.claims_granted);
+  m += render_metric("asyncops_claims_refused_total", "counter",
+                     "Claimed commands refused: that attempt had lost its lease.", c.claims_refused);
+  m += render_metric("asyncops_worker_connections", "gauge", "Worker connections with credit on the commands sockets.",
+                     c.worker_connections);
+  m += render_metric("asyncops_worker_connections_lost_total", "counter",
+                     "Worker connections forgotten: gone or silent.", c.worker_connections_lost);
+  m += render_metric("asyncops_handshakes_failed_total", "counter",
+                     "Worker handshakes refused on the commands sockets (e.g. a protocol-1 worker).",
+                     c.handshakes_failed);
+  m += render_metric("asyncops_commands_channel_refused_total", "counter",
+                     "Undecodable messages on the commands sockets.", c.commands_channel_refused);
+  m += render_metric("asyncops_events_late_total", "counter",
+                     "Outcomes from an attempt that had lost its lease (logged, in the history).", c.events_late);
   m += render_metric("asyncops_events_applied_total", "counter", "Worker events that changed an operation.",
                      c.events_applied);
   m += render_metric("asyncops_events_unknown_total", "counter", "Worker events for no known operation.",

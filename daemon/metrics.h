@@ -26,6 +26,10 @@ struct DaemonCounters {
   uint64_t accepted = 0;  // operations accepted (202)
   int64_t backlog = 0;    // operations not yet terminal
   uint64_t dispatch_waiting = 0, in_flight = 0, commands_sent = 0, redeliveries = 0;
+  // The commands channel (docs/protocol.md §4a): claims, credit connections.
+  uint64_t claims_granted = 0, claims_refused = 0, worker_connections = 0, worker_connections_lost = 0;
+  uint64_t handshakes_failed = 0, commands_channel_refused = 0;
+  uint64_t events_late = 0;  // outcomes from an attempt that had lost its lease
   uint64_t events_applied = 0, events_unknown = 0, events_rejected = 0, events_ignored = 0;
   uint64_t bad_frames = 0;  // undecodable messages on the events socket
   uint64_t commits = 0, commit_failures = 0;

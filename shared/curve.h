@@ -1,5 +1,5 @@
 #pragma once
-// ZeroMQ CURVE for workers over tcp:// (issue 7). The daemon's PUSH
+// ZeroMQ CURVE for workers over tcp:// (issue 7). The daemon's ROUTER
 // (commands), SUB (events) and control PUB sockets are CURVE servers; a ZAP
 // handler (inproc://zeromq.zap.01, its own thread) admits only the worker
 // public keys on an allow-list. Workers are CURVE clients that know the

@@ -163,6 +163,31 @@ Frames encode(const FenceNotice& f) {
   return {k_kind_fence, j.dump()};
 }
 
+Frames encode(const ReadyMessage& r) {
+  json j{{"v", k_protocol_version}, {"worker", r.worker}, {"credit", r.credit}};
+  if (!r.service.empty()) j["service"] = r.service;
+  return {k_kind_ready, j.dump()};
+}
+
+Frames encode(const ClaimMessage& c) {
+  json claims = json::array();
+  for (const ClaimEntry& e : c.claims) claims.push_back({{"id", e.id}, {"attempt", e.attempt}});
+  return {k_kind_claim, json{{"v", k_protocol_version}, {"claims", std::move(claims)}}.dump()};
+}
+
+Frames encode(const GrantMessage& g) {
+  json granted = json::array(), refused = json::array();
+  for (const GrantEntry& e : g.granted) {
+    json one{{"id", e.id}, {"attempt", e.attempt}};
+    if (e.cancel) one["cancel"] = true;
+    granted.push_back(std::move(one));
+  }
+  for (const GrantEntry& e : g.refused) refused.push_back({{"id", e.id}, {"attempt", e.attempt}, {"reason", e.reason}});
+  return {k_kind_grant, json{{"v", k_protocol_version}, {"lease_ms", g.lease_ms}, {"granted", std::move(granted)},
+                             {"refused", std::move(refused)}}
+                            .dump()};
+}
+
 const char* to_string(Refusal r) {
   switch (r) {
     case Refusal::malformed: return "malformed";
@@ -300,6 +325,100 @@ Result<FenceNotice> decode_fence(const std::string& body, Refusal* why) {
   }
   if (!is_uuid(f.request_id)) return fail("field 'request_id' is not a UUID", why);
   return f;
+}
+
+Result<ReadyMessage> decode_ready(const std::string& body, Refusal* why) {
+  json j;
+  Failure err;
+  if (!parse_object(body, limits(k_max_flow_bytes, 64), &j, &err)) return fail(err, why);
+  ReadyMessage r;
+  int64_t credit = -1;
+  if (!get_string(j, "worker", &r.worker, &err, false, k_max_id_bytes) ||
+      !get_string(j, "service", &r.service, &err, false, k_max_id_bytes) || !get_int(j, "credit", &credit, &err)) {
+    return fail(err, why);
+  }
+  if (credit < 0 || credit > k_max_credit) {
+    return fail("field 'credit' must be an integer from 0 to " + std::to_string(k_max_credit), why);
+  }
+  r.credit = credit;
+  return r;
+}
+
+namespace {
+// The entries of a claim or grant list: objects with an "id" (a UUID) and an
+// "attempt" (1 or more), and, when reasons is set, a "reason".
+bool get_entries(const json& j, const char* key, std::vector<GrantEntry>* out, Failure* err, bool required) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (required) *err = {std::string("missing field '") + key + "'", Refusal::malformed};
+    return !required;
+  }
+  if (!it->is_array()) {
+    *err = {std::string("field '") + key + "' must be an array", Refusal::malformed};
+    return false;
+  }
+  if (it->size() > k_max_claims) {
+    *err = {std::string("field '") + key + "' holds " + std::to_string(it->size()) + " entries, more than " +
+                std::to_string(k_max_claims),
+            Refusal::too_many_ids};
+    return false;
+  }
+  for (const json& one : *it) {
+    if (!one.is_object()) {
+      *err = {std::string("field '") + key + "' must hold objects", Refusal::malformed};
+      return false;
+    }
+    GrantEntry e;
+    int64_t attempt = 0;
+    if (!get_string(one, "id", &e.id, err, true, k_max_request_id_bytes) || !get_int(one, "attempt", &attempt, err) ||
+        !get_string(one, "reason", &e.reason, err, false, k_max_id_bytes)) {
+      return false;
+    }
+    if (!is_uuid(e.id)) {
+      *err = {std::string("an id in '") + key + "' is not a UUID", Refusal::malformed};
+      return false;
+    }
+    if (attempt < 1 || attempt > 1000000) {
+      *err = {std::string("an attempt in '") + key + "' must be an integer of at least 1", Refusal::malformed};
+      return false;
+    }
+    e.attempt = static_cast<int>(attempt);
+    if (auto c = one.find("cancel"); c != one.end() && !c->is_null()) {
+      if (!c->is_boolean()) {
+        *err = {"field 'cancel' must be a boolean", Refusal::malformed};
+        return false;
+      }
+      e.cancel = c->get<bool>();
+    }
+    out->push_back(std::move(e));
+  }
+  return true;
+}
+}  // namespace
+
+Result<ClaimMessage> decode_claim(const std::string& body, Refusal* why) {
+  json j;
+  Failure err;
+  if (!parse_object(body, limits(k_max_flow_bytes, 4 * k_max_claims + 64), &j, &err)) return fail(err, why);
+  std::vector<GrantEntry> entries;
+  if (!get_entries(j, "claims", &entries, &err, true)) return fail(err, why);
+  ClaimMessage c;
+  c.claims.reserve(entries.size());
+  for (GrantEntry& e : entries) c.claims.push_back({std::move(e.id), e.attempt});
+  return c;
+}
+
+Result<GrantMessage> decode_grant(const std::string& body, Refusal* why) {
+  json j;
+  Failure err;
+  if (!parse_object(body, limits(k_max_grant_bytes, 16 * k_max_claims + 64), &j, &err)) return fail(err, why);
+  GrantMessage g;
+  if (!get_int(j, "lease_ms", &g.lease_ms, &err) || !get_entries(j, "granted", &g.granted, &err, false) ||
+      !get_entries(j, "refused", &g.refused, &err, false)) {
+    return fail(err, why);
+  }
+  if (g.lease_ms <= 0) return fail("field 'lease_ms' must be a positive integer", why);
+  return g;
 }
 
 std::string peek_request_id(const std::string& body) {

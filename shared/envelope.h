@@ -1,6 +1,7 @@
 #pragma once
-// The ZeroMQ wire envelope: what the daemon PUSHes to workers and what
-// workers PUBlish back to the tracker. docs/protocol.md is the contract; this
+// The ZeroMQ wire envelope: what the daemon sends to workers (commands,
+// grants, notices) and what workers send back (ready, claims, events,
+// heartbeats). docs/protocol.md is the contract; this
 // file is its one implementation. Every message is two frames:
 //   frame 0: the kind, ASCII ("command", "event", "heartbeat")
 //   frame 1: one JSON object, UTF-8
@@ -21,6 +22,10 @@ inline constexpr const char* k_kind_event = "event";
 inline constexpr const char* k_kind_heartbeat = "heartbeat";
 inline constexpr const char* k_kind_cancel = "cancel";
 inline constexpr const char* k_kind_fence = "fence";
+// The commands channel's flow control (docs/protocol.md §4a).
+inline constexpr const char* k_kind_ready = "ready";
+inline constexpr const char* k_kind_claim = "claim";
+inline constexpr const char* k_kind_grant = "grant";
 
 // Limits on what a peer may send (issue 15; docs/protocol.md, "Limits").
 // A message over any of them is refused whole: decoded into an error, never
@@ -34,6 +39,10 @@ inline constexpr size_t k_max_command_values = 1000000;
 inline constexpr size_t k_max_heartbeat_bytes = 64 << 10;  // 64 KiB
 inline constexpr size_t k_max_heartbeat_requests = 1024;   // request ids in one heartbeat
 inline constexpr size_t k_max_cancel_bytes = 4096;
+inline constexpr size_t k_max_flow_bytes = 64 << 10;     // ready, claim
+inline constexpr size_t k_max_grant_bytes = 256 << 10;   // grant: up to 1,024 entries with reasons
+inline constexpr int64_t k_max_credit = 1024;            // ready.credit
+inline constexpr size_t k_max_claims = 1024;             // entries in one claim
 inline constexpr size_t k_max_id_bytes = 128;        // worker, service, type, code
 inline constexpr size_t k_max_host_bytes = 256;
 inline constexpr size_t k_max_request_id_bytes = 64; // a request id in a heartbeat
@@ -51,7 +60,7 @@ enum class Refusal { malformed, too_large, too_deep, too_many_fields, field_too_
 const char* to_string(Refusal r);
 inline constexpr int k_refusal_count = 6;
 
-// daemon -> worker, over PUSH/PULL.
+// daemon -> worker, over ROUTER/DEALER (the commands channel).
 struct Command {
   std::string id;          // the operation id, also the request id
   std::string name;        // e.g. "create_user"
@@ -107,6 +116,39 @@ struct FenceNotice {
   std::string service;  // the operation's service; "" when not sent
 };
 
+// worker -> daemon, commands channel: how many commands this worker can
+// start now. Absolute: the daemon sends to the connection only while fewer
+// than `credit` of the commands it sent there are still under lease.
+struct ReadyMessage {
+  std::string worker;
+  std::string service;
+  int64_t credit = 0;  // 0 .. k_max_credit
+};
+
+// One command a worker is about to start: its id and the attempt it got.
+struct ClaimEntry {
+  std::string id;
+  int attempt = 1;
+};
+
+// worker -> daemon, commands channel: "may I start these?" One per batch.
+struct ClaimMessage {
+  std::vector<ClaimEntry> claims;  // at most k_max_claims
+};
+
+// daemon -> worker, commands channel: the answer to one claim.
+struct GrantEntry {
+  std::string id;
+  int attempt = 1;
+  bool cancel = false;   // granted, but a client asked to cancel it
+  std::string reason;    // refused only: "lease_lost"
+};
+struct GrantMessage {
+  int64_t lease_ms = 0;  // the lease each grant renews, from the daemon's answer
+  std::vector<GrantEntry> granted;
+  std::vector<GrantEntry> refused;
+};
+
 struct Frames {
   std::string kind;
   std::string body;
@@ -117,6 +159,9 @@ Frames encode(const Event& e);
 Frames encode(const Heartbeat& h);
 Frames encode(const CancelNotice& c);
 Frames encode(const FenceNotice& f);
+Frames encode(const ReadyMessage& r);
+Frames encode(const ClaimMessage& c);
+Frames encode(const GrantMessage& g);
 
 // Each decoder checks the kind, that the body is a JSON object within the
 // limits above, and the type of every field; an error names the first
@@ -128,6 +173,9 @@ Result<Event> decode_event(const std::string& body, Refusal* why = nullptr);
 Result<Heartbeat> decode_heartbeat(const std::string& body, Refusal* why = nullptr);
 Result<CancelNotice> decode_cancel(const std::string& body, Refusal* why = nullptr);
 Result<FenceNotice> decode_fence(const std::string& body, Refusal* why = nullptr);
+Result<ReadyMessage> decode_ready(const std::string& body, Refusal* why = nullptr);
+Result<ClaimMessage> decode_claim(const std::string& body, Refusal* why = nullptr);
+Result<GrantMessage> decode_grant(const std::string& body, Refusal* why = nullptr);
 
 // The request id of an event body that could not be decoded, for the log:
 // the UUID after the first "request_id" key in the raw text, or "" if there

@@ -1,5 +1,7 @@
 #include "store/operation.h"
 
+#include <algorithm>
+
 #include "shared/clock.h"
 #include "shared/json_text.h"
 
@@ -75,6 +77,7 @@ constexpr HistoryKindName k_history_kind_names[] = {
     {HistoryKind::failed, "failed"},
     {HistoryKind::canceled, "canceled"},
     {HistoryKind::superseded, "superseded"},
+    {HistoryKind::late_outcome, "late_outcome"},
 };
 }  // namespace
 
@@ -135,6 +138,14 @@ Command take_command(OperationRecord& op) {
   op.params = nlohmann::json::object();
   op.payload = nlohmann::json::object();
   return c;
+}
+
+bool ends_operation(const Change& c) {
+  return is_terminal(c.op.state) && c.kind != HistoryKind::superseded && c.kind != HistoryKind::late_outcome;
+}
+
+bool EventSender::may_serve(const std::string& service) const {
+  return services.empty() || std::find(services.begin(), services.end(), service) != services.end();
 }
 
 bool may_supersede(const OperationRecord& op, const Event& e) {

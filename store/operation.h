@@ -73,7 +73,8 @@ enum class HistoryKind {
   rejected,
   failed,
   canceled,
-  superseded,  // a worker's outcome replaced the daemon's give-up (docs/protocol.md §9)
+  superseded,    // a worker's outcome replaced the daemon's give-up (docs/protocol.md §9)
+  late_outcome,  // an older attempt's outcome after another attempt ended it; the state did not change
 };
 
 const char* to_string(HistoryKind k);
@@ -102,6 +103,11 @@ struct Change {
   HistoryKind kind = HistoryKind::accepted;  // the history entry's kind
   OperationRecord op;
 };
+
+// Whether c is the change that made its operation terminal: once per
+// operation. A change that supersedes the daemon's give-up, or records a
+// late outcome, leaves an operation terminal that was terminal already.
+bool ends_operation(const Change& c);
 
 struct OperationFilter {
   std::optional<OpState> state;
@@ -139,6 +145,9 @@ struct EventSender {
   // With CURVE: the services the sender's key may serve (its allow-list
   // entry); the event may only touch operations of these. Empty: any.
   std::vector<std::string> services;
+
+  // Whether the sender may report on an operation of service.
+  bool may_serve(const std::string& service) const;
 };
 
 // Who may command a resource (issue 15). A resource is owned by the

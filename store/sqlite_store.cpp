@@ -567,14 +567,27 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_event(const Event& e, int64_
   // the service did the work after all (docs/protocol.md §9).
   bool superseding = false;
   if (is_terminal(op.state)) {
-    if (!may_supersede(op, e)) return Applied::ignored;
+    if (!may_supersede(op, e)) {
+      // An outcome from an attempt that had lost its lease, after another
+      // attempt ended the operation: the work may have been done twice, on
+      // two hosts. It changes nothing, but it is not silent (issue 18): it
+      // goes into the operation's history, and the caller counts and logs it.
+      if (!is_terminal(e.state) || e.attempt >= op.attempt) return Applied::ignored;
+      if (!sender.may_serve(op.service)) return Applied::rejected;
+      std::string message = "a late outcome " + std::string(to_string(e.state)) + "/" +
+                            (e.code.empty() ? std::string("-") : e.code.substr(0, 128)) + " from attempt " +
+                            std::to_string(e.attempt) + " (worker " + e.worker.substr(0, 128) +
+                            "), after attempt " + std::to_string(op.attempt) + " had the lease; the operation stays " +
+                            to_string(op.state);
+      change->seq = m->append_history(op.seq, HistoryKind::late_outcome, op.state, e.code, message, now);
+      change->kind = HistoryKind::late_outcome;
+      change->op = std::move(op);
+      return Applied::late;
+    }
     superseding = true;
   }
   // A worker authenticated by CURVE may only report on its own services.
-  if (!sender.services.empty() &&
-      std::find(sender.services.begin(), sender.services.end(), op.service) == sender.services.end()) {
-    return Applied::rejected;
-  }
+  if (!sender.may_serve(op.service)) return Applied::rejected;
   // An event may only touch its own operation's resource: the resource the
   // route named, or for a command without one (a DELETE) the path it was
   // sent to. A worker cannot use one operation to write another resource.
@@ -671,7 +684,21 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_dispatched(const std::string
   // operation is not history.
   bool late = op.state == OpState::processing && attempt > 1 && attempt == op.attempt &&
               m->mark_missing(op.id, attempt);
-  if (op.state != OpState::pending && !late) return Applied::ignored;
+  if (op.state != OpState::pending && !late) {
+    // Not history, but the stored attempt follows every send, so that an
+    // outcome from an older attempt can be told apart (late outcomes).
+    if (op.state == OpState::processing && attempt > op.attempt) {
+      op.attempt = attempt;
+      auto& up = m->mark_dispatched;
+      up.reset();
+      up.bind(1, op.attempt);
+      up.bind(2, static_cast<int64_t>(op.updated_at));
+      up.bind(3, static_cast<int64_t>(op.seq));
+      up.exec();
+      m->remember(op);
+    }
+    return Applied::ignored;
+  }
   op.attempt = std::max(op.attempt, attempt);
   op.updated_at = now;
   auto& up = m->mark_dispatched;

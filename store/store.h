@@ -74,7 +74,10 @@ class StoreWriter {
 
   // rejected: the event is not one this operation allows (it names another
   // resource than the operation's); nothing changes.
-  enum class Applied { changed, unknown_operation, ignored, rejected };
+  // late: a terminal outcome from an attempt older than the one that ended
+  // the operation; nothing changes but a history entry "late_outcome" (in
+  // *change, kind "late_outcome").
+  enum class Applied { changed, unknown_operation, ignored, rejected, late };
   // Applies a worker's event: moves the operation forward (never
   // backwards, never out of a terminal state except as may_supersede()
   // allows: history kind "superseded") and, for a completed event, updates

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -14,8 +16,10 @@
 
 #include "shared/clock.h"
 #include "shared/curve.h"
+#include "shared/handshake_watch.h"
 #include "shared/ids.h"
 #include "shared/json_limits.h"
+#include "shared/liveness.h"
 #include "shared/log.h"
 #include "shared/mutex.h"
 #include "shared/paths.h"
@@ -162,7 +166,8 @@ Event Worker::handle(const Service& service, SQLite::Database& db, const Command
 std::vector<Event> Worker::handle_batch(const Service& service, ServiceDb& db,
                                         const std::vector<Command>& cmds, const std::string& worker_id,
                                         const std::function<bool(const std::string&)>& is_canceled,
-                                        const std::function<bool(const std::string&)>& is_fenced) {
+                                        const std::function<bool(const std::string&)>& is_fenced,
+                                        std::optional<std::chrono::steady_clock::time_point> start_before) {
   std::vector<Event> out;
   out.reserve(cmds.size());
   size_t next = 0;
@@ -175,6 +180,17 @@ std::vector<Event> Worker::handle_batch(const Service& service, ServiceDb& db,
       auto started = std::chrono::steady_clock::now();
       auto budget = std::chrono::milliseconds(k_transaction_budget_ms);
       do {
+        // A command whose grant no longer holds is not started (nor
+        // recorded): its lease may be another worker's by now.
+        if (start_before && std::chrono::steady_clock::now() >= *start_before) {
+          if (out.size() < cmds.size()) {
+            log_warn("the grant ran out before these commands could start; not started",
+                     {{"commands", std::to_string(cmds.size() - out.size())}});
+          }
+          db.reset_all();
+          tx.commit();
+          return out;
+        }
         const Command& cmd = cmds[next++];
         out.push_back(handle_in_transaction(service, db, cmd, worker_id, is_canceled && is_canceled(cmd.id),
                                             is_fenced && is_fenced(cmd.id)));
@@ -190,6 +206,25 @@ std::vector<Event> Worker::handle_batch(const Service& service, ServiceDb& db,
       break;
     }
   }
+  return out;
+}
+
+std::map<std::string, Event> Worker::recorded_outcomes(ServiceDb& db, const std::vector<Command>& cmds,
+                                                       const std::string& worker_id) {
+  std::map<std::string, Event> out;
+  SQLite::Statement& seen = db.prepare("SELECT event FROM handled WHERE request_id = ?");
+  for (const Command& cmd : cmds) {
+    seen.reset();
+    seen.bind(1, cmd.id);
+    if (!seen.executeStep()) continue;
+    auto prior = decode_event(seen.getColumn(0).getString());
+    if (!prior) continue;  // unreadable: the claimed path reports it (outcome_unreadable)
+    Event e = prior.value();
+    e.attempt = cmd.attempt;
+    e.worker = worker_id;
+    out.emplace(cmd.id, std::move(e));
+  }
+  seen.reset();
   return out;
 }
 
@@ -302,26 +337,48 @@ int Worker::run(const std::atomic<bool>& stop) {
   ServiceDb sdb(*db);  // destroyed before db: its statements go first
 
   zmq::context_t ctx(1);
-  // Owned by this thread: XPUB (events out), PULL (commands in), SUB (cancels in).
+  // Owned by this thread: XPUB (events out), DEALER (commands in; ready and
+  // claims out), SUB (cancels and fences in).
   zmq::socket_t pub(ctx, zmq::socket_type::xpub);
-  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  zmq::socket_t commands(ctx, zmq::socket_type::dealer);
   zmq::socket_t control(ctx, zmq::socket_type::sub);
   auto curve = [this](zmq::socket_t& s) {
     if (m_options.curve_server_key.empty()) return;
     make_curve_client(s, {m_options.curve_public_key, m_options.curve_secret_key}, m_options.curve_server_key);
   };
+  // A refused handshake retries with backoff, up to 2 s apart.
+  auto reconnect_backoff = [](zmq::socket_t& s) {
+    s.set(zmq::sockopt::reconnect_ivl, 100);
+    s.set(zmq::sockopt::reconnect_ivl_max, 2000);
+  };
   try {
     curve(pub);
-    curve(pull);
+    curve(commands);
     curve(control);
+    reconnect_backoff(pub);
+    reconnect_backoff(commands);
+    reconnect_backoff(control);
+    apply_liveness(pub, m_options.events_endpoint, m_options.liveness);
+    apply_liveness(commands, m_options.commands_endpoint, m_options.liveness);
+    apply_liveness(control, m_options.control_endpoint, m_options.liveness);
     pub.set(zmq::sockopt::linger, 2000);  // flush outcomes on a clean exit
     pub.set(zmq::sockopt::sndhwm, 100000);
-    pub.connect(m_options.events_endpoint);
-    pull.set(zmq::sockopt::linger, 0);
-    pull.set(zmq::sockopt::rcvhwm, 100);
-    pull.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(k_max_command_transport_bytes));
+    commands.set(zmq::sockopt::linger, 0);
+    // A ready or claim that cannot go to a live connection fails now
+    // instead of waiting in a pipe that may die with the link.
+    commands.set(zmq::sockopt::immediate, 1);
+    commands.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(k_max_command_transport_bytes));
     control.set(zmq::sockopt::linger, 0);
     control.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(k_max_transport_bytes));
+  } catch (const zmq::error_t& e) {
+    log_error("cannot set up the sockets", {{"error", e.what()}});
+    return 1;
+  }
+  // Declared after the sockets, so destroyed before them.
+  HandshakeWatch events_watch(pub, "events", m_options.events_endpoint);
+  HandshakeWatch commands_watch(commands, "commands", m_options.commands_endpoint);
+  try {
+    pub.connect(m_options.events_endpoint);
     if (!m_options.control_endpoint.empty()) {
       control.set(zmq::sockopt::subscribe, k_kind_cancel);
       control.set(zmq::sockopt::subscribe, k_kind_fence);
@@ -342,6 +399,8 @@ int Worker::run(const std::atomic<bool>& stop) {
     zmq::socket_t hb_pub(ctx, zmq::socket_type::pub);
     hb_pub.set(zmq::sockopt::linger, 0);
     curve(hb_pub);
+    reconnect_backoff(hb_pub);
+    apply_liveness(hb_pub, m_options.events_endpoint, m_options.liveness);
     hb_pub.connect(m_options.events_endpoint);
     Heartbeat hb;
     hb.worker = m_options.id;
@@ -374,8 +433,8 @@ int Worker::run(const std::atomic<bool>& stop) {
 
   // A PUB socket drops what it sends before the subscriber's subscription
   // arrives. So take no command until the tracker has subscribed (XPUB shows
-  // the subscription), and only then connect the PULL socket.
-  bool subscribed = false, pulling = false;
+  // the subscription), and only then connect the commands socket.
+  bool subscribed = false, connected_commands = false;
   uint64_t bad_frames = 0;
   std::set<std::string> canceled;          // cancels heard of, bounded
   std::deque<std::string> canceled_order;
@@ -391,17 +450,56 @@ int Worker::run(const std::atomic<bool>& stop) {
     }
     return true;
   };
+  auto bad = [&bad_frames](const char* what, const std::string& error) {
+    if (++bad_frames <= 10 || bad_frames % 1000 == 0) {
+      log_warn(what, {{"error", error}, {"count", std::to_string(bad_frames)}});
+    }
+  };
+
+  // Credit and claims (docs/protocol.md §4a).
+  using SteadyClock = std::chrono::steady_clock;
+  const int64_t idle_credit = static_cast<int64_t>(std::min<size_t>(k_max_batch, m_options.credit));
+  int64_t credit = idle_credit;           // what this worker can start now
+  SteadyClock::time_point ready_sent{};   // when `ready` last went out
+  std::deque<Command> received;           // commands not yet in a claim
+  std::vector<Command> claimed;           // the batch waiting for its grant
+  SteadyClock::time_point claim_sent{};
+  auto send_on_commands = [&commands](const Frames& f) {
+    std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
+    try {
+      return zmq::send_multipart(commands, parts, zmq::send_flags::dontwait).has_value();
+    } catch (const zmq::error_t&) {
+      return false;
+    }
+  };
+  auto announce = [&](int64_t c) {
+    credit = c;
+    ReadyMessage r{m_options.id, m_service.name, c};
+    if (send_on_commands(encode(r))) ready_sent = SteadyClock::now();
+  };
+  auto publish_processing = [&](const Command& c) {
+    Event processing;
+    processing.request_id = c.id;
+    processing.type = c.name + "_processing";
+    processing.state = OpState::processing;
+    processing.worker = m_options.id;
+    processing.attempt = c.attempt;
+    processing.time = format_rfc3339_ms(now_ms());
+    publish(pub, encode(processing));
+  };
 
   while (!stop) {
     zmq::pollitem_t items[] = {{pub.handle(), 0, ZMQ_POLLIN, 0},
                                {control.handle(), 0, ZMQ_POLLIN, 0},
-                               {pull.handle(), 0, ZMQ_POLLIN, 0}};
+                               {commands.handle(), 0, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, pulling ? 3 : 2, std::chrono::milliseconds(100));
+      zmq::poll(items, connected_commands ? 3 : 2, std::chrono::milliseconds(100));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       throw;
     }
+    events_watch.poll();
+    commands_watch.poll();
     if (items[0].revents & ZMQ_POLLIN) {
       zmq::message_t sub;
       while (pub.recv(sub, zmq::recv_flags::dontwait)) {
@@ -410,14 +508,14 @@ int Worker::run(const std::atomic<bool>& stop) {
           log_info("tracker subscribed; taking commands", {{"commands", m_options.commands_endpoint}});
         }
       }
-      if (subscribed && !pulling) {
+      if (subscribed && !connected_commands) {
         try {
-          pull.connect(m_options.commands_endpoint);
+          commands.connect(m_options.commands_endpoint);
         } catch (const zmq::error_t& e) {
           log_error("cannot connect", {{"commands", m_options.commands_endpoint}, {"error", e.what()}});
           return 1;
         }
-        pulling = true;
+        connected_commands = true;
       }
     }
     {
@@ -430,7 +528,7 @@ int Worker::run(const std::atomic<bool>& stop) {
         if (kind == k_kind_fence) {
           auto f = decode_fence(parts[1].to_string());
           if (!f) {
-            if (++bad_frames <= 10 || bad_frames % 1000 == 0) log_warn("undecodable control message", {{"error", f.error()}});
+            bad("undecodable control message", f.error());
             continue;
           }
           if (!f->service.empty() && f->service != m_service.name) continue;  // another service's
@@ -442,7 +540,7 @@ int Worker::run(const std::atomic<bool>& stop) {
         auto c = kind == k_kind_cancel ? decode_cancel(parts[1].to_string())
                                        : Result<CancelNotice>(Error{"bad control message"});
         if (!c) {
-          if (++bad_frames <= 10 || bad_frames % 1000 == 0) log_warn("undecodable control message", {{"error", c.error()}});
+          bad("undecodable control message", c.error());
           continue;
         }
         remember(canceled, canceled_order, c->request_id);
@@ -460,59 +558,138 @@ int Worker::run(const std::atomic<bool>& stop) {
         log_warn("cannot record fences yet", {{"count", std::to_string(fences_to_record.size())}, {"error", e.what()}});
       }
     }
-    if (!pulling || !(items[2].revents & ZMQ_POLLIN)) continue;
-    // Take what is waiting (up to 256), and handle it in one transaction.
-    std::vector<Command> batch;
-    static_assert(k_max_batch <= k_max_heartbeat_requests, "a heartbeat must name every command in hand");
-    for (int burst = 0; burst < static_cast<int>(k_max_batch) && !stop; ++burst) {
+    if (!connected_commands) continue;
+    auto now = SteadyClock::now();
+    // A new connection (also after a cut link came back) hears our credit at
+    // once; every connection hears it at least once a heartbeat interval.
+    if (commands_watch.take_connected() || now - ready_sent >= std::chrono::milliseconds(m_options.heartbeat_ms)) {
+      announce(credit);
+    }
+
+    // Read what the daemon sent: commands, and the grant for our claim.
+    std::optional<GrantMessage> grant;
+    for (int burst = 0; burst < 4 * static_cast<int>(k_max_batch) && !stop; ++burst) {
       std::vector<zmq::message_t> parts;
-      if (!zmq::recv_multipart(pull, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
+      if (!zmq::recv_multipart(commands, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
       if (parts.size() != 2) {
-        if (++bad_frames <= 10 || bad_frames % 1000 == 0) {
-          log_warn("undecodable command", {{"error", "expected 2 frames"}, {"count", std::to_string(bad_frames)}});
-        }
+        bad("undecodable command", "expected 2 frames");
         continue;
       }
-      auto cmd = decode_command(parts[0].to_string(), parts[1].to_string());
-      if (!cmd) {
-        if (++bad_frames <= 10 || bad_frames % 1000 == 0) {
-          log_warn("undecodable command", {{"error", cmd.error()}, {"count", std::to_string(bad_frames)}});
+      std::string kind = parts[0].to_string();
+      if (kind == k_kind_grant) {
+        auto g = decode_grant(parts[1].to_string());
+        if (!g) {
+          bad("undecodable grant", g.error());
+          continue;
         }
+        grant = std::move(g.value());
+        continue;
+      }
+      auto cmd = decode_command(kind, parts[1].to_string());
+      if (!cmd) {
+        bad("undecodable command", cmd.error());
         continue;
       }
       if (cmd->service != m_service.name && !cmd->service.empty()) {
         log_warn("command for another service", {{"service", cmd->service}, {"id", cmd->id}});
       }
-      batch.push_back(std::move(cmd.value()));
+      received.push_back(std::move(cmd.value()));
     }
-    if (batch.empty()) continue;
-    in_hand.add(batch);
-    in_flight += static_cast<int64_t>(batch.size());
-    for (const Command& c : batch) {
-      Event processing;
-      processing.request_id = c.id;
-      processing.type = c.name + "_processing";
-      processing.state = OpState::processing;
-      processing.worker = m_options.id;
-      processing.attempt = c.attempt;
-      processing.time = format_rfc3339_ms(now_ms());
-      publish(pub, encode(processing));
+
+    if (!claimed.empty() && grant) {
+      // Start only what was granted, and only while the grant still holds:
+      // the lease lasts lease_ms from the daemon's answer, which came after
+      // claim_sent, so by our own clock it holds until claim_sent + lease_ms.
+      auto holds_until = claim_sent + std::chrono::milliseconds(grant->lease_ms);
+      std::map<std::string, const GrantEntry*> granted;
+      for (const GrantEntry& g : grant->granted) granted[g.id] = &g;
+      std::set<std::string> answered;
+      for (const GrantEntry& g : grant->granted) answered.insert(g.id);
+      for (const GrantEntry& g : grant->refused) answered.insert(g.id);
+      bool ours = std::any_of(claimed.begin(), claimed.end(), [&](const Command& c) { return answered.count(c.id) > 0; });
+      if (!ours) continue;  // the answer to a claim given up on earlier: not this batch's
+      std::vector<Command> batch;
+      size_t refused = 0;
+      for (Command& c : claimed) {
+        auto g = granted.find(c.id);
+        if (g == granted.end() || g->second->attempt != c.attempt) {
+          ++refused;  // the lease is lost: another attempt has it, or it ended
+          continue;
+        }
+        if (g->second->cancel) c.cancel = true;
+        batch.push_back(std::move(c));
+      }
+      claimed.clear();
+      if (refused > 0) {
+        log_info("claims refused: not started, their leases are lost", {{"count", std::to_string(refused)}});
+      }
+      if (SteadyClock::now() >= holds_until) {
+        log_warn("a grant came after its lease; none of the batch is started", {{"commands", std::to_string(batch.size())}});
+        batch.clear();
+      }
+      if (!batch.empty()) {
+        in_hand.add(batch);
+        in_flight += static_cast<int64_t>(batch.size());
+        for (const Command& c : batch) publish_processing(c);
+        std::vector<Event> outcomes;
+        try {
+          outcomes = handle_batch(m_service, sdb, batch, m_options.id,
+                                  [&canceled](const std::string& id) { return canceled.count(id) > 0; },
+                                  [&fenced](const std::string& id) { return fenced.count(id) > 0; }, holds_until);
+        } catch (const std::exception& e) {
+          // The database itself failed (disk full, locked too long): nothing is
+          // recorded and no outcome is sent, so the leases run out and the
+          // commands are delivered again.
+          log_error("handling failed; leaving it to redelivery",
+                    {{"commands", std::to_string(batch.size())}, {"error", e.what()}});
+        }
+        for (const Event& e : outcomes) publish(pub, encode(e));
+        in_flight -= static_cast<int64_t>(batch.size());
+        in_hand.clear();
+      }
+    } else if (!claimed.empty() && SteadyClock::now() - claim_sent > std::chrono::seconds(5)) {
+      log_warn("no answer to a claim; none of the batch is started", {{"commands", std::to_string(claimed.size())}});
+      claimed.clear();
     }
-    std::vector<Event> outcomes;
-    try {
-      outcomes = handle_batch(m_service, sdb, batch, m_options.id,
-                              [&canceled](const std::string& id) { return canceled.count(id) > 0; },
-                              [&fenced](const std::string& id) { return fenced.count(id) > 0; });
-    } catch (const std::exception& e) {
-      // The database itself failed (disk full, locked too long): nothing is
-      // recorded and no outcome is sent, so the leases run out and the
-      // commands are delivered again.
-      log_error("handling failed; leaving it to redelivery",
-                {{"commands", std::to_string(batch.size())}, {"error", e.what()}});
+
+    if (claimed.empty() && !received.empty()) {
+      // The next batch. A command whose outcome is recorded already needs no
+      // claim: re-publishing it has no effect, so it goes out at once.
+      std::vector<Command> batch;
+      while (!received.empty() && batch.size() < k_max_batch) {
+        batch.push_back(std::move(received.front()));
+        received.pop_front();
+      }
+      std::map<std::string, Event> recorded;
+      try {
+        recorded = recorded_outcomes(sdb, batch, m_options.id);
+      } catch (const std::exception& e) {
+        log_warn("cannot read recorded outcomes; claiming the whole batch", {{"error", e.what()}});
+      }
+      ClaimMessage claim;
+      for (Command& c : batch) {
+        auto r = recorded.find(c.id);
+        if (r != recorded.end()) {
+          publish_processing(c);
+          publish(pub, encode(r->second));
+          continue;
+        }
+        claim.claims.push_back({c.id, c.attempt});
+        claimed.push_back(std::move(c));
+      }
+      if (!claimed.empty()) {
+        claim_sent = SteadyClock::now();
+        if (!send_on_commands(encode(claim))) {
+          log_warn("cannot send a claim (no connection to the daemon); none of the batch is started",
+                   {{"commands", std::to_string(claimed.size())}});
+          claimed.clear();
+        }
+      }
     }
-    for (const Event& e : outcomes) publish(pub, encode(e));
-    in_flight -= static_cast<int64_t>(batch.size());
-    in_hand.clear();
+    // The credit says what this worker can start now: nothing while a
+    // batch waits for its grant or is handled, a batch's worth otherwise.
+    int64_t want = claimed.empty() && received.empty() ? idle_credit : 0;
+    if (want != credit) announce(want);
   }
   log_info("stopping");
   return 0;

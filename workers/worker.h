@@ -1,19 +1,24 @@
 #pragma once
 // The worker loop, as a library: a service registers its handlers and the
-// loop does the rest. It PULLs commands, publishes "processing", runs the
-// handler inside a SQLite transaction that also records the outcome under
-// the request id, and publishes the outcome. A command that comes again
+// loop does the rest. It announces its credit, receives commands on a DEALER,
+// claims each batch and starts only what the daemon grants (docs/protocol.md
+// §4a), publishes "processing", runs the handler inside a SQLite transaction
+// that also records the outcome under the request id, and publishes the
+// outcome. A command that comes again
 // (redelivery) finds its recorded outcome and re-publishes it without
 // running the handler a second time: at-least-once delivery, one effect.
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "shared/envelope.h"
+#include "shared/liveness.h"
 #include "shared/state.h"
 #include "workers/service_db.h"
 
@@ -56,11 +61,16 @@ struct Service {
 
 struct WorkerOptions {
   std::string data_dir;
-  std::string commands_endpoint;  // connect; the daemon's PUSH binds
+  std::string commands_endpoint;  // connect (DEALER); the daemon's ROUTER binds
   std::string events_endpoint;    // connect; the daemon's SUB binds
   std::string control_endpoint;   // connect; the daemon's control PUB binds ("" for none)
   std::string id;                 // default: host/pid/random
   int heartbeat_ms = 1000;
+  // The credit this worker announces while idle (docs/protocol.md §4a):
+  // how many commands it can start at once. The built-in loop handles one
+  // batch at a time, so at most one batch (256).
+  size_t credit = 256;
+  LivenessOptions liveness;       // ZeroMQ heartbeats and TCP keepalive on tcp://
   // CURVE (issue 7): all set, or none. Z85 keys.
   std::string curve_public_key, curve_secret_key, curve_server_key;
 };
@@ -85,11 +95,19 @@ class Worker {
   // committed before it are returned and the rest are not recorded (left to
   // redelivery); if the first fails, it throws and nothing is recorded.
   // is_canceled and is_fenced may be empty. A fenced command that was not
-  // handled before is recorded failed/worker_timeout without running.
+  // handled before is recorded failed/worker_timeout without running. No
+  // command is started at or after start_before (the end of its grant); those
+  // are left out of the result, unrecorded.
   static std::vector<Event> handle_batch(const Service& service, ServiceDb& db,
                                          const std::vector<Command>& cmds, const std::string& worker_id,
                                          const std::function<bool(const std::string&)>& is_canceled,
-                                         const std::function<bool(const std::string&)>& is_fenced = nullptr);
+                                         const std::function<bool(const std::string&)>& is_fenced = nullptr,
+                                         std::optional<std::chrono::steady_clock::time_point> start_before = std::nullopt);
+  // The outcomes recorded already for some of cmds, by request id, with the
+  // command's attempt and this worker's id: a redelivery re-publishes them
+  // without a claim (no effect can follow). Unreadable records are left out.
+  static std::map<std::string, Event> recorded_outcomes(ServiceDb& db, const std::vector<Command>& cmds,
+                                                        const std::string& worker_id);
   // Records failed/worker_timeout under each request id that has no outcome
   // yet, in one transaction: the daemon gave up on them (a fence notice),
   // so no worker sharing db may run them afterwards. Throws if the

@@ -10,6 +10,8 @@
 
 #include "shared/config.h"
 #include "shared/curve.h"
+#include "shared/duration.h"
+#include "shared/liveness.h"
 #include "shared/log.h"
 #include "shared/paths.h"
 #include "workers/worker.h"
@@ -31,7 +33,7 @@ int worker_main(int argc, char** argv) {
   app.add_option("--data-dir", opts.data_dir, "Directory for the service database")
       ->envname("ASYNCOPS_DATA_DIR");
   app.add_option("--commands", opts.commands_endpoint,
-                 "ZeroMQ endpoint to PULL commands from (default ipc://DATA_DIR/commands.SERVICE.ipc)")
+                 "ZeroMQ endpoint of the daemon's commands socket (default ipc://DATA_DIR/commands.SERVICE.ipc)")
       ->envname("ASYNCOPS_COMMANDS");
   app.add_option("--events", opts.events_endpoint,
                  "ZeroMQ endpoint to publish events to (default ipc://DATA_DIR/events.ipc)")
@@ -54,6 +56,8 @@ int worker_main(int argc, char** argv) {
                  "The daemon's CURVE public key (Z85, or a file holding it)")
       ->envname("ASYNCOPS_CURVE_SERVER_KEY");
   app.add_option("--heartbeat-ms", opts.heartbeat_ms, "Heartbeat interval")->check(CLI::Range(50, 60000));
+  LivenessFlags liveness;
+  add_liveness_flags(app, &liveness, "A tcp:// connection that is silent this long is closed and made again");
   app.add_option("--log-format", log_format, "text or json")
       ->envname("ASYNCOPS_LOG_FORMAT")
       ->check(CLI::IsMember({"text", "json"}));
@@ -87,10 +91,33 @@ int worker_main(int argc, char** argv) {
     log_error("unknown service '" + service + "' (built in: users)");
     return 2;
   }
+  auto live = liveness_from(liveness);
+  if (!live) {
+    log_error(live.error());
+    return 2;
+  }
+  opts.liveness = live.value();
+  bool control_given = !opts.control_endpoint.empty();
   if (opts.commands_endpoint.empty()) opts.commands_endpoint = default_commands_endpoint(opts.data_dir, service);
   if (opts.events_endpoint.empty()) opts.events_endpoint = default_events_endpoint(opts.data_dir);
   if (opts.control_endpoint.empty()) opts.control_endpoint = default_control_endpoint(opts.data_dir);
   if (opts.control_endpoint == "-") opts.control_endpoint.clear();
+  bool remote = opts.commands_endpoint.rfind("tcp://", 0) == 0;
+  if (remote && !control_given) {
+    // The default control endpoint is an ipc:// path on this host: a daemon
+    // on another host is not there, and its notices would never arrive.
+    log_warn("this worker connects over tcp:// without --control: it will not hear cancel or fence notices "
+             "(it connects to " + opts.control_endpoint + " on this host); pass --control tcp://DAEMON:PORT, "
+             "or --control - to say you mean it");
+  } else if (opts.control_endpoint.empty()) {
+    log_warn("--control -: this worker will not hear cancel or fence notices (a claim's grant still carries a "
+             "cancel asked before the command starts)");
+  }
+  if (remote && service == "users") {
+    log_warn("the users service keeps its users in " + opts.data_dir + "/users.db on this host: workers of it on "
+             "several hosts are several separate user sets, each with its own dedupe table "
+             "(docs/protocol.md, \"Workers on other hosts\")");
+  }
   if (curve_secret_file.empty() != curve_server_key.empty()) {
     log_error("--curve-secret-key-file and --curve-server-key go together");
     return 2;

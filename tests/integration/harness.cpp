@@ -1,16 +1,18 @@
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <fstream>
 #include <sstream>
-#include <stdexcept>
 #include <stdexcept>
 #include <thread>
 
@@ -272,6 +274,27 @@ std::string add_token(const std::string& dir, const std::string& principal, cons
   auto r = run_cli({"token", "add", "--principal", principal, "--role", role, "--data-dir", dir});
   if (r.exit_code != 0) throw std::runtime_error("token add failed: " + r.err);
   return last_line(r.out);
+}
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    throw std::runtime_error("no free port");
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+int64_t metric(System& sys, const std::string& name) {
+  auto body = sys.get("/metrics").body;
+  auto pos = body.find("\n" + name + " ");
+  return pos == std::string::npos ? -1 : std::stoll(body.substr(pos + name.size() + 2));
 }
 
 }  // namespace asyncops::it

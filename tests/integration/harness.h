@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -120,5 +121,13 @@ std::string wait_for_url_line(const std::string& log_path,
                               std::chrono::milliseconds timeout = std::chrono::seconds(30));
 // `asyncops token add` for dir; returns the new token. Throws on failure.
 std::string add_token(const std::string& dir, const std::string& principal, const std::string& role);
+
+// A TCP port on 127.0.0.1 that was free a moment ago (for tcp:// endpoints).
+int free_port();
+// tcp://127.0.0.1:port
+inline std::string tcp(int port) { return "tcp://127.0.0.1:" + std::to_string(port); }
+
+// The value of a metric line that starts with name (labels included), or -1.
+int64_t metric(System& sys, const std::string& name);
 
 }  // namespace asyncops::it

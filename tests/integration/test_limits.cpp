@@ -37,13 +37,6 @@ class RawPublisher {
   zmq::socket_t m_pub;
 };
 
-// The value of a metric line that starts with name (labels included), or -1.
-int64_t metric(System& sys, const std::string& name) {
-  auto body = sys.get("/metrics").body;
-  auto pos = body.find("\n" + name + " ");
-  return pos == std::string::npos ? -1 : std::stoll(body.substr(pos + name.size() + 2));
-}
-
 std::string refused(const char* kind, const char* reason) {
   return std::string("asyncops_messages_refused_total{kind=\"") + kind + "\",reason=\"" + reason + "\"}";
 }

@@ -20,6 +20,7 @@
 #include "harness.h"
 #include "tests/loopback.h"
 #include "shared/envelope.h"
+#include "tests/tools/tcp_proxy.h"
 #include "workers/services/users.h"
 #include "workers/worker.h"
 
@@ -29,27 +30,38 @@ using nlohmann::json;
 namespace {
 
 // A peer on the commands socket that takes commands and never answers, like
-// a worker that dies with them; close() drops the connection.
+// a worker that dies with them; close() drops the connection. It announces
+// credit (docs/protocol.md §4a) while it waits, and never claims.
 class BlackHole {
  public:
-  explicit BlackHole(const std::string& data_dir) : m_pull(m_ctx, zmq::socket_type::pull) {
-    m_pull.set(zmq::sockopt::linger, 0);
-    m_pull.connect("ipc://" + data_dir + "/commands.users.ipc");
+  explicit BlackHole(const std::string& data_dir) : m_socket(m_ctx, zmq::socket_type::dealer) {
+    m_socket.set(zmq::sockopt::linger, 0);
+    m_socket.connect("ipc://" + data_dir + "/commands.users.ipc");
   }
   // Waits for one command and returns it.
   std::optional<asyncops::Command> take(std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
-    m_pull.set(zmq::sockopt::rcvtimeo, static_cast<int>(timeout.count()));
-    std::vector<zmq::message_t> parts;
-    if (!zmq::recv_multipart(m_pull, std::back_inserter(parts))) return std::nullopt;
-    auto c = asyncops::decode_command(parts[0].to_string(), parts[1].to_string());
-    if (!c) return std::nullopt;
-    return c.value();
+    auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      // Said again and again: the daemon forgets a connection silent for 3 s.
+      auto f = asyncops::encode(asyncops::ReadyMessage{"black-hole", "users", 1000});
+      std::array<zmq::const_buffer, 2> ready = {zmq::buffer(f.kind), zmq::buffer(f.body)};
+      zmq::send_multipart(m_socket, ready, zmq::send_flags::dontwait);
+      zmq::pollitem_t item{m_socket.handle(), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(500)) == 0) continue;
+      std::vector<zmq::message_t> parts;
+      if (!zmq::recv_multipart(m_socket, std::back_inserter(parts), zmq::recv_flags::dontwait)) continue;
+      if (parts.size() != 2) return std::nullopt;
+      auto c = asyncops::decode_command(parts[0].to_string(), parts[1].to_string());
+      if (!c) return std::nullopt;
+      return c.value();
+    }
+    return std::nullopt;
   }
-  void close() { m_pull.close(); }
+  void close() { m_socket.close(); }
 
  private:
   zmq::context_t m_ctx{1};
-  zmq::socket_t m_pull;
+  zmq::socket_t m_socket;
 };
 
 std::vector<std::string> history_kinds(System& sys, const std::string& id) {
@@ -57,12 +69,6 @@ std::vector<std::string> history_kinds(System& sys, const std::string& id) {
   std::vector<std::string> out;
   for (auto& h : r.json["items"]) out.push_back(h["kind"]);
   return out;
-}
-
-int64_t metric(System& sys, const std::string& name) {
-  auto body = sys.get("/metrics").body;
-  auto pos = body.find("\n" + name + " ");
-  return pos == std::string::npos ? -1 : std::stoll(body.substr(pos + name.size() + 2));
 }
 
 int count_users(System& sys) {
@@ -374,8 +380,11 @@ bool creates_agree(System& sys, const std::vector<json>& accepted, std::string* 
   return true;
 }
 
+// Every worker has the tracker's subscription, and the daemon has its
+// credit: a command goes to any of them from now on (docs/protocol.md §4a).
 void wait_until_subscribed(System& sys, size_t workers) {
   REQUIRE(eventually([&] { return count_in(slurp(sys.data_dir() + "/worker.log"), "tracker subscribed") >= workers; }));
+  REQUIRE(eventually([&] { return metric(sys, "asyncops_worker_connections") >= static_cast<int64_t>(workers); }));
 }
 
 // The worker with this pid has reported an empty hand twice since now.
@@ -434,11 +443,22 @@ TEST_CASE("a worker stopped past its lease and attempts: every final state agree
 }
 
 TEST_CASE("a worker that missed the fence: its late outcome supersedes worker_timeout", "[reliability][fence]") {
-  System sys(0, {"--lease", "500ms", "--backoff", "50ms", "--max-attempts", "2"});
-  sys.start_worker({"--control", "-"});  // hears no notices, as if every fence were lost
+  // The worker's events reach the daemon through a link that is cut: it
+  // does the work (its claims are granted on the commands socket), but the
+  // daemon hears nothing of it and gives up. (A claim fences commands that
+  // have not started, so only work already done can come late.) ZeroMQ
+  // heartbeats are off so that the cut link holds the outcomes instead of
+  // being closed.
+  int events = free_port();
+  System sys(0, {"--events", tcp(events), "--lease", "500ms", "--backoff", "50ms", "--max-attempts", "2",
+                 "--zmq-heartbeat", "0"});
+  asyncops::test::TcpProxy link("127.0.0.1", events);
+  REQUIRE(link.start());
+  Process worker({ASYNCOPS_WORKER_BIN, "--data-dir", sys.data_dir(), "--heartbeat-ms", "200", "--events",
+                  tcp(link.port()), "--control", "-", "--zmq-heartbeat", "0"},
+                 sys.data_dir() + "/worker.log");
   wait_until_subscribed(sys, 1);
-  Process& stopped = sys.workers()[0];
-  stopped.signal(SIGSTOP);
+  link.cut();
   std::vector<json> accepted;
   for (int i = 0; i < 10; ++i) accepted.push_back(sys.create_user("late" + std::to_string(i) + "@example.com", "L"));
   INFO(sys.logs());
@@ -446,7 +466,7 @@ TEST_CASE("a worker that missed the fence: its late outcome supersedes worker_ti
     auto done = sys.wait_terminal(op["id"], 30);
     REQUIRE(done["code"] == "worker_timeout");
   }
-  stopped.signal(SIGCONT);
+  link.restore();
   for (const json& op : accepted) {
     std::string id = op["id"];
     CHECK(eventually([&] { return sys.get("/operations/" + id).json["state"] == "completed"; }));

@@ -334,6 +334,10 @@ TEST_CASE("CURVE over tcp: an unknown key neither gets commands nor injects even
   // which a command could reach it.
   REQUIRE(eventually([&] { return curve_rejected() >= 2; }));
   CHECK(sys.get("/operations/" + id).json["state"] == "pending");
+  // And the refused worker says why, in one line (not "waiting" for ever).
+  CHECK(eventually([&] {
+    return slurp(sys.data_dir() + "/rogue.log").find("is not on the daemon's --curve-allowed-keys") != std::string::npos;
+  }));
   // A publisher with that key cannot complete it either.
   {
     zmq::context_t ctx(1);

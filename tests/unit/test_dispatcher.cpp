@@ -1,9 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
-#include <map>
-#include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <zmq.hpp>
@@ -30,11 +29,47 @@ Command command(int i) {
 
 Change change(const std::string& id, OpState state) {
   Change c;
-  c.kind = history_kind_of(state);
+  c.kind = to_string(state);
   c.op.id = id;
   c.op.service = "users";
   c.op.state = state;
   return c;
+}
+
+void send(zmq::socket_t& s, const Frames& f) {
+  std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
+  REQUIRE(zmq::send_multipart(s, parts));
+}
+
+// A worker's commands socket (docs/protocol.md §4a) that announced credit.
+zmq::socket_t worker(zmq::context_t& ctx, const std::string& endpoint, int64_t credit) {
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect(endpoint);
+  send(s, encode(ReadyMessage{"test-worker", "users", credit}));
+  return s;
+}
+
+GrantMessage claim(zmq::socket_t& s, const std::vector<ClaimEntry>& entries) {
+  ClaimMessage c;
+  c.claims = entries;
+  send(s, encode(c));
+  s.set(zmq::sockopt::rcvtimeo, 10000);
+  for (;;) {
+    std::vector<zmq::message_t> parts;
+    REQUIRE(zmq::recv_multipart(s, std::back_inserter(parts)));
+    REQUIRE(parts.size() == 2);
+    if (parts[0].to_string() != k_kind_grant) continue;  // a command meanwhile
+    auto g = decode_grant(parts[1].to_string());
+    REQUIRE(g);
+    return g.value();
+  }
+}
+
+// Whether anything arrives on s within ms.
+bool quiet_for(zmq::socket_t& s, int ms) {
+  zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+  return zmq::poll(&item, 1, std::chrono::milliseconds(ms)) == 0;
 }
 
 std::vector<Command> receive(zmq::socket_t& pull, size_t n) {
@@ -44,6 +79,7 @@ std::vector<Command> receive(zmq::socket_t& pull, size_t n) {
     std::vector<zmq::message_t> parts;
     REQUIRE(zmq::recv_multipart(pull, std::back_inserter(parts)));
     REQUIRE(parts.size() == 2);
+    if (parts[0].to_string() == k_kind_grant) continue;
     auto c = decode_command(parts[0].to_string(), parts[1].to_string());
     REQUIRE(c);
     got.push_back(std::move(c.value()));
@@ -51,78 +87,18 @@ std::vector<Command> receive(zmq::socket_t& pull, size_t n) {
   return got;
 }
 
-// A dispatcher for the service "users" on ipc endpoints in a temp dir, and
-// sockets to play its workers.
-struct Rig {
-  TempDir dir;
-  zmq::context_t ctx{1};
-  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
-  std::string control = "ipc://" + dir.path + "/control.ipc";
-  std::unique_ptr<Dispatcher> dispatcher;  // declared after ctx: closed before it
-
-  // Binds and starts it; with_control: the control PUB socket too.
-  Dispatcher& start(DispatchOptions options = {}, Dispatcher::Hooks hooks = {}, bool with_control = false) {
-    dispatcher = std::make_unique<Dispatcher>(ctx, std::map<std::string, std::string>{{"users", endpoint}},
-                                              with_control ? control : "", options, std::move(hooks));
-    REQUIRE(dispatcher->bind());
-    dispatcher->start();
-    return *dispatcher;
-  }
-  // Hooks that count the operations given up, and note the attempts made.
-  std::atomic<int> gave_up{0};
-  std::atomic<int> gave_up_attempts{0};
-  Dispatcher::Hooks counting_give_ups() {
-    Dispatcher::Hooks hooks;
-    hooks.on_gave_up = [this](const std::string&, int attempts) {
-      gave_up_attempts = attempts;
-      ++gave_up;
-    };
-    return hooks;
-  }
-  // A worker's PULL socket, connected.
-  zmq::socket_t worker() {
-    zmq::socket_t pull(ctx, zmq::socket_type::pull);
-    pull.connect(endpoint);
-    return pull;
-  }
-};
-
-// Fast leases that give up after max_attempts.
-DispatchOptions short_leases(int max_attempts) {
-  DispatchOptions options;
-  options.lease = std::chrono::milliseconds(100);
-  options.backoff = std::chrono::milliseconds(10);
-  options.max_attempts = max_attempts;
-  return options;
-}
-
-// The cancel decisions the dispatcher hands to the store, each answered
-// with `answer` as the store would.
-struct CancelRecorder {
-  std::mutex m;
-  std::vector<CancelDecision> decisions;  // GUARDED_BY(m)
-
-  Dispatcher::Hooks hooks(Status answer) {
-    Dispatcher::Hooks h;
-    h.on_cancel = [this, answer](CancelDecision d, CancelDone done) {
-      {
-        std::lock_guard<std::mutex> lock(m);
-        decisions.push_back(d);
-      }
-      done(answer);
-    };
-    return h;
-  }
-};
-
 }  // namespace
 
 TEST_CASE("a lease keeps one deadline however often it is renewed, and none once it ends", "[dispatcher]") {
-  Rig rig;
-  Dispatcher& d = rig.start();
-  zmq::socket_t pull = rig.worker();
-
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  Dispatcher d(ctx, {{"users", endpoint}}, "", DispatchOptions{}, {});
+  REQUIRE(d.bind());
+  d.start();
   const size_t n = 200;
+  zmq::socket_t pull = worker(ctx, endpoint, static_cast<int64_t>(n));
+
   std::vector<Command> cmds;
   for (size_t i = 0; i < n; ++i) cmds.push_back(command(static_cast<int>(i)));
   d.enqueue(cmds);
@@ -157,9 +133,23 @@ TEST_CASE("a lease keeps one deadline however often it is renewed, and none once
 }
 
 TEST_CASE("a lease that runs out is redelivered, then given up, leaving no deadline behind", "[dispatcher]") {
-  Rig rig;
-  Dispatcher& d = rig.start(short_leases(2), rig.counting_give_ups());
-  zmq::socket_t pull = rig.worker();
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  DispatchOptions options;
+  options.lease = std::chrono::milliseconds(100);
+  options.backoff = std::chrono::milliseconds(10);
+  options.max_attempts = 2;
+  std::atomic<int> gave_up{0};
+  Dispatcher::Hooks hooks;
+  hooks.on_gave_up = [&](const std::string&, int attempts) {
+    CHECK(attempts == 2);
+    ++gave_up;
+  };
+  Dispatcher d(ctx, {{"users", endpoint}}, "", options, hooks);
+  REQUIRE(d.bind());
+  d.start();
+  zmq::socket_t pull = worker(ctx, endpoint, 10);
 
   Command c = command(1);
   d.enqueue({c});
@@ -168,8 +158,7 @@ TEST_CASE("a lease that runs out is redelivered, then given up, leaving no deadl
   auto second = receive(pull, 1);  // no progress within the lease
   CHECK(second[0].id == c.id);
   CHECK(second[0].attempt == 2);
-  eventually([&] { return rig.gave_up.load() == 1; });
-  CHECK(rig.gave_up_attempts.load() == 2);
+  eventually([&] { return gave_up.load() == 1; });
   eventually([&] { return d.in_flight() == 0; });
   CHECK(d.deadline_entries() == 0);
   CHECK(d.redelivered() == 1);
@@ -177,13 +166,25 @@ TEST_CASE("a lease that runs out is redelivered, then given up, leaving no deadl
 }
 
 TEST_CASE("giving up publishes a fence notice for the request on the control socket", "[dispatcher][fence]") {
-  Rig rig;
-  Dispatcher& d = rig.start(short_leases(1), rig.counting_give_ups(), /*with_control=*/true);
-  zmq::socket_t sub(rig.ctx, zmq::socket_type::sub);
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  std::string control = "ipc://" + dir.path + "/control.ipc";
+  DispatchOptions options;
+  options.lease = std::chrono::milliseconds(100);
+  options.backoff = std::chrono::milliseconds(10);
+  options.max_attempts = 1;
+  std::atomic<int> gave_up{0};
+  Dispatcher::Hooks hooks;
+  hooks.on_gave_up = [&](const std::string&, int) { ++gave_up; };
+  Dispatcher d(ctx, {{"users", endpoint}}, control, options, hooks);
+  REQUIRE(d.bind());
+  d.start();
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
   sub.set(zmq::sockopt::subscribe, k_kind_fence);
-  sub.connect(rig.control);
+  sub.connect(control);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the subscription reach the PUB
-  zmq::socket_t pull = rig.worker();
+  zmq::socket_t pull = worker(ctx, endpoint, 10);
 
   Command c = command(1);
   d.enqueue({c});
@@ -197,15 +198,28 @@ TEST_CASE("giving up publishes a fence notice for the request on the control soc
   REQUIRE(f);
   CHECK(f->request_id == c.id);
   CHECK(f->service == "users");
-  eventually([&] { return rig.gave_up.load() == 1; });
+  eventually([&] { return gave_up.load() == 1; });
   d.stop();
 }
 
 TEST_CASE("a cancel of a command not sent yet takes it back; if that is not stored, it is sent after all",
           "[dispatcher][cancel]") {
-  CancelRecorder store;  // outlives the dispatcher that calls it
-  Rig rig;
-  Dispatcher& d = rig.start({}, store.hooks(Error{"the store is unavailable"}));  // as a failed commit would
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  std::mutex m;
+  std::vector<CancelDecision> decisions;
+  Dispatcher::Hooks hooks;
+  hooks.on_cancel = [&](CancelDecision d, CancelDone done) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      decisions.push_back(d);
+    }
+    done(Error{"the store is unavailable"});  // as a failed commit would
+  };
+  Dispatcher d(ctx, {{"users", endpoint}}, "", DispatchOptions{}, hooks);
+  REQUIRE(d.bind());
+  d.start();
   Command c = command(1);
   d.enqueue({c});  // no worker yet: it waits in its queue
   std::atomic<int> answered{0};
@@ -215,26 +229,40 @@ TEST_CASE("a cancel of a command not sent yet takes it back; if that is not stor
   });
   eventually([&] { return answered.load() == 1; });
   {
-    std::lock_guard<std::mutex> lock(store.m);
-    REQUIRE(store.decisions.size() == 1);
-    CHECK(store.decisions[0].kind == CancelDecision::Kind::taken_back);
-    CHECK(store.decisions[0].op_id == c.id);
-    CHECK(store.decisions[0].command == "create_user");
+    std::lock_guard<std::mutex> lock(m);
+    REQUIRE(decisions.size() == 1);
+    CHECK(decisions[0].kind == CancelDecision::Kind::taken_back);
+    CHECK(decisions[0].op_id == c.id);
+    CHECK(decisions[0].command == "create_user");
   }
-  zmq::socket_t pull = rig.worker();
-  auto sent = receive(pull, 1);  // the cancel was not stored: the operation goes on
+  zmq::socket_t w = worker(ctx, endpoint, 1);
+  auto sent = receive(w, 1);  // the cancel was not stored: the operation goes on
   CHECK(sent[0].id == c.id);
   CHECK_FALSE(sent[0].cancel);
   d.stop();
 }
 
 TEST_CASE("a cancel of a sent command is handed to the store before the workers are told", "[dispatcher][cancel]") {
-  CancelRecorder store;  // outlives the dispatcher that calls it
-  Rig rig;
-  Dispatcher& d = rig.start({}, store.hooks(Status::success()), /*with_control=*/true);
-  zmq::socket_t sub(rig.ctx, zmq::socket_type::sub);
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  std::string control = "ipc://" + dir.path + "/control.ipc";
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
   sub.set(zmq::sockopt::subscribe, k_kind_cancel);
-  sub.connect(rig.control);
+  std::mutex m;
+  std::vector<CancelDecision> decisions;
+  Dispatcher::Hooks hooks;
+  hooks.on_cancel = [&](CancelDecision d, CancelDone done) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      decisions.push_back(d);
+    }
+    done(Status::success());
+  };
+  Dispatcher d(ctx, {{"users", endpoint}}, control, DispatchOptions{}, hooks);
+  REQUIRE(d.bind());
+  d.start();
+  sub.connect(control);
   sub.set(zmq::sockopt::rcvtimeo, 50);
   // Until the subscription has reached the PUB, notices are dropped: cancel
   // an unknown id until one is heard.
@@ -245,10 +273,10 @@ TEST_CASE("a cancel of a sent command is handed to the store before the workers 
     std::vector<zmq::message_t> parts;
     if (zmq::recv_multipart(sub, std::back_inserter(parts))) break;
   }
-  zmq::socket_t pull = rig.worker();
+  zmq::socket_t w = worker(ctx, endpoint, 1);
   Command c = command(1);
   d.enqueue({c});
-  receive(pull, 1);  // a worker has it now
+  receive(w, 1);  // a worker has it now
   std::atomic<int> answered{0};
   d.cancel(c.id, [&](Status stored) {
     CHECK(stored);
@@ -261,12 +289,110 @@ TEST_CASE("a cancel of a sent command is handed to the store before the workers 
     auto notice = decode_cancel(parts[1].to_string());
     REQUIRE(notice);
     if (notice->request_id != c.id) continue;  // a late probe
-    std::lock_guard<std::mutex> lock(store.m);
-    REQUIRE_FALSE(store.decisions.empty());
-    CHECK(store.decisions.back().op_id == c.id);  // decided and handed over first
-    CHECK(store.decisions.back().kind == CancelDecision::Kind::notify_workers);
+    std::lock_guard<std::mutex> lock(m);
+    REQUIRE_FALSE(decisions.empty());
+    CHECK(decisions.back().op_id == c.id);  // decided and handed over first
+    CHECK(decisions.back().kind == CancelDecision::Kind::notify_workers);
     break;
   }
   CHECK(answered.load() == 1);
+  d.stop();
+}
+
+TEST_CASE("commands wait in the daemon while no worker has credit, and go out as credit frees", "[dispatcher][credit]") {
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  Dispatcher d(ctx, {{"users", endpoint}}, "", DispatchOptions{}, {});
+  REQUIRE(d.bind());
+  d.start();
+  std::vector<Command> cmds;
+  for (int i = 0; i < 5; ++i) cmds.push_back(command(i));
+  d.enqueue(cmds);
+  eventually([&] { return d.waiting() == 5; });  // no worker yet: no lease runs
+  CHECK(d.in_flight() == 0);
+
+  zmq::socket_t w = worker(ctx, endpoint, 2);
+  auto got = receive(w, 2);
+  CHECK(quiet_for(w, 300));  // its credit is used up
+  eventually([&] { return d.waiting() == 3 && d.in_flight() == 2; });
+  d.observe({change(got[0].id, OpState::completed)});  // one finishes: one more may go
+  auto more = receive(w, 1);
+  CHECK(more[0].id == cmds[2].id);
+  send(w, encode(ReadyMessage{"test-worker", "users", 0}));  // busy: pause
+  // The dispatcher reads a connection's messages in order: once a claim
+  // made after the ready is answered, the ready is in effect. (Else the
+  // completion below could free the credit before the pause is read.)
+  GrantMessage sync = claim(w, {{new_uuid_v7(), 1}});
+  CHECK(sync.refused.size() == 1);
+  d.observe({change(got[1].id, OpState::completed)});
+  CHECK(quiet_for(w, 300));
+  send(w, encode(ReadyMessage{"test-worker", "users", 5}));
+  receive(w, 2);
+  d.stop();
+}
+
+TEST_CASE("a claim is granted to the attempt that holds the lease and refused once it has moved on",
+          "[dispatcher][claim]") {
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  DispatchOptions options;
+  options.lease = std::chrono::milliseconds(300);
+  options.backoff = std::chrono::milliseconds(10);
+  options.max_attempts = 3;
+  Dispatcher d(ctx, {{"users", endpoint}}, "", options, {});
+  REQUIRE(d.bind());
+  d.start();
+  zmq::socket_t w = worker(ctx, endpoint, 10);
+  Command c = command(1);
+  d.enqueue({c});
+  auto first = receive(w, 1);
+  REQUIRE(first[0].attempt == 1);
+  auto second = receive(w, 1);  // not claimed in time: the lease ran out, attempt 2 came
+  REQUIRE(second[0].attempt == 2);
+
+  GrantMessage stale = claim(w, {{c.id, 1}});
+  CHECK(stale.granted.empty());
+  REQUIRE(stale.refused.size() == 1);
+  CHECK(stale.refused[0].reason == "lease_lost");
+  GrantMessage fresh = claim(w, {{c.id, 2}});
+  REQUIRE(fresh.granted.size() == 1);
+  CHECK(fresh.lease_ms == 300);
+  CHECK(d.claims_granted() == 1);
+  CHECK(d.claims_refused() == 1);
+
+  // Another connection cannot claim it: it was not sent there.
+  zmq::socket_t other = worker(ctx, endpoint, 0);
+  GrantMessage foreign = claim(other, {{c.id, 2}});
+  CHECK(foreign.granted.empty());
+  d.stop();
+}
+
+TEST_CASE("a worker whose connection is gone gets no more commands: the next worker does", "[dispatcher][credit]") {
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  DispatchOptions options;
+  options.lease = std::chrono::milliseconds(300);  // what went into the dying pipe comes back soon
+  options.backoff = std::chrono::milliseconds(10);
+  Dispatcher d(ctx, {{"users", endpoint}}, "", options, {});
+  REQUIRE(d.bind());
+  d.start();
+  auto gone = std::make_unique<zmq::socket_t>(worker(ctx, endpoint, 50));
+  zmq::socket_t live = worker(ctx, endpoint, 10);
+  eventually([&] { return d.worker_connections() == 2; });
+  gone.reset();  // closed: the ROUTER drops the connection
+  std::vector<Command> cmds;
+  for (int i = 0; i < 10; ++i) cmds.push_back(command(i));
+  d.enqueue(cmds);
+  std::set<std::string> ids;
+  while (ids.size() < 10) {
+    for (const Command& c : receive(live, 1)) {
+      ids.insert(c.id);
+      d.observe({change(c.id, OpState::completed)});
+    }
+  }
+  eventually([&] { return d.connections_lost() == 1 && d.worker_connections() == 1; });
   d.stop();
 }

@@ -244,3 +244,40 @@ TEST_CASE("a queue longer than max_batch commits in full batches, one right afte
   CHECK(commits[10].size() == 3);
   CHECK(gc.counters().events_applied.load() == 10);
 }
+
+// The backlog (asyncops_backlog, and the admission limit) counts each
+// operation's end once: a late outcome or a superseding outcome does not
+// end an operation again.
+TEST_CASE("late and superseding outcomes do not take an operation off the backlog a second time",
+          "[group_commit][late]") {
+  TempDir dir;
+  GroupCommitter gc(std::move(SqliteStoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), {});
+  gc.start();
+  auto a = gc.accept(new_op());
+  auto b = gc.accept(new_op());
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(gc.counters().unfinished.load() == 2);
+
+  // a: attempt 2 ends it; attempt 1's outcome comes afterwards.
+  Event processing = event_for(a->op, OpState::processing);
+  gc.submit_event(processing);
+  gc.submit_dispatched({{a->op.id, 2}});
+  Event done = event_for(a->op, OpState::completed, "success");
+  done.attempt = 2;
+  gc.submit_event(done);
+  Event late = event_for(a->op, OpState::completed, "success");
+  late.attempt = 1;
+  gc.submit_event(late);
+
+  // b: the daemon gives up, then the worker's real outcome supersedes it.
+  Event gave_up = event_for(b->op, OpState::failed, "worker_timeout");
+  gave_up.resource = "";
+  gave_up.worker = "asyncopsd";
+  gc.submit_event(gave_up);
+  gc.submit_event(event_for(b->op, OpState::completed, "success"));
+
+  gc.stop();  // applies what is queued
+  CHECK(gc.counters().events_late.load() == 1);
+  CHECK(gc.counters().unfinished.load() == 0);
+}

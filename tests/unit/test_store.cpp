@@ -561,6 +561,7 @@ TEST_CASE("every history kind is stored and shown as its name, and the name read
       {HistoryKind::cancel_requested, "cancel_requested"}, {HistoryKind::completed, "completed"},
       {HistoryKind::rejected, "rejected"},       {HistoryKind::failed, "failed"},
       {HistoryKind::canceled, "canceled"},       {HistoryKind::superseded, "superseded"},
+      {HistoryKind::late_outcome, "late_outcome"},
   };
   for (const auto& [kind, name] : names) {
     CHECK(std::string(to_string(kind)) == name);
@@ -572,4 +573,72 @@ TEST_CASE("every history kind is stored and shown as its name, and the name read
   for (OpState s : {OpState::processing, OpState::completed, OpState::rejected, OpState::failed, OpState::canceled}) {
     CHECK(std::string(to_string(history_kind_of(s))) == to_string(s));
   }
+}
+
+// Issue 18: an attempt that lost its lease may still finish, on another
+// host, after the attempt that holds the lease ended the operation.
+TEST_CASE("a late outcome from an older attempt changes nothing but goes into the history", "[store][late]") {
+  Fixture f;
+  auto op = f.insert(new_op());
+  Event first = event_for(op, OpState::processing);
+  first.attempt = 1;
+  first.worker = "host-a";
+  REQUIRE(f.apply(first) == StoreWriter::Applied::changed);
+  // Attempt 2 is sent while the operation shows processing: not history,
+  // but the stored attempt follows the send.
+  Change sent;
+  f.w->begin();
+  CHECK(f.w->apply_dispatched(op.id, 2, now_ms(), &sent) == StoreWriter::Applied::ignored);
+  f.w->commit();
+  CHECK(f.r->get_operation(op.id)->attempt == 2);
+
+  Event done = event_for(op, OpState::completed, "success");
+  done.attempt = 2;
+  done.worker = "host-b";
+  done.data = {{"id", "u1"}};
+  REQUIRE(f.apply(done) == StoreWriter::Applied::changed);
+
+  Event late = event_for(op, OpState::rejected, "user_exists");
+  late.attempt = 1;
+  late.worker = "host-a";
+  Change c;
+  REQUIRE(f.apply(late, &c) == StoreWriter::Applied::late);
+  CHECK(c.kind == HistoryKind::late_outcome);
+  CHECK_FALSE(ends_operation(c));
+  auto got = f.r->get_operation(op.id);
+  CHECK(got->state == OpState::completed);
+  CHECK(got->code == "success");
+  CHECK(got->worker == "host-b");
+  auto h = f.r->history(op.id);
+  REQUIRE_FALSE(h.empty());
+  CHECK(h.back().kind == HistoryKind::late_outcome);
+  CHECK(h.back().state == OpState::completed);
+  CHECK(h.back().message.find("from attempt 1 (worker host-a)") != std::string::npos);
+
+  // The attempt that ended it, or a newer one, is a duplicate; progress is stale.
+  Event again = done;
+  CHECK(f.apply(again) == StoreWriter::Applied::ignored);
+  Event progress = event_for(op, OpState::processing);
+  progress.attempt = 1;
+  CHECK(f.apply(progress) == StoreWriter::Applied::ignored);
+  CHECK(f.r->history(op.id).size() == h.size());
+}
+
+TEST_CASE("a late outcome from a sender that may not serve the operation's service is rejected",
+          "[store][late]") {
+  Fixture f;
+  auto op = f.insert(new_op());
+  Event done = event_for(op, OpState::completed, "success");
+  done.attempt = 2;
+  REQUIRE(f.apply(done) == StoreWriter::Applied::changed);
+  Event late = event_for(op, OpState::failed, "boom");
+  late.attempt = 1;
+  EventSender other;
+  other.services = {"billing"};
+  Change c;
+  f.w->begin();
+  CHECK(f.w->apply_event(late, now_ms(), &c, other) == StoreWriter::Applied::rejected);
+  f.w->commit();
+  auto h = f.r->history(op.id);
+  CHECK(h.back().kind == HistoryKind::completed);
 }

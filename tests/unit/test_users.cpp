@@ -241,3 +241,31 @@ TEST_CASE("a long batch is split into transactions that each hold the lock brief
   }
   CHECK(u.db.execAndGet("SELECT count(*) FROM handled").getInt() == 6);
 }
+
+// Issue 18: a worker starts a granted command only while the grant holds
+// (claim sent + lease_ms, on its own clock). One whose grant ran out is
+// neither run nor recorded: its lease may be another worker's by now.
+TEST_CASE("no command starts after its grant ran out, and none is recorded for it", "[users][claim]") {
+  Users u;
+  ServiceDb sdb(u.db);
+  auto a = u.cmd("create_user", "u1", {{"email", "a@example.com"}, {"name", "A"}});
+  auto b = u.cmd("create_user", "u2", {{"email", "b@example.com"}, {"name", "B"}});
+  auto past = std::chrono::steady_clock::now() - std::chrono::milliseconds(1);
+  auto out = Worker::handle_batch(u.svc, sdb, {a, b}, "w", nullptr, nullptr, past);
+  CHECK(out.empty());
+  CHECK(u.count() == 0);
+  CHECK(Worker::recorded_outcomes(sdb, {a, b}, "w").empty());
+  // Within its grant it runs, and a redelivery finds the recorded outcome
+  // without a claim, with the new attempt and worker.
+  auto future = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  out = Worker::handle_batch(u.svc, sdb, {a}, "w", nullptr, nullptr, future);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].state == OpState::completed);
+  a.attempt = 2;
+  auto recorded = Worker::recorded_outcomes(sdb, {a, b}, "w2");
+  REQUIRE(recorded.size() == 1);
+  CHECK(recorded.at(a.id).attempt == 2);
+  CHECK(recorded.at(a.id).worker == "w2");
+  CHECK(recorded.at(a.id).state == OpState::completed);
+  CHECK(u.count() == 1);
+}
