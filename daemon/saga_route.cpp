@@ -88,12 +88,12 @@ Result<std::vector<saga::StepPlan>> parse_saga_steps(const json& steps, const st
       return Error{where + ": calls the saga's own command " + saga_command + " (a cycle)"};
     }
     if (s.contains("timeout")) {
-      std::chrono::milliseconds timeout{0};
-      if (!s["timeout"].is_string() || !parse_duration(s["timeout"].get<std::string>(), &timeout) ||
-          timeout.count() <= 0) {
+      auto timeout = s["timeout"].is_string() ? parse_duration(s["timeout"].get<std::string>())
+                                              : Result<std::chrono::milliseconds>(Error{"not a string"});
+      if (!timeout || timeout.value().count() <= 0) {
         return Error{where + ": timeout must be a duration such as \"30s\""};
       }
-      step.timeout_ms = timeout.count();
+      step.timeout_ms = timeout.value().count();
     }
     if (s.contains("max_attempts")) {
       const json& m = s["max_attempts"];

@@ -59,7 +59,10 @@ void add_liveness_flags(CLI::App& app, LivenessFlags* flags, const std::string& 
 
 Result<LivenessOptions> liveness_from(const LivenessFlags& flags) {
   // Each passed duration_validator(); one that did not counts as 0 (off).
-  auto ms = [](const std::string& text) { return parse_duration(text).value_or(std::chrono::milliseconds{0}); };
+  auto ms = [](const std::string& text) {
+    auto d = parse_duration(text);
+    return d ? d.value() : std::chrono::milliseconds{0};
+  };
   std::chrono::milliseconds ivl = ms(flags.heartbeat), timeout = ms(flags.heartbeat_timeout),
                             keepalive = ms(flags.tcp_keepalive);
   LivenessOptions o;

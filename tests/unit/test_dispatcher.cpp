@@ -29,7 +29,7 @@ Command command(int i) {
 
 Change change(const std::string& id, OpState state) {
   Change c;
-  c.kind = to_string(state);
+  c.kind = history_kind_of(state);
   c.op.id = id;
   c.op.service = "users";
   c.op.state = state;
