@@ -270,7 +270,7 @@ Result<int> Daemon::start(RecoveredWork recovered) {
   m_checkpointer.start();
   if (!recovered.commands.empty()) {
     log_info("redispatching unfinished operations", {{"count", std::to_string(recovered.commands.size())}});
-    m_dispatcher.enqueue(std::move(recovered.commands));
+    m_dispatcher.enqueue_recovered(std::move(recovered.commands));
   }
   for (const auto& [id, attempts] : recovered.exhausted) {
     m_committer.submit_event(worker_timeout(id, attempts, GaveUp::before_restart));

@@ -99,6 +99,17 @@ void Dispatcher::enqueue(std::vector<Command> commands) {
   wake();
 }
 
+void Dispatcher::enqueue_recovered(std::vector<Command> commands) {
+  {
+    MutexLock lock(&m_mutex);
+    for (auto& c : commands) {
+      m_inbox.maybe_sent.push_back(c.id);
+      m_inbox.commands.push_back(std::move(c));
+    }
+  }
+  wake();
+}
+
 void Dispatcher::observe(const std::vector<Change>& changes) {
   bool any = false;
   {
@@ -161,11 +172,12 @@ void Dispatcher::store_cancel(CancelDecision decision, std::optional<Command> ta
 
 void Dispatcher::decide_cancel(const std::string& id, CancelDone done) {
   // Only a first attempt that was never sent can be taken back for sure;
-  // an earlier attempt of a redelivery may still be with some worker, so
-  // the workers are told, and a worker decides.
+  // an earlier attempt of a redelivery, or a command the last run may have
+  // sent, may still be with some worker, so the workers are told, and a
+  // worker decides.
   for (auto& [service, queue] : m_ready) {
     for (auto q = queue.begin(); q != queue.end(); ++q) {
-      if (q->id != id || q->attempt > 1) continue;
+      if (q->id != id || q->attempt > 1 || m_maybe_sent.count(id)) continue;
       Command taken = std::move(*q);
       queue.erase(q);
       m_canceled.insert(id);  // until the canceled state is committed
@@ -193,6 +205,7 @@ void Dispatcher::tell_workers(const std::string& id) {
 }
 
 void Dispatcher::take(Inbox& in, Clock::time_point now) {
+  m_maybe_sent.insert(in.maybe_sent.begin(), in.maybe_sent.end());
   for (Command& c : in.commands) {
     if (!m_sockets.count(c.service)) {
       log_error("no commands endpoint for service; the operation stays pending",
@@ -206,6 +219,7 @@ void Dispatcher::take(Inbox& in, Clock::time_point now) {
     auto it = m_leases.find(c.op.id);
     if (is_terminal(c.op.state)) {
       m_canceled.erase(c.op.id);
+      m_maybe_sent.erase(c.op.id);
       if (it != m_leases.end()) {
         --m_in_flight[it->second.command.service];
         end_lease(it);

@@ -88,8 +88,13 @@ class Dispatcher {
   void start();
   void stop();
 
-  // Thread-safe. New commands, or ones recovered after a restart.
+  // Thread-safe. New commands.
   void enqueue(std::vector<Command> commands);
+  // Thread-safe. Commands left unfinished by the last run. One may have
+  // reached a worker before the stop although no dispatch was recorded (the
+  // record commits after the send), so a cancel never takes one back from
+  // the queue as never sent: the workers are told, and a worker decides.
+  void enqueue_recovered(std::vector<Command> commands);
   // Thread-safe. Committed changes: terminal ones end leases, processing
   // ones renew them.
   void observe(const std::vector<Change>& changes);
@@ -136,13 +141,14 @@ class Dispatcher {
   };
   struct Inbox {
     std::vector<Command> commands;
+    std::vector<std::string> maybe_sent;  // ids of recovered commands
     std::vector<Change> changes;
     std::vector<Heartbeat> heartbeats;
     std::vector<std::pair<std::string, CancelDone>> cancels;
     std::vector<std::string> stored_cancels;  // notify_workers decisions now stored
     std::vector<Command> taken_back;  // taken back by a cancel that could not be stored
     bool empty() const {
-      return commands.empty() && changes.empty() && heartbeats.empty() && cancels.empty() && stored_cancels.empty() &&
+      return commands.empty() && maybe_sent.empty() && changes.empty() && heartbeats.empty() && cancels.empty() && stored_cancels.empty() &&
              taken_back.empty();
     }
   };
@@ -192,6 +198,7 @@ class Dispatcher {
   Deadlines m_deadlines;  // one entry per lease, moved when it is renewed, erased when it ends
   std::map<std::string, size_t> m_in_flight;                   // per service
   std::set<std::string> m_canceled;                            // removed before sending
+  std::set<std::string> m_maybe_sent;  // recovered, until terminal: perhaps with a worker already
 
   Mutex m_mutex;
   Inbox m_inbox GUARDED_BY(m_mutex);

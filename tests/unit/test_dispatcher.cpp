@@ -242,6 +242,44 @@ TEST_CASE("a cancel of a command not sent yet takes it back; if that is not stor
   d.stop();
 }
 
+TEST_CASE("a cancel never takes back a command recovered after a restart: the last run may have sent it",
+          "[dispatcher][cancel]") {
+  TempDir dir;
+  zmq::context_t ctx(1);
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  std::mutex m;
+  std::vector<CancelDecision> decisions;
+  Dispatcher::Hooks hooks;
+  hooks.on_cancel = [&](CancelDecision d, CancelDone done) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      decisions.push_back(d);
+    }
+    done(Status::success());
+  };
+  Dispatcher d(ctx, {{"users", endpoint}}, "", DispatchOptions{}, hooks);
+  REQUIRE(d.bind());
+  d.start();
+  Command c = command(1);  // attempt 1: no dispatch was recorded before the stop
+  d.enqueue_recovered({c});  // no worker yet: it waits in its queue
+  std::atomic<int> answered{0};
+  d.cancel(c.id, [&](Status stored) {
+    CHECK(stored);
+    ++answered;
+  });
+  eventually([&] { return answered.load() == 1; });
+  {
+    std::lock_guard<std::mutex> lock(m);
+    REQUIRE(decisions.size() == 1);
+    CHECK(decisions[0].kind == CancelDecision::Kind::notify_workers);
+    CHECK(decisions[0].op_id == c.id);
+  }
+  zmq::socket_t w = worker(ctx, endpoint, 1);
+  auto sent = receive(w, 1);  // still sent: the worker that may have it decides
+  CHECK(sent[0].id == c.id);
+  d.stop();
+}
+
 TEST_CASE("a cancel of a sent command is handed to the store before the workers are told", "[dispatcher][cancel]") {
   TempDir dir;
   zmq::context_t ctx(1);
