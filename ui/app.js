@@ -86,18 +86,31 @@ $("logout").addEventListener("click", () => {
 
 // ------------------------------------------------------------- live data
 
-async function startLive() {
+// The watch starts first and the newest 1,000 are read once it has
+// subscribed: a change committed before the subscription is in the list, one
+// after it comes from the watch. A change may come both ways, and the list's
+// answer may arrive after a newer change: remember() keeps the newest.
+function startLive() {
   stopLive();
   ops.clear();
-  try {
-    const page = await api.list({ limit: 1000 });
-    for (const op of page.items) remember(op);
-  } catch { /* the watch fills in */ }
-  watcher = api.watch(null, (op) => {
+  let listed = false;
+  const w = api.watch(null, (op) => {
     remember(op);
     queueRender();
     if (currentOp === op.id) showOperation(op.id, op);
+  }, {
+    onReady: async () => {
+      if (listed) return;  // after a reconnect the watch resumes: no gap to fill
+      listed = true;
+      try {
+        const page = await api.list({ limit: 1000 });
+        if (watcher !== w) return;  // logged out or restarted meanwhile
+        for (const op of page.items) remember(op);
+        queueRender();
+      } catch { /* the watch shows what changes from now on */ }
+    },
   });
+  watcher = w;
   const live = $("live");
   const tick = () => {
     live.textContent = watcher && watcher.transport ? `live (${watcher.transport})` : "offline";
@@ -115,7 +128,21 @@ function stopLive() {
   timers = [];
 }
 
+// Whether op is a later version than known, the one kept so far. updated_at
+// is RFC 3339 in UTC with milliseconds: it sorts as text. Within one
+// millisecond the one seen last wins, except that a terminal state is not
+// undone by a non-terminal one (it can only have come before).
+function newer(op, known) {
+  if (!known) return true;
+  const a = op.updated_at || "", b = known.updated_at || "";
+  if (a !== b) return a > b;
+  return isTerminal(op.state) || !isTerminal(known.state);
+}
+
+// Keeps the newest version of each operation (an older one, e.g. a list
+// row read before a change the watch already delivered, is dropped).
 function remember(op) {
+  if (!newer(op, ops.get(op.id))) return;
   ops.set(op.id, op);
   if (op.name && !names.has(op.name)) {
     names.add(op.name);

@@ -76,6 +76,17 @@ export interface WatchFilter {
   name?: string;
 }
 
+export interface WatchOptions {
+  signal?: AbortSignal;
+  /**
+   * Called each time a transport has subscribed (again after a reconnect):
+   * the WebSocket's {"subscribed": ...} reply, the /events response, or the
+   * first poll's answer. Every change committed after it is delivered, so a
+   * list() read once the watch is ready misses nothing in between.
+   */
+  onReady?: () => void;
+}
+
 export interface WatchHandle {
   /** The transport in use: "websocket", "sse" or "poll". */
   readonly transport: Transport | null;
@@ -115,7 +126,7 @@ export class AsyncOps {
     Promise<Operation>;
   /** Follows every operation matching filter until close(). seq is null when polling. */
   watch(filter: WatchFilter | null, onChange: (op: Operation, seq: number | null) => void,
-        options?: { signal?: AbortSignal }): WatchHandle;
+        options?: WatchOptions): WatchHandle;
 }
 
 export default AsyncOps;

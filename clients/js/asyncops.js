@@ -291,8 +291,11 @@ export class AsyncOps {
   // Follows every operation matching filter ({state?, name?}), calling
   // onChange(op, seq) for each change, until close(). WebSocket first,
   // then SSE (/events), then polling the list; it resumes after a drop.
-  // Returns { close(), transport }.
-  watch(filter, onChange, { signal } = {}) {
+  // onReady() is called each time a transport has subscribed (after a
+  // reconnect too): every change committed after it is delivered, so a
+  // caller that reads a snapshot (list()) once the watch is ready misses
+  // nothing between the two. Returns { close(), transport }.
+  watch(filter, onChange, { signal, onReady } = {}) {
     const ctl = new AbortController();
     if (signal) signal.addEventListener("abort", () => ctl.abort(), { once: true });
     const handle = { transport: null, close: () => ctl.abort() };
@@ -307,6 +310,12 @@ export class AsyncOps {
       }
       onChange(op, s);
     };
+    // A throwing onReady is the caller's error, reported as uncaught: it
+    // must not look like a transport failure.
+    const ready = () => {
+      if (!onReady || ctl.signal.aborted) return;
+      try { onReady(); } catch (e) { setTimeout(() => { throw e; }); }
+    };
     const run = async () => {
       const transports = this.transports.filter((t) => t !== "websocket" || this.WebSocket);
       for (let i = 0; ; ) {
@@ -315,7 +324,7 @@ export class AsyncOps {
         handle.transport = t;
         let worked = false;
         try {
-          worked = await this[`watch_${t}`](f, () => seq, emit, ctl.signal);
+          worked = await this[`watch_${t}`](f, () => seq, emit, ctl.signal, ready);
         } catch (e) {
           if (ctl.signal.aborted) return;
           if (!(e instanceof ConnectFailed)) worked = true;
@@ -329,8 +338,8 @@ export class AsyncOps {
   }
 
   // Each watch_ transport runs until the stream drops; it returns whether
-  // it got through at all.
-  async watch_websocket(filter, getSeq, emit, signal) {
+  // it got through at all. It calls ready() once it has subscribed.
+  async watch_websocket(filter, getSeq, emit, signal, ready) {
     const url = (await this._streamUrl("/ws", { signal })).replace(/^http/, "ws");
     return new Promise((resolve, reject) => {
       let opened = false;
@@ -347,6 +356,7 @@ export class AsyncOps {
         let m;
         try { m = JSON.parse(String(ev.data)); } catch { return; }
         if (m.operation) emit(m.seq, m.operation);
+        else if (m.subscribed !== undefined) ready();  // the daemon's reply once the subscription exists
       };
       ws.onerror = () => {};
       ws.onclose = () => {
@@ -356,7 +366,7 @@ export class AsyncOps {
     });
   }
 
-  async watch_sse(filter, getSeq, emit, signal) {
+  async watch_sse(filter, getSeq, emit, signal, ready) {
     const headers = await this.headers({ Accept: "text/event-stream" });
     if (getSeq() >= 0) headers["Last-Event-ID"] = String(getSeq());
     const q = new URLSearchParams(filter).toString();
@@ -367,6 +377,7 @@ export class AsyncOps {
       throw new ConnectFailed(String(e));
     }
     if (res.status >= 400 || !res.body) throw new ConnectFailed(`HTTP ${res.status}`);
+    ready();  // the daemon makes the stream's feed before it answers
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
     let buf = "";
@@ -390,10 +401,11 @@ export class AsyncOps {
   }
 
   // No push at all: the newest operations every 2 s, a change being a new
-  // updated_at (no seq: onChange gets null).
-  async watch_poll(filter, getSeq, emit, signal) {
+  // updated_at (no seq: onChange gets null). Ready once the first poll is
+  // answered: a change after it shows in a later poll.
+  async watch_poll(filter, getSeq, emit, signal, ready) {
     const known = new Map();
-    for (;;) {
+    for (let first = true; ; first = false) {
       const page = await this.list({ ...filter, limit: 100 }, { signal });
       for (const op of page.items || []) {
         if (known.get(op.id) !== op.updated_at + op.state) {
@@ -401,6 +413,7 @@ export class AsyncOps {
           emit(null, op);
         }
       }
+      if (first) ready();
       await sleep(2000, signal);
     }
   }

@@ -178,3 +178,33 @@ test("watch() follows many operations and close() stops it; abort rejects submit
   ctl.abort();
   await assert.rejects(p, (e) => e.name === "AbortError");
 });
+
+test("watch()'s onReady comes once each transport has subscribed, and again after a reconnect", async () => {
+  // A change committed right after onReady must be delivered: that is what
+  // the console relies on to read the list without a gap.
+  for (const transports of [["websocket"], ["sse"], ["poll"]]) {
+    let socket = null;
+    class KeptWebSocket extends WebSocket {
+      constructor(...args) { super(...args); socket = this; }
+    }
+    const api = client({ transports, WebSocket: KeptWebSocket });
+    const seen = new Map();  // id -> the states delivered
+    let readies = 0;
+    const w = api.watch({ name: "create_user" }, (op) => seen.set(op.id, [...(seen.get(op.id) || []), op.state]),
+      { onReady: () => { readies++; } });
+    try {
+      await eventually(() => readies === 1, 15000, `onReady over ${transports[0]}`);
+      assert.equal(w.transport, transports[0]);
+      const id = (await api.request("POST", "/users", { email: `ready-${transports[0]}@example.com`, name: "R" })).body.id;
+      await eventually(() => (seen.get(id) || []).includes("completed"), 20000, `the change after onReady over ${transports[0]}`);
+      if (transports[0] === "websocket") {
+        // A dropped WebSocket reconnects and subscribes again: onReady again.
+        socket.terminate();
+        await eventually(() => readies === 2, 15000, "onReady after the WebSocket reconnected");
+      }
+      assert.equal(readies, transports[0] === "websocket" ? 2 : 1);
+    } finally {
+      w.close();
+    }
+  }
+});

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { System } from "./harness.mjs";
+import { System, eventually } from "./harness.mjs";
 
 const artifacts = process.env.ASYNCOPS_TEST_ARTIFACTS || "browser-artifacts";
 const executablePath = process.env.CHROMIUM_BIN || ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find(existsSync);
@@ -98,6 +98,46 @@ test("a POST made elsewhere appears and turns completed without a reload; filter
   assert.equal(await page.locator("#op-outcome").textContent(), "success");
   await page.screenshot({ path: join(artifacts, "console-operation.png"), fullPage: true });
   await page.context().close();
+});
+
+test("a change committed while the console reads its list shows without a reload, and the older list does not undo it", async () => {
+  // On the system without a worker: "held" and "listed" are pending before
+  // the console opens. The console's list read is held (page.route) while
+  // "held" is canceled and "added" submitted, then answered with the list
+  // as it was before those changes.
+  const held = await post(idle, "held@example.com");
+  const listed = await post(idle, "listed@example.com");
+  const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+  let subscribed = false;  // the console's WebSocket got {"subscribed": ...}
+  page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => {
+    try { if (JSON.parse(String(payload)).subscribed !== undefined) subscribed = true; } catch { /* not JSON */ }
+  }));
+  let added = null, watchingAtList = null, listReads = 0;
+  await page.route((url) => url.pathname === "/operations" && url.searchParams.get("limit") === "1000", async (route) => {
+    listReads++;
+    const before = await route.fetch();
+    watchingAtList = subscribed;
+    const r = await idle.request("POST", `/operations/${held}/cancel`, { token: idle.tokens.ann });
+    added = await post(idle, "added@example.com");
+    // With the watch subscribed first, both changes reach the page before
+    // the older list does; without it, nothing would deliver them.
+    if (watchingAtList && r.status < 300) {
+      await page.locator(`tr[data-id="${held}"] .state-canceled`).waitFor({ timeout: 15000 });
+      await page.locator(`tr[data-id="${added}"] .state-pending`).waitFor({ timeout: 15000 });
+    }
+    await route.fulfill({ response: before });
+  });
+  await page.goto(`${idle.url}/ui#token=${idle.tokens.ann}`);
+  await eventually(() => added, 15000, "the console to read its list");
+  // "listed" comes only from the list: once it shows, the list is in.
+  await page.locator(`tr[data-id="${listed}"] .state-pending`).waitFor({ timeout: 15000 });
+  await page.locator(`tr[data-id="${added}"] .state-pending`).waitFor({ timeout: 15000 });
+  assert.equal(await page.locator(`tr[data-id="${held}"] .state`).textContent(), "canceled");
+  assert.equal(watchingAtList, true, "the console read its list before its watch had subscribed");
+  assert.equal(listReads, 1);
+  await context.close();
 });
 
 test("the cancel button cancels a pending operation", async () => {
