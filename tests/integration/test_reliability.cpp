@@ -52,6 +52,22 @@ class BlackHole {
   zmq::socket_t m_pull;
 };
 
+// A user's create operation whose first attempt the hole took: dispatched,
+// and no worker will answer it.
+struct Held {
+  json op;
+  std::string id;
+  asyncops::Command command;
+};
+Held create_user_held(System& sys, BlackHole& hole, const std::string& email, const std::string& name) {
+  Held held{sys.create_user(email, name), "", {}};
+  held.id = held.op["id"].get<std::string>();
+  auto taken = hole.take();
+  REQUIRE(taken);
+  held.command = *taken;
+  return held;
+}
+
 std::vector<std::string> history_kinds(System& sys, const std::string& id) {
   auto r = sys.get("/operations/" + id + "/history");
   std::vector<std::string> out;
@@ -92,12 +108,9 @@ const std::vector<std::string> k_fast_leases_patient = {"--lease", "300ms", "--b
 TEST_CASE("a command lost with its worker is redelivered and completes", "[reliability]") {
   System sys(0, k_fast_leases_patient);
   BlackHole hole(sys.data_dir());
-  auto op = sys.create_user("lost@example.com", "Lost");
-  std::string id = op["id"];
-  auto taken = hole.take();
-  REQUIRE(taken);
-  CHECK(taken->id == id);
-  CHECK(taken->attempt == 1);
+  auto [op, id, taken] = create_user_held(sys, hole, "lost@example.com", "Lost");
+  CHECK(taken.id == id);
+  CHECK(taken.attempt == 1);
   hole.close();  // the "worker" dies holding it
   sys.start_worker();
   auto done = sys.wait_terminal(id);
@@ -112,16 +125,13 @@ TEST_CASE("a command lost with its worker is redelivered and completes", "[relia
 TEST_CASE("work done whose outcome was lost is re-published on redelivery, with one effect", "[reliability]") {
   System sys(0, k_fast_leases_patient);
   BlackHole hole(sys.data_dir());
-  auto op = sys.create_user("once@example.com", "Once");
-  std::string id = op["id"];
-  auto cmd = hole.take();
-  REQUIRE(cmd);
+  auto [op, id, cmd] = create_user_held(sys, hole, "once@example.com", "Once");
   {
     // A worker did the work and recorded it, then died before publishing.
     asyncops::Service users = asyncops::users_service();
     SQLite::Database db(sys.data_dir() + "/users.db", SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     asyncops::Worker::init_database(users, db);
-    auto e = asyncops::Worker::handle(users, db, *cmd, "doomed");
+    auto e = asyncops::Worker::handle(users, db, cmd, "doomed");
     REQUIRE(e.state == asyncops::OpState::completed);
   }
   hole.close();
@@ -138,9 +148,7 @@ TEST_CASE("after the maximum attempts the operation fails with worker_timeout", 
   args.insert(args.end(), {"--max-attempts", "2"});
   System sys(0, args);
   BlackHole hole(sys.data_dir());  // takes every attempt and never answers
-  auto op = sys.create_user("never@example.com", "Never");
-  std::string id = op["id"];
-  REQUIRE(hole.take());
+  std::string id = create_user_held(sys, hole, "never@example.com", "Never").id;
   auto second = hole.take();
   REQUIRE(second);
   CHECK(second->attempt == 2);
@@ -286,9 +294,7 @@ TEST_CASE("canceling a pending operation ends it canceled and it is never handle
 TEST_CASE("canceling a dispatched command: the worker is told and it ends canceled, unhandled", "[reliability]") {
   System sys(0, k_fast_leases);
   BlackHole hole(sys.data_dir());
-  auto op = sys.create_user("cx@example.com", "CX");
-  std::string id = op["id"];
-  REQUIRE(hole.take());  // a worker has it
+  std::string id = create_user_held(sys, hole, "cx@example.com", "CX").id;  // a worker has it
   auto r = run_cli({"--url", sys.url(), "--json", "cancel", id});
   CHECK(r.exit_code == 0);
   CHECK(json::parse(r.out)["cancel_requested"] == true);
