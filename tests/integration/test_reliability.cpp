@@ -384,6 +384,23 @@ void wait_until_subscribed(System& sys, size_t workers) {
   REQUIRE(eventually([&] { return count_in(slurp(sys.data_dir() + "/worker.log"), "tracker subscribed") >= workers; }));
 }
 
+// Once `workers` workers are subscribed, stops the first (SIGSTOP): it keeps
+// what it was sent and answers nothing until SIGCONT.
+Process& stop_first_worker(System& sys, size_t workers) {
+  wait_until_subscribed(sys, workers);
+  Process& stopped = sys.workers()[0];
+  stopped.signal(SIGSTOP);
+  return stopped;
+}
+
+// Creates n users, PREFIX0@example.com and on, all named name, and returns
+// their accepted operations.
+std::vector<json> create_users(System& sys, int n, const std::string& prefix, const std::string& name) {
+  std::vector<json> accepted;
+  for (int i = 0; i < n; ++i) accepted.push_back(sys.create_user(prefix + std::to_string(i) + "@example.com", name));
+  return accepted;
+}
+
 // The worker with this pid has reported an empty hand twice since now.
 bool idle(System& sys, pid_t pid) {
   int seen = 0;
@@ -407,11 +424,8 @@ TEST_CASE("a worker stopped past its lease and attempts: every final state agree
   System sys(0, {"--lease", "1s", "--backoff", "100ms", "--max-attempts", "2"});
   sys.start_worker();
   sys.start_worker();
-  wait_until_subscribed(sys, 2);
-  Process& stopped = sys.workers()[0];
-  stopped.signal(SIGSTOP);
-  std::vector<json> accepted;
-  for (int i = 0; i < 120; ++i) accepted.push_back(sys.create_user("stop" + std::to_string(i) + "@example.com", "S"));
+  Process& stopped = stop_first_worker(sys, 2);
+  std::vector<json> accepted = create_users(sys, 120, "stop", "S");
   INFO(sys.logs());
   // Both attempts of some commands went to the stopped worker: they end
   // worker_timeout while it still holds them.
@@ -442,11 +456,8 @@ TEST_CASE("a worker stopped past its lease and attempts: every final state agree
 TEST_CASE("a worker that missed the fence: its late outcome supersedes worker_timeout", "[reliability][fence]") {
   System sys(0, {"--lease", "500ms", "--backoff", "50ms", "--max-attempts", "2"});
   sys.start_worker({"--control", "-"});  // hears no notices, as if every fence were lost
-  wait_until_subscribed(sys, 1);
-  Process& stopped = sys.workers()[0];
-  stopped.signal(SIGSTOP);
-  std::vector<json> accepted;
-  for (int i = 0; i < 10; ++i) accepted.push_back(sys.create_user("late" + std::to_string(i) + "@example.com", "L"));
+  Process& stopped = stop_first_worker(sys, 1);
+  std::vector<json> accepted = create_users(sys, 10, "late", "L");
   INFO(sys.logs());
   for (const json& op : accepted) {
     auto done = sys.wait_terminal(op["id"], 30);
