@@ -31,6 +31,13 @@ struct Fixture {
     w->commit();
     return a;
   }
+  // The dispatch mark of attempt, in a transaction of its own.
+  StoreWriter::Applied dispatch(const std::string& id, int attempt, Change* c) {
+    w->begin();
+    auto a = w->apply_dispatched(id, attempt, now_ms(), c);
+    w->commit();
+    return a;
+  }
 };
 }  // namespace
 
@@ -162,9 +169,7 @@ TEST_CASE("dispatch is recorded while pending, as redelivered on a later attempt
   CHECK(c.op.attempt == 2);
   f.w->commit();
   f.apply(event_for(op, OpState::processing));
-  f.w->begin();
-  CHECK(f.w->apply_dispatched(op.id, 3, now_ms(), &c) == StoreWriter::Applied::ignored);
-  f.w->commit();
+  CHECK(f.dispatch(op.id, 3, &c) == StoreWriter::Applied::ignored);
   CHECK(f.w->latest_history_seq() == 4);
 }
 
@@ -172,9 +177,7 @@ TEST_CASE("a redelivery's dispatch mark overtaken by the worker's processing is 
   Fixture f;
   auto op = f.insert(new_op());
   Change c;
-  f.w->begin();
-  CHECK(f.w->apply_dispatched(op.id, 1, now_ms(), &c) == StoreWriter::Applied::changed);
-  f.w->commit();
+  CHECK(f.dispatch(op.id, 1, &c) == StoreWriter::Applied::changed);
   // Attempt 2 was sent; its worker answered before the mark reached the writer.
   auto e = event_for(op, OpState::processing);
   e.attempt = 2;
@@ -390,44 +393,54 @@ TEST_CASE("a worker's real outcome supersedes failed/worker_timeout, with a hist
   CHECK(f.r->get_operation(op.id)->state == OpState::completed);
 }
 
+namespace {
+// A new operation that has ended in state with code.
+OperationRecord ended_op(Fixture& f, OpState state, const std::string& code) {
+  auto op = f.insert(new_op());
+  f.apply(event_for(op, state, code));
+  return op;
+}
+}  // namespace
+
 TEST_CASE("only failed/worker_timeout is superseded, and only by another outcome", "[store][supersede]") {
   Fixture f;
-  SECTION("a rejection replaces the give-up") {
-    auto op = f.insert(new_op());
-    f.apply(event_for(op, OpState::failed, "worker_timeout"));
-    CHECK(f.apply(event_for(op, OpState::rejected, "email_in_use")) == StoreWriter::Applied::changed);
-    CHECK(f.r->get_operation(op.id)->code == "email_in_use");
-  }
-  SECTION("a fenced worker's own worker_timeout agrees: ignored") {
-    auto op = f.insert(new_op());
-    f.apply(event_for(op, OpState::failed, "worker_timeout"));
-    CHECK(f.apply(event_for(op, OpState::failed, "worker_timeout")) == StoreWriter::Applied::ignored);
-    CHECK(f.r->history(op.id).size() == 2);
-  }
-  SECTION("processing never reopens it") {
-    auto op = f.insert(new_op());
-    f.apply(event_for(op, OpState::failed, "worker_timeout"));
-    CHECK(f.apply(event_for(op, OpState::processing)) == StoreWriter::Applied::ignored);
-    CHECK(f.r->get_operation(op.id)->state == OpState::failed);
-  }
-  SECTION("any other failure is final") {
-    auto op = f.insert(new_op());
-    f.apply(event_for(op, OpState::failed, "handler_error"));
-    CHECK(f.apply(event_for(op, OpState::completed, "success")) == StoreWriter::Applied::ignored);
-    CHECK(f.r->get_operation(op.id)->code == "handler_error");
-  }
-  SECTION("canceled and completed are final") {
-    auto op = f.insert(new_op());
-    f.apply(event_for(op, OpState::canceled, "canceled"));
-    CHECK(f.apply(event_for(op, OpState::completed, "success")) == StoreWriter::Applied::ignored);
-    auto op2 = f.insert(new_op());
-    f.apply(event_for(op2, OpState::completed, "success"));
-    CHECK(f.apply(event_for(op2, OpState::failed, "worker_timeout")) == StoreWriter::Applied::ignored);
-    CHECK(f.r->get_operation(op2.id)->state == OpState::completed);
+  // An operation ended as `first`; then `second` arrives for it.
+  struct Case {
+    const char* what;
+    OpState first;
+    const char* first_code;
+    OpState second;
+    const char* second_code;
+    StoreWriter::Applied applied;
+    OpState state_after;
+    const char* code_after;
+  };
+  using A = StoreWriter::Applied;
+  const Case cases[] = {
+      {"a rejection replaces the give-up", OpState::failed, "worker_timeout", OpState::rejected, "email_in_use",
+       A::changed, OpState::rejected, "email_in_use"},
+      {"a fenced worker's own worker_timeout agrees: ignored", OpState::failed, "worker_timeout", OpState::failed,
+       "worker_timeout", A::ignored, OpState::failed, "worker_timeout"},
+      {"processing never reopens it", OpState::failed, "worker_timeout", OpState::processing, "", A::ignored,
+       OpState::failed, "worker_timeout"},
+      {"any other failure is final", OpState::failed, "handler_error", OpState::completed, "success", A::ignored,
+       OpState::failed, "handler_error"},
+      {"canceled is final", OpState::canceled, "canceled", OpState::completed, "success", A::ignored,
+       OpState::canceled, "canceled"},
+      {"completed is final", OpState::completed, "success", OpState::failed, "worker_timeout", A::ignored,
+       OpState::completed, "success"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    auto op = ended_op(f, c.first, c.first_code);
+    CHECK(f.apply(event_for(op, c.second, c.second_code)) == c.applied);
+    CHECK(f.r->get_operation(op.id)->state == c.state_after);
+    CHECK(f.r->get_operation(op.id)->code == c.code_after);
+    // An ignored event adds no history: the insert's entry and the first outcome's stay.
+    if (c.applied == A::ignored) CHECK(f.r->history(op.id).size() == 2);
   }
   SECTION("a superseding event must still name its own resource") {
-    auto op = f.insert(new_op());
-    f.apply(event_for(op, OpState::failed, "worker_timeout"));
+    auto op = ended_op(f, OpState::failed, "worker_timeout");
     Event other = event_for(op, OpState::completed, "success");
     other.resource = "/users/someone-else";
     CHECK(f.apply(other) == StoreWriter::Applied::rejected);
