@@ -2,6 +2,7 @@
 
 #include "shared/clock.h"
 #include "shared/log.h"
+#include "shared/named_thread.h"
 
 namespace asyncops {
 
@@ -11,12 +12,7 @@ Pruner::Pruner(GroupCommitter& committer, std::chrono::milliseconds retention, i
 
 Pruner::~Pruner() { stop(); }
 
-void Pruner::start() {
-  m_thread = std::thread([this] {
-    name_this_thread("aops-prune");
-    run();
-  });
-}
+void Pruner::start() { m_thread = named_thread("aops-prune", [this] { run(); }); }
 
 void Pruner::stop() {
   {
