@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "ipc_peer.h"
 #include "tests/loopback.h"
 #include "shared/envelope.h"
 #include "workers/services/users.h"
@@ -30,26 +31,19 @@ namespace {
 
 // A peer on the commands socket that takes commands and never answers, like
 // a worker that dies with them; close() drops the connection.
-class BlackHole {
+class BlackHole : IpcPeer {
  public:
-  explicit BlackHole(const std::string& data_dir) : m_pull(m_ctx, zmq::socket_type::pull) {
-    m_pull.set(zmq::sockopt::linger, 0);
-    m_pull.connect("ipc://" + data_dir + "/commands.users.ipc");
-  }
+  explicit BlackHole(const std::string& data_dir) : IpcPeer(data_dir, zmq::socket_type::pull, "commands.users", 0) {}
   // Waits for one command and returns it.
   std::optional<asyncops::Command> take(std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
-    m_pull.set(zmq::sockopt::rcvtimeo, static_cast<int>(timeout.count()));
+    m_socket.set(zmq::sockopt::rcvtimeo, static_cast<int>(timeout.count()));
     std::vector<zmq::message_t> parts;
-    if (!zmq::recv_multipart(m_pull, std::back_inserter(parts))) return std::nullopt;
+    if (!zmq::recv_multipart(m_socket, std::back_inserter(parts))) return std::nullopt;
     auto c = asyncops::decode_command(parts[0].to_string(), parts[1].to_string());
     if (!c) return std::nullopt;
     return c.value();
   }
-  void close() { m_pull.close(); }
-
- private:
-  zmq::context_t m_ctx{1};
-  zmq::socket_t m_pull;
+  void close() { m_socket.close(); }
 };
 
 // A user's create operation whose first attempt the hole took: dispatched,
