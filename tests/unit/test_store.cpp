@@ -31,6 +31,12 @@ struct Fixture {
     w->commit();
     return a;
   }
+  // The stored body of the resource at path; the test stops if there is none.
+  nlohmann::json resource_body(const std::string& path) {
+    auto res = r->get_resource(path);
+    REQUIRE(res);
+    return res->body;
+  }
   // The dispatch mark of attempt, in a transaction of its own.
   StoreWriter::Applied dispatch(const std::string& id, int attempt, Change* c) {
     w->begin();
@@ -65,9 +71,7 @@ TEST_CASE("events move an operation forward and fill the read model in one step"
   CHECK(f.apply(done, &c) == StoreWriter::Applied::changed);
   CHECK(c.op.state == OpState::completed);
   CHECK(c.op.code == "success");
-  auto res = f.r->get_resource(op.resource);
-  REQUIRE(res);
-  CHECK(res->body == done.data);
+  CHECK(f.resource_body(op.resource) == done.data);
   auto h = f.r->history(op.id);
   REQUIRE(h.size() == 3);
   CHECK(h[1].kind == HistoryKind::processing);
@@ -375,9 +379,7 @@ TEST_CASE("a worker's real outcome supersedes failed/worker_timeout, with a hist
   auto got = f.r->get_operation(op.id);
   CHECK(got->state == OpState::completed);
   CHECK(got->code == "success");
-  auto res = f.r->get_resource(op.resource);
-  REQUIRE(res);
-  CHECK(res->body == late.data);
+  CHECK(f.resource_body(op.resource) == late.data);
   auto h = f.r->history(op.id);
   REQUIRE(h.size() == 4);
   CHECK(h[2].kind == HistoryKind::failed);
@@ -453,12 +455,14 @@ TEST_CASE("only failed/worker_timeout is superseded, and only by another outcome
 TEST_CASE("the read model keeps the write with the highest service version", "[store][version]") {
   Fixture f;
   auto create = f.insert(new_op());
-  auto older = new_op("update_user");
-  older.resource = create.resource;
-  older = f.insert(older);
-  auto newer = new_op("update_user");
-  newer.resource = create.resource;
-  newer = f.insert(newer);
+  // An update of the created user, accepted now.
+  auto update = [&] {
+    auto op = new_op("update_user");
+    op.resource = create.resource;
+    return f.insert(op);
+  };
+  auto older = update();
+  auto newer = update();
   auto with = [](const OperationRecord& op, const std::string& name, int64_t version) {
     Event e = event_for(op, OpState::completed, "success");
     e.data = {{"name", name}};
@@ -470,14 +474,12 @@ TEST_CASE("the read model keeps the write with the highest service version", "[s
   // one, redelivered, last (version 3): the older one's write is current.
   f.apply(with(newer, "newer", 2));
   f.apply(with(older, "older", 3));
-  CHECK(f.r->get_resource(create.resource)->body["name"] == "older");
+  CHECK(f.resource_body(create.resource)["name"] == "older");
 
   SECTION("a lower version arriving late is skipped, whatever its operation's order") {
-    auto late = new_op("update_user");
-    late.resource = create.resource;
-    late = f.insert(late);
+    auto late = update();
     f.apply(with(late, "stale", 2));
-    CHECK(f.r->get_resource(create.resource)->body["name"] == "older");
+    CHECK(f.resource_body(create.resource)["name"] == "older");
   }
   SECTION("a delete carries a version, so a late update cannot revive the user") {
     auto del = new_op("delete_user");
@@ -490,20 +492,16 @@ TEST_CASE("the read model keeps the write with the highest service version", "[s
     gone.version = 5;
     f.apply(gone);
     CHECK_FALSE(f.r->get_resource(create.resource));
-    auto late = new_op("update_user");
-    late.resource = create.resource;
-    late = f.insert(late);
+    auto late = update();
     f.apply(with(late, "revived", 4));
     CHECK_FALSE(f.r->get_resource(create.resource));
   }
   SECTION("events without a version fall back to the operations' order") {
-    auto latest = new_op("update_user");
-    latest.resource = create.resource;
-    latest = f.insert(latest);
+    auto latest = update();
     f.apply(with(latest, "unversioned", 0));
-    CHECK(f.r->get_resource(create.resource)->body["name"] == "unversioned");
+    CHECK(f.resource_body(create.resource)["name"] == "unversioned");
     f.apply(with(older, "older-again", 0));  // an older operation: skipped
-    CHECK(f.r->get_resource(create.resource)->body["name"] == "unversioned");
+    CHECK(f.resource_body(create.resource)["name"] == "unversioned");
   }
 }
 
