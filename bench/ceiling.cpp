@@ -24,6 +24,7 @@
 #include <httplib.h>
 
 #include "args.h"
+#include "shared/stop_signals.h"
 #include "url_file.h"
 
 namespace {
@@ -58,12 +59,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  sigset_t signals = asyncops::block_stop_signals();
 
   httplib::Server s;
   // cpp-httplib runs a whole keep-alive connection on one pool thread, so

@@ -727,6 +727,20 @@ json mode_figures(const std::string& dir, double ceiling_rate) {
   return f;
 }
 
+// The figures of a ceiling server's run (loadgen's JSON for the bare httplib
+// or Beast server): its rate, latency and CPU per request.
+json ceiling_figures(const json& run) {
+  using P = json::json_pointer;
+  double answered = num_at(run, P("/answered"));
+  return {{"rate_per_s", num_at(run, P("/rate_2xx_per_s"))},
+          {"conns", num_at(run, P("/conns"))},
+          {"duration_s", num_at(run, P("/elapsed_s"))},
+          {"p50_ms", num_at(run, P("/latency/p50_ms"))},
+          {"p99_ms", num_at(run, P("/latency/p99_ms"))},
+          {"server_cpu_us_per_request", num_at(run, P("/server_cpu_s")) * 1e6 / answered},
+          {"client_cpu_us_per_request", num_at(run, P("/client_cpu_s")) * 1e6 / answered}};
+}
+
 json run_report(const Args& a) {
   using P = json::json_pointer;
   std::string dir = a.get("dir");
@@ -737,28 +751,13 @@ json run_report(const Args& a) {
   double ceiling_rate = num_at(ceiling, P("/rate_2xx_per_s"));
   json doc;
   doc["run"] = run;
-  doc["ceiling"] = {{"rate_per_s", ceiling_rate},
-                    {"conns", num_at(ceiling, P("/conns"))},
-                    {"duration_s", num_at(ceiling, P("/elapsed_s"))},
-                    {"p50_ms", num_at(ceiling, P("/latency/p50_ms"))},
-                    {"p99_ms", num_at(ceiling, P("/latency/p99_ms"))},
-                    {"wrk_rate_per_s", num_at(wrk, P("/rate_per_s"))},
-                    {"server_cpu_us_per_request", num_at(ceiling, P("/server_cpu_s")) * 1e6 /
-                                                      num_at(ceiling, P("/answered"))},
-                    {"client_cpu_us_per_request", num_at(ceiling, P("/client_cpu_s")) * 1e6 /
-                                                      num_at(ceiling, P("/answered"))}};
+  doc["ceiling"] = ceiling_figures(ceiling);
+  doc["ceiling"]["wrk_rate_per_s"] = num_at(wrk, P("/rate_per_s"));
   json beast = load_json(dir + "/beast_ceiling.json");
   if (beast.is_object()) {
-    double answered = num_at(beast, P("/answered"));
-    doc["beast_ceiling"] = {{"rate_per_s", num_at(beast, P("/rate_2xx_per_s"))},
-                            {"ratio_of_httplib_ceiling", num_at(beast, P("/rate_2xx_per_s")) / ceiling_rate},
-                            {"io_threads", num_at(beast, P("/io_threads"))},
-                            {"conns", num_at(beast, P("/conns"))},
-                            {"duration_s", num_at(beast, P("/elapsed_s"))},
-                            {"p50_ms", num_at(beast, P("/latency/p50_ms"))},
-                            {"p99_ms", num_at(beast, P("/latency/p99_ms"))},
-                            {"server_cpu_us_per_request", num_at(beast, P("/server_cpu_s")) * 1e6 / answered},
-                            {"client_cpu_us_per_request", num_at(beast, P("/client_cpu_s")) * 1e6 / answered}};
+    doc["beast_ceiling"] = ceiling_figures(beast);
+    doc["beast_ceiling"]["ratio_of_httplib_ceiling"] = num_at(beast, P("/rate_2xx_per_s")) / ceiling_rate;
+    doc["beast_ceiling"]["io_threads"] = num_at(beast, P("/io_threads"));
   }
   doc["modes"] = json::object();
   for (const char* mode : {"normal", "full"}) {

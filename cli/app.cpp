@@ -157,6 +157,15 @@ CLI::Validator seconds() {
       "SECONDS");
 }
 
+// --wait, --timeout and --idempotency-key: submit and retry both send a
+// command, and take the same three options for it.
+void add_send_options(CLI::App* cmd, const std::string& wait_help, bool& wait, double& timeout_s,
+                      std::string& idempotency_key) {
+  cmd->add_flag("-w,--wait", wait, wait_help);
+  cmd->add_option("--timeout", timeout_s, "With --wait: give up after this many seconds (exit 5)")->check(seconds());
+  cmd->add_option("--idempotency-key", idempotency_key, "Idempotency-Key header");
+}
+
 // Global options that take a value: their value is not a command word.
 bool global_takes_value(const std::string& a) {
   return a == "--url" || a == "-o" || a == "--output" || a == "--config" || a == "--token" || a == "--cacert" ||
@@ -286,10 +295,8 @@ int cli_main(int argc, char** argv) {
   sub_cmd->add_option("METHOD", sub.method, "POST, PUT, PATCH or DELETE")->required();
   sub_cmd->add_option("PATH", sub.path, "Request path, e.g. /users")->required();
   sub_cmd->add_option("-d,--data", sub.data, "JSON body, or @file, or @- for stdin");
-  sub_cmd->add_flag("-w,--wait", sub.wait, "Wait for the operation to end; the exit code tells how it ended");
-  sub_cmd->add_option("--timeout", sub.timeout_s, "With --wait: give up after this many seconds (exit 5)")
-      ->check(seconds());
-  sub_cmd->add_option("--idempotency-key", sub.idempotency_key, "Idempotency-Key header");
+  add_send_options(sub_cmd, "Wait for the operation to end; the exit code tells how it ended", sub.wait,
+                   sub.timeout_s, sub.idempotency_key);
   sub_cmd->footer("Examples:\n  asyncops submit POST /users -d '{\"email\":\"a@example.com\",\"name\":\"A\"}' --wait\n  asyncops submit DELETE /users/0190c3e2-... --wait --timeout 10");
   sub_cmd->callback([&] { run = [&] { return cmd_submit(g, sub); }; });
 
@@ -302,10 +309,8 @@ int cli_main(int argc, char** argv) {
   RetryOptions retry;
   auto* retry_cmd = app.add_subcommand("retry", "Submit a finished operation's command again, as a new operation linked by retry_of");
   retry_cmd->add_option("OP_ID", retry.ref, "Operation id (or a unique prefix, /operations/ID, its URL)")->required();
-  retry_cmd->add_flag("-w,--wait", retry.wait, "Wait for the new operation to end; the exit code tells how it ended");
-  retry_cmd->add_option("--timeout", retry.timeout_s, "With --wait: give up after this many seconds (exit 5)")
-      ->check(seconds());
-  retry_cmd->add_option("--idempotency-key", retry.idempotency_key, "Idempotency-Key header");
+  add_send_options(retry_cmd, "Wait for the new operation to end; the exit code tells how it ended", retry.wait,
+                   retry.timeout_s, retry.idempotency_key);
   retry_cmd->footer("Examples:\n  asyncops retry 0190c3e2-7a1b --wait\n  asyncops get NEW_ID -o json | jq .retry_of");
   retry_cmd->callback([&] { run = [&] { return cmd_retry(g, retry); }; });
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "cli/client.h"
 #include "cli/commands.h"
@@ -17,6 +18,17 @@
 
 namespace asyncops {
 namespace {
+
+// r's value; or, once r's error is printed, none (the command then exits
+// with exit_code::error).
+template <class T>
+std::optional<T> value_or_print_error(Result<T> r) {
+  if (!r) {
+    print_error(r.error());
+    return std::nullopt;
+  }
+  return std::move(r.value());
+}
 
 const char* k_states[] = {"pending", "processing", "completed", "rejected", "failed", "canceled"};
 
@@ -55,11 +67,8 @@ int cmd_stats(const GlobalOptions& g, const std::string& data_dir_flag) {
   }
   if (j.is_null()) {
     std::string path = store_file(g.data_dir(data_dir_flag));
-    auto stats = store_stats(path, now_ms());
-    if (!stats) {
-      print_error(stats.error());
-      return exit_code::error;
-    }
+    auto stats = value_or_print_error(store_stats(path, now_ms()));
+    if (!stats) return exit_code::error;
     j = std::move(stats.value());
     source_label = "store";
     source = path;
@@ -109,11 +118,8 @@ int cmd_stats(const GlobalOptions& g, const std::string& data_dir_flag) {
 
 int cmd_store_info(const GlobalOptions& g, const std::string& data_dir_flag) {
   std::string path = store_file(g.data_dir(data_dir_flag));
-  auto info = store_info(path);
-  if (!info) {
-    print_error(info.error());
-    return exit_code::error;
-  }
+  auto info = value_or_print_error(store_info(path));
+  if (!info) return exit_code::error;
   nlohmann::json j = std::move(info.value());
   Output out = g.out();
   if (out.format != OutputFormat::table) {
@@ -140,11 +146,8 @@ int cmd_store_ops(const GlobalOptions& g, const std::string& data_dir_flag, cons
     }
     f.since_ms = since.value();
   }
-  auto ops = store_operations(path, f);
-  if (!ops) {
-    print_error(ops.error());
-    return exit_code::error;
-  }
+  auto ops = value_or_print_error(store_operations(path, f));
+  if (!ops) return exit_code::error;
   nlohmann::json items = nlohmann::json::array();
   for (const auto& op : ops.value()) items.push_back(operation_json(op));
   Output out = g.out();
@@ -199,11 +202,8 @@ int cmd_store_history(const GlobalOptions& g, const std::string& data_dir_flag, 
   }
   if (from_file) {
     std::string path = store_file(g.data_dir(data_dir_flag));
-    auto history = store_history(path, op_id);
-    if (!history) {
-      print_error(history.error());
-      return exit_code::error;
-    }
+    auto history = value_or_print_error(store_history(path, op_id));
+    if (!history) return exit_code::error;
     for (const HistoryEntry& h : history.value()) items.push_back(history_json(h));
   }
   Output out = g.out();
@@ -225,11 +225,8 @@ int cmd_store_history(const GlobalOptions& g, const std::string& data_dir_flag, 
 }
 
 int cmd_store_vacuum(const GlobalOptions& g, const std::string& data_dir_flag) {
-  auto vacuumed = vacuum_store(g.data_dir(data_dir_flag));
-  if (!vacuumed) {
-    print_error(vacuumed.error());
-    return exit_code::error;
-  }
+  auto vacuumed = value_or_print_error(vacuum_store(g.data_dir(data_dir_flag)));
+  if (!vacuumed) return exit_code::error;
   const VacuumResult& r = vacuumed.value();
   Output out = g.out();
   if (out.format == OutputFormat::table) {
@@ -263,11 +260,8 @@ int cmd_store_export(const GlobalOptions& g, const std::string& data_dir_flag) {
 
 int cmd_store_check(const GlobalOptions& g, const std::string& data_dir_flag) {
   std::string path = store_file(g.data_dir(data_dir_flag));
-  auto checked = check_store_consistency(path);
-  if (!checked) {
-    print_error(checked.error());
-    return exit_code::error;
-  }
+  auto checked = value_or_print_error(check_store_consistency(path));
+  if (!checked) return exit_code::error;
   const std::vector<std::string>& problems = checked.value();
   for (const auto& p : problems) print_error(p);
   Output out = g.out();

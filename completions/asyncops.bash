@@ -27,6 +27,14 @@ _asyncops_principals() {
     asyncops token list 2>/dev/null | sed -n '2,$s/^\([^ ]*\) .*$/\1/p'
 }
 
+# A command group's next word (token, store): its options ($1, with the
+# global ones) after a dash, else one of its subcommands ($2). Reads the
+# caller's cur and global.
+_asyncops_group_word() {
+    if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "$1 $global" -- "$cur"))
+    else COMPREPLY=($(compgen -W "$2" -- "$cur")); fi
+}
+
 _asyncops() {
     local cur prev words cword
     if declare -F _init_completion >/dev/null 2>&1; then
@@ -108,10 +116,7 @@ _asyncops() {
         keygen) ;;
         token)
             case "$sub" in
-                "")
-                    if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--data-dir --tokens $global" -- "$cur"))
-                    else COMPREPLY=($(compgen -W "add list revoke" -- "$cur")); fi
-                    return ;;
+                "") _asyncops_group_word "--data-dir --tokens" "add list revoke"; return ;;
                 add) opts="--principal --role --data-dir --tokens" ;;
                 list) opts="--data-dir --tokens" ;;
                 revoke)
@@ -120,10 +125,7 @@ _asyncops() {
             esac ;;
         store)
             case "$sub" in
-                "")
-                    if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--data-dir $global" -- "$cur"))
-                    else COMPREPLY=($(compgen -W "info ops history vacuum export check prune" -- "$cur")); fi
-                    return ;;
+                "") _asyncops_group_word "--data-dir" "info ops history vacuum export check prune"; return ;;
                 ops) opts="--state --name --since --limit" ;;
                 prune) opts="--older-than" ;;
                 history)

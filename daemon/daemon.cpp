@@ -22,6 +22,7 @@
 #include "shared/duration.h"
 #include "shared/log.h"
 #include "shared/paths.h"
+#include "shared/stop_signals.h"
 #include "store/pid_lock.h"
 #include "store/sqlite_health.h"
 #include "store/sqlite_store.h"
@@ -412,12 +413,7 @@ int run_daemon(const DaemonConfig& cfg) {
 
   // Signals are taken by sigwait() in this thread alone: blocked before
   // any thread starts, so that every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  sigset_t signals = block_stop_signals();
 
   // CURVE (issue 7): workers authenticate with an allow-listed key.
   if (!cfg.access.curve_secret_key_file.empty()) {

@@ -8,6 +8,7 @@
 #include "daemon/zmq_bind.h"
 #include "shared/clock.h"
 #include "shared/log.h"
+#include "shared/named_thread.h"
 
 namespace asyncops {
 
@@ -65,12 +66,7 @@ Status Dispatcher::bind() {
   return Status::success();
 }
 
-void Dispatcher::start() {
-  m_thread = std::thread([this] {
-    name_this_thread("aops-dispatch");
-    run();
-  });
-}
+void Dispatcher::start() { m_thread = named_thread("aops-dispatch", [this] { run(); }); }
 
 void Dispatcher::stop() {
   std::vector<std::pair<std::string, CancelDone>> stranded;

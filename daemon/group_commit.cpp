@@ -7,6 +7,7 @@
 #include "daemon/daemon_events.h"
 #include "shared/clock.h"
 #include "shared/log.h"
+#include "shared/named_thread.h"
 
 namespace asyncops {
 
@@ -17,12 +18,7 @@ GroupCommitter::GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks,
 
 GroupCommitter::~GroupCommitter() { stop(); }
 
-void GroupCommitter::start() {
-  m_thread = std::thread([this] {
-    name_this_thread("aops-commit");
-    run();
-  });
-}
+void GroupCommitter::start() { m_thread = named_thread("aops-commit", [this] { run(); }); }
 
 void GroupCommitter::stop() {
   {

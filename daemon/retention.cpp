@@ -2,6 +2,7 @@
 
 #include "shared/clock.h"
 #include "shared/log.h"
+#include "shared/named_thread.h"
 
 namespace asyncops {
 
@@ -11,19 +12,10 @@ Pruner::Pruner(GroupCommitter& committer, std::chrono::milliseconds retention, i
 
 Pruner::~Pruner() { stop(); }
 
-void Pruner::start() {
-  m_thread = std::thread([this] {
-    name_this_thread("aops-prune");
-    run();
-  });
-}
+void Pruner::start() { m_thread = named_thread("aops-prune", [this] { run(); }); }
 
 void Pruner::stop() {
-  {
-    MutexLock lock(&m_mutex);
-    m_stopping = true;
-  }
-  m_cv.notify_all();
+  m_stop.stop();
   if (m_thread.joinable()) m_thread.join();
 }
 
@@ -39,11 +31,7 @@ void Pruner::run() {
     }
     // A full batch means there is more: go again soon, leaving room for writes.
     auto pause = ran && n == m_batch ? std::chrono::milliseconds(50) : m_idle;
-    auto deadline = std::chrono::steady_clock::now() + pause;
-    MutexLock lock(&m_mutex);
-    while (!m_stopping && m_cv.wait_until(&m_mutex, deadline)) {
-    }
-    if (m_stopping) return;
+    if (m_stop.sleep_for(pause)) return;
   }
 }
 

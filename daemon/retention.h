@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "daemon/group_commit.h"
-#include "shared/mutex.h"
+#include "shared/stop_signal.h"
 
 namespace asyncops {
 
@@ -26,9 +26,7 @@ class Pruner {
   const std::chrono::milliseconds m_retention;
   const int m_batch;
   const std::chrono::milliseconds m_idle;
-  Mutex m_mutex;
-  CondVar m_cv;
-  bool m_stopping GUARDED_BY(m_mutex) = false;
+  StopSignal m_stop;
   std::atomic<uint64_t> m_pruned{0};
   std::thread m_thread;
 };

@@ -5,6 +5,7 @@
 #include "daemon/zmq_bind.h"
 #include "shared/clock.h"
 #include "shared/log.h"
+#include "shared/named_thread.h"
 
 namespace asyncops {
 
@@ -34,12 +35,7 @@ Status Tracker::bind() {
   return Status::success();
 }
 
-void Tracker::start() {
-  m_thread = std::thread([this] {
-    name_this_thread("aops-tracker");
-    run();
-  });
-}
+void Tracker::start() { m_thread = named_thread("aops-tracker", [this] { run(); }); }
 
 void Tracker::stop() {
   m_stopping = true;

@@ -1,20 +1,12 @@
 #include "shared/state.h"
 
+#include "shared/name_table.h"
+
 namespace asyncops {
 
-const char* to_string(OpState s) {
-  for (const StateName& n : k_state_names) {
-    if (n.state == s) return n.name;
-  }
-  return "unknown";
-}
+const char* to_string(OpState s) { return name_in(k_state_names, s); }
 
-std::optional<OpState> parse_state(std::string_view s) {
-  for (const StateName& n : k_state_names) {
-    if (s == n.name) return n.state;
-  }
-  return std::nullopt;
-}
+std::optional<OpState> parse_state(std::string_view s) { return value_named<OpState>(k_state_names, s); }
 
 bool is_terminal(OpState s) { return s != OpState::pending && s != OpState::processing; }
 

@@ -11,7 +11,8 @@ namespace asyncops {
 enum class OpState { pending, processing, completed, rejected, failed, canceled };
 
 // Every state with its name, in the order above: the one list of state
-// names (the API, the CLI and the store all use these).
+// names (the API, the CLI and the store all use these; shared/name_table.h
+// looks them up).
 struct StateName {
   OpState state;
   const char* name;

@@ -4,6 +4,7 @@
 
 #include "shared/clock.h"
 #include "shared/json_text.h"
+#include "shared/name_table.h"
 
 namespace asyncops {
 
@@ -81,18 +82,10 @@ constexpr HistoryKindName k_history_kind_names[] = {
 };
 }  // namespace
 
-const char* to_string(HistoryKind k) {
-  for (const HistoryKindName& n : k_history_kind_names) {
-    if (n.kind == k) return n.name;
-  }
-  return "unknown";
-}
+const char* to_string(HistoryKind k) { return name_in(k_history_kind_names, k); }
 
 std::optional<HistoryKind> parse_history_kind(std::string_view text) {
-  for (const HistoryKindName& n : k_history_kind_names) {
-    if (text == n.name) return n.kind;
-  }
-  return std::nullopt;
+  return value_named<HistoryKind>(k_history_kind_names, text);
 }
 
 HistoryKind history_kind_of(OpState s) {

@@ -914,31 +914,30 @@ class WatcherSet {
           return;
         }
         w.status = r.status;
-        if (w.ws) {
-          if (r.status != 101 || lower(r.headers["upgrade"]) != "websocket" ||
-              r.headers["sec-websocket-accept"] != w.ws_key_accept) {
-            fail(i, "websocket handshake refused: HTTP " + std::to_string(r.status) + " upgrade '" +
-                        r.headers["upgrade"] + "' accept '" + r.headers["sec-websocket-accept"] + "'");
-            return;
-          }
-          std::string rest = w.headbuf.substr(end + 4);
-          w.headbuf.clear();
-          w.phase = Watcher::body;
-          send_bytes(i, ws_frame(0x1, json{{"subscribe", w.op_id}}.dump(), m_rng()));
-          if (w.phase == Watcher::failed) return;
-          if (!rest.empty() && !ws_bytes(i, rest.data(), rest.size())) return;
-          continue;
+        if (w.ws && (r.status != 101 || lower(r.headers["upgrade"]) != "websocket" ||
+                     r.headers["sec-websocket-accept"] != w.ws_key_accept)) {
+          fail(i, "websocket handshake refused: HTTP " + std::to_string(r.status) + " upgrade '" +
+                      r.headers["upgrade"] + "' accept '" + r.headers["sec-websocket-accept"] + "'");
+          return;
         }
-        if (r.status != 200 || lower(r.headers["transfer-encoding"]).find("chunked") == std::string::npos ||
-            lower(r.headers["content-type"]).find("text/event-stream") == std::string::npos) {
+        if (!w.ws && (r.status != 200 || lower(r.headers["transfer-encoding"]).find("chunked") == std::string::npos ||
+                      lower(r.headers["content-type"]).find("text/event-stream") == std::string::npos)) {
           fail(i, "unexpected response: HTTP " + std::to_string(r.status) + " content-type '" +
                       r.headers["content-type"] + "' transfer-encoding '" + r.headers["transfer-encoding"] + "'");
           return;
         }
+        // The bytes read past the head are the first of the body (SSE) or
+        // of the first frames (WebSocket).
         std::string rest = w.headbuf.substr(end + 4);
         w.headbuf.clear();
         w.phase = Watcher::body;
-        if (!rest.empty() && !body_bytes(i, rest.data(), rest.size())) return;
+        if (w.ws) {
+          send_bytes(i, ws_frame(0x1, json{{"subscribe", w.op_id}}.dump(), m_rng()));
+          if (w.phase == Watcher::failed) return;
+        }
+        if (!rest.empty() && !(w.ws ? ws_bytes(i, rest.data(), rest.size()) : body_bytes(i, rest.data(), rest.size()))) {
+          return;
+        }
         continue;
       }
       if (w.phase == Watcher::body && !(w.ws ? ws_bytes(i, p, len) : body_bytes(i, p, len))) return;

@@ -6,6 +6,7 @@
 #include <zmq_addon.hpp>
 
 #include "harness.h"
+#include "ipc_peer.h"
 #include "shared/envelope.h"
 #include "shared/ids.h"
 
@@ -15,26 +16,20 @@ using nlohmann::json;
 namespace {
 
 // A peer on the daemon's events socket, publishing raw frames.
-class RawPublisher {
+class RawPublisher : IpcPeer {
  public:
-  explicit RawPublisher(const std::string& data_dir) : m_pub(m_ctx, zmq::socket_type::xpub) {
-    m_pub.set(zmq::sockopt::linger, 2000);
-    m_pub.set(zmq::sockopt::sndhwm, 100000);  // a flood must not be dropped here
-    m_pub.connect("ipc://" + data_dir + "/events.ipc");
+  explicit RawPublisher(const std::string& data_dir) : IpcPeer(data_dir, zmq::socket_type::xpub, "events", 2000) {
+    m_socket.set(zmq::sockopt::sndhwm, 100000);  // a flood must not be dropped here
   }
   // Waits for the tracker's subscription: a PUB drops what it sends before.
   bool subscribed() {
     zmq::message_t sub;
-    return eventually([&] { return m_pub.recv(sub, zmq::recv_flags::dontwait).has_value(); });
+    return eventually([&] { return m_socket.recv(sub, zmq::recv_flags::dontwait).has_value(); });
   }
   void send(const std::string& kind, const std::string& body) {
-    m_pub.send(zmq::buffer(kind), zmq::send_flags::sndmore);
-    m_pub.send(zmq::buffer(body));
+    m_socket.send(zmq::buffer(kind), zmq::send_flags::sndmore);
+    m_socket.send(zmq::buffer(body));
   }
-
- private:
-  zmq::context_t m_ctx{1};
-  zmq::socket_t m_pub;
 };
 
 std::string refused(const char* kind, const char* reason) {

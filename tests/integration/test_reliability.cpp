@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "ipc_peer.h"
 #include "tests/loopback.h"
 #include "shared/envelope.h"
 #include "tests/tools/tcp_proxy.h"
@@ -32,12 +33,9 @@ namespace {
 // A peer on the commands socket that takes commands and never answers, like
 // a worker that dies with them; close() drops the connection. It announces
 // credit (docs/protocol.md §4a) while it waits, and never claims.
-class BlackHole {
+class BlackHole : IpcPeer {
  public:
-  explicit BlackHole(const std::string& data_dir) : m_socket(m_ctx, zmq::socket_type::dealer) {
-    m_socket.set(zmq::sockopt::linger, 0);
-    m_socket.connect("ipc://" + data_dir + "/commands.users.ipc");
-  }
+  explicit BlackHole(const std::string& data_dir) : IpcPeer(data_dir, zmq::socket_type::dealer, "commands.users", 0) {}
   // Waits for one command and returns it.
   std::optional<asyncops::Command> take(std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
     auto deadline = Clock::now() + timeout;
@@ -58,11 +56,23 @@ class BlackHole {
     return std::nullopt;
   }
   void close() { m_socket.close(); }
-
- private:
-  zmq::context_t m_ctx{1};
-  zmq::socket_t m_socket;
 };
+
+// A user's create operation whose first attempt the hole took: dispatched,
+// and no worker will answer it.
+struct Held {
+  json op;
+  std::string id;
+  asyncops::Command command;
+};
+Held create_user_held(System& sys, BlackHole& hole, const std::string& email, const std::string& name) {
+  Held held{sys.create_user(email, name), "", {}};
+  held.id = held.op["id"].get<std::string>();
+  auto taken = hole.take();
+  REQUIRE(taken);
+  held.command = *taken;
+  return held;
+}
 
 std::vector<std::string> history_kinds(System& sys, const std::string& id) {
   auto r = sys.get("/operations/" + id + "/history");
@@ -98,12 +108,9 @@ const std::vector<std::string> k_fast_leases_patient = {"--lease", "300ms", "--b
 TEST_CASE("a command lost with its worker is redelivered and completes", "[reliability]") {
   System sys(0, k_fast_leases_patient);
   BlackHole hole(sys.data_dir());
-  auto op = sys.create_user("lost@example.com", "Lost");
-  std::string id = op["id"];
-  auto taken = hole.take();
-  REQUIRE(taken);
-  CHECK(taken->id == id);
-  CHECK(taken->attempt == 1);
+  auto [op, id, taken] = create_user_held(sys, hole, "lost@example.com", "Lost");
+  CHECK(taken.id == id);
+  CHECK(taken.attempt == 1);
   hole.close();  // the "worker" dies holding it
   sys.start_worker();
   auto done = sys.wait_terminal(id);
@@ -118,16 +125,13 @@ TEST_CASE("a command lost with its worker is redelivered and completes", "[relia
 TEST_CASE("work done whose outcome was lost is re-published on redelivery, with one effect", "[reliability]") {
   System sys(0, k_fast_leases_patient);
   BlackHole hole(sys.data_dir());
-  auto op = sys.create_user("once@example.com", "Once");
-  std::string id = op["id"];
-  auto cmd = hole.take();
-  REQUIRE(cmd);
+  auto [op, id, cmd] = create_user_held(sys, hole, "once@example.com", "Once");
   {
     // A worker did the work and recorded it, then died before publishing.
     asyncops::Service users = asyncops::users_service();
     SQLite::Database db(sys.data_dir() + "/users.db", SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     asyncops::Worker::init_database(users, db);
-    auto e = asyncops::Worker::handle(users, db, *cmd, "doomed");
+    auto e = asyncops::Worker::handle(users, db, cmd, "doomed");
     REQUIRE(e.state == asyncops::OpState::completed);
   }
   hole.close();
@@ -144,9 +148,7 @@ TEST_CASE("after the maximum attempts the operation fails with worker_timeout", 
   args.insert(args.end(), {"--max-attempts", "2"});
   System sys(0, args);
   BlackHole hole(sys.data_dir());  // takes every attempt and never answers
-  auto op = sys.create_user("never@example.com", "Never");
-  std::string id = op["id"];
-  REQUIRE(hole.take());
+  std::string id = create_user_held(sys, hole, "never@example.com", "Never").id;
   auto second = hole.take();
   REQUIRE(second);
   CHECK(second->attempt == 2);
@@ -292,9 +294,7 @@ TEST_CASE("canceling a pending operation ends it canceled and it is never handle
 TEST_CASE("canceling a dispatched command: the worker is told and it ends canceled, unhandled", "[reliability]") {
   System sys(0, k_fast_leases);
   BlackHole hole(sys.data_dir());
-  auto op = sys.create_user("cx@example.com", "CX");
-  std::string id = op["id"];
-  REQUIRE(hole.take());  // a worker has it
+  std::string id = create_user_held(sys, hole, "cx@example.com", "CX").id;  // a worker has it
   auto r = run_cli({"--url", sys.url(), "--json", "cancel", id});
   CHECK(r.exit_code == 0);
   CHECK(json::parse(r.out)["cancel_requested"] == true);
@@ -387,6 +387,23 @@ void wait_until_subscribed(System& sys, size_t workers) {
   REQUIRE(eventually([&] { return metric(sys, "asyncops_worker_connections") >= static_cast<int64_t>(workers); }));
 }
 
+// Once `workers` workers are subscribed, stops the first (SIGSTOP): it keeps
+// what it was sent and answers nothing until SIGCONT.
+Process& stop_first_worker(System& sys, size_t workers) {
+  wait_until_subscribed(sys, workers);
+  Process& stopped = sys.workers()[0];
+  stopped.signal(SIGSTOP);
+  return stopped;
+}
+
+// Creates n users, PREFIX0@example.com and on, all named name, and returns
+// their accepted operations.
+std::vector<json> create_users(System& sys, int n, const std::string& prefix, const std::string& name) {
+  std::vector<json> accepted;
+  for (int i = 0; i < n; ++i) accepted.push_back(sys.create_user(prefix + std::to_string(i) + "@example.com", name));
+  return accepted;
+}
+
 // The worker with this pid has reported an empty hand twice since now.
 bool idle(System& sys, pid_t pid) {
   int seen = 0;
@@ -410,11 +427,8 @@ TEST_CASE("a worker stopped past its lease and attempts: every final state agree
   System sys(0, {"--lease", "1s", "--backoff", "100ms", "--max-attempts", "2"});
   sys.start_worker();
   sys.start_worker();
-  wait_until_subscribed(sys, 2);
-  Process& stopped = sys.workers()[0];
-  stopped.signal(SIGSTOP);
-  std::vector<json> accepted;
-  for (int i = 0; i < 120; ++i) accepted.push_back(sys.create_user("stop" + std::to_string(i) + "@example.com", "S"));
+  Process& stopped = stop_first_worker(sys, 2);
+  std::vector<json> accepted = create_users(sys, 120, "stop", "S");
   INFO(sys.logs());
   // Both attempts of some commands went to the stopped worker: they end
   // worker_timeout while it still holds them.
@@ -459,8 +473,7 @@ TEST_CASE("a worker that missed the fence: its late outcome supersedes worker_ti
                  sys.data_dir() + "/worker.log");
   wait_until_subscribed(sys, 1);
   link.cut();
-  std::vector<json> accepted;
-  for (int i = 0; i < 10; ++i) accepted.push_back(sys.create_user("late" + std::to_string(i) + "@example.com", "L"));
+  std::vector<json> accepted = create_users(sys, 10, "late", "L");
   INFO(sys.logs());
   for (const json& op : accepted) {
     auto done = sys.wait_terminal(op["id"], 30);

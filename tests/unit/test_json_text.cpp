@@ -5,8 +5,10 @@
 #include "store/store.h"
 #include "shared/envelope.h"
 #include "shared/json_text.h"
+#include "store_fixture.h"
 
 using namespace asyncops;
+using asyncops::test::new_op;
 using nlohmann::json;
 
 namespace {
@@ -96,15 +98,9 @@ TEST_CASE("json text: commands and events encode to the same text as a json tree
 }
 
 TEST_CASE("json text: an operation's text is its json tree's text") {
-  OperationRecord op;
-  op.id = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
-  op.name = "create_user";
-  op.origin = "POST /users";
-  op.resource = "/users/x";
-  op.created_at = 1764237600000;
-  op.updated_at = 1764237600123;
+  OperationRecord op = new_op();
+  op.updated_at = op.created_at + 123;
   op.attempt = 1;
-  op.state = OpState::pending;
   CHECK(operation_json_text(op) == operation_json(op).dump());
   op.state = OpState::rejected;
   op.code = "email_in_use";

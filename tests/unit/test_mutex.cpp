@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "shared/mutex.h"
+#include "shared/stop_signal.h"
 
 using namespace asyncops;
 using Clock = std::chrono::steady_clock;
@@ -59,4 +60,16 @@ TEST_CASE("MutexLock excludes: increments from two threads all count", "[mutex]"
   b.join();
   MutexLock lock(&c.mutex);
   CHECK(c.n == 20000);
+}
+
+TEST_CASE("StopSignal: a sleep lasts its time unless stop() ends it, and every sleep after", "[mutex]") {
+  StopSignal signal;
+  auto start = Clock::now();
+  CHECK_FALSE(signal.sleep_for(std::chrono::milliseconds(20)));
+  CHECK(Clock::now() - start >= std::chrono::milliseconds(20));
+
+  std::thread stopper([&] { signal.stop(); });
+  CHECK(signal.sleep_for(std::chrono::hours(1)));  // returns once stop() ran
+  stopper.join();
+  CHECK(signal.sleep_for(std::chrono::hours(1)));
 }

@@ -31,6 +31,19 @@ struct Fixture {
     w->commit();
     return a;
   }
+  // The stored body of the resource at path; the test stops if there is none.
+  nlohmann::json resource_body(const std::string& path) {
+    auto res = r->get_resource(path);
+    REQUIRE(res);
+    return res->body;
+  }
+  // The dispatch mark of attempt, in a transaction of its own.
+  StoreWriter::Applied dispatch(const std::string& id, int attempt, Change* c) {
+    w->begin();
+    auto a = w->apply_dispatched(id, attempt, now_ms(), c);
+    w->commit();
+    return a;
+  }
 };
 }  // namespace
 
@@ -58,9 +71,7 @@ TEST_CASE("events move an operation forward and fill the read model in one step"
   CHECK(f.apply(done, &c) == StoreWriter::Applied::changed);
   CHECK(c.op.state == OpState::completed);
   CHECK(c.op.code == "success");
-  auto res = f.r->get_resource(op.resource);
-  REQUIRE(res);
-  CHECK(res->body == done.data);
+  CHECK(f.resource_body(op.resource) == done.data);
   auto h = f.r->history(op.id);
   REQUIRE(h.size() == 3);
   CHECK(h[1].kind == HistoryKind::processing);
@@ -162,9 +173,7 @@ TEST_CASE("dispatch is recorded while pending, as redelivered on a later attempt
   CHECK(c.op.attempt == 2);
   f.w->commit();
   f.apply(event_for(op, OpState::processing));
-  f.w->begin();
-  CHECK(f.w->apply_dispatched(op.id, 3, now_ms(), &c) == StoreWriter::Applied::ignored);
-  f.w->commit();
+  CHECK(f.dispatch(op.id, 3, &c) == StoreWriter::Applied::ignored);
   CHECK(f.w->latest_history_seq() == 4);
 }
 
@@ -172,9 +181,7 @@ TEST_CASE("a redelivery's dispatch mark overtaken by the worker's processing is 
   Fixture f;
   auto op = f.insert(new_op());
   Change c;
-  f.w->begin();
-  CHECK(f.w->apply_dispatched(op.id, 1, now_ms(), &c) == StoreWriter::Applied::changed);
-  f.w->commit();
+  CHECK(f.dispatch(op.id, 1, &c) == StoreWriter::Applied::changed);
   // Attempt 2 was sent; its worker answered before the mark reached the writer.
   auto e = event_for(op, OpState::processing);
   e.attempt = 2;
@@ -372,9 +379,7 @@ TEST_CASE("a worker's real outcome supersedes failed/worker_timeout, with a hist
   auto got = f.r->get_operation(op.id);
   CHECK(got->state == OpState::completed);
   CHECK(got->code == "success");
-  auto res = f.r->get_resource(op.resource);
-  REQUIRE(res);
-  CHECK(res->body == late.data);
+  CHECK(f.resource_body(op.resource) == late.data);
   auto h = f.r->history(op.id);
   REQUIRE(h.size() == 4);
   CHECK(h[2].kind == HistoryKind::failed);
@@ -390,44 +395,54 @@ TEST_CASE("a worker's real outcome supersedes failed/worker_timeout, with a hist
   CHECK(f.r->get_operation(op.id)->state == OpState::completed);
 }
 
+namespace {
+// A new operation that has ended in state with code.
+OperationRecord ended_op(Fixture& f, OpState state, const std::string& code) {
+  auto op = f.insert(new_op());
+  f.apply(event_for(op, state, code));
+  return op;
+}
+}  // namespace
+
 TEST_CASE("only failed/worker_timeout is superseded, and only by another outcome", "[store][supersede]") {
   Fixture f;
-  SECTION("a rejection replaces the give-up") {
-    auto op = f.insert(new_op());
-    f.apply(event_for(op, OpState::failed, "worker_timeout"));
-    CHECK(f.apply(event_for(op, OpState::rejected, "email_in_use")) == StoreWriter::Applied::changed);
-    CHECK(f.r->get_operation(op.id)->code == "email_in_use");
-  }
-  SECTION("a fenced worker's own worker_timeout agrees: ignored") {
-    auto op = f.insert(new_op());
-    f.apply(event_for(op, OpState::failed, "worker_timeout"));
-    CHECK(f.apply(event_for(op, OpState::failed, "worker_timeout")) == StoreWriter::Applied::ignored);
-    CHECK(f.r->history(op.id).size() == 2);
-  }
-  SECTION("processing never reopens it") {
-    auto op = f.insert(new_op());
-    f.apply(event_for(op, OpState::failed, "worker_timeout"));
-    CHECK(f.apply(event_for(op, OpState::processing)) == StoreWriter::Applied::ignored);
-    CHECK(f.r->get_operation(op.id)->state == OpState::failed);
-  }
-  SECTION("any other failure is final") {
-    auto op = f.insert(new_op());
-    f.apply(event_for(op, OpState::failed, "handler_error"));
-    CHECK(f.apply(event_for(op, OpState::completed, "success")) == StoreWriter::Applied::ignored);
-    CHECK(f.r->get_operation(op.id)->code == "handler_error");
-  }
-  SECTION("canceled and completed are final") {
-    auto op = f.insert(new_op());
-    f.apply(event_for(op, OpState::canceled, "canceled"));
-    CHECK(f.apply(event_for(op, OpState::completed, "success")) == StoreWriter::Applied::ignored);
-    auto op2 = f.insert(new_op());
-    f.apply(event_for(op2, OpState::completed, "success"));
-    CHECK(f.apply(event_for(op2, OpState::failed, "worker_timeout")) == StoreWriter::Applied::ignored);
-    CHECK(f.r->get_operation(op2.id)->state == OpState::completed);
+  // An operation ended as `first`; then `second` arrives for it.
+  struct Case {
+    const char* what;
+    OpState first;
+    const char* first_code;
+    OpState second;
+    const char* second_code;
+    StoreWriter::Applied applied;
+    OpState state_after;
+    const char* code_after;
+  };
+  using A = StoreWriter::Applied;
+  const Case cases[] = {
+      {"a rejection replaces the give-up", OpState::failed, "worker_timeout", OpState::rejected, "email_in_use",
+       A::changed, OpState::rejected, "email_in_use"},
+      {"a fenced worker's own worker_timeout agrees: ignored", OpState::failed, "worker_timeout", OpState::failed,
+       "worker_timeout", A::ignored, OpState::failed, "worker_timeout"},
+      {"processing never reopens it", OpState::failed, "worker_timeout", OpState::processing, "", A::ignored,
+       OpState::failed, "worker_timeout"},
+      {"any other failure is final", OpState::failed, "handler_error", OpState::completed, "success", A::ignored,
+       OpState::failed, "handler_error"},
+      {"canceled is final", OpState::canceled, "canceled", OpState::completed, "success", A::ignored,
+       OpState::canceled, "canceled"},
+      {"completed is final", OpState::completed, "success", OpState::failed, "worker_timeout", A::ignored,
+       OpState::completed, "success"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    auto op = ended_op(f, c.first, c.first_code);
+    CHECK(f.apply(event_for(op, c.second, c.second_code)) == c.applied);
+    CHECK(f.r->get_operation(op.id)->state == c.state_after);
+    CHECK(f.r->get_operation(op.id)->code == c.code_after);
+    // An ignored event adds no history: the insert's entry and the first outcome's stay.
+    if (c.applied == A::ignored) CHECK(f.r->history(op.id).size() == 2);
   }
   SECTION("a superseding event must still name its own resource") {
-    auto op = f.insert(new_op());
-    f.apply(event_for(op, OpState::failed, "worker_timeout"));
+    auto op = ended_op(f, OpState::failed, "worker_timeout");
     Event other = event_for(op, OpState::completed, "success");
     other.resource = "/users/someone-else";
     CHECK(f.apply(other) == StoreWriter::Applied::rejected);
@@ -440,12 +455,14 @@ TEST_CASE("only failed/worker_timeout is superseded, and only by another outcome
 TEST_CASE("the read model keeps the write with the highest service version", "[store][version]") {
   Fixture f;
   auto create = f.insert(new_op());
-  auto older = new_op("update_user");
-  older.resource = create.resource;
-  older = f.insert(older);
-  auto newer = new_op("update_user");
-  newer.resource = create.resource;
-  newer = f.insert(newer);
+  // An update of the created user, accepted now.
+  auto update = [&] {
+    auto op = new_op("update_user");
+    op.resource = create.resource;
+    return f.insert(op);
+  };
+  auto older = update();
+  auto newer = update();
   auto with = [](const OperationRecord& op, const std::string& name, int64_t version) {
     Event e = event_for(op, OpState::completed, "success");
     e.data = {{"name", name}};
@@ -457,14 +474,12 @@ TEST_CASE("the read model keeps the write with the highest service version", "[s
   // one, redelivered, last (version 3): the older one's write is current.
   f.apply(with(newer, "newer", 2));
   f.apply(with(older, "older", 3));
-  CHECK(f.r->get_resource(create.resource)->body["name"] == "older");
+  CHECK(f.resource_body(create.resource)["name"] == "older");
 
   SECTION("a lower version arriving late is skipped, whatever its operation's order") {
-    auto late = new_op("update_user");
-    late.resource = create.resource;
-    late = f.insert(late);
+    auto late = update();
     f.apply(with(late, "stale", 2));
-    CHECK(f.r->get_resource(create.resource)->body["name"] == "older");
+    CHECK(f.resource_body(create.resource)["name"] == "older");
   }
   SECTION("a delete carries a version, so a late update cannot revive the user") {
     auto del = new_op("delete_user");
@@ -477,20 +492,16 @@ TEST_CASE("the read model keeps the write with the highest service version", "[s
     gone.version = 5;
     f.apply(gone);
     CHECK_FALSE(f.r->get_resource(create.resource));
-    auto late = new_op("update_user");
-    late.resource = create.resource;
-    late = f.insert(late);
+    auto late = update();
     f.apply(with(late, "revived", 4));
     CHECK_FALSE(f.r->get_resource(create.resource));
   }
   SECTION("events without a version fall back to the operations' order") {
-    auto latest = new_op("update_user");
-    latest.resource = create.resource;
-    latest = f.insert(latest);
+    auto latest = update();
     f.apply(with(latest, "unversioned", 0));
-    CHECK(f.r->get_resource(create.resource)->body["name"] == "unversioned");
+    CHECK(f.resource_body(create.resource)["name"] == "unversioned");
     f.apply(with(older, "older-again", 0));  // an older operation: skipped
-    CHECK(f.r->get_resource(create.resource)->body["name"] == "unversioned");
+    CHECK(f.resource_body(create.resource)["name"] == "unversioned");
   }
 }
 
