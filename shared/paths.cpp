@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 
 namespace asyncops {
@@ -29,6 +30,16 @@ std::string make_dirs(const std::string& dir, unsigned mode) {
   }
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return dir + " is not a directory";
+  // One made beforehand (mkdir -p, an installer) keeps its mode otherwise:
+  // the data dir's mode is what protects its ipc:// sockets, so it is
+  // narrowed to `mode` whenever it allows more. Parents are left alone.
+  if ((st.st_mode & 07777 & ~mode) != 0 && ::chmod(dir.c_str(), st.st_mode & 07777 & mode) != 0) {
+    return "cannot narrow " + dir + " to mode " + [&] {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "%04o", mode);
+      return std::string(buf);
+    }() + ": " + std::strerror(errno);
+  }
   return "";
 }
 

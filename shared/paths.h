@@ -7,8 +7,10 @@ namespace asyncops {
 // $XDG_DATA_HOME/asyncops, else ~/.local/share/asyncops.
 std::string default_data_dir();
 
-// Creates dir and its parents with the given mode for any it creates.
-// Returns an empty string on success, else the error.
+// Creates dir and its parents with the given mode for any it creates, and
+// narrows dir itself to mode if it existed with a wider one (a data dir made
+// beforehand at 0755 becomes 0700). Returns an empty string on success,
+// else the error.
 std::string make_dirs(const std::string& dir, unsigned mode = 0700);
 
 // The default ZeroMQ endpoints inside a data dir.
