@@ -91,6 +91,7 @@ struct Event {
 struct Heartbeat {
   std::string worker;
   std::string service;
+  std::string kind;  // the service's kind: users, exec or http; "" when not sent
   std::string host;
   int64_t pid = 0;
   int64_t in_flight = 0;

@@ -19,6 +19,7 @@
 #include "shared/json_limits.h"
 #include "shared/log.h"
 #include "shared/paths.h"
+#include "workers/external/external_runner.h"
 
 namespace asyncops {
 
@@ -64,7 +65,9 @@ namespace {
 // Commands taken and handled together in one transaction.
 constexpr size_t k_max_batch = 256;
 
-Event to_event(const Outcome& o, const Command& cmd, const std::string& worker_id) {
+}  // namespace
+
+Event make_outcome_event(const Outcome& o, const Command& cmd, const std::string& worker_id) {
   Event e;
   e.request_id = cmd.id;
   e.type = o.type;
@@ -84,24 +87,37 @@ Event to_event(const Outcome& o, const Command& cmd, const std::string& worker_i
   return e;
 }
 
-// Whether the event for o is within the event limits. The depth is checked
-// first, on o itself: copying or dumping a deep tree recurses per level.
-Result<bool> fits_event_limits(const Outcome& o, const Command& cmd, const std::string& worker_id) {
+// The depth is checked first, on o itself: copying or dumping a deep tree
+// recurses per level.
+Result<bool> check_outcome_limits(const Outcome& o, const Command& cmd, const std::string& worker_id) {
   if (!json_depth_within(o.data, k_max_message_depth - 1)) {
     return Error{"field 'data' nests more than " + std::to_string(k_max_message_depth - 1) + " levels deep"};
   }
-  return check_event_limits(to_event(o, cmd, worker_id));
-}
-
-void publish(zmq::socket_t& pub, const Frames& f) {
-  std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
-  zmq::send_multipart(pub, parts, zmq::send_flags::none);
+  return check_event_limits(make_outcome_event(o, cmd, worker_id));
 }
 
 // What a worker records for a request the daemon gave up on (a fence).
 Outcome fenced_outcome() {
   return Outcome::failed("worker_timeout", "worker_timeout",
                          "the daemon gave up on it (fence) before this worker ran it");
+}
+
+namespace {
+
+void publish(zmq::socket_t& pub, const Frames& f) {
+  std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
+  zmq::send_multipart(pub, parts, zmq::send_flags::none);
+}
+
+Event processing_event(const Command& c, const std::string& worker_id) {
+  Event processing;
+  processing.request_id = c.id;
+  processing.type = c.name + "_processing";
+  processing.state = OpState::processing;
+  processing.worker = worker_id;
+  processing.attempt = c.attempt;
+  processing.time = format_rfc3339_ms(now_ms());
+  return processing;
 }
 
 std::string hostname() {
@@ -179,7 +195,7 @@ void Worker::record_fences(ServiceDb& db, const std::vector<std::string>& reques
     cmd.id = id;
     // OR IGNORE: an outcome recorded first (the work was done) stands; the
     // daemon lets that outcome supersede its give-up.
-    Event e = to_event(fenced_outcome(), cmd, worker_id);
+    Event e = make_outcome_event(fenced_outcome(), cmd, worker_id);
     SQLite::Statement& rec = db.prepare("INSERT OR IGNORE INTO handled(request_id, event, at) VALUES (?,?,?)");
     rec.bind(1, id);
     rec.bind(2, encode(e).body);
@@ -208,7 +224,7 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
       // issue 15, or damaged): running the handler again could apply it a
       // second time, so end the operation failed and say why.
       log_error("the recorded outcome cannot be decoded", {{"request_id", cmd.id}, {"error", prior.error()}});
-      Event e = to_event(Outcome::failed(cmd.name + "_failed", "outcome_unreadable",
+      Event e = make_outcome_event(Outcome::failed(cmd.name + "_failed", "outcome_unreadable",
                                          "the outcome recorded for this request cannot be read: " + prior.error()),
                          cmd, worker_id);
       return e;
@@ -231,7 +247,7 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
       // An outcome the tracker would refuse (docs/protocol.md, "Limits") is
       // undone here and reported, instead of leaving the operation to time
       // out with its effect applied.
-      if (auto fits = fits_event_limits(outcome, cmd, worker_id); !fits) {
+      if (auto fits = check_outcome_limits(outcome, cmd, worker_id); !fits) {
         db.prepare("ROLLBACK TO handler").exec();
         outcome = Outcome::failed(cmd.name + "_failed", "outcome_too_large",
                                   "the handler's outcome is over the event limits: " + fits.error());
@@ -244,7 +260,7 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
       outcome = Outcome::failed(cmd.name + "_failed", "handler_error", ex.what());
     }
   }
-  Event e = to_event(outcome, cmd, worker_id);
+  Event e = make_outcome_event(outcome, cmd, worker_id);
   SQLite::Statement& rec = db.prepare("INSERT OR REPLACE INTO handled(request_id, event, at) VALUES (?,?,?)");
   rec.bind(1, cmd.id);
   rec.bind(2, encode(e).body);
@@ -277,6 +293,13 @@ int Worker::run(const std::atomic<bool>& stop) {
   }
 
   ServiceDb sdb(*db);  // destroyed before db: its statements go first
+  // An external service (exec, http) runs its commands on the runner's
+  // threads, outside this loop and any transaction (workers/external/).
+  std::unique_ptr<ExternalRunner> runner;
+  if (m_service.external) {
+    runner = std::make_unique<ExternalRunner>(m_service.name, m_service.external->handler,
+                                              m_service.external->options, db_path, m_options.id);
+  }
 
   zmq::context_t ctx(1);
   // Owned by this thread: XPUB (events out), PULL (commands in), SUB (cancels in).
@@ -324,11 +347,15 @@ int Worker::run(const std::atomic<bool>& stop) {
     Heartbeat hb;
     hb.worker = m_options.id;
     hb.service = m_service.name;
+    hb.kind = m_service.kind;
     hb.host = hostname();
     hb.pid = getpid();
     while (!hb_stop && !stop) {
       hb.in_flight = in_flight;
-      {
+      if (runner) {
+        hb.requests = runner->in_hand();
+        hb.in_flight = static_cast<int64_t>(hb.requests.size());
+      } else {
         std::lock_guard<std::mutex> lock(state_mutex);
         // At most 256 (one batch), far below the cap; the cap is kept here too.
         hb.requests.assign(current.begin(),
@@ -378,8 +405,12 @@ int Worker::run(const std::atomic<bool>& stop) {
     zmq::pollitem_t items[] = {{pub.handle(), 0, ZMQ_POLLIN, 0},
                                {control.handle(), 0, ZMQ_POLLIN, 0},
                                {pull.handle(), 0, ZMQ_POLLIN, 0}};
+    // An external service takes only what it can start now, and looks for
+    // finished runs often while it has any.
+    size_t room = runner ? runner->free_slots() : k_max_batch;
+    bool busy = runner && room < static_cast<size_t>(m_service.external->options.concurrency);
     try {
-      zmq::poll(items, pulling ? 3 : 2, std::chrono::milliseconds(100));
+      zmq::poll(items, pulling && room > 0 ? 3 : 2, std::chrono::milliseconds(busy ? 10 : 100));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       throw;
@@ -428,6 +459,12 @@ int Worker::run(const std::atomic<bool>& stop) {
           continue;
         }
         remember(canceled, canceled_order, c->request_id);
+        if (runner) runner->cancel(c->request_id);  // stops it if it runs here
+      }
+    }
+    if (runner) {
+      for (auto& done : runner->take_finished()) {
+        if (done.event) publish(pub, encode(*done.event));
       }
     }
     if (!fences_to_record.empty()) {
@@ -442,11 +479,11 @@ int Worker::run(const std::atomic<bool>& stop) {
         log_warn("cannot record fences yet", {{"count", std::to_string(fences_to_record.size())}, {"error", e.what()}});
       }
     }
-    if (!pulling || !(items[2].revents & ZMQ_POLLIN)) continue;
+    if (!pulling || room == 0 || !(items[2].revents & ZMQ_POLLIN)) continue;
     // Take what is waiting (up to 256), and handle it in one transaction.
     std::vector<Command> batch;
     static_assert(k_max_batch <= k_max_heartbeat_requests, "a heartbeat must name every command in hand");
-    for (int burst = 0; burst < static_cast<int>(k_max_batch) && !stop; ++burst) {
+    for (size_t burst = 0; burst < room && !stop; ++burst) {
       std::vector<zmq::message_t> parts;
       if (!zmq::recv_multipart(pull, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
       if (parts.size() != 2) {
@@ -468,21 +505,20 @@ int Worker::run(const std::atomic<bool>& stop) {
       batch.push_back(std::move(cmd.value()));
     }
     if (batch.empty()) continue;
+    if (runner) {
+      for (Command& c : batch) {
+        publish(pub, encode(processing_event(c, m_options.id)));
+        bool was_canceled = canceled.count(c.id) > 0, was_fenced = fenced.count(c.id) > 0;
+        runner->start(std::move(c), was_canceled, was_fenced);
+      }
+      continue;
+    }
     {
       std::lock_guard<std::mutex> lock(state_mutex);
       for (const Command& c : batch) current.push_back(c.id);
     }
     in_flight += static_cast<int64_t>(batch.size());
-    for (const Command& c : batch) {
-      Event processing;
-      processing.request_id = c.id;
-      processing.type = c.name + "_processing";
-      processing.state = OpState::processing;
-      processing.worker = m_options.id;
-      processing.attempt = c.attempt;
-      processing.time = format_rfc3339_ms(now_ms());
-      publish(pub, encode(processing));
-    }
+    for (const Command& c : batch) publish(pub, encode(processing_event(c, m_options.id)));
     std::vector<Event> outcomes;
     try {
       outcomes = handle_batch(m_service, sdb, batch, m_options.id,

@@ -12,6 +12,8 @@
 #include "shared/curve.h"
 #include "shared/log.h"
 #include "shared/paths.h"
+#include "shared/service_config.h"
+#include "workers/external/service_factory.h"
 #include "workers/worker.h"
 
 namespace asyncops {
@@ -26,7 +28,8 @@ int worker_main(int argc, char** argv) {
   WorkerOptions opts;
   opts.data_dir = default_data_dir();
   std::string service = "users", log_format = "text", log_level = "info";
-  app.add_option("--service", service, "The service to run (built in: users)")
+  app.add_option("--service", service,
+                 "The service to run: built in (users), or one declared in a [service.NAME] section of the config")
       ->envname("ASYNCOPS_SERVICE");
   app.add_option("--data-dir", opts.data_dir, "Directory for the service database")
       ->envname("ASYNCOPS_DATA_DIR");
@@ -89,11 +92,25 @@ int worker_main(int argc, char** argv) {
   LogLevel level = LogLevel::info;
   parse_log_level(log_level, &level);
   log_configure("asyncops-worker", log_format == "json" ? LogFormat::json : LogFormat::text, level);
-  const Service* svc = find_service(service);
-  if (!svc) {
-    log_error("unknown service '" + service + "' (built in: users)");
+  // A [service.NAME] section says how to run NAME (issue 13); without one,
+  // NAME must be built in.
+  Service chosen;
+  if (file->section("service." + service)) {
+    auto config = find_service_config(file.value(), service);
+    auto made = config ? make_service(config.value()) : Result<Service>(Error{config.error()});
+    if (!made) {
+      log_error(made.error());
+      return 2;
+    }
+    chosen = std::move(made.value());
+  } else if (const Service* builtin = find_service(service)) {
+    chosen = *builtin;
+  } else {
+    log_error("unknown service '" + service + "': not built in (users) and not declared in a [service." + service +
+              "] section of " + (file->found ? file->path : "the config (no config file found)"));
     return 2;
   }
+  const Service* svc = &chosen;
   if (opts.commands_endpoint.empty()) opts.commands_endpoint = default_commands_endpoint(opts.data_dir, service);
   if (opts.events_endpoint.empty()) opts.events_endpoint = default_events_endpoint(opts.data_dir);
   if (opts.control_endpoint.empty()) opts.control_endpoint = default_control_endpoint(opts.data_dir);
