@@ -35,7 +35,7 @@ std::string make_dirs(const std::string& dir, unsigned mode) {
   // narrowed to `mode` whenever it allows more. Parents are left alone.
   if ((st.st_mode & 07777 & ~mode) != 0 && ::chmod(dir.c_str(), st.st_mode & 07777 & mode) != 0) {
     return "cannot narrow " + dir + " to mode " + [&] {
-      char buf[8];
+      char buf[16];
       std::snprintf(buf, sizeof buf, "%04o", mode);
       return std::string(buf);
     }() + ": " + std::strerror(errno);
