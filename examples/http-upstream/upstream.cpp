@@ -64,9 +64,9 @@ int main(int argc, char** argv) {
     auto body = nlohmann::json::parse(req.body, nullptr, false);
     int parcels = body.is_object() ? body.value("parcels", 0) : 0;
     if (parcels < 1 || parcels > 100) return problem(res, 422, "bad_parcels", "parcels must be 1 to 100");
-    nlohmann::json shipment = {{"id", req.matches[1]}, {"address", body.value("address", "")},
+    nlohmann::json shipment = {{"id", req.matches[1].str()}, {"address", body.value("address", "")},
                                {"parcels", parcels}, {"status", "booked"}};
-    shipments[req.matches[1]] = shipment;
+    shipments[req.matches[1].str()] = shipment;
     answered[key] = {201, shipment.dump()};
     std::printf("shipped %s (request %s)\n", std::string(req.matches[1]).c_str(), key.c_str());
     std::fflush(stdout);
@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   server.Delete(R"(/shipments/([A-Za-z0-9-]+))", [&](const httplib::Request& req, httplib::Response& res) {
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     std::lock_guard<std::mutex> lock(mutex);
-    if (shipments.erase(req.matches[1]) == 0) return problem(res, 404, "shipment_not_found", "no such shipment");
+    if (shipments.erase(req.matches[1].str()) == 0) return problem(res, 404, "shipment_not_found", "no such shipment");
     res.status = 204;
   });
   std::printf("listening on %s\n", listen.c_str());

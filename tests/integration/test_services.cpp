@@ -212,13 +212,14 @@ TEST_CASE("exec: a cancel stops a running handler and the operation ends cancele
 
 TEST_CASE("exec: after kill -9 of a worker mid-handler, a recorded outcome is re-published, not re-run",
           "[services][exec]") {
-  ServiceFixture f("kind = exec\ncommand = ./handler.sh\nconcurrency = 2\n");
-  // `recorded` finishes (and its outcome is recorded) while the daemon is
-  // stopped, so its event is lost with the daemon; `cut` is killed with the
+  ServiceFixture f("kind = exec\ncommand = ./handler.sh\nconcurrency = 3\n");
+  // `first` and `second` finish (their outcomes recorded) while the daemon
+  // is stopped, so their events die with it; `mid` is killed with the
   // worker half-way through its handler.
-  std::string recorded = f.submit({{"mode", "slow"}});
-  std::string cut = f.submit({{"mode", "slow"}});
-  REQUIRE(eventually([&] { return f.runs().size() == 2; }));
+  std::string first = f.submit({{"mode", "slow"}});
+  std::string second = f.submit({{"mode", "slow"}});
+  std::string mid = f.submit({{"mode", "hang"}});
+  REQUIRE(eventually([&] { return f.runs().size() == 3 && !slurp(f.state + "/hang." + mid).empty(); }));
   f.sys->daemon().signal(SIGSTOP);
   std::string db_path = f.sys->data_dir() + "/things.db";
   auto recorded_in_db = [&](const std::string& id) {
@@ -231,32 +232,28 @@ TEST_CASE("exec: after kill -9 of a worker mid-handler, a recorded outcome is re
       return false;
     }
   };
-  REQUIRE(eventually([&] { return recorded_in_db(recorded) && recorded_in_db(cut); }, std::chrono::seconds(20)));
-  // Now a third, slower one is mid-handler when the worker dies.
-  f.sys->daemon().signal(SIGCONT);
-  std::string mid = f.submit({{"mode", "hang"}});
-  REQUIRE(eventually([&] { return !slurp(f.state + "/hang." + mid).empty(); }));
-  pid_t sleeper = std::stoi(slurp(f.state + "/hang." + mid));
+  REQUIRE(eventually([&] { return recorded_in_db(first) && recorded_in_db(second); }, std::chrono::seconds(20)));
+  CHECK_FALSE(recorded_in_db(mid));
   f.sys->daemon().signal(SIGKILL);
   f.sys->daemon().wait(std::chrono::seconds(10));
   for (auto& w : f.sys->workers()) w.signal(SIGKILL);
   for (auto& w : f.sys->workers()) w.wait(std::chrono::seconds(10));
-  (void)sleeper;  // its shell got SIGKILL with the worker (PR_SET_PDEATHSIG)
 
   // The daemon restarts and sends every operation not yet terminal again.
   f.sys->start_daemon();
   f.start_worker();
-  json a = f.finish(recorded);
-  json b = f.finish(cut);
+  json a = f.finish(first);
+  json b = f.finish(second);
   CHECK(a["state"] == "completed");
   CHECK(b["state"] == "completed");
   // Recorded before the crash: re-published, not run a second time.
-  CHECK(count_of(f.runs(), recorded) == 1);
-  CHECK(count_of(f.runs(), cut) == 1);
-  CHECK(count_of(f.effects(), recorded) == 1);
-  CHECK(count_of(f.effects(), cut) == 1);
-  // The one cut short is run again by the new worker (it had no outcome),
-  // and hangs again; cancel it: it ends canceled, as nothing was recorded.
+  CHECK(count_of(f.runs(), first) == 1);
+  CHECK(count_of(f.runs(), second) == 1);
+  CHECK(count_of(f.effects(), first) == 1);
+  CHECK(count_of(f.effects(), second) == 1);
+  // The one cut short had no outcome: the new worker runs it again (its
+  // shell died with the old worker), and it hangs again; a cancel ends it
+  // canceled, as nothing was recorded.
   REQUIRE(eventually([&] { return count_of(f.runs(), mid) == 2; }, std::chrono::seconds(20)));
   f.sys->send("POST", "/operations/" + mid + "/cancel", "");
   CHECK(f.finish(mid)["state"] == "canceled");
@@ -340,7 +337,7 @@ struct Upstream {
         res.status = 500;
       } else {
         res.status = 201;
-        res.set_content(json{{"id", req.matches[1]}, {"mode", mode}}.dump(), "application/json");
+        res.set_content(json{{"id", req.matches[1].str()}, {"mode", mode}}.dump(), "application/json");
       }
     });
     server.Delete(R"(/things/([^/]+))", [record](const httplib::Request& req, httplib::Response& res) {
