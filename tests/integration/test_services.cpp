@@ -497,8 +497,8 @@ TEST_CASE("up starts the workers of three declared services, and refuses a misma
     auto w = run_cli({"--url", url, "workers", "-o", "json"});
     auto j = json::parse(w.out, nullptr, false);
     kinds.clear();
-    if (!j.is_array()) return false;
-    for (const auto& x : j) kinds.insert(x.value("service", "") + "/" + x.value("kind", ""));
+    if (!j.is_object() || !j.contains("items") || !j["items"].is_array()) return false;
+    for (const auto& x : j["items"]) kinds.insert(x.value("service", "") + "/" + x.value("kind", ""));
     return kinds.size() == 4;
   }, std::chrono::seconds(20)));
   CHECK(kinds.count("things/exec") == 2);
