@@ -466,7 +466,7 @@ TEST_CASE("up starts the workers of three declared services, and refuses a misma
                               {"body", {{"email", {{"type", "string"}, {"required", true}}},
                                         {"name", {{"type", "string"}, {"required", true}}}}}});
   routes["routes"].push_back({{"method", "POST"}, {"path", "/parcels"}, {"command", "make_thing"},
-                              {"service", "parcels"}, {"resource", "/things/{id}"}, {"additional_fields", true},
+                              {"service", "parcels"}, {"resource", "/parcels/{id}"}, {"additional_fields", true},
                               {"body", json::object()}});
   write_file(dir.path + "/routes.json", routes.dump());
   std::string services = "[service.things]\nkind = exec\ncommand = ./handler.sh\nworkers = 2\nenv = STATE=" +

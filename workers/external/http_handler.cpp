@@ -129,8 +129,11 @@ RunResult HttpHandler::handle(const Command& cmd, const RunContext& ctx) {
   if (method.empty()) method = "POST";
 
   httplib::Client client(m_origin);
-  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(ctx.timeout).count();
-  auto usec = std::chrono::duration_cast<std::chrono::microseconds>(ctx.timeout).count() % 1000000;
+  // The deadline below is the real one; the socket's own timeouts only
+  // back it up, so that a timeout always reads as upstream_timeout.
+  auto backstop = ctx.timeout + std::chrono::seconds(2);
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(backstop).count();
+  auto usec = std::chrono::duration_cast<std::chrono::microseconds>(backstop).count() % 1000000;
   client.set_connection_timeout(seconds, usec);
   client.set_read_timeout(seconds, usec);
   client.set_write_timeout(seconds, usec);
@@ -195,7 +198,7 @@ RunResult HttpHandler::handle(const Command& cmd, const RunContext& ctx) {
   }
   request.join();
   if (canceled) return RunResult::stopped();
-  if (timed_out) return RunResult::again("upstream_timeout", "the upstream did not answer within " + std::to_string(ctx.timeout.count()) + "ms");
+  if (timed_out || Clock::now() >= deadline) return RunResult::again("upstream_timeout", "the upstream did not answer within " + std::to_string(ctx.timeout.count()) + "ms");
   if (!sent) {
     if (over) {
       return RunResult::again("upstream_error", "the upstream's response body is over " +
