@@ -91,12 +91,13 @@ struct Event {
 struct Heartbeat {
   std::string worker;
   std::string service;
-  std::string kind;  // the service's kind: users, exec or http; "" when not sent
   std::string host;
   int64_t pid = 0;
   int64_t in_flight = 0;
   std::vector<std::string> requests;  // request ids being handled now: renews their leases
   std::string time;
+  // Last, so that aggregate initialisers of the fields above still work.
+  std::string kind;  // the service's kind: users, exec or http; "" when not sent
 };
 
 // daemon -> workers, over PUB/SUB (the control socket): frame 0 "cancel".
