@@ -107,7 +107,7 @@ std::string rejection_code(int status, const std::string& content_type, const st
 }
 
 Result<std::unique_ptr<HttpHandler>> HttpHandler::create(HttpOptions options) {
-  const std::string& url = options.url;
+  const std::string url = options.url;  // a copy: options is moved from below
   auto sep = url.find("://");
   if (sep == std::string::npos) return Error{"url " + url + ": expected http://HOST[:PORT]/PATH or https://…"};
   std::string scheme = url.substr(0, sep);
