@@ -88,11 +88,9 @@ TEST_CASE("examples/orders: a shell exec service behind asyncops", "[services][e
 TEST_CASE("examples/http-upstream: asyncops in front of a slow HTTP service", "[services][examples]") {
   TempDir dir;
   std::string example = copy_example("http-upstream", dir);
-  int port;
-  {
-    httplib::Server probe;
-    port = probe.bind_to_any_port("127.0.0.1");
-  }
+  // A free port. (An httplib::Server bound only to find one keeps its socket
+  // listening, SO_REUSEPORT: the kernel would share connections with it.)
+  int port = free_port();
   // The example's upstream listens on 9090; this copy uses a free port.
   std::string sed = "sed -i 's/127.0.0.1:9090/127.0.0.1:" + std::to_string(port) + "/' '" + example + "/asyncops.conf'";
   REQUIRE(std::system(sed.c_str()) == 0);

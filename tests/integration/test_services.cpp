@@ -427,11 +427,9 @@ TEST_CASE("http: a timeout and an unreachable upstream fail after their attempts
   CHECK(Clock::now() - start < std::chrono::seconds(20));
 
   // Nobody listens on the port.
-  int closed_port;
-  {
-    httplib::Server probe;
-    closed_port = probe.bind_to_any_port("127.0.0.1");
-  }
+  // A port nobody listens on. (An httplib::Server bound only to find one
+  // keeps its socket listening, SO_REUSEPORT: connections to it then hang.)
+  int closed_port = free_port();
   ServiceFixture h("kind = http\nurl = http://127.0.0.1:" + std::to_string(closed_port) +
                    "/things/{id}\nattempts = 2\nbackoff = 100ms\ntimeout = 2s\n");
   json u = h.finish(h.submit({{"mode", "ok"}}));
