@@ -406,7 +406,7 @@ TEST_CASE("http: completed, rejected with the problem's code, retried honouring 
   CHECK(f.sys->get(j["resource"].get<std::string>()).status == 404);
 }
 
-TEST_CASE("http: a timeout and an unreachable upstream fail after their attempts; a cancel aborts the request",
+TEST_CASE("http: a timeout and an unreachable upstream fail after their attempts, and a cancel aborts the request",
           "[services][http]") {
   Upstream up;
   ServiceFixture f("kind = http\nurl = http://127.0.0.1:" + std::to_string(up.port) +

@@ -104,7 +104,7 @@ TEST_CASE("external runner: a granted command runs and its outcome is recorded",
   CHECK(f.recorded() == 1);
 }
 
-TEST_CASE("external runner: retries stay inside the grant window; past it the command is left to redelivery",
+TEST_CASE("external runner: retries stay inside the grant window, and past it the command is left to redelivery",
           "[external]") {
   RunnerFixture f;
   ExternalOptions options;
