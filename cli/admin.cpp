@@ -27,9 +27,12 @@ int cmd_workers(const GlobalOptions& g) {
   if (out.format != OutputFormat::table) {
     out.list(r.json["items"]);
   } else {
-    std::printf("%-40s %-10s %-16s %-8s %-9s %s\n", "ID", "SERVICE", "HOST", "PID", "IN-FLIGHT", "LAST HEARTBEAT");
+    std::printf("%-40s %-10s %-6s %-16s %-8s %-9s %s\n", "ID", "SERVICE", "KIND", "HOST", "PID", "IN-FLIGHT",
+                "LAST HEARTBEAT");
     for (const auto& w : r.json["items"]) {
-      std::printf("%-40s %-10s %-16s %-8lld %-9lld %s\n", w.value("id", "").c_str(), w.value("service", "").c_str(),
+      std::string kind = w.value("kind", "");
+      std::printf("%-40s %-10s %-6s %-16s %-8lld %-9lld %s\n", w.value("id", "").c_str(), w.value("service", "").c_str(),
+                  kind.empty() ? "-" : kind.c_str(),
                   w.value("host", "").c_str(), static_cast<long long>(w.value("pid", 0)),
                   static_cast<long long>(w.value("in_flight", 0)),
                   (std::to_string(w.value("age_ms", 0)) + "ms ago").c_str());

@@ -278,16 +278,17 @@ int cli_main(int argc, char** argv) {
   std::function<int()> run;  // the chosen command, run once the configuration is complete
 
   UpOptions up;
-  auto* up_cmd = app.add_subcommand("up", "Run asyncopsd and N workers on the embedded default");
+  auto* up_cmd = app.add_subcommand(
+      "up", "Run asyncopsd and its workers: N of --service, or those of the config's [service.NAME] sections");
   up_cmd->add_option("--data-dir", up.data_dir, "Data dir (default $ASYNCOPS_DATA_DIR, $XDG_DATA_HOME/asyncops or ~/.local/share/asyncops)");
   up_cmd->add_option("--listen", up.listen, "HTTP address HOST:PORT")->capture_default_str();
-  up_cmd->add_option("--workers", up.workers, "Number of workers")->capture_default_str()->check(whole_number(0, 256));
-  up_cmd->add_option("--service", up.service, "Service the workers run")->capture_default_str();
+  up_cmd->add_option("--workers", up.workers, "Number of workers (without [service.NAME] sections)")->capture_default_str()->check(whole_number(0, 256));
+  up_cmd->add_option("--service", up.service, "Service the workers run (without [service.NAME] sections)")->capture_default_str();
   up_cmd->add_option("--sync", up.sync, "Store durability: normal or full")
       ->capture_default_str()
       ->check(CLI::IsMember({"normal", "full"}));
   up_cmd->add_option("--routes", up.routes, "Route table JSON file")->check(CLI::ExistingFile);
-  up_cmd->footer("Example:\n  asyncops up --workers 4\n  curl -i -X POST localhost:8080/users -H 'Content-Type: application/json' -d '{\"email\":\"a@example.com\",\"name\":\"A\"}'");
+  up_cmd->footer("Examples:\n  asyncops up --config examples/orders/asyncops.conf\n  asyncops up --workers 4\n  curl -i -X POST localhost:8080/users -H 'Content-Type: application/json' -d '{\"email\":\"a@example.com\",\"name\":\"A\"}'");
   up_cmd->callback([&] { run = [&] { return cmd_up(g, up); }; });
 
   SubmitOptions sub;

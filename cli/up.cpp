@@ -1,6 +1,8 @@
-// asyncops up: runs asyncopsd and N workers as child processes on the
-// embedded default, prints the URL once ready, restarts a child that dies,
-// and stops everything cleanly on Ctrl-C or SIGTERM.
+// asyncops up: runs asyncopsd and its workers as child processes, prints
+// the URL once ready, restarts a child that dies, and stops everything
+// cleanly on Ctrl-C or SIGTERM. The workers are N of --service (the
+// built-in users by default), or, when the config file declares services
+// ([service.NAME] sections, issue 13), each declared service's own.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -22,7 +24,10 @@
 #include "cli/exit_codes.h"
 #include "cli/programs.h"
 #include "cli/restart_policy.h"
+#include "daemon/routes.h"
+#include "shared/config.h"
 #include "shared/paths.h"
+#include "shared/service_config.h"
 
 namespace asyncops {
 namespace {
@@ -86,6 +91,27 @@ FileVersion file_version(const std::string& path) {
   return v;
 }
 
+// The services declared in the config, checked against the route table the
+// daemon will load: --routes, else [daemon] routes, else the embedded one.
+Result<std::vector<ServiceConfig>> declared_services(const ConfigFile& file, const std::string& routes_flag) {
+  auto declared = load_service_configs(file);
+  if (!declared || declared->empty()) return declared;
+  std::string routes_path = routes_flag;
+  if (const auto* daemon = file.section("daemon"); daemon && routes_path.empty()) {
+    for (const auto& e : *daemon) {
+      if (e.key == "routes") routes_path = e.value;
+    }
+  }
+  if (const char* env = std::getenv("ASYNCOPS_ROUTES"); env && *env && routes_flag.empty()) routes_path = env;
+  auto routes = routes_path.empty() ? RouteTable::load_json(RouteTable::default_json())
+                                    : RouteTable::load_file(routes_path);
+  if (!routes) return Error{routes.error()};
+  if (auto match = check_services_match(declared.value(), routes->services(), file.path); !match.ok()) {
+    return Error{match.error()};
+  }
+  return declared;
+}
+
 }  // namespace
 
 int cmd_up(const GlobalOptions& g, const UpOptions& o) {
@@ -100,6 +126,16 @@ int cmd_up(const GlobalOptions& g, const UpOptions& o) {
     print_error(std::string("cannot find ") + (daemon_bin.empty() ? "asyncopsd" : "asyncops-worker") +
                 " next to asyncops or on PATH");
     return exit_code::error;
+  }
+  auto file = load_config(g.config_path, false);
+  if (!file) {
+    print_error(file.error());
+    return exit_code::usage;
+  }
+  auto declared = declared_services(file.value(), o.routes);
+  if (!declared) {
+    print_error(declared.error());
+    return exit_code::usage;
   }
   if (auto made = make_dirs(data_dir, 0700); !made) {
     print_error(made.error());
@@ -126,13 +162,27 @@ int cmd_up(const GlobalOptions& g, const UpOptions& o) {
     daemon.args.push_back("--routes");
     daemon.args.push_back(o.routes);
   }
+  // The children read the same file as this process, whichever way it was found.
+  std::vector<std::string> config_args;
+  if (file->found) config_args = {"--config", file->path};
+  daemon.args.insert(daemon.args.end(), config_args.begin(), config_args.end());
   std::vector<Child> children;
   children.push_back(daemon);
-  for (int i = 0; i < o.workers; ++i) {
+  int worker_count = 0;
+  auto add_worker = [&](const std::string& service, const std::string& role) {
     Child w;
-    w.role = "worker " + std::to_string(i + 1);
-    w.args = {worker_bin, "--data-dir", data_dir, "--service", o.service};
+    w.role = role;
+    w.args = {worker_bin, "--data-dir", data_dir, "--service", service};
+    w.args.insert(w.args.end(), config_args.begin(), config_args.end());
     children.push_back(w);
+    ++worker_count;
+  };
+  if (declared->empty()) {
+    for (int i = 0; i < o.workers; ++i) add_worker(o.service, "worker " + std::to_string(i + 1));
+  } else {
+    for (const ServiceConfig& s : declared.value()) {
+      for (int i = 0; i < s.workers; ++i) add_worker(s.name, s.name + " worker " + std::to_string(i + 1));
+    }
   }
   auto launch = [](Child& c) {
     c.pid = spawn(c.args);
@@ -199,7 +249,7 @@ int cmd_up(const GlobalOptions& g, const UpOptions& o) {
   CurrentDaemon self{url, data_dir, static_cast<long>(::getpid())};
   if (auto wrote = write_current_daemon(self); !wrote) print_error(wrote.error() + "; other shells need --url " + url);
   std::cerr << "asyncops: up in " << static_cast<int>(ready_s * 1000) << " ms; data dir " << data_dir
-            << ", " << o.workers << " worker" << (o.workers == 1 ? "" : "s")
+            << ", " << worker_count << " worker" << (worker_count == 1 ? "" : "s")
             << "; Ctrl-C stops everything" << std::endl;
 
   for (;;) {

@@ -49,6 +49,7 @@ nlohmann::json WorkerRegistry::live() {
       const Heartbeat& hb = it->second.hb;
       out.push_back({{"id", hb.worker},
                      {"service", hb.service},
+                     {"kind", hb.kind},
                      {"host", hb.host},
                      {"pid", hb.pid},
                      {"in_flight", hb.in_flight},

@@ -79,10 +79,12 @@ Result<ConfigFile> load_config(const std::string& path, bool must_exist) {
     if (t[0] == '[') {
       if (t.back() != ']') return Error{where + "a section header must look like [daemon]"};
       section = trim(t.substr(1, t.size() - 2));
-      if (std::find(k_sections.begin(), k_sections.end(), section) == k_sections.end()) {
-        return Error{where + "unknown section [" + section + "] (known: [cli], [daemon], [worker])"};
+      bool service = section.rfind("service.", 0) == 0 && section.size() > 8;
+      if (!service && std::find(k_sections.begin(), k_sections.end(), section) == k_sections.end()) {
+        return Error{where + "unknown section [" + section + "] (known: [cli], [daemon], [worker], [service.NAME])"};
       }
       f.sections[section];
+      f.section_lines.emplace(section, n);
       continue;
     }
     auto eq = t.find('=');

@@ -1,6 +1,7 @@
 #pragma once
 // The asyncops configuration file (see asyncops.conf(5)): `key = value`
-// lines in [cli], [daemon] and [worker] sections, `#` comments. Precedence
+// lines in [cli], [daemon], [worker] and [service.NAME] sections (the last
+// read by shared/service_config.h), `#` comments. Precedence
 // everywhere: command-line flag > ASYNCOPS_* environment variable > file >
 // built-in default.
 //
@@ -28,6 +29,7 @@ struct ConfigFile {
   std::string path;    // the file looked for ("" when none)
   bool found = false;  // false: no such file (fine for the default path)
   std::map<std::string, std::vector<ConfigEntry>> sections;  // section -> entries in file order
+  std::map<std::string, int> section_lines;                  // section -> line of its (first) header
   const std::vector<ConfigEntry>* section(const std::string& name) const {
     auto it = sections.find(name);
     return it == sections.end() ? nullptr : &it->second;

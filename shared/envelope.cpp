@@ -150,6 +150,7 @@ Frames encode(const Heartbeat& h) {
   json j = {{"v", k_protocol_version}, {"worker", h.worker}, {"service", h.service},
             {"host", h.host}, {"pid", h.pid}, {"in_flight", h.in_flight}, {"time", h.time}};
   if (!h.requests.empty()) j["requests"] = h.requests;
+  if (!h.kind.empty()) j["kind"] = h.kind;
   return {k_kind_heartbeat, j.dump()};
 }
 
@@ -278,6 +279,7 @@ Result<Heartbeat> decode_heartbeat(const std::string& body, Refusal* why) {
   Heartbeat h;
   if (!get_string(j, "worker", &h.worker, &err, true, k_max_id_bytes) ||
       !get_string(j, "service", &h.service, &err, false, k_max_id_bytes) ||
+      !get_string(j, "kind", &h.kind, &err, false, k_max_id_bytes) ||
       !get_string(j, "host", &h.host, &err, false, k_max_host_bytes) ||
       !get_string(j, "time", &h.time, &err, false, k_max_id_bytes) || !get_int(j, "pid", &h.pid, &err) ||
       !get_int(j, "in_flight", &h.in_flight, &err)) {

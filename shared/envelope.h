@@ -102,6 +102,8 @@ struct Heartbeat {
   int64_t in_flight = 0;
   std::vector<std::string> requests;  // request ids being handled now: renews their leases
   std::string time;
+  // Last, so that aggregate initialisers of the fields above still work.
+  std::string kind;  // the service's kind: users, exec or http; "" when not sent
 };
 
 // daemon -> workers, over PUB/SUB (the control socket): frame 0 "cancel".

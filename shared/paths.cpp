@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 
 namespace asyncops {
@@ -29,6 +30,14 @@ Status make_dirs(const std::string& dir, unsigned mode) {
   }
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return Error{dir + " is not a directory"};
+  // One made beforehand (mkdir -p, an installer) keeps its mode otherwise:
+  // the data dir's mode is what protects its ipc:// sockets, so it is
+  // narrowed to `mode` whenever it allows more. Parents are left alone.
+  if ((st.st_mode & 07777 & ~mode) != 0 && ::chmod(dir.c_str(), st.st_mode & 07777 & mode) != 0) {
+    char octal[16];
+    std::snprintf(octal, sizeof octal, "%04o", mode);
+    return Error{"cannot narrow " + dir + " to mode " + octal + ": " + std::strerror(errno)};
+  }
   return Status::success();
 }
 

@@ -9,8 +9,10 @@ namespace asyncops {
 // $XDG_DATA_HOME/asyncops, else ~/.local/share/asyncops.
 std::string default_data_dir();
 
-// Creates dir and its parents with the given mode for any it creates.
-// An error names the directory and the reason.
+// Creates dir and its parents with the given mode for any it creates, and
+// narrows dir itself to mode if it existed with a wider one (a data dir made
+// beforehand at 0755 becomes 0700). An error names the directory and the
+// reason.
 Status make_dirs(const std::string& dir, unsigned mode = 0700);
 
 // The default ZeroMQ endpoints inside a data dir.

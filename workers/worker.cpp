@@ -23,6 +23,7 @@
 #include "shared/log.h"
 #include "shared/mutex.h"
 #include "shared/paths.h"
+#include "workers/external/external_runner.h"
 
 namespace asyncops {
 
@@ -68,7 +69,9 @@ namespace {
 // Commands taken and handled together in one transaction.
 constexpr size_t k_max_batch = 256;
 
-Event to_event(const Outcome& o, const Command& cmd, const std::string& worker_id) {
+}  // namespace
+
+Event make_outcome_event(const Outcome& o, const Command& cmd, const std::string& worker_id) {
   Event e;
   e.request_id = cmd.id;
   e.type = o.type;
@@ -88,24 +91,26 @@ Event to_event(const Outcome& o, const Command& cmd, const std::string& worker_i
   return e;
 }
 
-// Whether the event for o is within the event limits. The depth is checked
-// first, on o itself: copying or dumping a deep tree recurses per level.
-Status fits_event_limits(const Outcome& o, const Command& cmd, const std::string& worker_id) {
+// The depth is checked first, on o itself: copying or dumping a deep tree
+// recurses per level.
+Status check_outcome_limits(const Outcome& o, const Command& cmd, const std::string& worker_id) {
   if (!json_depth_within(o.data, k_max_message_depth - 1)) {
     return Error{"field 'data' nests more than " + std::to_string(k_max_message_depth - 1) + " levels deep"};
   }
-  return check_event_limits(to_event(o, cmd, worker_id));
-}
-
-void publish(zmq::socket_t& pub, const Frames& f) {
-  std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
-  zmq::send_multipart(pub, parts, zmq::send_flags::none);
+  return check_event_limits(make_outcome_event(o, cmd, worker_id));
 }
 
 // What a worker records for a request the daemon gave up on (a fence).
 Outcome fenced_outcome() {
   return Outcome::failed("worker_timeout", "worker_timeout",
                          "the daemon gave up on it (fence) before this worker ran it");
+}
+
+namespace {
+
+void publish(zmq::socket_t& pub, const Frames& f) {
+  std::array<zmq::const_buffer, 2> parts = {zmq::buffer(f.kind), zmq::buffer(f.body)};
+  zmq::send_multipart(pub, parts, zmq::send_flags::none);
 }
 
 std::string hostname() {
@@ -237,7 +242,7 @@ void Worker::record_fences(ServiceDb& db, const std::vector<std::string>& reques
     cmd.id = id;
     // OR IGNORE: an outcome recorded first (the work was done) stands; the
     // daemon lets that outcome supersede its give-up.
-    Event e = to_event(fenced_outcome(), cmd, worker_id);
+    Event e = make_outcome_event(fenced_outcome(), cmd, worker_id);
     SQLite::Statement& rec = db.prepare("INSERT OR IGNORE INTO handled(request_id, event, at) VALUES (?,?,?)");
     rec.bind(1, id);
     rec.bind(2, encode(e).body);
@@ -266,7 +271,7 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
       // issue 15, or damaged): running the handler again could apply it a
       // second time, so end the operation failed and say why.
       log_error("the recorded outcome cannot be decoded", {{"request_id", cmd.id}, {"error", prior.error()}});
-      Event e = to_event(Outcome::failed(cmd.name + "_failed", "outcome_unreadable",
+      Event e = make_outcome_event(Outcome::failed(cmd.name + "_failed", "outcome_unreadable",
                                          "the outcome recorded for this request cannot be read: " + prior.error()),
                          cmd, worker_id);
       return e;
@@ -289,7 +294,7 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
       // An outcome the tracker would refuse (docs/protocol.md, "Limits") is
       // undone here and reported, instead of leaving the operation to time
       // out with its effect applied.
-      if (auto fits = fits_event_limits(outcome, cmd, worker_id); !fits) {
+      if (auto fits = check_outcome_limits(outcome, cmd, worker_id); !fits) {
         db.prepare("ROLLBACK TO handler").exec();
         outcome = Outcome::failed(cmd.name + "_failed", "outcome_too_large",
                                   "the handler's outcome is over the event limits: " + fits.error());
@@ -302,7 +307,7 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
       outcome = Outcome::failed(cmd.name + "_failed", "handler_error", ex.what());
     }
   }
-  Event e = to_event(outcome, cmd, worker_id);
+  Event e = make_outcome_event(outcome, cmd, worker_id);
   SQLite::Statement& rec = db.prepare("INSERT OR REPLACE INTO handled(request_id, event, at) VALUES (?,?,?)");
   rec.bind(1, cmd.id);
   rec.bind(2, encode(e).body);
@@ -335,6 +340,13 @@ int Worker::run(const std::atomic<bool>& stop) {
   }
 
   ServiceDb sdb(*db);  // destroyed before db: its statements go first
+  // An external service (exec, http) runs its commands on the runner's
+  // threads, outside this loop and any transaction (workers/external/).
+  std::unique_ptr<ExternalRunner> runner;
+  if (m_service.external) {
+    runner = std::make_unique<ExternalRunner>(m_service.name, m_service.external->handler,
+                                              m_service.external->options, db_path, m_options.id);
+  }
 
   zmq::context_t ctx(1);
   // Owned by this thread: XPUB (events out), DEALER (commands in; ready and
@@ -405,12 +417,19 @@ int Worker::run(const std::atomic<bool>& stop) {
     Heartbeat hb;
     hb.worker = m_options.id;
     hb.service = m_service.name;
+    hb.kind = m_service.kind;
     hb.host = hostname();
     hb.pid = getpid();
     while (!hb_stop && !stop) {
       hb.in_flight = in_flight;
-      // At most 256 (one batch), far below the cap; the cap is kept here too.
-      hb.requests = in_hand.first(k_max_heartbeat_requests);
+      if (runner) {
+        // The runner's commands, queued or running, all granted (below).
+        hb.requests = runner->in_hand();
+        hb.in_flight = static_cast<int64_t>(hb.requests.size());
+      } else {
+        // At most 256 (one batch), far below the cap; the cap is kept here too.
+        hb.requests = in_hand.first(k_max_heartbeat_requests);
+      }
       hb.time = format_rfc3339_ms(now_ms());
       try {
         publish(hb_pub, encode(hb));
@@ -492,8 +511,10 @@ int Worker::run(const std::atomic<bool>& stop) {
     zmq::pollitem_t items[] = {{pub.handle(), 0, ZMQ_POLLIN, 0},
                                {control.handle(), 0, ZMQ_POLLIN, 0},
                                {commands.handle(), 0, ZMQ_POLLIN, 0}};
+    // An external service looks for finished runs often while it has any.
+    bool busy = runner && runner->free_slots() < static_cast<size_t>(m_service.external->options.concurrency);
     try {
-      zmq::poll(items, connected_commands ? 3 : 2, std::chrono::milliseconds(100));
+      zmq::poll(items, connected_commands ? 3 : 2, std::chrono::milliseconds(busy ? 10 : 100));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       throw;
@@ -544,6 +565,12 @@ int Worker::run(const std::atomic<bool>& stop) {
           continue;
         }
         remember(canceled, canceled_order, c->request_id);
+        if (runner) runner->cancel(c->request_id);  // stops it if it runs here
+      }
+    }
+    if (runner) {
+      for (auto& done : runner->take_finished()) {
+        if (done.event) publish(pub, encode(*done.event));
       }
     }
     if (!fences_to_record.empty()) {
@@ -627,7 +654,15 @@ int Worker::run(const std::atomic<bool>& stop) {
         log_warn("a grant came after its lease; none of the batch is started", {{"commands", std::to_string(batch.size())}});
         batch.clear();
       }
-      if (!batch.empty()) {
+      if (!batch.empty() && runner) {
+        // An external service's commands run on the runner's threads, each
+        // started there before holds_until or not at all (external_runner.h).
+        for (Command& c : batch) {
+          publish_processing(c);
+          bool was_canceled = canceled.count(c.id) > 0, was_fenced = fenced.count(c.id) > 0;
+          runner->start(std::move(c), was_canceled, was_fenced, holds_until);
+        }
+      } else if (!batch.empty()) {
         in_hand.add(batch);
         in_flight += static_cast<int64_t>(batch.size());
         for (const Command& c : batch) publish_processing(c);
@@ -688,7 +723,13 @@ int Worker::run(const std::atomic<bool>& stop) {
     }
     // The credit says what this worker can start now: nothing while a
     // batch waits for its grant or is handled, a batch's worth otherwise.
+    // An external service's batch runs beside the loop: its credit is the
+    // runner's free slots less what waits for a claim or a grant.
     int64_t want = claimed.empty() && received.empty() ? idle_credit : 0;
+    if (runner) {
+      int64_t waiting = static_cast<int64_t>(received.size() + claimed.size());
+      want = std::max<int64_t>(0, std::min<int64_t>(idle_credit, static_cast<int64_t>(runner->free_slots()) - waiting));
+    }
     if (want != credit) announce(want);
   }
   log_info("stopping");

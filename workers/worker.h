@@ -11,6 +11,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,10 +54,17 @@ struct Outcome {
 // db.prepare(sql) gives a statement compiled once per worker.
 using Handler = std::function<Outcome(const Command&, ServiceDb&)>;
 
+struct ExternalService;  // workers/external/external_runner.h
+
 struct Service {
   std::string name;
   std::function<void(SQLite::Database&)> init_schema;  // idempotent
   std::map<std::string, Handler> handlers;             // command name -> handler
+  // "users" for a service with handlers above; "exec" or "http" for one
+  // whose handlers live outside the worker (issue 13), which then runs
+  // `external` instead, several commands at once, outside any transaction.
+  std::string kind = "users";
+  std::shared_ptr<ExternalService> external;
 };
 
 struct WorkerOptions {
@@ -132,6 +140,13 @@ class Worker {
   WorkerOptions m_options;
   Service m_service;
 };
+
+// The terminal event for o as a handler of cmd recorded it.
+Event make_outcome_event(const Outcome& o, const Command& cmd, const std::string& worker_id);
+// Whether that event is within the event limits (docs/protocol.md, "Limits").
+Status check_outcome_limits(const Outcome& o, const Command& cmd, const std::string& worker_id);
+// What a worker records for a request the daemon gave up on (a fence).
+Outcome fenced_outcome();
 
 // The built-in services, by name; nullptr for an unknown name.
 const Service* find_service(const std::string& name);

@@ -14,6 +14,8 @@
 #include "shared/liveness.h"
 #include "shared/log.h"
 #include "shared/paths.h"
+#include "shared/service_config.h"
+#include "workers/external/service_factory.h"
 #include "workers/worker.h"
 
 namespace asyncops {
@@ -28,7 +30,8 @@ int worker_main(int argc, char** argv) {
   WorkerOptions opts;
   opts.data_dir = default_data_dir();
   std::string service = "users", log_format = "text", log_level = "info";
-  app.add_option("--service", service, "The service to run (built in: users)")
+  app.add_option("--service", service,
+                 "The service to run: built in (users), or one declared in a [service.NAME] section of the config")
       ->envname("ASYNCOPS_SERVICE");
   app.add_option("--data-dir", opts.data_dir, "Directory for the service database")
       ->envname("ASYNCOPS_DATA_DIR");
@@ -79,18 +82,34 @@ int worker_main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (auto applied = apply_program_config(app, config_path, "worker", args, {"config"}); !applied) {
+  auto applied = apply_program_config(app, config_path, "worker", args, {"config"});
+  if (!applied) {
     std::cerr << "asyncops-worker: " << applied.error() << std::endl;
     return 1;
   }
   auto level = parse_log_level(log_level);  // the option's check refused any other text
   log_configure("asyncops-worker", log_format == "json" ? LogFormat::json : LogFormat::text,
                 level ? level.value() : LogLevel::info);
-  const Service* svc = find_service(service);
-  if (!svc) {
-    log_error("unknown service '" + service + "' (built in: users)");
+  // A [service.NAME] section says how to run NAME (issue 13); without one,
+  // NAME must be built in.
+  const ConfigFile& file = applied->file;
+  Service chosen;
+  if (file.section("service." + service)) {
+    auto config = find_service_config(file, service);
+    auto made = config ? make_service(config.value()) : Result<Service>(Error{config.error()});
+    if (!made) {
+      log_error(made.error());
+      return 2;
+    }
+    chosen = std::move(made.value());
+  } else if (const Service* builtin = find_service(service)) {
+    chosen = *builtin;
+  } else {
+    log_error("unknown service '" + service + "': not built in (users) and not declared in a [service." + service +
+              "] section of " + (file.found ? file.path : "the config (no config file found)"));
     return 2;
   }
+  const Service* svc = &chosen;
   auto live = liveness_from(liveness);
   if (!live) {
     log_error(live.error());

@@ -104,7 +104,7 @@ TEST_CASE("oversized heartbeats are refused and counted, and GET /workers stays 
   RawPublisher peer(sys.data_dir());
   REQUIRE(peer.subscribed());
 
-  asyncops::Heartbeat many{"many-ids", "users", "host", 1, 0, {}, ""};
+  asyncops::Heartbeat many{"many-ids", "users", "host", 1, 0, {}, "", ""};
   for (int i = 0; i < 50000; ++i) many.requests.push_back(asyncops::new_uuid_v7());
   peer.send(asyncops::k_kind_heartbeat, asyncops::encode(many).body);
   asyncops::Heartbeat huge_id{std::string(1 << 20, 'w'), "users", "host", 1, 0, {}, ""};
@@ -131,7 +131,7 @@ TEST_CASE("a flood of made-up worker ids is bounded by evicting the stalest", "[
   REQUIRE(peer.subscribed());
   const int flood = 3000;
   for (int i = 0; i < flood; ++i) {
-    asyncops::Heartbeat h{"fake-" + std::to_string(i), "users", "host", i, 0, {}, ""};
+    asyncops::Heartbeat h{"fake-" + std::to_string(i), "users", "host", i, 0, {}, "", ""};
     peer.send(asyncops::k_kind_heartbeat, asyncops::encode(h).body);
   }
   INFO(sys.logs());

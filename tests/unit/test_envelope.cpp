@@ -86,7 +86,7 @@ TEST_CASE("commands with the wrong kind or fields are rejected", "[envelope]") {
 }
 
 TEST_CASE("a heartbeat survives encode and decode", "[envelope]") {
-  Heartbeat h{"w1", "users", "host", 42, 3, {"0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f"}, "2026-11-27T00:00:00.000Z"};
+  Heartbeat h{"w1", "users", "host", 42, 3, {"0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f"}, "2026-11-27T00:00:00.000Z", ""};
   auto d = decode_heartbeat(encode(h).body);
   REQUIRE(d.ok());
   CHECK(d->worker == "w1");
@@ -201,7 +201,7 @@ TEST_CASE("a command nested too deep or too large is refused in the worker's dec
 }
 
 TEST_CASE("a heartbeat with too many request ids or over-long ids is refused", "[envelope][limits]") {
-  Heartbeat h{"w1", "users", "host", 42, 3, {}, "2026-11-27T00:00:00.000Z"};
+  Heartbeat h{"w1", "users", "host", 42, 3, {}, "2026-11-27T00:00:00.000Z", ""};
   for (size_t i = 0; i < k_max_heartbeat_requests; ++i) h.requests.push_back(new_uuid_v7());
   REQUIRE(decode_heartbeat(encode(h).body).ok());  // exactly the cap: fine
   h.requests.push_back(new_uuid_v7());
@@ -212,7 +212,7 @@ TEST_CASE("a heartbeat with too many request ids or over-long ids is refused", "
   CHECK_FALSE(decode_heartbeat(encode(h).body, &why).ok());
   CHECK((why == Refusal::too_many_ids || why == Refusal::too_large));
 
-  Heartbeat big{std::string(1 << 20, 'w'), "users", "host", 1, 0, {}, ""};
+  Heartbeat big{std::string(1 << 20, 'w'), "users", "host", 1, 0, {}, "", ""};
   CHECK_FALSE(decode_heartbeat(encode(big).body, &why).ok());
   CHECK(why == Refusal::too_large);
   big.worker = std::string(k_max_id_bytes + 1, 'w');
