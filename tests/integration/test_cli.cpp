@@ -335,7 +335,7 @@ TEST_CASE("waiting past --timeout exits 5, saying when no live worker serves the
   CHECK(stalled.err.find("(still pending)") != std::string::npos);
 }
 
-TEST_CASE("retry runs a finished command again as a new operation; the request shows in get and export",
+TEST_CASE("retry runs a finished command again as a new operation: the request shows in get and export",
           "[cli][retry]") {
   System sys;
   std::string alice = add_token(sys.data_dir(), "alice", "submitter");
@@ -390,7 +390,7 @@ TEST_CASE("retry runs a finished command again as a new operation; the request s
   CHECK(by_id[again["id"].get<std::string>()]["retry_of"] == id);
 }
 
-TEST_CASE("list --owner is an admin's; --code and --resource filter list and cancel, kept in the more-hint",
+TEST_CASE("list --owner is an admin's: --code and --resource filter list and cancel, kept in the more-hint",
           "[cli][filters]") {
   System sys(0);  // nothing runs: every operation stays pending
   std::string alice = add_token(sys.data_dir(), "alice", "submitter");

@@ -202,7 +202,7 @@ TEST_CASE("giving up publishes a fence notice for the request on the control soc
   d.stop();
 }
 
-TEST_CASE("a cancel of a command not sent yet takes it back; if that is not stored, it is sent after all",
+TEST_CASE("a cancel of a command not sent yet takes it back: if that is not stored, it is sent after all",
           "[dispatcher][cancel]") {
   TempDir dir;
   zmq::context_t ctx(1);

@@ -131,7 +131,7 @@ TEST_CASE("Range is ignored: /metrics answers 200 with the whole body", "[http]"
   CHECK(ranged.header("Content-Range").empty());
 }
 
-TEST_CASE("an HTTP/1.1 request needs exactly one Host; an incomplete one needs more bytes", "[http]") {
+TEST_CASE("an HTTP/1.1 request needs exactly one Host: an incomplete one needs more bytes", "[http]") {
   Front f;
   expect_problem(f.send("GET /healthz HTTP/1.1\r\n\r\n"), 400, "invalid_host");
   expect_problem(f.send("GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400, "invalid_host");

@@ -280,7 +280,7 @@ TEST_CASE("a cancel that comes too late for the last step leaves the saga comple
   CHECK(s.step("charge").compensation.state == CompState::none);
 }
 
-TEST_CASE("a cancel with nothing in flight unwinds at once; a second cancel changes nothing", "[saga]") {
+TEST_CASE("a cancel with nothing in flight unwinds at once: a second cancel changes nothing", "[saga]") {
   // A state the store could hold after a restart between two writes.
   Saga s;
   s.state.op_state = OpState::processing;
@@ -587,7 +587,7 @@ TEST_CASE("the document's steps show each step and its compensation, without dat
   CHECK(steps[2]["compensation"].is_null());  // the last step declares none
 }
 
-TEST_CASE("a command carries the data of the steps completed before it; a compensation its own too", "[saga]") {
+TEST_CASE("a command carries the data of the steps completed before it: a compensation its own too", "[saga]") {
   Saga s;
   s.start();
   CHECK(command_steps_data(s.state, s.last.dispatch.at(0)) == json::object());

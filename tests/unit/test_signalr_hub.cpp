@@ -138,7 +138,7 @@ TEST_CASE("signalr: the handshake, then Subscribe brings operationUpdated for ea
   CHECK(last[0]["arguments"][0]["state"] == "completed");
 }
 
-TEST_CASE("signalr: Subscribe with lastEventId 0 replays every change; errors are completions", "[signalr]") {
+TEST_CASE("signalr: Subscribe with lastEventId 0 replays every change: errors are completions", "[signalr]") {
   Fixture f;
   SignalrHub hub(f.hub, f.readers);
   auto op = f.accept("ann");
@@ -190,7 +190,7 @@ TEST_CASE("signalr: SubscribeAll follows a filter, owner-scoped, until Unsubscri
   CHECK(drain(*c).empty());
 }
 
-TEST_CASE("signalr: a bad handshake or record closes with an error; a quiet connection is pinged", "[signalr]") {
+TEST_CASE("signalr: a bad handshake or record closes with an error: a quiet connection is pinged", "[signalr]") {
   Fixture f;
   SignalrOptions o;
   o.ping_interval = std::chrono::milliseconds(50);

@@ -39,7 +39,7 @@ using Data = std::vector<std::string>;
 
 }  // namespace
 
-TEST_CASE("a blank line ends an event; its id, event and data are kept", "[sse]") {
+TEST_CASE("a blank line ends an event: its id, event and data are kept", "[sse]") {
   auto got = parse("id: 7\nevent: completed\ndata: {\"a\":1}\n\n");
   REQUIRE(got.size() == 1);
   CHECK(got[0].id == "7");
@@ -93,7 +93,7 @@ TEST_CASE("unknown fields are ignored", "[sse]") {
   CHECK(data_of("foo: bar\ndata: x\n\n") == Data{"x"});
 }
 
-TEST_CASE("an id containing NUL is ignored; the last id seen is kept", "[sse]") {
+TEST_CASE("an id containing NUL is ignored: the last id seen is kept", "[sse]") {
   SseParser p;
   static const char k_text[] = "id: 5\ndata: a\n\nid: 6\0x\ndata: b\n\n";
   auto got = parse(p, std::string(k_text, sizeof k_text - 1));  // the NUL inside, not the one at the end
@@ -105,7 +105,7 @@ TEST_CASE("an id containing NUL is ignored; the last id seen is kept", "[sse]") 
   CHECK(p.last_id() == "9");
 }
 
-TEST_CASE("retry takes digits only; anything else leaves it as it was", "[sse]") {
+TEST_CASE("retry takes digits only: anything else leaves it as it was", "[sse]") {
   SseParser p;
   CHECK(p.retry_ms() == -1);
   parse(p, "retry: 2000\n\n");

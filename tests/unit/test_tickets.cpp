@@ -34,7 +34,7 @@ TEST_CASE("a ticket is valid for 60 s and no longer", "[tickets]") {
   CHECK_FALSE(book.redeem(*b, now + std::chrono::seconds(60)));
 }
 
-TEST_CASE("outstanding tickets are bounded; expired ones make room", "[tickets]") {
+TEST_CASE("outstanding tickets are bounded: expired ones make room", "[tickets]") {
   TicketBook book;
   auto now = TicketBook::Clock::now();
   for (size_t i = 0; i < TicketBook::k_max_outstanding; ++i) REQUIRE(book.issue({"ann", "reader"}, now));
