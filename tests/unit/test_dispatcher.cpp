@@ -114,6 +114,34 @@ struct Rig {
   }
 };
 
+// Enqueues one command and receives it on w twice: attempt 1, then, as
+// nothing claims or progresses it within the lease, attempt 2.
+Command sent_twice(Dispatcher& d, zmq::socket_t& w) {
+  Command c = command(1);
+  d.enqueue({c});
+  auto first = receive(w, 1);
+  REQUIRE(first[0].attempt == 1);
+  auto second = receive(w, 1);
+  REQUIRE(second[0].id == c.id);
+  REQUIRE(second[0].attempt == 2);
+  return c;
+}
+
+// Counts the dispatcher's give-ups, each of which must come after `attempts`.
+struct GiveUps {
+  explicit GiveUps(int expected) : attempts(expected) {}
+  Dispatcher::Hooks hooks() {
+    Dispatcher::Hooks h;
+    h.on_gave_up = [this](const std::string&, int made) {
+      CHECK(made == attempts);
+      ++count;
+    };
+    return h;
+  }
+  const int attempts;
+  std::atomic<int> count{0};
+};
+
 // Stands in for the store behind Dispatcher::Hooks::on_cancel: records each
 // decision handed over and answers every one with `outcome`.
 struct CancelStore {
@@ -191,36 +219,21 @@ TEST_CASE("a lease keeps one deadline however often it is renewed, and none once
 }
 
 TEST_CASE("a lease that runs out is redelivered, then given up, leaving no deadline behind", "[dispatcher]") {
-  DispatchOptions options = short_leases(100, 2);
-  std::atomic<int> gave_up{0};
-  Dispatcher::Hooks hooks;
-  hooks.on_gave_up = [&](const std::string&, int attempts) {
-    CHECK(attempts == 2);
-    ++gave_up;
-  };
-  Rig rig(options, hooks);
+  GiveUps gave_up(2);
+  Rig rig(short_leases(100, 2), gave_up.hooks());
   Dispatcher& d = rig.d;
   zmq::socket_t pull = worker(rig.ctx, rig.endpoint, 10);
 
-  Command c = command(1);
-  d.enqueue({c});
-  auto first = receive(pull, 1);
-  CHECK(first[0].attempt == 1);
-  auto second = receive(pull, 1);  // no progress within the lease
-  CHECK(second[0].id == c.id);
-  CHECK(second[0].attempt == 2);
-  eventually([&] { return gave_up.load() == 1; });
+  sent_twice(d, pull);
+  eventually([&] { return gave_up.count.load() == 1; });
   eventually([&] { return d.in_flight() == 0; });
   CHECK(d.deadline_entries() == 0);
   CHECK(d.redelivered() == 1);
 }
 
 TEST_CASE("giving up publishes a fence notice for the request on the control socket", "[dispatcher][fence]") {
-  DispatchOptions options = short_leases(100, 1);
-  std::atomic<int> gave_up{0};
-  Dispatcher::Hooks hooks;
-  hooks.on_gave_up = [&](const std::string&, int) { ++gave_up; };
-  Rig rig(options, hooks, true);
+  GiveUps gave_up(1);
+  Rig rig(short_leases(100, 1), gave_up.hooks(), true);
   Dispatcher& d = rig.d;
   zmq::socket_t sub(rig.ctx, zmq::socket_type::sub);
   sub.set(zmq::sockopt::subscribe, k_kind_fence);
@@ -240,7 +253,7 @@ TEST_CASE("giving up publishes a fence notice for the request on the control soc
   REQUIRE(f);
   CHECK(f->request_id == c.id);
   CHECK(f->service == "users");
-  eventually([&] { return gave_up.load() == 1; });
+  eventually([&] { return gave_up.count.load() == 1; });
 }
 
 TEST_CASE("a cancel of a command not sent yet takes it back; if that is not stored, it is sent after all",
@@ -358,12 +371,7 @@ TEST_CASE("a claim is granted to the attempt that holds the lease and refused on
   Rig rig(short_leases(300, 3));
   Dispatcher& d = rig.d;
   zmq::socket_t w = worker(rig.ctx, rig.endpoint, 10);
-  Command c = command(1);
-  d.enqueue({c});
-  auto first = receive(w, 1);
-  REQUIRE(first[0].attempt == 1);
-  auto second = receive(w, 1);  // not claimed in time: the lease ran out, attempt 2 came
-  REQUIRE(second[0].attempt == 2);
+  Command c = sent_twice(d, w);  // not claimed in time: the lease ran out, attempt 2 came
 
   GrantMessage stale = claim(w, {{c.id, 1}});
   CHECK(stale.granted.empty());
