@@ -178,6 +178,36 @@ Status cancel_and_wait(Dispatcher& d, const std::string& id) {
   return answered.get();
 }
 
+// How a command entered the dispatcher's queue: accepted now, or recovered
+// from the store after a restart.
+enum class Queue { fresh, recovered };
+
+struct QueuedCancel {
+  CancelDecision decision;  // the one decision handed to the store
+  Command sent_after;       // what a worker that connects afterwards gets
+};
+
+// Queues c while no worker is connected, cancels it with the store answering
+// `stored`, and checks the dispatcher passes that answer on; then connects a
+// worker with credit 1 and receives one command.
+QueuedCancel cancel_queued(const Command& c, Queue queue, Status stored) {
+  CancelStore store(stored);
+  Rig rig(DispatchOptions{}, store.hooks());
+  if (queue == Queue::fresh) {
+    rig.d.enqueue({c});
+  } else {
+    rig.d.enqueue_recovered({c});
+  }
+  CHECK(cancel_and_wait(rig.d, c.id).ok() == stored.ok());
+  QueuedCancel r;
+  auto decisions = store.decided();
+  REQUIRE(decisions.size() == 1);
+  r.decision = decisions[0];
+  zmq::socket_t w = worker(rig.ctx, rig.endpoint, 1);
+  r.sent_after = receive(w, 1)[0];
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("a lease keeps one deadline however often it is renewed, and none once it ends", "[dispatcher]") {
@@ -258,42 +288,22 @@ TEST_CASE("giving up publishes a fence notice for the request on the control soc
 
 TEST_CASE("a cancel of a command not sent yet takes it back; if that is not stored, it is sent after all",
           "[dispatcher][cancel]") {
-  CancelStore store(Error{"the store is unavailable"});  // as a failed commit would
-  Rig rig(DispatchOptions{}, store.hooks());
-  Dispatcher& d = rig.d;
   Command c = command(1);
-  d.enqueue({c});  // no worker yet: it waits in its queue
-  CHECK_FALSE(cancel_and_wait(d, c.id));
-  {
-    auto decisions = store.decided();
-    REQUIRE(decisions.size() == 1);
-    CHECK(decisions[0].kind == CancelDecision::Kind::taken_back);
-    CHECK(decisions[0].op_id == c.id);
-    CHECK(decisions[0].command == "create_user");
-  }
-  zmq::socket_t w = worker(rig.ctx, rig.endpoint, 1);
-  auto sent = receive(w, 1);  // the cancel was not stored: the operation goes on
-  CHECK(sent[0].id == c.id);
-  CHECK_FALSE(sent[0].cancel);
+  QueuedCancel r = cancel_queued(c, Queue::fresh, Error{"the store is unavailable"});  // as a failed commit would
+  CHECK(r.decision.kind == CancelDecision::Kind::taken_back);
+  CHECK(r.decision.op_id == c.id);
+  CHECK(r.decision.command == "create_user");
+  CHECK(r.sent_after.id == c.id);  // the cancel was not stored: the operation goes on
+  CHECK_FALSE(r.sent_after.cancel);
 }
 
 TEST_CASE("a cancel never takes back a command recovered after a restart: the last run may have sent it",
           "[dispatcher][cancel]") {
-  CancelStore store(Status::success());
-  Rig rig(DispatchOptions{}, store.hooks());
-  Dispatcher& d = rig.d;
   Command c = command(1);  // attempt 1: no dispatch was recorded before the stop
-  d.enqueue_recovered({c});  // no worker yet: it waits in its queue
-  CHECK(cancel_and_wait(d, c.id));
-  {
-    auto decisions = store.decided();
-    REQUIRE(decisions.size() == 1);
-    CHECK(decisions[0].kind == CancelDecision::Kind::notify_workers);
-    CHECK(decisions[0].op_id == c.id);
-  }
-  zmq::socket_t w = worker(rig.ctx, rig.endpoint, 1);
-  auto sent = receive(w, 1);  // still sent: the worker that may have it decides
-  CHECK(sent[0].id == c.id);
+  QueuedCancel r = cancel_queued(c, Queue::recovered, Status::success());
+  CHECK(r.decision.kind == CancelDecision::Kind::notify_workers);
+  CHECK(r.decision.op_id == c.id);
+  CHECK(r.sent_after.id == c.id);  // still sent: the worker that may have it decides
 }
 
 TEST_CASE("a cancel of a sent command is handed to the store before the workers are told", "[dispatcher][cancel]") {
