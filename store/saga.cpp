@@ -98,6 +98,16 @@ class Machine {
     m_d.dispatch.push_back(Dispatch{i, what, attempt, std::move(id)});
   }
 
+  // Starts step i (what: step) or its compensation (what: compensation),
+  // whose status is x: pending as of now, noted, and sent as its next attempt.
+  template <class Status>
+  void start(size_t i, Dispatch::What what, Status& x) {
+    x.state = decltype(x.state)::pending;  // StepState and CompState both have it
+    x.started_at = m_now;
+    note(what == Dispatch::What::step ? "step_dispatched" : "compensation_dispatched", s().plan[i].name);
+    send_step(i, what, x.attempt + 1);
+  }
+
   // The operation leaves pending once any step has news.
   void mark_processing() {
     if (s().op_state != OpState::pending) return;
@@ -149,13 +159,7 @@ class Machine {
     }
     if (!any_failing && !st.cancel_requested) {
       for (size_t i = 0; i < st.steps.size(); ++i) {
-        StepStatus& step = st.steps[i];
-        if (step.state != StepState::waiting) continue;
-        step.state = StepState::pending;
-        step.started_at = m_now;
-        note("step_dispatched", st.plan[i].name);
-        send_step(i, Dispatch::What::step, step.attempt + 1);
-        return;
+        if (st.steps[i].state == StepState::waiting) return start(i, Dispatch::What::step, st.steps[i]);
       }
       return;  // cannot happen: not all completed, none failing, none waiting, none in flight
     }
@@ -194,12 +198,7 @@ class Machine {
     }
     for (size_t i = st.steps.size(); i-- > 0;) {
       CompStatus& c = st.steps[i].compensation;
-      if (c.state != CompState::waiting) continue;
-      c.state = CompState::pending;
-      c.started_at = m_now;
-      note("compensation_dispatched", st.plan[i].name);
-      send_step(i, Dispatch::What::compensation, c.attempt + 1);
-      return;
+      if (c.state == CompState::waiting) return start(i, Dispatch::What::compensation, c);
     }
     // Everything that completed is undone: end with the cause.
     for (size_t i = 0; i < st.steps.size(); ++i) {
