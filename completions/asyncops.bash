@@ -122,13 +122,11 @@ _asyncops() {
         config) opts="--daemon" ;;
         keygen) ;;
         token)
+            opts="--data-dir --tokens"  # the token file's flags, which every token command takes
             case "$sub" in
-                "") _asyncops_group_word "--data-dir --tokens" "add list revoke"; return ;;
-                add) opts="--principal --role --data-dir --tokens" ;;
-                list) opts="--data-dir --tokens" ;;
-                revoke)
-                    opts="--data-dir --tokens"
-                    _asyncops_arg_from _asyncops_principals && return ;;
+                "") _asyncops_group_word "$opts" "add list revoke"; return ;;
+                add) opts="--principal --role $opts" ;;
+                revoke) _asyncops_arg_from _asyncops_principals && return ;;
             esac ;;
         store)
             case "$sub" in
