@@ -650,6 +650,14 @@ double num_at(const json& j, const json::json_pointer& p, double def = NAN) {
   return v.is_number() ? v.get<double>() : def;
 }
 
+// out[prefix + "p50_ms"], "p99_ms" and "max_ms" from the latency summary at
+// `at` in j (NaN, shown as n/a, where a figure is missing).
+void put_percentiles(json& out, const std::string& prefix, const json& j, const std::string& at) {
+  for (const char* figure : {"p50_ms", "p99_ms", "max_ms"}) {
+    out[prefix + figure] = num_at(j, json::json_pointer(at + "/" + figure));
+  }
+}
+
 std::string fmt(double v, int prec = 1) {
   if (std::isnan(v)) return "n/a";
   char buf[64];
@@ -683,10 +691,8 @@ json mode_figures(const std::string& dir, double ceiling_rate) {
                  {"duration_s", num_at(accept, P("/elapsed_s"))},
                  {"accepted", accepted},
                  {"statuses", accept.value("statuses", json::object())},
-                 {"errors", num_at(accept, P("/errors"))},
-                 {"p50_ms", num_at(accept, P("/latency/p50_ms"))},
-                 {"p99_ms", num_at(accept, P("/latency/p99_ms"))},
-                 {"max_ms", num_at(accept, P("/latency/max_ms"))}};
+                 {"errors", num_at(accept, P("/errors"))}};
+  put_percentiles(f["accept"], "", accept, "/latency");
   double start_ms = num_at(accept, P("/start_ms"));
   double drained_ms = num_at(drain, P("/drained_ms"));
   double e2e_rate = accepted / ((drained_ms - start_ms) / 1000.0);
@@ -701,7 +707,7 @@ json mode_figures(const std::string& dir, double ceiling_rate) {
                      {"store_states", accept_ops.value("states", json::object())}};
   auto open_loop = [&](const json& o, const json& ops) {
     double offered = num_at(o, P("/offered_rate_per_s"));
-    return json{{"offered_rate_per_s", offered},
+    json r{{"offered_rate_per_s", offered},
                 {"offered_ratio_of_ceiling", offered / ceiling_rate},
                 {"achieved_rate_per_s", num_at(o, P("/rate_2xx_per_s"))},
                 {"achieved_ratio_of_ceiling", num_at(o, P("/rate_2xx_per_s")) / ceiling_rate},
@@ -710,14 +716,11 @@ json mode_figures(const std::string& dir, double ceiling_rate) {
                 {"accepted", num_at(o, P("/accepted_2xx"))},
                 {"not_sent", num_at(o, P("/not_sent"))},
                 {"late_over_1ms", num_at(o, P("/late_over_1ms"))},
-                {"accept_p50_ms", num_at(o, P("/latency/p50_ms"))},
-                {"accept_p99_ms", num_at(o, P("/latency/p99_ms"))},
-                {"accept_max_ms", num_at(o, P("/latency/max_ms"))},
                 {"e2e_operations", num_at(ops, P("/e2e/samples"))},
-                {"e2e_p50_ms", num_at(ops, P("/e2e/p50_ms"))},
-                {"e2e_p99_ms", num_at(ops, P("/e2e/p99_ms"))},
-                {"e2e_max_ms", num_at(ops, P("/e2e/max_ms"))},
                 {"e2e_states", ops.value("states", json::object())}};
+    put_percentiles(r, "accept_", o, "/latency");
+    put_percentiles(r, "e2e_", ops, "/e2e");
+    return r;
   };
   f["half_ceiling"] = open_loop(load_json(dir + "/half.json"), load_json(dir + "/half_ops.json"));
   f["fixed_rate"] = open_loop(open, open_ops);

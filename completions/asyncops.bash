@@ -35,6 +35,13 @@ _asyncops_group_word() {
     else COMPREPLY=($(compgen -W "$2" -- "$cur")); fi
 }
 
+# Completes an argument (a word that is not a flag) from what command $1
+# prints; false, having run nothing, when the word is a flag.
+_asyncops_arg_from() {
+    [[ $cur == -* ]] && return 1
+    COMPREPLY=($(compgen -W "$("$1")" -- "$cur"))
+}
+
 _asyncops() {
     local cur prev words cword
     if declare -F _init_completion >/dev/null 2>&1; then
@@ -99,10 +106,10 @@ _asyncops() {
             [[ $cmd == watch ]] && opts="--timeout"
             [[ $cmd == retry ]] && opts="-w --wait --timeout --idempotency-key"
             [[ $cmd == forget ]] && opts="-y --yes"
-            if [[ $cur != -* ]]; then COMPREPLY=($(compgen -W "$(_asyncops_recent_ids)" -- "$cur")); return; fi ;;
+            _asyncops_arg_from _asyncops_recent_ids && return ;;
         cancel)
             opts="--state --name --older-than --owner --resource -y --yes"
-            if [[ $cur != -* ]]; then COMPREPLY=($(compgen -W "$(_asyncops_unfinished_ids)" -- "$cur")); return; fi ;;
+            _asyncops_arg_from _asyncops_unfinished_ids && return ;;
         help)
             if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--man" -- "$cur")); return; fi
             if [[ $prev == --man ]]; then
@@ -115,13 +122,11 @@ _asyncops() {
         config) opts="--daemon" ;;
         keygen) ;;
         token)
+            opts="--data-dir --tokens"  # the token file's flags, which every token command takes
             case "$sub" in
-                "") _asyncops_group_word "--data-dir --tokens" "add list revoke"; return ;;
-                add) opts="--principal --role --data-dir --tokens" ;;
-                list) opts="--data-dir --tokens" ;;
-                revoke)
-                    opts="--data-dir --tokens"
-                    if [[ $cur != -* ]]; then COMPREPLY=($(compgen -W "$(_asyncops_principals)" -- "$cur")); return; fi ;;
+                "") _asyncops_group_word "$opts" "add list revoke"; return ;;
+                add) opts="--principal --role $opts" ;;
+                revoke) _asyncops_arg_from _asyncops_principals && return ;;
             esac ;;
         store)
             case "$sub" in
@@ -129,7 +134,7 @@ _asyncops() {
                 ops) opts="--state --name --since --limit" ;;
                 prune) opts="--older-than" ;;
                 history)
-                    if [[ $cur != -* ]]; then COMPREPLY=($(compgen -W "$(_asyncops_recent_ids)" -- "$cur")); return; fi ;;
+                    _asyncops_arg_from _asyncops_recent_ids && return ;;
             esac ;;
     esac
     COMPREPLY=($(compgen -W "$opts $global" -- "$cur"))

@@ -38,7 +38,20 @@ ApiReply bad_query(const std::string& detail) {
   return problem_reply(400, detail, "invalid_query");
 }
 
-std::string bad_state_detail() { return "state must be one of " + state_names_text(); }
+// The ?state= and ?name= filters that the operation list and the event
+// stream share: takes k=v into *state or *name when k is one of them.
+// Returns the 400 for a state that is not a state's name, else nothing.
+std::optional<ApiReply> take_state_or_name(const std::string& k, const std::string& v,
+                                           std::optional<OpState>* state, std::string* name) {
+  if (k == "state") {
+    auto s = parse_state(v);
+    if (!s) return bad_query("state must be one of " + state_names_text());
+    *state = s;
+  } else if (k == "name") {
+    *name = v;
+  }
+  return std::nullopt;
+}
 
 ApiReply store_unavailable(const std::string& detail) {
   ApiReply r = problem_reply(503, detail, "store_unavailable");
@@ -711,13 +724,8 @@ ApiReply Gateway::all_events(const ApiRequest& req) {
   if (!last_seen) return bad_query("Last-Event-ID must be an event id from this stream");
   sr.last_event_id = last_seen.value();
   for (const auto& [k, v] : req.query) {
-    if (k == "state") {
-      auto s = parse_state(v);
-      if (!s) return bad_query(bad_state_detail());
-      sr.state = s;
-    } else if (k == "name") {
-      sr.name = v;
-    } else if (k == "format") {
+    if (auto refused = take_state_or_name(k, v, &sr.state, &sr.name)) return *refused;
+    if (k == "format") {
       if (v != "cloudevents" && v != "operation") return bad_query("format must be operation or cloudevents");
       sr.cloudevents = v == "cloudevents";
     }
@@ -1135,13 +1143,8 @@ ApiReply Gateway::list_operations(const ApiRequest& req) {
   f.limit = m_options.default_page;
   if (!sees_all(req)) f.owner = req.owner;  // bound in SQL, never concatenated
   for (const auto& [k, v] : req.query) {
-    if (k == "state") {
-      auto s = parse_state(v);
-      if (!s) return bad_query(bad_state_detail());
-      f.state = s;
-    } else if (k == "name") {
-      f.name = v;
-    } else if (k == "since") {
+    if (auto refused = take_state_or_name(k, v, &f.state, &f.name)) return *refused;
+    if (k == "since") {
       auto t = parse_rfc3339(v);
       if (!t) return bad_query("since must be an RFC 3339 timestamp");
       f.since_ms = t.value();

@@ -39,6 +39,19 @@ namespace {
 long futex(std::atomic<uint32_t>* word, int op, uint32_t value) {
   return syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), op, value, nullptr, nullptr, 0);
 }
+
+// Counts one more of a warning a worker may repeat for every event, and logs
+// the first 10 and every 1000th after, with the count: bounded, never silent.
+// fields() is called only for a line that is logged.
+template <class Fields>
+void count_and_warn(std::atomic<uint64_t>& counter, const char* warning, Fields fields) {
+  uint64_t n = ++counter;
+  if (n <= 10 || n % 1000 == 0) {
+    LogFields f = fields();
+    f.emplace_back("count", std::to_string(n));
+    log_warn(warning, f);
+  }
+}
 }  // namespace
 
 Result<GroupCommitter::Accepted> GroupCommitter::Waiter::wait() {
@@ -267,15 +280,13 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
               }
               changes.push_back(std::move(c));
               break;
-            case StoreWriter::Applied::unknown_operation: {
-              uint64_t n = ++m_counters.events_unknown;
-              if (n <= 10 || n % 1000 == 0) {
-                log_warn("event for an unknown operation",
-                         {{"request_id", job.event.request_id}, {"type", job.event.type},
-                          {"worker", job.event.worker}, {"count", std::to_string(n)}});
-              }
+            case StoreWriter::Applied::unknown_operation:
+              count_and_warn(m_counters.events_unknown, "event for an unknown operation", [&] {
+                return LogFields{{"request_id", job.event.request_id},
+                                 {"type", job.event.type},
+                                 {"worker", job.event.worker}};
+              });
               break;
-            }
             case StoreWriter::Applied::ignored:
               m_counters.events_ignored++;
               break;
@@ -297,15 +308,14 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
               changes.push_back(std::move(c));
               break;
             }
-            case StoreWriter::Applied::rejected: {
-              uint64_t n = ++m_counters.events_rejected;
-              if (n <= 10 || n % 1000 == 0) {
-                log_warn("event rejected: it names a resource its operation does not own",
-                         {{"request_id", job.event.request_id}, {"resource", job.event.resource.substr(0, 200)},
-                          {"worker", job.event.worker}, {"count", std::to_string(n)}});
-              }
+            case StoreWriter::Applied::rejected:
+              count_and_warn(m_counters.events_rejected,
+                             "event rejected: it names a resource its operation does not own", [&] {
+                               return LogFields{{"request_id", job.event.request_id},
+                                                {"resource", job.event.resource.substr(0, 200)},
+                                                {"worker", job.event.worker}};
+                             });
               break;
-            }
           }
           break;
       }

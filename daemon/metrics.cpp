@@ -25,49 +25,63 @@ std::string render_refused(const std::array<std::array<uint64_t, k_refusal_count
   }
   return m;
 }
+
+// A metric with one sample and no labels; the value is any counter's type.
+struct PlainMetric {
+  template <class Value>
+  PlainMetric(const char* n, const char* t, const char* h, Value v)
+      : name(n), type(t), help(h), value(static_cast<double>(v)) {}
+  const char* name;
+  const char* type;
+  const char* help;
+  double value;
+};
 }  // namespace
 
 std::string render(const DaemonCounters& c) {
+  const PlainMetric plain[] = {
+      {"asyncops_operations_accepted_total", "counter", "Operations accepted (202).", c.accepted},
+      {"asyncops_backlog", "gauge", "Operations not yet terminal.", c.backlog},
+      {"asyncops_dispatch_waiting", "gauge", "Commands waiting for a worker or a redelivery.",
+       c.dispatch_waiting},
+      {"asyncops_in_flight", "gauge", "Commands with a worker, under lease.", c.in_flight},
+      {"asyncops_commands_sent_total", "counter", "Commands handed to workers.", c.commands_sent},
+      {"asyncops_redeliveries_total", "counter", "Commands sent again after a lease ran out.",
+       c.redeliveries},
+      {"asyncops_claims_granted_total", "counter",
+       "Claimed commands a worker may start (the attempt held its lease).", c.claims_granted},
+      {"asyncops_claims_refused_total", "counter",
+       "Claimed commands refused: that attempt had lost its lease.", c.claims_refused},
+      {"asyncops_worker_connections", "gauge",
+       "Worker connections with credit on the commands sockets.", c.worker_connections},
+      {"asyncops_worker_connections_lost_total", "counter",
+       "Worker connections forgotten: gone or silent.", c.worker_connections_lost},
+      {"asyncops_handshakes_failed_total", "counter",
+       "Worker handshakes refused on the commands sockets (e.g. a protocol-1 worker).",
+       c.handshakes_failed},
+      {"asyncops_commands_channel_refused_total", "counter",
+       "Undecodable messages on the commands sockets.", c.commands_channel_refused},
+      {"asyncops_events_late_total", "counter",
+       "Outcomes from an attempt that had lost its lease (logged, in the history).", c.events_late},
+      {"asyncops_events_applied_total", "counter", "Worker events that changed an operation.",
+       c.events_applied},
+      {"asyncops_events_unknown_total", "counter", "Worker events for no known operation.",
+       c.events_unknown},
+      {"asyncops_events_rejected_total", "counter",
+       "Worker events refused: not allowed for their operation.", c.events_rejected},
+      {"asyncops_events_ignored_total", "counter",
+       "Worker events that changed nothing (late or duplicate).", c.events_ignored},
+      {"asyncops_bad_frames_total", "counter", "Undecodable messages on the events socket.",
+       c.bad_frames},
+      {"asyncops_store_commits_total", "counter", "Store transactions (group commits).", c.commits},
+      {"asyncops_store_commit_failures_total", "counter", "Store transactions that failed.",
+       c.commit_failures},
+      {"asyncops_workers_live", "gauge", "Workers with a recent heartbeat.", c.workers_live},
+      {"asyncops_workers_evicted_total", "counter",
+       "Workers forgotten to keep the registry bounded.", c.workers_evicted},
+  };
   std::string m;
-  m += render_metric("asyncops_operations_accepted_total", "counter", "Operations accepted (202).", c.accepted);
-  m += render_metric("asyncops_backlog", "gauge", "Operations not yet terminal.", c.backlog);
-  m += render_metric("asyncops_dispatch_waiting", "gauge", "Commands waiting for a worker or a redelivery.",
-                     c.dispatch_waiting);
-  m += render_metric("asyncops_in_flight", "gauge", "Commands with a worker, under lease.", c.in_flight);
-  m += render_metric("asyncops_commands_sent_total", "counter", "Commands handed to workers.", c.commands_sent);
-  m += render_metric("asyncops_redeliveries_total", "counter", "Commands sent again after a lease ran out.",
-                     c.redeliveries);
-  m += render_metric("asyncops_claims_granted_total", "counter",
-                     "Claimed commands a worker may start (the attempt held its lease).", c.claims_granted);
-  m += render_metric("asyncops_claims_refused_total", "counter",
-                     "Claimed commands refused: that attempt had lost its lease.", c.claims_refused);
-  m += render_metric("asyncops_worker_connections", "gauge", "Worker connections with credit on the commands sockets.",
-                     c.worker_connections);
-  m += render_metric("asyncops_worker_connections_lost_total", "counter",
-                     "Worker connections forgotten: gone or silent.", c.worker_connections_lost);
-  m += render_metric("asyncops_handshakes_failed_total", "counter",
-                     "Worker handshakes refused on the commands sockets (e.g. a protocol-1 worker).",
-                     c.handshakes_failed);
-  m += render_metric("asyncops_commands_channel_refused_total", "counter",
-                     "Undecodable messages on the commands sockets.", c.commands_channel_refused);
-  m += render_metric("asyncops_events_late_total", "counter",
-                     "Outcomes from an attempt that had lost its lease (logged, in the history).", c.events_late);
-  m += render_metric("asyncops_events_applied_total", "counter", "Worker events that changed an operation.",
-                     c.events_applied);
-  m += render_metric("asyncops_events_unknown_total", "counter", "Worker events for no known operation.",
-                     c.events_unknown);
-  m += render_metric("asyncops_events_rejected_total", "counter",
-                     "Worker events refused: not allowed for their operation.", c.events_rejected);
-  m += render_metric("asyncops_events_ignored_total", "counter",
-                     "Worker events that changed nothing (late or duplicate).", c.events_ignored);
-  m += render_metric("asyncops_bad_frames_total", "counter", "Undecodable messages on the events socket.",
-                     c.bad_frames);
-  m += render_metric("asyncops_store_commits_total", "counter", "Store transactions (group commits).", c.commits);
-  m += render_metric("asyncops_store_commit_failures_total", "counter", "Store transactions that failed.",
-                     c.commit_failures);
-  m += render_metric("asyncops_workers_live", "gauge", "Workers with a recent heartbeat.", c.workers_live);
-  m += render_metric("asyncops_workers_evicted_total", "counter", "Workers forgotten to keep the registry bounded.",
-                     c.workers_evicted);
+  for (const PlainMetric& p : plain) m += render_metric(p.name, p.type, p.help, p.value);
   m += render_refused(c.refused);
   if (c.curve_rejected) {
     m += render_metric("asyncops_curve_rejected_total", "counter", "Worker connections refused by CURVE/ZAP.",

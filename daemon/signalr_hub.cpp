@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "daemon/auth.h"
+#include "shared/json_limits.h"
 #include "shared/log.h"
 #include "shared/problem.h"
 
@@ -119,15 +120,8 @@ void HubConnection::receive(const std::string& payload) {
 }
 
 void HubConnection::handle_record(const std::string& text, std::vector<std::string>* out) {
-  bool too_deep = false;
-  json msg = json::parse(
-      text,
-      [&](int depth, json::parse_event_t, json&) {
-        if (depth > k_max_depth) too_deep = true;
-        return !too_deep;
-      },
-      /*allow_exceptions=*/false);
-  if (too_deep || msg.is_discarded() || !msg.is_object()) {
+  json msg = parse_json_shallow(text, k_max_depth);
+  if (msg.is_discarded() || !msg.is_object()) {
     return finish_with(m_handshaken ? "a record is not a JSON object of the hub protocol"
                                     : "the handshake is not a JSON object",
                        out);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "shared/json_limits.h"
 #include "shared/problem.h"
 #include "shared/state.h"
 
@@ -29,15 +30,8 @@ WsChannel::WsChannel(ChangeHub& hub, ReaderPool& readers, WebSocketGrant grant, 
     : m_hub(hub), m_readers(readers), m_grant(std::move(grant)), m_wake(std::move(wake)) {}
 
 void WsChannel::on_message(const std::string& text, std::vector<std::string>* out) {
-  bool too_deep = false;
-  json msg = json::parse(
-      text,
-      [&](int depth, json::parse_event_t, json&) {
-        if (depth > k_max_depth) too_deep = true;
-        return !too_deep;
-      },
-      /*allow_exceptions=*/false);
-  if (too_deep || msg.is_discarded() || !msg.is_object()) {
+  json msg = parse_json_shallow(text, k_max_depth);
+  if (msg.is_discarded() || !msg.is_object()) {
     out->push_back(ws_error_frame(bad_message("a message is a JSON object: {\"subscribe\": ...} or {\"unsubscribe\": ...}")));
     return;
   }

@@ -17,6 +17,18 @@ const char* to_string(JsonViolation v) {
   return "invalid";
 }
 
+nlohmann::json parse_json_shallow(std::string_view text, int max_depth) {
+  bool too_deep = false;
+  nlohmann::json value = nlohmann::json::parse(
+      text,
+      [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+        if (depth > max_depth) too_deep = true;
+        return !too_deep;
+      },
+      /*allow_exceptions=*/false);
+  return too_deep ? nlohmann::json(nlohmann::json::value_t::discarded) : value;
+}
+
 bool json_nesting_within(std::string_view text, int max_depth) {
   int depth = 0;
   bool in_string = false, escaped = false;

@@ -38,6 +38,12 @@ struct BoundedJson {
 // nlohmann parses it.
 BoundedJson parse_json_within(std::string_view text, const JsonLimits& limits);
 
+// Parses a small message whose size the transport has bounded already,
+// keeping no value deeper than max_depth in nlohmann's count (the outermost
+// value is depth 0). Never throws: text that is not JSON, or that nests any
+// deeper, comes back discarded (is_discarded()).
+nlohmann::json parse_json_shallow(std::string_view text, int max_depth);
+
 // True when no array or object in text nests deeper than max_depth. Counts
 // brackets outside strings only; does not validate the rest of the syntax.
 bool json_nesting_within(std::string_view text, int max_depth);

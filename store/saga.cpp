@@ -10,20 +10,33 @@ namespace {
 constexpr const char* k_undo_suffix = ".undo";
 constexpr size_t k_uuid_length = 36;
 
-struct StepStateName {
-  StepState state;
+// A table of these gives a state enum's names, as stored and on the wire.
+template <class State>
+struct StateName {
+  State state;
   const char* name;
 };
-constexpr StepStateName k_step_state_names[] = {
+template <class State, size_t N>
+const char* name_in(const StateName<State> (&names)[N], State s, const char* otherwise) {
+  for (const auto& n : names) {
+    if (n.state == s) return n.name;
+  }
+  return otherwise;
+}
+template <class State, size_t N>
+std::optional<State> state_in(const StateName<State> (&names)[N], const std::string& s) {
+  for (const auto& n : names) {
+    if (s == n.name) return n.state;
+  }
+  return std::nullopt;
+}
+
+constexpr StateName<StepState> k_step_state_names[] = {
     {StepState::waiting, "waiting"},     {StepState::pending, "pending"},     {StepState::processing, "processing"},
     {StepState::settling, "settling"},   {StepState::completed, "completed"}, {StepState::rejected, "rejected"},
     {StepState::failed, "failed"},       {StepState::canceled, "canceled"},   {StepState::skipped, "skipped"},
 };
-struct CompStateName {
-  CompState state;
-  const char* name;
-};
-constexpr CompStateName k_comp_state_names[] = {
+constexpr StateName<CompState> k_comp_state_names[] = {
     {CompState::none, "none"},           {CompState::waiting, "waiting"},     {CompState::pending, "pending"},
     {CompState::processing, "processing"}, {CompState::completed, "completed"}, {CompState::failed, "failed"},
     {CompState::abandoned, "abandoned"},
@@ -85,6 +98,16 @@ class Machine {
     m_d.dispatch.push_back(Dispatch{i, what, attempt, std::move(id)});
   }
 
+  // Starts step i (what: step) or its compensation (what: compensation),
+  // whose status is x: pending as of now, noted, and sent as its next attempt.
+  template <class Status>
+  void start(size_t i, Dispatch::What what, Status& x) {
+    x.state = decltype(x.state)::pending;  // StepState and CompState both have it
+    x.started_at = m_now;
+    note(what == Dispatch::What::step ? "step_dispatched" : "compensation_dispatched", s().plan[i].name);
+    send_step(i, what, x.attempt + 1);
+  }
+
   // The operation leaves pending once any step has news.
   void mark_processing() {
     if (s().op_state != OpState::pending) return;
@@ -136,13 +159,7 @@ class Machine {
     }
     if (!any_failing && !st.cancel_requested) {
       for (size_t i = 0; i < st.steps.size(); ++i) {
-        StepStatus& step = st.steps[i];
-        if (step.state != StepState::waiting) continue;
-        step.state = StepState::pending;
-        step.started_at = m_now;
-        note("step_dispatched", st.plan[i].name);
-        send_step(i, Dispatch::What::step, step.attempt + 1);
-        return;
+        if (st.steps[i].state == StepState::waiting) return start(i, Dispatch::What::step, st.steps[i]);
       }
       return;  // cannot happen: not all completed, none failing, none waiting, none in flight
     }
@@ -181,12 +198,7 @@ class Machine {
     }
     for (size_t i = st.steps.size(); i-- > 0;) {
       CompStatus& c = st.steps[i].compensation;
-      if (c.state != CompState::waiting) continue;
-      c.state = CompState::pending;
-      c.started_at = m_now;
-      note("compensation_dispatched", st.plan[i].name);
-      send_step(i, Dispatch::What::compensation, c.attempt + 1);
-      return;
+      if (c.state == CompState::waiting) return start(i, Dispatch::What::compensation, c);
     }
     // Everything that completed is undone: end with the cause.
     for (size_t i = 0; i < st.steps.size(); ++i) {
@@ -323,31 +335,19 @@ SagaDecision on_gave_up(const SagaState& state, const StepRef& ref, size_t i, co
 }  // namespace
 
 const char* to_string(StepState s) {
-  for (const auto& n : k_step_state_names) {
-    if (n.state == s) return n.name;
-  }
-  return "waiting";
+  return name_in(k_step_state_names, s, "waiting");
 }
 
 const char* to_string(CompState s) {
-  for (const auto& n : k_comp_state_names) {
-    if (n.state == s) return n.name;
-  }
-  return "none";
+  return name_in(k_comp_state_names, s, "none");
 }
 
 std::optional<StepState> parse_step_state(const std::string& s) {
-  for (const auto& n : k_step_state_names) {
-    if (s == n.name) return n.state;
-  }
-  return std::nullopt;
+  return state_in(k_step_state_names, s);
 }
 
 std::optional<CompState> parse_comp_state(const std::string& s) {
-  for (const auto& n : k_comp_state_names) {
-    if (s == n.name) return n.state;
-  }
-  return std::nullopt;
+  return state_in(k_comp_state_names, s);
 }
 
 SagaState new_saga(std::string op_id, std::vector<StepPlan> plan) {

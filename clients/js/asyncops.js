@@ -46,6 +46,31 @@ function sleep(ms, signal) {
 // Transports whose failure to connect moves on to the next one.
 class ConnectFailed extends Error {}
 
+// The events of a text/event-stream body as they arrive: { id, data } for
+// each block that has data (line ends normalised to \n, the one space after
+// "data:" dropped, id null when the block has none). Ends with the body.
+async function* sseEvents(body) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+    let cut;
+    while ((cut = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, cut);
+      buf = buf.slice(cut + 2);
+      let id = null, data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("id:")) id = Number(line.slice(3).trim());
+        else if (line.startsWith("data:")) data += line.slice(5).replace(/^ /, "");
+      }
+      if (data) yield { id, data };
+    }
+  }
+}
+
 export class AsyncOps {
   // options:
   //   url        the daemon's base URL; default: this page's origin
@@ -231,30 +256,13 @@ export class AsyncOps {
       if (!res.body || !(res.headers.get("content-type") || "").includes("text/event-stream")) {
         throw new ConnectFailed("not an event stream");
       }
-      const reader = res.body.getReader();
-      const decoder = new TextDecoder();
-      let buf = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
-        let cut;
-        while ((cut = buf.indexOf("\n\n")) >= 0) {
-          const block = buf.slice(0, cut);
-          buf = buf.slice(cut + 2);
-          let id = null, data = "";
-          for (const line of block.split("\n")) {
-            if (line.startsWith("id:")) id = Number(line.slice(3).trim());
-            else if (line.startsWith("data:")) data += line.slice(5).replace(/^ /, "");
-          }
-          if (!data) continue;
-          let op;
-          try { op = JSON.parse(data); } catch { continue; }
-          const final = this._seen(state, id, op);
-          if (final) {
-            ctl.abort();
-            return final;
-          }
+      for await (const { id, data } of sseEvents(res.body)) {
+        let op;
+        try { op = JSON.parse(data); } catch { continue; }
+        const final = this._seen(state, id, op);
+        if (final) {
+          ctl.abort();
+          return final;
         }
       }
       return this._settle(state);  // the stream ended: read where it is
@@ -378,26 +386,10 @@ export class AsyncOps {
     }
     if (res.status >= 400 || !res.body) throw new ConnectFailed(`HTTP ${res.status}`);
     ready();  // the daemon makes the stream's feed before it answers
-    const reader = res.body.getReader();
-    const decoder = new TextDecoder();
-    let buf = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return true;
-      buf += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
-      let cut;
-      while ((cut = buf.indexOf("\n\n")) >= 0) {
-        const block = buf.slice(0, cut);
-        buf = buf.slice(cut + 2);
-        let id = null, data = "";
-        for (const line of block.split("\n")) {
-          if (line.startsWith("id:")) id = Number(line.slice(3).trim());
-          else if (line.startsWith("data:")) data += line.slice(5).replace(/^ /, "");
-        }
-        if (!data) continue;
-        try { emit(id, JSON.parse(data)); } catch { /* not an operation */ }
-      }
+    for await (const { id, data } of sseEvents(res.body)) {
+      try { emit(id, JSON.parse(data)); } catch { /* not an operation */ }
     }
+    return true;
   }
 
   // No push at all: the newest operations every 2 s, a change being a new

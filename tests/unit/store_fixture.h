@@ -83,4 +83,38 @@ struct StoreWithHub {
   ReaderPool readers{path};
 };
 
+// A StoreWithHub whose committer runs, and helpers that accept and finish an
+// operation and return once the hub has published it: what the push channels
+// (SignalR, /ws) are tested on.
+struct RunningStoreWithHub : StoreWithHub {
+  RunningStoreWithHub() { gc.start(); }
+  ~RunningStoreWithHub() {
+    hub.shutdown();
+    gc.stop();
+  }
+  OperationRecord accept(const std::string& owner, const std::string& name = "create_user") {
+    auto op = new_op(name);
+    op.owner = owner;
+    auto c = gc.accept(op);
+    REQUIRE(c);
+    published_past(c->seq - 1);
+    return op;
+  }
+  // The committer answers before it publishes: wait for the hub to have it.
+  void published_past(int64_t seq) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (hub.latest_seq() <= seq && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  }
+  void finish(const OperationRecord& op) {
+    int64_t before = hub.latest_seq();
+    Event e = event_for(op, OpState::completed);
+    e.data = {{"id", "x"}};
+    REQUIRE(gc.run([e](StoreWriter& w, std::vector<Change>& changes) {
+      Change c;
+      if (w.apply_event(e, now_ms(), &c) == StoreWriter::Applied::changed) changes.push_back(std::move(c));
+    }));
+    published_past(before);
+  }
+};
+
 }  // namespace asyncops::test

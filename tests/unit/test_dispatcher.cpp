@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <future>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -87,17 +89,132 @@ std::vector<Command> receive(zmq::socket_t& pull, size_t n) {
   return got;
 }
 
+// Leases short enough for a test to see them run out, retried after 10 ms.
+DispatchOptions short_leases(int lease_ms, int max_attempts = DispatchOptions{}.max_attempts) {
+  DispatchOptions options;
+  options.lease = std::chrono::milliseconds(lease_ms);
+  options.backoff = std::chrono::milliseconds(10);
+  options.max_attempts = max_attempts;
+  return options;
+}
+
+// A started dispatcher for "users" on an ipc endpoint in a temp dir, with a
+// control PUB beside it when asked for; workers connect with worker(). The
+// dispatcher stops when the rig goes, after the test's own sockets closed.
+struct Rig {
+  TempDir dir;
+  zmq::context_t ctx{1};
+  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
+  std::string control = "ipc://" + dir.path + "/control.ipc";
+  Dispatcher d;
+  explicit Rig(DispatchOptions options = {}, Dispatcher::Hooks hooks = {}, bool with_control = false)
+      : d(ctx, {{"users", endpoint}}, with_control ? control : "", options, std::move(hooks)) {
+    REQUIRE(d.bind());
+    d.start();
+  }
+};
+
+// Enqueues one command and receives it on w twice: attempt 1, then, as
+// nothing claims or progresses it within the lease, attempt 2.
+Command sent_twice(Dispatcher& d, zmq::socket_t& w) {
+  Command c = command(1);
+  d.enqueue({c});
+  auto first = receive(w, 1);
+  REQUIRE(first[0].attempt == 1);
+  auto second = receive(w, 1);
+  REQUIRE(second[0].id == c.id);
+  REQUIRE(second[0].attempt == 2);
+  return c;
+}
+
+// Counts the dispatcher's give-ups, each of which must come after `attempts`.
+struct GiveUps {
+  explicit GiveUps(int expected) : attempts(expected) {}
+  Dispatcher::Hooks hooks() {
+    Dispatcher::Hooks h;
+    h.on_gave_up = [this](const std::string&, int made) {
+      CHECK(made == attempts);
+      ++count;
+    };
+    return h;
+  }
+  const int attempts;
+  std::atomic<int> count{0};
+};
+
+// Stands in for the store behind Dispatcher::Hooks::on_cancel: records each
+// decision handed over and answers every one with `outcome`.
+struct CancelStore {
+  explicit CancelStore(Status answer) : outcome(std::move(answer)) {}
+  Dispatcher::Hooks hooks() {
+    Dispatcher::Hooks h;
+    h.on_cancel = [this](CancelDecision d, CancelDone done) {
+      {
+        std::lock_guard<std::mutex> lock(m);
+        decisions.push_back(d);
+      }
+      done(outcome);
+    };
+    return h;
+  }
+  // The decisions so far, in the order they came.
+  std::vector<CancelDecision> decided() {
+    std::lock_guard<std::mutex> lock(m);
+    return decisions;
+  }
+
+  const Status outcome;
+  std::mutex m;
+  std::vector<CancelDecision> decisions;
+};
+
+// Cancels `id` and returns the dispatcher's answer once it comes: whether
+// the cancel was stored.
+Status cancel_and_wait(Dispatcher& d, const std::string& id) {
+  auto answer = std::make_shared<std::promise<Status>>();
+  auto answered = answer->get_future();
+  d.cancel(id, [answer](Status stored) { answer->set_value(std::move(stored)); });
+  REQUIRE(answered.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  return answered.get();
+}
+
+// How a command entered the dispatcher's queue: accepted now, or recovered
+// from the store after a restart.
+enum class Queue { fresh, recovered };
+
+struct QueuedCancel {
+  CancelDecision decision;  // the one decision handed to the store
+  Command sent_after;       // what a worker that connects afterwards gets
+};
+
+// Queues c while no worker is connected, cancels it with the store answering
+// `stored`, and checks the dispatcher passes that answer on; then connects a
+// worker with credit 1 and receives one command.
+QueuedCancel cancel_queued(const Command& c, Queue queue, Status stored) {
+  CancelStore store(stored);
+  Rig rig(DispatchOptions{}, store.hooks());
+  if (queue == Queue::fresh) {
+    rig.d.enqueue({c});
+  } else {
+    rig.d.enqueue_recovered({c});
+  }
+  CHECK(cancel_and_wait(rig.d, c.id).ok() == stored.ok());
+  QueuedCancel r;
+  auto decisions = store.decided();
+  REQUIRE(decisions.size() == 1);
+  r.decision = decisions[0];
+  zmq::socket_t w = worker(rig.ctx, rig.endpoint, 1);
+  r.sent_after = receive(w, 1)[0];
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("a lease keeps one deadline however often it is renewed, and none once it ends", "[dispatcher]") {
-  TempDir dir;
-  zmq::context_t ctx(1);
-  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
-  Dispatcher d(ctx, {{"users", endpoint}}, "", DispatchOptions{}, {});
-  REQUIRE(d.bind());
-  d.start();
+  Rig rig;
+  Dispatcher& d = rig.d;
   const size_t n = 200;
-  zmq::socket_t pull = worker(ctx, endpoint, static_cast<int64_t>(n));
+  zmq::socket_t pull = worker(rig.ctx, rig.endpoint, static_cast<int64_t>(n));
 
   std::vector<Command> cmds;
   for (size_t i = 0; i < n; ++i) cmds.push_back(command(static_cast<int>(i)));
@@ -129,62 +246,30 @@ TEST_CASE("a lease keeps one deadline however often it is renewed, and none once
   d.observe(done);
   eventually([&] { return d.in_flight() == 0; });
   CHECK(d.deadline_entries() == 0);
-  d.stop();
 }
 
 TEST_CASE("a lease that runs out is redelivered, then given up, leaving no deadline behind", "[dispatcher]") {
-  TempDir dir;
-  zmq::context_t ctx(1);
-  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
-  DispatchOptions options;
-  options.lease = std::chrono::milliseconds(100);
-  options.backoff = std::chrono::milliseconds(10);
-  options.max_attempts = 2;
-  std::atomic<int> gave_up{0};
-  Dispatcher::Hooks hooks;
-  hooks.on_gave_up = [&](const std::string&, int attempts) {
-    CHECK(attempts == 2);
-    ++gave_up;
-  };
-  Dispatcher d(ctx, {{"users", endpoint}}, "", options, hooks);
-  REQUIRE(d.bind());
-  d.start();
-  zmq::socket_t pull = worker(ctx, endpoint, 10);
+  GiveUps gave_up(2);
+  Rig rig(short_leases(100, 2), gave_up.hooks());
+  Dispatcher& d = rig.d;
+  zmq::socket_t pull = worker(rig.ctx, rig.endpoint, 10);
 
-  Command c = command(1);
-  d.enqueue({c});
-  auto first = receive(pull, 1);
-  CHECK(first[0].attempt == 1);
-  auto second = receive(pull, 1);  // no progress within the lease
-  CHECK(second[0].id == c.id);
-  CHECK(second[0].attempt == 2);
-  eventually([&] { return gave_up.load() == 1; });
+  sent_twice(d, pull);
+  eventually([&] { return gave_up.count.load() == 1; });
   eventually([&] { return d.in_flight() == 0; });
   CHECK(d.deadline_entries() == 0);
   CHECK(d.redelivered() == 1);
-  d.stop();
 }
 
 TEST_CASE("giving up publishes a fence notice for the request on the control socket", "[dispatcher][fence]") {
-  TempDir dir;
-  zmq::context_t ctx(1);
-  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
-  std::string control = "ipc://" + dir.path + "/control.ipc";
-  DispatchOptions options;
-  options.lease = std::chrono::milliseconds(100);
-  options.backoff = std::chrono::milliseconds(10);
-  options.max_attempts = 1;
-  std::atomic<int> gave_up{0};
-  Dispatcher::Hooks hooks;
-  hooks.on_gave_up = [&](const std::string&, int) { ++gave_up; };
-  Dispatcher d(ctx, {{"users", endpoint}}, control, options, hooks);
-  REQUIRE(d.bind());
-  d.start();
-  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  GiveUps gave_up(1);
+  Rig rig(short_leases(100, 1), gave_up.hooks(), true);
+  Dispatcher& d = rig.d;
+  zmq::socket_t sub(rig.ctx, zmq::socket_type::sub);
   sub.set(zmq::sockopt::subscribe, k_kind_fence);
-  sub.connect(control);
+  sub.connect(rig.control);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the subscription reach the PUB
-  zmq::socket_t pull = worker(ctx, endpoint, 10);
+  zmq::socket_t pull = worker(rig.ctx, rig.endpoint, 10);
 
   Command c = command(1);
   d.enqueue({c});
@@ -198,109 +283,36 @@ TEST_CASE("giving up publishes a fence notice for the request on the control soc
   REQUIRE(f);
   CHECK(f->request_id == c.id);
   CHECK(f->service == "users");
-  eventually([&] { return gave_up.load() == 1; });
-  d.stop();
+  eventually([&] { return gave_up.count.load() == 1; });
 }
 
 TEST_CASE("a cancel of a command not sent yet takes it back: if that is not stored, it is sent after all",
           "[dispatcher][cancel]") {
-  TempDir dir;
-  zmq::context_t ctx(1);
-  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
-  std::mutex m;
-  std::vector<CancelDecision> decisions;
-  Dispatcher::Hooks hooks;
-  hooks.on_cancel = [&](CancelDecision d, CancelDone done) {
-    {
-      std::lock_guard<std::mutex> lock(m);
-      decisions.push_back(d);
-    }
-    done(Error{"the store is unavailable"});  // as a failed commit would
-  };
-  Dispatcher d(ctx, {{"users", endpoint}}, "", DispatchOptions{}, hooks);
-  REQUIRE(d.bind());
-  d.start();
   Command c = command(1);
-  d.enqueue({c});  // no worker yet: it waits in its queue
-  std::atomic<int> answered{0};
-  d.cancel(c.id, [&](Status stored) {
-    CHECK_FALSE(stored);
-    ++answered;
-  });
-  eventually([&] { return answered.load() == 1; });
-  {
-    std::lock_guard<std::mutex> lock(m);
-    REQUIRE(decisions.size() == 1);
-    CHECK(decisions[0].kind == CancelDecision::Kind::taken_back);
-    CHECK(decisions[0].op_id == c.id);
-    CHECK(decisions[0].command == "create_user");
-  }
-  zmq::socket_t w = worker(ctx, endpoint, 1);
-  auto sent = receive(w, 1);  // the cancel was not stored: the operation goes on
-  CHECK(sent[0].id == c.id);
-  CHECK_FALSE(sent[0].cancel);
-  d.stop();
+  QueuedCancel r = cancel_queued(c, Queue::fresh, Error{"the store is unavailable"});  // as a failed commit would
+  CHECK(r.decision.kind == CancelDecision::Kind::taken_back);
+  CHECK(r.decision.op_id == c.id);
+  CHECK(r.decision.command == "create_user");
+  CHECK(r.sent_after.id == c.id);  // the cancel was not stored: the operation goes on
+  CHECK_FALSE(r.sent_after.cancel);
 }
 
 TEST_CASE("a cancel never takes back a command recovered after a restart: the last run may have sent it",
           "[dispatcher][cancel]") {
-  TempDir dir;
-  zmq::context_t ctx(1);
-  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
-  std::mutex m;
-  std::vector<CancelDecision> decisions;
-  Dispatcher::Hooks hooks;
-  hooks.on_cancel = [&](CancelDecision d, CancelDone done) {
-    {
-      std::lock_guard<std::mutex> lock(m);
-      decisions.push_back(d);
-    }
-    done(Status::success());
-  };
-  Dispatcher d(ctx, {{"users", endpoint}}, "", DispatchOptions{}, hooks);
-  REQUIRE(d.bind());
-  d.start();
   Command c = command(1);  // attempt 1: no dispatch was recorded before the stop
-  d.enqueue_recovered({c});  // no worker yet: it waits in its queue
-  std::atomic<int> answered{0};
-  d.cancel(c.id, [&](Status stored) {
-    CHECK(stored);
-    ++answered;
-  });
-  eventually([&] { return answered.load() == 1; });
-  {
-    std::lock_guard<std::mutex> lock(m);
-    REQUIRE(decisions.size() == 1);
-    CHECK(decisions[0].kind == CancelDecision::Kind::notify_workers);
-    CHECK(decisions[0].op_id == c.id);
-  }
-  zmq::socket_t w = worker(ctx, endpoint, 1);
-  auto sent = receive(w, 1);  // still sent: the worker that may have it decides
-  CHECK(sent[0].id == c.id);
-  d.stop();
+  QueuedCancel r = cancel_queued(c, Queue::recovered, Status::success());
+  CHECK(r.decision.kind == CancelDecision::Kind::notify_workers);
+  CHECK(r.decision.op_id == c.id);
+  CHECK(r.sent_after.id == c.id);  // still sent: the worker that may have it decides
 }
 
 TEST_CASE("a cancel of a sent command is handed to the store before the workers are told", "[dispatcher][cancel]") {
-  TempDir dir;
-  zmq::context_t ctx(1);
-  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
-  std::string control = "ipc://" + dir.path + "/control.ipc";
-  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  CancelStore store(Status::success());
+  Rig rig(DispatchOptions{}, store.hooks(), true);
+  Dispatcher& d = rig.d;
+  zmq::socket_t sub(rig.ctx, zmq::socket_type::sub);
   sub.set(zmq::sockopt::subscribe, k_kind_cancel);
-  std::mutex m;
-  std::vector<CancelDecision> decisions;
-  Dispatcher::Hooks hooks;
-  hooks.on_cancel = [&](CancelDecision d, CancelDone done) {
-    {
-      std::lock_guard<std::mutex> lock(m);
-      decisions.push_back(d);
-    }
-    done(Status::success());
-  };
-  Dispatcher d(ctx, {{"users", endpoint}}, control, DispatchOptions{}, hooks);
-  REQUIRE(d.bind());
-  d.start();
-  sub.connect(control);
+  sub.connect(rig.control);
   sub.set(zmq::sockopt::rcvtimeo, 50);
   // Until the subscription has reached the PUB, notices are dropped: cancel
   // an unknown id until one is heard.
@@ -311,7 +323,7 @@ TEST_CASE("a cancel of a sent command is handed to the store before the workers 
     std::vector<zmq::message_t> parts;
     if (zmq::recv_multipart(sub, std::back_inserter(parts))) break;
   }
-  zmq::socket_t w = worker(ctx, endpoint, 1);
+  zmq::socket_t w = worker(rig.ctx, rig.endpoint, 1);
   Command c = command(1);
   d.enqueue({c});
   receive(w, 1);  // a worker has it now
@@ -327,30 +339,25 @@ TEST_CASE("a cancel of a sent command is handed to the store before the workers 
     auto notice = decode_cancel(parts[1].to_string());
     REQUIRE(notice);
     if (notice->request_id != c.id) continue;  // a late probe
-    std::lock_guard<std::mutex> lock(m);
+    auto decisions = store.decided();
     REQUIRE_FALSE(decisions.empty());
     CHECK(decisions.back().op_id == c.id);  // decided and handed over first
     CHECK(decisions.back().kind == CancelDecision::Kind::notify_workers);
     break;
   }
   CHECK(answered.load() == 1);
-  d.stop();
 }
 
 TEST_CASE("commands wait in the daemon while no worker has credit, and go out as credit frees", "[dispatcher][credit]") {
-  TempDir dir;
-  zmq::context_t ctx(1);
-  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
-  Dispatcher d(ctx, {{"users", endpoint}}, "", DispatchOptions{}, {});
-  REQUIRE(d.bind());
-  d.start();
+  Rig rig;
+  Dispatcher& d = rig.d;
   std::vector<Command> cmds;
   for (int i = 0; i < 5; ++i) cmds.push_back(command(i));
   d.enqueue(cmds);
   eventually([&] { return d.waiting() == 5; });  // no worker yet: no lease runs
   CHECK(d.in_flight() == 0);
 
-  zmq::socket_t w = worker(ctx, endpoint, 2);
+  zmq::socket_t w = worker(rig.ctx, rig.endpoint, 2);
   auto got = receive(w, 2);
   CHECK(quiet_for(w, 300));  // its credit is used up
   eventually([&] { return d.waiting() == 3 && d.in_flight() == 2; });
@@ -367,28 +374,14 @@ TEST_CASE("commands wait in the daemon while no worker has credit, and go out as
   CHECK(quiet_for(w, 300));
   send(w, encode(ReadyMessage{"test-worker", "users", 5}));
   receive(w, 2);
-  d.stop();
 }
 
 TEST_CASE("a claim is granted to the attempt that holds the lease and refused once it has moved on",
           "[dispatcher][claim]") {
-  TempDir dir;
-  zmq::context_t ctx(1);
-  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
-  DispatchOptions options;
-  options.lease = std::chrono::milliseconds(300);
-  options.backoff = std::chrono::milliseconds(10);
-  options.max_attempts = 3;
-  Dispatcher d(ctx, {{"users", endpoint}}, "", options, {});
-  REQUIRE(d.bind());
-  d.start();
-  zmq::socket_t w = worker(ctx, endpoint, 10);
-  Command c = command(1);
-  d.enqueue({c});
-  auto first = receive(w, 1);
-  REQUIRE(first[0].attempt == 1);
-  auto second = receive(w, 1);  // not claimed in time: the lease ran out, attempt 2 came
-  REQUIRE(second[0].attempt == 2);
+  Rig rig(short_leases(300, 3));
+  Dispatcher& d = rig.d;
+  zmq::socket_t w = worker(rig.ctx, rig.endpoint, 10);
+  Command c = sent_twice(d, w);  // not claimed in time: the lease ran out, attempt 2 came
 
   GrantMessage stale = claim(w, {{c.id, 1}});
   CHECK(stale.granted.empty());
@@ -401,24 +394,16 @@ TEST_CASE("a claim is granted to the attempt that holds the lease and refused on
   CHECK(d.claims_refused() == 1);
 
   // Another connection cannot claim it: it was not sent there.
-  zmq::socket_t other = worker(ctx, endpoint, 0);
+  zmq::socket_t other = worker(rig.ctx, rig.endpoint, 0);
   GrantMessage foreign = claim(other, {{c.id, 2}});
   CHECK(foreign.granted.empty());
-  d.stop();
 }
 
 TEST_CASE("a worker whose connection is gone gets no more commands: the next worker does", "[dispatcher][credit]") {
-  TempDir dir;
-  zmq::context_t ctx(1);
-  std::string endpoint = "ipc://" + dir.path + "/commands.ipc";
-  DispatchOptions options;
-  options.lease = std::chrono::milliseconds(300);  // what went into the dying pipe comes back soon
-  options.backoff = std::chrono::milliseconds(10);
-  Dispatcher d(ctx, {{"users", endpoint}}, "", options, {});
-  REQUIRE(d.bind());
-  d.start();
-  auto gone = std::make_unique<zmq::socket_t>(worker(ctx, endpoint, 50));
-  zmq::socket_t live = worker(ctx, endpoint, 10);
+  Rig rig(short_leases(300));  // what went into the dying pipe comes back soon
+  Dispatcher& d = rig.d;
+  auto gone = std::make_unique<zmq::socket_t>(worker(rig.ctx, rig.endpoint, 50));
+  zmq::socket_t live = worker(rig.ctx, rig.endpoint, 10);
   eventually([&] { return d.worker_connections() == 2; });
   gone.reset();  // closed: the ROUTER drops the connection
   std::vector<Command> cmds;
@@ -432,5 +417,4 @@ TEST_CASE("a worker whose connection is gone gets no more commands: the next wor
     }
   }
   eventually([&] { return d.connections_lost() == 1 && d.worker_connections() == 1; });
-  d.stop();
 }

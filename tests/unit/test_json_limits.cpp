@@ -35,6 +35,15 @@ TEST_CASE("json_nesting_within ignores brackets in strings and escaped quotes", 
   CHECK(json_nesting_within(std::string(1000000, '"'), 1));
 }
 
+TEST_CASE("parse_json_shallow discards text nested past its depth, and text that is not JSON",
+          "[json_limits]") {
+  CHECK(parse_json_shallow(R"({"a":[1]})", 2) == nlohmann::json({{"a", {1}}}));
+  CHECK(parse_json_shallow(R"({"a":[[1]]})", 2).is_discarded());
+  CHECK(parse_json_shallow(R"({"a":)", 8).is_discarded());
+  CHECK(parse_json_shallow("[1,2]", 1) == nlohmann::json({1, 2}));
+  CHECK(parse_json_shallow("[[1]]", 1).is_discarded());
+}
+
 TEST_CASE("json_depth_within measures a built tree without recursion", "[json_limits]") {
   nlohmann::json deep = nlohmann::json::array();
   nlohmann::json* inner = &deep;

@@ -15,42 +15,7 @@ namespace {
 
 const std::string RS(1, k_signalr_record_separator);
 
-struct Fixture {
-  TempDir dir;
-  std::string path = dir.path + "/asyncops.db";
-  ChangeHub hub;
-  GroupCommitter gc{std::move(SqliteStoreWriter::open(path, SyncMode::normal).value()),
-                    {[this](const std::vector<Change>& c) { hub.publish(c); }, [](std::vector<Command>) {}}};
-  ReaderPool readers{path};
-  std::atomic<int> wakes{0};
-  Fixture() { gc.start(); }
-  ~Fixture() {
-    hub.shutdown();
-    gc.stop();
-  }
-  OperationRecord accept(const std::string& owner, const std::string& name = "create_user") {
-    auto op = new_op(name);
-    op.owner = owner;
-    auto c = gc.accept(op);
-    REQUIRE(c);
-    published_past(c->seq - 1);
-    return op;
-  }
-  void published_past(int64_t seq) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (hub.latest_seq() <= seq && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-  }
-  void finish(const OperationRecord& op) {
-    int64_t before = hub.latest_seq();
-    Event e = event_for(op, OpState::completed);
-    e.data = {{"id", "x"}};
-    REQUIRE(gc.run([e](StoreWriter& w, std::vector<Change>& changes) {
-      Change c;
-      if (w.apply_event(e, now_ms(), &c) == StoreWriter::Applied::changed) changes.push_back(std::move(c));
-    }));
-    published_past(before);
-  }
-};
+using Fixture = RunningStoreWithHub;
 
 // Splits records and parses each.
 std::vector<json> records(const std::vector<std::string>& messages) {
