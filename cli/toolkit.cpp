@@ -10,6 +10,7 @@
 #include "cli/exit_codes.h"
 #include "cli/programs.h"
 #include "shared/paths.h"
+#include "shared/exec_args.h"
 
 namespace asyncops {
 namespace {
@@ -18,6 +19,9 @@ const char* k_version = "0.1.0";
 
 // Runs bin with args and returns its stdout; exit status in *status.
 bool capture(const std::string& bin, const std::vector<std::string>& args, std::string* out, int* status) {
+  std::vector<std::string> all = {bin};
+  all.insert(all.end(), args.begin(), args.end());
+  ExecArgs argv(std::move(all));  // before fork: the child may not allocate (shared/exec_args.h)
   int fds[2];
   if (::pipe(fds) != 0) return false;
   pid_t pid = ::fork();
@@ -26,11 +30,7 @@ bool capture(const std::string& bin, const std::vector<std::string>& args, std::
     ::dup2(fds[1], STDOUT_FILENO);
     ::close(fds[0]);
     ::close(fds[1]);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(bin.c_str()));
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(bin.c_str(), argv.data());
+    ::execv(argv.first(), argv.data());
     ::_exit(127);
   }
   ::close(fds[1]);

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -26,6 +27,7 @@
 #include "cli/restart_policy.h"
 #include "daemon/routes.h"
 #include "shared/config.h"
+#include "shared/exec_args.h"
 #include "shared/paths.h"
 #include "shared/service_config.h"
 
@@ -35,6 +37,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 pid_t spawn(const std::vector<std::string>& args) {
+  ExecArgs argv(args);  // before fork: the child may not allocate (shared/exec_args.h)
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   // Child: die with the supervisor, and take signals normally again.
@@ -45,11 +48,11 @@ pid_t spawn(const std::vector<std::string>& args) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  ::execv(argv[0], argv.data());
-  std::fprintf(stderr, "asyncops: cannot run %s: %s\n", argv[0], std::strerror(errno));
+  ::execv(argv.first(), argv.data());
+  // Not fprintf (it may allocate): the message in a fixed buffer, one write.
+  char msg[512];
+  int n = std::snprintf(msg, sizeof msg, "asyncops: cannot run %s: %s\n", argv.first(), std::strerror(errno));
+  if (n > 0) (void)!::write(STDERR_FILENO, msg, std::min(static_cast<size_t>(n), sizeof msg - 1));
   ::_exit(127);
 }
 

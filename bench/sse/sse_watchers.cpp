@@ -45,6 +45,7 @@
 #include <openssl/sha.h>
 
 #include "shared/clock.h"
+#include "shared/exec_args.h"
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -83,6 +84,7 @@ std::string fmt(double v, int prec = 2) {
 // ---------------------------------------------------------------- processes
 
 pid_t spawn(const std::vector<std::string>& args, const std::string& log_path, long nofile = 0) {
+  asyncops::ExecArgs argv(args);  // before fork: the child may not allocate (shared/exec_args.h)
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -99,10 +101,7 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log_path, l
   }
   int devnull = ::open("/dev/null", O_RDONLY);
   if (devnull >= 0) ::dup2(devnull, 0);
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  ::execv(argv[0], argv.data());
+  ::execv(argv.first(), argv.data());
   ::_exit(127);
 }
 

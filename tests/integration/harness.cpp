@@ -16,6 +16,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "shared/exec_args.h"
+
 namespace asyncops::it {
 
 TempDir::TempDir() {
@@ -29,6 +31,9 @@ TempDir::~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
 namespace {
 pid_t spawn(const std::vector<std::string>& args, const std::string& out_path,
             const std::string& err_path, const std::map<std::string, std::string>& env) {
+  // Built before fork: the child may not allocate (shared/exec_args.h).
+  ExecArgs argv(args);
+  ExecArgs envp(ExecArgs::environment(env));
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -38,11 +43,7 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& out_path,
   ::dup2(err, 2);
   int devnull = ::open("/dev/null", O_RDONLY);
   ::dup2(devnull, 0);
-  for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  ::execv(argv[0], argv.data());
+  ::execve(argv.first(), argv.data(), envp.data());
   ::_exit(127);
 }
 

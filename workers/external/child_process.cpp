@@ -11,7 +11,7 @@
 #include <map>
 #include <thread>
 
-extern char** environ;
+#include "shared/exec_args.h"
 
 namespace asyncops {
 namespace {
@@ -26,24 +26,13 @@ void close_fd(int& fd) {
 Result<std::unique_ptr<ChildProcess>> ChildProcess::start(const ChildSpec& spec) {
   // Everything the child needs is built before fork: after it, in a
   // threaded process, only async-signal-safe calls are allowed.
-  std::map<std::string, std::string> env;
-  for (char** e = environ; e && *e; ++e) {
-    std::string kv = *e;
-    auto eq = kv.find('=');
-    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv;
-  }
+  std::map<std::string, std::string> overrides;
   for (const std::string& kv : spec.env) {
     auto eq = kv.find('=');
-    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv;
+    if (eq != std::string::npos) overrides[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  std::vector<std::string> env_strings;
-  env_strings.reserve(env.size());
-  for (auto& [k, kv] : env) env_strings.push_back(kv);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::string sh = "/bin/sh", dash_c = "-c", command = spec.command;
-  char* argv[] = {sh.data(), dash_c.data(), command.data(), nullptr};
+  ExecArgs envp(ExecArgs::environment(overrides));
+  ExecArgs argv({"/bin/sh", "-c", spec.command});
 
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) != 0) return Error{std::string("pipe: ") + strerror(errno)};
@@ -80,7 +69,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::start(const ChildSpec& spec)
       (void)ignored;
       ::_exit(126);
     }
-    ::execve(argv[0], argv, envp.data());
+    ::execve(argv.first(), argv.data(), envp.data());
     ::_exit(127);
   }
   // Both sides set the group, so that it exists before anyone signals it.
