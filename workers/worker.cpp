@@ -242,12 +242,7 @@ void Worker::record_fences(ServiceDb& db, const std::vector<std::string>& reques
     cmd.id = id;
     // OR IGNORE: an outcome recorded first (the work was done) stands; the
     // daemon lets that outcome supersede its give-up.
-    Event e = make_outcome_event(fenced_outcome(), cmd, worker_id);
-    SQLite::Statement& rec = db.prepare("INSERT OR IGNORE INTO handled(request_id, event, at) VALUES (?,?,?)");
-    rec.bind(1, id);
-    rec.bind(2, encode(e).body);
-    rec.bind(3, static_cast<int64_t>(now_ms()));
-    rec.exec();
+    record_outcome(db, make_outcome_event(fenced_outcome(), cmd, worker_id), Recording::keep_first);
   }
   db.reset_all();
   tx.commit();
@@ -308,12 +303,18 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
     }
   }
   Event e = make_outcome_event(outcome, cmd, worker_id);
-  SQLite::Statement& rec = db.prepare("INSERT OR REPLACE INTO handled(request_id, event, at) VALUES (?,?,?)");
-  rec.bind(1, cmd.id);
+  record_outcome(db, e, Recording::replace);
+  return e;
+}
+
+void Worker::record_outcome(ServiceDb& db, const Event& e, Recording how) {
+  SQLite::Statement& rec =
+      db.prepare(how == Recording::replace ? "INSERT OR REPLACE INTO handled(request_id, event, at) VALUES (?,?,?)"
+                                           : "INSERT OR IGNORE INTO handled(request_id, event, at) VALUES (?,?,?)");
+  rec.bind(1, e.request_id);
   rec.bind(2, encode(e).body);
   rec.bind(3, static_cast<int64_t>(now_ms()));
   rec.exec();
-  return e;
 }
 
 int Worker::run(const std::atomic<bool>& stop) {

@@ -122,6 +122,11 @@ class Worker {
   // transaction fails (e.g. the lock is held past k_lock_wait_ms).
   static void record_fences(ServiceDb& db, const std::vector<std::string>& request_ids,
                             const std::string& worker_id);
+  // Records e as the outcome of its request, inside the caller's
+  // transaction: over any earlier record (replace), or only where there is
+  // none (keep_first: an outcome recorded first stands).
+  enum class Recording { replace, keep_first };
+  static void record_outcome(ServiceDb& db, const Event& e, Recording how);
   // Sets up a service database: WAL, the busy timeout below, the dedupe
   // table and the service's schema.
   static void init_database(const Service& service, SQLite::Database& db);

@@ -109,6 +109,15 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
+}
+
 bool feed_sse(std::string& buf, const char* d, size_t n, const std::function<bool(const SseBlock&)>& on_event) {
   buf.append(d, n);
   for (size_t end; (end = buf.find("\n\n")) != std::string::npos;) {

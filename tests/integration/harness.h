@@ -47,6 +47,9 @@ class Process {
 // The whole content of a file ("" if it cannot be read).
 std::string slurp(const std::string& path);
 
+// The non-empty lines of text, in order.
+std::vector<std::string> lines_of(const std::string& text);
+
 // Polls pred until it is true or the deadline passes.
 bool eventually(const std::function<bool()>& pred,
                 std::chrono::milliseconds timeout = std::chrono::seconds(15));

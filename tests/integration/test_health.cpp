@@ -28,15 +28,6 @@ void corrupt_tables(const std::string& path, const std::string& tables) {
               path, "SELECT rootpage FROM sqlite_schema WHERE tbl_name IN (" + tables + ") AND rootpage > 0") > 0);
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(line);
-  }
-  return out;
-}
-
 // Runs asyncopsd on dir until it exits; returns its exit status and log.
 std::pair<int, std::string> run_daemon_to_exit(const std::string& dir) {
   std::string log = dir + "/refused.log";

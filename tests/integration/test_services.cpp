@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
@@ -26,15 +27,6 @@ namespace {
 void write_file(const std::string& path, const std::string& text, mode_t mode = 0644) {
   std::ofstream(path) << text;
   ::chmod(path.c_str(), mode);
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(line);
-  }
-  return out;
 }
 
 size_t count_of(const std::vector<std::string>& lines, const std::string& needle) {
@@ -115,6 +107,25 @@ struct ServiceFixture {
     REQUIRE(r.status == 202);
     return r.json["id"].get<std::string>();
   }
+  // A handler that hangs in a `sleep 60` of its own: its operation's id,
+  // and the sleeper's pid once the handler has written it.
+  struct Hung {
+    std::string op;
+    pid_t sleeper;
+  };
+  Hung submit_hang() {
+    std::string op = submit({{"mode", "hang"}});
+    std::string pid_file = state + "/hang." + op;
+    REQUIRE(eventually([&] { return !slurp(pid_file).empty(); }));
+    return {op, std::stoi(slurp(pid_file))};
+  }
+  // One POST per mode, in order: the accepted operations' ids.
+  template <size_t N>
+  std::array<std::string, N> submit_modes(const char* const (&modes)[N]) {
+    std::array<std::string, N> ids;
+    for (size_t i = 0; i < N; ++i) ids[i] = submit({{"mode", modes[i]}});
+    return ids;
+  }
   json finish(const std::string& op, int seconds = 30) {
     json j = sys->wait_terminal(op, seconds);
     INFO(sys->logs());
@@ -129,11 +140,7 @@ struct ServiceFixture {
 
 TEST_CASE("exec: completed, rejected, and a failure retried then failed with the stderr tail", "[services][exec]") {
   ServiceFixture f("kind = exec\ncommand = ./handler.sh\nconcurrency = 4\nattempts = 2\nbackoff = 100ms\n");
-  std::string ok = f.submit({{"mode", "ok"}});
-  std::string rejected = f.submit({{"mode", "reject"}});
-  std::string failed = f.submit({{"mode", "fail"}});
-  std::string tempfail = f.submit({{"mode", "tempfail"}});
-  std::string garbage = f.submit({{"mode", "garbage"}});
+  auto [ok, rejected, failed, tempfail, garbage] = f.submit_modes({"ok", "reject", "fail", "tempfail", "garbage"});
 
   json done = f.finish(ok);
   CHECK(done["state"] == "completed");
@@ -178,31 +185,25 @@ TEST_CASE("exec: completed, rejected, and a failure retried then failed with the
 
 TEST_CASE("exec: a hung handler is stopped at its timeout, with its process group", "[services][exec]") {
   ServiceFixture f("kind = exec\ncommand = ./handler.sh\ntimeout = 1s\nattempts = 1\n");
-  std::string op = f.submit({{"mode", "hang"}});
-  std::string pid_file = f.state + "/hang." + op;
-  REQUIRE(eventually([&] { return !slurp(pid_file).empty(); }));
-  pid_t sleeper = std::stoi(slurp(pid_file));
-  json j = f.finish(op);
+  auto hung = f.submit_hang();
+  json j = f.finish(hung.op);
   CHECK(j["state"] == "failed");
   CHECK(j["code"] == "handler_timeout");
   CHECK(j["message"].get<std::string>().find("timed out after 1s") != std::string::npos);
   // The handler's own child (sleep 60) went with it: the group was signalled.
-  CHECK(eventually([&] { return !pid_alive(sleeper); }, std::chrono::seconds(5)));
+  CHECK(eventually([&] { return !pid_alive(hung.sleeper); }, std::chrono::seconds(5)));
 }
 
 TEST_CASE("exec: a cancel stops a running handler and the operation ends canceled", "[services][exec]") {
   ServiceFixture f("kind = exec\ncommand = ./handler.sh\ntimeout = 60s\n");
-  std::string op = f.submit({{"mode", "hang"}});
-  std::string pid_file = f.state + "/hang." + op;
-  REQUIRE(eventually([&] { return !slurp(pid_file).empty(); }));
-  pid_t sleeper = std::stoi(slurp(pid_file));
+  auto hung = f.submit_hang();
   auto start = Clock::now();
-  auto c = f.sys->send("POST", "/operations/" + op + "/cancel", "");
+  auto c = f.sys->send("POST", "/operations/" + hung.op + "/cancel", "");
   REQUIRE(c.status / 100 == 2);
-  json j = f.finish(op);
+  json j = f.finish(hung.op);
   CHECK(j["state"] == "canceled");
   CHECK(Clock::now() - start < std::chrono::seconds(20));
-  CHECK(eventually([&] { return !pid_alive(sleeper); }, std::chrono::seconds(5)));
+  CHECK(eventually([&] { return !pid_alive(hung.sleeper); }, std::chrono::seconds(5)));
   // Once an outcome is recorded, a cancel changes nothing.
   std::string ok = f.submit({{"mode", "ok"}});
   CHECK(f.finish(ok)["state"] == "completed");
@@ -369,11 +370,7 @@ TEST_CASE("http: completed, rejected with the problem's code, retried honouring 
   Upstream up;
   ServiceFixture f("kind = http\nurl = http://127.0.0.1:" + std::to_string(up.port) +
                    "/things/{id}\nconcurrency = 4\nattempts = 2\nbackoff = 100ms\ntimeout = 5s\n");
-  std::string ok = f.submit({{"mode", "ok"}});
-  std::string rej = f.submit({{"mode", "reject"}});
-  std::string rej_code = f.submit({{"mode", "reject_code"}});
-  std::string rej_plain = f.submit({{"mode", "reject_plain"}});
-  std::string busy = f.submit({{"mode", "busy"}});
+  auto [ok, rej, rej_code, rej_plain, busy] = f.submit_modes({"ok", "reject", "reject_code", "reject_plain", "busy"});
 
   json j = f.finish(ok);
   CHECK(j["state"] == "completed");

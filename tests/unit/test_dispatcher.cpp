@@ -13,6 +13,7 @@
 #include "daemon/dispatcher.h"
 #include "shared/ids.h"
 #include "store_fixture.h"
+#include "command_of.h"
 
 using namespace asyncops;
 using namespace asyncops::test;
@@ -21,10 +22,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 Command command(int i) {
-  Command c;
-  c.id = new_uuid_v7();
-  c.name = "create_user";
-  c.service = "users";
+  Command c = command_of("create_user", "users");
   c.payload = {{"n", i}};
   return c;
 }

@@ -2,6 +2,7 @@
 
 #include "shared/envelope.h"
 #include "shared/ids.h"
+#include "command_of.h"
 
 using namespace asyncops;
 using nlohmann::json;
@@ -17,12 +18,7 @@ Event completed_event() {
 }  // namespace
 
 TEST_CASE("a command survives encode and decode", "[envelope]") {
-  Command c;
-  c.id = new_uuid_v7();
-  c.name = "create_user";
-  c.service = "users";
-  c.origin = "POST /users";
-  c.resource = "/users/abc";
+  Command c = asyncops::test::command_of("create_user", "users", "POST /users", "/users/abc");
   c.params = {{"id", "abc"}};
   c.payload = {{"email", "a@example.com"}};
   c.created_at = "2026-11-27T00:00:00.000Z";

@@ -10,6 +10,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <catch2/catch.hpp>
 
+#include "command_of.h"
 #include "shared/ids.h"
 #include "store_fixture.h"
 #include "workers/external/external_runner.h"
@@ -48,13 +49,7 @@ struct RunnerFixture {
     Worker::init_database(svc, db);
   }
   Command cmd() {
-    Command c;
-    c.id = new_uuid_v7();
-    c.name = "place_order";
-    c.service = "orders";
-    c.origin = "POST /orders";
-    c.resource = "/orders/7";
-    return c;
+    return asyncops::test::command_of("place_order", "orders", "POST /orders", "/orders/7");
   }
   int recorded() {
     SQLite::Database db(db_path, SQLite::OPEN_READONLY);
@@ -73,19 +68,27 @@ std::vector<ExternalRunner::Finished> wait_finished(ExternalRunner& runner, size
   return all;
 }
 
+// Starts one command of f's on a new runner, granted until now + window,
+// and returns what the runner finished with it.
+ExternalRunner::Finished run_one(RunnerFixture& f, std::shared_ptr<ExternalHandler> handler,
+                                 const ExternalOptions& options, std::chrono::steady_clock::duration window) {
+  ExternalRunner runner("orders", std::move(handler), options, f.db_path, "w1");
+  Command c = f.cmd();
+  REQUIRE(runner.start(c, false, false, std::chrono::steady_clock::now() + window));
+  auto done = wait_finished(runner, 1);
+  REQUIRE(done.size() == 1);
+  CHECK(done[0].request_id == c.id);
+  return std::move(done[0]);
+}
+
 }  // namespace
 
 TEST_CASE("external runner: a command whose grant window has ended is not run and nothing is recorded",
           "[external]") {
   RunnerFixture f;
   auto handler = std::make_shared<CountingHandler>(false);
-  ExternalRunner runner("orders", handler, ExternalOptions{}, f.db_path, "w1");
-  Command c = f.cmd();
-  REQUIRE(runner.start(c, false, false, std::chrono::steady_clock::now() - 1ms));
-  auto done = wait_finished(runner, 1);
-  REQUIRE(done.size() == 1);
-  CHECK(done[0].request_id == c.id);
-  CHECK_FALSE(done[0].event);  // left to redelivery
+  auto done = run_one(f, handler, ExternalOptions{}, -1ms);
+  CHECK_FALSE(done.event);  // left to redelivery
   CHECK(handler->runs == 0);
   CHECK(f.recorded() == 0);
 }
@@ -93,13 +96,9 @@ TEST_CASE("external runner: a command whose grant window has ended is not run an
 TEST_CASE("external runner: a granted command runs and its outcome is recorded", "[external]") {
   RunnerFixture f;
   auto handler = std::make_shared<CountingHandler>(false);
-  ExternalRunner runner("orders", handler, ExternalOptions{}, f.db_path, "w1");
-  Command c = f.cmd();
-  REQUIRE(runner.start(c, false, false, std::chrono::steady_clock::now() + 30s));
-  auto done = wait_finished(runner, 1);
-  REQUIRE(done.size() == 1);
-  REQUIRE(done[0].event);
-  CHECK(done[0].event->state == OpState::completed);
+  auto done = run_one(f, handler, ExternalOptions{}, 30s);
+  REQUIRE(done.event);
+  CHECK(done.event->state == OpState::completed);
   CHECK(handler->runs == 1);
   CHECK(f.recorded() == 1);
 }
@@ -111,12 +110,8 @@ TEST_CASE("external runner: retries stay inside the grant window, and past it th
   options.attempts = 5;
   options.backoff = 200ms;  // 200, 400, 800 ms: the second retry would start after the window
   auto handler = std::make_shared<CountingHandler>(true);
-  ExternalRunner runner("orders", handler, options, f.db_path, "w1");
-  Command c = f.cmd();
-  REQUIRE(runner.start(c, false, false, std::chrono::steady_clock::now() + 500ms));
-  auto done = wait_finished(runner, 1);
-  REQUIRE(done.size() == 1);
-  CHECK_FALSE(done[0].event);  // no failed outcome: the daemon redelivers it
+  auto done = run_one(f, handler, options, 500ms);
+  CHECK_FALSE(done.event);  // no failed outcome: the daemon redelivers it
   CHECK(handler->runs == 2);   // the first run and the retry 200 ms later; not the one 400 ms after that
   CHECK(f.recorded() == 0);
 }
@@ -127,15 +122,11 @@ TEST_CASE("external runner: retries that fit the window end failed with the last
   options.attempts = 3;
   options.backoff = 10ms;
   auto handler = std::make_shared<CountingHandler>(true);
-  ExternalRunner runner("orders", handler, options, f.db_path, "w1");
-  Command c = f.cmd();
-  REQUIRE(runner.start(c, false, false, std::chrono::steady_clock::now() + 30s));
-  auto done = wait_finished(runner, 1);
-  REQUIRE(done.size() == 1);
-  REQUIRE(done[0].event);
-  CHECK(done[0].event->state == OpState::failed);
-  CHECK(done[0].event->code == "handler_failed");
-  CHECK(done[0].event->message.find("attempt 3 of 3") != std::string::npos);
+  auto done = run_one(f, handler, options, 30s);
+  REQUIRE(done.event);
+  CHECK(done.event->state == OpState::failed);
+  CHECK(done.event->code == "handler_failed");
+  CHECK(done.event->message.find("attempt 3 of 3") != std::string::npos);
   CHECK(handler->runs == 3);
   CHECK(f.recorded() == 1);
 }

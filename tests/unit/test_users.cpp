@@ -8,6 +8,7 @@
 #include "store_fixture.h"
 #include "workers/services/users.h"
 #include "workers/worker.h"
+#include "command_of.h"
 
 using namespace asyncops;
 using namespace asyncops::test;
@@ -20,10 +21,7 @@ struct Users {
   Users() { Worker::init_database(svc, db); }
 
   Command cmd(const std::string& name, const std::string& id, nlohmann::json payload) {
-    Command c;
-    c.id = new_uuid_v7();
-    c.name = name;
-    c.service = "users";
+    Command c = asyncops::test::command_of(name, "users");
     c.params = {{"id", id}};
     c.payload = std::move(payload);
     return c;

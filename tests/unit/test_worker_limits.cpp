@@ -7,6 +7,7 @@
 #include "shared/ids.h"
 #include "store_fixture.h"
 #include "workers/worker.h"
+#include "command_of.h"
 
 using namespace asyncops;
 using namespace asyncops::test;
@@ -37,11 +38,7 @@ struct DeepService {
     Worker::init_database(svc, db);
   }
   Command cmd() {
-    Command c;
-    c.id = new_uuid_v7();
-    c.name = "make";
-    c.service = "deep";
-    return c;
+    return asyncops::test::command_of("make", "deep");
   }
   int rows() { return db.execAndGet("SELECT count(*) FROM rows").getInt(); }
 };

@@ -1,6 +1,7 @@
 #include "workers/external/child_process.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -94,6 +95,39 @@ ChildProcess::~ChildProcess() {
 }
 
 void ChildProcess::close_stdin() { close_fd(m_in); }
+
+ChildProcess::Pump ChildProcess::pump(std::chrono::milliseconds wait, const std::string& input, size_t* written,
+                                      const Sink& on_out, const Sink& on_err) {
+  pollfd fds[3];
+  nfds_t n = 0;
+  int in_at = -1, out_at = -1, err_at = -1;
+  if (written && m_in >= 0) in_at = static_cast<int>(n), fds[n++] = {m_in, POLLOUT, 0};
+  if (m_out >= 0) out_at = static_cast<int>(n), fds[n++] = {m_out, POLLIN, 0};
+  if (m_err >= 0) err_at = static_cast<int>(n), fds[n++] = {m_err, POLLIN, 0};
+  int r = ::poll(fds, n, static_cast<int>(wait.count()));
+  if (r < 0) return errno == EINTR ? Pump::idle : Pump::failed;
+  if (n == 0) return Pump::closed;
+  if (r == 0) return Pump::idle;
+  if (in_at >= 0 && fds[in_at].revents) {
+    if (fds[in_at].revents & (POLLERR | POLLHUP)) {
+      close_stdin();  // it stopped reading: fine, it has what it wanted
+    } else {
+      ssize_t w = ::write(m_in, input.data() + *written, input.size() - *written);
+      if (w > 0) *written += static_cast<size_t>(w);
+      if ((w < 0 && errno != EAGAIN && errno != EINTR) || *written == input.size()) close_stdin();
+    }
+  }
+  char buf[65536];
+  auto drain = [&buf](int at, pollfd* fds, int& fd, const Sink& sink) {
+    if (at < 0 || !fds[at].revents) return;
+    ssize_t got = ::read(fd, buf, sizeof buf);
+    if (got > 0) sink(buf, static_cast<size_t>(got));
+    else if (got == 0 || (errno != EAGAIN && errno != EINTR)) close_fd(fd);
+  };
+  drain(out_at, fds, m_out, on_out);
+  drain(err_at, fds, m_err, on_err);
+  return Pump::ready;
+}
 void ChildProcess::close_stdout() { close_fd(m_out); }
 void ChildProcess::close_stderr() { close_fd(m_err); }
 

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,18 @@ class ChildProcess {
   void close_stdin();
   void close_stdout();
   void close_stderr();
+
+  // One round on the open pipes: waits up to `wait` for any of them, then
+  // - with `written`, writes what it can of input from *written on, and
+  //   closes stdin once all is written or the child stopped reading;
+  // - reads stdout and stderr once each, into on_out and on_err.
+  // A pipe at its end, or failing, is closed.
+  // ready: something moved; idle: nothing did within wait (or a signal came);
+  // closed: no pipe is open (it slept wait); failed: poll failed.
+  enum class Pump { ready, idle, closed, failed };
+  using Sink = std::function<void(const char* data, size_t n)>;
+  Pump pump(std::chrono::milliseconds wait, const std::string& input, size_t* written, const Sink& on_out,
+            const Sink& on_err);
 
   // Reaps the child if it has exited: its wait status then, else nullopt.
   std::optional<int> poll_exit();

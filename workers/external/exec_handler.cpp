@@ -1,6 +1,5 @@
 #include "workers/external/exec_handler.h"
 
-#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,7 +87,6 @@ RunResult ExecHandler::handle(const Command& cmd, const RunContext& ctx) {
   auto deadline = Clock::now() + ctx.timeout;
   int status = 0;
   bool exited = false;
-  char buf[65536];
   // One loop feeds stdin and drains stdout and stderr together, so that a
   // handler that writes before it has read all its input cannot deadlock.
   for (;;) {
@@ -101,51 +99,23 @@ RunResult ExecHandler::handle(const Command& cmd, const RunContext& ctx) {
       return RunResult::again("handler_timeout",
                               with_tail("the handler timed out after " + seconds_text(ctx.timeout), err.text()));
     }
-    pollfd fds[3];
-    nfds_t n = 0;
-    int in_at = -1, out_at = -1, err_at = -1;
-    if (child.stdin_fd() >= 0) in_at = static_cast<int>(n), fds[n++] = {child.stdin_fd(), POLLOUT, 0};
-    if (child.stdout_fd() >= 0) out_at = static_cast<int>(n), fds[n++] = {child.stdout_fd(), POLLIN, 0};
-    if (child.stderr_fd() >= 0) err_at = static_cast<int>(n), fds[n++] = {child.stderr_fd(), POLLIN, 0};
     if (!exited) {
       if (auto st = child.poll_exit()) {
         exited = true;
         status = *st;
       }
     }
-    if (n == 0 && exited) break;
     if (exited && child.stdin_fd() >= 0) child.close_stdin();  // nobody reads it any more
     // Once the child has exited, what is left in the pipes is read at once;
     // a grandchild that keeps them open does not hold the outcome back.
-    int r = ::poll(fds, n, exited ? 0 : 50);
-    if (r < 0 && errno != EINTR) break;
-    if (r <= 0) {
-      if (exited) break;
-      continue;
-    }
-    if (in_at >= 0 && fds[in_at].revents) {
-      if (fds[in_at].revents & (POLLERR | POLLHUP)) {
-        child.close_stdin();  // it stopped reading: fine, it has what it wanted
-      } else {
-        ssize_t w = ::write(child.stdin_fd(), input.data() + written, input.size() - written);
-        if (w > 0) written += static_cast<size_t>(w);
-        if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == input.size()) child.close_stdin();
-      }
-    }
-    if (out_at >= 0 && fds[out_at].revents) {
-      ssize_t got = ::read(child.stdout_fd(), buf, sizeof buf);
-      if (got > 0) {
-        if (out.size() + static_cast<size_t>(got) > k_max_event_bytes) out_over = true;  // keep draining, keep nothing more
-        else out.append(buf, static_cast<size_t>(got));
-      } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
-        child.close_stdout();
-      }
-    }
-    if (err_at >= 0 && fds[err_at].revents) {
-      ssize_t got = ::read(child.stderr_fd(), buf, sizeof buf);
-      if (got > 0) err.append(buf, static_cast<size_t>(got));
-      else if (got == 0 || (errno != EAGAIN && errno != EINTR)) child.close_stderr();
-    }
+    auto pumped = child.pump(
+        std::chrono::milliseconds(exited ? 0 : 50), input, &written,
+        [&](const char* data, size_t n) {
+          if (out.size() + n > k_max_event_bytes) out_over = true;  // keep draining, keep nothing more
+          else out.append(data, n);
+        },
+        [&](const char* data, size_t n) { err.append(data, n); });
+    if (pumped == ChildProcess::Pump::failed || (exited && pumped != ChildProcess::Pump::ready)) break;
   }
   if (!exited) status = child.stop_group(m_options.kill_grace);
   else child.kill_group();  // what it left behind in its group

@@ -154,11 +154,7 @@ std::optional<Event> ExternalRunner::process(const Job& job, ServiceDb& db) {
                                 cmd, m_worker_id);
     }
     Event e = make_outcome_event(o, cmd, m_worker_id);
-    SQLite::Statement& rec = db.prepare("INSERT OR REPLACE INTO handled(request_id, event, at) VALUES (?,?,?)");
-    rec.bind(1, cmd.id);
-    rec.bind(2, encode(e).body);
-    rec.bind(3, static_cast<int64_t>(now_ms()));
-    rec.exec();
+    Worker::record_outcome(db, e, Worker::Recording::replace);
     db.reset_all();
     tx.commit();
     return e;

@@ -110,7 +110,6 @@ void LinesHandler::Process::read_loop() {
   bool termed = false, exited = false;
   Clock::time_point termed_at{};
   int status = 0;
-  char buf[65536];
   for (;;) {
     if (stop_requested && !termed) {
       ::kill(-child->pid(), SIGTERM);
@@ -124,45 +123,27 @@ void LinesHandler::Process::read_loop() {
         status = *st;
       }
     }
-    pollfd fds[2];
-    nfds_t n = 0;
-    int out_at = -1, err_at = -1;
-    if (child->stdout_fd() >= 0) out_at = static_cast<int>(n), fds[n++] = {child->stdout_fd(), POLLIN, 0};
-    if (child->stderr_fd() >= 0) err_at = static_cast<int>(n), fds[n++] = {child->stderr_fd(), POLLIN, 0};
-    if (n == 0 && exited) break;
-    int r = ::poll(fds, n, exited ? 0 : 50);
-    if (r < 0 && errno != EINTR) break;
-    if (r <= 0) {
-      if (exited) break;
-      continue;
-    }
-    if (out_at >= 0 && fds[out_at].revents) {
-      ssize_t got = ::read(child->stdout_fd(), buf, sizeof buf);
-      if (got > 0) {
-        for (ssize_t i = 0; i < got; ++i) {
-          if (buf[i] == '\n') {
-            if (!discarding) deliver(buffer);
-            buffer.clear();
-            discarding = false;
-          } else if (!discarding) {
-            buffer += buf[i];
-            if (buffer.size() > k_max_line_bytes) {
-              log_warn("the lines handler wrote a line over the limit; ignored",
-                       {{"limit", std::to_string(k_max_line_bytes)}});
+    auto pumped = child->pump(
+        std::chrono::milliseconds(exited ? 0 : 50), std::string(), nullptr,  // stdin is written by the callers
+        [&](const char* data, size_t n) {
+          for (size_t i = 0; i < n; ++i) {
+            if (data[i] == '\n') {
+              if (!discarding) deliver(buffer);
               buffer.clear();
-              discarding = true;
+              discarding = false;
+            } else if (!discarding) {
+              buffer += data[i];
+              if (buffer.size() > k_max_line_bytes) {
+                log_warn("the lines handler wrote a line over the limit; ignored",
+                         {{"limit", std::to_string(k_max_line_bytes)}});
+                buffer.clear();
+                discarding = true;
+              }
             }
           }
-        }
-      } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
-        child->close_stdout();
-      }
-    }
-    if (err_at >= 0 && fds[err_at].revents) {
-      ssize_t got = ::read(child->stderr_fd(), buf, sizeof buf);
-      if (got > 0) err.append(buf, static_cast<size_t>(got));
-      else if (got == 0 || (errno != EAGAIN && errno != EINTR)) child->close_stderr();
-    }
+        },
+        [&](const char* data, size_t n) { err.append(data, n); });
+    if (pumped == ChildProcess::Pump::failed || (exited && pumped != ChildProcess::Pump::ready)) break;
     // stdout closed but the program runs on: it can answer nothing more.
     if (child->stdout_fd() < 0 && !exited && !termed) stop_requested = true;
   }
