@@ -107,11 +107,11 @@ TEST_CASE("oversized heartbeats are refused and counted, and GET /workers stays 
   asyncops::Heartbeat many{"many-ids", "users", "host", 1, 0, {}, "", ""};
   for (int i = 0; i < 50000; ++i) many.requests.push_back(asyncops::new_uuid_v7());
   peer.send(asyncops::k_kind_heartbeat, asyncops::encode(many).body);
-  asyncops::Heartbeat huge_id{std::string(1 << 20, 'w'), "users", "host", 1, 0, {}, ""};
+  asyncops::Heartbeat huge_id{std::string(1 << 20, 'w'), "users", "host", 1, 0, {}, "", ""};
   peer.send(asyncops::k_kind_heartbeat, asyncops::encode(huge_id).body);
-  asyncops::Heartbeat long_id{std::string(asyncops::k_max_id_bytes + 1, 'w'), "users", "host", 1, 0, {}, ""};
+  asyncops::Heartbeat long_id{std::string(asyncops::k_max_id_bytes + 1, 'w'), "users", "host", 1, 0, {}, "", ""};
   peer.send(asyncops::k_kind_heartbeat, asyncops::encode(long_id).body);
-  asyncops::Heartbeat over_cap{"over-cap", "users", "host", 1, 0, {}, ""};
+  asyncops::Heartbeat over_cap{"over-cap", "users", "host", 1, 0, {}, "", ""};
   for (size_t i = 0; i <= asyncops::k_max_heartbeat_requests; ++i) over_cap.requests.push_back(asyncops::new_uuid_v7());
   peer.send(asyncops::k_kind_heartbeat, asyncops::encode(over_cap).body);
   INFO(sys.logs());
