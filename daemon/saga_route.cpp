@@ -11,8 +11,6 @@ namespace {
 
 using nlohmann::json;
 
-// The wire's limit on a command's name (docs/protocol.md §3).
-constexpr size_t k_max_command_bytes = 128;
 constexpr int k_max_attempts_limit = 100;
 
 bool name_char(char c) {
@@ -27,8 +25,8 @@ Status command_name(const json& step, const char* key, std::string* out) {
   if (it == step.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) {
     return Error{std::string(key) + " must be a non-empty command name"};
   }
-  if (it->get_ref<const std::string&>().size() > k_max_command_bytes) {
-    return Error{std::string(key) + " is longer than " + std::to_string(k_max_command_bytes) + " bytes"};
+  if (it->get_ref<const std::string&>().size() > k_max_id_bytes) {
+    return Error{std::string(key) + " is longer than " + std::to_string(k_max_id_bytes) + " bytes"};
   }
   *out = it->get<std::string>();
   return Status::success();
@@ -70,7 +68,7 @@ Result<std::vector<saga::StepPlan>> parse_saga_steps(const json& steps, const st
       return Error{where + ": service is required"};
     }
     step.service = service->get<std::string>();
-    if (step.service.size() > k_max_command_bytes || !all_name_chars(step.service)) {
+    if (step.service.size() > k_max_id_bytes || !all_name_chars(step.service)) {
       return Error{where + ": service must be letters, digits, '_' and '-'"};
     }
     if (!known_services.empty() &&

@@ -1,5 +1,7 @@
 #include "shared/envelope.h"
 
+#include <algorithm>
+
 #include "shared/ids.h"
 #include "shared/json_limits.h"
 #include "shared/json_text.h"
@@ -93,6 +95,26 @@ bool parse_object(const std::string& body, const JsonLimits& lim, json* out, Fai
   return true;
 }
 
+bool step_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+bool is_step_name(const std::string& s) {
+  if (s.empty() || s.size() > k_max_step_name_bytes) return false;
+  for (char c : s) {
+    if (!step_name_char(c)) return false;
+  }
+  return true;
+}
+
+constexpr size_t k_uuid_bytes = 36;
+constexpr const char* k_undo_suffix = ".undo";
+
+// The request id of a saga command: what its "saga" member says its "id" is.
+std::string saga_request_id(const SagaRef& s) {
+  return s.operation + "." + s.step + (s.compensation ? k_undo_suffix : "");
+}
+
 // The error to return, with its kind reported through why.
 Error fail(const Failure& f, Refusal* why) {
   if (why) *why = f.why;
@@ -118,9 +140,13 @@ Frames encode(const Command& c) {
       .string("origin", c.origin)
       .value("params", c.params)
       .value("payload", c.payload)
-      .string("resource", c.resource)
-      .string("service", c.service)
-      .number("v", k_protocol_version);
+      .string("resource", c.resource);
+  if (!c.saga.operation.empty()) {
+    w.value("saga", json{{"compensation", c.saga.compensation}, {"operation", c.saga.operation}, {"step", c.saga.step}});
+  }
+  w.string("service", c.service);
+  if (!c.steps.is_null()) w.value("steps", c.steps);
+  w.number("v", k_protocol_version);
   w.close();
   return f;
 }
@@ -217,7 +243,7 @@ Result<Command> decode_command(const std::string& kind, const std::string& body,
       !get_int(j, "attempt", &attempt, &err)) {
     return fail(err, why);
   }
-  if (!is_uuid(c.id)) return fail("field 'id' is not a UUID", why);
+  if (!is_request_id(c.id)) return fail("field 'id' is not a request id", why);
   if (c.name.empty()) return fail("field 'name' is empty", why);
   c.attempt = static_cast<int>(attempt);
   if (auto it = j.find("params"); it != j.end() && !it->is_null()) {
@@ -228,6 +254,36 @@ Result<Command> decode_command(const std::string& kind, const std::string& body,
   if (auto it = j.find("cancel"); it != j.end() && !it->is_null()) {
     if (!it->is_boolean()) return fail("field 'cancel' must be a boolean", why);
     c.cancel = it->get<bool>();
+  }
+  if (auto it = j.find("saga"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) return fail("field 'saga' must be an object", why);
+    if (!get_string(*it, "operation", &c.saga.operation, &err, true, k_max_request_id_bytes) ||
+        !get_string(*it, "step", &c.saga.step, &err, true, k_max_step_name_bytes)) {
+      err.message = "field 'saga': " + err.message;
+      return fail(err, why);
+    }
+    if (auto comp = it->find("compensation"); comp != it->end() && !comp->is_null()) {
+      if (!comp->is_boolean()) return fail("field 'saga': field 'compensation' must be a boolean", why);
+      c.saga.compensation = comp->get<bool>();
+    }
+    if (!is_uuid(c.saga.operation) || !is_step_name(c.saga.step) || saga_request_id(c.saga) != c.id) {
+      return fail("field 'saga' does not name the step that field 'id' names", why);
+    }
+  } else if (c.id.size() != k_uuid_bytes) {
+    return fail("field 'id' names a saga step, but field 'saga' is missing", why);
+  }
+  if (auto it = j.find("steps"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) return fail("field 'steps' must be an object", why);
+    if (it->size() > k_max_saga_steps) {
+      return fail("field 'steps' holds " + std::to_string(it->size()) + " steps, more than " +
+                      std::to_string(k_max_saga_steps),
+                  why, Refusal::too_many_fields);
+    }
+    for (auto s = it->begin(); s != it->end(); ++s) {
+      if (!is_step_name(s.key())) return fail("field 'steps' has a key that is not a step name", why);
+      if (!s->is_object()) return fail("field 'steps': each step must be an object", why);
+    }
+    c.steps = std::move(*it);
   }
   return c;
 }
@@ -249,7 +305,7 @@ Result<Event> decode_event(const std::string& body, Refusal* why) {
       !get_string(j, "time", &e.time, &err, false, k_max_id_bytes) || !get_int(j, "attempt", &attempt, &err)) {
     return fail(err, why);
   }
-  if (!is_uuid(e.request_id)) return fail("field 'request_id' is not a UUID", why);
+  if (!is_request_id(e.request_id)) return fail("field 'request_id' is not a request id", why);
   auto st = parse_state(state);
   if (!st) return fail("field 'state' has unknown value '" + state.substr(0, 32) + "'", why);
   if (*st == OpState::pending) return fail("field 'state' may not be 'pending'", why);
@@ -300,6 +356,7 @@ Result<Heartbeat> decode_heartbeat(const std::string& body, Refusal* why) {
         return fail("a request id in 'requests' is longer than " + std::to_string(k_max_request_id_bytes) + " bytes",
                     why, Refusal::field_too_long);
       }
+      if (!is_request_id(r.get_ref<const std::string&>())) return fail("field 'requests' holds a string that is not a request id", why);
       h.requests.push_back(r.get<std::string>());
     }
   }
@@ -312,7 +369,7 @@ Result<CancelNotice> decode_cancel(const std::string& body, Refusal* why) {
   if (!parse_object(body, limits(k_max_cancel_bytes, 64), &j, &err)) return fail(err, why);
   CancelNotice c;
   if (!get_string(j, "request_id", &c.request_id, &err, true, k_max_request_id_bytes)) return fail(err, why);
-  if (!is_uuid(c.request_id)) return fail("field 'request_id' is not a UUID", why);
+  if (!is_request_id(c.request_id)) return fail("field 'request_id' is not a request id", why);
   return c;
 }
 
@@ -325,7 +382,7 @@ Result<FenceNotice> decode_fence(const std::string& body, Refusal* why) {
       !get_string(j, "service", &f.service, &err, false, k_max_id_bytes)) {
     return fail(err, why);
   }
-  if (!is_uuid(f.request_id)) return fail("field 'request_id' is not a UUID", why);
+  if (!is_request_id(f.request_id)) return fail("field 'request_id' is not a request id", why);
   return f;
 }
 
@@ -376,8 +433,8 @@ bool get_entries(const json& j, const char* key, std::vector<GrantEntry>* out, F
         !get_string(one, "reason", &e.reason, err, false, k_max_id_bytes)) {
       return false;
     }
-    if (!is_uuid(e.id)) {
-      *err = {std::string("an id in '") + key + "' is not a UUID", Refusal::malformed};
+    if (!is_request_id(e.id)) {
+      *err = {std::string("an id in '") + key + "' is not a request id", Refusal::malformed};
       return false;
     }
     if (attempt < 1 || attempt > 1000000) {
@@ -423,6 +480,20 @@ Result<GrantMessage> decode_grant(const std::string& body, Refusal* why) {
   return g;
 }
 
+bool is_request_id(const std::string& s) {
+  if (s.size() == k_uuid_bytes) return is_uuid(s);
+  if (s.size() < k_uuid_bytes + 2 || s[k_uuid_bytes] != '.' || !is_uuid(std::string_view(s).substr(0, k_uuid_bytes))) {
+    return false;
+  }
+  std::string step = s.substr(k_uuid_bytes + 1);
+  const std::string undo = k_undo_suffix;
+  // A step name has no '.', so ".undo" can only be the suffix.
+  if (step.size() > undo.size() && step.compare(step.size() - undo.size(), undo.size(), undo) == 0) {
+    step.resize(step.size() - undo.size());
+  }
+  return is_step_name(step);
+}
+
 std::string peek_request_id(const std::string& body) {
   static const std::string key = "\"request_id\"";
   size_t at = body.find(key);
@@ -430,9 +501,14 @@ std::string peek_request_id(const std::string& body) {
   size_t i = body.find_first_not_of(" \t\r\n", at + key.size());
   if (i == std::string::npos || body[i] != ':') return "";
   i = body.find_first_not_of(" \t\r\n", i + 1);
-  if (i == std::string::npos || body[i] != '"' || i + 37 > body.size()) return "";
-  std::string id = body.substr(i + 1, 36);
-  return is_uuid(id) && body[i + 37] == '"' ? id : "";
+  if (i == std::string::npos || body[i] != '"') return "";
+  // Looks no further than the longest request id and its closing quote.
+  size_t limit = std::min(body.size(), i + 2 + k_max_request_id_bytes);
+  size_t end = i + 1;
+  while (end < limit && body[end] != '"') ++end;
+  if (end >= limit) return "";
+  std::string id = body.substr(i + 1, end - i - 1);
+  return is_request_id(id) ? id : "";
 }
 
 Status check_event_limits(const Event& e) {

@@ -5,6 +5,7 @@
 // file is its one implementation. Every message is two frames:
 //   frame 0: the kind, ASCII ("command", "event", "heartbeat")
 //   frame 1: one JSON object, UTF-8
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -45,7 +46,11 @@ inline constexpr int64_t k_max_credit = 1024;            // ready.credit
 inline constexpr size_t k_max_claims = 1024;             // entries in one claim
 inline constexpr size_t k_max_id_bytes = 128;        // worker, service, type, code
 inline constexpr size_t k_max_host_bytes = 256;
-inline constexpr size_t k_max_request_id_bytes = 64; // a request id in a heartbeat
+inline constexpr size_t k_max_request_id_bytes = 64; // any request id (id, request_id, requests)
+// A saga's step names (docs/design/sagas.md §2): "{UUID}.{name}.undo" fits in
+// k_max_request_id_bytes. store/saga.h checks that its limits are these.
+inline constexpr size_t k_max_step_name_bytes = 22;
+inline constexpr size_t k_max_saga_steps = 16;  // entries in a command's "steps"
 inline constexpr size_t k_max_resource_bytes = 4096;
 inline constexpr size_t k_max_message_bytes = 16384; // an event's "message"
 // The events socket drops the connection of a peer that sends a frame over
@@ -60,9 +65,21 @@ enum class Refusal { malformed, too_large, too_deep, too_many_fields, field_too_
 const char* to_string(Refusal r);
 inline constexpr int k_refusal_count = 6;
 
+// What a saga's command is part of (docs/protocol.md §4b): id is
+// "{operation}.{step}", or "{operation}.{step}.undo" for a compensation.
+struct SagaRef {
+  std::string operation;  // the operation id, a UUID
+  std::string step;       // the step's name
+  bool compensation = false;
+};
+
+// A Command's max_attempts for a settle (docs/design/sagas.md §3): sent
+// again until a worker answers, with no limit.
+inline constexpr int k_unlimited_attempts = -1;
+
 // daemon -> worker, over ROUTER/DEALER (the commands channel).
 struct Command {
-  std::string id;          // the operation id, also the request id
+  std::string id;          // the request id: the operation id, or a saga step's id (is_request_id)
   std::string name;        // e.g. "create_user"
   std::string service;     // e.g. "users"
   std::string origin;      // "POST /users"
@@ -72,6 +89,17 @@ struct Command {
   std::string created_at;  // RFC 3339
   int attempt = 1;         // 1 on first delivery, +1 on each redelivery
   bool cancel = false;     // the client canceled it: end it "canceled" unless already handled
+  // A saga's step or compensation only ("saga", "steps" on the wire):
+  // empty operation for a plain command.
+  SagaRef saga;
+  // {step name: {"data": ...}} of every earlier step that completed; null
+  // for a plain command.
+  nlohmann::json steps;
+  // Dispatcher-only, never on the wire: a step's own lease and attempts
+  // (0: the dispatcher's --lease and --max-attempts; max_attempts may be
+  // k_unlimited_attempts).
+  std::chrono::milliseconds lease{0};
+  int max_attempts = 0;
 };
 
 // worker -> tracker, over PUB/SUB.
@@ -179,9 +207,16 @@ Result<ReadyMessage> decode_ready(const std::string& body, Refusal* why = nullpt
 Result<ClaimMessage> decode_claim(const std::string& body, Refusal* why = nullptr);
 Result<GrantMessage> decode_grant(const std::string& body, Refusal* why = nullptr);
 
+// Whether s is a request id (docs/protocol.md §3): a UUID (an operation's
+// id), "{UUID}.{step}" (a saga's step) or "{UUID}.{step}.undo" (its
+// compensation), where step is 1 to k_max_step_name_bytes characters from
+// [A-Za-z0-9_-]. At most 58 + 5 bytes, so within k_max_request_id_bytes.
+bool is_request_id(const std::string& s);
+
 // The request id of an event body that could not be decoded, for the log:
-// the UUID after the first "request_id" key in the raw text, or "" if there
-// is none. Does not parse the body, so it is safe on any input.
+// the request id (is_request_id) after the first "request_id" key in the raw
+// text, or "" if there is none. Does not parse the body, so it is safe on
+// any input.
 std::string peek_request_id(const std::string& body);
 
 // Whether e, once encoded, is within the event limits above; if not, the

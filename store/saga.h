@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "shared/envelope.h"
 #include "shared/state.h"
 
 namespace asyncops::saga {
@@ -35,10 +36,10 @@ struct StepPlan {
 
 // The longest step name: "{36-byte UUID}.{name}.undo" must fit in the
 // protocol's 64-byte request id (docs/protocol.md §3).
-inline constexpr size_t k_max_step_name = 22;
+inline constexpr size_t k_max_step_name = k_max_step_name_bytes;  // 22
 // The most steps a route may declare: each completed step's data (at most
 // 1 MiB, an event's limit) travels in later commands (16 MiB each).
-inline constexpr size_t k_max_steps = 16;
+inline constexpr size_t k_max_steps = k_max_saga_steps;  // 16
 
 // waiting: not sent yet. pending: handed to the dispatcher (its history
 // kind is step_dispatched). processing: a worker said so. settling: its

@@ -2,6 +2,7 @@
 
 #include "shared/envelope.h"
 #include "shared/ids.h"
+#include "store/saga.h"
 #include "command_of.h"
 
 using namespace asyncops;
@@ -258,4 +259,209 @@ TEST_CASE("a fence notice survives encode and decode", "[envelope][fence]") {
   CHECK(decode_fence(json{{"v", 1}, {"request_id", f.request_id}}.dump())->service.empty());
   CHECK_FALSE(decode_fence(json{{"request_id", "nope"}}.dump()).ok());
   CHECK_FALSE(decode_fence(json{{"request_id", f.request_id}, {"service", 3}}.dump()).ok());
+}
+
+namespace {
+// A saga's step command (docs/protocol.md §4b): step of operation op, or
+// its compensation.
+Command step_command(const std::string& op, const std::string& step, bool compensation) {
+  Command c;
+  c.id = op + "." + step + (compensation ? ".undo" : "");
+  c.name = compensation ? "release_stock" : "reserve_stock";
+  c.service = "inventory";
+  c.origin = "POST /orders";
+  c.resource = "/orders/abc";
+  c.params = {{"id", "abc"}};
+  c.payload = {{"sku", "apple"}, {"qty", 2}};
+  c.created_at = "2026-11-30T00:00:00.000Z";
+  c.saga = SagaRef{op, step, compensation};
+  return c;
+}
+}  // namespace
+
+TEST_CASE("is_request_id: a UUID, UUID.step or UUID.step.undo, and nothing else", "[envelope][saga]") {
+  std::string op = new_uuid_v7();
+  for (const std::string& ok : {op, op + ".charge", op + ".charge.undo", op + ".undo", op + ".undo.undo",
+                                op + "." + std::string(k_max_step_name_bytes, 'a') + ".undo", op + ".A-b_9"}) {
+    CAPTURE(ok);
+    CHECK(is_request_id(ok));
+    CHECK(ok.size() <= k_max_request_id_bytes);
+    // The saga's parser reads the same grammar (a bare UUID names no step).
+    CHECK(saga::parse_step_request_id(ok).has_value() == (ok != op));
+  }
+  for (const std::string& bad : {std::string(), std::string("charge"), op + ".", op + "..undo", op + ".charge.",
+                                 op + ".a.b", op + ".charge.undo.undo", op + "." + std::string(k_max_step_name_bytes + 1, 'a'),
+                                 op + ".char ge", op + ".charge/undo", op.substr(1) + "x.charge", "x" + op.substr(1),
+                                 op + "charge", op.substr(0, 35)}) {
+    CAPTURE(bad);
+    CHECK_FALSE(is_request_id(bad));
+    CHECK_FALSE(saga::parse_step_request_id(bad).has_value());
+  }
+}
+
+TEST_CASE("a saga step command survives encode and decode with saga and steps", "[envelope][saga]") {
+  std::string op = new_uuid_v7();
+  Command c = step_command(op, "charge", false);
+  c.steps = {{"reserve", {{"data", {{"reservation", "r-1"}, {"qty", 2}}}}}};
+  c.attempt = 2;
+  c.cancel = true;
+  Frames f = encode(c);
+  json body = json::parse(f.body);
+  CHECK(body["saga"] == json({{"operation", op}, {"step", "charge"}, {"compensation", false}}));
+  CHECK(body["steps"] == c.steps);
+  CHECK(f.body == body.dump());  // keys in sorted order, as the other fields
+  auto d = decode_command(f.kind, f.body);
+  REQUIRE(d.ok());
+  CHECK(d->id == op + ".charge");
+  CHECK(d->saga.operation == op);
+  CHECK(d->saga.step == "charge");
+  CHECK_FALSE(d->saga.compensation);
+  CHECK(d->steps == c.steps);
+  CHECK(d->payload == c.payload);
+  CHECK(d->attempt == 2);
+  CHECK(d->cancel);
+
+  Command undo = step_command(op, "reserve", true);
+  undo.steps = {{"reserve", {{"data", {{"reservation", "r-1"}}}}}};
+  d = decode_command("command", encode(undo).body);
+  REQUIRE(d.ok());
+  CHECK(d->id == op + ".reserve.undo");
+  CHECK(d->saga.compensation);
+  CHECK(d->steps == undo.steps);
+}
+
+TEST_CASE("a plain command has no saga or steps on the wire", "[envelope][saga]") {
+  Command c = asyncops::test::command_of("create_user", "users");
+  json body = json::parse(encode(c).body);
+  CHECK(body.count("saga") == 0);
+  CHECK(body.count("steps") == 0);
+  auto d = decode_command("command", encode(c).body);
+  REQUIRE(d.ok());
+  CHECK(d->saga.operation.empty());
+  CHECK(d->steps.is_null());
+}
+
+TEST_CASE("a command's lease and max_attempts are the dispatcher's, never on the wire", "[envelope][saga]") {
+  Command c = step_command(new_uuid_v7(), "charge", false);
+  c.lease = std::chrono::milliseconds(10000);
+  c.max_attempts = k_unlimited_attempts;
+  Frames f = encode(c);
+  CHECK(f.body.find("lease") == std::string::npos);
+  CHECK(f.body.find("max_attempts") == std::string::npos);
+  auto d = decode_command(f.kind, f.body);
+  REQUIRE(d.ok());
+  CHECK(d->lease.count() == 0);
+  CHECK(d->max_attempts == 0);
+}
+
+TEST_CASE("a step command whose saga and id disagree, or that is bounded out, is refused", "[envelope][saga][limits]") {
+  std::string op = new_uuid_v7();
+  json good = json::parse(encode(step_command(op, "charge", false)).body);
+  auto refused = [](const json& body, Refusal expected) {
+    Refusal why = Refusal::malformed;
+    auto d = decode_command("command", body.dump(), &why);
+    CHECK_FALSE(d.ok());
+    CHECK(why == expected);
+    return d.ok() ? std::string() : d.error();
+  };
+  REQUIRE(decode_command("command", good.dump()).ok());
+
+  json b = good;
+  b.erase("saga");
+  CHECK(refused(b, Refusal::malformed).find("'saga' is missing") != std::string::npos);
+  b = good;
+  b["saga"]["step"] = "reserve";  // id says charge
+  refused(b, Refusal::malformed);
+  b = good;
+  b["saga"]["compensation"] = true;  // id has no .undo
+  refused(b, Refusal::malformed);
+  b = good;
+  b["saga"]["operation"] = new_uuid_v7();
+  refused(b, Refusal::malformed);
+  b = good;
+  b["saga"] = "charge";
+  refused(b, Refusal::malformed);
+  b = good;
+  b["saga"]["compensation"] = "no";
+  refused(b, Refusal::malformed);
+  b = good;
+  b["saga"]["step"] = std::string(k_max_step_name_bytes + 1, 's');
+  refused(b, Refusal::field_too_long);
+  b = good;
+  b["id"] = op + ".ch.arge";
+  refused(b, Refusal::malformed);
+  b = good;
+  b["id"] = op + "." + std::string(k_max_request_id_bytes, 'a');
+  refused(b, Refusal::field_too_long);
+
+  b = good;
+  b["steps"] = json::array();
+  refused(b, Refusal::malformed);
+  b = good;
+  b["steps"] = {{"reserve", 1}};
+  refused(b, Refusal::malformed);
+  b = good;
+  b["steps"] = {{"re.serve", {{"data", 1}}}};
+  refused(b, Refusal::malformed);
+  b = good;
+  b["steps"] = json::object();
+  for (size_t i = 0; i <= k_max_saga_steps; ++i) b["steps"]["s" + std::to_string(i)] = {{"data", nullptr}};
+  refused(b, Refusal::too_many_fields);
+
+  // A step's data is peer-supplied: bounded in depth and size like any body.
+  std::string text = good.dump();
+  std::string deep = std::string(200, '[') + std::string(200, ']');
+  text.insert(text.size() - 1, R"(,"steps":{"reserve":{"data":)" + deep + "}}");
+  Refusal why = Refusal::malformed;
+  CHECK_FALSE(decode_command("command", text, &why).ok());
+  CHECK(why == Refusal::too_deep);
+  b = good;
+  b["steps"] = {{"reserve", {{"data", std::string(k_max_command_bytes, 'x')}}}};
+  refused(b, Refusal::too_large);
+}
+
+TEST_CASE("every request-id field takes a saga step's id", "[envelope][saga]") {
+  std::string op = new_uuid_v7();
+  std::string step = op + ".charge", undo = op + ".reserve.undo";
+  Event e = completed_event();
+  e.request_id = step;
+  auto ev = decode_event(encode(e).body);
+  REQUIRE(ev.ok());
+  CHECK(ev->request_id == step);
+  e.request_id = undo;
+  CHECK(decode_event(encode(e).body).ok());
+  e.request_id = op + ".charge.x";
+  CHECK_FALSE(decode_event(encode(e).body).ok());
+
+  CHECK(decode_cancel(encode(CancelNotice{step}).body)->request_id == step);
+  CHECK_FALSE(decode_cancel(encode(CancelNotice{op + ".a b"}).body).ok());
+  CHECK(decode_fence(encode(FenceNotice{undo, "inventory"}).body)->request_id == undo);
+  CHECK_FALSE(decode_fence(encode(FenceNotice{"nope", "inventory"}).body).ok());
+
+  Heartbeat h{"w1", "payments", "host", 42, 2, {step, undo, op}, "2026-11-30T00:00:00.000Z", ""};
+  auto hb = decode_heartbeat(encode(h).body);
+  REQUIRE(hb.ok());
+  CHECK(hb->requests == h.requests);
+  h.requests.push_back("not-a-request-id");
+  CHECK_FALSE(decode_heartbeat(encode(h).body).ok());
+
+  ClaimMessage claim{{{step, 2}, {undo, 1}}};
+  auto cl = decode_claim(encode(claim).body);
+  REQUIRE(cl.ok());
+  CHECK(cl->claims[0].id == step);
+  CHECK(cl->claims[1].id == undo);
+  GrantMessage grant;
+  grant.lease_ms = 10000;
+  grant.granted = {{step, 2, true, ""}};
+  grant.refused = {{undo, 1, false, "lease_lost"}};
+  auto gr = decode_grant(encode(grant).body);
+  REQUIRE(gr.ok());
+  CHECK(gr->granted[0].id == step);
+  CHECK(gr->refused[0].id == undo);
+  CHECK_FALSE(decode_claim(json{{"claims", {{{"id", op + ".x.y"}, {"attempt", 1}}}}}.dump()).ok());
+
+  CHECK(peek_request_id(R"({"request_id":")" + step + R"(","state":[[[)") == step);
+  CHECK(peek_request_id(R"({"request_id":")" + undo + "\"}") == undo);
+  CHECK(peek_request_id(R"({"request_id":")" + op + ".a.b\"}").empty());
+  CHECK(peek_request_id(R"({"request_id":")" + op + std::string(100, 'x')).empty());
 }
