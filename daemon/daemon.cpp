@@ -318,6 +318,12 @@ int run_daemon(const DaemonConfig& cfg) {
     log_error(routes.error());
     return 1;
   }
+  // Until the committer, dispatcher, gateway and recovery run sagas, a saga
+  // route would be served as one command to its last step's service.
+  if (auto wired = refuse_unwired_sagas(routes.value()); !wired.ok()) {
+    log_error(wired.error());
+    return 1;
+  }
   DaemonInputs in(std::move(routes.value()));
   auto endpoints = resolve_dispatch(cfg.dispatch, in.routes.services(), cfg.data_dir);
   if (!endpoints) {

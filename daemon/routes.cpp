@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "daemon/saga_route.h"
 #include "shared/json_limits.h"
 
 namespace asyncops {
@@ -145,7 +146,7 @@ const char* RouteTable::default_json() {
 })JSON";
 }
 
-Result<RouteTable> RouteTable::load_json(const std::string& text) {
+Result<RouteTable> RouteTable::load_json(const std::string& text, const std::vector<std::string>& known_services) {
   // A local file, but it must not crash the daemon either (issue 15).
   JsonLimits lim;
   lim.max_bytes = k_max_routes_bytes;
@@ -167,7 +168,7 @@ Result<RouteTable> RouteTable::load_json(const std::string& text) {
     for (auto it = r.begin(); it != r.end(); ++it) {
       static const std::set<std::string> known = {"method", "path", "command", "service",
                                                   "resource", "body", "additional_fields",
-                                                  "read"};
+                                                  "read", "steps"};
       if (!known.count(it.key())) return Error{where + ": unknown key '" + it.key() + "'"};
     }
     auto str = [&](const char* k) -> std::optional<std::string> {
@@ -189,14 +190,26 @@ Result<RouteTable> RouteTable::load_json(const std::string& text) {
     auto command = str("command");
     if (!command || command->empty()) return Error{where + ".command: required string"};
     route.command = *command;
-    auto service = str("service");
-    if (!service || service->empty()) return Error{where + ".service: required string"};
-    for (char c : *service) {
-      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) {
-        return Error{where + ".service: only letters, digits, '_' and '-'"};
+    if (r.contains("steps")) {
+      // A saga: each step names its own service (docs/design/sagas.md §1).
+      std::string name = where + " (" + route.method + " " + route.path.text() + ")";
+      if (r.contains("service")) {
+        return Error{name + ": a route with steps has no service: each step names its own"};
       }
+      auto plan = parse_saga_steps(r["steps"], name, route.command, known_services);
+      if (!plan) return Error{plan.error()};
+      route.steps = std::move(plan.value());
+      route.service = route.steps.back().service;
+    } else {
+      auto service = str("service");
+      if (!service || service->empty()) return Error{where + ".service: required string"};
+      for (char c : *service) {
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) {
+          return Error{where + ".service: only letters, digits, '_' and '-'"};
+        }
+      }
+      route.service = *service;
     }
-    route.service = *service;
     if (r.contains("resource")) {
       auto res = str("resource");
       if (!res) return Error{where + ".resource: must be a string"};
@@ -262,7 +275,7 @@ Result<RouteTable> RouteTable::load_json(const std::string& text) {
   return table;
 }
 
-Result<RouteTable> RouteTable::load_file(const std::string& path) {
+Result<RouteTable> RouteTable::load_file(const std::string& path, const std::vector<std::string>& known_services) {
   std::ifstream in(path);
   if (!in) return Error{"routes: cannot read " + path};
   // Read one byte past the limit, so that a larger file is refused
@@ -270,17 +283,33 @@ Result<RouteTable> RouteTable::load_file(const std::string& path) {
   std::string text(k_max_routes_bytes + 1, '\0');
   in.read(&text[0], static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<size_t>(in.gcount()));
-  auto t = load_json(text);
+  auto t = load_json(text, known_services);
   if (!t) return Error{path + ": " + t.error()};
   return t;
 }
 
 std::vector<std::string> RouteTable::services() const {
   std::vector<std::string> out;
+  auto add = [&out](const std::string& service) {
+    if (std::find(out.begin(), out.end(), service) == out.end()) out.push_back(service);
+  };
   for (const Route& r : m_routes) {
-    if (std::find(out.begin(), out.end(), r.service) == out.end()) out.push_back(r.service);
+    if (r.steps.empty()) {
+      add(r.service);
+    } else {
+      for (const std::string& service : saga_services(r.steps)) add(service);
+    }
   }
   return out;
+}
+
+std::string route_name(const Route& route) { return route.method + " " + route.path.text(); }
+
+Status refuse_unwired_sagas(const RouteTable& table) {
+  for (const Route& r : table.routes()) {
+    if (!r.steps.empty()) return Error{"sagas are not wired yet: route " + route_name(r)};
+  }
+  return Status::success();
 }
 
 std::vector<std::string> RouteTable::collections() const {

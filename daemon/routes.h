@@ -13,6 +13,7 @@
 
 #include "shared/problem.h"
 #include "shared/result.h"
+#include "store/saga.h"
 
 namespace asyncops {
 
@@ -48,7 +49,13 @@ struct Route {
   std::string method;  // POST, PUT, PATCH or DELETE
   PathTemplate path;
   std::string command;
+  // The service that runs the command; for a saga route (steps not empty),
+  // which names no service of its own, the last step's: the one that makes
+  // the resource (docs/design/sagas.md §1).
   std::string service;
+  // A saga route's steps (issue 14), checked by parse_saga_steps; empty for
+  // a route that runs one command.
+  std::vector<saga::StepPlan> steps;
   // What X-Resource names: empty for deletes. Placeholders the path does not
   // bind (e.g. {id} on POST /users) are generated as UUIDv7 before dispatch.
   std::optional<PathTemplate> resource;
@@ -70,11 +77,14 @@ class RouteTable {
  public:
   // The embedded default: the users service.
   static const char* default_json();
-  static Result<RouteTable> load_json(const std::string& text);
-  static Result<RouteTable> load_file(const std::string& path);
+  // known_services, when not empty, lists the services a saga's step may
+  // name (parse_saga_steps); empty: any well-formed name.
+  static Result<RouteTable> load_json(const std::string& text, const std::vector<std::string>& known_services = {});
+  static Result<RouteTable> load_file(const std::string& path, const std::vector<std::string>& known_services = {});
 
   const std::vector<Route>& routes() const { return m_routes; }
-  // Distinct services, in route order.
+  // Distinct services, in route order; a saga route's are its steps'
+  // services, in step order.
   std::vector<std::string> services() const;
   // Collections readable from the read model, e.g. "/users", from the
   // resource templates of the form /collection/{placeholder}.
@@ -89,6 +99,16 @@ class RouteTable {
  private:
   std::vector<Route> m_routes;
 };
+
+// The route's name in errors and logs: "POST /orders".
+std::string route_name(const Route& route);
+
+// Refuses a table with a saga route until the daemon runs sagas (issue 14,
+// docs/design/sagas.md §13 steps 4-7: committer, dispatcher, gateway,
+// recovery): such a route would otherwise be served as one command to its
+// last step's service. The error is one line naming the first such route:
+// "sagas are not wired yet: route POST /orders".
+Status refuse_unwired_sagas(const RouteTable& table);
 
 // Whether the route makes a new resource: its resource template has a
 // placeholder that its path does not bind, which the gateway fills with a
