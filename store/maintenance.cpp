@@ -12,6 +12,7 @@
 #include "shared/clock.h"
 #include "store/pid_lock.h"
 #include "store/sqlite_rows.h"
+#include "store/sqlite_saga.h"
 #include "store/sqlite_store.h"
 
 namespace asyncops {
@@ -125,9 +126,10 @@ Result<int64_t> export_store(const std::string& path, const ExportSink& each) {
     SQLite::Transaction snapshot(db);  // the export is one consistent snapshot
     int64_t total = scalar(db, "SELECT count(*) FROM operations");
     SQLite::Statement ops(db, std::string("SELECT ") + k_op_columns + " FROM operations ORDER BY seq");
-    SQLite::Statement hist(db, "SELECT seq, kind, state, code, message, at FROM history WHERE op_seq = ? ORDER BY seq");
+    SQLite::Statement hist(db, "SELECT seq, kind, state, code, message, at, step FROM history WHERE op_seq = ? ORDER BY seq");
     while (ops.executeStep()) {
       OperationRecord op = sqlite_rows::read_operation(ops);
+      if (op.step_count > 0) op.steps = sqlite_saga::read_views(db, op.seq);
       // A full backup: the request, params and worker too. retry_of on the
       // retrying operation links a retry; no retries list is repeated here.
       nlohmann::json j = operation_detail_json(op, {});
@@ -175,6 +177,14 @@ Result<std::vector<std::string>> check_store_consistency(const std::string& path
                              "AND (code IS NULL OR code = '') ORDER BY seq");
     while (nocode.executeStep()) {
       problems.push_back("operation " + column_text(nocode, 0) + ": " + column_text(nocode, 1) + " without a code");
+    }
+    // A saga operation has exactly its number of steps' rows (issue 14).
+    SQLite::Statement steps(db,
+                            "SELECT o.id, o.steps, (SELECT count(*) FROM saga_steps s WHERE s.op_seq = o.seq) AS n "
+                            "FROM operations o WHERE o.steps > 0 AND n <> o.steps");
+    while (steps.executeStep()) {
+      problems.push_back("operation " + column_text(steps, 0) + ": " + std::to_string(steps.getColumn(1).getInt()) +
+                         " steps, but " + std::to_string(steps.getColumn(2).getInt()) + " saga_steps rows");
     }
     // Per operation, history in seq order: "accepted" comes first and the
     // times never go backwards.

@@ -47,7 +47,8 @@ Result<int64_t> export_store(const std::string& path, const ExportSink& each);
 // PRAGMA integrity_check, then the store's own invariants: every history
 // entry has its operation, every operation has an "accepted" entry and it
 // comes first, history seqs increase and times never go back, every
-// terminal operation has a code. Returns the problems found (empty: ok).
+// terminal operation has a code, every saga operation has one saga_steps
+// row per step. Returns the problems found (empty: ok).
 Result<std::vector<std::string>> check_store_consistency(const std::string& path);
 
 // Deletes terminal operations last changed before before_ms, with their

@@ -8,6 +8,19 @@
 
 namespace asyncops {
 
+namespace {
+// The document's "steps" of a saga operation whose steps were read.
+nlohmann::json operation_steps_json(const OperationRecord& op) {
+  saga::SagaState s;
+  s.op_id = op.id;
+  for (const StepView& v : op.steps) {
+    s.plan.push_back(v.plan);
+    s.steps.push_back(v.status);
+  }
+  return saga::steps_json(s);
+}
+}  // namespace
+
 nlohmann::json operation_json(const OperationRecord& op) {
   nlohmann::json j = {{"id", op.id},
                       {"name", op.name},
@@ -24,6 +37,7 @@ nlohmann::json operation_json(const OperationRecord& op) {
                       {"cancel_requested", op.cancel_requested},
                       {"created_at", format_rfc3339_ms(op.created_at)},
                       {"updated_at", format_rfc3339_ms(op.updated_at)}};
+  if (op.step_count > 0 && !op.steps.empty()) j["steps"] = operation_steps_json(op);
   return j;
 }
 
@@ -44,8 +58,9 @@ std::string operation_json_text(const OperationRecord& op) {
       .string("resource", op.resource)
       .string_or_null("retry_of", op.retry_of)
       .string("service", op.service)
-      .string("state", to_string(op.state))
-      .string("updated_at", format_rfc3339_ms(op.updated_at));
+      .string("state", to_string(op.state));
+  if (op.step_count > 0 && !op.steps.empty()) w.value("steps", operation_steps_json(op));
+  w.string("updated_at", format_rfc3339_ms(op.updated_at));
   w.close();
   return out;
 }
@@ -79,6 +94,21 @@ constexpr HistoryKindName k_history_kind_names[] = {
     {HistoryKind::canceled, "canceled"},
     {HistoryKind::superseded, "superseded"},
     {HistoryKind::late_outcome, "late_outcome"},
+    {HistoryKind::step_dispatched, "step_dispatched"},
+    {HistoryKind::step_redelivered, "step_redelivered"},
+    {HistoryKind::step_processing, "step_processing"},
+    {HistoryKind::step_completed, "step_completed"},
+    {HistoryKind::step_rejected, "step_rejected"},
+    {HistoryKind::step_failed, "step_failed"},
+    {HistoryKind::step_canceled, "step_canceled"},
+    {HistoryKind::step_settling, "step_settling"},
+    {HistoryKind::step_skipped, "step_skipped"},
+    {HistoryKind::compensation_dispatched, "compensation_dispatched"},
+    {HistoryKind::compensation_redelivered, "compensation_redelivered"},
+    {HistoryKind::compensation_processing, "compensation_processing"},
+    {HistoryKind::compensation_completed, "compensation_completed"},
+    {HistoryKind::compensation_failed, "compensation_failed"},
+    {HistoryKind::compensation_abandoned, "compensation_abandoned"},
 };
 }  // namespace
 
@@ -86,6 +116,20 @@ const char* to_string(HistoryKind k) { return name_in(k_history_kind_names, k); 
 
 std::optional<HistoryKind> parse_history_kind(std::string_view text) {
   return value_named<HistoryKind>(k_history_kind_names, text);
+}
+
+bool is_compensation_kind(HistoryKind k) {
+  switch (k) {
+    case HistoryKind::compensation_dispatched:
+    case HistoryKind::compensation_redelivered:
+    case HistoryKind::compensation_processing:
+    case HistoryKind::compensation_completed:
+    case HistoryKind::compensation_failed:
+    case HistoryKind::compensation_abandoned:
+      return true;
+    default:
+      return false;
+  }
 }
 
 HistoryKind history_kind_of(OpState s) {
@@ -106,7 +150,8 @@ nlohmann::json history_json(const HistoryEntry& h) {
           {"state", to_string(h.state)},
           {"code", h.code.empty() ? nlohmann::json() : nlohmann::json(h.code)},
           {"message", h.message.empty() ? nlohmann::json() : nlohmann::json(h.message)},
-          {"at", format_rfc3339_ms(h.at)}};
+          {"at", format_rfc3339_ms(h.at)},
+          {"step", h.step.empty() ? nlohmann::json() : nlohmann::json(h.step)}};
 }
 
 Command command_for(const OperationRecord& op) {

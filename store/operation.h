@@ -14,8 +14,16 @@
 
 #include "shared/envelope.h"
 #include "shared/state.h"
+#include "store/saga.h"
 
 namespace asyncops {
+
+// One step of a saga operation as readers see it: the plan frozen at the
+// accept and the step's status, without its data (docs/design/sagas.md §7).
+struct StepView {
+  saga::StepPlan plan;
+  saga::StepStatus status;  // status.data is null
+};
 
 struct OperationRecord {
   int64_t seq = 0;  // acceptance order; assigned by the store
@@ -36,6 +44,11 @@ struct OperationRecord {
   bool cancel_requested = false;
   std::string retry_of;  // the operation this one retries (POST /operations/{id}/retry); "" if none
   std::string worker;    // the last worker that reported on it; "" until one did
+  // A saga (issue 14): its number of steps, 0 for a plain operation. The
+  // readers fill steps for a saga (get_operation, changes_after); the
+  // writer's records leave it empty unless it says otherwise.
+  int step_count = 0;
+  std::vector<StepView> steps;
 };
 
 // An Idempotency-Key, scoped to its owner, with a hash of the request it
@@ -46,7 +59,8 @@ struct IdempotencyKey {
   std::string request_hash;
 };
 
-// The public JSON of an operation (see the OpenAPI file).
+// The public JSON of an operation (see the OpenAPI file). A saga's has
+// "steps" (saga::steps_json) when op.steps is filled; a plain one has none.
 nlohmann::json operation_json(const OperationRecord& op);
 // The same, as text, written without building the tree: for the 202 body,
 // waits and change notices (operation_json(op).dump() gives the same bytes).
@@ -75,9 +89,29 @@ enum class HistoryKind {
   canceled,
   superseded,    // a worker's outcome replaced the daemon's give-up (docs/protocol.md §9)
   late_outcome,  // an older attempt's outcome after another attempt ended it; the state did not change
+  // A saga's steps and compensations (docs/design/sagas.md §7): the entry's
+  // step names which. The state is the operation's.
+  step_dispatched,
+  step_redelivered,
+  step_processing,
+  step_completed,
+  step_rejected,
+  step_failed,
+  step_canceled,
+  step_settling,
+  step_skipped,
+  compensation_dispatched,
+  compensation_redelivered,
+  compensation_processing,
+  compensation_completed,
+  compensation_failed,
+  compensation_abandoned,
 };
 
 const char* to_string(HistoryKind k);
+// Whether k is about a saga's compensation (compensation_*), whose request
+// id is "{op}.{step}.undo"; the other step kinds' is "{op}.{step}".
+bool is_compensation_kind(HistoryKind k);
 // The kind named by text (to_string's inverse); nullopt for any other text.
 std::optional<HistoryKind> parse_history_kind(std::string_view text);
 // The kind of the entry that moves an operation into state s: accepted
@@ -92,9 +126,11 @@ struct HistoryEntry {
   std::string code;
   std::string message;
   int64_t at = 0;
+  std::string step;  // a saga step's name for step and compensation kinds; "" for the operation's
 };
 
-// The public JSON of a history entry: {seq, kind, state, code, message, at}.
+// The public JSON of a history entry: {seq, kind, state, code, message, at,
+// step} (step null for an operation's entry).
 nlohmann::json history_json(const HistoryEntry& h);
 
 // One change to one operation, as committed: what notifications carry.
@@ -102,6 +138,11 @@ struct Change {
   int64_t seq = 0;  // the history entry's seq
   HistoryKind kind = HistoryKind::accepted;  // the history entry's kind
   OperationRecord op;
+  // A saga's step change: the step's name, and the request id it is about
+  // ("{op}.{step}" or "{op}.{step}.undo"), by which the dispatcher keys its
+  // leases. Both "" for an operation's own change.
+  std::string step;
+  std::string request_id;
 };
 
 // Whether c is the change that made its operation terminal: once per

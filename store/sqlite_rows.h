@@ -13,7 +13,7 @@ namespace asyncops::sqlite_rows {
 // The operations columns, in the order read_operation() reads them.
 inline const char* k_op_columns =
     "seq, id, name, service, state, code, message, resource, origin, owner, params, payload, "
-    "attempt, created_at, updated_at, cancel_requested, retry_of, worker";
+    "attempt, created_at, updated_at, cancel_requested, retry_of, worker, steps";
 
 inline std::string column_text(SQLite::Statement& st, int i) {
   auto c = st.getColumn(i);
@@ -43,6 +43,7 @@ inline OperationRecord read_operation(SQLite::Statement& st) {
   op.cancel_requested = st.getColumn(15).getInt() != 0;
   op.retry_of = column_text(st, 16);
   op.worker = column_text(st, 17);
+  op.step_count = st.getColumn(18).getInt();
   return op;
 }
 
@@ -68,6 +69,7 @@ inline HistoryEntry read_history(SQLite::Statement& st, std::string op_id) {
   h.code = column_text(st, 3);
   h.message = column_text(st, 4);
   h.at = st.getColumn(5).getInt64();
+  h.step = column_text(st, 6);
   return h;
 }
 

@@ -11,6 +11,7 @@
 #include "shared/clock.h"
 #include "shared/json_text.h"
 #include "store/sqlite_rows.h"
+#include "store/sqlite_saga.h"
 
 namespace asyncops {
 namespace {
@@ -117,7 +118,7 @@ COMMIT;
 // Everything but params and payload, for the writer's per-event lookups.
 const char* k_op_light_columns =
     "seq, id, name, service, state, code, message, resource, origin, owner, NULL, NULL, "
-    "attempt, created_at, updated_at, cancel_requested, retry_of, worker";
+    "attempt, created_at, updated_at, cancel_requested, retry_of, worker, steps";
 
 std::string collection_of(const std::string& path) {
   auto slash = path.rfind('/');
@@ -209,6 +210,7 @@ OperationRecord without_trees(const OperationRecord& op) {
   c.updated_at = op.updated_at;
   c.retry_of = op.retry_of;
   c.worker = op.worker;
+  c.step_count = op.step_count;
   return c;
 }
 
@@ -237,6 +239,8 @@ Status init_store(const std::string& path, SyncMode sync) {
       if (!has.executeStep()) db.exec(std::string("ALTER TABLE operations ADD COLUMN ") + column + " TEXT");
     }
     db.exec("CREATE INDEX IF NOT EXISTS operations_by_retry_of ON operations(retry_of) WHERE retry_of IS NOT NULL");
+    // Sagas (issue 14): saga_steps, operations.steps, history.step.
+    sqlite_saga::migrate(db);
     return Status::success();
   } catch (const std::exception& e) {
     return Error{"cannot open store " + path + ": " + e.what()};
@@ -256,9 +260,10 @@ struct SqliteStoreWriter::Impl {
                           "params, payload, attempt, created_at, updated_at, retry_of) "
                           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
         insert_history(db,
-                       "INSERT INTO history(op_seq, kind, state, code, message, at) "
-                       "VALUES (?,?,?,?,?,?)"),
+                       "INSERT INTO history(op_seq, kind, state, code, message, at, step) "
+                       "VALUES (?,?,?,?,?,?,?)"),
         select_op(db, std::string("SELECT ") + k_op_light_columns + " FROM operations WHERE id = ?"),
+        select_op_full(db, std::string("SELECT ") + k_op_columns + " FROM operations WHERE id = ?"),
         update_state(db,
                      "UPDATE operations SET state = ?, code = ?, message = ?, attempt = "
                      "max(attempt, ?), updated_at = ?, worker = COALESCE(?, worker) WHERE seq = ?"),
@@ -297,7 +302,7 @@ struct SqliteStoreWriter::Impl {
   }
 
   int64_t append_history(int64_t op_seq, HistoryKind kind, OpState state, const std::string& code,
-                         const std::string& message, int64_t at) {
+                         const std::string& message, int64_t at, const std::string& step = "") {
     insert_history.reset();
     insert_history.bind(1, static_cast<int64_t>(op_seq));
     insert_history.bind(2, to_string(kind));
@@ -305,6 +310,7 @@ struct SqliteStoreWriter::Impl {
     bind_text_or_null(insert_history, 4, code);
     bind_text_or_null(insert_history, 5, message);
     insert_history.bind(6, static_cast<int64_t>(at));
+    bind_text_or_null(insert_history, 7, step);
     insert_history.exec();
     return db.getLastInsertRowid();
   }
@@ -338,7 +344,7 @@ struct SqliteStoreWriter::Impl {
   }
 
   SQLite::Database db;
-  SQLite::Statement insert_op, insert_history, select_op, update_state, upsert_resource,
+  SQLite::Statement insert_op, insert_history, select_op, select_op_full, update_state, upsert_resource,
       delete_resource, select_owner, insert_owner, free_owner, free_claim, insert_key, select_key, set_cancel, mark_dispatched, select_unfinished;
 };
 
@@ -535,6 +541,7 @@ void SqliteStoreWriter::forget_seq(int64_t seq) {
   // readers join history to operations, so the orphan is never shown.
   for (const char* sql : {"DELETE FROM history WHERE op_seq = ? AND seq < (SELECT max(seq) FROM history)",
                           "DELETE FROM idempotency WHERE op_seq = ?",
+                          "DELETE FROM saga_steps WHERE op_seq = ?",
                           "DELETE FROM operations WHERE seq = ?"}) {
     SQLite::Statement st(m->db, sql);
     st.bind(1, static_cast<int64_t>(seq));
@@ -625,7 +632,31 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_event(const Event& e, int64_
 
   // The read model changes in the same transaction as the state, so a
   // completed operation's resource is readable as soon as it shows completed.
-  if (op.state == OpState::completed) {
+  if (op.state == OpState::completed) write_read_model(op, e, now);
+  if ((op.state == OpState::rejected || op.state == OpState::canceled) && !op.resource.empty()) {
+    // The service refused it, or it never ran: a resource it claimed was
+    // not made, and must not stay owned. A failed one keeps its claim: its
+    // effect may have happened (a worker that gave no answer in time).
+    auto& fc = m->free_claim;
+    fc.reset();
+    fc.bind(1, op.resource);
+    fc.bind(2, static_cast<int64_t>(op.seq));
+    fc.exec();
+  }
+  m->remember(op);
+  HistoryKind kind = superseding ? HistoryKind::superseded : history_kind_of(op.state);
+  std::string history_message =
+      superseding ? "the worker's outcome " + std::string(to_string(op.state)) + "/" + op.code + " supersedes " +
+                        superseded + (op.message.empty() ? "" : ": " + op.message)
+                  : op.message;
+  change->seq = m->append_history(op.seq, kind, op.state, op.code, history_message, now);
+  change->kind = kind;
+  change->op = std::move(op);
+  return Applied::changed;
+}
+
+void SqliteStoreWriter::write_read_model(const OperationRecord& op, const Event& e, int64_t now) {
+  {
     const std::string& path = !e.resource.empty() ? e.resource : op.resource;
     if (!path.empty() && path[0] == '/' && (e.deleted || !e.data.is_null())) {
       auto& ur = m->upsert_resource;
@@ -651,30 +682,11 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_event(const Event& e, int64_
       }
     }
   }
-  if ((op.state == OpState::rejected || op.state == OpState::canceled) && !op.resource.empty()) {
-    // The service refused it, or it never ran: a resource it claimed was
-    // not made, and must not stay owned. A failed one keeps its claim: its
-    // effect may have happened (a worker that gave no answer in time).
-    auto& fc = m->free_claim;
-    fc.reset();
-    fc.bind(1, op.resource);
-    fc.bind(2, static_cast<int64_t>(op.seq));
-    fc.exec();
-  }
-  m->remember(op);
-  HistoryKind kind = superseding ? HistoryKind::superseded : history_kind_of(op.state);
-  std::string history_message =
-      superseding ? "the worker's outcome " + std::string(to_string(op.state)) + "/" + op.code + " supersedes " +
-                        superseded + (op.message.empty() ? "" : ": " + op.message)
-                  : op.message;
-  change->seq = m->append_history(op.seq, kind, op.state, op.code, history_message, now);
-  change->kind = kind;
-  change->op = std::move(op);
-  return Applied::changed;
 }
 
 SqliteStoreWriter::Applied SqliteStoreWriter::apply_dispatched(const std::string& op_id, int attempt, int64_t now,
                                                    Change* change) {
+  if (auto ref = saga::parse_step_request_id(op_id)) return apply_step_dispatched(*ref, attempt, now, change);
   auto found = m->find(op_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
@@ -716,6 +728,305 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_dispatched(const std::string
   return Applied::changed;
 }
 
+// ---------------------------------------------------------------- sagas
+
+namespace {
+
+// The operation state a note of the operation's own kind moves a saga to;
+// step kinds leave it.
+OpState state_after_note(OpState state, HistoryKind kind) {
+  switch (kind) {
+    case HistoryKind::processing: return OpState::processing;
+    case HistoryKind::completed: return OpState::completed;
+    case HistoryKind::rejected: return OpState::rejected;
+    case HistoryKind::failed: return OpState::failed;
+    case HistoryKind::canceled: return OpState::canceled;
+    default: return state;
+  }
+}
+
+std::optional<size_t> step_index(const saga::SagaState& s, const std::string& name) {
+  for (size_t i = 0; i < s.plan.size(); ++i) {
+    if (s.plan[i].name == name) return i;
+  }
+  return std::nullopt;
+}
+
+std::vector<StepView> views_of(const saga::SagaState& s) {
+  std::vector<StepView> out;
+  out.reserve(s.plan.size());
+  for (size_t i = 0; i < s.plan.size() && i < s.steps.size(); ++i) {
+    StepView v{s.plan[i], s.steps[i]};
+    v.status.data = nullptr;
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+// The command of one dispatch of a saga (docs/design/sagas.md §6).
+Command saga_command(const OperationRecord& full, const saga::SagaState& s, const saga::Dispatch& d) {
+  const saga::StepPlan& p = s.plan[d.step];
+  bool compensation = d.what == saga::Dispatch::What::compensation;
+  Command c = command_for(full);
+  c.id = d.request_id;
+  c.name = compensation ? p.compensate : p.command;
+  c.service = p.service;
+  c.attempt = d.attempt;
+  // A settle asks with cancel; a forward step of a saga whose cancel was
+  // asked for carries it too; a compensation never does.
+  c.cancel = d.what == saga::Dispatch::What::settle || (!compensation && s.cancel_requested);
+  c.saga = SagaRef{s.op_id, p.name, compensation};
+  c.steps = saga::command_steps_data(s, d);
+  c.lease = std::chrono::milliseconds(p.timeout_ms);
+  c.max_attempts = d.what == saga::Dispatch::What::settle ? k_unlimited_attempts : p.max_attempts;
+  return c;
+}
+
+}  // namespace
+
+SqliteStoreWriter::SagaApplied SqliteStoreWriter::write_saga_decision(OperationRecord op,
+                                                                      const saga::SagaState& before,
+                                                                      const saga::SagaDecision& d, int64_t now,
+                                                                      const std::string& worker,
+                                                                      const OperationRecord* full) {
+  SagaApplied out;
+  out.applied = d.changed ? Applied::changed : Applied::ignored;
+  if (d.changed) {
+    sqlite_saga::write_changed_steps(m->db, op.seq, before, d.state);
+    OpState was = op.state;
+    op.state = d.state.op_state;
+    op.code = d.state.code;
+    op.message = d.state.message;
+    op.cancel_requested = d.state.cancel_requested;
+    op.attempt = std::max(op.attempt, sqlite_saga::highest_attempt(d.state));
+    op.updated_at = now;
+    if (!worker.empty()) op.worker = worker;
+    SQLite::Statement up(m->db,
+                         "UPDATE operations SET state = ?, code = ?, message = ?, attempt = max(attempt, ?), "
+                         "updated_at = ?, worker = COALESCE(?, worker), cancel_requested = ? WHERE seq = ?");
+    up.bind(1, to_string(op.state));
+    bind_text_or_null(up, 2, op.code);
+    bind_text_or_null(up, 3, op.message);
+    up.bind(4, op.attempt);
+    up.bind(5, static_cast<int64_t>(now));
+    bind_text_or_null(up, 6, worker);
+    up.bind(7, op.cancel_requested ? 1 : 0);
+    up.bind(8, static_cast<int64_t>(op.seq));
+    up.exec();
+    if ((op.state == OpState::rejected || op.state == OpState::canceled) && !op.resource.empty()) {
+      // As for a plain operation: nothing was made, so its claim is freed.
+      auto& fc = m->free_claim;
+      fc.reset();
+      fc.bind(1, op.resource);
+      fc.bind(2, static_cast<int64_t>(op.seq));
+      fc.exec();
+    }
+    m->remember(op);
+    // Each note is one history entry with the operation's state as of it,
+    // so a client sees the step changes before the end, in order.
+    std::vector<StepView> steps = views_of(d.state);
+    OpState running = was;
+    for (const saga::HistoryNote& note : d.history) {
+      HistoryKind kind = parse_history_kind(note.kind).value_or(HistoryKind::failed);
+      if (note.step.empty()) running = state_after_note(running, kind);
+      Change c;
+      c.seq = m->append_history(op.seq, kind, running, note.code, note.message, now, note.step);
+      c.kind = kind;
+      c.op = without_trees(op);
+      c.op.state = running;
+      if (!is_terminal(running)) {
+        c.op.code.clear();
+        c.op.message.clear();
+      }
+      c.op.steps = steps;
+      c.step = note.step;
+      if (!note.step.empty()) {
+        c.request_id = is_compensation_kind(kind) ? saga::compensation_request_id(op.id, note.step)
+                                                  : saga::step_request_id(op.id, note.step);
+      }
+      out.changes.push_back(std::move(c));
+    }
+  }
+  if (!d.dispatch.empty()) {
+    std::optional<OperationRecord> loaded;
+    if (!full) {
+      loaded = read_operation_by_id(m->select_op_full, op.id);
+      full = loaded ? &*loaded : &op;
+    }
+    for (const saga::Dispatch& one : d.dispatch) out.commands.push_back(saga_command(*full, d.state, one));
+  }
+  out.cancel = d.cancel;
+  return out;
+}
+
+SqliteStoreWriter::SagaApplied SqliteStoreWriter::start_saga(const OperationRecord& op,
+                                                             const std::vector<saga::StepPlan>& plan, int64_t now) {
+  SagaApplied out;
+  if (plan.empty() || op.seq <= 0) return out;
+  SQLite::Statement mark(m->db, "UPDATE operations SET steps = ? WHERE seq = ?");
+  mark.bind(1, static_cast<int64_t>(plan.size()));
+  mark.bind(2, static_cast<int64_t>(op.seq));
+  mark.exec();
+  sqlite_saga::insert_steps(m->db, op.seq, plan);
+  OperationRecord rec = without_trees(op);
+  rec.step_count = static_cast<int>(plan.size());
+  m->remember(rec);
+  saga::SagaState before = saga::new_saga(op.id, plan);
+  before.op_state = op.state;
+  saga::SagaInput in;
+  in.kind = saga::SagaInput::Kind::start;
+  in.now = now;
+  return write_saga_decision(std::move(rec), before, saga::next(before, in), now, "", &op);
+}
+
+SqliteStoreWriter::SagaApplied SqliteStoreWriter::apply_step_event(const Event& e, int64_t now,
+                                                                   const EventSender& sender) {
+  SagaApplied out;
+  out.applied = Applied::unknown_operation;
+  auto ref = saga::parse_step_request_id(e.request_id);
+  if (!ref) return out;
+  auto found = m->find(ref->op_id);
+  if (!found || found->step_count <= 0) return out;
+  OperationRecord op = std::move(*found);
+  saga::SagaState before = sqlite_saga::load(m->db, op);
+  auto i = step_index(before, ref->step);
+  if (!i) {
+    out.applied = Applied::ignored;  // a step this saga does not have
+    return out;
+  }
+  // A worker authenticated by CURVE may only report on its own services.
+  if (!sender.may_serve(before.plan[*i].service)) {
+    out.applied = Applied::rejected;
+    return out;
+  }
+  saga::SagaInput in;
+  in.kind = saga::SagaInput::Kind::step_event;
+  in.request_id = e.request_id;
+  in.state = e.state;
+  in.code = e.code;
+  in.message = e.message;
+  in.data = e.data;
+  in.attempt = e.attempt;
+  in.now = now;
+  saga::SagaDecision d = saga::next(before, in);
+  bool last_completed = !ref->compensation && *i + 1 == before.plan.size() && d.changed &&
+                        before.steps[*i].state != saga::StepState::completed &&
+                        d.state.steps[*i].state == saga::StepState::completed;
+  bool refused = false;
+  if (last_completed) {
+    // The last step's data is the resource: written as a plain command's
+    // event is, for the operation's own resource only (design §1).
+    std::string allowed = op.resource;
+    if (allowed.empty()) {
+      auto sp = op.origin.find(' ');
+      allowed = sp == std::string::npos ? "" : op.origin.substr(sp + 1);
+    }
+    if (!e.resource.empty() && e.resource != allowed) refused = true;
+    else write_read_model(op, e, now);
+  }
+  out = write_saga_decision(std::move(op), before, d, now, d.changed ? e.worker : "", nullptr);
+  out.resource_refused = refused;
+  return out;
+}
+
+SqliteStoreWriter::SagaApplied SqliteStoreWriter::apply_step_gave_up(const std::string& request_id, int attempts,
+                                                                     int64_t now) {
+  SagaApplied out;
+  out.applied = Applied::unknown_operation;
+  auto ref = saga::parse_step_request_id(request_id);
+  if (!ref) return out;
+  auto found = m->find(ref->op_id);
+  if (!found || found->step_count <= 0) return out;
+  OperationRecord op = std::move(*found);
+  saga::SagaState before = sqlite_saga::load(m->db, op);
+  saga::SagaInput in;
+  in.kind = saga::SagaInput::Kind::gave_up;
+  in.request_id = request_id;
+  in.attempt = attempts;
+  in.now = now;
+  return write_saga_decision(std::move(op), before, saga::next(before, in), now, "", nullptr);
+}
+
+SqliteStoreWriter::SagaApplied SqliteStoreWriter::request_saga_cancel(const std::string& op_id, int64_t now) {
+  SagaApplied out;
+  out.applied = Applied::unknown_operation;
+  auto found = m->find(op_id);
+  if (!found) return out;
+  if (found->step_count <= 0) {
+    out.applied = Applied::ignored;  // a plain operation: request_cancel
+    return out;
+  }
+  OperationRecord op = std::move(*found);
+  saga::SagaState before = sqlite_saga::load(m->db, op);
+  saga::SagaInput in;
+  in.kind = saga::SagaInput::Kind::cancel;
+  in.now = now;
+  return write_saga_decision(std::move(op), before, saga::next(before, in), now, "", nullptr);
+}
+
+SqliteStoreWriter::SagaApplied SqliteStoreWriter::resume_saga(const std::string& op_id, int default_max_attempts,
+                                                              int64_t now) {
+  SagaApplied out;
+  out.applied = Applied::unknown_operation;
+  auto found = m->find(op_id);
+  if (!found) return out;
+  if (found->step_count <= 0) {
+    out.applied = Applied::ignored;
+    return out;
+  }
+  OperationRecord op = std::move(*found);
+  saga::SagaState before = sqlite_saga::load(m->db, op);
+  return write_saga_decision(std::move(op), before, saga::resume(before, default_max_attempts, now), now, "",
+                             nullptr);
+}
+
+SqliteStoreWriter::Applied SqliteStoreWriter::apply_step_dispatched(const saga::StepRef& ref, int attempt,
+                                                                    int64_t now, Change* change) {
+  auto found = m->find(ref.op_id);
+  if (!found || found->step_count <= 0) return Applied::unknown_operation;
+  OperationRecord op = std::move(*found);
+  if (attempt <= 0 || is_terminal(op.state)) return Applied::ignored;
+  saga::SagaState before = sqlite_saga::load(m->db, op);
+  auto i = step_index(before, ref.step);
+  if (!i) return Applied::ignored;
+  saga::SagaState after = before;
+  saga::StepStatus& st = after.steps[*i];
+  int* stored = nullptr;
+  if (ref.compensation) {
+    bool in_flight = st.compensation.state == saga::CompState::pending ||
+                     st.compensation.state == saga::CompState::processing;
+    if (in_flight) stored = &st.compensation.attempt;
+  } else {
+    bool in_flight = st.state == saga::StepState::pending || st.state == saga::StepState::processing ||
+                     st.state == saga::StepState::settling;
+    if (in_flight) stored = &st.attempt;
+  }
+  // Only a send that raises the attempt is news: a record can arrive after
+  // the step's outcome, or twice.
+  if (!stored || attempt <= *stored) return Applied::ignored;
+  *stored = attempt;
+  sqlite_saga::write_changed_steps(m->db, op.seq, before, after);
+  op.attempt = std::max(op.attempt, attempt);
+  auto& up = m->mark_dispatched;
+  up.reset();
+  up.bind(1, op.attempt);
+  up.bind(2, static_cast<int64_t>(op.updated_at));
+  up.bind(3, static_cast<int64_t>(op.seq));
+  up.exec();
+  m->remember(op);
+  // The first send's entry is the decision's step_dispatched.
+  if (attempt == 1) return Applied::ignored;
+  HistoryKind kind = ref.compensation ? HistoryKind::compensation_redelivered : HistoryKind::step_redelivered;
+  change->seq = m->append_history(op.seq, kind, op.state, "", "", now, ref.step);
+  change->kind = kind;
+  change->op = std::move(op);
+  change->op.steps = views_of(after);
+  change->step = ref.step;
+  change->request_id = ref.compensation ? saga::compensation_request_id(ref.op_id, ref.step)
+                                        : saga::step_request_id(ref.op_id, ref.step);
+  return Applied::changed;
+}
+
 int64_t SqliteStoreWriter::latest_history_seq() {
   SQLite::Statement st(m->db, "SELECT coalesce(max(seq), 0) FROM history");
   int64_t seq = st.executeStep() ? st.getColumn(0).getInt64() : 0;
@@ -747,15 +1058,17 @@ struct SqliteStoreReader::Impl {
       : db(path, SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX),  // one thread at a time, as the writer
         get_op(db, std::string("SELECT ") + k_op_columns + " FROM operations WHERE id = ?"),
         history(db,
-                "SELECT h.seq, h.kind, h.state, h.code, h.message, h.at FROM history h "
+                "SELECT h.seq, h.kind, h.state, h.code, h.message, h.at, h.step FROM history h "
                 "JOIN operations o ON o.seq = h.op_seq WHERE o.id = ? ORDER BY h.seq"),
         changes_after(db, std::string("SELECT h.seq, h.kind, h.state, h.code, h.message, h.at, ") +
                               "o.seq, o.id, o.name, o.service, o.resource, o.origin, o.owner, "
-                              "o.attempt, o.created_at, o.cancel_requested, o.retry_of, o.worker FROM history h "
+                              "o.attempt, o.created_at, o.cancel_requested, o.retry_of, o.worker, "
+                              "o.steps, h.step FROM history h "
                               "JOIN operations o ON o.seq = h.op_seq WHERE h.seq > ? ORDER BY h.seq LIMIT ?"),
         changes_after_op(db, std::string("SELECT h.seq, h.kind, h.state, h.code, h.message, h.at, ") +
                                  "o.seq, o.id, o.name, o.service, o.resource, o.origin, o.owner, "
-                                 "o.attempt, o.created_at, o.cancel_requested, o.retry_of, o.worker FROM operations o "
+                                 "o.attempt, o.created_at, o.cancel_requested, o.retry_of, o.worker, "
+                                 "o.steps, h.step FROM operations o "
                                  "JOIN history h ON h.op_seq = o.seq WHERE o.id = ? AND h.seq > ? ORDER BY h.seq LIMIT ?"),
         // The owner is the resource's own (resource_owners), never that of
         // the operation that last wrote it.
@@ -795,7 +1108,9 @@ Result<std::unique_ptr<SqliteStoreReader>> SqliteStoreReader::open(const std::st
 }
 
 std::optional<OperationRecord> SqliteStoreReader::get_operation(const std::string& id) {
-  return read_operation_by_id(m->get_op, id);
+  auto op = read_operation_by_id(m->get_op, id);
+  if (op && op->step_count > 0) op->steps = sqlite_saga::read_views(m->db, op->seq);
+  return op;
 }
 
 std::vector<OperationRecord> SqliteStoreReader::list_operations(const OperationFilter& f) {
@@ -881,11 +1196,26 @@ std::vector<Change> SqliteStoreReader::changes_after(int64_t after, int limit, c
     c.op.cancel_requested = st.getColumn(15).getInt() != 0;
     c.op.retry_of = column_text(st, 16);
     c.op.worker = column_text(st, 17);
+    c.op.step_count = st.getColumn(18).getInt();
+    c.step = column_text(st, 19);
+    if (!c.step.empty()) {
+      c.request_id = is_compensation_kind(c.kind) ? saga::compensation_request_id(c.op.id, c.step)
+                                                  : saga::step_request_id(c.op.id, c.step);
+    }
     // History keeps no attempt count; at acceptance it was 0 for certain.
     if (c.kind == HistoryKind::accepted) c.op.attempt = 0;
     out.push_back(std::move(c));
   }
   st.reset();
+  // A saga's steps as they are now (history keeps no step states): one
+  // query per saga operation in the page.
+  std::unordered_map<int64_t, std::vector<StepView>> steps;
+  for (Change& c : out) {
+    if (c.op.step_count <= 0) continue;
+    auto it = steps.find(c.op.seq);
+    if (it == steps.end()) it = steps.emplace(c.op.seq, sqlite_saga::read_views(m->db, c.op.seq)).first;
+    c.op.steps = it->second;
+  }
   return out;
 }
 

@@ -61,9 +61,25 @@ class SqliteStoreWriter final : public StoreWriter {
   // PRAGMA max_page_count on this connection (SQLITE_FULL past it).
   void set_max_page_count(int64_t pages) override;
   std::vector<OperationRecord> unfinished(int limit, int64_t after_seq) override;
+  SagaApplied start_saga(const OperationRecord& op, const std::vector<saga::StepPlan>& plan, int64_t now) override;
+  SagaApplied apply_step_event(const Event& e, int64_t now, const EventSender& sender = {}) override;
+  SagaApplied apply_step_gave_up(const std::string& request_id, int attempts, int64_t now) override;
+  SagaApplied request_saga_cancel(const std::string& op_id, int64_t now) override;
+  SagaApplied resume_saga(const std::string& op_id, int default_max_attempts, int64_t now) override;
 
  private:
   SqliteStoreWriter();
+  // Writes a completed event's resource to the read model (apply_event, and
+  // a saga's last step), freeing the owner of a path it deletes.
+  void write_read_model(const OperationRecord& op, const Event& e, int64_t now);
+  // Writes decision d about op's saga `before`: the steps that changed, the
+  // operation's row, one history entry per note (each Change with the
+  // operation's state as of that note); the commands of d.dispatch, built
+  // from full (op with params and payload; read when null and needed).
+  SagaApplied write_saga_decision(OperationRecord op, const saga::SagaState& before, const saga::SagaDecision& d,
+                                  int64_t now, const std::string& worker, const OperationRecord* full);
+  // apply_dispatched of a step's or compensation's request id.
+  Applied apply_step_dispatched(const saga::StepRef& ref, int attempt, int64_t now, Change* change);
   void forget_seq(int64_t seq);  // a terminal operation only (the writer caches unfinished ones)
   struct Impl;
   std::atomic<bool> m_wal_restart{false};

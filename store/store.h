@@ -91,15 +91,55 @@ class StoreWriter {
 
   // Records that the command went to a worker (kind "dispatched", or
   // "redelivered" for attempt > 1) if the operation is still pending; a
-  // worker may already have reported it processing.
+  // worker may already have reported it processing. For a saga's step or
+  // compensation request id: raises that step's (or compensation's)
+  // attempt while it is in flight, and a redelivery (attempt > 1) appends
+  // step_redelivered / compensation_redelivered.
   virtual Applied apply_dispatched(const std::string& op_id, int attempt, int64_t now, Change* change) = 0;
 
   // Marks a non-terminal operation cancel-requested (history kind
   // "cancel_requested"); ignored if terminal or already asked.
   virtual Applied request_cancel(const std::string& op_id, int64_t now, Change* change) = 0;
 
+  // ---- Sagas (issue 14; docs/design/sagas.md §4, §8). The logic is the
+  // pure saga::next/saga::resume; a backend loads a saga's state (the
+  // operation's row and its steps' rows), applies the input and writes what
+  // changed, all in the caller's transaction: a step's outcome and the next
+  // step or compensation it causes commit together, or neither does.
+  struct SagaApplied {
+    // changed: written; unknown_operation: no such saga; ignored: the input
+    // changes nothing (a duplicate, late, or never-sent step); rejected: the
+    // sender may not serve the step's service, nothing written.
+    Applied applied = Applied::ignored;
+    std::vector<Change> changes;    // one per history entry written, in order
+    std::vector<Command> commands;  // to hand to the dispatcher after the commit
+    std::vector<std::string> cancel;  // step request ids for the dispatcher's cancel decision
+    // The last step completed naming a resource other than the operation's:
+    // the step and the saga completed, the read model was not written; the
+    // caller counts and logs it as a rejected event.
+    bool resource_refused = false;
+  };
+  // In the accept transaction, right after insert_operation(op) (op.seq set,
+  // with its params and payload): writes the plan's rows (every step
+  // waiting) and starts the saga: step 1 pending, history step_dispatched,
+  // its command in commands.
+  virtual SagaApplied start_saga(const OperationRecord& op, const std::vector<saga::StepPlan>& plan, int64_t now) = 0;
+  // A worker's event whose request_id names a step or compensation
+  // (saga::parse_step_request_id). The sender must be allowed the step's
+  // service. A last step's completion writes the read model as apply_event
+  // does, for the operation's own resource only.
+  virtual SagaApplied apply_step_event(const Event& e, int64_t now, const EventSender& sender = {}) = 0;
+  // The dispatcher's last lease for a step or compensation request id ran
+  // out after `attempts` attempts: a step settles, a compensation fails.
+  virtual SagaApplied apply_step_gave_up(const std::string& request_id, int attempts, int64_t now) = 0;
+  // A client's cancel of a saga operation (instead of request_cancel).
+  virtual SagaApplied request_saga_cancel(const std::string& op_id, int64_t now) = 0;
+  // After a restart: saga::resume of one unfinished saga; writes what it
+  // changed (steps whose attempts ran out) and returns what to send again.
+  virtual SagaApplied resume_saga(const std::string& op_id, int default_max_attempts, int64_t now) = 0;
+
   // Deletes at most limit terminal operations last changed before
-  // before_ms, with their history and keys. Returns how many.
+  // before_ms, with their history, keys and saga steps. Returns how many.
   virtual int prune(int64_t before_ms, int limit) = 0;
   // Deletes one terminal operation ("no longer interested"); ignored if it
   // is not terminal.
