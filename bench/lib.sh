@@ -23,3 +23,15 @@ bench_cleanup() {
 }
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# bench_configure ROOT BUILD: makes BUILD a Ninja build of ROOT with the
+# bench tools on. A new BUILD is configured RelWithDebInfo; an existing one
+# keeps its settings, except that the bench tools are turned on when it was
+# made without them (.ci/build leaves them out, to keep CI short).
+bench_configure() {
+  if [[ ! -f "$2/build.ninja" ]]; then
+    cmake -S "$1" -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASYNCOPS_BUILD_BENCH=ON >/dev/null
+  elif grep -q '^ASYNCOPS_BUILD_BENCH:BOOL=OFF' "$2/CMakeCache.txt" 2>/dev/null; then
+    cmake -S "$1" -B "$2" -DASYNCOPS_BUILD_BENCH=ON >/dev/null
+  fi
+}

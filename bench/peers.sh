@@ -17,6 +17,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 build="${ASYNCOPS_BUILD_DIR:-$root/build}"
 
 n=20000 lat_rate=200 lat_seconds=10 in_flight=50 run_peers=1 do_build=1 keep=0
@@ -52,9 +54,7 @@ fi
   echo "peers.sh: cannot find ../shared/peers (set PEERS_DIR)" >&2; exit 2; }
 
 if [[ $do_build == 1 ]]; then
-  if [[ ! -f "$build/build.ninja" ]]; then
-    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  fi
+  bench_configure "$root" "$build"
   nice -n 10 ninja -C "$build" -j2 asyncopsd asyncops-worker asyncops-bench-loadgen >/dev/null
 fi
 daemon="$build/daemon/asyncopsd"
@@ -64,7 +64,6 @@ for b in "$daemon" "$worker" "$lg"; do
   [[ -x $b ]] || { echo "peers.sh: missing $b (build first, or drop --no-build)" >&2; exit 2; }
 done
 
-source "$here/lib.sh"
 bench_run_dir aop
 cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($12 + $13) / hz}'; }
 

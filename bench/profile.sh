@@ -15,6 +15,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 build="${ASYNCOPS_BUILD_DIR:-$root/build}"
 requests=2000 conns=8 perf_s=8 outdir="$here/results"
 while [[ $# -gt 0 ]]; do
@@ -28,10 +30,10 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 command -v valgrind >/dev/null || { echo "profile.sh: needs valgrind (apt-get install -y valgrind)" >&2; exit 2; }
+bench_configure "$root" "$build"
 nice -n 10 ninja -C "$build" -j2 asyncopsd asyncops-worker asyncops-bench-loadgen >/dev/null
 daemon="$build/daemon/asyncopsd" worker="$build/workers/asyncops-worker" lg="$build/bench/asyncops-bench-loadgen"
 mkdir -p "$outdir"
-source "$here/lib.sh"
 bench_run_dir aop 100
 stop_pid() {  # by pid: SIGTERM, at most 60 s (callgrind writes its file at exit)
   kill -TERM "$1" 2>/dev/null || return 0

@@ -13,6 +13,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 build="${ASYNCOPS_BUILD_DIR:-$root/build}"
 
 orig_args="$*"
@@ -50,9 +52,7 @@ else
 fi
 
 if [[ $do_build == 1 ]]; then
-  if [[ ! -f "$build/build.ninja" ]]; then
-    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  fi
+  bench_configure "$root" "$build"
   nice -n 10 ninja -C "$build" -j2 asyncopsd asyncops-worker asyncops-bench-ceiling asyncops-bench-beast-ceiling \
     asyncops-bench-loadgen >/dev/null
 fi
@@ -65,7 +65,6 @@ for b in "$daemon" "$worker" "$ceiling" "$beast_ceiling" "$lg"; do
   [[ -x $b ]] || { echo "run.sh: missing $b (build first, or drop --no-build)" >&2; exit 2; }
 done
 
-source "$here/lib.sh"
 bench_run_dir aob
 now_ms() { date +%s%3N; }
 # Stops one process we started, by pid: SIGTERM, then at most 30 s.

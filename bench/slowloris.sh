@@ -12,6 +12,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 build="${ASYNCOPS_BUILD_DIR:-$root/build}"
 url="" do_build=1 keep=0 out="$here/results/slowloris.json" pass=()
 while [[ $# -gt 0 ]]; do
@@ -26,9 +28,7 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 if [[ $do_build == 1 ]]; then
-  if [[ ! -f "$build/build.ninja" ]]; then
-    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  fi
+  bench_configure "$root" "$build"
   nice -n 10 ninja -C "$build" -j2 asyncopsd asyncops-bench-slowloris asyncops-bench-loadgen >/dev/null
 fi
 tool="$build/bench/asyncops-bench-slowloris"

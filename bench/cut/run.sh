@@ -36,6 +36,12 @@ LABEL=${LABEL:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unkno
 OUT=${1:-$ROOT/bench/results/cut-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 D=$(mktemp -d /tmp/aocut.XXXXXX)
+if [ ! -x "$LOADGEN" ]; then  # a build made by .ci/build has no bench tools
+  # shellcheck source=bench/lib.sh
+  source "$ROOT/bench/lib.sh"
+  bench_configure "$ROOT" "$BUILD"
+  ninja -C "$BUILD" -j2 asyncops-bench-loadgen >/dev/null
+fi
 for b in "$DAEMON" "$WORKER" "$LOADGEN" "$PROXY"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 2; }; done
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

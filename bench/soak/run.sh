@@ -14,6 +14,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$here/../lib.sh"
 build="${ASYNCOPS_BUILD_DIR:-$root/build}"
 
 do_build=1
@@ -29,9 +31,7 @@ done
 command -v python3 >/dev/null || { echo "run.sh: needs python3" >&2; exit 2; }
 
 if [[ $do_build == 1 ]]; then
-  if [[ ! -f "$build/build.ninja" ]]; then
-    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  fi
+  bench_configure "$root" "$build"
   nice -n 10 ninja -C "$build" -j2 asyncopsd asyncops-worker >/dev/null
 fi
 daemon="$build/daemon/asyncopsd"

@@ -14,10 +14,12 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$here/../lib.sh"
 build="${BUILD_DIR:-$repo/build}"
 
 if [[ "${NO_BUILD:-0}" != 1 ]]; then
-  cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  bench_configure "$repo" "$build"
   nice -n 10 ninja -C "$build" -j2 asyncopsd asyncops-worker asyncops-bench-sse
 fi
 
