@@ -506,7 +506,8 @@ SqliteStoreWriter::Applied SqliteStoreWriter::request_cancel(const std::string& 
   auto found = m->find(op_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
-  if (is_terminal(op.state) || op.cancel_requested) return Applied::ignored;
+  // A saga's cancel is request_saga_cancel: it also decides about its steps.
+  if (is_terminal(op.state) || op.cancel_requested || op.step_count > 0) return Applied::ignored;
   op.cancel_requested = true;
   op.updated_at = now;
   auto& up = m->set_cancel;
@@ -568,6 +569,9 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_event(const Event& e, int64_
   auto found = m->find(e.request_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
+  // A saga's id is never sent on its own: only its steps' ids are
+  // (apply_step_event). An event naming it moves nothing.
+  if (op.step_count > 0) return Applied::rejected;
 
   // A terminal state never moves, with one exception: a worker's real
   // outcome replaces the daemon's give-up (failed/worker_timeout), because
@@ -690,7 +694,7 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_dispatched(const std::string
   auto found = m->find(op_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
-  if (attempt <= 0) return Applied::ignored;
+  if (attempt <= 0 || op.step_count > 0) return Applied::ignored;  // a saga sends only its steps' ids
   // Recorded while pending; or late, after the worker's `processing` for
   // this very attempt overtook it. A mark for another attempt of a running
   // operation is not history.

@@ -86,7 +86,9 @@ class StoreWriter {
   // one from the operation accepted last. A completed delete whose
   // tombstone is written frees its path's owner; an operation that ends
   // rejected or canceled frees the resource it claimed (it was not made).
-  // An event whose sender may not serve the operation's service is rejected.
+  // An event whose sender may not serve the operation's service is rejected,
+  // and so is one naming a saga operation's own id (only its steps' ids are
+  // sent: apply_step_event).
   virtual Applied apply_event(const Event& e, int64_t now, Change* change, const EventSender& sender = {}) = 0;
 
   // Records that the command went to a worker (kind "dispatched", or
@@ -98,7 +100,8 @@ class StoreWriter {
   virtual Applied apply_dispatched(const std::string& op_id, int attempt, int64_t now, Change* change) = 0;
 
   // Marks a non-terminal operation cancel-requested (history kind
-  // "cancel_requested"); ignored if terminal or already asked.
+  // "cancel_requested"); ignored if terminal or already asked, or a saga
+  // (request_saga_cancel).
   virtual Applied request_cancel(const std::string& op_id, int64_t now, Change* change) = 0;
 
   // ---- Sagas (issue 14; docs/design/sagas.md §4, §8). The logic is the
@@ -112,7 +115,9 @@ class StoreWriter {
     // sender may not serve the step's service, nothing written.
     Applied applied = Applied::ignored;
     std::vector<Change> changes;    // one per history entry written, in order
-    std::vector<Command> commands;  // to hand to the dispatcher after the commit
+    // To hand to the dispatcher after the commit. resume_saga may return
+    // resends with applied ignored: nothing to write, but all to send.
+    std::vector<Command> commands;
     std::vector<std::string> cancel;  // step request ids for the dispatcher's cancel decision
     // The last step completed naming a resource other than the operation's:
     // the step and the saga completed, the read model was not written; the

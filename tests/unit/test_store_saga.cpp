@@ -470,3 +470,19 @@ TEST_CASE("store export writes a saga's steps and each history entry's step", "[
   CHECK(docs[0]["steps"].size() == 3);
   CHECK(docs[0]["history"][1]["step"] == "reserve");
 }
+
+TEST_CASE("a saga's own id moves nothing: only its steps' ids do", "[store][saga]") {
+  SagaFixture f;
+  f.accept();
+  Change c;
+  f.w->begin();
+  CHECK(f.w->apply_event(step_event(f.op.id, OpState::completed, "success"), now_ms(), &c) ==
+        StoreWriter::Applied::rejected);
+  CHECK(f.w->apply_dispatched(f.op.id, 2, now_ms(), &c) == StoreWriter::Applied::ignored);
+  CHECK(f.w->request_cancel(f.op.id, now_ms(), &c) == StoreWriter::Applied::ignored);
+  f.w->commit();
+  auto got = f.r->get_operation(f.op.id);
+  CHECK(got->state == OpState::pending);
+  CHECK_FALSE(got->cancel_requested);
+  CHECK(f.history_kinds() == std::vector<std::string>{"accepted", "step_dispatched:reserve"});
+}
