@@ -130,7 +130,7 @@ TEST_CASE("a saga's accept writes its steps and dispatches the first step", "[st
   CHECK(operation_json_text(plain) == operation_json(plain).dump());
 }
 
-TEST_CASE("each step's completion dispatches the next with the data before it; the last writes the read model",
+TEST_CASE("each step's completion dispatches the next with the data before it, and the last writes the read model",
           "[store][saga]") {
   SagaFixture f;
   f.accept();
@@ -267,7 +267,7 @@ TEST_CASE("a last step naming another resource completes the saga without the re
   CHECK_FALSE(f.r->get_resource(f.op.resource));
 }
 
-TEST_CASE("a step's give-up settles it; the service's canceled answer fails it and unwinds", "[store][saga]") {
+TEST_CASE("a step's give-up settles it, and the service's canceled answer fails it and unwinds", "[store][saga]") {
   SagaFixture f;
   f.accept();
   f.complete("reserve", {{"reservation", "r-1"}});
@@ -332,7 +332,7 @@ TEST_CASE("a saga's cancel names the step in flight, and its canceled outcome un
   CHECK(f.step_state(2) == "skipped");
 }
 
-TEST_CASE("the dispatch record of a step id raises its attempt; a redelivery is history", "[store][saga]") {
+TEST_CASE("the dispatch record of a step id raises its attempt, and a redelivery is history", "[store][saga]") {
   SagaFixture f;
   f.accept();
   Change c;
@@ -370,7 +370,7 @@ TEST_CASE("after a restart resume_saga sends the step in flight again, as attemp
   CHECK(a.commands[0].payload == f.op.payload);
 }
 
-TEST_CASE("changes and history carry the step; forget and prune delete the steps", "[store][saga]") {
+TEST_CASE("changes and history carry the step, and forget and prune delete the steps", "[store][saga]") {
   SagaFixture f;
   f.accept();
   auto changes = f.r->changes_after(0, 100, f.op.id);
