@@ -333,6 +333,26 @@ struct SqliteStoreWriter::Impl {
     auto it = marked.find(id);
     return it != marked.end() && it->second < attempt;
   }
+  // An operation the service refused, or that never ran, made no resource:
+  // the resource it claimed must not stay owned. A failed one keeps its
+  // claim: its effect may have happened (a worker that gave no answer in
+  // time). A saga's operation follows the same rule.
+  void free_unmade_claim(const OperationRecord& op) {
+    if ((op.state != OpState::rejected && op.state != OpState::canceled) || op.resource.empty()) return;
+    free_claim.reset();
+    free_claim.bind(1, op.resource);
+    free_claim.bind(2, static_cast<int64_t>(op.seq));
+    free_claim.exec();
+  }
+  // Stores op's attempt and updated_at (a send), and remembers op.
+  void store_attempt(const OperationRecord& op) {
+    mark_dispatched.reset();
+    mark_dispatched.bind(1, op.attempt);
+    mark_dispatched.bind(2, static_cast<int64_t>(op.updated_at));
+    mark_dispatched.bind(3, static_cast<int64_t>(op.seq));
+    mark_dispatched.exec();
+    remember(op);
+  }
   void remember(const OperationRecord& op) {
     if (is_terminal(op.state)) {
       live.erase(op.id);
@@ -637,16 +657,7 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_event(const Event& e, int64_
   // The read model changes in the same transaction as the state, so a
   // completed operation's resource is readable as soon as it shows completed.
   if (op.state == OpState::completed) write_read_model(op, e, now);
-  if ((op.state == OpState::rejected || op.state == OpState::canceled) && !op.resource.empty()) {
-    // The service refused it, or it never ran: a resource it claimed was
-    // not made, and must not stay owned. A failed one keeps its claim: its
-    // effect may have happened (a worker that gave no answer in time).
-    auto& fc = m->free_claim;
-    fc.reset();
-    fc.bind(1, op.resource);
-    fc.bind(2, static_cast<int64_t>(op.seq));
-    fc.exec();
-  }
+  m->free_unmade_claim(op);
   m->remember(op);
   HistoryKind kind = superseding ? HistoryKind::superseded : history_kind_of(op.state);
   std::string history_message =
@@ -705,25 +716,13 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_dispatched(const std::string
     // outcome from an older attempt can be told apart (late outcomes).
     if (op.state == OpState::processing && attempt > op.attempt) {
       op.attempt = attempt;
-      auto& up = m->mark_dispatched;
-      up.reset();
-      up.bind(1, op.attempt);
-      up.bind(2, static_cast<int64_t>(op.updated_at));
-      up.bind(3, static_cast<int64_t>(op.seq));
-      up.exec();
-      m->remember(op);
+      m->store_attempt(op);
     }
     return Applied::ignored;
   }
   op.attempt = std::max(op.attempt, attempt);
   op.updated_at = now;
-  auto& up = m->mark_dispatched;
-  up.reset();
-  up.bind(1, op.attempt);
-  up.bind(2, static_cast<int64_t>(now));
-  up.bind(3, static_cast<int64_t>(op.seq));
-  up.exec();
-  m->remember(op);
+  m->store_attempt(op);
   if (m->marked.size() < Impl::k_live_max || m->marked.count(op.id)) m->marked[op.id] = attempt;
   HistoryKind kind = attempt > 1 ? HistoryKind::redelivered : HistoryKind::dispatched;
   change->seq = m->append_history(op.seq, kind, op.state, "", "", now);
@@ -817,14 +816,7 @@ SqliteStoreWriter::SagaApplied SqliteStoreWriter::write_saga_decision(OperationR
     up.bind(7, op.cancel_requested ? 1 : 0);
     up.bind(8, static_cast<int64_t>(op.seq));
     up.exec();
-    if ((op.state == OpState::rejected || op.state == OpState::canceled) && !op.resource.empty()) {
-      // As for a plain operation: nothing was made, so its claim is freed.
-      auto& fc = m->free_claim;
-      fc.reset();
-      fc.bind(1, op.resource);
-      fc.bind(2, static_cast<int64_t>(op.seq));
-      fc.exec();
-    }
+    m->free_unmade_claim(op);
     m->remember(op);
     // Each note is one history entry with the operation's state as of it,
     // so a client sees the step changes before the end, in order.
@@ -1011,13 +1003,7 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_step_dispatched(const saga::
   *stored = attempt;
   sqlite_saga::write_changed_steps(m->db, op.seq, before, after);
   op.attempt = std::max(op.attempt, attempt);
-  auto& up = m->mark_dispatched;
-  up.reset();
-  up.bind(1, op.attempt);
-  up.bind(2, static_cast<int64_t>(op.updated_at));
-  up.bind(3, static_cast<int64_t>(op.seq));
-  up.exec();
-  m->remember(op);
+  m->store_attempt(op);
   // The first send's entry is the decision's step_dispatched.
   if (attempt == 1) return Applied::ignored;
   HistoryKind kind = ref.compensation ? HistoryKind::compensation_redelivered : HistoryKind::step_redelivered;
