@@ -31,7 +31,7 @@ int worker_main(int argc, char** argv) {
   opts.data_dir = default_data_dir();
   std::string service = "users", log_format = "text", log_level = "info";
   app.add_option("--service", service,
-                 "The service to run: built in (users), or one declared in a [service.NAME] section of the config")
+                 "The service to run: built in (users; the demo services inventory, payments, orders), or one declared in a [service.NAME] section of the config")
       ->envname("ASYNCOPS_SERVICE");
   app.add_option("--data-dir", opts.data_dir, "Directory for the service database")
       ->envname("ASYNCOPS_DATA_DIR");
@@ -105,7 +105,7 @@ int worker_main(int argc, char** argv) {
   } else if (const Service* builtin = find_service(service)) {
     chosen = *builtin;
   } else {
-    log_error("unknown service '" + service + "': not built in (users) and not declared in a [service." + service +
+    log_error("unknown service '" + service + "': not built in (users, inventory, payments, orders) and not declared in a [service." + service +
               "] section of " + (file.found ? file.path : "the config (no config file found)"));
     return 2;
   }
