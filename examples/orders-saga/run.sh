@@ -5,9 +5,10 @@
 #
 #   examples/orders-saga/run.sh [DATA_DIR]
 #
-# The programs are taken from $ASYNCOPS_BIN_DIR, else from PATH, else from
-# the build tree (build/daemon, build/workers). LISTEN (default
-# 127.0.0.1:8080) is where the daemon serves HTTP.
+# The programs are $ASYNCOPSD and $ASYNCOPS_WORKER when set, else taken from
+# $ASYNCOPS_BIN_DIR, else from PATH, else from the build tree (build/daemon,
+# build/workers). LISTEN (default 127.0.0.1:8080; port 0: any free port) is
+# where the daemon serves HTTP.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 data=${1:-${ASYNCOPS_DATA_DIR:-$(mktemp -d /tmp/orders-saga-XXXXXX)}}
@@ -22,8 +23,8 @@ find_program() {
   echo "run.sh: cannot find $1 (set ASYNCOPS_BIN_DIR)" >&2
   exit 1
 }
-daemon_bin=$(find_program asyncopsd)
-worker_bin=$(find_program asyncops-worker)
+daemon_bin=${ASYNCOPSD:-$(find_program asyncopsd)}
+worker_bin=${ASYNCOPS_WORKER:-$(find_program asyncops-worker)}
 
 mkdir -p "$data"
 pids=()

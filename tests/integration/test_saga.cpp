@@ -2,6 +2,8 @@
 // "Integration") on the real daemon and one worker of each built-in demo
 // service: each outcome, checked in the operation's steps, its history and
 // the services' effects tables.
+#include <signal.h>
+
 #include <fstream>
 #include <memory>
 
@@ -204,4 +206,38 @@ TEST_CASE("saga: a refund that always fails ends the order failed compensation_f
   CHECK(kinds_of(fx.inventory, id + ".reserve.undo").empty());
   // What was not undone stays: the charge and the reservation.
   CHECK(kinds_of(fx.inventory, id + ".reserve") == std::vector<std::string>{"reserve"});
+}
+
+TEST_CASE("saga: examples/orders-saga/run.sh starts the daemon and the three demo services", "[saga][examples]") {
+  TempDir dir;
+  std::string log = dir.path + "/run.log";
+  Process run({"/bin/bash", std::string(ASYNCOPS_SOURCE_DIR) + "/examples/orders-saga/run.sh", dir.path + "/data"},
+              log, {{"ASYNCOPSD", ASYNCOPSD_BIN}, {"ASYNCOPS_WORKER", ASYNCOPS_WORKER_BIN}, {"LISTEN", "127.0.0.1:0"}});
+  // run.sh stops its children on SIGTERM; never leave them behind.
+  struct StopOnExit {
+    Process& p;
+    ~StopOnExit() {
+      p.signal(SIGTERM);
+      p.wait(std::chrono::seconds(30));
+    }
+  } stop{run};
+  std::string url = wait_for_url_line(log, std::chrono::seconds(60));
+  INFO(slurp(log) + slurp(dir.path + "/data/asyncopsd.log"));
+  REQUIRE(!url.empty());
+  httplib::Client c(url);
+  c.set_read_timeout(30);
+  auto r = c.Post("/orders", {{"Prefer", "wait=20"}}, R"({"sku":"apple","qty":2,"card":"4000000000000001"})",
+                  "application/json");
+  REQUIRE(r);
+  INFO(r->body);
+  CHECK(r->status == 200);
+  json op = json::parse(r->body, nullptr, false);
+  CHECK(op["state"] == "completed");
+  auto order = c.Get(op.value("resource", "/orders/none"));
+  REQUIRE(order);
+  CHECK(order->status == 200);
+  CHECK(json::parse(order->body, nullptr, false)["amount"] == 200);
+  run.signal(SIGTERM);
+  int status = run.wait(std::chrono::seconds(30));
+  CHECK(status != -1);
 }

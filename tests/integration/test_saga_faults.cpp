@@ -226,6 +226,24 @@ TEST_CASE("sagas under kill -9 of the daemon and the workers: every order ends a
     }
   });
 
+  // A failed REQUIRE below throws: stop and join the threads first.
+  struct JoinOnExit {
+    std::function<void()> stop;
+    std::vector<std::thread*> threads;
+    ~JoinOnExit() {
+      stop();
+      for (auto* t : threads) {
+        if (t->joinable()) t->join();
+      }
+    }
+  } join_on_exit{[&] {
+                   chaos_stop = true;
+                   submitting = false;
+                   std::lock_guard<std::mutex> lock(cancel_mu);
+                   cancels = {};
+                 },
+                 {&canceller, &chaos}};
+
   // The submitter, at about 100 orders a second; each POST is retried
   // with its Idempotency-Key while the daemon is down.
   std::vector<std::string> ids(count);
