@@ -164,7 +164,16 @@ Daemon::Daemon(const DaemonConfig& config, DaemonInputs in)
                      m_dispatcher.observe(changes);
                    },
                    [this](std::vector<Command> accepted) { m_dispatcher.enqueue(std::move(accepted)); },
-                   [this](const std::exception* failure) { m_health.after_commit(failure); }}),
+                   [this](const std::exception* failure) { m_health.after_commit(failure); },
+                   [this](std::vector<std::string> steps) {
+                     // A saga's cancel names its forward step in flight: the
+                     // dispatcher decides per step (daemon/cancel.h).
+                     for (const std::string& id : steps) {
+                       m_dispatcher.cancel(id, [id](Status stored) {
+                         if (!stored) log_warn("a saga step's cancel was not stored", {{"id", id}, {"error", stored.error()}});
+                       });
+                     }
+                   }}),
       m_registry(config.worker_timeout),
       m_tracker(m_zmq, config.events_endpoint.empty() ? default_events_endpoint(config.data_dir) : config.events_endpoint,
                 m_committer,
@@ -187,6 +196,9 @@ Daemon::Daemon(const DaemonConfig& config, DaemonInputs in)
     m_committer.submit_dispatched(std::move(sent));
   };
   reports.on_gave_up = [this](const std::string& id, int attempts) {
+    // A saga's step settles and its compensation fails (the saga decides);
+    // a plain operation fails worker_timeout.
+    if (saga::parse_step_request_id(id)) return m_committer.submit_step_gave_up(id, attempts);
     m_committer.submit_event(worker_timeout(id, attempts, GaveUp::leases_ran_out));
   };
   reports.on_cancel = [this](CancelDecision decision, CancelDone done) {
@@ -318,12 +330,6 @@ int run_daemon(const DaemonConfig& cfg) {
     log_error(routes.error());
     return 1;
   }
-  // Until the committer, dispatcher, gateway and recovery run sagas, a saga
-  // route would be served as one command to its last step's service.
-  if (auto wired = refuse_unwired_sagas(routes.value()); !wired.ok()) {
-    log_error(wired.error());
-    return 1;
-  }
   DaemonInputs in(std::move(routes.value()));
   auto endpoints = resolve_dispatch(cfg.dispatch, in.routes.services(), cfg.data_dir);
   if (!endpoints) {
@@ -396,11 +402,15 @@ int run_daemon(const DaemonConfig& cfg) {
   // redelivery (attempt+1); one out of attempts fails at once.
   RecoveredWork recovered;
   try {
-    in.latest_seq = in.writer->latest_history_seq();
+    std::vector<std::string> sagas;
     for (int64_t after = 0;;) {
       auto batch = in.writer->unfinished(10000, after);
       if (batch.empty()) break;
       for (const auto& op : batch) {
+        if (op.step_count > 0) {  // a saga sends its steps, never its own id
+          sagas.push_back(op.id);
+          continue;
+        }
         Command c = command_for(op);
         c.cancel = op.cancel_requested;
         if (op.attempt >= 1) c.attempt = op.attempt + 1;
@@ -412,9 +422,42 @@ int run_daemon(const DaemonConfig& cfg) {
       }
       after = batch.back().seq;
     }
+    // Each unfinished saga from its stored state alone (saga::resume): what
+    // was in flight is sent again, and what ran out of attempts is given up
+    // on, in one start-up transaction (docs/design/sagas.md §4).
+    if (!sagas.empty()) {
+      int64_t now = now_ms();
+      in.writer->begin();
+      for (const std::string& id : sagas) {
+        auto resumed = in.writer->resume_saga(id, cfg.dispatch_options.max_attempts, now);
+        for (Command& c : resumed.commands) recovered.commands.push_back(std::move(c));
+      }
+      in.writer->commit();
+      log_info("resuming unfinished sagas", {{"count", std::to_string(sagas.size())}});
+    }
+    in.latest_seq = in.writer->latest_history_seq();
   } catch (const std::exception& e) {
     // Damage the check did not run for (the last stop was clean) or missed.
     return startup_error(std::string("cannot read store ") + store_path + ": " + e.what());
+  }
+
+  // A saga in flight keeps the services its plan named when it was
+  // accepted, even if the routes file no longer names them: each gets its
+  // commands endpoint, or its sagas would be stranded.
+  {
+    std::vector<std::string> services = in.routes.services();
+    size_t named = services.size();
+    for (const Command& c : recovered.commands) {
+      if (std::find(services.begin(), services.end(), c.service) == services.end()) services.push_back(c.service);
+    }
+    if (services.size() > named) {
+      auto more = resolve_dispatch(cfg.dispatch, services, cfg.data_dir);
+      if (!more) {
+        log_error("unfinished sagas name services the routes no longer do: " + more.error());
+        return 1;
+      }
+      in.endpoints = std::move(more.value());
+    }
   }
 
   // Signals are taken by sigwait() in this thread alone: blocked before

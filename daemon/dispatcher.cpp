@@ -12,6 +12,43 @@
 
 namespace asyncops {
 
+namespace {
+// What a committed change means for the lease it is about (keyed by its
+// request id: the operation's id, or a saga step's or compensation's).
+enum class LeaseEffect { none, renew, end };
+LeaseEffect lease_effect(const Change& c) {
+  if (c.request_id.empty()) {
+    if (is_terminal(c.op.state)) return LeaseEffect::end;
+    return c.op.state == OpState::processing ? LeaseEffect::renew : LeaseEffect::none;
+  }
+  switch (c.kind) {
+    case HistoryKind::step_processing:
+    case HistoryKind::compensation_processing:
+      return LeaseEffect::renew;
+    case HistoryKind::step_completed:
+    case HistoryKind::step_rejected:
+    case HistoryKind::step_failed:
+    case HistoryKind::step_canceled:
+    case HistoryKind::compensation_completed:
+    case HistoryKind::compensation_failed:
+      return LeaseEffect::end;
+    default:
+      return LeaseEffect::none;
+  }
+}
+const std::string& lease_key(const Change& c) { return c.request_id.empty() ? c.op.id : c.request_id; }
+}  // namespace
+
+std::chrono::milliseconds Dispatcher::lease_of(const Command& c) const {
+  return c.lease.count() > 0 ? c.lease : m_options.lease;
+}
+
+bool Dispatcher::attempts_left(const Command& c) const {
+  if (c.max_attempts == k_unlimited_attempts) return true;  // a saga step's settle
+  int max = c.max_attempts > 0 ? c.max_attempts : m_options.max_attempts;
+  return c.attempt < max;
+}
+
 Dispatcher::Dispatcher(zmq::context_t& ctx, std::map<std::string, std::string> endpoints,
                        std::string control, DispatchOptions options, Hooks hooks)
     : m_ctx(ctx),
@@ -111,7 +148,7 @@ void Dispatcher::observe(const std::vector<Change>& changes) {
   {
     MutexLock lock(&m_mutex);
     for (const Change& c : changes) {
-      if (is_terminal(c.op.state) || c.op.state == OpState::processing) {
+      if (lease_effect(c) != LeaseEffect::none) {
         m_inbox.changes.push_back(c);
         any = true;
       }
@@ -167,6 +204,9 @@ void Dispatcher::store_cancel(CancelDecision decision, std::optional<Command> ta
 }
 
 void Dispatcher::decide_cancel(const std::string& id, CancelDone done) {
+  // A saga's compensation is never canceled (docs/design/sagas.md §3): it
+  // undoes what completed. Nothing to decide or tell.
+  if (auto ref = saga::parse_step_request_id(id); ref && ref->compensation) return done(Status::success());
   // Only a first attempt that was never sent can be taken back for sure;
   // an earlier attempt of a redelivery, or a command the last run may have
   // sent, may still be with some worker, so the workers are told, and a
@@ -212,27 +252,28 @@ void Dispatcher::take(Inbox& in, Clock::time_point now) {
     m_ready[c.service].push_back(std::move(c));
   }
   for (const Change& c : in.changes) {
-    auto it = m_leases.find(c.op.id);
-    if (is_terminal(c.op.state)) {
-      m_canceled.erase(c.op.id);
-      m_maybe_sent.erase(c.op.id);
+    const std::string& id = lease_key(c);
+    auto it = m_leases.find(id);
+    if (lease_effect(c) == LeaseEffect::end) {
+      m_canceled.erase(id);
+      m_maybe_sent.erase(id);
       if (it != m_leases.end()) {
         --m_in_flight[it->second.command.service];
         end_lease(it);
       }
       // Also drop it from waiting redeliveries (e.g. canceled meanwhile).
       for (auto d = m_delayed.begin(); d != m_delayed.end();) {
-        d = d->second.id == c.op.id ? m_delayed.erase(d) : std::next(d);
+        d = d->second.id == id ? m_delayed.erase(d) : std::next(d);
       }
     } else if (it != m_leases.end()) {  // processing: the worker has it
-      renew(it->second, now + m_options.lease);
+      renew(it->second, now + lease_of(it->second.command));
     }
   }
   for (const Heartbeat& hb : in.heartbeats) {
     for (const std::string& id : hb.requests) {
       auto it = m_leases.find(id);
       if (it == m_leases.end()) continue;
-      renew(it->second, now + m_options.lease);
+      renew(it->second, now + lease_of(it->second.command));
     }
   }
   for (auto& [id, done] : in.cancels) decide_cancel(id, std::move(done));
@@ -289,7 +330,7 @@ void Dispatcher::expire(Clock::time_point now) {
     end_lease(it);
     --m_in_flight[lease.command.service];
     int made = lease.command.attempt;
-    if (made >= m_options.max_attempts) {
+    if (!attempts_left(lease.command)) {
       log_warn("giving up: no progress within the lease", {{"id", id}, {"attempts", std::to_string(made)}});
       // Tell the workers first: one that still holds the command records
       // failed/worker_timeout for it instead of running it. If one ran it
@@ -351,7 +392,7 @@ void Dispatcher::send_ready(Clock::time_point now) {
       lease.peer = *peer;
       lease.cancel = false;
       credits.sent(*peer);
-      renew(lease, now + m_options.lease);
+      renew(lease, now + lease_of(lease.command));
       ++flying;
       queue.pop_front();
       m_sent++;
@@ -420,8 +461,22 @@ void Dispatcher::answer_claim(const std::string& service, const std::string& pee
     view.cancel = it->second.cancel || it->second.command.cancel;
     return &view;
   };
-  auto renew_lease = [&](const std::string& id) { renew(m_leases.at(id), now + m_options.lease); };
-  GrantMessage g = decide_claims(claim, peer, m_options.lease.count(), lookup, renew_lease);
+  auto renew_lease = [&](const std::string& id) {
+    Lease& lease = m_leases.at(id);
+    renew(lease, now + lease_of(lease.command));
+  };
+  // One grant holds one lease_ms: the shortest of the claimed commands'
+  // own leases (a saga step may have its own), so that no worker believes
+  // it holds a lease longer than the dispatcher does.
+  std::chrono::milliseconds shortest{0};
+  for (const ClaimEntry& c : claim.claims) {
+    auto it = m_leases.find(c.id);
+    if (it == m_leases.end()) continue;
+    auto l = lease_of(it->second.command);
+    if (shortest.count() == 0 || l < shortest) shortest = l;
+  }
+  if (shortest.count() == 0) shortest = m_options.lease;
+  GrantMessage g = decide_claims(claim, peer, shortest.count(), lookup, renew_lease);
   m_claims_granted += g.granted.size();
   m_claims_refused += g.refused.size();
   for (const GrantEntry& r : g.refused) {

@@ -62,7 +62,8 @@ class Dispatcher {
   struct Hooks {
     // (operation id, attempt) for each command handed to ZeroMQ.
     std::function<void(std::vector<std::pair<std::string, int>>)> on_sent;
-    // An operation whose attempts ran out: (id, attempts made).
+    // A request id whose attempts ran out: (id, attempts made). The id is
+    // an operation's, or a saga step's or compensation's.
     std::function<void(const std::string&, int)> on_gave_up;
     // A cancel decided (see cancel()): store it, then call done once, from
     // any thread. The workers are told only after a successful done, so
@@ -154,6 +155,11 @@ class Dispatcher {
   };
 
   void run();
+  // A command's lease: its own (a saga step's timeout), else --lease.
+  std::chrono::milliseconds lease_of(const Command& c) const;
+  // Whether c may be sent again after this attempt: its own max_attempts
+  // (unlimited for a saga step's settle), else --max-attempts.
+  bool attempts_left(const Command& c) const;
   void take(Inbox& in, Clock::time_point now);
   void expire(Clock::time_point now);
   // Sets (or moves) the lease's deadline and its entry in m_deadlines.
@@ -194,7 +200,7 @@ class Dispatcher {
   std::unique_ptr<zmq::socket_t> m_control;
   std::map<std::string, std::deque<Command>> m_ready;          // per service, to send now
   std::multimap<Clock::time_point, Command> m_delayed;         // redeliveries waiting out a backoff
-  std::map<std::string, Lease> m_leases;                       // op id -> lease
+  std::map<std::string, Lease> m_leases;                       // request id -> lease
   Deadlines m_deadlines;  // one entry per lease, moved when it is renewed, erased when it ends
   std::map<std::string, size_t> m_in_flight;                   // per service
   std::set<std::string> m_canceled;                            // removed before sending

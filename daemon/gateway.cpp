@@ -939,7 +939,8 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
         settle([this, answer_to, key, committed = std::move(committed)] {
           return finish_accept(answer_to, key, committed);
         });
-      });
+      },
+      route.steps);  // a saga's plan, frozen into it in the accept's transaction
   if (!queued) return store_unavailable("the daemon is shutting down; try again");
   return deferred.reply(202);
 }
@@ -1018,7 +1019,11 @@ ApiReply Gateway::cancel_operation(const ApiRequest& req, const Params& params) 
   CancelDone stored = [this, settle = deferred.settle(), id](Status r) {
     settle([this, id, r = std::move(r)] { return finish_cancel(id, r); });
   };
-  if (m_services.cancel) {
+  if (op->step_count > 0) {
+    // A saga decides about its own steps: the cancel is stored with the
+    // saga's state, and its forward step in flight goes to the dispatcher.
+    m_committer.cancel_saga(id, std::move(stored));
+  } else if (m_services.cancel) {
     m_services.cancel(id, std::move(stored));
   } else {
     m_committer.apply_cancel({CancelDecision::Kind::notify_workers, id, ""}, std::move(stored));

@@ -83,10 +83,11 @@ bool GroupCommitter::enqueue(bool blocking, Fill&& fill) {
 }
 
 GroupCommitter::Job GroupCommitter::accept_job(OperationRecord op, const IdempotencyKey& key,
-                                               OwnershipCheck owners) {
+                                               OwnershipCheck owners, std::vector<saga::StepPlan> plan) {
   Job job;
   job.type = Job::accept_op;
   job.op.emplace(std::move(op));
+  job.plan = std::move(plan);
   job.has_key = !key.key.empty();
   job.key = key;
   job.owners = std::move(owners);
@@ -105,9 +106,9 @@ Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, cons
 }
 
 bool GroupCommitter::accept_async(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners,
-                                  AcceptDone done) {
+                                  AcceptDone done, std::vector<saga::StepPlan> plan) {
   return enqueue(true, [&](std::vector<Job>& queue) {
-    queue.push_back(accept_job(std::move(op), key, std::move(owners)));
+    queue.push_back(accept_job(std::move(op), key, std::move(owners), std::move(plan)));
     queue.back().callback = std::move(done);
   });
 }
@@ -140,22 +141,35 @@ void GroupCommitter::run_async(WriteFn fn, WriteDone done) {
 }
 
 void GroupCommitter::apply_cancel(CancelDecision decision, CancelDone done) {
-  run_async(
-      [decision = std::move(decision)](StoreWriter& w, std::vector<Change>& changes) {
-        int64_t now = now_ms();
-        Change marked;
-        if (w.request_cancel(decision.op_id, now, &marked) == StoreWriter::Applied::changed) {
-          changes.push_back(std::move(marked));
-        }
-        if (decision.kind == CancelDecision::Kind::taken_back) {
-          Change ended;
-          if (w.apply_event(canceled_before_dispatch(decision.op_id, decision.command), now, &ended) ==
-              StoreWriter::Applied::changed) {
-            changes.push_back(std::move(ended));
-          }
-        }
-      },
-      std::move(done));
+  // With a caller to answer, a stopping daemon queues nothing (run_async).
+  bool answered = static_cast<bool>(done);
+  bool queued = enqueue(answered, [&](std::vector<Job>& queue) {
+    Job& job = queue.emplace_back();
+    job.type = Job::cancel;
+    job.decision = std::move(decision);
+    job.written = std::move(done);
+  });
+  if (!queued) done(Error{"the daemon is shutting down"});
+}
+
+void GroupCommitter::cancel_saga(std::string op_id, CancelDone done) {
+  bool answered = static_cast<bool>(done);
+  bool queued = enqueue(answered, [&](std::vector<Job>& queue) {
+    Job& job = queue.emplace_back();
+    job.type = Job::saga_cancel;
+    job.decision.op_id = std::move(op_id);
+    job.written = std::move(done);
+  });
+  if (!queued) done(Error{"the daemon is shutting down"});
+}
+
+void GroupCommitter::submit_step_gave_up(std::string request_id, int attempts) {
+  enqueue(false, [&](std::vector<Job>& queue) {
+    Job& job = queue.emplace_back();
+    job.type = Job::step_gave_up;
+    job.decision.op_id = std::move(request_id);
+    job.dispatched.attempt = attempts;
+  });
 }
 
 void GroupCommitter::submit_event(Event e, EventSender sender) {
@@ -228,9 +242,85 @@ void GroupCommitter::run() {
   }
 }
 
+void GroupCommitter::take_saga(StoreWriter::SagaApplied applied, BatchOutput& out) {
+  for (Change& c : applied.changes) out.changes.push_back(std::move(c));
+  for (Command& c : applied.commands) out.commands.push_back(std::move(c));
+  for (std::string& id : applied.cancel) out.saga_cancels.push_back(std::move(id));
+}
+
+void GroupCommitter::apply_one_event(const Event& e, const EventSender& sender, int64_t now, BatchOutput& out) {
+  Change c;
+  StoreWriter::Applied applied;
+  bool resource_refused = false;
+  if (saga::parse_step_request_id(e.request_id)) {
+    // A saga's step or compensation: the saga decides, in this transaction,
+    // and what it dispatches next goes out after the commit.
+    StoreWriter::SagaApplied s = m_writer->apply_step_event(e, now, sender);
+    applied = s.applied;
+    resource_refused = s.resource_refused;
+    take_saga(std::move(s), out);
+    if (applied == StoreWriter::Applied::changed) {
+      m_counters.events_applied++;
+    }
+  } else {
+    applied = m_writer->apply_event(e, now, &c, sender);
+    if (applied == StoreWriter::Applied::changed) {
+      m_counters.events_applied++;
+      if (c.kind == HistoryKind::superseded) {
+        log_warn("a worker's late outcome supersedes worker_timeout",
+                 {{"id", c.op.id}, {"state", to_string(c.op.state)}, {"code", c.op.code}, {"worker", e.worker}});
+      }
+      out.changes.push_back(std::move(c));
+    }
+  }
+  if (resource_refused) {
+    // The step and its saga completed (the effect happened); only the read
+    // model was not written (docs/design/sagas.md §1).
+    count_and_warn(m_counters.events_rejected, "a saga's last step names a resource its operation does not own", [&] {
+      return LogFields{{"request_id", e.request_id}, {"resource", e.resource.substr(0, 200)}, {"worker", e.worker}};
+    });
+  }
+  switch (applied) {
+    case StoreWriter::Applied::changed:
+      break;
+    case StoreWriter::Applied::unknown_operation:
+      count_and_warn(m_counters.events_unknown, "event for an unknown operation", [&] {
+        return LogFields{{"request_id", e.request_id}, {"type", e.type}, {"worker", e.worker}};
+      });
+      break;
+    case StoreWriter::Applied::ignored:
+      m_counters.events_ignored++;
+      break;
+    case StoreWriter::Applied::late: {
+      // Loud, but bounded: at most 5 lines a second, like refusals.
+      uint64_t n = ++m_counters.events_late;
+      int64_t second = now / 1000;
+      if (second != m_late_log_second) {
+        m_late_log_second = second;
+        m_late_logs_this_second = 0;
+      }
+      if (++m_late_logs_this_second <= 5) {
+        log_warn("a late outcome: its attempt had lost the lease, and another attempt ended the operation",
+                 {{"request_id", e.request_id}, {"state", to_string(e.state)}, {"code", e.code},
+                  {"attempt", std::to_string(e.attempt)}, {"operation_attempt", std::to_string(c.op.attempt)},
+                  {"worker", e.worker}, {"count", std::to_string(n)}});
+      }
+      out.changes.push_back(std::move(c));
+      break;
+    }
+    case StoreWriter::Applied::rejected:
+      count_and_warn(m_counters.events_rejected, "event rejected: it names a resource its operation does not own",
+                     [&] {
+                       return LogFields{{"request_id", e.request_id},
+                                        {"resource", e.resource.substr(0, 200)},
+                                        {"worker", e.worker}};
+                     });
+      break;
+  }
+}
+
 void GroupCommitter::commit_batch(std::vector<Job>& batch) {
-  std::vector<Change> changes;
-  std::vector<Command> accepted;
+  BatchOutput out;
   std::vector<Accepted> results(batch.size());
   int64_t now = now_ms();
   try {
@@ -253,70 +343,66 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
           }
           c = std::move(std::get<Change>(inserted));
           if (!job.owners.claim.empty()) m_writer->claim_resource(job.owners.claim, c.op.owner, c.op.seq);
-          // The command takes the params and payload: nothing after the
-          // commit reads them from the change.
-          accepted.push_back(take_command(c.op));
+          ++out.new_operations;
+          if (job.plan.empty()) {
+            // The command takes the params and payload: nothing after the
+            // commit reads them from the change.
+            out.commands.push_back(take_command(c.op));
+            results[i].change = c;
+            out.changes.push_back(std::move(c));
+            break;
+          }
+          // A saga: its rows and its first step, in this transaction. The
+          // step's command is built from the operation's params and payload.
+          StoreWriter::SagaApplied started = m_writer->start_saga(c.op, job.plan, now);
+          c.op.params = nlohmann::json::object();
+          c.op.payload = nlohmann::json::object();
+          c.op.step_count = static_cast<int>(job.plan.size());
+          if (!started.changes.empty()) c.op.steps = started.changes.back().op.steps;
           results[i].change = c;
-          changes.push_back(std::move(c));
+          out.changes.push_back(std::move(c));
+          take_saga(std::move(started), out);
           break;
         }
         case Job::write:
-          job.fn(*m_writer, changes);
+          job.fn(*m_writer, out.changes);
+          break;
+        case Job::cancel: {
+          const CancelDecision& d = job.decision;
+          if (saga::parse_step_request_id(d.op_id)) {
+            // A saga's step: its saga holds the cancel already; a step taken
+            // back before any worker saw it ends canceled, which unwinds it.
+            if (d.kind == CancelDecision::Kind::taken_back) {
+              apply_one_event(canceled_before_dispatch(d.op_id, d.command), {}, now, out);
+            }
+            break;
+          }
+          if (m_writer->request_cancel(d.op_id, now, &c) == StoreWriter::Applied::changed) {
+            out.changes.push_back(std::move(c));
+          }
+          if (d.kind == CancelDecision::Kind::taken_back) {
+            Change ended;
+            if (m_writer->apply_event(canceled_before_dispatch(d.op_id, d.command), now, &ended) ==
+                StoreWriter::Applied::changed) {
+              out.changes.push_back(std::move(ended));
+            }
+          }
+          break;
+        }
+        case Job::saga_cancel:
+          take_saga(m_writer->request_saga_cancel(job.decision.op_id, now), out);
+          break;
+        case Job::step_gave_up:
+          take_saga(m_writer->apply_step_gave_up(job.decision.op_id, job.dispatched.attempt, now), out);
           break;
         case Job::mark_dispatched:
           if (m_writer->apply_dispatched(job.dispatched.op_id, job.dispatched.attempt, now, &c) ==
               StoreWriter::Applied::changed) {
-            changes.push_back(std::move(c));
+            out.changes.push_back(std::move(c));
           }
           break;
         case Job::apply_event:
-          switch (m_writer->apply_event(job.event, now, &c, job.sender)) {
-            case StoreWriter::Applied::changed:
-              m_counters.events_applied++;
-              if (c.kind == HistoryKind::superseded) {
-                log_warn("a worker's late outcome supersedes worker_timeout",
-                         {{"id", c.op.id}, {"state", to_string(c.op.state)}, {"code", c.op.code},
-                          {"worker", job.event.worker}});
-              }
-              changes.push_back(std::move(c));
-              break;
-            case StoreWriter::Applied::unknown_operation:
-              count_and_warn(m_counters.events_unknown, "event for an unknown operation", [&] {
-                return LogFields{{"request_id", job.event.request_id},
-                                 {"type", job.event.type},
-                                 {"worker", job.event.worker}};
-              });
-              break;
-            case StoreWriter::Applied::ignored:
-              m_counters.events_ignored++;
-              break;
-            case StoreWriter::Applied::late: {
-              // Loud, but bounded: at most 5 lines a second, like refusals.
-              uint64_t n = ++m_counters.events_late;
-              int64_t second = now / 1000;
-              if (second != m_late_log_second) {
-                m_late_log_second = second;
-                m_late_logs_this_second = 0;
-              }
-              if (++m_late_logs_this_second <= 5) {
-                log_warn("a late outcome: its attempt had lost the lease, and another attempt ended the operation",
-                         {{"request_id", job.event.request_id}, {"state", to_string(job.event.state)},
-                          {"code", job.event.code}, {"attempt", std::to_string(job.event.attempt)},
-                          {"operation_attempt", std::to_string(c.op.attempt)}, {"worker", job.event.worker},
-                          {"count", std::to_string(n)}});
-              }
-              changes.push_back(std::move(c));
-              break;
-            }
-            case StoreWriter::Applied::rejected:
-              count_and_warn(m_counters.events_rejected,
-                             "event rejected: it names a resource its operation does not own", [&] {
-                               return LogFields{{"request_id", job.event.request_id},
-                                                {"resource", job.event.resource.substr(0, 200)},
-                                                {"worker", job.event.worker}};
-                             });
-              break;
-          }
+          apply_one_event(job.event, job.sender, now, out);
           break;
       }
     }
@@ -336,9 +422,9 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
   }
   m_counters.commits++;
   if (m_hooks.after_commit) m_hooks.after_commit(nullptr);
-  m_counters.accepted += accepted.size();
-  int64_t delta = static_cast<int64_t>(accepted.size());
-  for (const Change& c : changes) {
+  m_counters.accepted += static_cast<uint64_t>(out.new_operations);
+  int64_t delta = out.new_operations;
+  for (const Change& c : out.changes) {
     if (ends_operation(c)) --delta;
   }
   m_counters.unfinished += delta;
@@ -347,8 +433,9 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
     if (batch[i].callback) batch[i].callback(std::move(results[i]));
     if (batch[i].written) batch[i].written(Status::success());
   }
-  if (m_hooks.on_changes) m_hooks.on_changes(changes);
-  if (m_hooks.on_accepted && !accepted.empty()) m_hooks.on_accepted(std::move(accepted));
+  if (m_hooks.on_changes) m_hooks.on_changes(out.changes);
+  if (m_hooks.on_accepted && !out.commands.empty()) m_hooks.on_accepted(std::move(out.commands));
+  if (m_hooks.on_saga_cancel && !out.saga_cancels.empty()) m_hooks.on_saga_cancel(std::move(out.saga_cancels));
 }
 
 }  // namespace asyncops

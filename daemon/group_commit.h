@@ -35,11 +35,17 @@ class GroupCommitter {
   struct Hooks {
     // Both run on the commit thread right after a commit, in this order.
     std::function<void(const std::vector<Change>&)> on_changes;
+    // New operations' commands, and the commands a saga's progress made
+    // (its next step, a settle, a compensation): to the dispatcher.
     std::function<void(std::vector<Command>)> on_accepted;
     // Runs on the commit thread after every commit attempt, before the
     // callers are answered: null when it succeeded, else what it threw
     // (the daemon's readiness follows it, see daemon/store_health.h).
     std::function<void(const std::exception* failure)> after_commit = nullptr;
+    // Runs on the commit thread after on_accepted: a saga's cancel
+    // committed, with the request ids of its forward steps in flight, each
+    // for the dispatcher's cancel decision (daemon/cancel.h).
+    std::function<void(std::vector<std::string>)> on_saga_cancel = nullptr;
   };
   struct Counters {
     std::atomic<uint64_t> commits{0};
@@ -96,8 +102,12 @@ class GroupCommitter {
   // done runs on the commit thread once op is committed (or the commit
   // failed), and must only hand the result over (post it), not block.
   // Returns false, without calling done, when the daemon is stopping.
+  // With a plan (a saga route's steps, docs/design/sagas.md), the saga's
+  // rows are written and its first step is dispatched in the same
+  // transaction as the operation.
   using AcceptDone = std::function<void(Result<Accepted>)>;
-  bool accept_async(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners, AcceptDone done);
+  bool accept_async(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners, AcceptDone done,
+                    std::vector<saga::StepPlan> plan = {});
   // Runs fn in the next batch and blocks until it is committed. Thread-safe.
   Status run(WriteFn fn);
   // Runs fn in the next batch without waiting. Thread-safe. done, if
@@ -108,8 +118,18 @@ class GroupCommitter {
   void run_async(WriteFn fn, WriteDone done = nullptr);
   // Stores a cancel decision (daemon/cancel.h) in one write: marks the
   // operation cancel-requested and, for a command taken back before any
-  // worker saw it, ends it canceled. done as for run_async. Thread-safe.
+  // worker saw it, ends it canceled. For a saga step's request id, a step
+  // taken back is applied to its saga as the step canceled (which unwinds
+  // it); telling the workers writes nothing. done as for run_async.
+  // Thread-safe.
   void apply_cancel(CancelDecision decision, CancelDone done);
+  // A client's cancel of a saga operation (StoreWriter::request_saga_cancel),
+  // in one write; the forward step in flight, if any, then goes to
+  // Hooks::on_saga_cancel. done as for run_async. Thread-safe.
+  void cancel_saga(std::string op_id, CancelDone done);
+  // The dispatcher gave up on a saga's step or compensation request id
+  // after `attempts` attempts (StoreWriter::apply_step_gave_up). Thread-safe.
+  void submit_step_gave_up(std::string request_id, int attempts);
   // Queues a worker's event; it is applied with the next commit. Thread-safe.
   void submit_event(Event e, EventSender sender = {});
   // The same for several, under one lock (and empties events).
@@ -144,21 +164,36 @@ class GroupCommitter {
     int attempt = 1;
   };
   struct Job {
-    enum Type { accept_op, apply_event, mark_dispatched, write } type = apply_event;
+    enum Type { accept_op, apply_event, mark_dispatched, write, cancel, saga_cancel, step_gave_up } type = apply_event;
     std::optional<OperationRecord> op;  // accept (empty otherwise: events allocate nothing for it)
+    std::vector<saga::StepPlan> plan;   // accept of a saga
+    CancelDecision decision;            // cancel; saga_cancel: decision.op_id; step_gave_up: the request id
     bool has_key = false;               // accept with an idempotency key
     IdempotencyKey key;
     OwnershipCheck owners;   // accept
     Event event;             // event
     EventSender sender;      // event
-    Dispatched dispatched;   // dispatched
+    Dispatched dispatched;   // dispatched; step_gave_up: the attempts made
     WriteFn fn;              // write
     Waiter* done = nullptr;  // accept and a blocking write
     AcceptDone callback;     // accept_async: called instead of done
-    WriteDone written;       // run_async: called instead of done
+    WriteDone written;       // run_async, cancel, saga_cancel: called instead of done
   };
   // An accept job; the caller sets done or callback.
-  static Job accept_job(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners);
+  static Job accept_job(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners,
+                        std::vector<saga::StepPlan> plan = {});
+  // What one batch hands over after its commit.
+  struct BatchOutput {
+    std::vector<Change> changes;
+    std::vector<Command> commands;
+    std::vector<std::string> saga_cancels;
+    int64_t new_operations = 0;
+  };
+  // Applies a worker's (or the daemon's own) event, routing a saga step's
+  // request id to the saga, and counts and logs what was not applied.
+  void apply_one_event(const Event& e, const EventSender& sender, int64_t now, BatchOutput& out);
+  // Takes what a saga method wrote and asks for.
+  void take_saga(StoreWriter::SagaApplied applied, BatchOutput& out);
   void run();
   void commit_batch(std::vector<Job>& batch);
   // Runs fill(queue), which appends jobs to the queue, under m_mutex, then wakes the

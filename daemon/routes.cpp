@@ -305,13 +305,6 @@ std::vector<std::string> RouteTable::services() const {
 
 std::string route_name(const Route& route) { return route.method + " " + route.path.text(); }
 
-Status refuse_unwired_sagas(const RouteTable& table) {
-  for (const Route& r : table.routes()) {
-    if (!r.steps.empty()) return Error{"sagas are not wired yet: route " + route_name(r)};
-  }
-  return Status::success();
-}
-
 std::vector<std::string> RouteTable::collections() const {
   std::vector<std::string> out;
   for (const Route& r : m_routes) {

@@ -103,13 +103,6 @@ class RouteTable {
 // The route's name in errors and logs: "POST /orders".
 std::string route_name(const Route& route);
 
-// Refuses a table with a saga route until the daemon runs sagas (issue 14,
-// docs/design/sagas.md §13 steps 4-7: committer, dispatcher, gateway,
-// recovery): such a route would otherwise be served as one command to its
-// last step's service. The error is one line naming the first such route:
-// "sagas are not wired yet: route POST /orders".
-Status refuse_unwired_sagas(const RouteTable& table);
-
 // Whether the route makes a new resource: its resource template has a
 // placeholder that its path does not bind, which the gateway fills with a
 // fresh UUIDv7 (POST /users -> /users/{id}).

@@ -179,7 +179,10 @@ Command take_command(OperationRecord& op) {
 }
 
 bool ends_operation(const Change& c) {
-  return is_terminal(c.op.state) && c.kind != HistoryKind::superseded && c.kind != HistoryKind::late_outcome;
+  // A saga's step entries carry the operation's state too; only its own
+  // terminal entry ends it.
+  return is_terminal(c.op.state) && c.step.empty() && c.kind != HistoryKind::superseded &&
+         c.kind != HistoryKind::late_outcome;
 }
 
 bool EventSender::may_serve(const std::string& service) const {

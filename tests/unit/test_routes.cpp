@@ -181,14 +181,3 @@ TEST_CASE("each saga validation error names the route and the step", "[routes][s
       {"name": "a", "service": "orders", "command": "x", "next": "a"}])")) ==
         k_orders_route + "steps[0]: unknown key 'next'");
 }
-
-TEST_CASE("a table with a saga route is refused by the daemon until sagas are wired", "[routes][saga]") {
-  auto plain = RouteTable::load_json(RouteTable::default_json());
-  REQUIRE(plain.ok());
-  CHECK(refuse_unwired_sagas(plain.value()).ok());
-  auto saga = RouteTable::load_json(orders_table(k_order_steps));
-  REQUIRE(saga.ok());
-  auto refused = refuse_unwired_sagas(saga.value());
-  REQUIRE_FALSE(refused.ok());
-  CHECK(refused.error() == "sagas are not wired yet: route POST /orders");
-}
