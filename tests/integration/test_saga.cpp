@@ -242,3 +242,61 @@ TEST_CASE("saga: examples/orders-saga/run.sh starts the daemon and the three dem
   int status = run.wait(std::chrono::seconds(30));
   CHECK(status != -1);
 }
+
+TEST_CASE("saga: a step whose handler outlasts the step's timeout keeps its lease by heartbeats and runs once",
+          "[saga]") {
+  OrdersSaga s([](json& routes) {
+    saga_step(routes, "charge")["timeout"] = "1s";
+    saga_step(routes, "charge")["max_attempts"] = 2;
+  });
+  std::string id = s.place({{"sku", "apple"}, {"qty", 1}, {"card", "4000000000000009"}, {"hold_ms", 2500}});
+  json op = s.finished(id);
+  INFO(op.dump());
+  CHECK(op["state"] == "completed");
+  REQUIRE(op["steps"].size() == 3);
+  CHECK(op["steps"][1]["state"] == "completed");
+  CHECK(op["steps"][1]["attempt"] == 1);
+  auto fx = s.effects();
+  CHECK(kinds_of(fx.payments, id + ".charge") == std::vector<std::string>{"charge"});
+  s.check_invariants({op});
+}
+
+TEST_CASE("saga: a step whose only attempt died with its worker settles as never run, and the saga unwinds",
+          "[saga]") {
+  OrdersSaga s([](json& routes) {
+    saga_step(routes, "charge")["timeout"] = "1s";
+    saga_step(routes, "charge")["max_attempts"] = 1;
+  });
+  std::string id = s.place({{"sku", "apple"}, {"qty", 1}, {"card", "4000000000000009"}, {"hold_ms", 10000}});
+  bool held = eventually(
+      [&] {
+        auto r = s.sys->get("/operations/" + id);
+        return r.status == 200 && r.json["steps"].size() == 3 && r.json["steps"][1]["state"] == "processing";
+      },
+      std::chrono::seconds(30));
+  REQUIRE(held);
+  // The payments worker (the second started) dies inside the charge: its
+  // transaction, and so the charge, never commits. Another takes its place.
+  Process& payments = s.sys->workers()[1];
+  payments.signal(SIGKILL);
+  REQUIRE(payments.wait(std::chrono::seconds(10)) != -1);
+  s.sys->start_worker({"--service", "payments"});
+  json op = s.finished(id);
+  INFO(op.dump());
+  auto h = s.history(id);
+  INFO(json(h).dump());
+  CHECK(position(h, "step_settling charge") < h.size());
+  // The give-up is settled (the same id, cancel: true): the new worker
+  // finds no outcome and records canceled, or the fence was first.
+  CHECK(op["state"] == "failed");
+  CHECK(op["code"] == "worker_timeout");
+  REQUIRE(op["steps"].size() == 3);
+  CHECK(op["steps"][1]["state"] == "failed");
+  CHECK(op["steps"][1]["code"] == "worker_timeout");
+  CHECK(op["steps"][0]["compensation"]["state"] == "completed");
+  CHECK(op["steps"][2]["state"] == "skipped");
+  auto fx = s.effects();
+  CHECK(fx.payments.empty());
+  CHECK(kinds_of(fx.inventory, id + ".reserve.undo") == std::vector<std::string>{"release"});
+  s.check_invariants({op});
+}
