@@ -202,7 +202,7 @@ TEST_CASE("a rejected step dispatches the compensations in reverse, and the saga
   CHECK(ended == 1);
 }
 
-TEST_CASE("a saga's cancel hands the step in flight to the dispatcher; a step taken back unwinds it",
+TEST_CASE("a saga's cancel hands the step in flight to the dispatcher, and a step taken back unwinds it",
           "[group_commit][saga]") {
   SagaCommitter s;
   OperationRecord op = order_op();
