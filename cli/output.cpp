@@ -36,6 +36,77 @@ size_t display_width(const std::string& s) {
   return n;
 }
 
+// Rows padded into columns two spaces apart, by display width; each line
+// starts with indent and has no trailing spaces.
+std::vector<std::string> columns(const std::vector<std::vector<std::string>>& rows, const std::string& indent) {
+  std::vector<size_t> widths;
+  for (const auto& r : rows) {
+    if (widths.size() < r.size()) widths.resize(r.size(), 0);
+    for (size_t i = 0; i < r.size(); ++i) widths[i] = std::max(widths[i], display_width(r[i]));
+  }
+  std::vector<std::string> lines;
+  for (const auto& r : rows) {
+    std::string line = indent;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(widths[i] - display_width(r[i]) + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    lines.push_back(line);
+  }
+  return lines;
+}
+
+// j[key] when it is an integer, else 0: a document from a peer may say anything.
+int int_of(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return 0;
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? it->get<int>() : 0;
+}
+
+// " (CODE)" for a compensation that failed, so that the table says why.
+std::string compensation_cell(const nlohmann::json& c, const Output& out) {
+  if (!c.is_object()) return "-";
+  std::string state = str(c, "state"), code = str(c, "code");
+  return out.state(state) + (state == "failed" && !code.empty() ? " (" + code + ")" : "");
+}
+
+// "  CODE  MESSAGE  (attempt N)", each part only when it says something.
+std::string outcome_suffix(const nlohmann::json& j, bool with_attempt) {
+  std::string code = str(j, "code"), message = str(j, "message");
+  int attempt = int_of(j, "attempt");
+  return (code.empty() ? "" : "  " + code) + (message.empty() ? "" : "  " + message) +
+         (with_attempt && attempt > 1 ? "  (attempt " + std::to_string(attempt) + ")" : "");
+}
+
+const nlohmann::json& null_json() {
+  static const nlohmann::json k_null;
+  return k_null;
+}
+
+// The step of before's "steps" named name; null when there is none.
+const nlohmann::json& step_named(const nlohmann::json& before, const std::string& name) {
+  if (!before.is_object()) return null_json();
+  auto it = before.find("steps");
+  if (it == before.end() || !it->is_array()) return null_json();
+  for (const auto& s : *it) {
+    if (s.is_object() && str(s, "name") == name) return s;
+  }
+  return null_json();
+}
+
+bool same_progress(const nlohmann::json& a, const nlohmann::json& b, const char* default_state) {
+  auto state = [&](const nlohmann::json& j) {
+    std::string s = j.is_object() ? str(j, "state") : "";
+    return s.empty() ? std::string(default_state) : s;
+  };
+  auto field = [](const nlohmann::json& j, const char* k) { return j.is_object() ? str(j, k) : std::string(); };
+  return state(a) == state(b) && field(a, "code") == field(b, "code") && int_of(a, "attempt") == int_of(b, "attempt");
+}
+
+// "07:20:10.433" from an RFC 3339 time.
+std::string clock_part(const std::string& t) { return t.size() >= 23 ? t.substr(11, 12) : t; }
+
 }  // namespace
 
 Output Output::resolve(const std::string& flag, bool json_alias) {
@@ -63,7 +134,7 @@ std::string Output::state(const std::string& s) const {
   else if (s == "failed") c = "31";
   else if (s == "canceled") c = "35";
   else if (s == "processing") c = "36";
-  else if (s == "pending") c = "2";
+  else if (s == "pending" || s == "waiting" || s == "skipped") c = "2";
   return std::string("\x1b[") + c + "m" + s + "\x1b[0m";
 }
 
@@ -99,7 +170,53 @@ void Output::operation(const nlohmann::json& op) const {
     if (v.empty()) continue;
     std::printf("%-9s %s\n", k.c_str(), v.c_str());
   }
+  auto steps = op.find("steps");
+  if (steps != op.end()) {
+    std::vector<std::string> table = steps_table(*steps, *this);
+    if (!table.empty()) std::printf("steps\n");
+    for (const auto& line : table) std::printf("%s\n", line.c_str());
+  }
   std::fflush(stdout);
+}
+
+std::vector<std::string> steps_table(const nlohmann::json& steps, const Output& out) {
+  if (!steps.is_array() || steps.empty()) return {};
+  std::vector<std::vector<std::string>> rows = {{"STEP", "SERVICE", "STATE", "CODE", "ATTEMPT", "COMPENSATION"}};
+  for (const auto& s : steps) {
+    if (!s.is_object()) continue;
+    auto comp = s.find("compensation");
+    rows.push_back({str(s, "name"), str(s, "service"), out.state(str(s, "state")), str(s, "code"), str(s, "attempt"),
+                    compensation_cell(comp == s.end() ? null_json() : *comp, out)});
+  }
+  return columns(rows, "  ");
+}
+
+std::vector<std::string> watch_lines(const nlohmann::json& before, const nlohmann::json& op, const Output& out) {
+  std::vector<std::string> lines;
+  std::string clock = clock_part(str(op, "updated_at"));
+  auto steps = op.find("steps");
+  bool saga = steps != op.end() && steps->is_array();
+  bool op_changed = !before.is_object() || str(before, "state") != str(op, "state") ||
+                    str(before, "code") != str(op, "code") || str(before, "message") != str(op, "message");
+  if (!saga || op_changed) lines.push_back(clock + "  " + out.state(str(op, "state")) + outcome_suffix(op, false));
+  if (!saga) return lines;
+  for (const auto& s : *steps) {
+    if (!s.is_object()) continue;
+    std::string name = str(s, "name");
+    const nlohmann::json& was = step_named(before, name);
+    if (!same_progress(was, s, "waiting")) {
+      lines.push_back(clock + "    " + name + "  " + out.state(str(s, "state")) + outcome_suffix(s, true));
+    }
+    auto comp = s.find("compensation");
+    if (comp == s.end() || !comp->is_object()) continue;
+    auto was_comp = was.is_object() ? was.find("compensation") : was.end();
+    const nlohmann::json& old_comp = was.is_object() && was_comp != was.end() ? *was_comp : null_json();
+    if (!same_progress(old_comp, *comp, "none")) {
+      lines.push_back(clock + "    " + name + "  compensation " + out.state(str(*comp, "state")) +
+                      outcome_suffix(*comp, true));
+    }
+  }
+  return lines;
 }
 
 void Output::operations(const nlohmann::json& items) const {

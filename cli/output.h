@@ -37,6 +37,23 @@ struct Output {
 // CREATED; fitted to out.width by shortening RESOURCE, then NAME, with "…".
 std::vector<std::string> operations_table(const nlohmann::json& items, const Output& out);
 
+// A saga's steps table (the document's "steps"), one string per line,
+// header first: STEP, SERVICE, STATE, CODE, ATTEMPT, COMPENSATION (its
+// state, with its code when it failed; "-" when the step declares none).
+// Empty when steps is not a non-empty array (a plain operation).
+std::vector<std::string> steps_table(const nlohmann::json& steps, const Output& out);
+
+// What `watch` prints for one pushed document op, given the one before it
+// (null for the first): "CLOCK  STATE[  CODE][  MESSAGE]" for the operation
+// when it is a plain one or its state, code or message changed; then, for a
+// saga, "CLOCK    STEP  STATE[  CODE][  MESSAGE][  (attempt N)]" per step
+// whose state, code or attempt changed, and "CLOCK    STEP  compensation
+// STATE[  CODE]..." per compensation that did. A step missing from before
+// counts as waiting, with no compensation yet, so the first document shows
+// every step that has started. Found by name, robust to any stream form
+// (a repeated document prints nothing for its steps).
+std::vector<std::string> watch_lines(const nlohmann::json& before, const nlohmann::json& op, const Output& out);
+
 // The length of the shortest prefix, at least min_len, that tells all ids
 // apart (the whole length if none does).
 size_t unique_prefix_length(const std::vector<std::string>& ids, size_t min_len);

@@ -158,6 +158,7 @@ int cmd_watch(const GlobalOptions& g, const std::string& op_ref, double timeout_
   Output out = g.out();
   bool header = false;
   json final_op;
+  json previous;  // the document before, by which a saga's step changes are told
   int code = follow_operation(
       g, op_id, timeout_s,
       [&](const json& op) {
@@ -169,10 +170,9 @@ int cmd_watch(const GlobalOptions& g, const std::string& op_ref, double timeout_
           std::cout << str(op, "name") << " " << str(op, "id") << "  " << str(op, "origin") << "\n";
           header = true;
         }
-        std::string code_s = str(op, "code");
-        std::string msg = str(op, "message");
-        std::cout << clock_part(str(op, "updated_at")) << "  " << out.state(str(op, "state"))
-                  << (code_s.empty() ? "" : "  " + code_s) << (msg.empty() ? "" : "  " + msg) << std::endl;
+        for (const std::string& line : watch_lines(previous, op, out)) std::cout << line << "\n";
+        std::cout << std::flush;
+        previous = op;
       },
       &final_op);
   return code;

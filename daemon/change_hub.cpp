@@ -92,6 +92,7 @@ void ChangeHub::publish(const std::vector<Change>& changes) {
       n.owner = c.op.owner;
       n.state = c.op.state;
       n.kind = c.kind;
+      n.step = c.step;
       n.op_json = operation_json_text(c.op);
       n.at = c.op.updated_at;
       notices.push_back(std::move(n));

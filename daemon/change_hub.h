@@ -28,6 +28,7 @@ struct Notice {
   std::string owner;  // the principal that submitted it ("" without tokens)
   OpState state = OpState::pending;
   HistoryKind kind = HistoryKind::accepted;
+  std::string step;     // a saga step's name for a step or compensation kind; "" for the operation's own
   std::string op_json;  // the operation's JSON after this change
   int64_t at = 0;       // ms since epoch
 };

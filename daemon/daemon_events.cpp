@@ -14,6 +14,19 @@ Event canceled_before_dispatch(const std::string& op_id, const std::string& comm
   return e;
 }
 
+Event command_too_large(const std::string& request_id, int attempt, size_t bytes) {
+  Event e;
+  e.request_id = request_id;
+  e.state = OpState::failed;
+  e.type = "command_too_large";
+  e.code = "command_too_large";
+  e.message = "its command would be " + std::to_string(bytes) + " bytes, over the " +
+              std::to_string(k_max_command_bytes) + "-byte limit: the data of the steps before it is too large";
+  e.worker = k_daemon_worker;
+  e.attempt = attempt;
+  return e;
+}
+
 Event worker_timeout(const std::string& op_id, int attempts, GaveUp why) {
   Event e;
   e.request_id = op_id;

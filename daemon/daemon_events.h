@@ -16,6 +16,10 @@ inline constexpr const char* k_daemon_worker = "asyncopsd";
 // operation's name: the event's type is "<command>_canceled".
 Event canceled_before_dispatch(const std::string& op_id, const std::string& command);
 
+// failed/command_too_large for a saga step's (or compensation's) command of
+// `bytes` bytes, over k_max_command_bytes: never sent, so no worker has it.
+Event command_too_large(const std::string& request_id, int attempt, size_t bytes);
+
 // Why the daemon gave up on an operation.
 enum class GaveUp {
   leases_ran_out,  // every attempt ran out of its lease without progress

@@ -242,10 +242,23 @@ void GroupCommitter::run() {
   }
 }
 
-void GroupCommitter::take_saga(StoreWriter::SagaApplied applied, BatchOutput& out) {
+void GroupCommitter::take_saga(StoreWriter::SagaApplied applied, int64_t now, BatchOutput& out) {
   for (Change& c : applied.changes) out.changes.push_back(std::move(c));
-  for (Command& c : applied.commands) out.commands.push_back(std::move(c));
   for (std::string& id : applied.cancel) out.saga_cancels.push_back(std::move(id));
+  for (Command& c : applied.commands) {
+    // A step's command carries the data of every step before it; one over
+    // the workers' limit would be refused by every worker, and redelivered
+    // and settled forever. It is never sent: the step fails at once, in
+    // this transaction, and the saga unwinds (docs/design/sagas.md §6).
+    size_t bytes = encode(c).body.size();
+    if (bytes <= k_max_command_bytes) {
+      out.commands.push_back(std::move(c));
+      continue;
+    }
+    log_warn("a saga step's command is over the command limit; the step fails",
+             {{"id", c.id}, {"bytes", std::to_string(bytes)}, {"limit", std::to_string(k_max_command_bytes)}});
+    take_saga(m_writer->apply_step_event(command_too_large(c.id, c.attempt, bytes), now), now, out);
+  }
 }
 
 void GroupCommitter::apply_one_event(const Event& e, const EventSender& sender, int64_t now, BatchOutput& out) {
@@ -258,7 +271,7 @@ void GroupCommitter::apply_one_event(const Event& e, const EventSender& sender, 
     StoreWriter::SagaApplied s = m_writer->apply_step_event(e, now, sender);
     applied = s.applied;
     resource_refused = s.resource_refused;
-    take_saga(std::move(s), out);
+    take_saga(std::move(s), now, out);
     if (applied == StoreWriter::Applied::changed) {
       m_counters.events_applied++;
     }
@@ -361,7 +374,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
           if (!started.changes.empty()) c.op.steps = started.changes.back().op.steps;
           results[i].change = c;
           out.changes.push_back(std::move(c));
-          take_saga(std::move(started), out);
+          take_saga(std::move(started), now, out);
           break;
         }
         case Job::write:
@@ -390,10 +403,10 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
           break;
         }
         case Job::saga_cancel:
-          take_saga(m_writer->request_saga_cancel(job.decision.op_id, now), out);
+          take_saga(m_writer->request_saga_cancel(job.decision.op_id, now), now, out);
           break;
         case Job::step_gave_up:
-          take_saga(m_writer->apply_step_gave_up(job.decision.op_id, job.dispatched.attempt, now), out);
+          take_saga(m_writer->apply_step_gave_up(job.decision.op_id, job.dispatched.attempt, now), now, out);
           break;
         case Job::mark_dispatched:
           if (m_writer->apply_dispatched(job.dispatched.op_id, job.dispatched.attempt, now, &c) ==

@@ -192,8 +192,9 @@ class GroupCommitter {
   // Applies a worker's (or the daemon's own) event, routing a saga step's
   // request id to the saga, and counts and logs what was not applied.
   void apply_one_event(const Event& e, const EventSender& sender, int64_t now, BatchOutput& out);
-  // Takes what a saga method wrote and asks for.
-  void take_saga(StoreWriter::SagaApplied applied, BatchOutput& out);
+  // Takes what a saga method wrote and asks for; a command too large to
+  // send fails its step instead (in the same transaction).
+  void take_saga(StoreWriter::SagaApplied applied, int64_t now, BatchOutput& out);
   void run();
   void commit_batch(std::vector<Job>& batch);
   // Runs fill(queue), which appends jobs to the queue, under m_mutex, then wakes the

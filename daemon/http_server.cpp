@@ -836,7 +836,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     for (bool more = true; more && data.empty() && !m_feed->ended();) {
       items.clear();
       more = m_feed->poll(&items, k_sse_batch);
-      for (const FeedItem& i : items) data += format_sse_event(i.seq, i.kind, i.op_json, i.at, m_sse_cloudevents);
+      for (const FeedItem& i : items) data += format_sse_event(i, m_sse_cloudevents);
     }
     if (!data.empty()) m_sse_pending += chunk(data);
     bool ended = m_feed->ended();

@@ -29,17 +29,21 @@ std::string lower(std::string s) {
   return s;
 }
 
-// WsChannel's change frame {"seq":N,"operation":OP} as the invocation
-// operationUpdated(OP), without parsing OP again; "" for other frames
-// ({"end": id}: the hub protocol has nothing for it).
+// WsChannel's change frame {"seq":N,"operation":OP,"kind":K,"step":S} as
+// the invocation operationUpdated(OP), without parsing OP again; "" for
+// other frames ({"end": id}: the hub protocol has nothing for it). OP ends
+// where the last ,"kind": begins: K and S are JSON strings (or null), whose
+// quotes are escaped, so the text cannot occur after it.
 std::string as_invocation(const std::string& frame) {
-  static const std::string k_seq = "{\"seq\":", k_op = ",\"operation\":";
+  static const std::string k_seq = "{\"seq\":", k_op = ",\"operation\":", k_kind = ",\"kind\":";
   if (frame.compare(0, k_seq.size(), k_seq) != 0) return "";
   size_t at = frame.find(k_op);
   if (at == std::string::npos || frame.back() != '}') return "";
   size_t start = at + k_op.size();
-  return "{\"type\":1,\"target\":\"operationUpdated\",\"arguments\":[" + frame.substr(start, frame.size() - 1 - start) +
-         "]}" + k_signalr_record_separator;
+  size_t end = frame.rfind(k_kind);
+  if (end == std::string::npos || end < start) end = frame.size() - 1;
+  return "{\"type\":1,\"target\":\"operationUpdated\",\"arguments\":[" + frame.substr(start, end - start) + "]}" +
+         k_signalr_record_separator;
 }
 
 // A random id for a connection or its token: 43 base64url characters.

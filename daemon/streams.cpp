@@ -15,6 +15,7 @@ FeedItem item_of(const Change& c) {
   FeedItem i;
   i.seq = c.seq;
   i.kind = to_string(c.kind);
+  i.step = c.step;
   i.op_id = c.op.id;
   i.op_json = operation_json_text(c.op);
   i.at = c.op.updated_at;
@@ -26,6 +27,7 @@ FeedItem item_of(const Notice& n) {
   FeedItem i;
   i.seq = n.seq;
   i.kind = to_string(n.kind);
+  i.step = n.step;
   i.op_id = n.op_id;
   i.op_json = n.op_json;
   i.at = n.at;
@@ -35,20 +37,23 @@ FeedItem item_of(const Notice& n) {
 
 }  // namespace
 
-std::string format_sse_event(int64_t seq, const std::string& kind, const std::string& op_json,
-                             int64_t at_ms, bool cloudevents) {
-  std::string data = op_json;
+std::string format_sse_event(const FeedItem& item, bool cloudevents) {
+  const int64_t seq = item.seq;
+  std::string data = item.op_json;
   if (cloudevents) {
-    nlohmann::json op = nlohmann::json::parse(op_json, nullptr, false);
+    nlohmann::json op = nlohmann::json::parse(item.op_json, nullptr, false);
     std::string id = op.is_object() ? op.value("id", "") : "";
     nlohmann::json ce = {{"specversion", "1.0"},
                          {"id", std::to_string(seq)},
                          {"source", "/operations"},
-                         {"type", "asyncops.operation." + kind},
+                         {"type", "asyncops.operation." + item.kind},
                          {"subject", id},
-                         {"time", format_rfc3339_ms(at_ms)},
+                         {"time", format_rfc3339_ms(item.at)},
                          {"datacontenttype", "application/json"},
                          {"data", op}};
+    // An extension attribute (CloudEvents 1.0 §3.1.4: lower-case letters
+    // and digits): present only for a step's change.
+    if (!item.step.empty()) ce["step"] = item.step;
     data = ce.dump();
   }
   return "id: " + std::to_string(seq) + "\ndata: " + data + "\n\n";

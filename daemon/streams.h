@@ -33,7 +33,8 @@ struct StreamOptions {
 // One change as a stream delivers it.
 struct FeedItem {
   int64_t seq = 0;
-  std::string kind;     // the history kind (accepted, processing, completed, ...)
+  std::string kind;     // the history kind (accepted, processing, completed, step_completed, ...)
+  std::string step;     // a saga step's name for a step or compensation kind; "" for the operation's own
   std::string op_id;
   std::string op_json;  // the operation's JSON after this change
   int64_t at = 0;       // ms since epoch
@@ -81,8 +82,10 @@ class ChangeFeed {
 // Whether an operation with these attributes passes a stream's filters.
 bool stream_matches(const StreamRequest& req, const std::string& name, OpState state, const std::string& owner);
 
-// One SSE event: "id: SEQ\ndata: JSON\n\n".
-std::string format_sse_event(int64_t seq, const std::string& kind, const std::string& op_json,
-                             int64_t at_ms, bool cloudevents);
+// One SSE event: "id: SEQ\ndata: JSON\n\n", JSON being the operation. With
+// cloudevents, JSON is a CloudEvents 1.0 envelope around it: type
+// "asyncops.operation.KIND", and the extension attribute "step" when the
+// item is a saga step's change (docs/design/sagas.md §7).
+std::string format_sse_event(const FeedItem& item, bool cloudevents);
 
 }  // namespace asyncops

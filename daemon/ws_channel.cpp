@@ -18,11 +18,16 @@ Problem bad_message(const std::string& detail) {
   return make_problem(400, detail, "invalid_message");
 }
 
-std::string change_frame(const FeedItem& i) {
-  return "{\"seq\":" + std::to_string(i.seq) + ",\"operation\":" + i.op_json + "}";
-}
-
 }  // namespace
+
+std::string ws_change_frame(const FeedItem& i) {
+  // The operation's JSON is copied in as it is, not parsed again. kind and
+  // step come after it (they were added later), so the frame still starts
+  // {"seq":N,"operation": as it always did.
+  std::string step = i.step.empty() ? "null" : nlohmann::json(i.step).dump();
+  return "{\"seq\":" + std::to_string(i.seq) + ",\"operation\":" + i.op_json + ",\"kind\":\"" + i.kind +
+         "\",\"step\":" + step + "}";
+}
 
 std::string ws_error_frame(const Problem& p) { return "{\"error\":" + to_json(p) + "}"; }
 
@@ -128,7 +133,7 @@ bool WsChannel::poll(std::vector<std::string>* out, size_t max) {
     size_t i = (m_next + k) % m_subs.size();
     items.clear();
     if (m_subs[i].feed->poll(&items, max - out->size())) more = true;
-    for (const FeedItem& item : items) out->push_back(change_frame(item));
+    for (const FeedItem& item : items) out->push_back(ws_change_frame(item));
   }
   if (n > 0) m_next = (m_next + 1) % n;
   // Ended per-operation subscriptions say so once and are dropped.

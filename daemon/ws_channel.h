@@ -8,7 +8,8 @@
 //                     {"subscribe": {"state": "...", "name": "..."}, "last_event_id": N}
 //                     {"unsubscribe": <the same argument>}
 //   server -> client  {"subscribed": <argument>}   {"unsubscribed": <argument>}
-//                     {"seq": N, "operation": {...}}   {"end": "<operation id>"}
+//                     {"seq": N, "operation": {...}, "kind": "...", "step": "..." | null}
+//                     {"end": "<operation id>"}
 //                     {"error": {problem+json}}
 #include <cstdint>
 #include <functional>
@@ -62,6 +63,11 @@ class WsChannel : public PushChannel {
   std::vector<Subscription> m_subs;
   size_t m_next = 0;  // round-robin start for poll()
 };
+
+// One change as a frame: {"seq":N,"operation":OP,"kind":K,"step":S}, OP the
+// item's operation JSON as it is, K its history kind, S the saga step's
+// name or null for the operation's own change (docs/websocket.md).
+std::string ws_change_frame(const FeedItem& item);
 
 // {"error": problem} as a frame.
 std::string ws_error_frame(const Problem& p);

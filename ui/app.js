@@ -292,6 +292,7 @@ async function showOperation(id, known) {
   // The outcome is the code (success, or the reason) and its message.
   $("op-outcome").textContent = op.code === null || op.code === undefined ? "—"
     : op.code + (op.message ? `: ${op.message}` : "");
+  renderSteps(op.steps);
   const terminal = isTerminal(op.state);
   $("op-cancel").disabled = terminal;
   $("op-forget").disabled = !terminal;
@@ -304,10 +305,39 @@ async function showOperation(id, known) {
       const li = document.createElement("li");
       const t = document.createElement("time");
       t.textContent = e.at || e.time || "";
-      li.append(t, document.createTextNode(`${e.kind}${e.state ? " → " + e.state : ""}${e.detail ? " — " + JSON.stringify(e.detail) : ""}`));
+      li.append(t, document.createTextNode(`${e.kind}${e.step ? " " + e.step : ""}${e.state ? " → " + e.state : ""}${e.detail ? " — " + JSON.stringify(e.detail) : ""}`));
       return li;
     }));
   } catch { /* the fields are still worth showing */ }
+}
+
+// A saga's steps (docs/design/sagas.md §7): one row per step, with its
+// compensation's state; the part is hidden for a plain operation, which has
+// no "steps". Redrawn whole on each change: a saga has at most 16 steps.
+function renderSteps(steps) {
+  const part = $("op-steps-part");
+  part.hidden = !Array.isArray(steps) || steps.length === 0;
+  if (part.hidden) return $("op-steps-body").replaceChildren();
+  $("op-steps-body").replaceChildren(...steps.map((s) => {
+    const tr = document.createElement("tr");
+    tr.dataset.step = s.name;
+    const name = document.createElement("th");
+    name.scope = "row";
+    name.textContent = s.name;
+    const c = s.compensation;
+    let comp;
+    if (c && typeof c === "object") {
+      comp = cell(c.state + (c.state === "failed" && c.code ? ` (${c.code})` : ""), `state state-${c.state} comp`);
+      comp.title = c.command ? `${c.command}, attempt ${c.attempt ?? 0}` : "";
+    } else {
+      comp = cell("not declared", "muted comp");
+    }
+    const code = cell(s.code ?? "—", s.code ? "" : "muted");
+    if (s.message) code.title = s.message;
+    tr.append(name, cell(s.service ?? ""), cell(s.state, `state state-${s.state}`), code,
+      cell(String(s.attempt ?? 0), "num"), comp);
+    return tr;
+  }));
 }
 
 async function act(what, method, path) {

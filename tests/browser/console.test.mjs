@@ -171,3 +171,109 @@ test("the JavaScript client's submit follows by push, and still finishes with We
   assert.deepEqual(await run("blocked@example.com"), { state: "completed", transport: "poll" });
   await page.context().close();
 });
+
+// Issue 14: a saga's steps. The daemon cannot run a saga yet, so a plain
+// pending operation stands in: the console's read of it (GET) and the
+// WebSocket frames about it are rewritten into a saga's documents
+// (docs/design/sagas.md §7), and a real cancel moves it on live.
+function sagaSteps(state) {
+  const step = (name, service, command, st, extra = {}) => ({
+    name, service, command, state: st, code: null, message: null, attempt: 0,
+    started_at: null, ended_at: null, compensation: null, ...extra,
+  });
+  const comp = (command, st, extra = {}) => ({
+    command, state: st, code: null, message: null, attempt: 0, started_at: null, ended_at: null, ...extra,
+  });
+  if (state === "canceled") {
+    return [
+      step("reserve", "inventory", "reserve_stock", "completed", { code: "success", attempt: 1,
+        compensation: comp("release_stock", "completed", { code: "success", attempt: 1 }) }),
+      step("charge", "payments", "charge_card", "canceled", { code: "canceled", attempt: 2,
+        compensation: comp("refund_card", "none") }),
+      step("create", "orders", "create_order", "skipped"),
+    ];
+  }
+  return [
+    step("reserve", "inventory", "reserve_stock", "completed", { code: "success", attempt: 1,
+      compensation: comp("release_stock", "none") }),
+    step("charge", "payments", "charge_card", "processing", { attempt: 2, compensation: comp("refund_card", "none") }),
+    step("create", "orders", "create_order", "waiting"),
+  ];
+}
+
+async function stepRows(page) {
+  return page.getByRole("table", { name: "Steps" }).locator("tbody tr").evaluateAll((rows) =>
+    rows.map((r) => [...r.children].map((c) => c.textContent)));
+}
+
+test("a saga's steps show as a labelled table that follows each change live, in light and dark", async () => {
+  const id = await post(idle, "saga@example.com");
+  const plain = await post(idle, "plain@example.com");
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const asSaga = (op) => ({ ...op, name: "place_order", steps: sagaSteps(op.state) });
+  let rewritten = 0;
+  await context.routeWebSocket(/\/ws/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((m) => server.send(m));
+    server.onMessage((m) => {
+      let frame = null;
+      try { frame = JSON.parse(String(m)); } catch { /* not JSON */ }
+      if (frame && frame.operation && frame.operation.id === id) {
+        rewritten++;
+        return ws.send(JSON.stringify({ ...frame, operation: asSaga(frame.operation) }));
+      }
+      ws.send(m);
+    });
+  });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+  await page.route((url) => url.pathname === `/operations/${id}`, async (route) => {
+    const r = await route.fetch();
+    await route.fulfill({ response: r, json: asSaga(await r.json()) });
+  });
+  await page.route((url) => url.pathname === `/operations/${id}/history`, async (route) => {
+    const r = await route.fetch();
+    const body = await r.json();
+    const at = body.items[0].at;
+    body.items.push({ seq: 1e9, kind: "step_completed", state: "processing", code: null, message: null, at, step: "reserve" },
+      { seq: 1e9 + 1, kind: "step_redelivered", state: "processing", code: null, message: null, at, step: "charge" });
+    await route.fulfill({ response: r, json: body });
+  });
+  await page.goto(`${idle.url}/ui#token=${idle.tokens.ann}`);
+  await page.locator("#live.on").waitFor();
+  await page.goto(`${idle.url}/ui#/op/${id}`);
+  const table = page.getByRole("table", { name: "Steps" });
+  await table.waitFor();
+  await eventually(async () => (await stepRows(page)).length === 3, 15000, "three step rows");
+  assert.deepEqual(await stepRows(page), [
+    ["reserve", "inventory", "completed", "success", "1", "none"],
+    ["charge", "payments", "processing", "—", "2", "none"],
+    ["create", "orders", "waiting", "—", "0", "not declared"],
+  ]);
+  const headers = await table.locator("thead th").allTextContents();
+  assert.deepEqual(headers, ["Step", "Service", "State", "Code", "Attempt", "Compensation"]);
+  await page.locator("#op-history li", { hasText: "step_completed reserve" }).waitFor();
+  await page.screenshot({ path: join(artifacts, "console-saga.png"), fullPage: true });
+
+  // A real change (the cancel) arrives through the WebSocket as the saga's
+  // next document: the table follows without a reload.
+  const r = await idle.request("POST", `/operations/${id}/cancel`, { token: idle.tokens.ann });
+  assert.ok(r.status < 300, r.text);
+  await page.locator("#op-state.state-canceled").waitFor({ timeout: 20000 });
+  await eventually(async () => (await stepRows(page))[1]?.[2] === "canceled", 15000, "the charge step canceled");
+  assert.deepEqual(await stepRows(page), [
+    ["reserve", "inventory", "completed", "success", "1", "completed"],
+    ["charge", "payments", "canceled", "canceled", "2", "none"],
+    ["create", "orders", "skipped", "—", "0", "not declared"],
+  ]);
+  assert.ok(rewritten >= 1, "no WebSocket frame of the operation was seen");
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.screenshot({ path: join(artifacts, "console-saga-dark.png"), fullPage: true });
+
+  // A plain operation has no steps part.
+  await page.goto(`${idle.url}/ui#/op/${plain}`);
+  await page.locator("#op-title", { hasText: plain }).waitFor();
+  assert.equal(await page.locator("#op-steps-part").isHidden(), true);
+  assert.equal(await page.getByRole("table", { name: "Steps" }).count(), 0);
+  await context.close();
+});

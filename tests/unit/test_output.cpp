@@ -131,3 +131,111 @@ TEST_CASE("list table: ids shortened as git does, fitted to the terminal, delete
   }
   CHECK(operations_table(items, tty)[1].rfind("0190c3e2-7a1b  ", 0) == 0);
 }
+
+namespace {
+
+// A saga's document as GET /operations/{id} shows it (docs/design/sagas.md §7).
+nlohmann::json saga_doc() {
+  return nlohmann::json::parse(R"({
+    "id": "0190c3e2-7a1b-7c3d-8e4f-5a6b7c8d9e0f", "name": "place_order", "state": "rejected",
+    "code": "card_declined", "message": "step charge: insufficient funds",
+    "updated_at": "2026-11-30T01:02:03.400Z",
+    "steps": [
+      {"name": "reserve", "service": "inventory", "command": "reserve_stock", "state": "completed",
+       "code": "success", "message": null, "attempt": 1, "started_at": null, "ended_at": null,
+       "compensation": {"command": "release_stock", "state": "completed", "code": "success", "message": null,
+                        "attempt": 1, "started_at": null, "ended_at": null}},
+      {"name": "charge", "service": "payments", "command": "charge_card", "state": "rejected",
+       "code": "card_declined", "message": "insufficient funds", "attempt": 2, "started_at": null,
+       "ended_at": null, "compensation": {"command": "refund_card", "state": "none", "code": null,
+                                          "message": null, "attempt": 0, "started_at": null, "ended_at": null}},
+      {"name": "create", "service": "orders", "command": "create_order", "state": "skipped", "code": null,
+       "message": null, "attempt": 0, "started_at": null, "ended_at": null, "compensation": null}]})");
+}
+
+}  // namespace
+
+TEST_CASE("get: a saga's steps table shows each step and its compensation", "[cli][saga]") {
+  Output plain;
+  auto lines = steps_table(saga_doc()["steps"], plain);
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[0] == "  STEP     SERVICE    STATE      CODE           ATTEMPT  COMPENSATION");
+  CHECK(lines[1] == "  reserve  inventory  completed  success        1        completed");
+  CHECK(lines[2] == "  charge   payments   rejected   card_declined  2        none");
+  CHECK(lines[3] == "  create   orders     skipped                   0        -");
+  // A failed compensation says why.
+  auto doc = saga_doc();
+  doc["steps"][0]["compensation"]["state"] = "failed";
+  doc["steps"][0]["compensation"]["code"] = "worker_timeout";
+  CHECK(steps_table(doc["steps"], plain)[1].find("failed (worker_timeout)") != std::string::npos);
+  // A plain operation has no table.
+  CHECK(steps_table(nlohmann::json(), plain).empty());
+  CHECK(steps_table(nlohmann::json::array(), plain).empty());
+  // Colour does not shift the columns.
+  Output coloured;
+  coloured.color = true;
+  auto tinted = steps_table(saga_doc()["steps"], coloured);
+  REQUIRE(tinted.size() == 4);
+  CHECK(tinted[1].find("\x1b[32mcompleted\x1b[0m  success") != std::string::npos);
+  CHECK(tinted[3].find("\x1b[2mskipped\x1b[0m                   0") != std::string::npos);
+}
+
+TEST_CASE("watch: a plain operation prints one line per pushed document", "[cli]") {
+  Output plain;
+  nlohmann::json op = {{"state", "processing"}, {"code", nullptr}, {"updated_at", "2026-11-30T07:20:10.433Z"}};
+  CHECK(watch_lines(nullptr, op, plain) == std::vector<std::string>{"07:20:10.433  processing"});
+  CHECK(watch_lines(op, op, plain) == std::vector<std::string>{"07:20:10.433  processing"});  // as before sagas
+  nlohmann::json done = {{"state", "rejected"}, {"code", "email_in_use"}, {"message", "taken"},
+                         {"updated_at", "2026-11-30T07:20:11.000Z"}};
+  CHECK(watch_lines(op, done, plain) == std::vector<std::string>{"07:20:11.000  rejected  email_in_use  taken"});
+}
+
+TEST_CASE("watch: a saga prints one line per step change, found by comparing the documents", "[cli][saga]") {
+  Output plain;
+  nlohmann::json final_doc = saga_doc();
+  // The first document shows every step that has started.
+  auto first = watch_lines(nullptr, final_doc, plain);
+  CHECK(first == std::vector<std::string>{
+                     "01:02:03.400  rejected  card_declined  step charge: insufficient funds",
+                     "01:02:03.400    reserve  completed  success",
+                     "01:02:03.400    reserve  compensation completed  success",
+                     "01:02:03.400    charge  rejected  card_declined  insufficient funds  (attempt 2)",
+                     "01:02:03.400    create  skipped"});
+  // A repeated document prints nothing (a resumed stream, a duplicate).
+  CHECK(watch_lines(final_doc, final_doc, plain).empty());
+
+  // One step's change while the operation stays processing: only its line.
+  nlohmann::json before = saga_doc();
+  before["state"] = "processing";
+  before["code"] = nullptr;
+  before["message"] = nullptr;
+  before["steps"][1]["state"] = "processing";
+  before["steps"][1]["code"] = nullptr;
+  before["steps"][1]["message"] = nullptr;
+  before["steps"][0]["compensation"]["state"] = "none";
+  before["steps"][0]["compensation"]["code"] = nullptr;
+  before["steps"][0]["compensation"]["attempt"] = 0;
+  before["steps"][2]["state"] = "waiting";
+  nlohmann::json after = before;
+  after["steps"][1]["state"] = "rejected";
+  after["steps"][1]["code"] = "card_declined";
+  after["steps"][1]["attempt"] = 1;
+  before["steps"][1]["attempt"] = 1;
+  CHECK(watch_lines(before, after, plain) == std::vector<std::string>{"01:02:03.400    charge  rejected  card_declined"});
+  // The unwind: a waiting step skipped, a compensation dispatched.
+  nlohmann::json unwinding = after;
+  unwinding["steps"][2]["state"] = "skipped";
+  unwinding["steps"][0]["compensation"]["state"] = "pending";
+  unwinding["steps"][0]["compensation"]["attempt"] = 1;
+  CHECK(watch_lines(after, unwinding, plain) ==
+        std::vector<std::string>{"01:02:03.400    reserve  compensation pending", "01:02:03.400    create  skipped"});
+  // A redelivery shows its attempt.
+  nlohmann::json again = unwinding;
+  again["steps"][0]["compensation"]["attempt"] = 2;
+  CHECK(watch_lines(unwinding, again, plain) ==
+        std::vector<std::string>{"01:02:03.400    reserve  compensation pending  (attempt 2)"});
+  // Garbage in the steps is skipped, never a crash.
+  nlohmann::json odd = after;
+  odd["steps"] = nlohmann::json::array({1, "x", nullptr, {{"name", 3}}});
+  CHECK_NOTHROW(watch_lines(after, odd, plain));
+}

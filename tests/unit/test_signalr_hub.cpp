@@ -96,6 +96,9 @@ TEST_CASE("signalr: the handshake, then Subscribe brings operationUpdated for ea
   CHECK(first[0]["target"] == "operationUpdated");
   CHECK(first[0]["arguments"][0]["id"] == op.id);
   CHECK(first[0]["arguments"][0]["state"] == "pending");
+  // Only the operation: the WebSocket frame's kind and step are not arguments.
+  CHECK(first[0]["arguments"].size() == 1);
+  CHECK_FALSE(first[0]["arguments"][0].contains("kind"));
   CHECK_FALSE(first[0].contains("invocationId"));  // a non-blocking invocation
   f.finish(op);
   auto last = drain(*c);

@@ -160,3 +160,53 @@ TEST_CASE("ws: poll hands out at most max frames and says more are due", "[ws]")
   }
   CHECK(total == 10);
 }
+
+TEST_CASE("ws: a change frame is the operation as it is, then its kind and step", "[ws][saga]") {
+  FeedItem i;
+  i.seq = 12;
+  i.kind = "step_rejected";
+  i.step = "charge";
+  i.op_json = R"({"id":"a","steps":[]})";
+  // The frame still begins as it did before kind and step were added.
+  CHECK(ws_change_frame(i) == R"({"seq":12,"operation":{"id":"a","steps":[]},"kind":"step_rejected","step":"charge"})");
+  i.kind = "completed";
+  i.step = "";
+  CHECK(ws_change_frame(i) == R"({"seq":12,"operation":{"id":"a","steps":[]},"kind":"completed","step":null})");
+  i.step = "a\"b";  // never a valid step name, but still JSON
+  CHECK(json::parse(ws_change_frame(i))["step"] == "a\"b");
+}
+
+TEST_CASE("ws: each change of a saga carries its history kind and step, from the store and from the hub", "[ws][saga]") {
+  Hub h;
+  OperationRecord op = new_op("place_order");
+  std::vector<saga::StepPlan> plan = {{"reserve", "inventory", "reserve_stock", "release_stock", 0, 0},
+                                      {"charge", "payments", "charge_card", "", 0, 0}};
+  auto all = h.channel();
+  send(*all, {{"subscribe", json::object()}});
+  drain(*all);  // its first poll places it at the hub's latest seq
+  int64_t before = h.hub.latest_seq();
+  REQUIRE(h.gc.run([&op, &plan](StoreWriter& w, std::vector<Change>& changes) {
+    changes.push_back(w.insert_operation(&op));
+    auto a = w.start_saga(op, plan, now_ms());
+    for (Change& c : a.changes) changes.push_back(std::move(c));
+  }));
+  h.published_past(before);
+  // From the hub (a filter subscription): accepted, then step 1 dispatched.
+  auto live = drain(*all);
+  REQUIRE(live.size() == 2);
+  CHECK(live[0]["kind"] == "accepted");
+  CHECK(live[0]["step"].is_null());
+  CHECK(live[1]["kind"] == "step_dispatched");
+  CHECK(live[1]["step"] == "reserve");
+  CHECK(live[1]["operation"]["steps"][0]["state"] == "pending");
+  // From the store (one operation's stream, replayed from the start).
+  auto one = h.channel();
+  send(*one, {{"subscribe", op.id}, {"last_event_id", 0}});
+  auto replay = drain(*one);
+  REQUIRE(replay.size() == 2);
+  CHECK(replay[0]["kind"] == "accepted");
+  CHECK(replay[0]["step"].is_null());
+  CHECK(replay[1]["kind"] == "step_dispatched");
+  CHECK(replay[1]["step"] == "reserve");
+  CHECK(replay[1]["operation"]["steps"].size() == 2);
+}
