@@ -17,7 +17,9 @@ inline constexpr int64_t k_demo_max_hold_ms = 10000;
 // (demo::k_unit_price_cents) to card. By the card's last four digits:
 //   0002  rejected card_declined;
 //   0009  held: the handler sleeps hold_ms (default 3 s, at most 10 s) and
-//         then charges, so that a client can cancel while the charge runs;
+//         then charges, so that a client can cancel while the charge runs.
+//         It sleeps inside the worker's transaction, so the payments
+//         database is held meanwhile: a demo, not a model;
 //   else  charged.
 // Rejected invalid_request for a missing card or a qty outside 1..1,000,000.
 // Completed data: {"charge": <request id>, "amount"}. Effect row: kind
