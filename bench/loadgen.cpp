@@ -13,6 +13,8 @@
 //                                     open loop: request k is due at
 //                                     start + k/R; latency is measured from
 //                                     the due time, so falling behind counts
+//           closed and open take --body JSON: the body of every POST instead
+//           of a new user (e.g. an order for bench/saga.sh)
 //   drain   --url U [--timeout S] [--poll-ms 5]
 //                                     waits until no operation is pending or
 //                                     processing; prints when that was seen
@@ -290,12 +292,20 @@ std::string make_get(const Url& u, const std::string& target) {
   return "GET " + target + " HTTP/1.1\r\nHost: " + u.host_header + "\r\nAccept: application/json\r\n\r\n";
 }
 
-// A POST /users with an email no other request of the run uses.
+// A POST /users with an email no other request of the run uses, or with
+// fixed_body when it is not empty.
 std::string make_post(const Url& u, const std::string& path, const std::string& tag, int thread,
-                      uint64_t seq) {
-  char body[160];
-  int n = std::snprintf(body, sizeof body, "{\"email\":\"b%s-%d-%llu@example.com\",\"name\":\"Bench User\"}",
-                        tag.c_str(), thread, static_cast<unsigned long long>(seq));
+                      uint64_t seq, const std::string& fixed_body) {
+  char generated[160];
+  const char* body = generated;
+  int n;
+  if (fixed_body.empty()) {
+    n = std::snprintf(generated, sizeof generated, "{\"email\":\"b%s-%d-%llu@example.com\",\"name\":\"Bench User\"}",
+                      tag.c_str(), thread, static_cast<unsigned long long>(seq));
+  } else {
+    body = fixed_body.data();
+    n = static_cast<int>(fixed_body.size());
+  }
   std::string req;
   req.reserve(256 + static_cast<size_t>(n));
   req += "POST ";
@@ -367,6 +377,7 @@ json run_load(const Args& a, bool open_loop) {
   double requests_d = a.num("requests", 0);
   double rate = a.num("rate", 0);
   std::string path = a.get("path", "/users");
+  std::string fixed_body = a.get("body", "");
   std::string tag = a.get("tag", std::to_string(epoch_ms() % 100000000));
   if (conns < 1 || conns > 1024) die("--conns must be in 1..1024");
   if (open_loop && (rate <= 0 || duration <= 0)) die("open needs --rate and --duration");
@@ -429,7 +440,7 @@ json run_load(const Args& a, bool open_loop) {
         due = SteadyClock::now();
         if (due >= soft_deadline) break;
       }
-      std::string req = make_post(u, path, tag, t, seq++);
+      std::string req = make_post(u, path, tag, t, seq++, fixed_body);
       int status = c.roundtrip(req, &body);
       auto done = SteadyClock::now();
       if (status < 0) {
