@@ -111,10 +111,33 @@ void migrate(SQLite::Database& db) {
   if (!has_column(db, "history", "step")) db.exec("ALTER TABLE history ADD COLUMN step TEXT");
 }
 
-void insert_steps(SQLite::Database& db, int64_t op_seq, const std::vector<saga::StepPlan>& plan) {
-  SQLite::Statement st(db,
-                       "INSERT INTO saga_steps(op_seq, idx, name, service, command, compensate, timeout_ms, "
-                       "max_attempts, state) VALUES (?,?,?,?,?,?,?,?,'waiting')");
+namespace {
+// Resets a kept statement when a method leaves, however it leaves.
+struct ResetOnExit {
+  SQLite::Statement& st;
+  ~ResetOnExit() {
+    try {
+      st.reset();
+      st.clearBindings();
+    } catch (...) {  // reset reports the last step's error again: already thrown
+    }
+  }
+};
+}  // namespace
+
+Rows::Rows(SQLite::Database& db) : m_db(db) {}
+Rows::~Rows() = default;
+
+SQLite::Statement& Rows::statement(std::unique_ptr<SQLite::Statement>& slot, const std::string& sql) {
+  if (!slot) slot = std::make_unique<SQLite::Statement>(m_db, sql);
+  return *slot;
+}
+
+void Rows::insert_steps(int64_t op_seq, const std::vector<saga::StepPlan>& plan) {
+  SQLite::Statement& st = statement(m_insert,
+                                    "INSERT INTO saga_steps(op_seq, idx, name, service, command, compensate, "
+                                    "timeout_ms, max_attempts, state) VALUES (?,?,?,?,?,?,?,?,'waiting')");
+  ResetOnExit done{st};
   for (size_t i = 0; i < plan.size(); ++i) {
     st.reset();
     st.bind(1, static_cast<int64_t>(op_seq));
@@ -129,9 +152,11 @@ void insert_steps(SQLite::Database& db, int64_t op_seq, const std::vector<saga::
   }
 }
 
-saga::SagaState load(SQLite::Database& db, const OperationRecord& op) {
-  SQLite::Statement st(db, std::string("SELECT name, service, command, compensate, timeout_ms, max_attempts, ") +
-                               k_status_columns + ", data FROM saga_steps WHERE op_seq = ? ORDER BY idx");
+saga::SagaState Rows::load(const OperationRecord& op) {
+  SQLite::Statement& st = statement(m_load, std::string("SELECT name, service, command, compensate, timeout_ms, "
+                                                        "max_attempts, ") +
+                                                k_status_columns + ", data FROM saga_steps WHERE op_seq = ? ORDER BY idx");
+  ResetOnExit done{st};
   st.bind(1, static_cast<int64_t>(op.seq));
   saga::SagaState s;
   s.op_id = op.id;
@@ -149,12 +174,13 @@ saga::SagaState load(SQLite::Database& db, const OperationRecord& op) {
   return s;
 }
 
-void write_changed_steps(SQLite::Database& db, int64_t op_seq, const saga::SagaState& before,
-                         const saga::SagaState& after) {
-  SQLite::Statement st(db,
-                       "UPDATE saga_steps SET state = ?, code = ?, message = ?, attempt = ?, started_at = ?, "
-                       "ended_at = ?, data = ?, comp_state = ?, comp_code = ?, comp_message = ?, comp_attempt = ?, "
-                       "comp_started_at = ?, comp_ended_at = ? WHERE op_seq = ? AND idx = ?");
+void Rows::write_changed_steps(int64_t op_seq, const saga::SagaState& before, const saga::SagaState& after) {
+  SQLite::Statement& st = statement(m_update,
+                                    "UPDATE saga_steps SET state = ?, code = ?, message = ?, attempt = ?, "
+                                    "started_at = ?, ended_at = ?, data = ?, comp_state = ?, comp_code = ?, "
+                                    "comp_message = ?, comp_attempt = ?, comp_started_at = ?, comp_ended_at = ? "
+                                    "WHERE op_seq = ? AND idx = ?");
+  ResetOnExit done{st};
   for (size_t i = 0; i < after.steps.size(); ++i) {
     const saga::StepStatus& s = after.steps[i];
     if (i < before.steps.size() && same(before.steps[i], s)) continue;
@@ -179,20 +205,18 @@ void write_changed_steps(SQLite::Database& db, int64_t op_seq, const saga::SagaS
   }
 }
 
-std::vector<StepView> read_views(SQLite::Database& db, int64_t op_seq) {
-  SQLite::Statement st(db, std::string("SELECT name, service, command, compensate, timeout_ms, max_attempts, ") +
-                               k_status_columns + " FROM saga_steps WHERE op_seq = ? ORDER BY idx");
+std::vector<StepView> Rows::read_views(int64_t op_seq) {
+  SQLite::Statement& st = statement(m_views, std::string("SELECT name, service, command, compensate, timeout_ms, "
+                                                         "max_attempts, ") +
+                                                 k_status_columns + " FROM saga_steps WHERE op_seq = ? ORDER BY idx");
+  ResetOnExit done{st};
   st.bind(1, static_cast<int64_t>(op_seq));
   std::vector<StepView> out;
   while (st.executeStep()) out.push_back(StepView{read_plan(st), read_status(st, 6)});
   return out;
 }
 
-void delete_steps(SQLite::Database& db, int64_t op_seq) {
-  SQLite::Statement st(db, "DELETE FROM saga_steps WHERE op_seq = ?");
-  st.bind(1, static_cast<int64_t>(op_seq));
-  st.exec();
-}
+std::vector<StepView> read_views(SQLite::Database& db, int64_t op_seq) { return Rows(db).read_views(op_seq); }
 
 int highest_attempt(const saga::SagaState& s) {
   int out = 0;

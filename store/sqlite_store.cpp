@@ -364,6 +364,14 @@ struct SqliteStoreWriter::Impl {
   }
 
   SQLite::Database db;
+  sqlite_saga::Rows saga_rows{db};  // after db: it prepares on it
+  // The saga's statements on the operations table, compiled on first use.
+  std::unique_ptr<SQLite::Statement> saga_update_op, saga_mark_steps;
+  SQLite::Statement& kept(std::unique_ptr<SQLite::Statement>& slot, const char* sql) {
+    if (!slot) slot = std::make_unique<SQLite::Statement>(db, sql);
+    slot->reset();
+    return *slot;
+  }
   SQLite::Statement insert_op, insert_history, select_op, select_op_full, update_state, upsert_resource,
       delete_resource, select_owner, insert_owner, free_owner, free_claim, insert_key, select_key, set_cancel, mark_dispatched, select_unfinished;
 };
@@ -795,7 +803,7 @@ SqliteStoreWriter::SagaApplied SqliteStoreWriter::write_saga_decision(OperationR
   SagaApplied out;
   out.applied = d.changed ? Applied::changed : Applied::ignored;
   if (d.changed) {
-    sqlite_saga::write_changed_steps(m->db, op.seq, before, d.state);
+    m->saga_rows.write_changed_steps(op.seq, before, d.state);
     OpState was = op.state;
     op.state = d.state.op_state;
     op.code = d.state.code;
@@ -804,9 +812,9 @@ SqliteStoreWriter::SagaApplied SqliteStoreWriter::write_saga_decision(OperationR
     op.attempt = std::max(op.attempt, sqlite_saga::highest_attempt(d.state));
     op.updated_at = now;
     if (!worker.empty()) op.worker = worker;
-    SQLite::Statement up(m->db,
-                         "UPDATE operations SET state = ?, code = ?, message = ?, attempt = max(attempt, ?), "
-                         "updated_at = ?, worker = COALESCE(?, worker), cancel_requested = ? WHERE seq = ?");
+    SQLite::Statement& up = m->kept(m->saga_update_op,
+                                    "UPDATE operations SET state = ?, code = ?, message = ?, attempt = max(attempt, ?), "
+                                    "updated_at = ?, worker = COALESCE(?, worker), cancel_requested = ? WHERE seq = ?");
     up.bind(1, to_string(op.state));
     bind_text_or_null(up, 2, op.code);
     bind_text_or_null(up, 3, op.message);
@@ -859,11 +867,11 @@ SqliteStoreWriter::SagaApplied SqliteStoreWriter::start_saga(const OperationReco
                                                              const std::vector<saga::StepPlan>& plan, int64_t now) {
   SagaApplied out;
   if (plan.empty() || op.seq <= 0) return out;
-  SQLite::Statement mark(m->db, "UPDATE operations SET steps = ? WHERE seq = ?");
+  SQLite::Statement& mark = m->kept(m->saga_mark_steps, "UPDATE operations SET steps = ? WHERE seq = ?");
   mark.bind(1, static_cast<int64_t>(plan.size()));
   mark.bind(2, static_cast<int64_t>(op.seq));
   mark.exec();
-  sqlite_saga::insert_steps(m->db, op.seq, plan);
+  m->saga_rows.insert_steps(op.seq, plan);
   OperationRecord rec = without_trees(op);
   rec.step_count = static_cast<int>(plan.size());
   m->remember(rec);
@@ -884,7 +892,7 @@ SqliteStoreWriter::SagaApplied SqliteStoreWriter::apply_step_event(const Event& 
   auto found = m->find(ref->op_id);
   if (!found || found->step_count <= 0) return out;
   OperationRecord op = std::move(*found);
-  saga::SagaState before = sqlite_saga::load(m->db, op);
+  saga::SagaState before = m->saga_rows.load(op);
   auto i = step_index(before, ref->step);
   if (!i) {
     out.applied = Applied::ignored;  // a step this saga does not have
@@ -934,7 +942,7 @@ SqliteStoreWriter::SagaApplied SqliteStoreWriter::apply_step_gave_up(const std::
   auto found = m->find(ref->op_id);
   if (!found || found->step_count <= 0) return out;
   OperationRecord op = std::move(*found);
-  saga::SagaState before = sqlite_saga::load(m->db, op);
+  saga::SagaState before = m->saga_rows.load(op);
   saga::SagaInput in;
   in.kind = saga::SagaInput::Kind::gave_up;
   in.request_id = request_id;
@@ -953,7 +961,7 @@ SqliteStoreWriter::SagaApplied SqliteStoreWriter::request_saga_cancel(const std:
     return out;
   }
   OperationRecord op = std::move(*found);
-  saga::SagaState before = sqlite_saga::load(m->db, op);
+  saga::SagaState before = m->saga_rows.load(op);
   saga::SagaInput in;
   in.kind = saga::SagaInput::Kind::cancel;
   in.now = now;
@@ -971,7 +979,7 @@ SqliteStoreWriter::SagaApplied SqliteStoreWriter::resume_saga(const std::string&
     return out;
   }
   OperationRecord op = std::move(*found);
-  saga::SagaState before = sqlite_saga::load(m->db, op);
+  saga::SagaState before = m->saga_rows.load(op);
   return write_saga_decision(std::move(op), before, saga::resume(before, default_max_attempts, now), now, "",
                              nullptr);
 }
@@ -982,7 +990,7 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_step_dispatched(const saga::
   if (!found || found->step_count <= 0) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
   if (attempt <= 0 || is_terminal(op.state)) return Applied::ignored;
-  saga::SagaState before = sqlite_saga::load(m->db, op);
+  saga::SagaState before = m->saga_rows.load(op);
   auto i = step_index(before, ref.step);
   if (!i) return Applied::ignored;
   saga::SagaState after = before;
@@ -1001,7 +1009,7 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_step_dispatched(const saga::
   // the step's outcome, or twice.
   if (!stored || attempt <= *stored) return Applied::ignored;
   *stored = attempt;
-  sqlite_saga::write_changed_steps(m->db, op.seq, before, after);
+  m->saga_rows.write_changed_steps(op.seq, before, after);
   op.attempt = std::max(op.attempt, attempt);
   m->store_attempt(op);
   // The first send's entry is the decision's step_dispatched.
@@ -1080,6 +1088,7 @@ struct SqliteStoreReader::Impl {
     db.setBusyTimeout(5000);
   }
   SQLite::Database db;
+  sqlite_saga::Rows saga_rows{db};  // after db: it prepares on it
   SQLite::Statement get_op, history, changes_after, changes_after_op, get_resource, list_resources,
       list_resources_owned, get_key, retries_of;
 };
@@ -1099,7 +1108,7 @@ Result<std::unique_ptr<SqliteStoreReader>> SqliteStoreReader::open(const std::st
 
 std::optional<OperationRecord> SqliteStoreReader::get_operation(const std::string& id) {
   auto op = read_operation_by_id(m->get_op, id);
-  if (op && op->step_count > 0) op->steps = sqlite_saga::read_views(m->db, op->seq);
+  if (op && op->step_count > 0) op->steps = m->saga_rows.read_views(op->seq);
   return op;
 }
 
@@ -1203,7 +1212,7 @@ std::vector<Change> SqliteStoreReader::changes_after(int64_t after, int limit, c
   for (Change& c : out) {
     if (c.op.step_count <= 0) continue;
     auto it = steps.find(c.op.seq);
-    if (it == steps.end()) it = steps.emplace(c.op.seq, sqlite_saga::read_views(m->db, c.op.seq)).first;
+    if (it == steps.end()) it = steps.emplace(c.op.seq, m->saga_rows.read_views(c.op.seq)).first;
     c.op.steps = it->second;
   }
   return out;
