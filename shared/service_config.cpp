@@ -9,6 +9,13 @@
 #include "shared/duration.h"
 
 namespace asyncops {
+
+bool is_builtin_service_kind(const std::string& kind) {
+  for (const char* k : k_builtin_service_kinds) {
+    if (kind == k) return true;
+  }
+  return false;
+}
 namespace {
 
 // A whole number from lo to hi, or an error saying so.
@@ -59,7 +66,9 @@ Result<std::vector<ServiceConfig>> load_service_configs(const ConfigFile& file) 
       std::string where = "config " + file.path + ":" + std::to_string(e.line) + ": " + e.key + " = " + e.value + ": ";
       const std::string& v = e.value;
       if (e.key == "kind") {
-        if (v != "users" && v != "exec" && v != "http") return Error{where + "expected users, exec or http"};
+        if (v != "exec" && v != "http" && !is_builtin_service_kind(v)) {
+          return Error{where + "expected exec, http, or a built-in service (users, inventory, payments, orders)"};
+        }
         s.kind = v;
         has_kind = true;
       } else if (e.key == "command") {

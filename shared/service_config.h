@@ -4,7 +4,7 @@
 // asyncops-worker --service NAME (how to run it). See asyncops.conf(5).
 //
 //   [service.orders]
-//   kind = exec                 # users, exec or http
+//   kind = exec                 # exec, http, or a built-in service: users, inventory, payments, orders
 //   command = ./orders.sh       # exec: run by /bin/sh -c, in the config file's directory
 //   lines = false               # exec: one long-lived process, JSON lines in and out
 //   url = http://127.0.0.1:9000/orders/{id}   # http: the upstream; {param} from the route
@@ -24,6 +24,12 @@
 #include "shared/result.h"
 
 namespace asyncops {
+
+// The services built into asyncops-worker (workers/services.cpp), which a
+// section's kind may name: the section's service then runs that service's
+// handlers with its own database, DATA_DIR/NAME.db.
+inline const char* const k_builtin_service_kinds[] = {"users", "inventory", "payments", "orders"};
+bool is_builtin_service_kind(const std::string& kind);
 
 struct ServiceConfig {
   std::string name;

@@ -85,6 +85,28 @@ TEST_CASE("examples/orders: a shell exec service behind asyncops", "[services][e
   CHECK(proc.wait(std::chrono::seconds(20)) != -1);
 }
 
+TEST_CASE("examples/orders-saga: asyncops up runs the saga on the built-in demo services", "[services][examples][saga]") {
+  TempDir dir;
+  std::string example = copy_example("orders-saga", dir);
+  Process proc;
+  std::string log = dir.path + "/up.log";
+  std::string url = start_up(proc, example, dir.path + "/data", log);
+  INFO(slurp(log));
+  REQUIRE(!url.empty());
+  int code = -1;
+  json placed = submit(url, "POST", "/orders", R"({"sku":"apple","qty":2,"card":"4000000000000001"})", &code);
+  CHECK(code == 0);
+  CHECK(placed["state"] == "completed");
+  REQUIRE(placed["steps"].size() == 3);
+  CHECK(json::parse(read_resource(url, placed.value("resource", "")), nullptr, false)["amount"] == 200);
+  json declined = submit(url, "POST", "/orders", R"({"sku":"apple","qty":1,"card":"4000000000000002"})", &code);
+  CHECK(code == 3);
+  CHECK(declined["code"] == "card_declined");
+  CHECK(declined["steps"][0]["compensation"]["state"] == "completed");
+  proc.signal(SIGTERM);
+  CHECK(proc.wait(std::chrono::seconds(20)) != -1);
+}
+
 TEST_CASE("examples/http-upstream: asyncops in front of a slow HTTP service", "[services][examples]") {
   TempDir dir;
   std::string example = copy_example("http-upstream", dir);

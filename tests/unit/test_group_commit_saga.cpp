@@ -9,6 +9,7 @@
 
 #include "daemon/daemon_events.h"
 #include "daemon/group_commit.h"
+#include "saga_fixture.h"
 #include "store_fixture.h"
 
 using namespace asyncops;
@@ -16,36 +17,6 @@ using namespace asyncops::test;
 using nlohmann::json;
 
 namespace {
-
-std::vector<saga::StepPlan> order_plan() {
-  return {{"reserve", "inventory", "reserve_stock", "release_stock", 0, 0},
-          {"charge", "payments", "charge_card", "refund_card", 10000, 3},
-          {"create", "orders", "create_order", "", 0, 0}};
-}
-
-OperationRecord order_op() {
-  OperationRecord op;
-  op.id = new_uuid_v7();
-  op.name = "place_order";
-  op.service = "orders";
-  op.origin = "POST /orders";
-  op.resource = "/orders/" + new_uuid_v7();
-  op.params = {{"id", op.resource.substr(8)}};
-  op.payload = {{"sku", "apple"}, {"qty", 2}};
-  op.created_at = op.updated_at = now_ms();
-  return op;
-}
-
-Event step_event(const std::string& request_id, OpState state, const std::string& code = "",
-                 json data = nullptr) {
-  Event e;
-  e.request_id = request_id;
-  e.state = state;
-  e.code = code;
-  e.data = std::move(data);
-  e.worker = "w1";
-  return e;
-}
 
 // A committer whose hooks record what it hands over; every call waits for
 // its own commit, so each step of a test sees exactly what it caused.

@@ -37,7 +37,7 @@ TEST_CASE("[service.NAME] sections: every key, defaults, file order", "[service_
       "[service.shipping]\nkind = http\nurl = https://upstream:9443/ship/{id}\nmethod = PUT\nca = ca.pem\n"
       "[service.users]\nkind = users\n");
   REQUIRE(s);
-  REQUIRE(s->size() == 3);
+  REQUIRE(s.value().size() == 3);
   const auto& o = s.value()[0];
   CHECK(o.name == "orders");
   CHECK(o.kind == "exec");
@@ -63,13 +63,25 @@ TEST_CASE("[service.NAME] sections: every key, defaults, file order", "[service_
   CHECK(u.attempts == 3);
 }
 
+TEST_CASE("a section's kind may name a built-in service, which runs under the section's name", "[service_config]") {
+  auto s = services_of("[service.stock]\nkind = inventory\n[service.pay]\nkind = payments\n[service.o]\nkind = orders\n");
+  REQUIRE(s);
+  REQUIRE(s.value().size() == 3);
+  CHECK(s.value()[0].name == "stock");
+  CHECK(s.value()[0].kind == "inventory");
+  CHECK(s.value()[1].kind == "payments");
+  CHECK(s.value()[2].kind == "orders");
+  CHECK(is_builtin_service_kind("users"));
+  CHECK_FALSE(is_builtin_service_kind("exec"));
+}
+
 TEST_CASE("[service.NAME] errors name the file, line and key", "[service_config]") {
   auto err = [](const std::string& text) {
     auto s = services_of(text);
     REQUIRE_FALSE(s);
     return s.error();
   };
-  CHECK(err("[service.a]\nkind = ftp\n").find(":2: kind = ftp: expected users, exec or http") != std::string::npos);
+  CHECK(err("[service.a]\nkind = ftp\n").find(":2: kind = ftp: expected exec, http, or a built-in service (users, inventory, payments, orders)") != std::string::npos);
   CHECK(err("[service.a]\ncommand = x\n").find("has no kind") != std::string::npos);
   CHECK(err("[service.a]\nkind = exec\n").find("is kind exec but has no command") != std::string::npos);
   CHECK(err("[service.a]\nkind = http\n").find("is kind http but has no url") != std::string::npos);

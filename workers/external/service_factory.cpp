@@ -8,9 +8,10 @@
 namespace asyncops {
 
 Result<Service> make_service(const ServiceConfig& config) {
-  if (config.kind == "users") {
-    const Service* users = find_service("users");
-    Service s = *users;
+  if (is_builtin_service_kind(config.kind)) {
+    const Service* builtin = find_service(config.kind);
+    if (!builtin) return Error{"[service." + config.name + "]: kind " + config.kind + " is not built into this worker"};
+    Service s = *builtin;
     s.name = config.name;  // its own database, DATA_DIR/<name>.db, and commands endpoint
     return s;
   }
