@@ -71,6 +71,10 @@ void ChangeHub::set_floor(int64_t seq) {
   m_latest = std::max(m_latest, seq);
 }
 
+size_t ChangeHub::notice_bytes(const Notice& n) {
+  return sizeof(Notice) + n.op_id.size() + n.name.size() + n.owner.size() + n.step.size() + n.op_json.size();
+}
+
 void ChangeHub::publish(const std::vector<Change>& changes) {
   if (changes.empty()) return;
   // Notices (with the operation's JSON) are built only while someone follows
@@ -110,14 +114,19 @@ void ChangeHub::publish(const std::vector<Change>& changes) {
       for (auto it = range.first; it != range.second; ++it) signal(it->second, false);
     }
     if (want_notices) {
+      m_ring_bytes += notice_bytes(notices[i]);
       m_ring.push_back(std::move(notices[i]));
     } else {
       m_floor = c.seq;
     }
   }
-  if (!want_notices) m_ring.clear();
-  while (m_ring.size() > m_capacity) {
+  if (!want_notices) {
+    m_ring.clear();
+    m_ring_bytes = 0;
+  }
+  while (!m_ring.empty() && (m_ring.size() > m_capacity || m_ring_bytes > m_max_bytes)) {
     m_floor = m_ring.front().seq;
+    m_ring_bytes -= notice_bytes(m_ring.front());
     m_ring.pop_front();
   }
   for (Subscription* s : m_all) signal(s, false);

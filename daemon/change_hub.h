@@ -35,7 +35,14 @@ struct Notice {
 
 class ChangeHub {
  public:
-  explicit ChangeHub(size_t capacity = 16384) : m_capacity(capacity) {}
+  // The ring holds at most capacity notices and about max_bytes of them
+  // (notice_bytes): a saga's document carries its steps, up to 16 of them,
+  // so 16,384 notices could otherwise hold about 80 MB. What the ring drops
+  // is read from the store.
+  explicit ChangeHub(size_t capacity = 16384, size_t max_bytes = 32 << 20)
+      : m_capacity(capacity), m_max_bytes(max_bytes) {}
+  // What one notice counts against max_bytes.
+  static size_t notice_bytes(const Notice& n);
 
   class Subscription {
    public:
@@ -88,9 +95,11 @@ class ChangeHub {
   static void signal(Subscription* s, bool shutdown);
 
   const size_t m_capacity;
+  const size_t m_max_bytes;
   // Taken before a Subscription's m_mutex (signal() runs under it).
   mutable Mutex m_mutex;
   std::deque<Notice> m_ring GUARDED_BY(m_mutex);
+  size_t m_ring_bytes GUARDED_BY(m_mutex) = 0;  // notice_bytes of every notice in m_ring
   int64_t m_latest GUARDED_BY(m_mutex) = 0;
   int64_t m_floor GUARDED_BY(m_mutex) = 0;
   bool m_shutdown GUARDED_BY(m_mutex) = false;

@@ -43,6 +43,26 @@ TEST_CASE("the hub reports a gap once its ring has dropped what was asked for", 
   CHECK(out.size() == 1);
 }
 
+TEST_CASE("the hub's ring is bounded in bytes too: what it drops is a gap the store fills", "[hub]") {
+  // Room for about three notices of this size, whatever their count.
+  Change one = change(1);
+  Notice sized;
+  sized.op_id = one.op.id;
+  sized.name = one.op.name;
+  sized.op_json = operation_json_text(one.op);
+  size_t each = ChangeHub::notice_bytes(sized);
+  ChangeHub hub(1000, each * 3 + each / 2);
+  auto all = hub.subscribe("");
+  for (int64_t seq = 1; seq <= 10; ++seq) hub.publish({change(seq)});
+  std::vector<Notice> out;
+  CHECK_FALSE(hub.notices_after(6, &out));  // seq 7 was dropped
+  out.clear();
+  REQUIRE(hub.notices_after(7, &out));
+  REQUIRE(out.size() == 3);
+  CHECK(out[0].seq == 8);
+  CHECK(out[2].seq == 10);
+}
+
 TEST_CASE("a subscription wakes on its operation's change and times out without one", "[hub]") {
   ChangeHub hub;
   Change mine = change(1);
