@@ -173,7 +173,8 @@ Daemon::Daemon(const DaemonConfig& config, DaemonInputs in)
                          if (!stored) log_warn("a saga step's cancel was not stored", {{"id", id}, {"error", stored.error()}});
                        });
                      }
-                   }}),
+                   },
+                   [this](std::vector<std::string> ids) { m_dispatcher.end_leases(std::move(ids)); }}),
       m_registry(config.worker_timeout),
       m_tracker(m_zmq, config.events_endpoint.empty() ? default_events_endpoint(config.data_dir) : config.events_endpoint,
                 m_committer,
@@ -278,13 +279,16 @@ Result<int> Daemon::start(RecoveredWork recovered) {
 
   m_committer.start();
   m_dispatcher.start();
-  m_tracker.start();
-  m_pruner.start();
-  m_checkpointer.start();
+  // The recovered commands reach the dispatcher before the tracker starts:
+  // an outcome a worker publishes as soon as it reconnects then finds its
+  // command there, and ends it, instead of overtaking it.
   if (!recovered.commands.empty()) {
     log_info("redispatching unfinished operations", {{"count", std::to_string(recovered.commands.size())}});
     m_dispatcher.enqueue_recovered(std::move(recovered.commands));
   }
+  m_tracker.start();
+  m_pruner.start();
+  m_checkpointer.start();
   for (const auto& [id, attempts] : recovered.exhausted) {
     m_committer.submit_event(worker_timeout(id, attempts, GaveUp::before_restart));
   }
@@ -448,7 +452,8 @@ int run_daemon(const DaemonConfig& cfg) {
     std::vector<std::string> services = in.routes.services();
     size_t named = services.size();
     for (const Command& c : recovered.commands) {
-      if (std::find(services.begin(), services.end(), c.service) == services.end()) services.push_back(c.service);
+      bool saga = !c.saga.operation.empty();  // a plain operation keeps today's "no commands endpoint" log
+      if (saga && std::find(services.begin(), services.end(), c.service) == services.end()) services.push_back(c.service);
     }
     if (services.size() > named) {
       auto more = resolve_dispatch(cfg.dispatch, services, cfg.data_dir);

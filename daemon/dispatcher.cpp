@@ -157,6 +157,15 @@ void Dispatcher::observe(const std::vector<Change>& changes) {
   if (any) wake();
 }
 
+void Dispatcher::end_leases(std::vector<std::string> ids) {
+  if (ids.empty()) return;
+  {
+    MutexLock lock(&m_mutex);
+    for (std::string& id : ids) m_inbox.ended.push_back(std::move(id));
+  }
+  wake();
+}
+
 void Dispatcher::heartbeat(const Heartbeat& hb) {
   if (hb.requests.empty()) return;
   {
@@ -253,22 +262,14 @@ void Dispatcher::take(Inbox& in, Clock::time_point now) {
   }
   for (const Change& c : in.changes) {
     const std::string& id = lease_key(c);
-    auto it = m_leases.find(id);
     if (lease_effect(c) == LeaseEffect::end) {
-      m_canceled.erase(id);
-      m_maybe_sent.erase(id);
-      if (it != m_leases.end()) {
-        --m_in_flight[it->second.command.service];
-        end_lease(it);
-      }
-      // Also drop it from waiting redeliveries (e.g. canceled meanwhile).
-      for (auto d = m_delayed.begin(); d != m_delayed.end();) {
-        d = d->second.id == id ? m_delayed.erase(d) : std::next(d);
-      }
-    } else if (it != m_leases.end()) {  // processing: the worker has it
-      renew(it->second, now + lease_of(it->second.command));
+      finish(id);
+      continue;
     }
+    auto it = m_leases.find(id);
+    if (it != m_leases.end()) renew(it->second, now + lease_of(it->second.command));  // processing: the worker has it
   }
+  for (const std::string& id : in.ended) finish(id);
   for (const Heartbeat& hb : in.heartbeats) {
     for (const std::string& id : hb.requests) {
       auto it = m_leases.find(id);
@@ -308,6 +309,19 @@ void Dispatcher::renew(Lease& lease, Clock::time_point deadline) {
   lease.deadline = deadline;
   lease.slot = m_deadlines.emplace(deadline, lease.command.id);
   lease.has_slot = true;
+}
+
+void Dispatcher::finish(const std::string& id) {
+  m_canceled.erase(id);
+  m_maybe_sent.erase(id);
+  if (auto it = m_leases.find(id); it != m_leases.end()) {
+    --m_in_flight[it->second.command.service];
+    end_lease(it);
+  }
+  // Also drop it from waiting redeliveries (e.g. canceled meanwhile).
+  for (auto d = m_delayed.begin(); d != m_delayed.end();) {
+    d = d->second.id == id ? m_delayed.erase(d) : std::next(d);
+  }
 }
 
 void Dispatcher::end_lease(std::map<std::string, Lease>::iterator it) {

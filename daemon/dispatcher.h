@@ -101,6 +101,10 @@ class Dispatcher {
   void observe(const std::vector<Change>& changes);
   // Thread-safe. A worker's heartbeat renews the leases it names.
   void heartbeat(const Heartbeat& hb);
+  // Thread-safe. Ends whatever lease or waiting redelivery these request
+  // ids have: their worker gave a final outcome that the store had no more
+  // use for (GroupCommitter::Hooks::on_leases_ended).
+  void end_leases(std::vector<std::string> ids);
   // Thread-safe; returns at once. The dispatcher thread decides
   // (daemon/cancel.h): a first attempt still queued is taken back
   // (taken_back), else the workers must be told (notify_workers). It hands
@@ -148,9 +152,10 @@ class Dispatcher {
     std::vector<std::pair<std::string, CancelDone>> cancels;
     std::vector<std::string> stored_cancels;  // notify_workers decisions now stored
     std::vector<Command> taken_back;  // taken back by a cancel that could not be stored
+    std::vector<std::string> ended;   // end_leases
     bool empty() const {
       return commands.empty() && maybe_sent.empty() && changes.empty() && heartbeats.empty() && cancels.empty() && stored_cancels.empty() &&
-             taken_back.empty();
+             taken_back.empty() && ended.empty();
     }
   };
 
@@ -166,6 +171,9 @@ class Dispatcher {
   void renew(Lease& lease, Clock::time_point deadline);
   // Erases the lease and its deadline entry.
   void end_lease(std::map<std::string, Lease>::iterator it);
+  // The request id is done: its lease (if any) ends, its waiting
+  // redeliveries are dropped, and it is no longer canceled or maybe sent.
+  void finish(const std::string& id);
   void send_ready(Clock::time_point now);
   // Decides a cancel (the dispatcher thread), and hands it to on_cancel.
   void decide_cancel(const std::string& op_id, CancelDone done);

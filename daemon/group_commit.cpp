@@ -270,6 +270,9 @@ void GroupCommitter::apply_one_event(const Event& e, const EventSender& sender, 
     // and what it dispatches next goes out after the commit.
     StoreWriter::SagaApplied s = m_writer->apply_step_event(e, now, sender);
     applied = s.applied;
+    // A final outcome for a step that had already ended: this delivery is
+    // over, and no change will say so to the dispatcher.
+    if (applied == StoreWriter::Applied::ignored && is_terminal(e.state)) out.leases_ended.push_back(e.request_id);
     resource_refused = s.resource_refused;
     take_saga(std::move(s), now, out);
     if (applied == StoreWriter::Applied::changed) {
@@ -449,6 +452,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
   if (m_hooks.on_changes) m_hooks.on_changes(out.changes);
   if (m_hooks.on_accepted && !out.commands.empty()) m_hooks.on_accepted(std::move(out.commands));
   if (m_hooks.on_saga_cancel && !out.saga_cancels.empty()) m_hooks.on_saga_cancel(std::move(out.saga_cancels));
+  if (m_hooks.on_leases_ended && !out.leases_ended.empty()) m_hooks.on_leases_ended(std::move(out.leases_ended));
 }
 
 }  // namespace asyncops

@@ -46,6 +46,12 @@ class GroupCommitter {
     // committed, with the request ids of its forward steps in flight, each
     // for the dispatcher's cancel decision (daemon/cancel.h).
     std::function<void(std::vector<std::string>)> on_saga_cancel = nullptr;
+    // Runs last: request ids whose worker reported a final outcome that
+    // changed nothing because its saga step or compensation had already
+    // ended (a settle that raced the step's own outcome, or a resend after a
+    // restart). Whatever lease the dispatcher still holds on them must end:
+    // nothing else will end it, and a settle would be sent for ever.
+    std::function<void(std::vector<std::string>)> on_leases_ended = nullptr;
   };
   struct Counters {
     std::atomic<uint64_t> commits{0};
@@ -187,6 +193,7 @@ class GroupCommitter {
     std::vector<Change> changes;
     std::vector<Command> commands;
     std::vector<std::string> saga_cancels;
+    std::vector<std::string> leases_ended;
     int64_t new_operations = 0;
   };
   // Applies a worker's (or the daemon's own) event, routing a saga step's

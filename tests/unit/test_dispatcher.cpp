@@ -259,6 +259,30 @@ TEST_CASE("a lease that runs out is redelivered, then given up, leaving no deadl
   CHECK(d.redelivered() == 1);
 }
 
+TEST_CASE("a saga settle is never given up, and ends when the store reports its outcome as already known",
+          "[dispatcher][saga]") {
+  GiveUps gave_up(1);
+  Rig rig(short_leases(50, 1), gave_up.hooks());
+  Dispatcher& d = rig.d;
+  zmq::socket_t pull = worker(rig.ctx, rig.endpoint, 10);
+  Command settle = command(1);
+  settle.saga = SagaRef{settle.id, "charge", false};
+  settle.id = settle.id + ".charge";
+  settle.cancel = true;
+  settle.max_attempts = k_unlimited_attempts;
+  d.enqueue({settle});
+  // Sent again and again past --max-attempts 1, never given up.
+  for (int attempt = 1; attempt <= 3; ++attempt) REQUIRE(receive(pull, 1)[0].attempt == attempt);
+  CHECK(gave_up.count.load() == 0);
+  // The step had ended before: the committer says so, and the lease and any
+  // waiting redelivery go.
+  d.end_leases({settle.id});
+  eventually([&] { return d.in_flight() == 0 && d.waiting() == 0 && d.deadline_entries() == 0; });
+  CHECK(d.in_flight() == 0);
+  CHECK(d.waiting() == 0);
+  CHECK(d.deadline_entries() == 0);
+}
+
 TEST_CASE("giving up publishes a fence notice for the request on the control socket", "[dispatcher][fence]") {
   GiveUps gave_up(1);
   Rig rig(short_leases(100, 1), gave_up.hooks(), true);

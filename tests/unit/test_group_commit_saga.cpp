@@ -27,6 +27,7 @@ struct SagaCommitter {
   std::vector<Command> commands;       // GUARDED_BY(m)
   std::vector<Change> changes;         // GUARDED_BY(m)
   std::vector<std::string> cancels;    // GUARDED_BY(m)
+  std::vector<std::string> ended;      // GUARDED_BY(m)
   std::unique_ptr<GroupCommitter> gc;
 
   SagaCommitter() {
@@ -43,6 +44,10 @@ struct SagaCommitter {
       std::lock_guard<std::mutex> lock(m);
       cancels.insert(cancels.end(), ids.begin(), ids.end());
     };
+    h.on_leases_ended = [this](std::vector<std::string> ids) {
+      std::lock_guard<std::mutex> lock(m);
+      ended.insert(ended.end(), ids.begin(), ids.end());
+    };
     gc = std::make_unique<GroupCommitter>(std::move(SqliteStoreWriter::open(path, SyncMode::normal).value()), h);
     gc->start();
   }
@@ -55,6 +60,10 @@ struct SagaCommitter {
   std::vector<Change> take_changes() {
     std::lock_guard<std::mutex> lock(m);
     return std::exchange(changes, {});
+  }
+  std::vector<std::string> take_ended() {
+    std::lock_guard<std::mutex> lock(m);
+    return std::exchange(ended, {});
   }
   std::vector<std::string> take_cancels() {
     std::lock_guard<std::mutex> lock(m);
@@ -249,4 +258,22 @@ TEST_CASE("a step whose command would be over the limit is never sent: it fails 
   CHECK(done.steps[1].status.code == "command_too_large");
   CHECK(done.steps[0].status.compensation.state == saga::CompState::failed);
   CHECK(done.steps[0].status.compensation.code == "command_too_large");
+}
+
+TEST_CASE("a final outcome for a step that already ended ends its delivery's lease, and only that",
+          "[group_commit][saga]") {
+  SagaCommitter s;
+  OperationRecord op = order_op();
+  s.accept(op, order_plan());
+  s.event(step_event(op.id + ".reserve", OpState::processing));
+  CHECK(s.take_ended().empty());
+  s.event(step_event(op.id + ".reserve", OpState::completed, "success", {{"reservation", "r1"}}));
+  CHECK(s.take_ended().empty());  // applied: its change ends the lease
+  // A settle (or a resend after a restart) that raced the outcome: the
+  // worker re-publishes it, the saga has no use for it, the lease must end.
+  s.event(step_event(op.id + ".reserve", OpState::completed, "success", {{"reservation", "r1"}}));
+  CHECK(s.take_ended() == std::vector<std::string>{op.id + ".reserve"});
+  // A repeated processing is no final outcome.
+  s.event(step_event(op.id + ".reserve", OpState::processing));
+  CHECK(s.take_ended().empty());
 }
