@@ -127,47 +127,43 @@ Status GroupCommitter::run(WriteFn fn) {
   return Status::success();
 }
 
-void GroupCommitter::run_async(WriteFn fn, WriteDone done) {
+void GroupCommitter::enqueue_answered(Job job, WriteDone done) {
   // With a caller to answer, a stopping daemon queues nothing: nobody
   // would answer it after the last batch.
   bool answered = static_cast<bool>(done);
   bool queued = enqueue(answered, [&](std::vector<Job>& queue) {
-    Job& job = queue.emplace_back();
-    job.type = Job::write;
-    job.fn = std::move(fn);
     job.written = std::move(done);
+    queue.push_back(std::move(job));
   });
   if (!queued) done(Error{"the daemon is shutting down"});
+}
+
+void GroupCommitter::run_async(WriteFn fn, WriteDone done) {
+  Job job;
+  job.type = Job::write;
+  job.fn = std::move(fn);
+  enqueue_answered(std::move(job), std::move(done));
 }
 
 void GroupCommitter::apply_cancel(CancelDecision decision, CancelDone done) {
-  // With a caller to answer, a stopping daemon queues nothing (run_async).
-  bool answered = static_cast<bool>(done);
-  bool queued = enqueue(answered, [&](std::vector<Job>& queue) {
-    Job& job = queue.emplace_back();
-    job.type = Job::cancel;
-    job.decision = std::move(decision);
-    job.written = std::move(done);
-  });
-  if (!queued) done(Error{"the daemon is shutting down"});
+  Job job;
+  job.type = Job::cancel;
+  job.decision = std::move(decision);
+  enqueue_answered(std::move(job), std::move(done));
 }
 
 void GroupCommitter::cancel_saga(std::string op_id, CancelDone done) {
-  bool answered = static_cast<bool>(done);
-  bool queued = enqueue(answered, [&](std::vector<Job>& queue) {
-    Job& job = queue.emplace_back();
-    job.type = Job::saga_cancel;
-    job.decision.op_id = std::move(op_id);
-    job.written = std::move(done);
-  });
-  if (!queued) done(Error{"the daemon is shutting down"});
+  Job job;
+  job.type = Job::saga_cancel;
+  job.decision.op_id = std::move(op_id);
+  enqueue_answered(std::move(job), std::move(done));
 }
 
 void GroupCommitter::submit_step_gave_up(std::string request_id, int attempts) {
   enqueue(false, [&](std::vector<Job>& queue) {
     Job& job = queue.emplace_back();
     job.type = Job::step_gave_up;
-    job.decision.op_id = std::move(request_id);
+    job.dispatched.op_id = std::move(request_id);
     job.dispatched.attempt = attempts;
   });
 }
@@ -409,7 +405,7 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
           take_saga(m_writer->request_saga_cancel(job.decision.op_id, now), now, out);
           break;
         case Job::step_gave_up:
-          take_saga(m_writer->apply_step_gave_up(job.decision.op_id, job.dispatched.attempt, now), now, out);
+          take_saga(m_writer->apply_step_gave_up(job.dispatched.op_id, job.dispatched.attempt, now), now, out);
           break;
         case Job::mark_dispatched:
           if (m_writer->apply_dispatched(job.dispatched.op_id, job.dispatched.attempt, now, &c) ==

@@ -164,28 +164,32 @@ class GroupCommitter {
     Result<Accepted> wait();
     void set(Result<Accepted> r);
   };
-  // A command a worker was handed, to record in the history.
+  // A command a worker was handed, to record in the history (or, for a
+  // give-up, the one whose attempts ran out).
   struct Dispatched {
-    std::string op_id;
+    std::string op_id;  // the request id: an operation's, or a saga step's
     int attempt = 1;
   };
   struct Job {
     enum Type { accept_op, apply_event, mark_dispatched, write, cancel, saga_cancel, step_gave_up } type = apply_event;
     std::optional<OperationRecord> op;  // accept (empty otherwise: events allocate nothing for it)
     std::vector<saga::StepPlan> plan;   // accept of a saga
-    CancelDecision decision;            // cancel; saga_cancel: decision.op_id; step_gave_up: the request id
+    CancelDecision decision;            // cancel; saga_cancel: decision.op_id
     bool has_key = false;               // accept with an idempotency key
     IdempotencyKey key;
     OwnershipCheck owners;   // accept
     Event event;             // event
     EventSender sender;      // event
-    Dispatched dispatched;   // dispatched; step_gave_up: the attempts made
+    Dispatched dispatched;   // dispatched; step_gave_up: the request id and the attempts made
     WriteFn fn;              // write
     Waiter* done = nullptr;  // accept and a blocking write
     AcceptDone callback;     // accept_async: called instead of done
     WriteDone written;       // run_async, cancel, saga_cancel: called instead of done
   };
   // An accept job; the caller sets done or callback.
+  // Queues job with done as its answer (Job::written); on a stopping
+  // daemon, queues nothing and answers done with an error at once.
+  void enqueue_answered(Job job, WriteDone done);
   static Job accept_job(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners,
                         std::vector<saga::StepPlan> plan = {});
   // What one batch hands over after its commit.
