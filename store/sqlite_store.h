@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "shared/result.h"
+#include "store/checkpointer.h"
 #include "store/store.h"
 
 namespace asyncops {
@@ -32,7 +33,7 @@ class SqliteStoreWriter final : public StoreWriter {
   // The WAL is kept near this many frames (see want_wal_restart). The
   // writer checkpoints on its own only past four times as many, a safety
   // net for a Checkpointer that cannot keep up (set_wal_limit_pages).
-  static constexpr int k_wal_limit_pages = 16384;  // 64 MiB of 4 KiB pages
+  static constexpr int k_wal_limit_pages = asyncops::k_wal_limit_pages;
   void set_wal_limit_pages(int pages);
   // Thread-safe. Asks the writer to checkpoint after its next commit: the
   // Checkpointer calls it when the WAL has grown past k_wal_limit_pages
@@ -113,31 +114,5 @@ class SqliteStoreReader final : public StoreReader {
 
 // Opens SqliteStoreReaders of the store at path, for a ReaderPool.
 ReaderOpener sqlite_reader_opener(std::string path);
-
-// Checkpointer: copies the WAL back into the database file every interval,
-// on its own thread and connection, so that the group-commit thread never
-// stops to checkpoint. The writer turns SQLite's automatic checkpoints off.
-class Checkpointer {
- public:
-  // on_large_wal runs on the checkpointer's thread after a checkpoint that
-  // leaves more than wal_limit_pages frames in the WAL (it is not reset
-  // while a writer keeps appending); the daemon hands it to the writer.
-  Checkpointer(std::string path, std::chrono::milliseconds interval = std::chrono::seconds(1),
-               std::function<void()> on_large_wal = nullptr,
-               int wal_limit_pages = SqliteStoreWriter::k_wal_limit_pages);
-  ~Checkpointer();
-  void start();
-  void stop();
-
- private:
-  std::string m_path;
-  std::chrono::milliseconds m_interval;
-  std::function<void()> m_on_large_wal;
-  int m_wal_limit_pages;
-  std::mutex m_mutex;
-  std::condition_variable m_cv;
-  bool m_stopping = false;  // GUARDED_BY(m_mutex)
-  std::thread m_thread;
-};
 
 }  // namespace asyncops

@@ -23,6 +23,7 @@
 #include "shared/log.h"
 #include "shared/mutex.h"
 #include "shared/paths.h"
+#include "store/checkpointer.h"
 #include "workers/external/external_runner.h"
 
 namespace asyncops {
@@ -151,8 +152,13 @@ Worker::Worker(WorkerOptions options, Service service)
   }
 }
 
-void Worker::init_database(const Service& service, SQLite::Database& db) {
+void Worker::set_up_connection(SQLite::Database& db) {
   db.setBusyTimeout(k_lock_wait_ms);
+  db.exec("PRAGMA wal_autocheckpoint=" + std::to_string(4 * k_wal_limit_pages));
+}
+
+void Worker::init_database(const Service& service, SQLite::Database& db) {
+  set_up_connection(db);
   db.exec("PRAGMA journal_mode=WAL");
   db.exec("PRAGMA synchronous=NORMAL");
   db.exec(
@@ -339,6 +345,13 @@ int Worker::run(const std::atomic<bool>& stop) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20 * tries));  // backoff before retry
     }
   }
+
+  // The WAL is copied back on a thread of its own. When it has grown past
+  // the limit, this loop copies the rest between two batches, and the next
+  // batch starts it from its beginning (store/checkpointer.h).
+  std::atomic<bool> want_wal_restart{false};
+  Checkpointer checkpointer(db_path, std::chrono::seconds(1), [&want_wal_restart] { want_wal_restart = true; });
+  checkpointer.start();
 
   ServiceDb sdb(*db);  // destroyed before db: its statements go first
   // An external service (exec, http) runs its commands on the runner's
@@ -686,6 +699,10 @@ int Worker::run(const std::atomic<bool>& stop) {
     } else if (!claimed.empty() && SteadyClock::now() - claim_sent > std::chrono::seconds(5)) {
       log_warn("no answer to a claim; none of the batch is started", {{"commands", std::to_string(claimed.size())}});
       claimed.clear();
+    }
+    if (want_wal_restart.load(std::memory_order_relaxed) && want_wal_restart.exchange(false)) {
+      // Between batches, after their outcomes went out.
+      checkpoint_between_transactions(db->getHandle());
     }
 
     if (claimed.empty() && !received.empty()) {

@@ -5,6 +5,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include "store/checkpointer.h"
 #include "store_fixture.h"
 #include "workers/services/users.h"
 #include "workers/worker.h"
@@ -266,4 +267,25 @@ TEST_CASE("no command starts after its grant ran out, and none is recorded for i
   CHECK(recorded.at(a.id).worker == "w2");
   CHECK(recorded.at(a.id).state == OpState::completed);
   CHECK(u.count() == 1);
+}
+
+TEST_CASE("a service database connection leaves checkpoints to the Checkpointer thread", "[users][worker]") {
+  // SQLite's automatic checkpoint ran inside a batch's COMMIT, every 1,000
+  // pages, on the thread that publishes the outcomes (issue 11's p99).
+  Users u;
+  CHECK(u.db.execAndGet("PRAGMA wal_autocheckpoint").getInt() == 4 * k_wal_limit_pages);
+  SQLite::Database other(u.dir.path + "/users.db", SQLite::OPEN_READWRITE);
+  Worker::set_up_connection(other);
+  CHECK(other.execAndGet("PRAGMA wal_autocheckpoint").getInt() == 4 * k_wal_limit_pages);
+  // 1,500 pages in 30 commits: at SQLite's default the writer would have
+  // checkpointed and started the WAL again at 1,000.
+  u.db.exec("CREATE TABLE filler(b BLOB)");
+  for (int i = 0; i < 30; ++i) {
+    SQLite::Transaction t(u.db);
+    for (int j = 0; j < 50; ++j) u.db.exec("INSERT INTO filler VALUES (zeroblob(4000))");
+    t.commit();
+  }
+  SQLite::Statement st(other, "PRAGMA wal_checkpoint(PASSIVE)");
+  REQUIRE(st.executeStep());
+  CHECK(st.getColumn(1).getInt() >= 1500);  // frames in the WAL: none copied back by the writer
 }

@@ -109,7 +109,7 @@ void ExternalRunner::thread_main() {
     try {
       if (!conn) {
         conn = std::make_unique<SQLite::Database>(m_db_path, SQLite::OPEN_READWRITE);
-        conn->setBusyTimeout(Worker::k_lock_wait_ms);
+        Worker::set_up_connection(*conn);
         db = std::make_unique<ServiceDb>(*conn);
       }
       event = process(job, *db);
