@@ -347,10 +347,11 @@ int Worker::run(const std::atomic<bool>& stop) {
   }
 
   // The WAL is copied back on a thread of its own. When it has grown past
-  // the limit, this loop copies the rest between two batches, and the next
-  // batch starts it from its beginning (store/checkpointer.h).
+  // k_wal_limit_pages, this loop copies the rest between two batches, and
+  // the next batch starts it from its beginning (store/checkpointer.h).
   std::atomic<bool> want_wal_restart{false};
-  Checkpointer checkpointer(db_path, std::chrono::seconds(1), [&want_wal_restart] { want_wal_restart = true; });
+  Checkpointer checkpointer(db_path, std::chrono::seconds(1), [&want_wal_restart] { want_wal_restart = true; },
+                            k_wal_limit_pages);
   checkpointer.start();
 
   ServiceDb sdb(*db);  // destroyed before db: its statements go first

@@ -131,12 +131,19 @@ class Worker {
   // table and the service's schema; and the connection, as below.
   static void init_database(const Service& service, SQLite::Database& db);
   // Sets up one connection that writes a service database: the busy
-  // timeout below, and SQLite's automatic checkpoint moved out to 4 × the
-  // WAL limit, because run()'s Checkpointer thread does that work. Done
-  // inside a COMMIT, every 1,000 pages by default, it held that batch's
-  // outcomes for milliseconds: 13 of 2,000 operations at 200/s took over
-  // 1 ms in the worker, against 2 without it (bench/RESULTS.md, issue 11).
+  // timeout below, and SQLite's automatic checkpoint moved out to 4 ×
+  // k_wal_limit_pages, because run()'s Checkpointer thread does that work.
+  // Done inside a COMMIT, every 1,000 pages by default, it held that
+  // batch's outcomes for milliseconds: 13 of 2,000 operations at 200/s
+  // took over 1 ms in the worker, against 2 without it (bench/RESULTS.md,
+  // issue 11).
   static void set_up_connection(SQLite::Database& db);
+  // The WAL of a service database is kept near this many frames, SQLite's
+  // own default. The store's 16,384 let it grow to 120-144 MB here in a
+  // 20,000-operation run: two worker processes writing in turns keep the
+  // between-batches checkpoint from completing, so it grew to the safety
+  // net; at 1,000 it stayed at 23-29 MB, with the same CPU per operation.
+  static constexpr int k_wal_limit_pages = 1000;
 
   // How long a worker waits for its service database's write lock before it
   // gives up on the batch (nothing recorded; the commands are redelivered).

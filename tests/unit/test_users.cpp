@@ -5,7 +5,6 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
-#include "store/checkpointer.h"
 #include "store_fixture.h"
 #include "workers/services/users.h"
 #include "workers/worker.h"
@@ -273,10 +272,10 @@ TEST_CASE("a service database connection leaves checkpoints to the Checkpointer 
   // SQLite's automatic checkpoint ran inside a batch's COMMIT, every 1,000
   // pages, on the thread that publishes the outcomes (issue 11's p99).
   Users u;
-  CHECK(u.db.execAndGet("PRAGMA wal_autocheckpoint").getInt() == 4 * k_wal_limit_pages);
+  CHECK(u.db.execAndGet("PRAGMA wal_autocheckpoint").getInt() == 4 * Worker::k_wal_limit_pages);
   SQLite::Database other(u.dir.path + "/users.db", SQLite::OPEN_READWRITE);
   Worker::set_up_connection(other);
-  CHECK(other.execAndGet("PRAGMA wal_autocheckpoint").getInt() == 4 * k_wal_limit_pages);
+  CHECK(other.execAndGet("PRAGMA wal_autocheckpoint").getInt() == 4 * Worker::k_wal_limit_pages);
   // 1,500 pages in 30 commits: at SQLite's default the writer would have
   // checkpointed and started the WAL again at 1,000.
   u.db.exec("CREATE TABLE filler(b BLOB)");
