@@ -1,4 +1,5 @@
 #include "daemon/dispatcher.h"
+#include "shared/timeline.h"
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -385,6 +386,7 @@ void Dispatcher::send_ready(Clock::time_point now) {
       std::array<zmq::const_buffer, 3> parts = {zmq::buffer(*peer), zmq::buffer(f.kind), zmq::buffer(f.body)};
       try {
         if (!zmq::send_multipart(sock, parts, zmq::send_flags::dontwait)) break;  // EAGAIN: its pipe is full
+        timeline_mark("command_sent", c.id);
       } catch (const zmq::error_t& e) {
         if (e.num() == EHOSTUNREACH) {
           // ZeroMQ closed that connection (heartbeats, or the worker left):
@@ -500,6 +502,9 @@ void Dispatcher::answer_claim(const std::string& service, const std::string& pee
   Frames f = encode(g);
   std::array<zmq::const_buffer, 3> parts = {zmq::buffer(peer), zmq::buffer(f.kind), zmq::buffer(f.body)};
   try {
+    if (timeline_on()) {
+      for (const GrantEntry& x : g.granted) timeline_mark("grant_sent", x.id);
+    }
     if (!zmq::send_multipart(m_sockets.at(service), parts, zmq::send_flags::dontwait)) {
       log_warn("cannot answer a claim now; the worker will start none of it", {{"service", service}});
     }

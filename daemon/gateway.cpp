@@ -1,4 +1,5 @@
 #include "daemon/gateway.h"
+#include "shared/timeline.h"
 
 #include "daemon/signalr_hub.h"
 #include "daemon/static_files.h"
@@ -618,7 +619,10 @@ std::shared_ptr<ApiWait> Gateway::wait_for(const std::string& id, std::chrono::s
     auto op = m_readers.acquire()->get_operation(id);
     return !op || is_terminal(op->state);
   };
-  w->finish = [this, id, finish = std::move(finish)] { return finish(m_readers.acquire()->get_operation(id)); };
+  w->finish = [this, id, finish = std::move(finish)] {
+    timeline_mark("wait_answered", id);
+    return finish(m_readers.acquire()->get_operation(id));
+  };
   return w;
 }
 
@@ -905,6 +909,7 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
 
   OperationRecord op;
   op.id = new_uuid_v7();
+  timeline_mark("accept", op.id);
   op.name = route.command;
   op.service = route.service;
   op.origin = req.method + " " + req.path;

@@ -1,4 +1,5 @@
 #include "daemon/tracker.h"
+#include "shared/timeline.h"
 
 #include <zmq_addon.hpp>
 
@@ -118,6 +119,7 @@ void Tracker::run() {
           refuse(0, why, e.error(), body);
           continue;
         }
+        timeline_mark(e->state == OpState::processing ? "processing_received" : "outcome_received", e->request_id);
         GroupCommitter::ReceivedEvent& received = events.emplace_back();
         received.event = std::move(e.value());
         if (!m_key_services.empty()) {

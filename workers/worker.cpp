@@ -1,4 +1,5 @@
 #include "workers/worker.h"
+#include "shared/timeline.h"
 
 #include <unistd.h>
 
@@ -520,6 +521,7 @@ int Worker::run(const std::atomic<bool>& stop) {
     processing.attempt = c.attempt;
     processing.time = format_rfc3339_ms(now_ms());
     publish(pub, encode(processing));
+    timeline_mark("processing_published", c.id);
   };
 
   while (!stop) {
@@ -635,6 +637,7 @@ int Worker::run(const std::atomic<bool>& stop) {
       if (cmd->service != m_service.name && !cmd->service.empty()) {
         log_warn("command for another service", {{"service", cmd->service}, {"id", cmd->id}});
       }
+      timeline_mark("command_received", cmd->id);
       received.push_back(std::move(cmd.value()));
     }
 
@@ -659,6 +662,7 @@ int Worker::run(const std::atomic<bool>& stop) {
           continue;
         }
         if (g->second->cancel) c.cancel = true;
+        timeline_mark("grant_received", c.id);
         batch.push_back(std::move(c));
       }
       claimed.clear();
@@ -693,7 +697,10 @@ int Worker::run(const std::atomic<bool>& stop) {
           log_error("handling failed; leaving it to redelivery",
                     {{"commands", std::to_string(batch.size())}, {"error", e.what()}});
         }
-        for (const Event& e : outcomes) publish(pub, encode(e));
+        for (const Event& e : outcomes) {
+          publish(pub, encode(e));
+          timeline_mark("outcome_published", e.request_id);
+        }
         in_flight -= static_cast<int64_t>(batch.size());
         in_hand.clear();
       }
@@ -733,6 +740,9 @@ int Worker::run(const std::atomic<bool>& stop) {
       }
       if (!claimed.empty()) {
         claim_sent = SteadyClock::now();
+        if (timeline_on()) {
+          for (const ClaimEntry& x : claim.claims) timeline_mark("claim_sent", x.id);
+        }
         if (!send_on_commands(encode(claim))) {
           log_warn("cannot send a claim (no connection to the daemon); none of the batch is started",
                    {{"commands", std::to_string(claimed.size())}});
