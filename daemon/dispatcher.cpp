@@ -458,7 +458,10 @@ void Dispatcher::read_workers(Clock::time_point now) {
           bad_message(service, "claim: " + c.error());
           continue;  // no grant: the worker starts none of them
         }
-        answer_claim(service, peer, c.value(), now);
+        // A clock read after the claim was: the grant's lease must start
+        // after the worker sent the claim, which `now` (read before the
+        // receive) need not be.
+        answer_claim(service, peer, c.value(), Clock::now());
       } else {
         bad_message(service, "unknown kind '" + kind.substr(0, 32) + "'");
       }
