@@ -4,7 +4,8 @@
 
 namespace asyncops {
 
-void WorkerCredits::ready(const std::string& peer, const std::string& worker, int64_t credit, Clock::time_point now) {
+void WorkerCredits::ready(const std::string& peer, const std::string& worker, int64_t credit, Clock::time_point now,
+                          int64_t seq) {
   auto it = m_peers.find(peer);
   if (it == m_peers.end()) {
     if (m_peers.size() >= k_max_peers) return;
@@ -13,6 +14,12 @@ void WorkerCredits::ready(const std::string& peer, const std::string& worker, in
   it->second.worker = worker;
   it->second.credit = credit < 0 ? 0 : credit;
   it->second.heard = now;
+  if (seq > it->second.last_seq) it->second.last_seq = seq;
+}
+
+int64_t WorkerCredits::last_seq(const std::string& peer) const {
+  auto it = m_peers.find(peer);
+  return it == m_peers.end() ? 0 : it->second.last_seq;
 }
 
 std::optional<std::string> WorkerCredits::pick() const {

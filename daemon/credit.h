@@ -26,8 +26,13 @@ class WorkerCredits {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // A `ready` from peer: its credit is now `credit` (absolute).
-  void ready(const std::string& peer, const std::string& worker, int64_t credit, Clock::time_point now);
+  // A `ready` from peer: its credit is now `credit` (absolute); seq is its
+  // `seq` (0: the worker sends none).
+  void ready(const std::string& peer, const std::string& worker, int64_t credit, Clock::time_point now,
+             int64_t seq = 0);
+  // The highest `ready.seq` heard from peer (0: none, or unknown peer). A
+  // command sent to peer carries it as `ready_seq` (protocol §4a).
+  int64_t last_seq(const std::string& peer) const;
   // The connection with the most free credit (credit minus commands under
   // lease); among equals, the one that was sent to longest ago. nullopt
   // when no connection has free credit.
@@ -59,6 +64,7 @@ class WorkerCredits {
     int64_t holding = 0;
     Clock::time_point heard;
     uint64_t last_sent = 0;  // m_sends when it was last sent to: ties go to the oldest
+    int64_t last_seq = 0;
   };
   std::map<std::string, Peer> m_peers;  // routing id -> peer
   uint64_t m_sends = 0;

@@ -382,6 +382,12 @@ void Dispatcher::send_ready(Clock::time_point now) {
       auto peer = credits.pick();
       if (!peer) break;  // no worker can start more now: it waits here, with no lease running
       Command& c = queue.front();
+      // For a worker that may start it without a claim (protocol §4a): the
+      // last `ready` heard from that connection, and the lease this send
+      // starts. Both were read at `now`, which is after every `ready` that
+      // read_workers took, so the lease below starts after that `ready`.
+      c.ready_seq = credits.last_seq(*peer);
+      c.lease_ms = c.ready_seq > 0 ? std::min<int64_t>(lease_of(c).count(), k_max_lease_ms) : 0;
       Frames f = encode(c);
       std::array<zmq::const_buffer, 3> parts = {zmq::buffer(*peer), zmq::buffer(f.kind), zmq::buffer(f.body)};
       try {
@@ -447,7 +453,7 @@ void Dispatcher::read_workers(Clock::time_point now) {
           continue;
         }
         size_t before = m_credits[service].peers();
-        m_credits[service].ready(peer, r->worker, r->credit, now);
+        m_credits[service].ready(peer, r->worker, r->credit, now, r->seq);
         if (m_credits[service].peers() > before) {
           log_info("a worker is ready for commands",
                    {{"service", service}, {"worker", r->worker}, {"credit", std::to_string(r->credit)}});
@@ -573,7 +579,9 @@ void Dispatcher::run() {
       }
       connections += credits.peers();
     }
-    send_ready(now);
+    // A clock read after read_workers: a lease that starts now starts after
+    // every `ready` read above, which a command's ready_seq may name.
+    send_ready(Clock::now());
     size_t waiting = m_delayed.size();
     for (const auto& [s, q] : m_ready) waiting += q.size();
     m_waiting = waiting;

@@ -135,12 +135,14 @@ Frames encode(const Command& c) {
   w.number("attempt", c.attempt);
   if (c.cancel) w.boolean("cancel", true);
   w.string("created_at", c.created_at)
-      .string("id", c.id)
-      .string("name", c.name)
+      .string("id", c.id);
+  if (c.lease_ms > 0) w.number("lease_ms", c.lease_ms);
+  w.string("name", c.name)
       .string("origin", c.origin)
       .value("params", c.params)
-      .value("payload", c.payload)
-      .string("resource", c.resource);
+      .value("payload", c.payload);
+  if (c.ready_seq > 0) w.number("ready_seq", c.ready_seq);
+  w.string("resource", c.resource);
   if (!c.saga.operation.empty()) {
     w.value("saga", json{{"compensation", c.saga.compensation}, {"operation", c.saga.operation}, {"step", c.saga.step}});
   }
@@ -193,6 +195,7 @@ Frames encode(const FenceNotice& f) {
 Frames encode(const ReadyMessage& r) {
   json j{{"v", k_protocol_version}, {"worker", r.worker}, {"credit", r.credit}};
   if (!r.service.empty()) j["service"] = r.service;
+  if (r.seq > 0) j["seq"] = r.seq;
   return {k_kind_ready, j.dump()};
 }
 
@@ -240,8 +243,15 @@ Result<Command> decode_command(const std::string& kind, const std::string& body,
       !get_string(j, "origin", &c.origin, &err, false, k_max_resource_bytes) ||
       !get_string(j, "resource", &c.resource, &err, false, k_max_resource_bytes) ||
       !get_string(j, "created_at", &c.created_at, &err, false, k_max_id_bytes) ||
-      !get_int(j, "attempt", &attempt, &err)) {
+      !get_int(j, "attempt", &attempt, &err) || !get_int(j, "ready_seq", &c.ready_seq, &err) ||
+      !get_int(j, "lease_ms", &c.lease_ms, &err)) {
     return fail(err, why);
+  }
+  if (c.ready_seq < 0 || c.ready_seq > k_max_seq) {
+    return fail("field 'ready_seq' must be an integer from 0 to " + std::to_string(k_max_seq), why);
+  }
+  if (c.lease_ms < 0 || c.lease_ms > k_max_lease_ms) {
+    return fail("field 'lease_ms' must be an integer from 0 to " + std::to_string(k_max_lease_ms), why);
   }
   if (!is_request_id(c.id)) return fail("field 'id' is not a request id", why);
   if (c.name.empty()) return fail("field 'name' is empty", why);
@@ -393,8 +403,12 @@ Result<ReadyMessage> decode_ready(const std::string& body, Refusal* why) {
   ReadyMessage r;
   int64_t credit = -1;
   if (!get_string(j, "worker", &r.worker, &err, false, k_max_id_bytes) ||
-      !get_string(j, "service", &r.service, &err, false, k_max_id_bytes) || !get_int(j, "credit", &credit, &err)) {
+      !get_string(j, "service", &r.service, &err, false, k_max_id_bytes) || !get_int(j, "credit", &credit, &err) ||
+      !get_int(j, "seq", &r.seq, &err)) {
     return fail(err, why);
+  }
+  if (r.seq < 0 || r.seq > k_max_seq) {
+    return fail("field 'seq' must be an integer from 0 to " + std::to_string(k_max_seq), why);
   }
   if (credit < 0 || credit > k_max_credit) {
     return fail("field 'credit' must be an integer from 0 to " + std::to_string(k_max_credit), why);

@@ -44,6 +44,8 @@ inline constexpr size_t k_max_flow_bytes = 64 << 10;     // ready, claim
 inline constexpr size_t k_max_grant_bytes = 256 << 10;   // grant: up to 1,024 entries with reasons
 inline constexpr int64_t k_max_credit = 1024;            // ready.credit
 inline constexpr size_t k_max_claims = 1024;             // entries in one claim
+inline constexpr int64_t k_max_seq = int64_t{1} << 53;   // ready.seq, command.ready_seq: exact in a double
+inline constexpr int64_t k_max_lease_ms = 365LL * 24 * 3600 * 1000;  // command.lease_ms (a longer lease is sent as this)
 inline constexpr size_t k_max_id_bytes = 128;        // worker, service, type, code
 inline constexpr size_t k_max_host_bytes = 256;
 inline constexpr size_t k_max_request_id_bytes = 64; // any request id (id, request_id, requests)
@@ -95,6 +97,12 @@ struct Command {
   // {step name: {"data": ...}} of every earlier step that completed; null
   // for a plain command.
   nlohmann::json steps;
+  // On the commands channel only, set by the dispatcher as it sends
+  // (protocol §4a, "Starting without a claim"); 0 when absent:
+  // ready_seq, the `seq` of the last `ready` it had received on that
+  // connection; lease_ms, the lease the send started.
+  int64_t ready_seq = 0;
+  int64_t lease_ms = 0;
   // Dispatcher-only, never on the wire: a step's own lease and attempts
   // (0: the dispatcher's --lease and --max-attempts; max_attempts may be
   // k_unlimited_attempts).
@@ -153,6 +161,9 @@ struct ReadyMessage {
   std::string worker;
   std::string service;
   int64_t credit = 0;  // 0 .. k_max_credit
+  // 1 .. k_max_seq, rising for the life of the worker process; 0: absent
+  // (a worker that always claims).
+  int64_t seq = 0;
 };
 
 // One command a worker is about to start: its id and the attempt it got.

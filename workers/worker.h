@@ -150,6 +150,10 @@ class Worker {
   // A worker that holds the lock and is stopped (SIGSTOP) or hangs cannot
   // release it, so the others must fail fast rather than wait for it.
   static constexpr int k_lock_wait_ms = 2000;
+  // A command started without a claim (protocol §4a) is started only
+  // before T + lease_ms - this, where T is when the `ready` it names went
+  // out: 1 % of the lease for the two clocks' rates, and 10 ms.
+  static constexpr int64_t start_margin_ms(int64_t lease_ms) { return lease_ms / 100 + 10; }
   // How long one transaction of handle_batch takes new commands.
   static constexpr int k_transaction_budget_ms = 250;
 

@@ -138,3 +138,51 @@ TEST_CASE("ready, claim and grant round-trip and are bounded", "[envelope][credi
   CHECK(gd->refused[0].reason == "lease_lost");
   CHECK_FALSE(decode_grant(R"({"v":1,"granted":[]})"));  // no lease_ms
 }
+
+TEST_CASE("a ready's seq round-trips, is bounded, and the dispatcher keeps the highest per connection",
+          "[envelope][credit][fast_start]") {
+  ReadyMessage r{"host/1/abc", "users", 256, 7};
+  auto rd = decode_ready(encode(r).body);
+  REQUIRE(rd);
+  CHECK(rd->seq == 7);
+  ReadyMessage unnumbered{"host/1/abc", "users", 256};
+  CHECK(encode(unnumbered).body.find("seq") == std::string::npos);  // a worker that always claims
+  CHECK(decode_ready(encode(unnumbered).body)->seq == 0);
+  CHECK_FALSE(decode_ready(R"({"v":1,"credit":1,"seq":-1})"));
+  CHECK_FALSE(decode_ready(R"({"v":1,"credit":1,"seq":"7"})"));
+  CHECK_FALSE(decode_ready(R"({"v":1,"credit":1,"seq":9007199254740993})"));  // past 2^53
+  CHECK(decode_ready(R"({"v":1,"credit":1,"seq":9007199254740992})"));
+
+  WorkerCredits w;
+  auto now = Clock::now();
+  CHECK(w.last_seq("a") == 0);
+  w.ready("a", "worker-a", 1, now, 5);
+  w.ready("a", "worker-a", 1, now, 4);  // never backwards
+  w.ready("b", "worker-b", 1, now);     // b numbers none
+  CHECK(w.last_seq("a") == 5);
+  CHECK(w.last_seq("b") == 0);
+  w.forget("a");
+  CHECK(w.last_seq("a") == 0);
+}
+
+TEST_CASE("a command's ready_seq and lease_ms round-trip, are sent only when set, and are bounded",
+          "[envelope][fast_start]") {
+  Command c;
+  c.id = new_uuid_v7();
+  c.name = "create_user";
+  auto plain = encode(c).body;
+  CHECK(plain.find("ready_seq") == std::string::npos);
+  CHECK(plain.find("lease_ms") == std::string::npos);
+  c.ready_seq = 12;
+  c.lease_ms = 30000;
+  auto d = decode_command(k_kind_command, encode(c).body);
+  REQUIRE(d);
+  CHECK(d->ready_seq == 12);
+  CHECK(d->lease_ms == 30000);
+  std::string head = R"({"v":1,"id":")" + c.id + R"(","name":"x",)";
+  CHECK_FALSE(decode_command(k_kind_command, head + R"("ready_seq":-1})"));
+  CHECK_FALSE(decode_command(k_kind_command, head + R"("ready_seq":1.5})"));
+  CHECK_FALSE(decode_command(k_kind_command, head + R"("lease_ms":-1})"));
+  CHECK_FALSE(decode_command(k_kind_command, head + R"("lease_ms":31536000001})"));
+  CHECK(decode_command(k_kind_command, head + R"("lease_ms":31536000000})"));
+}

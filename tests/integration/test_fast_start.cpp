@@ -1,0 +1,187 @@
+// Starting a command without a claim (docs/protocol.md §4a): the real
+// asyncops-worker against a daemon played by the test, which sees every
+// message on the commands channel, so it can tell a claim from none.
+#include <catch2/catch.hpp>
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "harness.h"
+#include "shared/envelope.h"
+#include "shared/ids.h"
+
+using namespace asyncops::it;
+using nlohmann::json;
+
+namespace {
+
+// The daemon's three sockets, bound on free ports: SUB for events, ROUTER
+// for commands, PUB for control.
+struct FakeDaemon {
+  zmq::context_t ctx{1};
+  zmq::socket_t events{ctx, zmq::socket_type::sub};
+  zmq::socket_t commands{ctx, zmq::socket_type::router};
+  int events_port = free_port(), commands_port = free_port();
+  std::string peer;           // the worker's routing id
+  int64_t last_seq = 0;       // of its last ready
+  std::vector<std::string> claims;  // bodies of the claims it sent
+
+  FakeDaemon() {
+    for (zmq::socket_t* s : {&events, &commands}) s->set(zmq::sockopt::linger, 0);
+    events.set(zmq::sockopt::subscribe, "");
+    events.bind(tcp(events_port));
+    commands.bind(tcp(commands_port));
+  }
+
+  // Reads the commands channel for up to timeout: readies and claims.
+  void read(std::chrono::milliseconds timeout) {
+    auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      // A socket takes in new connections only when its own thread calls
+      // it: this lets the SUB attach the worker's and send it the
+      // subscription the worker waits for.
+      (void)events.get(zmq::sockopt::events);
+      zmq::pollitem_t item{commands.handle(), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(20)) == 0) continue;
+      std::vector<zmq::message_t> parts;
+      while (zmq::recv_multipart(commands, std::back_inserter(parts), zmq::recv_flags::dontwait)) {
+        REQUIRE(parts.size() == 3);
+        peer = parts[0].to_string();
+        if (parts[1].to_string() == asyncops::k_kind_ready) {
+          auto r = asyncops::decode_ready(parts[2].to_string());
+          REQUIRE(r);
+          if (r->seq > last_seq) last_seq = r->seq;
+        } else if (parts[1].to_string() == asyncops::k_kind_claim) {
+          claims.push_back(parts[2].to_string());
+        }
+        parts.clear();
+      }
+    }
+  }
+
+  void send(const asyncops::Frames& f) {
+    std::array<zmq::const_buffer, 3> parts = {zmq::buffer(peer), zmq::buffer(f.kind), zmq::buffer(f.body)};
+    REQUIRE(zmq::send_multipart(commands, parts));
+  }
+
+  // The events published for request id, until one is terminal.
+  std::vector<asyncops::Event> events_until_terminal(const std::string& id) {
+    std::vector<asyncops::Event> out;
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < deadline) {
+      read(std::chrono::milliseconds(20));  // keeps claims flowing in meanwhile
+      std::vector<zmq::message_t> parts;
+      while (zmq::recv_multipart(events, std::back_inserter(parts), zmq::recv_flags::dontwait)) {
+        if (parts.size() == 2 && parts[0].to_string() == asyncops::k_kind_event) {
+          auto e = asyncops::decode_event(parts[1].to_string());
+          if (e && e->request_id == id) {
+            out.push_back(e.value());
+            if (asyncops::is_terminal(e->state)) return out;
+          }
+        }
+        parts.clear();
+      }
+    }
+    return out;
+  }
+};
+
+asyncops::Command create_user(const std::string& email) {
+  asyncops::Command c;
+  c.id = asyncops::new_uuid_v7();
+  c.name = "create_user";
+  c.service = "users";
+  c.origin = "POST /users";
+  std::string user = asyncops::new_uuid_v7();
+  c.resource = "/users/" + user;
+  c.params = {{"id", user}};
+  c.payload = {{"email", email}, {"name", "F"}};
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("a worker starts a command without a claim while the lease it names holds, and claims one it cannot vouch for",
+          "[fast_start][issue11]") {
+  FakeDaemon daemon;
+  TempDir dir;
+  Process worker({ASYNCOPS_WORKER_BIN, "--data-dir", dir.path, "--events", tcp(daemon.events_port), "--commands",
+                  tcp(daemon.commands_port), "--control", "-", "--heartbeat-ms", "200"},
+                 dir.path + "/worker.log");
+  bool ready = eventually([&] {
+    daemon.read(std::chrono::milliseconds(50));
+    return daemon.last_seq > 0;
+  });
+  if (!ready) FAIL("no numbered ready; the worker's log:\n" << slurp(dir.path + "/worker.log"));
+
+  // 1. A command naming the worker's last ready, with a 30 s lease: it runs,
+  //    and no claim is sent.
+  asyncops::Command fresh = create_user("fresh@example.com");
+  fresh.ready_seq = daemon.last_seq;
+  fresh.lease_ms = 30000;
+  daemon.send(asyncops::encode(fresh));
+  auto got = daemon.events_until_terminal(fresh.id);
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].state == asyncops::OpState::processing);
+  CHECK(got[1].state == asyncops::OpState::completed);
+  CHECK(daemon.claims.empty());
+
+  // 2. A lease that has run out by the worker's count: its ready went out
+  //    more than lease_ms - margin ago (10 ms + 1 %). It is claimed; a
+  //    refused claim means it never runs.
+  daemon.read(std::chrono::milliseconds(100));
+  asyncops::Command stale = create_user("stale@example.com");
+  stale.ready_seq = daemon.last_seq;
+  stale.lease_ms = 20;  // 20 - 10 ms of margin: over 10 ms after its ready
+  daemon.read(std::chrono::milliseconds(50));
+  daemon.send(asyncops::encode(stale));
+  REQUIRE(eventually([&] {
+    daemon.read(std::chrono::milliseconds(20));
+    return daemon.claims.size() == 1;
+  }));
+  auto claim = asyncops::decode_claim(daemon.claims[0]);
+  REQUIRE(claim);
+  REQUIRE(claim->claims.size() == 1);
+  CHECK(claim->claims[0].id == stale.id);
+  asyncops::GrantMessage refused;
+  refused.lease_ms = 30000;
+  refused.refused.push_back({stale.id, 1, false, "lease_lost"});
+  daemon.send(asyncops::encode(refused));
+
+  // 3. A ready_seq the worker never sent, and one from a worker that sends
+  //    none (no ready_seq): both are claimed, and run once granted.
+  asyncops::Command unknown = create_user("unknown@example.com");
+  unknown.ready_seq = daemon.last_seq + 1000000;
+  unknown.lease_ms = 30000;
+  daemon.send(asyncops::encode(unknown));
+  REQUIRE(eventually([&] {
+    daemon.read(std::chrono::milliseconds(20));
+    return daemon.claims.size() == 2;
+  }));
+  asyncops::GrantMessage granted;
+  granted.lease_ms = 30000;
+  granted.granted.push_back({unknown.id, 1, false, ""});
+  daemon.send(asyncops::encode(granted));
+  auto ran = daemon.events_until_terminal(unknown.id);
+  REQUIRE_FALSE(ran.empty());
+  CHECK(ran.back().state == asyncops::OpState::completed);
+
+  asyncops::Command unnumbered = create_user("unnumbered@example.com");
+  daemon.send(asyncops::encode(unnumbered));
+  REQUIRE(eventually([&] {
+    daemon.read(std::chrono::milliseconds(20));
+    return daemon.claims.size() == 3;
+  }));
+
+  // The stale command never ran: nothing was published for it.
+  std::vector<zmq::message_t> parts;
+  bool stale_published = false;
+  while (zmq::recv_multipart(daemon.events, std::back_inserter(parts), zmq::recv_flags::dontwait)) {
+    if (parts.size() == 2 && parts[1].to_string().find(stale.id) != std::string::npos) stale_published = true;
+    parts.clear();
+  }
+  CHECK_FALSE(stale_published);
+  worker.signal(SIGTERM);
+  REQUIRE(worker.wait(std::chrono::seconds(10)) == 0);
+  CHECK(slurp(dir.path + "/worker.log").find("started_without_claim=1") != std::string::npos);
+}
