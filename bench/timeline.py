@@ -13,7 +13,7 @@ Usage: timeline.py [--last N] [--json FILE] LOG...
 import argparse, collections, json, sys
 
 STEPS = ["accept", "accept_committed", "command_sent", "command_received", "claim_sent", "grant_sent",
-         "grant_received", "processing_published", "processing_received", "processing_committed",
+         "grant_received", "started_without_claim", "processing_published", "processing_received", "processing_committed",
          "outcome_published", "outcome_received", "outcome_committed", "wait_answered"]
 
 def pct(xs, p):
@@ -43,13 +43,19 @@ def main():
     out = {"operations": len(done), "steps": []}
     print(f"{len(done)} operations, microseconds between consecutive steps")
     print(f"{'from':>22} -> {'to':<22} {'p50':>7} {'p90':>7} {'p99':>7}")
-    for a_, b in zip(STEPS, STEPS[1:]):
-        ds = [o[b] - o[a_] for o in done if a_ in o and b in o]
-        if not ds:
-            continue
+    # Between consecutive steps of each operation's own path: a command
+    # started without a claim has no claim_sent, grant_sent or grant_received.
+    gaps = collections.defaultdict(list)
+    for o in done:
+        path = [s for s in STEPS if s in o]
+        for a_, b in zip(path, path[1:]):
+            gaps[(a_, b)].append(o[b] - o[a_])
+    pairs = sorted(gaps, key=lambda p: (STEPS.index(p[0]), STEPS.index(p[1])))
+    for a_, b in pairs:
+        ds = gaps[(a_, b)]
         row = {"from": a_, "to": b, "p50_us": pct(ds, 50), "p90_us": pct(ds, 90), "p99_us": pct(ds, 99), "n": len(ds)}
         out["steps"].append(row)
-        print(f"{a_:>22} -> {b:<22} {row['p50_us']:>7} {row['p90_us']:>7} {row['p99_us']:>7}")
+        print(f"{a_:>22} -> {b:<22} {row['p50_us']:>7} {row['p90_us']:>7} {row['p99_us']:>7}  n={len(ds)}")
     tot = [o["wait_answered"] - o["accept"] for o in done]
     out["total"] = {"p50_us": pct(tot, 50), "p90_us": pct(tot, 90), "p99_us": pct(tot, 99), "max_us": max(tot)}
     print(f"{'accept':>22} -> {'wait_answered':<22} {out['total']['p50_us']:>7} {out['total']['p90_us']:>7} "
@@ -57,8 +63,8 @@ def main():
     slowest = sorted(done, key=lambda o: o["wait_answered"] - o["accept"])[-max(1, len(done) // 100):]
     longest = collections.Counter()
     for o in slowest:
-        gaps = [(o[b] - o[a_], f"{a_} -> {b}") for a_, b in zip(STEPS, STEPS[1:]) if a_ in o and b in o]
-        longest[max(gaps)[1]] += 1
+        path = [s for s in STEPS if s in o]
+        longest[max((o[b] - o[a_], f"{a_} -> {b}") for a_, b in zip(path, path[1:]))[1]] += 1
     out["slowest_1pct_longest_step"] = dict(longest.most_common())
     print(f"the slowest {len(slowest)}: their longest step")
     for k, v in longest.most_common():
