@@ -160,7 +160,7 @@ Worker::Worker(WorkerOptions options, Service service)
 
 void Worker::set_up_connection(SQLite::Database& db) {
   db.setBusyTimeout(k_lock_wait_ms);
-  db.exec("PRAGMA wal_autocheckpoint=" + std::to_string(4 * k_wal_limit_pages));
+  db.exec("PRAGMA wal_autocheckpoint=" + std::to_string(4 * Worker::k_wal_limit_pages));
 }
 
 void Worker::init_database(const Service& service, SQLite::Database& db) {
@@ -357,7 +357,7 @@ int Worker::run(const std::atomic<bool>& stop) {
   // the next batch starts it from its beginning (store/checkpointer.h).
   std::atomic<bool> want_wal_restart{false};
   Checkpointer checkpointer(db_path, std::chrono::seconds(1), [&want_wal_restart] { want_wal_restart = true; },
-                            k_wal_limit_pages);
+                            Worker::k_wal_limit_pages);
   checkpointer.start();
 
   ServiceDb sdb(*db);  // destroyed before db: its statements go first
@@ -518,6 +518,10 @@ int Worker::run(const std::atomic<bool>& stop) {
   // started after that moment (protocol §4a, "Starting without a claim").
   int64_t ready_seq = 0;
   std::map<int64_t, SteadyClock::time_point> ready_times;  // the last k_ready_times
+  // The first seq sent on the current connection. A command naming an
+  // earlier one may come from a daemon that is gone (a restart, a cut link):
+  // the new daemon does not hold its lease, so it is claimed, and refused.
+  int64_t connection_first_seq = 1;
   auto announce = [&](int64_t c) {
     credit = c;
     ReadyMessage r{m_options.id, m_service.name, c, ++ready_seq};
@@ -529,7 +533,7 @@ int Worker::run(const std::atomic<bool>& stop) {
   // When the lease of c holds until at the earliest, by this worker's clock,
   // less a margin for the two clocks' rates; nullopt if c does not say.
   auto lease_floor = [&](const Command& c) -> std::optional<SteadyClock::time_point> {
-    if (c.ready_seq <= 0 || c.lease_ms <= 0) return std::nullopt;
+    if (c.ready_seq < connection_first_seq || c.lease_ms <= 0) return std::nullopt;
     auto t = ready_times.find(c.ready_seq);
     if (t == ready_times.end()) return std::nullopt;
     return t->second + std::chrono::milliseconds(c.lease_ms - start_margin_ms(c.lease_ms));
@@ -668,7 +672,9 @@ int Worker::run(const std::atomic<bool>& stop) {
     auto now = SteadyClock::now();
     // A new connection (also after a cut link came back) hears our credit at
     // once; every connection hears it at least once a heartbeat interval.
-    if (commands_watch.take_connected() || now - ready_sent >= std::chrono::milliseconds(m_options.heartbeat_ms)) {
+    bool new_connection = commands_watch.take_connected();
+    if (new_connection) connection_first_seq = ready_seq + 1;  // the announce below sends it
+    if (new_connection || now - ready_sent >= std::chrono::milliseconds(m_options.heartbeat_ms)) {
       announce(credit);
     }
 
