@@ -443,24 +443,28 @@ TEST_CASE("a worker whose connection is gone gets no more commands: the next wor
 
 TEST_CASE("a command names the last ready seq heard on its connection and the lease its send started",
           "[dispatcher][credit][fast_start]") {
-  Rig rig(short_leases(700, 3));
+  Rig rig(short_leases(60000, 3));  // no redelivery can come in between
   Dispatcher& d = rig.d;
   zmq::socket_t w(rig.ctx, zmq::socket_type::dealer);
   w.set(zmq::sockopt::linger, 0);
   w.connect(rig.endpoint);
   send(w, encode(ReadyMessage{"numbered", "users", 0, 41}));
   send(w, encode(ReadyMessage{"numbered", "users", 1, 42}));
-  d.enqueue({command(1)});
+  Command first = command(1);
+  d.enqueue({first});
   auto got = receive(w, 1);
+  CHECK(got[0].id == first.id);
   CHECK(got[0].ready_seq == 42);
-  CHECK(got[0].lease_ms == 700);
+  CHECK(got[0].lease_ms == 60000);
   // A worker that numbers none gets neither (it claims).
   zmq::socket_t plain = worker(rig.ctx, rig.endpoint, 1);
   send(w, encode(ReadyMessage{"numbered", "users", 0, 43}));  // a is busy now
   GrantMessage sync = claim(w, {{new_uuid_v7(), 1}});  // the pause is read
   CHECK(sync.refused.size() == 1);
-  d.enqueue({command(2)});
+  Command second = command(2);
+  d.enqueue({second});
   auto other = receive(plain, 1);
+  CHECK(other[0].id == second.id);
   CHECK(other[0].ready_seq == 0);
   CHECK(other[0].lease_ms == 0);
 }

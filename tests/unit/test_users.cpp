@@ -268,7 +268,8 @@ TEST_CASE("no command starts after its grant ran out, and none is recorded for i
   CHECK(u.count() == 1);
 }
 
-TEST_CASE("a service database connection leaves checkpoints to the Checkpointer thread", "[users][worker]") {
+TEST_CASE("a service database connection does not checkpoint inside its commits: a Checkpointer thread does",
+          "[users][worker]") {
   // SQLite's automatic checkpoint ran inside a batch's COMMIT, every 1,000
   // pages, on the thread that publishes the outcomes (issue 11's p99).
   Users u;
