@@ -26,6 +26,8 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("logs", nargs="+")
     a = ap.parse_args()
+    if a.last < 1:
+        sys.exit("timeline.py: --last must be 1 or more")
     ops = collections.defaultdict(dict)
     for path in a.logs:
         with open(path, errors="replace") as f:

@@ -422,7 +422,9 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
     m_writer->commit();
     if (timeline_on()) {
       for (size_t i = 0; i < batch.size(); ++i) {
-        if (batch[i].type == Job::accept_op) timeline_mark("accept_committed", results[i].change.op.id);
+        if (batch[i].type == Job::accept_op && !results[i].change.op.id.empty()) {
+          timeline_mark("accept_committed", results[i].change.op.id);
+        }
         if (batch[i].type == Job::apply_event) {
           timeline_mark(batch[i].event.state == OpState::processing ? "processing_committed" : "outcome_committed",
                         batch[i].event.request_id);
