@@ -39,22 +39,8 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 command -v jq >/dev/null || { echo "latency_breakdown.sh: needs jq" >&2; exit 2; }
-peers_dir="${PEERS_DIR:-}"
-if [[ -z $peers_dir ]]; then
-  for d in "$root/../shared/peers" "$root/../../shared/peers"; do
-    if [[ -f $d/latency_probe.py ]]; then peers_dir="$(cd "$d" && pwd)"; break; fi
-  done
-fi
-[[ -n $peers_dir && -f $peers_dir/latency_probe.py ]] || {
-  echo "latency_breakdown.sh: cannot find ../shared/peers/latency_probe.py (set PEERS_DIR)" >&2; exit 2; }
-if [[ $do_build == 1 ]]; then
-  bench_configure "$root" "$build"
-  nice -n 10 ninja -C "$build" -j2 asyncopsd asyncops-worker asyncops-bench-loadgen >/dev/null
-fi
-daemon="$build/daemon/asyncopsd" worker="$build/workers/asyncops-worker" lg="$build/bench/asyncops-bench-loadgen"
-for b in "$daemon" "$worker" "$lg"; do
-  [[ -x $b ]] || { echo "latency_breakdown.sh: missing $b (build first, or drop --no-build)" >&2; exit 2; }
-done
+bench_peers_dir "$root" latency_breakdown.sh
+bench_binaries "$root" "$build" "$do_build" latency_breakdown.sh
 
 bench_run_dir aolb
 data="$run/data"; mkdir -p "$data"

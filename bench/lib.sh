@@ -35,3 +35,34 @@ bench_configure() {
     cmake -S "$1" -B "$2" -DASYNCOPS_BUILD_BENCH=ON >/dev/null
   fi
 }
+
+# bench_peers_dir ROOT NAME: sets $peers_dir to $PEERS_DIR, or else to
+# ../shared/peers next to ROOT (or next to the directory holding the
+# worktrees); exits 2, naming the script NAME, when it has no
+# latency_probe.py.
+bench_peers_dir() {
+  peers_dir="${PEERS_DIR:-}"
+  if [[ -z $peers_dir ]]; then
+    local d
+    for d in "$1/../shared/peers" "$1/../../shared/peers"; do
+      if [[ -f $d/latency_probe.py ]]; then peers_dir="$(cd "$d" && pwd)"; break; fi
+    done
+  fi
+  [[ -n $peers_dir && -f $peers_dir/latency_probe.py ]] || {
+    echo "$2: cannot find ../shared/peers (set PEERS_DIR)" >&2; exit 2; }
+}
+
+# bench_binaries ROOT BUILD DO_BUILD NAME: builds asyncopsd, the worker and
+# the load generator into BUILD (unless DO_BUILD is 0), and sets $daemon,
+# $worker and $lg; exits 2, naming the script NAME, when one is missing.
+bench_binaries() {
+  if [[ $3 == 1 ]]; then
+    bench_configure "$1" "$2"
+    nice -n 10 ninja -C "$2" -j2 asyncopsd asyncops-worker asyncops-bench-loadgen >/dev/null
+  fi
+  daemon="$2/daemon/asyncopsd" worker="$2/workers/asyncops-worker" lg="$2/bench/asyncops-bench-loadgen"
+  local b
+  for b in "$daemon" "$worker" "$lg"; do
+    [[ -x $b ]] || { echo "$4: missing $b (build first, or drop --no-build)" >&2; exit 2; }
+  done
+}

@@ -42,27 +42,8 @@ while [[ $# -gt 0 ]]; do
 done
 command -v jq >/dev/null || { echo "peers.sh: needs jq" >&2; exit 2; }
 
-# The peers' folder: ../shared/peers next to the repo (or next to the
-# directory holding the worktrees), or $PEERS_DIR.
-peers_dir="${PEERS_DIR:-}"
-if [[ -z $peers_dir ]]; then
-  for d in "$root/../shared/peers" "$root/../../shared/peers"; do
-    if [[ -f $d/run.sh ]]; then peers_dir="$(cd "$d" && pwd)"; break; fi
-  done
-fi
-[[ -n $peers_dir && -f $peers_dir/latency_probe.py ]] || {
-  echo "peers.sh: cannot find ../shared/peers (set PEERS_DIR)" >&2; exit 2; }
-
-if [[ $do_build == 1 ]]; then
-  bench_configure "$root" "$build"
-  nice -n 10 ninja -C "$build" -j2 asyncopsd asyncops-worker asyncops-bench-loadgen >/dev/null
-fi
-daemon="$build/daemon/asyncopsd"
-worker="$build/workers/asyncops-worker"
-lg="$build/bench/asyncops-bench-loadgen"
-for b in "$daemon" "$worker" "$lg"; do
-  [[ -x $b ]] || { echo "peers.sh: missing $b (build first, or drop --no-build)" >&2; exit 2; }
-done
+bench_peers_dir "$root" peers.sh
+bench_binaries "$root" "$build" "$do_build" peers.sh
 
 bench_run_dir aop
 cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($12 + $13) / hz}'; }

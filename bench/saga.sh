@@ -41,16 +41,7 @@ while [[ $# -gt 0 ]]; do
 done
 command -v jq >/dev/null || { echo "saga.sh: needs jq (apt-get install -y jq)" >&2; exit 2; }
 
-if [[ $do_build == 1 ]]; then
-  bench_configure "$root" "$build"
-  nice -n 10 ninja -C "$build" -j2 asyncopsd asyncops-worker asyncops-bench-loadgen >/dev/null
-fi
-daemon="$build/daemon/asyncopsd"
-worker="$build/workers/asyncops-worker"
-lg="$build/bench/asyncops-bench-loadgen"
-for b in "$daemon" "$worker" "$lg"; do
-  [[ -x $b ]] || { echo "saga.sh: missing $b (build first, or drop --no-build)" >&2; exit 2; }
-done
+bench_binaries "$root" "$build" "$do_build" saga.sh
 
 bench_run_dir aosaga
 data="$run/data"
