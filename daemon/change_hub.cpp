@@ -20,9 +20,23 @@ std::shared_ptr<ChangeHub::Subscription> ChangeHub::subscribe(const std::string&
 
 std::shared_ptr<ChangeHub::Subscription> ChangeHub::subscribe(const std::string& op_id,
                                                                std::function<void()> notify) {
-  auto* s = new Subscription();  // owned by the shared_ptr below
+  std::unique_ptr<Subscription> s(new Subscription());
   s->m_op_id = op_id;
   s->m_notify = std::move(notify);
+  return add(std::move(s));
+}
+
+std::shared_ptr<ChangeHub::Subscription> ChangeHub::subscribe_changes(
+    const std::string& op_id, std::function<void(const Change*)> on_change) {
+  std::unique_ptr<Subscription> s(new Subscription());
+  s->m_op_id = op_id;
+  s->m_on_change = std::move(on_change);
+  return add(std::move(s));
+}
+
+std::shared_ptr<ChangeHub::Subscription> ChangeHub::add(std::unique_ptr<Subscription> owned) {
+  Subscription* s = owned.release();  // owned by the shared_ptr below
+  const std::string& op_id = s->m_op_id;
   {
     MutexLock lock(&m_mutex);
     if (op_id.empty()) m_all.insert(s);
@@ -51,7 +65,12 @@ void ChangeHub::unsubscribe(Subscription* s) {
   }
 }
 
-void ChangeHub::signal(Subscription* s, bool shutdown) {
+void ChangeHub::signal(Subscription* s, bool shutdown, const Change* change) {
+  if (s->m_on_change) {
+    // Under the hub's lock (see publish), so unsubscribe cannot race it.
+    s->m_on_change(shutdown ? nullptr : change);
+    return;
+  }
   if (s->m_notify) {
     // Under the hub's lock (see publish), so unsubscribe cannot race it.
     s->m_notify();
@@ -111,7 +130,7 @@ void ChangeHub::publish(const std::vector<Change>& changes) {
     m_latest = c.seq;
     if (!m_by_operation.empty()) {
       auto range = m_by_operation.equal_range(c.op.id);
-      for (auto it = range.first; it != range.second; ++it) signal(it->second, false);
+      for (auto it = range.first; it != range.second; ++it) signal(it->second, false, &c);
     }
     if (want_notices) {
       m_ring_bytes += notice_bytes(notices[i]);

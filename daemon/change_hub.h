@@ -55,6 +55,7 @@ class ChangeHub {
     friend class ChangeHub;
     std::string m_op_id;  // "" for every operation
     std::function<void()> m_notify;  // set: called instead of waking wait()ers
+    std::function<void(const Change*)> m_on_change;  // set: called instead of m_notify, with the change
     Mutex m_mutex;
     CondVar m_cv;
     bool m_signaled GUARDED_BY(m_mutex) = false;
@@ -70,6 +71,13 @@ class ChangeHub {
   // must only schedule work (post to a strand), never call into the hub.
   // After the returned pointer is released, notify is never called again.
   std::shared_ptr<Subscription> subscribe(const std::string& op_id, std::function<void()> notify);
+  // The same for one operation (op_id not ""), with each of its changes:
+  // on_change(&change) runs on the publishing thread under the hub's lock,
+  // once per change in seq order, and on_change(nullptr) at shutdown. A
+  // waiter that needs only the operation's end learns it, and the document,
+  // without reading the store. The same rules as for notify apply.
+  std::shared_ptr<Subscription> subscribe_changes(const std::string& op_id,
+                                                  std::function<void(const Change*)> on_change);
 
   // Called by the group-commit thread after each commit, in seq order.
   void publish(const std::vector<Change>& changes);
@@ -92,7 +100,8 @@ class ChangeHub {
 
  private:
   void unsubscribe(Subscription* s);
-  static void signal(Subscription* s, bool shutdown);
+  static void signal(Subscription* s, bool shutdown, const Change* change = nullptr);
+  std::shared_ptr<Subscription> add(std::unique_ptr<Subscription> s);
 
   const size_t m_capacity;
   const size_t m_max_bytes;

@@ -580,6 +580,11 @@ void Gateway::decorate(const ApiRequest& req, ApiReply* reply) const {
   if (reply->wait) {
     auto w = std::make_shared<ApiWait>(*reply->wait);
     w->finish = wrap(std::move(w->finish));
+    if (w->finish_ended) {
+      w->finish_ended = [wrap, f = std::move(w->finish_ended)](const OperationRecord& op) {
+        return wrap([&f, &op] { return f(op); })();
+      };
+    }
     reply->wait = std::move(w);
   }
 }
@@ -611,8 +616,15 @@ ApiReply Gateway::resolve_blocking(ApiReply reply) {
 }
 
 std::shared_ptr<ApiWait> Gateway::wait_for(const std::string& id, std::chrono::steady_clock::time_point deadline,
-                                           std::function<ApiReply(std::optional<OperationRecord>)> finish) {
+                                           std::function<ApiReply(std::optional<OperationRecord>)> finish,
+                                           bool ended_only) {
   auto w = std::make_shared<ApiWait>();
+  if (ended_only) {
+    w->finish_ended = [id, finish](const OperationRecord& op) {
+      timeline_mark("wait_answered", id);
+      return finish(op);
+    };
+  }
   w->op_id = id;
   w->deadline = deadline;
   w->ready = [this, id] {
@@ -1002,10 +1014,13 @@ ApiReply Gateway::accepted_reply(const ApiRequest& req, const OperationRecord& s
   if (wait <= 0) return answer(stored, false);
   ApiReply r;
   r.status = 202;
+  // The document a client gets is the operation's own (no request or
+  // retries), so the change that ended it is the answer: no read.
   r.wait = wait_for(stored.id, std::chrono::steady_clock::now() + std::chrono::seconds(wait),
                     [answer, stored](std::optional<OperationRecord> now) {
                       return now ? answer(*now, true) : answer(stored, false);
-                    });
+                    },
+                    true);
   return r;
 }
 

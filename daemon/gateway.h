@@ -54,14 +54,20 @@ struct ApiReply;
 using Finish = std::function<ApiReply()>;
 
 // An answer that waits for an operation to end (?wait=N, Prefer: wait=N).
-// The server subscribes to op_id in the ChangeHub, and on each wake-up asks
-// ready(); it answers finish() once ready() is true or at the deadline,
-// whichever comes first. No thread is held meanwhile.
+// The server subscribes to op_id in the ChangeHub and asks ready() once,
+// after subscribing; then only a change that ends the operation wakes it
+// (an operation leaves the store only after it ended). It answers once
+// ready() is true, the operation ended, or the deadline passed, whichever
+// comes first. No thread is held meanwhile.
 struct ApiWait {
   std::string op_id;
   std::chrono::steady_clock::time_point deadline;
   std::function<bool()> ready;  // reads the store: true once the operation ended (or is gone)
-  Finish finish;
+  Finish finish;  // reads the latest state
+  // Set: the answer when a change ended the operation, from that change's
+  // document (ChangeHub::subscribe_changes), without reading the store.
+  // Unset: finish() then.
+  std::function<ApiReply(const OperationRecord&)> finish_ended;
 };
 
 // A client allowed to open a WebSocket at /ws (daemon/ws_channel.h): it
@@ -218,9 +224,12 @@ class Gateway {
   ApiReply hub_request(const ApiRequest& req);
   // Adds the CORS headers to reply and to whatever a pending reply becomes.
   void decorate(const ApiRequest& req, ApiReply* reply) const;
-  // A wait for operation id until deadline, answered by finish(latest state).
+  // A wait for operation id until deadline, answered by finish(latest
+  // state); with ended_only, by finish(the document of the change that
+  // ended it) when one did, without a read (ApiWait::finish_ended).
   std::shared_ptr<ApiWait> wait_for(const std::string& id, std::chrono::steady_clock::time_point deadline,
-                                    std::function<ApiReply(std::optional<OperationRecord>)> finish);
+                                    std::function<ApiReply(std::optional<OperationRecord>)> finish,
+                                    bool ended_only = false);
   ApiReply operation_events(const ApiRequest& req, const Params& params);
   ApiReply all_events(const ApiRequest& req);
   ApiReply preflight(const ApiRequest& req);

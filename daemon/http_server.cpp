@@ -762,16 +762,21 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   // ---- ?wait and Prefer: wait
   void start_wait(std::shared_ptr<ApiWait> wait) {
     m_wait = std::move(wait);
-    auto wake_posted = m_wake_posted;
     auto executor = m_stream.get_executor();
     std::weak_ptr<HttpSession> weak = this->shared_from_this();
-    // Subscribe first, then read: a change in between still wakes us.
-    m_wait_sub = m_server.gateway.hub().subscribe(m_wait->op_id, [wake_posted, executor, weak] {
-      if (wake_posted->exchange(true)) return;
-      asio::post(executor, [weak] {
-        if (auto self = weak.lock()) self->on_wait_wake();
-      });
-    });
+    bool keep_document = static_cast<bool>(m_wait->finish_ended);
+    // Subscribe first, then read: a change in between still wakes us. Only
+    // the change that ends the operation (or the hub's shutdown) matters,
+    // and it comes once (a late outcome's second one finds no wait).
+    m_wait_sub = m_server.gateway.hub().subscribe_changes(
+        m_wait->op_id, [executor, weak, keep_document](const Change* c) {
+          if (c && !is_terminal(c->op.state)) return;
+          std::optional<OperationRecord> ended;
+          if (c && keep_document) ended = c->op;
+          asio::post(executor, [weak, ended = std::move(ended)]() mutable {
+            if (auto self = weak.lock()) self->on_wait_end(std::move(ended));
+          });
+        });
     if (m_wait->ready() || m_server.gateway.hub().is_shut_down()) return end_wait();
     m_timer.expires_at(m_wait->deadline);
     m_timer.async_wait([self = this->shared_from_this()](beast::error_code ec) {
@@ -779,10 +784,16 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     });
   }
 
-  void on_wait_wake() {
-    m_wake_posted->store(false);
+  // The operation ended (ended: its document, when the wait answers from
+  // it), or the hub shut down.
+  void on_wait_end(std::optional<OperationRecord> ended) {
     if (!m_wait) return;
-    if (m_server.gateway.hub().is_shut_down() || m_wait->ready()) end_wait();
+    if (!ended) return end_wait();
+    m_timer.cancel();
+    m_wait_sub.reset();
+    auto wait = std::move(m_wait);
+    m_wait.reset();
+    answer(wait->finish_ended(*ended));
   }
 
   void end_wait() {

@@ -165,6 +165,23 @@ TEST_CASE("Prefer: wait on a command returns the finished operation with 200", "
   CHECK(r.header("Preference-Applied") == "wait=10");
   CHECK(r.header("X-Operation") == "/operations/" + r.json["id"].get<std::string>());
   CHECK(r.header("X-Resource") == r.json["resource"]);
+  // The answer comes from the change that ended the operation, not from a
+  // read: it is the same document GET gives, less GET's detail members.
+  auto same_as_get = [&sys](const json& answered) {
+    auto g = sys.get("/operations/" + answered.value("id", ""));
+    REQUIRE(g.status == 200);
+    json doc = g.json;
+    for (const char* detail : {"request", "params", "worker", "retries"}) doc.erase(detail);
+    CHECK(answered == doc);
+  };
+  same_as_get(r.json);
+  // A rejection is answered the same way.
+  auto again = sys.send("POST", "/users", R"({"email":"w@example.com","name":"W2"})", "application/json",
+                        {{"Prefer", "wait=10"}});
+  CHECK(again.status == 200);
+  CHECK(again.json["state"] == "rejected");
+  CHECK(again.json["code"] == "email_in_use");
+  same_as_get(again.json);
 }
 
 TEST_CASE("commands wait in the store while no worker runs, then complete", "[pipeline]") {

@@ -234,6 +234,11 @@ TEST_CASE("saga: examples/orders-saga/run.sh starts the daemon and the three dem
   CHECK(r->status == 200);
   json op = json::parse(r->body, nullptr, false);
   CHECK(op["state"] == "completed");
+  // Answered from the saga's last change: its steps are the stored ones.
+  auto stored = c.Get("/operations/" + op.value("id", ""));
+  REQUIRE(stored);
+  CHECK(json::parse(stored->body, nullptr, false)["steps"] == op["steps"]);
+  CHECK(op["steps"].size() == 3);
   auto order = c.Get(op.value("resource", "/orders/none"));
   REQUIRE(order);
   CHECK(order->status == 200);

@@ -119,3 +119,27 @@ TEST_CASE("with nobody following every change, the hub keeps no notices and says
   REQUIRE(out.size() == 1);
   CHECK(out[0].seq == 3);
 }
+
+TEST_CASE("a change subscription gets each of its operation's changes, in order, and nullptr at shutdown", "[hub]") {
+  ChangeHub hub;
+  Change processing = change(2, OpState::processing);
+  Change completed = change(3, OpState::completed);
+  completed.op.id = processing.op.id;
+  std::vector<std::pair<int64_t, OpState>> seen;
+  int shutdowns = 0;
+  auto sub = hub.subscribe_changes(processing.op.id, [&](const Change* c) {
+    if (!c) {
+      ++shutdowns;
+      return;
+    }
+    seen.emplace_back(c->seq, c->op.state);
+  });
+  hub.publish({change(1)});  // another operation's: not seen
+  hub.publish({processing, completed});
+  CHECK(seen == std::vector<std::pair<int64_t, OpState>>{{2, OpState::processing}, {3, OpState::completed}});
+  CHECK(shutdowns == 0);
+  hub.shutdown();
+  CHECK(shutdowns == 1);
+  sub.reset();
+  CHECK(hub.subscribers() == 0);
+}
