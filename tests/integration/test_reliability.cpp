@@ -426,12 +426,20 @@ bool idle(System& sys, pid_t pid) {
 TEST_CASE("a worker stopped past its lease and attempts: every final state agrees with users.db", "[reliability][fence]") {
   System sys(0, {"--lease", "1s", "--backoff", "100ms", "--max-attempts", "2"});
   sys.start_worker();
+  stop_first_worker(sys, 1);
+  // The stopped worker is the only one with credit: it is sent every one of
+  // these. Their leases run out within the backoff of each other, so each
+  // second attempt finds it holding nothing, as the live worker started
+  // below: the two are sent second attempts in turn, and each one sent to
+  // the stopped worker ends worker_timeout while it still holds both. (With
+  // both workers up from the start, how many commands the stopped one got
+  // depended on how busy the live one was at each send.)
+  std::vector<json> accepted = create_users(sys, 20, "stop", "S");
   sys.start_worker();
-  Process& stopped = stop_first_worker(sys, 2);
-  std::vector<json> accepted = create_users(sys, 120, "stop", "S");
+  wait_until_subscribed(sys, 2);
+  for (json& op : create_users(sys, 100, "live", "S")) accepted.push_back(std::move(op));
+  Process& stopped = sys.workers()[0];
   INFO(sys.logs());
-  // Both attempts of some commands went to the stopped worker: they end
-  // worker_timeout while it still holds them.
   size_t timed_out = 0;
   for (const json& op : accepted) {
     auto done = sys.wait_terminal(op["id"], 60);
