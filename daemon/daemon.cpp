@@ -152,15 +152,15 @@ Daemon::Daemon(const DaemonConfig& config, DaemonInputs in)
                    config.dispatch_options),
       m_committer(std::move(in.writer),
                   {[this](const std::vector<Change>& changes) {
-                     // Metrics first: a client woken by the hub may read
-                     // /metrics at once and must see its operation counted.
+                     // Metrics before the hub (on_published): a client it
+                     // wakes may read /metrics at once and must see its
+                     // operation counted.
                      for (const Change& c : changes) {
                        if (ends_operation(c)) {  // counted once
                          m_metrics.finished(c.op.name, to_string(c.op.state),
                                             static_cast<double>(c.op.updated_at - c.op.created_at));
                        }
                      }
-                     m_hub.publish(changes);
                      m_dispatcher.observe(changes);
                    },
                    [this](std::vector<Command> accepted) { m_dispatcher.enqueue(std::move(accepted)); },
@@ -174,7 +174,8 @@ Daemon::Daemon(const DaemonConfig& config, DaemonInputs in)
                        });
                      }
                    },
-                   [this](std::vector<std::string> ids) { m_dispatcher.end_leases(std::move(ids)); }}),
+                   [this](std::vector<std::string> ids) { m_dispatcher.end_leases(std::move(ids)); },
+                   [this](const std::vector<Change>& changes) { m_hub.publish(changes); }}),
       m_registry(config.worker_timeout),
       m_tracker(m_zmq, config.events_endpoint.empty() ? default_events_endpoint(config.data_dir) : config.events_endpoint,
                 m_committer,

@@ -452,13 +452,14 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
     if (ends_operation(c)) --delta;
   }
   m_counters.unfinished += delta;
+  if (m_hooks.on_changes) m_hooks.on_changes(out.changes);
+  if (m_hooks.on_accepted && !out.commands.empty()) m_hooks.on_accepted(std::move(out.commands));
   for (size_t i = 0; i < batch.size(); ++i) {
     if (batch[i].done) batch[i].done->set(std::move(results[i]));
     if (batch[i].callback) batch[i].callback(std::move(results[i]));
     if (batch[i].written) batch[i].written(Status::success());
   }
-  if (m_hooks.on_changes) m_hooks.on_changes(out.changes);
-  if (m_hooks.on_accepted && !out.commands.empty()) m_hooks.on_accepted(std::move(out.commands));
+  if (m_hooks.on_published) m_hooks.on_published(out.changes);
   if (m_hooks.on_saga_cancel && !out.saga_cancels.empty()) m_hooks.on_saga_cancel(std::move(out.saga_cancels));
   if (m_hooks.on_leases_ended && !out.leases_ended.empty()) m_hooks.on_leases_ended(std::move(out.leases_ended));
 }

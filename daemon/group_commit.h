@@ -33,7 +33,9 @@ namespace asyncops {
 class GroupCommitter {
  public:
   struct Hooks {
-    // Both run on the commit thread right after a commit, in this order.
+    // Both run on the commit thread right after a commit, in this order,
+    // before the callers are answered: the dispatcher hears of a commit
+    // first, since a new command's send is on every operation's way.
     std::function<void(const std::vector<Change>&)> on_changes;
     // New operations' commands, and the commands a saga's progress made
     // (its next step, a settle, a compensation): to the dispatcher.
@@ -52,6 +54,10 @@ class GroupCommitter {
     // restart). Whatever lease the dispatcher still holds on them must end:
     // nothing else will end it, and a settle would be sent for ever.
     std::function<void(std::vector<std::string>)> on_leases_ended = nullptr;
+    // Runs on the commit thread after the callers are answered, before
+    // on_saga_cancel: the changes again, for the clients (the ChangeHub).
+    // Its fan-out to waiters and streams never delays a command's send.
+    std::function<void(const std::vector<Change>&)> on_published = nullptr;
   };
   struct Counters {
     std::atomic<uint64_t> commits{0};
