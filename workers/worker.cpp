@@ -796,7 +796,13 @@ int Worker::run(const std::atomic<bool>& stop) {
         fast.swap(claimed);
         started_without_claim += fast.size();
         for (const Command& c : fast) timeline_mark("started_without_claim", c.id);
-        announce(0);  // as after a claim: nothing more until this batch is handled
+        // A large batch pauses the credit, as after a claim: nothing more
+        // until it is handled. A small one ends within about a millisecond,
+        // and pausing would cost a `ready` before it and another after it,
+        // each a wake-up of the daemon's dispatcher on the way of the
+        // command; what comes meanwhile waits for the next batch, and the
+        // daemon prefers a worker that holds fewer commands anyway.
+        if (fast.size() >= k_pause_batch) announce(0);
         start_batch(fast, *holds_until);
       } else if (!claimed.empty()) {
         claim_sent = SteadyClock::now();

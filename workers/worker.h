@@ -156,6 +156,9 @@ class Worker {
   static constexpr int64_t start_margin_ms(int64_t lease_ms) { return lease_ms / 100 + 10; }
   // How long one transaction of handle_batch takes new commands.
   static constexpr int k_transaction_budget_ms = 250;
+  // A batch started without a claim announces credit 0 first only from
+  // this many commands on (protocol §4a).
+  static constexpr size_t k_pause_batch = 8;
 
  private:
   static Event handle_in_transaction(const Service& service, ServiceDb& db, const Command& cmd,

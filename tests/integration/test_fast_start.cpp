@@ -3,6 +3,7 @@
 // message on the commands channel, so it can tell a claim from none.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 
 #include <zmq.hpp>
@@ -26,6 +27,7 @@ struct FakeDaemon {
   int events_port = free_port(), commands_port = free_port();
   std::string peer;           // the worker's routing id
   int64_t last_seq = 0;       // of its last ready
+  std::vector<int64_t> credits;  // of every ready, in order
   std::vector<std::string> claims;  // bodies of the claims it sent
   std::map<std::string, std::vector<asyncops::Event>> seen;  // every event read, by request id
 
@@ -54,6 +56,7 @@ struct FakeDaemon {
           auto r = asyncops::decode_ready(parts[2].to_string());
           REQUIRE(r);
           if (r->seq > last_seq) last_seq = r->seq;
+          credits.push_back(r->credit);
         } else if (parts[1].to_string() == asyncops::k_kind_claim) {
           claims.push_back(parts[2].to_string());
         }
@@ -219,4 +222,59 @@ TEST_CASE("a worker starts a command without a claim while the lease it names ho
   worker.signal(SIGTERM);
   REQUIRE(worker.wait(std::chrono::seconds(10)) == 0);
   CHECK(slurp(dir.path + "/worker.log").find("started_without_claim=1") != std::string::npos);  // fresh only
+}
+
+TEST_CASE("a worker pauses its credit for a large batch started without a claim, not for a small one",
+          "[fast_start][issue11]") {
+  FakeDaemon daemon;
+  TempDir dir;
+  Process worker({ASYNCOPS_WORKER_BIN, "--data-dir", dir.path, "--events", tcp(daemon.events_port), "--commands",
+                  tcp(daemon.commands_port), "--control", "-", "--heartbeat-ms", "200"},
+                 dir.path + "/worker.log");
+  REQUIRE(eventually([&] {
+    daemon.read(std::chrono::milliseconds(50));
+    return daemon.last_seq > 0;
+  }));
+  auto paused_since = [&daemon](size_t from) {
+    return std::count(daemon.credits.begin() + static_cast<std::ptrdiff_t>(from), daemon.credits.end(), 0) > 0;
+  };
+
+  // One command: it runs at once, and the credit is never 0 meanwhile.
+  size_t before_one = daemon.credits.size();
+  asyncops::Command one = create_user("one@example.com");
+  one.ready_seq = daemon.last_seq;
+  one.lease_ms = 30000;
+  daemon.send(asyncops::encode(one));
+  auto got = daemon.events_until_terminal(one.id);
+  REQUIRE(!got.empty());
+  CHECK(got.back().state == asyncops::OpState::completed);
+  daemon.read(std::chrono::milliseconds(300));  // a heartbeat's ready or more
+  CHECK(daemon.credits.size() > before_one);
+  CHECK_FALSE(paused_since(before_one));
+
+  // 40 commands that arrive together (sent while the worker is stopped):
+  // the batch announces credit 0 before it starts, and the idle credit after.
+  worker.signal(SIGSTOP);
+  size_t before_many = daemon.credits.size();
+  std::vector<asyncops::Command> many;
+  for (int i = 0; i < 40; ++i) {
+    many.push_back(create_user("many" + std::to_string(i) + "@example.com"));
+    many.back().ready_seq = daemon.last_seq;
+    many.back().lease_ms = 30000;
+    daemon.send(asyncops::encode(many.back()));
+  }
+  worker.signal(SIGCONT);
+  for (const auto& c : many) {
+    auto events = daemon.events_until_terminal(c.id);
+    REQUIRE(!events.empty());
+    CHECK(events.back().state == asyncops::OpState::completed);
+  }
+  CHECK(daemon.claims.empty());
+  REQUIRE(eventually([&] {
+    daemon.read(std::chrono::milliseconds(50));
+    return !daemon.credits.empty() && daemon.credits.back() > 0;
+  }));
+  CHECK(paused_since(before_many));
+  worker.signal(SIGTERM);
+  REQUIRE(worker.wait(std::chrono::seconds(10)) == 0);
 }
