@@ -12,9 +12,10 @@ Usage: timeline.py [--last N] [--json FILE] LOG...
 """
 import argparse, collections, json, sys
 
-STEPS = ["accept", "accept_committed", "command_sent", "command_received", "claim_sent", "grant_sent",
+STEPS = ["request_read", "accept", "accept_committed", "command_sent", "command_received", "claim_sent", "grant_sent",
          "grant_received", "started_without_claim", "processing_published", "processing_received", "processing_committed",
-         "outcome_published", "outcome_received", "outcome_committed", "wait_answered"]
+         "outcome_published", "outcome_received", "outcome_committed", "wait_answered",
+         "response_written"]
 
 def pct(xs, p):
     xs = sorted(xs)
@@ -62,6 +63,15 @@ def main():
     out["total"] = {"p50_us": pct(tot, 50), "p90_us": pct(tot, 90), "p99_us": pct(tot, 99), "max_us": max(tot)}
     print(f"{'accept':>22} -> {'wait_answered':<22} {out['total']['p50_us']:>7} {out['total']['p90_us']:>7} "
           f"{out['total']['p99_us']:>7}  (max {out['total']['max_us']})")
+    # The whole time in the daemon, from the request read to the answer's
+    # write (asyncopsd since the steps were added).
+    whole = [o["response_written"] - o["request_read"] for o in done if "request_read" in o and "response_written" in o]
+    if whole:
+        out["total_server"] = {"p50_us": pct(whole, 50), "p90_us": pct(whole, 90), "p99_us": pct(whole, 99),
+                               "max_us": max(whole), "n": len(whole)}
+        t = out["total_server"]
+        print(f"{'request_read':>22} -> {'response_written':<22} {t['p50_us']:>7} {t['p90_us']:>7} {t['p99_us']:>7}"
+              f"  (max {t['max_us']})")
     slowest = sorted(done, key=lambda o: o["wait_answered"] - o["accept"])[-max(1, len(done) // 100):]
     longest = collections.Counter()
     for o in slowest:

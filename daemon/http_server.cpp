@@ -28,6 +28,7 @@
 #include "daemon/ws_channel.h"
 #include "shared/log.h"
 #include "shared/mutex.h"
+#include "shared/timeline.h"
 
 namespace asyncops {
 
@@ -719,7 +720,10 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     const Request& req = m_parser->get();
     m_head = req.method() == http::verb::head;
     m_keep_alive = req.keep_alive() && m_served < m_server.options.keep_alive_max_requests;
-    answer(m_server.gateway.begin(to_api_request(req, m_remote)));
+    long long read_us = timeline_now_us();
+    ApiRequest api = to_api_request(req, m_remote);
+    api.timeline_us = read_us;
+    answer(m_server.gateway.begin(std::move(api)));
   }
 
   void answer(ApiReply reply) {
@@ -750,9 +754,17 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
 
   void send(ApiReply reply, bool keep_alive) {
     m_keep_alive = keep_alive && !m_server.stopping;
+    // bench/latency_breakdown.sh: when an operation's answer left.
+    std::string timeline_id;
+    if (timeline_on()) {
+      for (const auto& [name, value] : reply.headers) {
+        if (name == "X-Operation" && value.rfind("/operations/", 0) == 0) timeline_id = value.substr(12);
+      }
+    }
     m_res = make_response(std::move(reply), m_head, m_keep_alive);
     tcp_layer().expires_after(m_server.options.write_timeout);
-    http::async_write(m_stream, *m_res, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+    http::async_write(m_stream, *m_res, [self = this->shared_from_this(), timeline_id](beast::error_code ec, size_t) {
+      if (!timeline_id.empty()) timeline_mark("response_written", timeline_id);
       self->m_res.reset();
       if (ec || !self->m_keep_alive) return self->shutdown();
       self->read_request();

@@ -25,12 +25,24 @@ inline bool timeline_on() {
   return on;
 }
 
-inline void timeline_mark(const char* step, const std::string& request_id) {
-  if (!timeline_on()) return;
+// Now, in the timeline's microseconds (0 when the timeline is off).
+inline long long timeline_now_us() {
+  if (!timeline_on()) return 0;
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  std::fprintf(stderr, "timeline %lld %s %.64s\n",
-               static_cast<long long>(ts.tv_sec) * 1000000LL + ts.tv_nsec / 1000, step, request_id.c_str());
+  return static_cast<long long>(ts.tv_sec) * 1000000LL + ts.tv_nsec / 1000;
+}
+
+// A step that happened at us (timeline_now_us()), marked once its request
+// id is known.
+inline void timeline_mark_at(const char* step, const std::string& request_id, long long us) {
+  if (!timeline_on()) return;
+  std::fprintf(stderr, "timeline %lld %s %.64s\n", us, step, request_id.c_str());
+}
+
+inline void timeline_mark(const char* step, const std::string& request_id) {
+  if (!timeline_on()) return;
+  timeline_mark_at(step, request_id, timeline_now_us());
 }
 
 }  // namespace asyncops
