@@ -427,14 +427,22 @@ TEST_CASE("a worker stopped past its lease and attempts: every final state agree
   System sys(0, {"--lease", "1s", "--backoff", "100ms", "--max-attempts", "2"});
   sys.start_worker();
   stop_first_worker(sys, 1);
-  // The stopped worker is the only one with credit: it is sent every one of
-  // these. Their leases run out within the backoff of each other, so each
-  // second attempt finds it holding nothing, as the live worker started
-  // below: the two are sent second attempts in turn, and each one sent to
-  // the stopped worker ends worker_timeout while it still holds both. (With
-  // both workers up from the start, how many commands the stopped one got
-  // depended on how busy the live one was at each send.)
+  // The stopped worker is the only one with credit: it is sent both
+  // attempts of each of these, and they end worker_timeout while it still
+  // holds them. The live worker starts once every second attempt went out.
+  // (With both workers up from the start, the dispatcher sends to the one
+  // holding fewer commands, so which worker got an attempt depended on how
+  // busy the live one was at that moment.)
   std::vector<json> accepted = create_users(sys, 20, "stop", "S");
+  auto redelivered = [&sys](const json& op) {
+    auto h = sys.get("/operations/" + op["id"].get<std::string>() + "/history");
+    for (const json& e : h.json["items"]) {
+      if (e["kind"] == "redelivered") return true;
+    }
+    return false;
+  };
+  REQUIRE(eventually([&] { return std::all_of(accepted.begin(), accepted.end(), redelivered); },
+                     std::chrono::seconds(20)));
   sys.start_worker();
   wait_until_subscribed(sys, 2);
   for (json& op : create_users(sys, 100, "live", "S")) accepted.push_back(std::move(op));
