@@ -752,38 +752,19 @@ int Worker::run(const std::atomic<bool>& stop) {
     }
 
     if (claimed.empty() && !received.empty()) {
-      // The next batch. A command whose outcome is recorded already needs no
-      // claim: re-publishing it has no effect, so it goes out at once.
       std::vector<Command> batch;
       while (!received.empty() && batch.size() < k_max_batch) {
         batch.push_back(std::move(received.front()));
         received.pop_front();
       }
-      std::map<std::string, Event> recorded;
-      try {
-        recorded = recorded_outcomes(sdb, batch, m_options.id);
-      } catch (const std::exception& e) {
-        log_warn("cannot read recorded outcomes; claiming the whole batch", {{"error", e.what()}});
-      }
-      ClaimMessage claim;
-      for (Command& c : batch) {
-        auto r = recorded.find(c.id);
-        if (r != recorded.end()) {
-          publish_processing(c);
-          publish(pub, encode(r->second));
-          continue;
-        }
-        claim.claims.push_back({c.id, c.attempt});
-        claimed.push_back(std::move(c));
-      }
       // Without a claim when every command's lease is known to hold for at
-      // least half of it yet (protocol §4a, "Starting without a claim");
-      // else claim the whole batch as usual. Only the built-in services: an
-      // exec or http service's commands may wait for a free slot, and a
-      // grant's full window serves them better than 150 us saved.
+      // least half of it yet (protocol §4a, "Starting without a claim").
+      // Only the built-in services: an exec or http service's commands may
+      // wait for a free slot, and a grant's full window serves them better
+      // than 150 us saved.
       std::optional<SteadyClock::time_point> holds_until;
       auto checked_at = SteadyClock::now();
-      for (const Command& c : claimed) {
+      for (const Command& c : batch) {
         auto floor = runner ? std::nullopt : lease_floor(c);
         if (!floor || *floor - checked_at < std::chrono::milliseconds(c.lease_ms / 2)) {
           holds_until.reset();
@@ -791,28 +772,50 @@ int Worker::run(const std::atomic<bool>& stop) {
         }
         holds_until = holds_until ? std::min(*holds_until, *floor) : *floor;
       }
-      if (!claimed.empty() && holds_until) {
-        std::vector<Command> fast;
-        fast.swap(claimed);
-        started_without_claim += fast.size();
-        for (const Command& c : fast) timeline_mark("started_without_claim", c.id);
+      if (holds_until) {
+        // The repeat check is the one in the batch's transaction: a command
+        // handled before gets its recorded outcome from there, as here.
+        started_without_claim += batch.size();
+        for (const Command& c : batch) timeline_mark("started_without_claim", c.id);
         // A large batch pauses the credit, as after a claim: nothing more
         // until it is handled. A small one ends within about a millisecond,
         // and pausing would cost a `ready` before it and another after it,
         // each a wake-up of the daemon's dispatcher on the way of the
         // command; what comes meanwhile waits for the next batch, and the
         // daemon prefers a worker that holds fewer commands anyway.
-        if (fast.size() >= k_pause_batch) announce(0);
-        start_batch(fast, *holds_until);
-      } else if (!claimed.empty()) {
-        claim_sent = SteadyClock::now();
-        if (timeline_on()) {
-          for (const ClaimEntry& x : claim.claims) timeline_mark("claim_sent", x.id);
+        if (batch.size() >= k_pause_batch) announce(0);
+        start_batch(batch, *holds_until);
+      } else {
+        // A command whose outcome is recorded already needs no claim:
+        // re-publishing it has no effect, so it goes out at once. The rest
+        // is claimed in one claim.
+        std::map<std::string, Event> recorded;
+        try {
+          recorded = recorded_outcomes(sdb, batch, m_options.id);
+        } catch (const std::exception& e) {
+          log_warn("cannot read recorded outcomes; claiming the whole batch", {{"error", e.what()}});
         }
-        if (!send_on_commands(encode(claim))) {
-          log_warn("cannot send a claim (no connection to the daemon); none of the batch is started",
-                   {{"commands", std::to_string(claimed.size())}});
-          claimed.clear();
+        ClaimMessage claim;
+        for (Command& c : batch) {
+          auto r = recorded.find(c.id);
+          if (r != recorded.end()) {
+            publish_processing(c);
+            publish(pub, encode(r->second));
+            continue;
+          }
+          claim.claims.push_back({c.id, c.attempt});
+          claimed.push_back(std::move(c));
+        }
+        if (!claimed.empty()) {
+          claim_sent = SteadyClock::now();
+          if (timeline_on()) {
+            for (const ClaimEntry& x : claim.claims) timeline_mark("claim_sent", x.id);
+          }
+          if (!send_on_commands(encode(claim))) {
+            log_warn("cannot send a claim (no connection to the daemon); none of the batch is started",
+                     {{"commands", std::to_string(claimed.size())}});
+            claimed.clear();
+          }
         }
       }
     }
