@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
@@ -252,6 +253,19 @@ TEST_CASE("a worker pauses its credit for a large batch started without a claim,
   CHECK(daemon.credits.size() > before_one);
   CHECK_FALSE(paused_since(before_one));
 
+  // The same command again (a redelivery): started without a claim too, and
+  // the batch's own repeat check answers it with the recorded outcome.
+  daemon.seen.erase(one.id);
+  one.attempt = 2;
+  one.ready_seq = daemon.last_seq;
+  daemon.send(asyncops::encode(one));
+  auto again = daemon.events_until_terminal(one.id);
+  REQUIRE(!again.empty());
+  CHECK(again.back().state == asyncops::OpState::completed);
+  CHECK(again.back().attempt == 2);
+  CHECK(again.back().resource == got.back().resource);
+  CHECK(daemon.claims.empty());
+
   // 40 commands that arrive together (sent while the worker is stopped):
   // the batch announces credit 0 before it starts, and the idle credit after.
   worker.signal(SIGSTOP);
@@ -277,4 +291,8 @@ TEST_CASE("a worker pauses its credit for a large batch started without a claim,
   CHECK(paused_since(before_many));
   worker.signal(SIGTERM);
   REQUIRE(worker.wait(std::chrono::seconds(10)) == 0);
+  CHECK(slurp(dir.path + "/worker.log").find("started_without_claim=42") != std::string::npos);
+  // One user for the command that came twice, and one for each of the 40.
+  SQLite::Database db(dir.path + "/users.db", SQLite::OPEN_READONLY);
+  CHECK(db.execAndGet("SELECT count(*) FROM users").getInt() == 41);
 }
