@@ -777,16 +777,17 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     auto executor = m_stream.get_executor();
     std::weak_ptr<HttpSession> weak = this->shared_from_this();
     bool keep_document = static_cast<bool>(m_wait->finish_ended);
+    std::weak_ptr<ApiWait> which = m_wait;
     // Subscribe first, then read: a change in between still wakes us. Only
     // the change that ends the operation (or the hub's shutdown) matters,
     // and it comes once (a late outcome's second one finds no wait).
     m_wait_sub = m_server.gateway.hub().subscribe_changes(
-        m_wait->op_id, [executor, weak, keep_document](const Change* c) {
+        m_wait->op_id, [executor, weak, which, keep_document](const Change* c) {
           if (c && !is_terminal(c->op.state)) return;
           std::optional<OperationRecord> ended;
           if (c && keep_document) ended = c->op;
-          asio::post(executor, [weak, ended = std::move(ended)]() mutable {
-            if (auto self = weak.lock()) self->on_wait_end(std::move(ended));
+          asio::post(executor, [weak, which, ended = std::move(ended)]() mutable {
+            if (auto self = weak.lock()) self->on_wait_end(which, std::move(ended));
           });
         });
     if (m_wait->ready() || m_server.gateway.hub().is_shut_down()) return end_wait();
@@ -796,10 +797,11 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     });
   }
 
-  // The operation ended (ended: its document, when the wait answers from
-  // it), or the hub shut down.
-  void on_wait_end(std::optional<OperationRecord> ended) {
-    if (!m_wait) return;
+  // The operation of wait `which` ended (ended: its document, when the wait
+  // answers from it), or the hub shut down. A wait already answered (by
+  // ready() or its deadline) is not this connection's current one.
+  void on_wait_end(const std::weak_ptr<ApiWait>& which, std::optional<OperationRecord> ended) {
+    if (!m_wait || m_wait != which.lock()) return;
     if (!ended) return end_wait();
     m_timer.cancel();
     m_wait_sub.reset();
