@@ -44,7 +44,7 @@ class GroupCommitter {
     // callers are answered: null when it succeeded, else what it threw
     // (the daemon's readiness follows it, see daemon/store_health.h).
     std::function<void(const std::exception* failure)> after_commit = nullptr;
-    // Runs on the commit thread after on_accepted: a saga's cancel
+    // Runs on the commit thread after on_published: a saga's cancel
     // committed, with the request ids of its forward steps in flight, each
     // for the dispatcher's cancel decision (daemon/cancel.h).
     std::function<void(std::vector<std::string>)> on_saga_cancel = nullptr;

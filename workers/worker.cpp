@@ -777,13 +777,16 @@ int Worker::run(const std::atomic<bool>& stop) {
         // handled before gets its recorded outcome from there, as here.
         started_without_claim += batch.size();
         for (const Command& c : batch) timeline_mark("started_without_claim", c.id);
-        // A large batch pauses the credit, as after a claim: nothing more
-        // until it is handled. A small one ends within about a millisecond,
-        // and pausing would cost a `ready` before it and another after it,
-        // each a wake-up of the daemon's dispatcher on the way of the
-        // command; what comes meanwhile waits for the next batch, and the
-        // daemon prefers a worker that holds fewer commands anyway.
-        if (batch.size() >= k_pause_batch) announce(0);
+        // The credit pauses, as after a claim: nothing more until the batch
+        // is handled. Except for a small batch of a quick service, which
+        // ends within about a millisecond: pausing would cost a `ready`
+        // before it and another after it, each a wake-up of the daemon's
+        // dispatcher on the way of the command. What comes meanwhile waits
+        // for the next batch, and the daemon sends to the worker with the
+        // most free credit anyway. A handler that may hold on (Service::
+        // quick unset) would leave such commands waiting here, their leases
+        // running, so its batches always pause.
+        if (!m_service.quick || batch.size() >= k_pause_batch) announce(0);
         start_batch(batch, *holds_until);
       } else {
         // A command whose outcome is recorded already needs no claim:

@@ -65,6 +65,11 @@ struct Service {
   // `external` instead, several commands at once, outside any transaction.
   std::string kind = "users";
   std::shared_ptr<ExternalService> external;
+  // Every handler ends within about a millisecond: it waits on nothing but
+  // this service's own database. A small batch started without a claim then
+  // leaves the worker's credit as it is (docs/protocol.md §4a); a handler
+  // that may hold on (a remote call, a sleep) pauses it for every batch.
+  bool quick = false;
 };
 
 struct WorkerOptions {
@@ -156,8 +161,8 @@ class Worker {
   static constexpr int64_t start_margin_ms(int64_t lease_ms) { return lease_ms / 100 + 10; }
   // How long one transaction of handle_batch takes new commands.
   static constexpr int k_transaction_budget_ms = 250;
-  // A batch started without a claim announces credit 0 first only from
-  // this many commands on (protocol §4a).
+  // A batch of a quick service started without a claim announces credit 0
+  // first only from this many commands on (protocol §4a).
   static constexpr size_t k_pause_batch = 8;
 
  private:

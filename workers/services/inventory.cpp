@@ -74,6 +74,7 @@ Outcome release_stock(const Command& cmd, ServiceDb& db) {
 Service inventory_service() {
   Service s;
   s.name = "inventory";
+  s.quick = true;
   s.init_schema = [](SQLite::Database& db) {
     db.exec("CREATE TABLE IF NOT EXISTS stock(sku TEXT PRIMARY KEY, available INTEGER NOT NULL) WITHOUT ROWID");
     // released_by: the request id of the release that put it back; NULL

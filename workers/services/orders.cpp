@@ -66,6 +66,7 @@ Outcome create_order(const Command& cmd, ServiceDb& db) {
 Service orders_service() {
   Service s;
   s.name = "orders";
+  s.quick = true;
   s.init_schema = [](SQLite::Database& db) {
     db.exec(
         "CREATE TABLE IF NOT EXISTS orders(id TEXT PRIMARY KEY, request_id TEXT NOT NULL, sku TEXT NOT NULL, "

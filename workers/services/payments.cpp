@@ -72,6 +72,7 @@ Outcome refund_card(const Command& cmd, ServiceDb& db) {
 Service payments_service() {
   Service s;
   s.name = "payments";
+  // Not quick: a charge on a card ending 0009 holds (the slow provider).
   s.init_schema = [](SQLite::Database& db) {
     // refunded_by: the request id of the refund; NULL while charged.
     db.exec(

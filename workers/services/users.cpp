@@ -169,6 +169,7 @@ bool is_valid_email(const std::string& email) {
 Service users_service() {
   Service s;
   s.name = "users";
+  s.quick = true;
   s.init_schema = [](SQLite::Database& db) {
     db.exec(
         "CREATE TABLE IF NOT EXISTS users("
