@@ -685,7 +685,8 @@ std::string verdict(double v, double target, bool at_least) {
 }
 
 // Builds the figures of one sync mode from the phase files in DIR/MODE/.
-json mode_figures(const std::string& dir, double ceiling_rate) {
+// beast_rate: the Beast ceiling's rate (NaN when not measured).
+json mode_figures(const std::string& dir, double ceiling_rate, double beast_rate) {
   using P = json::json_pointer;
   json accept = load_json(dir + "/accept.json");
   json drain = load_json(dir + "/drain.json");
@@ -704,6 +705,20 @@ json mode_figures(const std::string& dir, double ceiling_rate) {
                  {"statuses", accept.value("statuses", json::object())},
                  {"errors", num_at(accept, P("/errors"))}};
   put_percentiles(f["accept"], "", accept, "/latency");
+  json intake = load_json(dir + "/intake.json");
+  if (intake.is_object()) {  // runs made before the phase existed have none
+    double rate = num_at(intake, P("/rate_2xx_per_s"));
+    f["intake_no_workers"] = {{"rate_per_s", rate},
+                              {"ratio_of_ceiling", rate / ceiling_rate},
+                              {"ratio_of_beast_ceiling", rate / beast_rate},
+                              {"conns", num_at(intake, P("/conns"))},
+                              {"duration_s", num_at(intake, P("/elapsed_s"))},
+                              {"statuses", intake.value("statuses", json::object())},
+                              {"errors", num_at(intake, P("/errors"))},
+                              {"daemon_cpu_us_per_accept",
+                               num_at(intake, P("/server_cpu_s")) * 1e6 / num_at(intake, P("/answered"))}};
+    put_percentiles(f["intake_no_workers"], "", intake, "/latency");
+  }
   double start_ms = num_at(accept, P("/start_ms"));
   double drained_ms = num_at(drain, P("/drained_ms"));
   double e2e_rate = accepted / ((drained_ms - start_ms) / 1000.0);
@@ -776,7 +791,10 @@ json run_report(const Args& a) {
   doc["modes"] = json::object();
   for (const char* mode : {"normal", "full"}) {
     std::ifstream probe(dir + "/" + mode + "/accept.json");
-    if (probe) doc["modes"][mode] = mode_figures(dir + "/" + mode, ceiling_rate);
+    if (probe) {
+      double beast_rate = doc.contains("beast_ceiling") ? num_at(doc, P("/beast_ceiling/rate_per_s")) : NAN;
+      doc["modes"][mode] = mode_figures(dir + "/" + mode, ceiling_rate, beast_rate);
+    }
   }
   json million = load_json(dir + "/million.json");
   if (million.is_object()) doc["million"] = million;
@@ -813,8 +831,19 @@ json run_report(const Args& a) {
     if (!doc["modes"].contains(mode)) continue;
     const json& f = doc["modes"][mode];
     t << "\n--sync " << mode << "\n";
+    if (f.contains("intake_no_workers")) {
+      const json& in = f["intake_no_workers"];
+      double ir = num_at(in, P("/ratio_of_ceiling"));
+      row("(2a) intake, no workers, " + fmt(num_at(in, P("/conns")), 0) + " conns",
+          fmt(num_at(in, P("/rate_per_s")), 0) + " /s", ratio_str(ir), ">=50% " + verdict(ir, 0.5, true));
+      double ib = num_at(in, P("/ratio_of_beast_ceiling"));
+      row("     of the Beast ceiling", "", ratio_str(ib), ">=50% " + verdict(ib, 0.5, true));
+      row("     p50 / p99; daemon CPU per accept", fmt(num_at(in, P("/p50_ms")), 2) + " / " +
+                                                    fmt(num_at(in, P("/p99_ms")), 2) + " ms; " +
+                                                    fmt(num_at(in, P("/daemon_cpu_us_per_accept")), 1) + " us");
+    }
     double ar = num_at(f, P("/accept/ratio_of_ceiling"));
-    row("(2) accept rate, " + fmt(num_at(f, P("/accept/conns")), 0) + " conns", fmt(num_at(f, P("/accept/rate_per_s")), 0) + " /s",
+    row("(2) accept rate, 2 workers, " + fmt(num_at(f, P("/accept/conns")), 0) + " conns", fmt(num_at(f, P("/accept/rate_per_s")), 0) + " /s",
         ratio_str(ar), ">=60% " + verdict(ar, 0.6, true));
     double er = num_at(f, P("/end_to_end/ratio_of_ceiling"));
     row("(3) end-to-end rate (submit -> all terminal)", fmt(num_at(f, P("/end_to_end/rate_per_s")), 0) + " /s",

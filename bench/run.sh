@@ -5,7 +5,8 @@
 #                [--rate R] [--e2e-rate R] [--duration S] [--conns N]
 #                [--out FILE] [--keep] [--no-build]
 #
-# Starts a bare cpp-httplib server (the ceiling), then asyncopsd with two
+# Starts a bare cpp-httplib server (the ceiling), then asyncopsd alone (the
+# intake with no workers), then asyncopsd with two
 # workers on a temp dir, drives them with asyncops-bench-loadgen over
 # 127.0.0.1 only, and writes a table to stdout and JSON to
 # bench/results/latest.json (or --out).
@@ -83,10 +84,10 @@ cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v hz="$(getconf CLK_
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo null; }
 file_size() { [[ -f $1 ]] && stat -c %s "$1" || echo 0; }
 
-start_daemon() {  # DATA_DIR SYNC -> sets dpid, url
+start_daemon() {  # DATA_DIR SYNC [FLAG...] -> sets dpid, url
   local data=$1 sync=$2
   rm -f "$data/asyncopsd.url"
-  "$daemon" --data-dir "$data" --listen 127.0.0.1:0 --sync "$sync" --log-level warn >>"$data.daemon.log" 2>&1 &
+  "$daemon" --data-dir "$data" --listen 127.0.0.1:0 --sync "$sync" --log-level warn "${@:3}" >>"$data.daemon.log" 2>&1 &
   dpid=$!; pids+=("$dpid")
   "$lg" ready --url-file "$data/asyncopsd.url" --timeout 30 --out "$data.ready.json" \
     || { echo "asyncopsd did not become ready; log:" >&2; tail -20 "$data.daemon.log" >&2; exit 1; }
@@ -153,6 +154,18 @@ half_rate=${rate:-$(jq -n "$ceiling_rate / 2 | floor")}
 # ---------------------------------------------------------------- per sync mode
 for mode in "${modes[@]}"; do
   dir="$run/$mode"; data="$dir/data"; mkdir -p "$dir"
+  # (2a) intake with no workers running (issue 11's figure): the accept path
+  # alone, on a daemon of its own, so that the phases below do not start
+  # with its backlog. --max-backlog lifts the 503 at 50,000 unfinished.
+  log "--sync $mode: intake with no workers, $conns connections, ${d_accept}s"
+  start_daemon "$dir/intake_data" "$mode" --max-backlog 100000000
+  "$lg" closed --url "$url" --conns "$conns" --duration "$d_accept" --tag "i$mode" --out "$dir/intake.json"
+  jq --argjson cpu "$(cpu_s "$dpid")" '. + {server_cpu_s: $cpu}' "$dir/intake.json" >"$dir/intake.tmp" \
+    && mv "$dir/intake.tmp" "$dir/intake.json"
+  stop_pid "$dpid"
+  rm -rf "$dir/intake_data"  # a few hundred MB of operations that nothing will run
+  log "--sync $mode: intake $(printf '%.0f' "$(jq .rate_2xx_per_s "$dir/intake.json")")/s"
+
   log "--sync $mode: asyncopsd + 2 workers in $data"
   start_daemon "$data" "$mode"
   start_workers "$data"
