@@ -240,6 +240,73 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 }  // namespace
 
+// -------------------------------------------------------------- stream wake-ups
+
+// The wake-ups of the streams (SSE, /ws, the SignalR hub) waiting for an I/O
+// thread: at most max_in_flight of them in the io_context's queue at once,
+// the rest here, in order. A burst of changes to thousands of streams would
+// otherwise fill that queue, and a request's read or an accept's 202 would
+// wait behind every one of them (bench/sse phase C: a 202 written 86-152 ms
+// after its commit). Each stream has at most one wake-up pending (its
+// wake_posted flag), so the queue here is bounded by the streams.
+class StreamWakeGate {
+ public:
+  explicit StreamWakeGate(size_t max_in_flight) : m_max(max_in_flight) {}
+  // Thread-safe. Runs post (which posts the wake-up to the stream's strand)
+  // now when fewer than the maximum are in flight, else when one is done.
+  // The posted handler must call done() exactly once when it runs.
+  void submit(std::function<void()> post) {
+    {
+      MutexLock lock(&m_mutex);
+      if (m_in_flight >= m_max) {
+        m_waiting.push_back(std::move(post));
+        return;
+      }
+      ++m_in_flight;
+    }
+    post();
+  }
+  // Thread-safe: a wake-up posted through submit() ran.
+  void done() {
+    std::function<void()> next;
+    {
+      MutexLock lock(&m_mutex);
+      if (m_waiting.empty()) {
+        --m_in_flight;
+        return;
+      }
+      next = std::move(m_waiting.front());
+      m_waiting.pop_front();
+    }
+    next();  // its slot passes on
+  }
+  // The number kept in flight: a few per I/O thread keep them all busy,
+  // and a request waits behind at most this many stream handlers.
+  static constexpr size_t k_max_in_flight = 64;
+
+ private:
+  const size_t m_max;
+  Mutex m_mutex;
+  size_t m_in_flight GUARDED_BY(m_mutex) = 0;
+  std::deque<std::function<void()>> m_waiting GUARDED_BY(m_mutex);
+};
+
+// Posts on_wake to a stream's strand through the gate; the handler gives
+// its slot back whether or not the stream still exists.
+template <class Session, class Executor>
+void post_stream_wake(StreamWakeGate& gate, Executor executor, std::weak_ptr<Session> weak,
+                      void (Session::*on_wake)()) {
+  gate.submit([&gate, executor, weak, on_wake] {
+    asio::post(executor, [&gate, weak, on_wake] {
+      struct GiveBack {
+        StreamWakeGate& g;
+        ~GiveBack() { g.done(); }
+      } give_back{gate};
+      if (auto self = weak.lock()) ((*self).*on_wake)();
+    });
+  });
+}
+
 // -------------------------------------------------------------- registry
 
 // A connection as the registry sees it: whether it may be closed to make
@@ -274,6 +341,7 @@ class HttpApi::Impl {
   const HttpOptions options;
   std::optional<ssl::context> tls;  // set: every connection is HTTPS
   std::atomic<bool> stopping{false};
+  StreamWakeGate stream_wakes{StreamWakeGate::k_max_in_flight};  // before ioc: its handlers use it
 
  private:
   void accept_next();
@@ -368,12 +436,11 @@ class WsSession : public Connection, public std::enable_shared_from_this<WsSessi
     auto wake_posted = m_wake_posted;
     auto executor = m_ws.get_executor();
     std::weak_ptr<WsSession> weak = this->shared_from_this();
+    StreamWakeGate& gate = m_server.stream_wakes;
     // Runs on the commit thread: it only posts, at most once until run.
-    auto wake = [wake_posted, executor, weak] {
+    auto wake = [wake_posted, executor, weak, &gate] {
       if (wake_posted->exchange(true)) return;
-      asio::post(executor, [weak] {
-        if (auto self = weak.lock()) self->on_wake();
-      });
+      post_stream_wake(gate, executor, weak, &WsSession::on_wake);
     };
     if (m_grant.channel) {
       m_channel = m_grant.channel(wake);  // the SignalR hub
@@ -541,14 +608,10 @@ class PushSseSession : public Connection, public std::enable_shared_from_this<Pu
     auto wake_posted = m_wake_posted;
     auto executor = m_stream.get_executor();
     std::weak_ptr<PushSseSession> weak = this->shared_from_this();
-    m_channel = reply.push_sse([wake_posted, executor, weak] {
+    StreamWakeGate& gate = m_server.stream_wakes;
+    m_channel = reply.push_sse([wake_posted, executor, weak, &gate] {
       if (wake_posted->exchange(true)) return;
-      asio::post(executor, [weak] {
-        if (auto self = weak.lock()) {
-          self->m_wake_posted->store(false);
-          self->pump();
-        }
-      });
+      post_stream_wake(gate, executor, weak, &PushSseSession::on_wake);
     });
     // The client sends nothing more here; a read notices when it goes away.
     m_stream.async_read_some(m_scratch.prepare(512), [self = this->shared_from_this()](beast::error_code, size_t) {
@@ -562,6 +625,11 @@ class PushSseSession : public Connection, public std::enable_shared_from_this<Pu
   }
 
  private:
+  void on_wake() {
+    m_wake_posted->store(false);
+    pump();
+  }
+
   void pump() {
     if (!m_channel || m_writing) return;
     std::string data;
@@ -828,12 +896,11 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     auto wake_posted = m_wake_posted;
     auto executor = m_stream.get_executor();
     std::weak_ptr<HttpSession> weak = this->shared_from_this();
+    StreamWakeGate& gate = m_server.stream_wakes;
     m_feed = std::make_unique<ChangeFeed>(m_server.gateway.hub(), m_server.gateway.readers(), *reply.stream,
-                                          [wake_posted, executor, weak] {
+                                          [wake_posted, executor, weak, &gate] {
                                             if (wake_posted->exchange(true)) return;
-                                            asio::post(executor, [weak] {
-                                              if (auto self = weak.lock()) self->on_sse_wake();
-                                            });
+                                            post_stream_wake(gate, executor, weak, &HttpSession::on_sse_wake);
                                           });
     m_sse_cloudevents = reply.stream->cloudevents;
     m_sse_pending = head + chunk("retry: " + std::to_string(so.retry_ms) + "\n\n");
