@@ -258,6 +258,7 @@ class StreamWakeGate {
   void submit(std::function<void()> post) {
     {
       MutexLock lock(&m_mutex);
+      if (m_closed) return;  // the I/O threads are gone: post is dropped
       if (m_in_flight >= m_max) {
         m_waiting.push_back(std::move(post));
         return;
@@ -280,6 +281,15 @@ class StreamWakeGate {
     }
     next();  // its slot passes on
   }
+  // Once the I/O threads are joined and the io_context is still alive:
+  // drops what waits (each holds a strand's executor, which must not
+  // outlive its io_context) and every later submit().
+  void close() {
+    std::deque<std::function<void()>> dropped;
+    MutexLock lock(&m_mutex);
+    m_closed = true;
+    dropped.swap(m_waiting);
+  }
   // The number kept in flight: a few per I/O thread keep them all busy,
   // and a request waits behind at most this many stream handlers.
   static constexpr size_t k_max_in_flight = 64;
@@ -289,6 +299,7 @@ class StreamWakeGate {
   Mutex m_mutex;
   size_t m_in_flight GUARDED_BY(m_mutex) = 0;
   std::deque<std::function<void()>> m_waiting GUARDED_BY(m_mutex);
+  bool m_closed GUARDED_BY(m_mutex) = false;
 };
 
 // Posts on_wake to a stream's strand through the gate; the handler gives
@@ -1181,6 +1192,7 @@ void HttpApi::Impl::stop() {
   for (auto& t : m_threads) {
     if (t.joinable()) t.join();
   }
+  stream_wakes.close();
 }
 
 HttpApi::HttpApi(Gateway& gateway, HttpOptions options)
