@@ -66,6 +66,14 @@ struct FakeDaemon {
     }
   }
 
+  // Reads until the worker's first numbered ready; false at the deadline.
+  bool wait_ready() {
+    return eventually([&] {
+      read(std::chrono::milliseconds(50));
+      return last_seq > 0;
+    });
+  }
+
   void send(const asyncops::Frames& f) {
     std::array<zmq::const_buffer, 3> parts = {zmq::buffer(peer), zmq::buffer(f.kind), zmq::buffer(f.body)};
     REQUIRE(zmq::send_multipart(commands, parts));
@@ -96,6 +104,14 @@ struct FakeDaemon {
   }
 };
 
+// The real worker of service against the played daemon, its log in dir.
+Process start_worker(const FakeDaemon& daemon, const TempDir& dir, const std::string& service = "users") {
+  return Process({ASYNCOPS_WORKER_BIN, "--service", service, "--data-dir", dir.path, "--events",
+                  tcp(daemon.events_port), "--commands", tcp(daemon.commands_port), "--control", "-",
+                  "--heartbeat-ms", "200"},
+                 dir.path + "/worker.log");
+}
+
 asyncops::Command create_user(const std::string& email) {
   asyncops::Command c;
   c.id = asyncops::new_uuid_v7();
@@ -115,14 +131,8 @@ TEST_CASE("a worker starts a command without a claim while the lease it names ho
           "[fast_start][issue11]") {
   FakeDaemon daemon;
   TempDir dir;
-  Process worker({ASYNCOPS_WORKER_BIN, "--data-dir", dir.path, "--events", tcp(daemon.events_port), "--commands",
-                  tcp(daemon.commands_port), "--control", "-", "--heartbeat-ms", "200"},
-                 dir.path + "/worker.log");
-  bool ready = eventually([&] {
-    daemon.read(std::chrono::milliseconds(50));
-    return daemon.last_seq > 0;
-  });
-  if (!ready) FAIL("no numbered ready; the worker's log:\n" << slurp(dir.path + "/worker.log"));
+  Process worker = start_worker(daemon, dir);
+  if (!daemon.wait_ready()) FAIL("no numbered ready; the worker's log:\n" << slurp(dir.path + "/worker.log"));
 
   // 1. A command naming the worker's last ready, with a 30 s lease: it runs,
   //    and no claim is sent.
@@ -229,13 +239,8 @@ TEST_CASE("a quick service's worker pauses its credit for a large batch started 
           "[fast_start][issue11]") {
   FakeDaemon daemon;
   TempDir dir;
-  Process worker({ASYNCOPS_WORKER_BIN, "--data-dir", dir.path, "--events", tcp(daemon.events_port), "--commands",
-                  tcp(daemon.commands_port), "--control", "-", "--heartbeat-ms", "200"},
-                 dir.path + "/worker.log");
-  REQUIRE(eventually([&] {
-    daemon.read(std::chrono::milliseconds(50));
-    return daemon.last_seq > 0;
-  }));
+  Process worker = start_worker(daemon, dir);
+  REQUIRE(daemon.wait_ready());
   auto paused_since = [&daemon](size_t from) {
     return std::count(daemon.credits.begin() + static_cast<std::ptrdiff_t>(from), daemon.credits.end(), 0) > 0;
   };
@@ -304,14 +309,8 @@ TEST_CASE("a service that may hold on pauses its credit even for one command sta
           "[fast_start][issue11]") {
   FakeDaemon daemon;
   TempDir dir;
-  Process worker({ASYNCOPS_WORKER_BIN, "--service", "payments", "--data-dir", dir.path, "--events",
-                  tcp(daemon.events_port), "--commands", tcp(daemon.commands_port), "--control", "-",
-                  "--heartbeat-ms", "200"},
-                 dir.path + "/worker.log");
-  REQUIRE(eventually([&] {
-    daemon.read(std::chrono::milliseconds(50));
-    return daemon.last_seq > 0;
-  }));
+  Process worker = start_worker(daemon, dir, "payments");
+  REQUIRE(daemon.wait_ready());
   size_t before = daemon.credits.size();
   asyncops::Command charge;
   charge.id = asyncops::new_uuid_v7();
