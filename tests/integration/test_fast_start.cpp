@@ -74,6 +74,27 @@ struct FakeDaemon {
     });
   }
 
+  // Sends c naming the worker's last ready, with a 30 s lease: a command the
+  // worker may start without a claim.
+  void send_fresh(asyncops::Command& c) {
+    c.ready_seq = last_seq;
+    c.lease_ms = 30000;
+    send(asyncops::encode(c));
+  }
+
+  // Whether a ready after the first `from` announced credit 0.
+  bool paused_since(size_t from) const {
+    return std::count(credits.begin() + static_cast<std::ptrdiff_t>(from), credits.end(), 0) > 0;
+  }
+
+  // Reads until a ready after the first `from` announces a credit above 0.
+  bool wait_credit_back(size_t from) {
+    return eventually([&] {
+      read(std::chrono::milliseconds(20));
+      return credits.size() > from && credits.back() > 0;
+    });
+  }
+
   void send(const asyncops::Frames& f) {
     std::array<zmq::const_buffer, 3> parts = {zmq::buffer(peer), zmq::buffer(f.kind), zmq::buffer(f.body)};
     REQUIRE(zmq::send_multipart(commands, parts));
@@ -137,9 +158,7 @@ TEST_CASE("a worker starts a command without a claim while the lease it names ho
   // 1. A command naming the worker's last ready, with a 30 s lease: it runs,
   //    and no claim is sent.
   asyncops::Command fresh = create_user("fresh@example.com");
-  fresh.ready_seq = daemon.last_seq;
-  fresh.lease_ms = 30000;
-  daemon.send(asyncops::encode(fresh));
+  daemon.send_fresh(fresh);
   auto got = daemon.events_until_terminal(fresh.id);
   REQUIRE(got.size() == 2);
   CHECK(got[0].state == asyncops::OpState::processing);
@@ -241,16 +260,11 @@ TEST_CASE("a quick service's worker pauses its credit for a large batch started 
   TempDir dir;
   Process worker = start_worker(daemon, dir);
   REQUIRE(daemon.wait_ready());
-  auto paused_since = [&daemon](size_t from) {
-    return std::count(daemon.credits.begin() + static_cast<std::ptrdiff_t>(from), daemon.credits.end(), 0) > 0;
-  };
 
   // One command: it runs at once, and the credit is never 0 meanwhile.
   size_t before_one = daemon.credits.size();
   asyncops::Command one = create_user("one@example.com");
-  one.ready_seq = daemon.last_seq;
-  one.lease_ms = 30000;
-  daemon.send(asyncops::encode(one));
+  daemon.send_fresh(one);
   auto got = daemon.events_until_terminal(one.id);
   REQUIRE(!got.empty());
   CHECK(got.back().state == asyncops::OpState::completed);
@@ -259,14 +273,13 @@ TEST_CASE("a quick service's worker pauses its credit for a large batch started 
     daemon.read(std::chrono::milliseconds(20));
     return daemon.credits.size() > after_one;
   }));
-  CHECK_FALSE(paused_since(before_one));
+  CHECK_FALSE(daemon.paused_since(before_one));
 
   // The same command again (a redelivery): started without a claim too, and
   // the batch's own repeat check answers it with the recorded outcome.
   daemon.seen.erase(one.id);
   one.attempt = 2;
-  one.ready_seq = daemon.last_seq;
-  daemon.send(asyncops::encode(one));
+  daemon.send_fresh(one);
   auto again = daemon.events_until_terminal(one.id);
   REQUIRE(!again.empty());
   CHECK(again.back().state == asyncops::OpState::completed);
@@ -281,9 +294,7 @@ TEST_CASE("a quick service's worker pauses its credit for a large batch started 
   std::vector<asyncops::Command> many;
   for (int i = 0; i < 40; ++i) {
     many.push_back(create_user("many" + std::to_string(i) + "@example.com"));
-    many.back().ready_seq = daemon.last_seq;
-    many.back().lease_ms = 30000;
-    daemon.send(asyncops::encode(many.back()));
+    daemon.send_fresh(many.back());
   }
   worker.signal(SIGCONT);
   for (const auto& c : many) {
@@ -292,11 +303,8 @@ TEST_CASE("a quick service's worker pauses its credit for a large batch started 
     CHECK(events.back().state == asyncops::OpState::completed);
   }
   CHECK(daemon.claims.empty());
-  REQUIRE(eventually([&] {
-    daemon.read(std::chrono::milliseconds(50));
-    return !daemon.credits.empty() && daemon.credits.back() > 0;
-  }));
-  CHECK(paused_since(before_many));
+  REQUIRE(daemon.wait_credit_back(before_many));
+  CHECK(daemon.paused_since(before_many));
   worker.signal(SIGTERM);
   REQUIRE(worker.wait(std::chrono::seconds(10)) == 0);
   CHECK(slurp(dir.path + "/worker.log").find("started_without_claim=42") != std::string::npos);
@@ -319,18 +327,13 @@ TEST_CASE("a service that may hold on pauses its credit even for one command sta
   charge.origin = "POST /payments";
   charge.resource = "/payments/" + charge.id;
   charge.payload = {{"card", "4000000000000001"}, {"qty", 1}};
-  charge.ready_seq = daemon.last_seq;
-  charge.lease_ms = 30000;
-  daemon.send(asyncops::encode(charge));
+  daemon.send_fresh(charge);
   auto got = daemon.events_until_terminal(charge.id);
   REQUIRE(!got.empty());
   CHECK(got.back().state == asyncops::OpState::completed);
   CHECK(daemon.claims.empty());
-  REQUIRE(eventually([&] {
-    daemon.read(std::chrono::milliseconds(20));
-    return daemon.credits.size() > before && daemon.credits.back() > 0;
-  }));
-  CHECK(std::count(daemon.credits.begin() + static_cast<std::ptrdiff_t>(before), daemon.credits.end(), 0) > 0);
+  REQUIRE(daemon.wait_credit_back(before));
+  CHECK(daemon.paused_since(before));
   worker.signal(SIGTERM);
   REQUIRE(worker.wait(std::chrono::seconds(10)) == 0);
 }
