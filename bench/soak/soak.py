@@ -350,9 +350,15 @@ class Soak:
             for w in self.workers:  # a worker that died by itself is counted and restarted
                 if w.popen is not None and not w.alive() and not any(p[2] is w for p in pending):
                     self.kills.add("worker_died_by_itself")
+                    # Its exit status says why: a code of its own, or -N for signal N.
+                    print("soak: %s exited by itself with status %s; restarting it (log: %s)"
+                          % (w.name, w.popen.returncode, w.log_path), file=sys.stderr, flush=True)
                     w.start()
             if not self.daemon.alive() and not any(p[2] is self.daemon for p in pending):
                 self.kills.add("daemon_died_by_itself")
+                if self.daemon.popen is not None:
+                    print("soak: asyncopsd exited by itself with status %s; restarting it (log: %s)"
+                          % (self.daemon.popen.returncode, self.daemon.log_path), file=sys.stderr, flush=True)
                 self.safe_start_daemon()
             if t - last_report >= a.progress_s:
                 last_report = t
