@@ -307,6 +307,11 @@ struct SqliteStoreWriter::Impl {
     if (auto it = live.find(op.id); it != live.end()) it->second = without_trees(op);
     else if (live.size() < k_live_max) live.emplace(op.id, without_trees(op));
   }
+  // remember() for an operation just inserted: it cannot be known yet, and
+  // past k_live_max (a backlog) it is not looked up at all.
+  void remember_new(const OperationRecord& op) {
+    if (live.size() < k_live_max && !is_terminal(op.state)) live.emplace(op.id, without_trees(op));
+  }
 
   SQLite::Database db;
   sqlite_saga::Rows saga_rows{db};  // after db: it prepares on it
@@ -384,10 +389,10 @@ void SqliteStoreWriter::rollback() {
 }
 
 Change SqliteStoreWriter::insert_operation(OperationRecord* op) {
-  // Without a key it always inserts.
-  Change c = std::get<Change>(insert_operation(op, nullptr));
-  op->params = c.op.params;  // this form leaves op whole
-  op->payload = c.op.payload;
+  // Without a key it always inserts. This form leaves op whole.
+  OperationRecord moved = *op;
+  Change c = std::get<Change>(insert_operation(&moved, nullptr));
+  op->seq = c.op.seq;
   return c;
 }
 
@@ -439,11 +444,8 @@ std::variant<Change, IdempotentReplay> SqliteStoreWriter::insert_operation(Opera
   Change out;
   out.seq = m->append_history(op->seq, HistoryKind::accepted, op->state, op->code, op->message, op->created_at);
   out.kind = HistoryKind::accepted;
-  m->remember(*op);
-  // The params and payload trees move (they can be large); the rest is copied.
-  out.op = without_trees(*op);
-  out.op.params = std::move(op->params);
-  out.op.payload = std::move(op->payload);
+  m->remember_new(*op);
+  out.op = std::move(*op);
   return out;
 }
 

@@ -60,8 +60,8 @@ class StoreWriter {
   virtual Change insert_operation(OperationRecord* op) = 0;
   // The same, claiming an idempotency key first (key may be null). When the
   // key is already taken, writes nothing and returns the first request.
-  // Otherwise op's params and payload move into the returned change (no
-  // tree copy on the commit path); the rest of op is copied.
+  // Otherwise op moves into the returned change (no copy on the commit
+  // path) and is left valid but unspecified.
   virtual std::variant<Change, IdempotentReplay> insert_operation(OperationRecord* op,
                                                                   const IdempotencyKey* key) = 0;
 
