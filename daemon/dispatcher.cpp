@@ -128,7 +128,11 @@ void Dispatcher::stop() {
 void Dispatcher::enqueue(std::vector<Command> commands) {
   {
     MutexLock lock(&m_mutex);
-    for (auto& c : commands) m_inbox.commands.push_back(std::move(c));
+    if (m_inbox.commands.empty()) {
+      m_inbox.commands.swap(commands);  // the usual case: no copy under the lock
+    } else {
+      for (auto& c : commands) m_inbox.commands.push_back(std::move(c));
+    }
   }
   wake();
 }

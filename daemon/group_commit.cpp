@@ -83,9 +83,12 @@ bool GroupCommitter::enqueue(bool blocking, Fill&& fill) {
   return true;
 }
 
-GroupCommitter::Job GroupCommitter::accept_job(OperationRecord op, const IdempotencyKey& key,
-                                               OwnershipCheck owners, std::vector<saga::StepPlan> plan) {
-  Job job;
+GroupCommitter::Job& GroupCommitter::add_accept_job(std::vector<Job>& queue, OperationRecord op,
+                                                    const IdempotencyKey& key, OwnershipCheck owners,
+                                                    std::vector<saga::StepPlan> plan) {
+  // Filled in place: a Job is large (every kind's fields), and a temporary
+  // would cost a whole move and destruction under the queue's lock.
+  Job& job = queue.emplace_back();
   job.type = Job::accept_op;
   job.op.emplace(std::move(op));
   job.plan = std::move(plan);
@@ -99,8 +102,7 @@ Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, cons
                                                         OwnershipCheck owners) {
   Waiter done;
   bool queued = enqueue(true, [&](std::vector<Job>& queue) {
-    queue.push_back(accept_job(std::move(op), key, std::move(owners)));
-    queue.back().done = &done;
+    add_accept_job(queue, std::move(op), key, std::move(owners)).done = &done;
   });
   if (!queued) return Error{"the daemon is shutting down"};
   return done.wait();
@@ -109,8 +111,7 @@ Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, cons
 bool GroupCommitter::accept_async(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners,
                                   AcceptDone done, std::vector<saga::StepPlan> plan) {
   return enqueue(true, [&](std::vector<Job>& queue) {
-    queue.push_back(accept_job(std::move(op), key, std::move(owners), std::move(plan)));
-    queue.back().callback = std::move(done);
+    add_accept_job(queue, std::move(op), key, std::move(owners), std::move(plan)).callback = std::move(done);
   });
 }
 

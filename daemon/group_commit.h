@@ -192,12 +192,13 @@ class GroupCommitter {
     AcceptDone callback;     // accept_async: called instead of done
     WriteDone written;       // run_async, cancel, saga_cancel: called instead of done
   };
-  // An accept job; the caller sets done or callback.
   // Queues job with done as its answer (Job::written); on a stopping
   // daemon, queues nothing and answers done with an error at once.
   void enqueue_answered(Job job, WriteDone done);
-  static Job accept_job(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners,
-                        std::vector<saga::StepPlan> plan = {});
+  // Appends an accept job to queue (under m_mutex); the caller sets its
+  // done or callback.
+  static Job& add_accept_job(std::vector<Job>& queue, OperationRecord op, const IdempotencyKey& key,
+                             OwnershipCheck owners, std::vector<saga::StepPlan> plan = {});
   // What one batch hands over after its commit.
   struct BatchOutput {
     std::vector<Change> changes;
