@@ -27,15 +27,16 @@ class Router {
   Match match(const std::string& method, const std::string& path) const {
     Match m;
     const std::string& wanted = method == "HEAD" ? std::string("GET") : method;
+    // The path is split once, not once per route.
+    const PathTemplate::Segments segs = PathTemplate::split(path);
     for (const Entry& e : m_entries) {
-      std::map<std::string, std::string> params;
-      if (!e.path.match(path, &params)) continue;
       if (e.method == wanted) {
+        if (!e.path.match(segs, &m.params)) continue;
         m.kind = Match::found;
         m.handler = &e.handler;
-        m.params = std::move(params);
         return m;
       }
+      if (!e.path.match(segs, nullptr)) continue;
       if (std::find(m.allow.begin(), m.allow.end(), e.method) == m.allow.end()) {
         m.allow.push_back(e.method);
         if (e.method == "GET") m.allow.push_back("HEAD");

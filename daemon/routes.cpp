@@ -75,12 +75,27 @@ Result<PathTemplate> PathTemplate::parse(const std::string& text) {
   return t;
 }
 
-bool PathTemplate::match(const std::string& path,
-                         std::map<std::string, std::string>* params) const {
-  if (path.empty() || path[0] != '/') return false;
-  std::vector<std::string> segs = split_path(path);
-  if (segs.size() != m_segments.size()) return false;
-  std::map<std::string, std::string> found;
+PathTemplate::Segments PathTemplate::split(std::string_view path) {
+  Segments out;
+  if (path.empty() || path[0] != '/') return out;
+  size_t i = 1;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    out.push_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+bool PathTemplate::match(const std::string& path, std::map<std::string, std::string>* params) const {
+  return match(split(path), params);
+}
+
+bool PathTemplate::match(const Segments& segs, std::map<std::string, std::string>* params) const {
+  // An empty segs is a path without its leading '/': a template always has
+  // at least one segment ("/" itself splits into one empty segment).
+  if (segs.empty() || segs.size() != m_segments.size()) return false;
   for (size_t i = 0; i < segs.size(); ++i) {
     const Segment& s = m_segments[i];
     if (s.placeholder) {
@@ -88,12 +103,16 @@ bool PathTemplate::match(const std::string& path,
       for (char c : segs[i]) {
         if (!segment_char_ok(c)) return false;
       }
-      found[s.text] = segs[i];
     } else if (segs[i] != s.text) {
       return false;
     }
   }
-  if (params) *params = std::move(found);
+  if (params) {
+    params->clear();
+    for (size_t i = 0; i < segs.size(); ++i) {
+      if (m_segments[i].placeholder) (*params)[m_segments[i].text] = std::string(segs[i]);
+    }
+  }
   return true;
 }
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +25,13 @@ class PathTemplate {
   // Fills params on a match. A placeholder matches one non-empty segment of
   // at most 128 characters from [A-Za-z0-9._~-].
   bool match(const std::string& path, std::map<std::string, std::string>* params) const;
+  // A path's segments, views into it; empty for a path that does not start
+  // with '/' (which no template matches). For matching one path against
+  // many templates without splitting it again for each.
+  using Segments = std::vector<std::string_view>;
+  static Segments split(std::string_view path);
+  // match() on a path split by split(); params may be null.
+  bool match(const Segments& segs, std::map<std::string, std::string>* params) const;
   // Substitutes params; placeholders without a value are left as they are.
   std::string expand(const std::map<std::string, std::string>& params) const;
   std::vector<std::string> placeholders() const;
