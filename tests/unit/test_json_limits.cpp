@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <fstream>
+#include <vector>
 
 #include "daemon/routes.h"
 #include "shared/config.h"
@@ -26,6 +28,59 @@ TEST_CASE("parse_json_within refuses each limit with its own violation", "[json_
   REQUIRE(ok.violation == JsonViolation::none);
   CHECK(ok.value["a"][1] == 2);
   CHECK(parse_json_within("[[[[]]]]", lim).value.is_discarded());
+}
+
+// parse_json_within takes nlohmann's plain parser when a scan of the raw
+// text bounds the values and the strings within the limits, and the
+// counting parser otherwise: both must give the same answer.
+TEST_CASE("parse_json_within answers the same at, under and over each limit", "[json_limits]") {
+  const std::vector<std::string> texts = {
+      R"({"a":[1,2,{"b":null}],"c":"x\"y","d":true,"e":-1.5e3,"f":[],"g":{}})",
+      R"([1,2,3,4,5,6])",
+      R"(["\u00e9\u00e9","\n\n\n\n"])",  // escapes: the raw text is longer than the strings
+      R"({"k":{"k":{"k":"v"}}})",
+      R"("one string")",
+      R"(42)",
+      R"([[],[[]],{}])",
+  };
+  for (const std::string& t : texts) {
+    INFO(t);
+    auto generous = parse_json_within(t, JsonLimits{});
+    REQUIRE(generous.violation == JsonViolation::none);
+    const nlohmann::json expected = nlohmann::json::parse(t);
+    CHECK(generous.value == expected);
+    // The exact count of values and keys the limit counts, and the longest
+    // decoded string or key.
+    size_t values = 0, longest = 0;
+    nlohmann::json counted = nlohmann::json::parse(t, [&](int, nlohmann::json::parse_event_t ev, nlohmann::json& v) {
+      using E = nlohmann::json::parse_event_t;
+      if (ev == E::key || ev == E::value || ev == E::object_start || ev == E::array_start) ++values;
+      if ((ev == E::key || ev == E::value) && v.is_string())
+        longest = std::max(longest, v.get_ref<const std::string&>().size());
+      return true;
+    });
+    CHECK(counted == expected);
+    JsonLimits at;
+    at.max_values = values;
+    at.max_string_bytes = longest;
+    auto exact = parse_json_within(t, at);
+    CHECK(exact.violation == JsonViolation::none);
+    CHECK(exact.value == expected);
+    JsonLimits fewer = at;
+    fewer.max_values = values - 1;
+    CHECK(parse_json_within(t, fewer).violation == JsonViolation::too_many_values);
+    if (longest > 0) {
+      JsonLimits shorter = at;
+      shorter.max_string_bytes = longest - 1;
+      CHECK(parse_json_within(t, shorter).violation == JsonViolation::string_too_long);
+    }
+  }
+  // Invalid text is invalid on both paths.
+  JsonLimits tight;
+  tight.max_values = 2;
+  CHECK(parse_json_within("[1,2,", JsonLimits{}).violation == JsonViolation::invalid);
+  CHECK(parse_json_within("{\"a\" 1}", tight).violation == JsonViolation::invalid);
+  CHECK(parse_json_within("[1] [2]", JsonLimits{}).violation == JsonViolation::invalid);
 }
 
 TEST_CASE("json_nesting_within ignores brackets in strings and escaped quotes", "[json_limits]") {
