@@ -18,18 +18,6 @@ bool segment_char_ok(char c) {
          c == '.' || c == '_' || c == '~';
 }
 
-std::vector<std::string> split_path(const std::string& path) {
-  std::vector<std::string> out;
-  size_t i = 1;
-  while (i <= path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    out.push_back(path.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
-
 const char* json_type_name(const json& v) {
   if (v.is_string()) return "string";
   if (v.is_number_integer()) return "integer";
@@ -56,7 +44,8 @@ Result<PathTemplate> PathTemplate::parse(const std::string& text) {
   PathTemplate t;
   t.m_text = text;
   std::set<std::string> seen;
-  for (const std::string& seg : split_path(text)) {
+  for (std::string_view view : split(text)) {
+    const std::string seg(view);
     if (seg.empty()) return Error{"path '" + text + "' has an empty segment"};
     Segment s;
     if (seg.front() == '{') {
