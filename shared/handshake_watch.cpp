@@ -49,7 +49,7 @@ std::string HandshakeWatch::describe(int event, int value) {
 struct HandshakeWatch::Monitor : zmq::monitor_t {
   std::string what, endpoint;
   Side side = Side::connecting;
-  bool connected = false;
+  int connections = 0;  // handshakes since the last take_connections()
   uint64_t failures = 0;
   struct Seen {
     int64_t logged_ms = 0;
@@ -97,7 +97,7 @@ struct HandshakeWatch::Monitor : zmq::monitor_t {
   void on_event_handshake_succeeded(const zmq_event_t&, const char*) override {
     if (!seen.empty()) log_info("connected after all", {{"socket", what}, {"endpoint", endpoint}});
     seen.clear();
-    connected = true;
+    ++connections;
     for (auto& [fd, pending] : handshaking) pending = false;
   }
   void on_event_accepted(const zmq_event_t& e, const char*) override { handshaking[e.value] = true; }
@@ -129,10 +129,12 @@ void HandshakeWatch::poll() {
   }
 }
 
-bool HandshakeWatch::take_connected() {
-  bool c = m->connected;
-  m->connected = false;
-  return c;
+bool HandshakeWatch::take_connected() { return take_connections() > 0; }
+
+int HandshakeWatch::take_connections() {
+  int n = m->connections;
+  m->connections = 0;
+  return n;
 }
 
 uint64_t HandshakeWatch::failures() const { return m->failures; }

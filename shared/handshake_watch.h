@@ -31,6 +31,9 @@ class HandshakeWatch {
   void poll();
   // True once after each successful handshake (a new connection is up).
   bool take_connected();
+  // How many handshakes succeeded since the last call (several connections
+  // may have come and gone between two polls).
+  int take_connections();
   // Failed handshakes seen so far.
   uint64_t failures() const;
 

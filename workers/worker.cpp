@@ -522,6 +522,7 @@ int Worker::run(const std::atomic<bool>& stop) {
   // earlier one may come from a daemon that is gone (a restart, a cut link):
   // the new daemon does not hold its lease, so it is claimed, and refused.
   int64_t connection_first_seq = 1;
+  int64_t connections_seen = 0;  // handshakes on the commands socket so far
   auto announce = [&](int64_t c) {
     credit = c;
     ReadyMessage r{m_options.id, m_service.name, c, ++ready_seq};
@@ -672,8 +673,17 @@ int Worker::run(const std::atomic<bool>& stop) {
     auto now = SteadyClock::now();
     // A new connection (also after a cut link came back) hears our credit at
     // once; every connection hears it at least once a heartbeat interval.
-    bool new_connection = commands_watch.take_connected();
-    if (new_connection) connection_first_seq = ready_seq + 1;  // the announce below sends it
+    int handshakes = commands_watch.take_connections();
+    bool new_connection = handshakes > 0;
+    // The first connection ever carried every ready that went out, also
+    // one sent before its handshake's event was read here (with
+    // ZMQ_IMMEDIATE a send needs a finished handshake): its seqs stay good.
+    // After a later one, a ready sent before it may have gone to a daemon
+    // that is gone.
+    if (new_connection && (connections_seen > 0 || handshakes > 1)) {
+      connection_first_seq = ready_seq + 1;  // the announce below sends it
+    }
+    connections_seen += handshakes;
     if (new_connection || now - ready_sent >= std::chrono::milliseconds(m_options.heartbeat_ms)) {
       announce(credit);
     }

@@ -329,7 +329,7 @@ TEST_CASE("a service that may hold on pauses its credit even for one command sta
   charge.payload = {{"card", "4000000000000001"}, {"qty", 1}};
   daemon.send_fresh(charge);
   auto got = daemon.events_until_terminal(charge.id);
-  REQUIRE(!got.empty());
+  if (got.empty()) FAIL("no event for the command; the worker's log:\n" << slurp(dir.path + "/worker.log"));
   CHECK(got.back().state == asyncops::OpState::completed);
   CHECK(daemon.claims.empty());
   REQUIRE(daemon.wait_credit_back(before));
