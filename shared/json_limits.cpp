@@ -89,6 +89,12 @@ JsonScan scan_json(std::string_view text, int max_depth) {
 
 bool json_nesting_within(std::string_view text, int max_depth) { return !scan_json(text, max_depth).too_deep; }
 
+bool json_certainly_within(std::string_view text, const JsonLimits& limits) {
+  if (text.size() > limits.max_bytes) return false;
+  JsonScan scan = scan_json(text, limits.max_depth);
+  return !scan.too_deep && scan.values_bound <= limits.max_values && scan.longest_string <= limits.max_string_bytes;
+}
+
 bool json_depth_within(const nlohmann::json& value, int max_depth) {
   std::vector<std::pair<const nlohmann::json*, int>> todo{{&value, 1}};
   while (!todo.empty()) {

@@ -38,6 +38,12 @@ struct BoundedJson {
 // nlohmann parses it.
 BoundedJson parse_json_within(std::string_view text, const JsonLimits& limits);
 
+// True when text, if it is valid JSON, is certainly within limits: its
+// size, its nesting, and the bounds of one pass over its bytes (see
+// parse_json_within). False says only that parsing it is needed to tell.
+// For text this process wrote itself, so known to be valid JSON.
+bool json_certainly_within(std::string_view text, const JsonLimits& limits);
+
 // Parses a small message whose size the transport has bounded already,
 // keeping no value deeper than max_depth in nlohmann's count (the outermost
 // value is depth 0). Never throws: text that is not JSON, or that nests any

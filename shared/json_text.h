@@ -17,6 +17,11 @@
 
 namespace asyncops {
 
+// True when s is valid UTF-8 (no overlong forms, surrogates or code points
+// past U+10FFFF): then append_json_string writes it unchanged, and a JSON
+// parser reads back the same bytes.
+bool is_valid_utf8(std::string_view s);
+
 // Appends s as a JSON string, quotes included.
 void append_json_string(std::string& out, std::string_view s);
 

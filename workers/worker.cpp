@@ -107,6 +107,23 @@ Status check_outcome_limits(const Outcome& o, const Command& cmd, const std::str
   return check_event_limits(make_outcome_event(o, cmd, worker_id));
 }
 
+namespace {
+// check_outcome_limits, keeping what it makes: when o fits, *e is its event
+// and *body that event's encoding, which is recorded and published as it
+// is. (o.data is moved into *e, not copied.)
+Status outcome_fits(Outcome& o, const Command& cmd, const std::string& worker_id, Event* e, std::string* body) {
+  if (!json_depth_within(o.data, k_max_message_depth - 1)) {
+    return Error{"field 'data' nests more than " + std::to_string(k_max_message_depth - 1) + " levels deep"};
+  }
+  nlohmann::json data = std::move(o.data);
+  o.data = nullptr;
+  *e = make_outcome_event(o, cmd, worker_id);
+  e->data = std::move(data);
+  *body = encode(*e).body;
+  return check_encoded_event(*e, *body);
+}
+}  // namespace
+
 // What a worker records for a request the daemon gave up on (a fence).
 Outcome fenced_outcome() {
   return Outcome::failed("worker_timeout", "worker_timeout",
@@ -184,9 +201,14 @@ std::vector<Event> Worker::handle_batch(const Service& service, ServiceDb& db,
                                         const std::vector<Command>& cmds, const std::string& worker_id,
                                         const std::function<bool(const std::string&)>& is_canceled,
                                         const std::function<bool(const std::string&)>& is_fenced,
-                                        std::optional<std::chrono::steady_clock::time_point> start_before) {
+                                        std::optional<std::chrono::steady_clock::time_point> start_before,
+                                        std::vector<std::string>* bodies) {
   std::vector<Event> out;
   out.reserve(cmds.size());
+  std::vector<std::string> encoded;
+  if (!bodies) bodies = &encoded;
+  bodies->clear();
+  bodies->reserve(cmds.size());
   size_t next = 0;
   while (next < cmds.size()) {
     size_t committed = out.size();
@@ -210,7 +232,7 @@ std::vector<Event> Worker::handle_batch(const Service& service, ServiceDb& db,
         }
         const Command& cmd = cmds[next++];
         out.push_back(handle_in_transaction(service, db, cmd, worker_id, is_canceled && is_canceled(cmd.id),
-                                            is_fenced && is_fenced(cmd.id)));
+                                            is_fenced && is_fenced(cmd.id), &bodies->emplace_back()));
       } while (next < cmds.size() && std::chrono::steady_clock::now() - started < budget);
       db.reset_all();
       tx.commit();
@@ -218,6 +240,7 @@ std::vector<Event> Worker::handle_batch(const Service& service, ServiceDb& db,
       db.reset_all();
       if (committed == 0) throw;
       out.resize(committed);  // what committed stands; the rest comes again
+      bodies->resize(committed);
       log_error("a transaction failed; its commands are left to redelivery",
                 {{"commands", std::to_string(cmds.size() - committed)}, {"error", e.what()}});
       break;
@@ -261,7 +284,7 @@ void Worker::record_fences(ServiceDb& db, const std::vector<std::string>& reques
 }
 
 Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const Command& cmd,
-                                    const std::string& worker_id, bool canceled, bool fenced) {
+                                    const std::string& worker_id, bool canceled, bool fenced, std::string* body) {
   {
     SQLite::Statement& seen = db.prepare("SELECT event FROM handled WHERE request_id = ?");
     seen.bind(1, cmd.id);
@@ -272,6 +295,7 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
         Event e = prior.value();
         e.attempt = cmd.attempt;
         e.worker = worker_id;
+        *body = encode(e).body;
         return e;  // handled before: the recorded outcome, and no second effect
       }
       // A record this worker cannot read back (written before the limits of
@@ -281,10 +305,13 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
       Event e = make_outcome_event(Outcome::failed(cmd.name + "_failed", "outcome_unreadable",
                                          "the outcome recorded for this request cannot be read: " + prior.error()),
                          cmd, worker_id);
+      *body = encode(e).body;
       return e;
     }
   }
   Outcome outcome;
+  Event e;
+  bool made = false;  // e and *body are the handler's outcome, checked
   auto it = service.handlers.find(cmd.name);
   if (fenced) {
     outcome = fenced_outcome();  // the daemon gave up on it: it must not run now
@@ -301,10 +328,12 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
       // An outcome the tracker would refuse (docs/protocol.md, "Limits") is
       // undone here and reported, instead of leaving the operation to time
       // out with its effect applied.
-      if (auto fits = check_outcome_limits(outcome, cmd, worker_id); !fits) {
+      if (auto fits = outcome_fits(outcome, cmd, worker_id, &e, body); !fits) {
         db.prepare("ROLLBACK TO handler").exec();
         outcome = Outcome::failed(cmd.name + "_failed", "outcome_too_large",
                                   "the handler's outcome is over the event limits: " + fits.error());
+      } else {
+        made = true;
       }
       db.prepare("RELEASE handler").exec();
     } catch (const std::exception& ex) {
@@ -312,19 +341,27 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
       db.prepare("ROLLBACK TO handler").exec();
       db.prepare("RELEASE handler").exec();
       outcome = Outcome::failed(cmd.name + "_failed", "handler_error", ex.what());
+      made = false;
     }
   }
-  Event e = make_outcome_event(outcome, cmd, worker_id);
-  record_outcome(db, e, Recording::replace);
+  if (!made) {
+    e = make_outcome_event(outcome, cmd, worker_id);
+    *body = encode(e).body;
+  }
+  record_outcome(db, e.request_id, *body, Recording::replace);
   return e;
 }
 
 void Worker::record_outcome(ServiceDb& db, const Event& e, Recording how) {
+  record_outcome(db, e.request_id, encode(e).body, how);
+}
+
+void Worker::record_outcome(ServiceDb& db, const std::string& request_id, const std::string& body, Recording how) {
   SQLite::Statement& rec =
       db.prepare(how == Recording::replace ? "INSERT OR REPLACE INTO handled(request_id, event, at) VALUES (?,?,?)"
                                            : "INSERT OR IGNORE INTO handled(request_id, event, at) VALUES (?,?,?)");
-  rec.bind(1, e.request_id);
-  rec.bind(2, encode(e).body);
+  rec.bind(1, request_id);
+  rec.bind(2, body);
   rec.bind(3, static_cast<int64_t>(now_ms()));
   rec.exec();
 }
@@ -571,10 +608,12 @@ int Worker::run(const std::atomic<bool>& stop) {
       in_flight += static_cast<int64_t>(batch.size());
       for (const Command& c : batch) publish_processing(c);
       std::vector<Event> outcomes;
+      std::vector<std::string> bodies;  // each outcome's encoding, as recorded
       try {
         outcomes = handle_batch(m_service, sdb, batch, m_options.id,
                                 [&canceled](const std::string& id) { return canceled.count(id) > 0; },
-                                [&fenced](const std::string& id) { return fenced.count(id) > 0; }, holds_until);
+                                [&fenced](const std::string& id) { return fenced.count(id) > 0; }, holds_until,
+                                &bodies);
       } catch (const std::exception& e) {
         // The database itself failed (disk full, locked too long): nothing is
         // recorded and no outcome is sent, so the leases run out and the
@@ -582,9 +621,9 @@ int Worker::run(const std::atomic<bool>& stop) {
         log_error("handling failed; leaving it to redelivery",
                   {{"commands", std::to_string(batch.size())}, {"error", e.what()}});
       }
-      for (const Event& e : outcomes) {
-        publish(pub, encode(e));
-        timeline_mark("outcome_published", e.request_id);
+      for (size_t i = 0; i < outcomes.size(); ++i) {
+        publish(pub, Frames{k_kind_event, std::move(bodies[i])});
+        timeline_mark("outcome_published", outcomes[i].request_id);
       }
       in_flight -= static_cast<int64_t>(batch.size());
       in_hand.clear();

@@ -110,12 +110,14 @@ class Worker {
   // is_canceled and is_fenced may be empty. A fenced command that was not
   // handled before is recorded failed/worker_timeout without running. No
   // command is started at or after start_before (the end of its grant); those
-  // are left out of the result, unrecorded.
+  // are left out of the result, unrecorded. bodies, if given, gets each
+  // outcome's encoding (encode(e).body, the text recorded), in the same order.
   static std::vector<Event> handle_batch(const Service& service, ServiceDb& db,
                                          const std::vector<Command>& cmds, const std::string& worker_id,
                                          const std::function<bool(const std::string&)>& is_canceled,
                                          const std::function<bool(const std::string&)>& is_fenced = nullptr,
-                                         std::optional<std::chrono::steady_clock::time_point> start_before = std::nullopt);
+                                         std::optional<std::chrono::steady_clock::time_point> start_before = std::nullopt,
+                                         std::vector<std::string>* bodies = nullptr);
   // The outcomes recorded already for some of cmds, by request id, with the
   // command's attempt and this worker's id: a redelivery re-publishes them
   // without a claim (no effect can follow). Unreadable records are left out.
@@ -132,6 +134,8 @@ class Worker {
   // none (keep_first: an outcome recorded first stands).
   enum class Recording { replace, keep_first };
   static void record_outcome(ServiceDb& db, const Event& e, Recording how);
+  // The same for an event already encoded (body: encode(e).body).
+  static void record_outcome(ServiceDb& db, const std::string& request_id, const std::string& body, Recording how);
   // Sets up a service database: WAL, the busy timeout below, the dedupe
   // table and the service's schema; and the connection, as below.
   static void init_database(const Service& service, SQLite::Database& db);
@@ -167,7 +171,7 @@ class Worker {
 
  private:
   static Event handle_in_transaction(const Service& service, ServiceDb& db, const Command& cmd,
-                                     const std::string& worker_id, bool canceled, bool fenced);
+                                     const std::string& worker_id, bool canceled, bool fenced, std::string* body);
   WorkerOptions m_options;
   Service m_service;
 };

@@ -164,6 +164,85 @@ TEST_CASE("over-long ids in an event are refused as field_too_long", "[envelope]
   CHECK_FALSE(decode_event(encode(e).body).ok());
 }
 
+TEST_CASE("check_encoded_event answers as decoding the text would, at and over each limit", "[envelope][limits]") {
+  std::vector<std::pair<std::string, Event>> cases;
+  auto add = [&](std::string label, auto change) {
+    Event e = completed_event();
+    e.type = "user_created";
+    e.code = "success";
+    e.worker = "w-1";
+    e.time = "2026-11-30T23:00:00.000Z";
+    e.resource = "/users/abc";
+    e.data = {{"id", "abc"}, {"name", "Ann"}};
+    change(e);
+    cases.emplace_back(std::move(label), std::move(e));
+  };
+  add("plain", [](Event&) {});
+  add("no data", [](Event& e) { e.data = nullptr; });
+  add("processing", [](Event& e) { e.state = OpState::processing; e.code.clear(); e.data = nullptr; });
+  add("pending", [](Event& e) { e.state = OpState::pending; });
+  add("deleted and data", [](Event& e) { e.deleted = true; });
+  add("deleted", [](Event& e) { e.deleted = true; e.data = nullptr; });
+  add("negative version", [](Event& e) { e.version = -1; });
+  add("version", [](Event& e) { e.version = 7; });
+  add("discarded data", [](Event& e) { e.data = json(json::value_t::discarded); });
+  add("not a request id", [](Event& e) { e.request_id = "nope"; });
+  add("request id too long", [](Event& e) { e.request_id = std::string(k_max_request_id_bytes + 1, 'a'); });
+  struct Field {
+    const char* name;
+    std::string Event::*member;
+    size_t max;
+  };
+  for (Field f : {Field{"type", &Event::type, k_max_id_bytes}, Field{"code", &Event::code, k_max_id_bytes},
+                  Field{"worker", &Event::worker, k_max_id_bytes}, Field{"time", &Event::time, k_max_id_bytes},
+                  Field{"message", &Event::message, k_max_message_bytes},
+                  Field{"resource", &Event::resource, k_max_resource_bytes}}) {
+    std::string at(f.max, 'x');
+    add(std::string(f.name) + " at its limit", [&](Event& e) { e.*f.member = at; });
+    add(std::string(f.name) + " over its limit", [&](Event& e) { e.*f.member = at + "x"; });
+    // One byte that is not UTF-8 is written as U+FFFD (3 bytes): at the
+    // limit before encoding, over it once read back.
+    add(std::string(f.name) + " at its limit with a stray byte",
+        [&](Event& e) { e.*f.member = std::string(f.max - 1, 'x') + "\xff"; });
+    add(std::string(f.name) + " with a stray byte", [&](Event& e) { e.*f.member = "x\xff"; });
+    add(std::string(f.name) + " with a character over the limit's edge",
+        [&](Event& e) { e.*f.member = std::string(f.max - 1, 'x') + "\xc3\xa9"; });
+  }
+  add("values at the limit's edge", [](Event& e) {
+    e.data = json::array();
+    for (size_t i = 0; i + 40 < k_max_event_values; ++i) e.data.push_back(1);
+  });
+  add("values over the limit", [](Event& e) {
+    e.data = json::array();
+    for (size_t i = 0; i < k_max_event_values; ++i) e.data.push_back(1);
+  });
+  add("commas inside strings", [](Event& e) {
+    e.data = json::array();
+    for (size_t i = 0; i + 40 < k_max_event_values; ++i) e.data.push_back(",,,,");
+  });
+  add("nested to the limit", [](Event& e) {
+    e.data = json::array();
+    json* inner = &e.data;
+    for (int i = 1; i < k_max_message_depth - 1; ++i) {
+      inner->push_back(json::array());
+      inner = &(*inner)[0];
+    }
+  });
+  add("a string near the size limit", [](Event& e) { e.data = std::string(k_max_event_bytes - 400, 'd'); });
+  add("a string over the size limit", [](Event& e) { e.data = std::string(k_max_event_bytes, 'd'); });
+  add("escapes near the size limit", [](Event& e) { e.data = std::string((k_max_event_bytes - 400) / 2, '"'); });
+  add("escapes over the size limit", [](Event& e) { e.data = std::string(k_max_event_bytes / 2 + 1, '"'); });
+
+  for (auto& [label, e] : cases) {
+    INFO(label);
+    std::string body = encode(e).body;
+    Status fast = check_encoded_event(e, body);
+    auto decoded = decode_event(body);
+    REQUIRE(fast.ok() == decoded.ok());
+    if (!fast.ok()) CHECK(fast.error() == decoded.error());
+  }
+}
+
 TEST_CASE("check_event_limits refuses a deep outcome without dumping it", "[envelope][limits]") {
   Event e = completed_event();
   e.data = json::array();
