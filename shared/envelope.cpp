@@ -52,6 +52,39 @@ bool get_int(const json& j, const char* key, int64_t* out, Failure* err) {
   return true;
 }
 
+// The same for a message decoded into its members; a string is moved out.
+bool get_string(JsonMembers& m, const char* key, std::string* out, Failure* err, bool required, size_t max_bytes) {
+  json* v = m.find(key);
+  if (!v || v->is_null()) {
+    if (required) *err = {std::string("missing field '") + key + "'", Refusal::malformed};
+    return !required;
+  }
+  if (!v->is_string()) {
+    *err = {std::string("field '") + key + "' must be a string", Refusal::malformed};
+    return false;
+  }
+  auto& text = v->get_ref<std::string&>();
+  if (text.size() > max_bytes) {
+    *err = {std::string("field '") + key + "' is " + std::to_string(text.size()) + " bytes, more than " +
+                std::to_string(max_bytes),
+            Refusal::field_too_long};
+    return false;
+  }
+  *out = std::move(text);
+  return true;
+}
+
+bool get_int(JsonMembers& m, const char* key, int64_t* out, Failure* err) {
+  json* v = m.find(key);
+  if (!v || v->is_null()) return true;
+  if (!v->is_number_integer()) {
+    *err = {std::string("field '") + key + "' must be an integer", Refusal::malformed};
+    return false;
+  }
+  *out = v->get<int64_t>();
+  return true;
+}
+
 Refusal refusal_of(JsonViolation v) {
   switch (v) {
     case JsonViolation::too_large: return Refusal::too_large;
@@ -88,6 +121,31 @@ bool parse_object(const std::string& body, const JsonLimits& lim, json* out, Fai
   }
   auto v = parsed.value.find("v");
   if (v != parsed.value.end() && (!v->is_number_integer() || v->get<int64_t>() != k_protocol_version)) {
+    *err = {"unsupported protocol version", Refusal::malformed};
+    return false;
+  }
+  *out = std::move(parsed.value);
+  return true;
+}
+
+// parse_object for the messages on every operation (commands, events):
+// their members, without a tree for the object itself.
+bool parse_members(const std::string& body, const JsonLimits& lim, JsonMembers* out, Failure* err) {
+  BoundedMembers parsed = parse_json_members_within(body, lim);
+  if (parsed.violation == JsonViolation::invalid) {
+    *err = {"body is not valid JSON", Refusal::malformed};
+    return false;
+  }
+  if (parsed.violation != JsonViolation::none) {
+    *err = {"body refused: " + parsed.error, refusal_of(parsed.violation)};
+    return false;
+  }
+  if (!parsed.object) {
+    *err = {"body is not a JSON object", Refusal::malformed};
+    return false;
+  }
+  json* v = parsed.value.find("v");
+  if (v && (!v->is_number_integer() || v->get<int64_t>() != k_protocol_version)) {
     *err = {"unsupported protocol version", Refusal::malformed};
     return false;
   }
@@ -232,9 +290,9 @@ const char* to_string(Refusal r) {
 
 Result<Command> decode_command(const std::string& kind, const std::string& body, Refusal* why) {
   if (kind != k_kind_command) return fail("frame 0 is '" + kind.substr(0, 32) + "', not 'command'", why);
-  json j;
+  JsonMembers j;
   Failure err;
-  if (!parse_object(body, limits(k_max_command_bytes, k_max_command_values), &j, &err)) return fail(err, why);
+  if (!parse_members(body, limits(k_max_command_bytes, k_max_command_values), &j, &err)) return fail(err, why);
   Command c;
   int64_t attempt = 1;
   if (!get_string(j, "id", &c.id, &err, true, k_max_request_id_bytes) ||
@@ -256,16 +314,16 @@ Result<Command> decode_command(const std::string& kind, const std::string& body,
   if (!is_request_id(c.id)) return fail("field 'id' is not a request id", why);
   if (c.name.empty()) return fail("field 'name' is empty", why);
   c.attempt = static_cast<int>(attempt);
-  if (auto it = j.find("params"); it != j.end() && !it->is_null()) {
+  if (json* it = j.find("params"); it && !it->is_null()) {
     if (!it->is_object()) return fail("field 'params' must be an object", why);
     c.params = std::move(*it);
   }
-  if (auto it = j.find("payload"); it != j.end() && !it->is_null()) c.payload = std::move(*it);
-  if (auto it = j.find("cancel"); it != j.end() && !it->is_null()) {
+  if (json* it = j.find("payload"); it && !it->is_null()) c.payload = std::move(*it);
+  if (json* it = j.find("cancel"); it && !it->is_null()) {
     if (!it->is_boolean()) return fail("field 'cancel' must be a boolean", why);
     c.cancel = it->get<bool>();
   }
-  if (auto it = j.find("saga"); it != j.end() && !it->is_null()) {
+  if (json* it = j.find("saga"); it && !it->is_null()) {
     if (!it->is_object()) return fail("field 'saga' must be an object", why);
     if (!get_string(*it, "operation", &c.saga.operation, &err, true, k_max_request_id_bytes) ||
         !get_string(*it, "step", &c.saga.step, &err, true, k_max_step_name_bytes)) {
@@ -282,7 +340,7 @@ Result<Command> decode_command(const std::string& kind, const std::string& body,
   } else if (c.id.size() != k_uuid_bytes) {
     return fail("field 'id' names a saga step, but field 'saga' is missing", why);
   }
-  if (auto it = j.find("steps"); it != j.end() && !it->is_null()) {
+  if (json* it = j.find("steps"); it && !it->is_null()) {
     if (!it->is_object()) return fail("field 'steps' must be an object", why);
     if (it->size() > k_max_saga_steps) {
       return fail("field 'steps' holds " + std::to_string(it->size()) + " steps, more than " +
@@ -299,9 +357,9 @@ Result<Command> decode_command(const std::string& kind, const std::string& body,
 }
 
 Result<Event> decode_event(const std::string& body, Refusal* why) {
-  json j;
+  JsonMembers j;
   Failure err;
-  if (!parse_object(body, limits(k_max_event_bytes, k_max_event_values), &j, &err)) return fail(err, why);
+  if (!parse_members(body, limits(k_max_event_bytes, k_max_event_values), &j, &err)) return fail(err, why);
   Event e;
   std::string state;
   int64_t attempt = 1;
@@ -323,8 +381,8 @@ Result<Event> decode_event(const std::string& body, Refusal* why) {
   e.attempt = static_cast<int>(attempt);
   if (!get_int(j, "version", &e.version, &err)) return fail(err, why);
   if (e.version < 0) return fail("field 'version' must not be negative", why);
-  if (auto it = j.find("data"); it != j.end()) e.data = std::move(*it);
-  if (auto it = j.find("deleted"); it != j.end() && !it->is_null()) {
+  if (json* it = j.find("data")) e.data = std::move(*it);
+  if (json* it = j.find("deleted"); it && !it->is_null()) {
     if (!it->is_boolean()) return fail("field 'deleted' must be a boolean", why);
     e.deleted = it->get<bool>();
   }

@@ -169,4 +169,126 @@ BoundedJson parse_json_within(std::string_view text, const JsonLimits& limits) {
   return out;
 }
 
+nlohmann::json* JsonMembers::find(std::string_view key) {
+  for (auto& [k, v] : members) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
+
+namespace {
+// nlohmann's SAX events for an object's text, into JsonMembers. The
+// containers inside a member are built as nlohmann's own DOM parser builds
+// them (json_sax_dom_parser), without recursion. Returns false, ending the
+// parse, at anything but an object at the top: the caller parses such text
+// again the usual way, which says what is wrong with it.
+class MembersSax {
+ public:
+  using json = nlohmann::json;
+  explicit MembersSax(JsonMembers* out) : m_out(out) {}
+
+  bool null() { return value(json(nullptr)); }
+  bool boolean(bool v) { return value(json(v)); }
+  bool number_integer(json::number_integer_t v) { return value(json(v)); }
+  bool number_unsigned(json::number_unsigned_t v) { return value(json(v)); }
+  bool number_float(json::number_float_t v, const std::string& /*text*/) { return value(json(v)); }
+  bool string(std::string& v) { return value(json(v)); }
+  bool binary(json::binary_t& /*v*/) { return false; }  // never in JSON text
+  bool start_object(std::size_t /*elements*/) {
+    if (!m_started) {
+      m_started = true;
+      return true;
+    }
+    return open(json(json::value_t::object));
+  }
+  bool key(std::string& k) {
+    if (m_stack.empty()) {
+      // A top-level member: a repeated key's value is replaced in place.
+      m_member = m_out->find(k);
+      if (!m_member) m_member = &m_out->members.emplace_back(k, nullptr).second;
+      *m_member = nullptr;
+      return true;
+    }
+    m_element = &(*m_stack.back())[k];
+    return true;
+  }
+  bool end_object() {
+    if (m_stack.empty()) {
+      m_done = true;
+      return true;
+    }
+    m_stack.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t /*elements*/) {
+    if (!m_started) return false;  // not an object
+    return open(json(json::value_t::array));
+  }
+  bool end_array() {
+    m_stack.pop_back();
+    return true;
+  }
+  bool parse_error(std::size_t /*position*/, const std::string& /*last_token*/,
+                   const nlohmann::detail::exception& /*ex*/) {
+    return false;
+  }
+  bool done() const { return m_done; }
+
+ private:
+  // Where the next value goes: the member being read, the next element of
+  // the array being built, or the member of the object being built.
+  json* place(json&& v) {
+    if (m_stack.empty()) {
+      *m_member = std::move(v);
+      return m_member;
+    }
+    json& parent = *m_stack.back();
+    if (parent.is_array()) {
+      parent.get_ref<json::array_t&>().push_back(std::move(v));
+      return &parent.get_ref<json::array_t&>().back();
+    }
+    *m_element = std::move(v);
+    return m_element;
+  }
+  bool value(json&& v) {
+    if (!m_started) return false;  // a scalar at the top
+    place(std::move(v));
+    return true;
+  }
+  bool open(json&& container) {
+    m_stack.push_back(place(std::move(container)));
+    return true;
+  }
+
+  JsonMembers* m_out;
+  std::vector<json*> m_stack;  // the containers open inside the member
+  json* m_member = nullptr;
+  json* m_element = nullptr;
+  bool m_started = false;
+  bool m_done = false;
+};
+}  // namespace
+
+BoundedMembers parse_json_members_within(std::string_view text, const JsonLimits& limits) {
+  BoundedMembers out;
+  if (json_certainly_within(text, limits)) {
+    MembersSax sax(&out.value);
+    if (nlohmann::json::sax_parse(text.begin(), text.end(), &sax) && sax.done()) {
+      out.object = true;
+      return out;
+    }
+    out.value.members.clear();  // not an object, or not JSON: said below
+  }
+  BoundedJson parsed = parse_json_within(text, limits);
+  out.violation = parsed.violation;
+  out.error = std::move(parsed.error);
+  if (parsed.violation == JsonViolation::none && parsed.value.is_object()) {
+    out.object = true;
+    for (auto it = parsed.value.begin(); it != parsed.value.end(); ++it) {
+      out.value.members.emplace_back(it.key(), std::move(it.value()));
+    }
+  }
+  return out;
+}
+
 }  // namespace asyncops

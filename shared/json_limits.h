@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -43,6 +45,29 @@ BoundedJson parse_json_within(std::string_view text, const JsonLimits& limits);
 // parse_json_within). False says only that parsing it is needed to tell.
 // For text this process wrote itself, so known to be valid JSON.
 bool json_certainly_within(std::string_view text, const JsonLimits& limits);
+
+// A JSON object's members in text order, each key once (a repeated key
+// keeps its last value, as nlohmann's parser does). For the decoders of the
+// messages on every operation: no std::map and no tree for the object
+// itself, only for the containers inside it.
+struct JsonMembers {
+  std::vector<std::pair<std::string, nlohmann::json>> members;
+  // The member named key, or null.
+  nlohmann::json* find(std::string_view key);
+};
+
+struct BoundedMembers {
+  JsonMembers value;     // empty unless violation == none and object
+  bool object = false;   // the text is a JSON object (violation == none)
+  JsonViolation violation = JsonViolation::none;
+  std::string error;     // as parse_json_within's
+};
+
+// parse_json_within for a text that should hold an object: the same
+// violations and errors, and for an object the same members. Text that is
+// certainly within the limits (json_certainly_within) is parsed by SAX into
+// the members directly; the rest as by parse_json_within.
+BoundedMembers parse_json_members_within(std::string_view text, const JsonLimits& limits);
 
 // Parses a small message whose size the transport has bounded already,
 // keeping no value deeper than max_depth in nlohmann's count (the outermost

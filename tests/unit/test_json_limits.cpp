@@ -83,6 +83,53 @@ TEST_CASE("parse_json_within answers the same at, under and over each limit", "[
   CHECK(parse_json_within("[1] [2]", JsonLimits{}).violation == JsonViolation::invalid);
 }
 
+TEST_CASE("parse_json_members_within gives parse_json_within's members and refusals", "[json_limits]") {
+  const std::vector<std::string> texts = {
+      R"({"a":[1,2,{"b":null}],"c":"x\"y","d":true,"e":-1.5e3,"f":[],"g":{},"h":18446744073709551615})",
+      R"({"k":{"k":{"k":"v"}},"l":[[1,[2,{"m":[3]}]],{}],"n":"\u00e9"})",
+      R"({"dup":1,"x":2,"dup":{"a":[1]},"dup":"last"})",  // a repeated key keeps its last value
+      R"({"o":{"dup":1,"dup":[2]}})",
+      R"( { "spaced" : [ 1 , 2 ] } )",
+      R"({})",
+      R"([1,2,3])",      // not an object
+      R"("one string")",
+      R"(42)",
+      R"({"a":1} {"b":2})",  // trailing text
+      R"({"a":1,})",
+      R"({"a" 1})",
+      R"({"a":[1,2})",
+      "{\"a\":\"\xff\"}",  // not UTF-8
+      "",
+      std::string(200, '[') + std::string(200, ']'),
+      "{\"deep\":" + std::string(100, '[') + std::string(100, ']') + "}",
+  };
+  std::vector<JsonLimits> limits(4);
+  limits[1].max_values = 3;
+  limits[2].max_string_bytes = 2;
+  limits[3].max_bytes = 20;
+  for (const std::string& t : texts) {
+    for (const JsonLimits& lim : limits) {
+      INFO(t << " max_values " << lim.max_values << " max_string_bytes " << lim.max_string_bytes << " max_bytes "
+             << lim.max_bytes);
+      BoundedJson tree = parse_json_within(t, lim);
+      BoundedMembers members = parse_json_members_within(t, lim);
+      CHECK(members.violation == tree.violation);
+      CHECK(members.error == tree.error);
+      CHECK(members.object == (tree.violation == JsonViolation::none && tree.value.is_object()));
+      if (!members.object) {
+        CHECK(members.value.members.empty());
+        continue;
+      }
+      nlohmann::json rebuilt = nlohmann::json::object();
+      for (auto& [k, v] : members.value.members) {
+        CHECK(rebuilt.find(k) == rebuilt.end());  // each key once
+        rebuilt[k] = v;
+      }
+      CHECK(rebuilt == tree.value);
+    }
+  }
+}
+
 TEST_CASE("json_nesting_within ignores brackets in strings and escaped quotes", "[json_limits]") {
   CHECK(json_nesting_within(R"(["[[[[[["])", 1));
   CHECK(json_nesting_within(R"(["\"[[[["])", 1));
