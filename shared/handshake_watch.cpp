@@ -129,7 +129,6 @@ void HandshakeWatch::poll() {
   }
 }
 
-bool HandshakeWatch::take_connected() { return take_connections() > 0; }
 
 int HandshakeWatch::take_connections() {
   int n = m->connections;

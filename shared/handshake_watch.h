@@ -29,8 +29,6 @@ class HandshakeWatch {
   // Reads the events that have arrived and logs failures: the first of each
   // cause at once, a repeat of it at most once a minute (with a count).
   void poll();
-  // True once after each successful handshake (a new connection is up).
-  bool take_connected();
   // How many handshakes succeeded since the last call (several connections
   // may have come and gone between two polls).
   int take_connections();
