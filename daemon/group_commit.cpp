@@ -348,7 +348,8 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
             results[i].not_found = true;
             break;
           }
-          auto inserted = m_writer->insert_operation(&*job.op, job.has_key ? &job.key : nullptr);
+          StoreWriter::StoredTexts texts;
+          auto inserted = m_writer->insert_operation(&*job.op, job.has_key ? &job.key : nullptr, &texts);
           if (auto* first = std::get_if<IdempotentReplay>(&inserted)) {
             results[i].replay = true;
             results[i].replay_op_id = std::move(first->op_id);
@@ -361,7 +362,9 @@ void GroupCommitter::commit_batch(std::vector<Job>& batch) {
           if (job.plan.empty()) {
             // The command takes the params and payload: nothing after the
             // commit reads them from the change.
-            out.commands.push_back(take_command(c.op));
+            Command& cmd = out.commands.emplace_back(take_command(c.op));
+            cmd.params_text = std::move(texts.params);
+            cmd.payload_text = std::move(texts.payload);
             results[i].change = c;
             out.changes.push_back(std::move(c));
             break;

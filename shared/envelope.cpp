@@ -197,8 +197,8 @@ Frames encode(const Command& c) {
   if (c.lease_ms > 0) w.number("lease_ms", c.lease_ms);
   w.string("name", c.name)
       .string("origin", c.origin)
-      .value("params", c.params)
-      .value("payload", c.payload);
+      .value_or_text("params", c.params, c.params_text)
+      .value_or_text("payload", c.payload, c.payload_text);
   if (c.ready_seq > 0) w.number("ready_seq", c.ready_seq);
   w.string("resource", c.resource);
   if (!c.saga.operation.empty()) {

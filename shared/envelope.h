@@ -108,6 +108,12 @@ struct Command {
   // k_unlimited_attempts).
   std::chrono::milliseconds lease{0};
   int max_attempts = 0;
+  // Daemon-only, never fields on the wire: params and payload as the store
+  // wrote them (their dump()), which encode() then writes as they are
+  // instead of dumping the trees again. Empty: dump the trees. Whoever
+  // changes params or payload must clear the matching text.
+  std::string params_text;
+  std::string payload_text;
 };
 
 // worker -> tracker, over PUB/SUB.

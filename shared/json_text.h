@@ -51,6 +51,13 @@ class JsonObjectWriter {
     name(key).append(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return *this;
   }
+  // text as it is when it is not empty (the caller's dump of v, made
+  // earlier), else v.
+  JsonObjectWriter& value_or_text(std::string_view key, const nlohmann::json& v, std::string_view text) {
+    if (text.empty()) return value(key, v);
+    name(key).append(text);
+    return *this;
+  }
   void close() { m_out.push_back('}'); }
 
  private:

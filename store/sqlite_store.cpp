@@ -397,7 +397,8 @@ Change SqliteStoreWriter::insert_operation(OperationRecord* op) {
 }
 
 std::variant<Change, IdempotentReplay> SqliteStoreWriter::insert_operation(OperationRecord* op,
-                                                                           const IdempotencyKey* key) {
+                                                                           const IdempotencyKey* key,
+                                                                           StoredTexts* texts) {
   if (key) {
     // The key is claimed first; if it is already taken, nothing is written
     // and the caller answers from the first request's operation.
@@ -423,8 +424,12 @@ std::variant<Change, IdempotentReplay> SqliteStoreWriter::insert_operation(Opera
   st.bind(7, op->resource);
   st.bind(8, op->origin);
   st.bind(9, op->owner);
-  st.bind(10, op->params.dump());
-  st.bind(11, op->payload.dump());
+  StoredTexts made;
+  if (!texts) texts = &made;
+  texts->params = op->params.dump();
+  texts->payload = op->payload.dump();
+  st.bind(10, texts->params);
+  st.bind(11, texts->payload);
   st.bind(12, op->attempt);
   st.bind(13, static_cast<int64_t>(op->created_at));
   st.bind(14, static_cast<int64_t>(op->updated_at));

@@ -47,7 +47,8 @@ class SqliteStoreWriter final : public StoreWriter {
   void commit() override;
   void rollback() override;
   Change insert_operation(OperationRecord* op) override;
-  std::variant<Change, IdempotentReplay> insert_operation(OperationRecord* op, const IdempotencyKey* key) override;
+  std::variant<Change, IdempotentReplay> insert_operation(OperationRecord* op, const IdempotencyKey* key,
+                                                          StoredTexts* texts = nullptr) override;
   bool owners_allow(const std::string& owner, const OwnershipCheck& check) override;
   void claim_resource(const std::string& path, const std::string& owner, int64_t op_seq) override;
   Applied apply_event(const Event& e, int64_t now, Change* change, const EventSender& sender = {}) override;

@@ -62,8 +62,14 @@ class StoreWriter {
   // key is already taken, writes nothing and returns the first request.
   // Otherwise op moves into the returned change (no copy on the commit
   // path) and is left valid but unspecified.
-  virtual std::variant<Change, IdempotentReplay> insert_operation(OperationRecord* op,
-                                                                  const IdempotencyKey* key) = 0;
+  // texts, if given, gets the compact text of params and payload as stored
+  // (their dump()), for the command sent to the workers (Command::params_text).
+  struct StoredTexts {
+    std::string params;
+    std::string payload;
+  };
+  virtual std::variant<Change, IdempotentReplay> insert_operation(OperationRecord* op, const IdempotencyKey* key,
+                                                                  StoredTexts* texts = nullptr) = 0;
 
   // Whether owner may command every path of check (see OwnershipCheck);
   // reads only.

@@ -61,6 +61,33 @@ TEST_CASE("an inserted operation reads back with an accepted history entry", "[s
   CHECK_FALSE(f.r->get_operation(new_uuid_v7()));
 }
 
+TEST_CASE("the stored text of params and payload, given to a command, encodes as its trees do",
+          "[store]") {
+  Fixture f;
+  OperationRecord op = new_op();
+  op.payload = {{"email", "a@example.com"}, {"name", "\u00c5sa \"q\""}, {"tags", {1, 2.5, nullptr, true}}};
+  OperationRecord kept = op;
+  StoreWriter::StoredTexts texts;
+  f.w->begin();
+  auto inserted = f.w->insert_operation(&op, nullptr, &texts);
+  f.w->commit();
+  REQUIRE(std::holds_alternative<Change>(inserted));
+  CHECK(texts.params == kept.params.dump());
+  CHECK(texts.payload == kept.payload.dump());
+  CHECK(f.r->get_operation(kept.id)->payload == kept.payload);
+  Command cmd = take_command(std::get<Change>(inserted).op);
+  cmd.params_text = texts.params;
+  cmd.payload_text = texts.payload;
+  Command from_trees = cmd;
+  from_trees.params_text.clear();
+  from_trees.payload_text.clear();
+  CHECK(encode(cmd).body == encode(from_trees).body);
+  auto back = decode_command(k_kind_command, encode(cmd).body);
+  REQUIRE(back);
+  CHECK(back->payload == kept.payload);
+  CHECK(back->params == kept.params);
+}
+
 TEST_CASE("events move an operation forward and fill the read model in one step", "[store]") {
   Fixture f;
   auto op = f.insert(new_op());
