@@ -1,10 +1,14 @@
 // libFuzzer: the wire envelope decoders. First byte picks the decoder
-// (mod 8: command, event, heartbeat, cancel, ready, claim, grant, heartbeat).
+// (mod 8: command, event, the members parser, cancel, ready, claim, grant,
+// heartbeat). Two are differential: an event's fast limits check must agree
+// with decoding its text, and parse_json_members_within with
+// parse_json_within; a disagreement traps.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "shared/envelope.h"
+#include "shared/json_limits.h"
 
 using namespace asyncops;
 
@@ -19,8 +23,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (auto c = decode_cancel(body)) (void)encode(c.value());
       break;
     case 1:
-      if (auto e = decode_event(body)) (void)encode(e.value());
+      if (auto e = decode_event(body)) {
+        std::string text = encode(e.value()).body;
+        if (check_encoded_event(e.value(), text).ok() != decode_event(text).ok()) __builtin_trap();
+      }
       break;
+    case 2: {
+      // Small limits, so that both of its paths run.
+      JsonLimits lim;
+      lim.max_values = 64;
+      lim.max_string_bytes = 32;
+      lim.max_depth = 8;
+      BoundedJson tree = parse_json_within(body, lim);
+      BoundedMembers members = parse_json_members_within(body, lim);
+      bool object = tree.violation == JsonViolation::none && tree.value.is_object();
+      if (members.violation != tree.violation || members.error != tree.error || members.object != object) {
+        __builtin_trap();
+      }
+      if (object) {
+        nlohmann::json rebuilt = nlohmann::json::object();
+        for (auto& [k, v] : members.value.members) {
+          if (rebuilt.contains(k)) __builtin_trap();
+          rebuilt[k] = v;
+        }
+        if (rebuilt != tree.value) __builtin_trap();
+      }
+      break;
+    }
     case 4:
       if (auto r = decode_ready(body)) (void)encode(r.value());
       break;
