@@ -3,12 +3,14 @@
 # under valgrind's callgrind, driven by the load generator. See
 # bench/README.md ("Instructions per accept").
 #
-#   bench/instructions.sh [--e2e] [--n N] [--conns C] [--no-build] [--keep]
+#   bench/instructions.sh [--e2e | --worker] [--n N] [--conns C] [--no-build] [--keep]
 #
 # Without --e2e: asyncopsd alone (no worker), 500 accepts to warm up, then
 # the counters are zeroed and N accepts (default 3000) are counted. With
 # --e2e: two asyncops-worker processes (not under valgrind) run the
-# operations, and the count runs until all N are terminal.
+# operations, and the count runs until all N are terminal. With --worker:
+# the other way round, asyncopsd at full speed and one worker, which runs
+# every operation, under callgrind: its instructions per operation.
 #
 # Wall-clock timings on a shared 2-core machine move by 10 % from run to
 # run; instruction counts do not, so a change of a few per cent in the
@@ -23,11 +25,12 @@ root="$(cd "$here/.." && pwd)"
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 build="${ASYNCOPS_BUILD_DIR:-$root/build}"
-e2e=0 n=3000 conns=8 do_build=1 keep=0
-usage() { sed -n '6,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+e2e=0 worker_only=0 n=3000 conns=8 do_build=1 keep=0
+usage() { sed -n '6,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --e2e) e2e=1 ;;
+    --worker) worker_only=1 ;;
     --n) n="${2:?}"; shift ;;
     --conns) conns="${2:?}"; shift ;;
     --no-build) do_build=0 ;;
@@ -44,6 +47,37 @@ bench_binaries "$root" "$build" "$do_build" instructions.sh
 bench_run_dir aoi 100
 
 data="$run/data"
+if [[ $worker_only == 1 ]]; then
+  "$daemon" --data-dir "$data" --listen 127.0.0.1:0 --sync normal --log-level warn --max-backlog 100000000 \
+    >"$run/daemon.log" 2>&1 &
+  pids+=("$!")
+  "$lg" ready --url-file "$data/asyncopsd.url" --timeout 30 --out "$run/ready.json" >/dev/null \
+    || { echo "asyncopsd did not become ready; log:" >&2; tail -20 "$run/daemon.log" >&2; exit 1; }
+  url=$(jq -r .url "$run/ready.json")
+  # One process, all its threads in one count (libzmq's own included).
+  valgrind --tool=callgrind --callgrind-out-file="$run/cg.out" \
+    "$worker" --data-dir "$data" --service users --log-level warn >"$run/worker.log" 2>&1 &
+  wpid=$!; pids+=("$wpid")
+  log "warming up: 500 requests"
+  "$lg" closed --url "$url" --conns "$conns" --requests 500 --tag iw --out "$run/warm.json" >/dev/null
+  "$lg" drain --url "$url" --timeout 300 --poll-ms 20 --out "$run/warm-drain.json" >/dev/null
+  callgrind_control -z "$wpid" >/dev/null 2>&1
+  log "counting: $n requests over $conns connections, until all are terminal"
+  "$lg" closed --url "$url" --conns "$conns" --requests "$n" --tag ic --out "$run/count.json" >/dev/null
+  "$lg" drain --url "$url" --timeout 300 --poll-ms 20 --out "$run/count-drain.json" >/dev/null
+  callgrind_control -d "$wpid" >/dev/null 2>&1
+  for _ in $(seq 100); do
+    ls "$run"/cg.out.* >/dev/null 2>&1 && ! find "$run" -name 'cg.out.*' -size 0 | grep -q . && break
+    sleep 0.1
+  done
+  ok=$(jq '.statuses["202"] // 0' "$run/count.json")
+  [[ $ok == "$n" ]] || { echo "instructions.sh: $ok of $n requests were accepted" >&2; exit 1; }
+  ir=$(awk '/^summary:/ {print $2; exit}' "$run"/cg.out.*)
+  printf '%-12s %14s\n' process "Ir per operation"
+  awk -v ir="$ir" -v n="$n" 'BEGIN { printf "%-12s %14.0f\n", "worker", ir / n }'
+  log "commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown), binaries from $build"
+  exit 0
+fi
 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$run/cg.out" \
   "$daemon" --data-dir "$data" --listen 127.0.0.1:0 --sync normal --log-level warn --max-backlog 100000000 \
   >"$run/daemon.log" 2>&1 &
