@@ -104,24 +104,35 @@ JsonLimits limits(size_t max_bytes, size_t max_values) {
   return l;
 }
 
-// Parses body within lim into *out; on failure fills *err.
-bool parse_object(const std::string& body, const JsonLimits& lim, json* out, Failure* err) {
-  BoundedJson parsed = parse_json_within(body, lim);
-  if (parsed.violation == JsonViolation::invalid) {
+// The refusals every decoder makes of a parsed body, in this order: not
+// JSON, over a limit, not an object, another protocol version (v is the
+// body's "v" member, or null).
+bool body_acceptable(JsonViolation violation, const std::string& error, bool object, const json* v, Failure* err) {
+  if (violation == JsonViolation::invalid) {
     *err = {"body is not valid JSON", Refusal::malformed};
     return false;
   }
-  if (parsed.violation != JsonViolation::none) {
-    *err = {"body refused: " + parsed.error, refusal_of(parsed.violation)};
+  if (violation != JsonViolation::none) {
+    *err = {"body refused: " + error, refusal_of(violation)};
     return false;
   }
-  if (!parsed.value.is_object()) {
+  if (!object) {
     *err = {"body is not a JSON object", Refusal::malformed};
     return false;
   }
-  auto v = parsed.value.find("v");
-  if (v != parsed.value.end() && (!v->is_number_integer() || v->get<int64_t>() != k_protocol_version)) {
+  if (v && (!v->is_number_integer() || v->get<int64_t>() != k_protocol_version)) {
     *err = {"unsupported protocol version", Refusal::malformed};
+    return false;
+  }
+  return true;
+}
+
+// Parses body within lim into *out; on failure fills *err.
+bool parse_object(const std::string& body, const JsonLimits& lim, json* out, Failure* err) {
+  BoundedJson parsed = parse_json_within(body, lim);
+  bool object = parsed.value.is_object();
+  auto v = object ? parsed.value.find("v") : parsed.value.end();
+  if (!body_acceptable(parsed.violation, parsed.error, object, v != parsed.value.end() ? &*v : nullptr, err)) {
     return false;
   }
   *out = std::move(parsed.value);
@@ -132,23 +143,7 @@ bool parse_object(const std::string& body, const JsonLimits& lim, json* out, Fai
 // their members, without a tree for the object itself.
 bool parse_members(const std::string& body, const JsonLimits& lim, JsonMembers* out, Failure* err) {
   BoundedMembers parsed = parse_json_members_within(body, lim);
-  if (parsed.violation == JsonViolation::invalid) {
-    *err = {"body is not valid JSON", Refusal::malformed};
-    return false;
-  }
-  if (parsed.violation != JsonViolation::none) {
-    *err = {"body refused: " + parsed.error, refusal_of(parsed.violation)};
-    return false;
-  }
-  if (!parsed.object) {
-    *err = {"body is not a JSON object", Refusal::malformed};
-    return false;
-  }
-  json* v = parsed.value.find("v");
-  if (v && (!v->is_number_integer() || v->get<int64_t>() != k_protocol_version)) {
-    *err = {"unsupported protocol version", Refusal::malformed};
-    return false;
-  }
+  if (!body_acceptable(parsed.violation, parsed.error, parsed.object, parsed.value.find("v"), err)) return false;
   *out = std::move(parsed.value);
   return true;
 }
