@@ -48,44 +48,28 @@ bench_run_dir aoi 100
 
 data="$run/data"
 if [[ $worker_only == 1 ]]; then
+  # The daemon at full speed; the one worker, all its threads in one count
+  # (libzmq's own included), is what is counted.
   "$daemon" --data-dir "$data" --listen 127.0.0.1:0 --sync normal --log-level warn --max-backlog 100000000 \
     >"$run/daemon.log" 2>&1 &
   pids+=("$!")
-  "$lg" ready --url-file "$data/asyncopsd.url" --timeout 30 --out "$run/ready.json" >/dev/null \
-    || { echo "asyncopsd did not become ready; log:" >&2; tail -20 "$run/daemon.log" >&2; exit 1; }
-  url=$(jq -r .url "$run/ready.json")
-  # One process, all its threads in one count (libzmq's own included).
+  ready_timeout=30
+else
+  valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$run/cg.out" \
+    "$daemon" --data-dir "$data" --listen 127.0.0.1:0 --sync normal --log-level warn --max-backlog 100000000 \
+    >"$run/daemon.log" 2>&1 &
+  counted=$!; pids+=("$counted")
+  ready_timeout=120
+fi
+"$lg" ready --url-file "$data/asyncopsd.url" --timeout "$ready_timeout" --out "$run/ready.json" >/dev/null \
+  || { echo "asyncopsd did not become ready; log:" >&2; tail -20 "$run/daemon.log" >&2; exit 1; }
+url=$(jq -r .url "$run/ready.json")
+if [[ $worker_only == 1 ]]; then
   valgrind --tool=callgrind --callgrind-out-file="$run/cg.out" \
     "$worker" --data-dir "$data" --service users --log-level warn >"$run/worker.log" 2>&1 &
-  wpid=$!; pids+=("$wpid")
-  log "warming up: 500 requests"
-  "$lg" closed --url "$url" --conns "$conns" --requests 500 --tag iw --out "$run/warm.json" >/dev/null
-  "$lg" drain --url "$url" --timeout 300 --poll-ms 20 --out "$run/warm-drain.json" >/dev/null
-  callgrind_control -z "$wpid" >/dev/null 2>&1
-  log "counting: $n requests over $conns connections, until all are terminal"
-  "$lg" closed --url "$url" --conns "$conns" --requests "$n" --tag ic --out "$run/count.json" >/dev/null
-  "$lg" drain --url "$url" --timeout 300 --poll-ms 20 --out "$run/count-drain.json" >/dev/null
-  callgrind_control -d "$wpid" >/dev/null 2>&1
-  for _ in $(seq 100); do
-    ls "$run"/cg.out.* >/dev/null 2>&1 && ! find "$run" -name 'cg.out.*' -size 0 | grep -q . && break
-    sleep 0.1
-  done
-  ok=$(jq '.statuses["202"] // 0' "$run/count.json")
-  [[ $ok == "$n" ]] || { echo "instructions.sh: $ok of $n requests were accepted" >&2; exit 1; }
-  ir=$(awk '/^summary:/ {print $2; exit}' "$run"/cg.out.*)
-  printf '%-12s %14s\n' process "Ir per operation"
-  awk -v ir="$ir" -v n="$n" 'BEGIN { printf "%-12s %14.0f\n", "worker", ir / n }'
-  log "commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown), binaries from $build"
-  exit 0
-fi
-valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$run/cg.out" \
-  "$daemon" --data-dir "$data" --listen 127.0.0.1:0 --sync normal --log-level warn --max-backlog 100000000 \
-  >"$run/daemon.log" 2>&1 &
-dpid=$!; pids+=("$dpid")
-"$lg" ready --url-file "$data/asyncopsd.url" --timeout 120 --out "$run/ready.json" >/dev/null \
-  || { echo "asyncopsd did not become ready under valgrind; log:" >&2; tail -20 "$run/daemon.log" >&2; exit 1; }
-url=$(jq -r .url "$run/ready.json")
-if [[ $e2e == 1 ]]; then
+  counted=$!; pids+=("$counted")
+  e2e=1
+elif [[ $e2e == 1 ]]; then
   for i in 1 2; do
     "$worker" --data-dir "$data" --service users --log-level warn >"$run/worker$i.log" 2>&1 &
     pids+=("$!")
@@ -96,19 +80,27 @@ drain() { [[ $e2e == 0 ]] || "$lg" drain --url "$url" --timeout 300 --poll-ms 20
 log "warming up: 500 requests"
 "$lg" closed --url "$url" --conns "$conns" --requests 500 --tag iw --out "$run/warm.json" >/dev/null
 drain "$run/warm-drain.json"
-callgrind_control -z "$dpid" >/dev/null 2>&1
+callgrind_control -z "$counted" >/dev/null 2>&1
 log "counting: $n requests over $conns connections$([[ $e2e == 1 ]] && echo ', until all are terminal')"
 "$lg" closed --url "$url" --conns "$conns" --requests "$n" --tag ic --out "$run/count.json" >/dev/null
 drain "$run/count-drain.json"
-callgrind_control -d "$dpid" >/dev/null 2>&1
-# The dump is written by the daemon's own threads: wait for every file.
+callgrind_control -d "$counted" >/dev/null 2>&1
+# The dump is written by the counted process's own threads: wait for every file.
 for _ in $(seq 100); do
-  ls "$run"/cg.out.*-* >/dev/null 2>&1 && ! find "$run" -name 'cg.out.*' -size 0 | grep -q . && break
+  ls "$run"/cg.out.* >/dev/null 2>&1 && ! find "$run" -name 'cg.out.*' -size 0 | grep -q . && break
   sleep 0.1
 done
 
 ok=$(jq '.statuses["202"] // 0' "$run/count.json")
 [[ $ok == "$n" ]] || { echo "instructions.sh: $ok of $n requests were accepted" >&2; exit 1; }
+commit_line() { log "commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown), binaries from $build"; }
+if [[ $worker_only == 1 ]]; then
+  ir=$(awk '/^summary:/ {print $2; exit}' "$run"/cg.out.*)
+  printf '%-12s %14s\n' process "Ir per operation"
+  awk -v ir="$ir" -v n="$n" 'BEGIN { printf "%-12s %14.0f\n", "worker", ir / n }'
+  commit_line
+  exit 0
+fi
 # A thread is named by the entry point its file holds.
 label() {
   local f=$1
@@ -132,4 +124,4 @@ done | awk -v n="$n" '
     for (t in sum) printf "%-12s %14.0f\n", t, sum[t] / n
     printf "%-12s %14.0f\n", "daemon", total / n
   }' | sort -k1,1
-log "commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown), binaries from $build"
+commit_line
