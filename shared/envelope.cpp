@@ -1,6 +1,7 @@
 #include "shared/envelope.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "shared/ids.h"
 #include "shared/json_limits.h"
@@ -17,44 +18,11 @@ struct Failure {
   Refusal why = Refusal::malformed;
 };
 
-// Reads an optional string member of at most max_bytes; fails on a member
-// of another type or a longer one.
-bool get_string(const json& j, const char* key, std::string* out, Failure* err, bool required,
-                size_t max_bytes) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) {
-    if (required) *err = {std::string("missing field '") + key + "'", Refusal::malformed};
-    return !required;
-  }
-  if (!it->is_string()) {
-    *err = {std::string("field '") + key + "' must be a string", Refusal::malformed};
-    return false;
-  }
-  const auto& text = it->get_ref<const std::string&>();
-  if (text.size() > max_bytes) {
-    *err = {std::string("field '") + key + "' is " + std::to_string(text.size()) + " bytes, more than " +
-                std::to_string(max_bytes),
-            Refusal::field_too_long};
-    return false;
-  }
-  *out = text;
-  return true;
-}
-
-bool get_int(const json& j, const char* key, int64_t* out, Failure* err) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return true;
-  if (!it->is_number_integer()) {
-    *err = {std::string("field '") + key + "' must be an integer", Refusal::malformed};
-    return false;
-  }
-  *out = it->get<int64_t>();
-  return true;
-}
-
-// The same for a message decoded into its members; a string is moved out.
-bool get_string(JsonMembers& m, const char* key, std::string* out, Failure* err, bool required, size_t max_bytes) {
-  json* v = m.find(key);
+// Reads an optional string member (v: the member, or null when absent) of
+// at most max_bytes; fails on a member of another type or a longer one. A
+// member the caller owns (Json not const) is moved out, not copied.
+template <typename Json>
+bool read_string(Json* v, const char* key, std::string* out, Failure* err, bool required, size_t max_bytes) {
   if (!v || v->is_null()) {
     if (required) *err = {std::string("missing field '") + key + "'", Refusal::malformed};
     return !required;
@@ -63,19 +31,18 @@ bool get_string(JsonMembers& m, const char* key, std::string* out, Failure* err,
     *err = {std::string("field '") + key + "' must be a string", Refusal::malformed};
     return false;
   }
-  auto& text = v->get_ref<std::string&>();
+  auto& text = v->template get_ref<std::conditional_t<std::is_const_v<Json>, const std::string&, std::string&>>();
   if (text.size() > max_bytes) {
     *err = {std::string("field '") + key + "' is " + std::to_string(text.size()) + " bytes, more than " +
                 std::to_string(max_bytes),
             Refusal::field_too_long};
     return false;
   }
-  *out = std::move(text);
+  *out = std::move(text);  // a copy when text is const
   return true;
 }
 
-bool get_int(JsonMembers& m, const char* key, int64_t* out, Failure* err) {
-  json* v = m.find(key);
+bool read_int(const json* v, const char* key, int64_t* out, Failure* err) {
   if (!v || v->is_null()) return true;
   if (!v->is_number_integer()) {
     *err = {std::string("field '") + key + "' must be an integer", Refusal::malformed};
@@ -83,6 +50,25 @@ bool get_int(JsonMembers& m, const char* key, int64_t* out, Failure* err) {
   }
   *out = v->get<int64_t>();
   return true;
+}
+
+const json* member(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it == j.end() ? nullptr : &*it;
+}
+
+bool get_string(const json& j, const char* key, std::string* out, Failure* err, bool required, size_t max_bytes) {
+  return read_string(member(j, key), key, out, err, required, max_bytes);
+}
+bool get_int(const json& j, const char* key, int64_t* out, Failure* err) {
+  return read_int(member(j, key), key, out, err);
+}
+// The same for a message decoded into its members.
+bool get_string(JsonMembers& m, const char* key, std::string* out, Failure* err, bool required, size_t max_bytes) {
+  return read_string(m.find(key), key, out, err, required, max_bytes);
+}
+bool get_int(JsonMembers& m, const char* key, int64_t* out, Failure* err) {
+  return read_int(m.find(key), key, out, err);
 }
 
 Refusal refusal_of(JsonViolation v) {
@@ -130,9 +116,7 @@ bool body_acceptable(JsonViolation violation, const std::string& error, bool obj
 // Parses body within lim into *out; on failure fills *err.
 bool parse_object(const std::string& body, const JsonLimits& lim, json* out, Failure* err) {
   BoundedJson parsed = parse_json_within(body, lim);
-  bool object = parsed.value.is_object();
-  auto v = object ? parsed.value.find("v") : parsed.value.end();
-  if (!body_acceptable(parsed.violation, parsed.error, object, v != parsed.value.end() ? &*v : nullptr, err)) {
+  if (!body_acceptable(parsed.violation, parsed.error, parsed.value.is_object(), member(parsed.value, "v"), err)) {
     return false;
   }
   *out = std::move(parsed.value);
@@ -579,11 +563,17 @@ std::string peek_request_id(const std::string& body) {
 }
 
 Status check_event_limits(const Event& e) {
+  std::string body;
+  return check_event_limits(e, &body);
+}
+
+Status check_event_limits(const Event& e, std::string* body) {
   // Before encode(): dump() recurses once per level.
   if (!json_depth_within(e.data, k_max_message_depth - 1)) {
     return Error{"field 'data' nests more than " + std::to_string(k_max_message_depth - 1) + " levels deep"};
   }
-  return check_encoded_event(e, encode(e).body);
+  *body = encode(e).body;
+  return check_encoded_event(e, *body);
 }
 
 namespace {

@@ -240,8 +240,11 @@ std::string peek_request_id(const std::string& body);
 // error says why. A worker checks its outcome with this before it records
 // and publishes it.
 Status check_event_limits(const Event& e);
-// The same for e already encoded: body must be encode(e).body, and e.data
-// must have passed the depth check that check_event_limits makes first.
+// The same, keeping the encoding it checked in *body (not written when
+// e.data nests too deep to encode).
+Status check_event_limits(const Event& e, std::string* body);
+// The same for e already encoded: body must be encode(e).body (so e.data
+// was shallow enough to encode).
 // Answers exactly as decode_event(body) would, at a fraction of its cost
 // when e is plainly within the limits (the usual case): then it reads e's
 // fields and makes one pass over body, and builds no tree.

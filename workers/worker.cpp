@@ -112,15 +112,12 @@ namespace {
 // and *body that event's encoding, which is recorded and published as it
 // is. (o.data is moved into *e, not copied.)
 Status outcome_fits(Outcome& o, const Command& cmd, const std::string& worker_id, Event* e, std::string* body) {
-  if (!json_depth_within(o.data, k_max_message_depth - 1)) {
-    return Error{"field 'data' nests more than " + std::to_string(k_max_message_depth - 1) + " levels deep"};
-  }
+  // Moved, not copied: a move does not recurse, whatever the depth.
   nlohmann::json data = std::move(o.data);
   o.data = nullptr;
   *e = make_outcome_event(o, cmd, worker_id);
   e->data = std::move(data);
-  *body = encode(*e).body;
-  return check_encoded_event(*e, *body);
+  return check_event_limits(*e, body);
 }
 }  // namespace
 
