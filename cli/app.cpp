@@ -19,6 +19,7 @@
 #include "cli/token_commands.h"
 #include "shared/duration.h"
 #include "shared/state.h"
+#include "store/wal_batching.h"
 
 namespace asyncops {
 namespace {
@@ -241,6 +242,7 @@ int print_help(CLI::App& app, const std::vector<std::string>& words) {
 }  // namespace
 
 int cli_main(int argc, char** argv) {
+  install_wal_batching();  // `asyncops store` writes the store as the daemon does
   CLI::App app{"asyncops: submit commands to asyncopsd, follow operations, run the system"};
   app.set_version_flag("--version", std::string("asyncops ") + "0.1.0");
   app.require_subcommand(1);

@@ -26,6 +26,7 @@
 #include "store/pid_lock.h"
 #include "store/sqlite_health.h"
 #include "store/sqlite_store.h"
+#include "store/wal_batching.h"
 
 namespace asyncops {
 namespace {
@@ -534,6 +535,7 @@ int daemon_main(int argc, char** argv) {
   // corruption met by any connection makes the daemon not ready
   // (daemon/store_health.h).
   install_sqlite_error_log();
+  install_wal_batching();
   CLI::App app{"asyncopsd: the asyncops daemon (HTTP API, dispatcher, operation tracker, store)"};
   app.set_version_flag("--version", std::string("asyncopsd ") + "0.1.0");
   DaemonConfig cfg;
