@@ -1,6 +1,7 @@
 #include "shared/json_limits.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
@@ -267,11 +268,172 @@ class MembersSax {
   bool m_started = false;
   bool m_done = false;
 };
+
+// The JSON that commands and events are made of, read without nlohmann's
+// lexer (which copies every character of a token twice, for the value and
+// for its error messages: half of the tracker thread's instructions). It
+// takes objects, arrays, strings of ASCII with the two-character escapes,
+// integers of up to 18 digits, true, false and null, and hands the SAX the
+// same events, with the same values, as nlohmann's parser. At anything
+// else (a byte over 0x7f or a control character in a string, a \u escape,
+// a fraction or an exponent, a longer integer, a leading zero, a BOM) and
+// at anything malformed it stops, and the caller parses the whole text
+// again with nlohmann's parser, which answers for every such case.
+enum class Plain { parsed, other };
+
+bool json_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+bool json_digit(char c) { return c >= '0' && c <= '9'; }
+
+template <class Sax>
+Plain plain_sax_parse(std::string_view text, Sax& sax) {
+  constexpr std::size_t k_unknown = static_cast<std::size_t>(-1);  // as nlohmann's parser reports sizes
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  std::string open;  // '{' or '[' for each container open, innermost last
+  std::string s;     // the last string or key read
+  auto skip_space = [&] {
+    while (p < end && json_space(*p)) ++p;
+  };
+  // At the opening quote; reads up to and past the closing one into s.
+  auto read_string = [&]() -> bool {
+    ++p;
+    s.clear();
+    const char* run = p;
+    while (p < end) {
+      auto c = static_cast<unsigned char>(*p);
+      if (c == '"') {
+        s.append(run, p);
+        ++p;
+        return true;
+      }
+      if (c < 0x20 || c >= 0x80) return false;
+      if (c == '\\') {
+        s.append(run, p);
+        if (end - p < 2) return false;
+        switch (p[1]) {
+          case '"': s.push_back('"'); break;
+          case '\\': s.push_back('\\'); break;
+          case '/': s.push_back('/'); break;
+          case 'b': s.push_back('\b'); break;
+          case 'f': s.push_back('\f'); break;
+          case 'n': s.push_back('\n'); break;
+          case 'r': s.push_back('\r'); break;
+          case 't': s.push_back('\t'); break;
+          default: return false;  // \u, or not an escape at all
+        }
+        p += 2;
+        run = p;
+        continue;
+      }
+      ++p;
+    }
+    return false;
+  };
+  auto literal = [&](std::string_view word) {
+    if (static_cast<std::size_t>(end - p) < word.size() || std::string_view(p, word.size()) != word) return false;
+    p += word.size();
+    return true;
+  };
+
+  skip_space();
+  if (p == end || *p != '{') return Plain::other;
+  enum class Next { value, key, after_value } next = Next::value;
+  for (;;) {
+    switch (next) {
+      case Next::value: {
+        skip_space();
+        if (p == end) return Plain::other;
+        char c = *p;
+        if (c == '{' || c == '[') {
+          ++p;
+          if (!(c == '{' ? sax.start_object(k_unknown) : sax.start_array(k_unknown))) return Plain::other;
+          open.push_back(c);
+          skip_space();
+          char close = c == '{' ? '}' : ']';
+          if (p < end && *p == close) {
+            ++p;
+            open.pop_back();
+            if (!(c == '{' ? sax.end_object() : sax.end_array())) return Plain::other;
+            next = Next::after_value;
+          } else {
+            next = c == '{' ? Next::key : Next::value;
+          }
+          continue;
+        }
+        bool ok = true;
+        if (c == '"') {
+          ok = read_string() && sax.string(s);
+        } else if (c == 't') {
+          ok = literal("true") && sax.boolean(true);
+        } else if (c == 'f') {
+          ok = literal("false") && sax.boolean(false);
+        } else if (c == 'n') {
+          ok = literal("null") && sax.null();
+        } else if (c == '-' || json_digit(c)) {
+          bool negative = c == '-';
+          if (negative) ++p;
+          const char* digits = p;
+          if (p == end || !json_digit(*p)) return Plain::other;
+          if (*p == '0') {
+            ++p;
+          } else {
+            while (p < end && json_digit(*p)) ++p;
+          }
+          // A leading zero followed by a digit, a fraction, an exponent, or
+          // more digits than any int64 or uint64 holds: nlohmann's to say.
+          if (p < end && (json_digit(*p) || *p == '.' || *p == 'e' || *p == 'E')) return Plain::other;
+          if (p - digits > 18) return Plain::other;
+          std::uint64_t v = 0;
+          for (const char* d = digits; d < p; ++d) v = v * 10 + static_cast<std::uint64_t>(*d - '0');
+          ok = negative ? sax.number_integer(-static_cast<std::int64_t>(v)) : sax.number_unsigned(v);
+        } else {
+          return Plain::other;
+        }
+        if (!ok) return Plain::other;
+        next = Next::after_value;
+        continue;
+      }
+      case Next::key: {
+        skip_space();
+        if (p == end || *p != '"' || !read_string() || !sax.key(s)) return Plain::other;
+        skip_space();
+        if (p == end || *p != ':') return Plain::other;
+        ++p;
+        next = Next::value;
+        continue;
+      }
+      case Next::after_value: {
+        skip_space();
+        if (open.empty()) return p == end ? Plain::parsed : Plain::other;
+        if (p == end) return Plain::other;
+        bool in_object = open.back() == '{';
+        if (*p == ',') {
+          ++p;
+          next = in_object ? Next::key : Next::value;
+          continue;
+        }
+        if (*p != (in_object ? '}' : ']')) return Plain::other;
+        ++p;
+        open.pop_back();
+        if (!(in_object ? sax.end_object() : sax.end_array())) return Plain::other;
+        continue;
+      }
+    }
+  }
+}
 }  // namespace
 
 BoundedMembers parse_json_members_within(std::string_view text, const JsonLimits& limits) {
   BoundedMembers out;
   if (json_certainly_within(text, limits)) {
+    {
+      MembersSax sax(&out.value);
+      if (plain_sax_parse(text, sax) == Plain::parsed && sax.done()) {
+        out.object = true;
+        return out;
+      }
+      out.value.members.clear();  // anything but the plain subset: nlohmann's parser
+    }
     MembersSax sax(&out.value);
     if (nlohmann::json::sax_parse(text.begin(), text.end(), &sax) && sax.done()) {
       out.object = true;

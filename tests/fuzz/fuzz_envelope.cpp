@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "shared/envelope.h"
 #include "shared/json_limits.h"
@@ -47,6 +49,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           rebuilt[k] = v;
         }
         if (rebuilt != tree.value) __builtin_trap();
+        // == holds between an unsigned and an integer of the same value:
+        // the types must agree too, all the way down.
+        std::vector<std::pair<const nlohmann::json*, const nlohmann::json*>> todo{{&rebuilt, &tree.value}};
+        while (!todo.empty()) {
+          auto [a, b] = todo.back();
+          todo.pop_back();
+          if (a->type() != b->type()) __builtin_trap();
+          if (a->is_object()) {
+            for (auto it = a->begin(); it != a->end(); ++it) todo.emplace_back(&it.value(), &b->at(it.key()));
+          } else if (a->is_array()) {
+            for (std::size_t i = 0; i < a->size(); ++i) todo.emplace_back(&(*a)[i], &(*b)[i]);
+          }
+        }
       }
       break;
     }

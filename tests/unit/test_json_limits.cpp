@@ -83,6 +83,25 @@ TEST_CASE("parse_json_within answers the same at, under and over each limit", "[
   CHECK(parse_json_within("[1] [2]", JsonLimits{}).violation == JsonViolation::invalid);
 }
 
+namespace {
+// Equal values of the same JSON types all the way down: == holds between
+// an unsigned and an integer number of the same value.
+bool same_types(const nlohmann::json& a, const nlohmann::json& b) {
+  if (a.type() != b.type() || a.size() != b.size()) return false;
+  if (a.is_object()) {
+    for (auto it = a.begin(); it != a.end(); ++it) {
+      auto other = b.find(it.key());
+      if (other == b.end() || !same_types(it.value(), *other)) return false;
+    }
+  } else if (a.is_array()) {
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (!same_types(a[i], b[i])) return false;
+    }
+  }
+  return true;
+}
+}  // namespace
+
 TEST_CASE("parse_json_members_within gives parse_json_within's members and refusals", "[json_limits]") {
   const std::vector<std::string> texts = {
       R"({"a":[1,2,{"b":null}],"c":"x\"y","d":true,"e":-1.5e3,"f":[],"g":{},"h":18446744073709551615})",
@@ -102,6 +121,33 @@ TEST_CASE("parse_json_members_within gives parse_json_within's members and refus
       "",
       std::string(200, '[') + std::string(200, ']'),
       "{\"deep\":" + std::string(100, '[') + std::string(100, ']') + "}",
+      // The edges of the plain subset read without nlohmann's lexer, and
+      // what lies just past them (read by nlohmann's parser again).
+      R"({"z":0,"m":-0,"p":7,"n":-7,"b18":999999999999999999,"nb18":-999999999999999999})",
+      R"({"b19":1000000000000000000,"nb19":-1000000000000000000,"f":0.5,"e":1e2,"E":2E-1})",
+      R"({"lead":01})",
+      R"({"lead":-01})",
+      R"({"minus":-})",
+      R"({"minus":-a})",
+      R"({"esc":"\"\\\/\b\f\n\r\t","u":"\u0041","bad":"\x"})",
+      R"({"esc":"\"\\\/\b\f\n\r\t"})",
+      "{\"del\":\"\x7f\",\"tab in string\":\"a\tb\"}",
+      std::string("{\"nul\":\"a\0b\"}", 13),
+      "{\"utf8\":\"caf\xc3\xa9\"}",
+      "\xef\xbb\xbf{\"bom\":1}",
+      R"({"t":true,"f":false,"n":null,"tx":truex})",
+      R"({"t":tru})",
+      R"({"nested":{"a":[{},[],[{}],{"b":[[]]}],"c":{"d":{"e":"f"}}},"after":[1,"2",true,null]})",
+      R"({"a":[1,2,]})",
+      R"({"a":[1 2]})",
+      R"({"a":{"b":1,}})",
+      R"({"a":{"b" 1}})",
+      R"({"a":{1:2}})",
+      R"({"a":"unterminated)",
+      R"({"a":1)",
+      "{\"a\":1}\n\t\r ",
+      "{\"a\":1}x",
+      "{\r\n\t\"ws\" \t:\n[ ]\r}",
   };
   std::vector<JsonLimits> limits(4);
   limits[1].max_values = 3;
@@ -126,6 +172,7 @@ TEST_CASE("parse_json_members_within gives parse_json_within's members and refus
         rebuilt[k] = v;
       }
       CHECK(rebuilt == tree.value);
+      CHECK(same_types(rebuilt, tree.value));  // 5 as unsigned and as integer compare equal
     }
   }
 }
