@@ -95,11 +95,17 @@ int x_close(sqlite3_file* file) {
   return rc != SQLITE_OK ? rc : rc_close;
 }
 
-int x_read(sqlite3_file* file, void* out, int n, sqlite3_int64 off) {
+// Writes what is gathered, then makes the call on the wrapped file: every
+// call that reads the file, syncs it, sizes it, locks it or controls it
+// sees the file as SQLite wrote it.
+template <class Call>
+int after_gathered(sqlite3_file* file, Call call) {
   int rc = write_gathered(file);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_file* r = real_of(file);
-  return r->pMethods->xRead(r, out, n, off);
+  return rc != SQLITE_OK ? rc : call(real_of(file));
+}
+
+int x_read(sqlite3_file* file, void* out, int n, sqlite3_int64 off) {
+  return after_gathered(file, [&](sqlite3_file* r) { return r->pMethods->xRead(r, out, n, off); });
 }
 
 int x_write(sqlite3_file* file, const void* data, int n, sqlite3_int64 off) {
@@ -130,38 +136,23 @@ int x_write(sqlite3_file* file, const void* data, int n, sqlite3_int64 off) {
 }
 
 int x_truncate(sqlite3_file* file, sqlite3_int64 size) {
-  int rc = write_gathered(file);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_file* r = real_of(file);
-  return r->pMethods->xTruncate(r, size);
+  return after_gathered(file, [&](sqlite3_file* r) { return r->pMethods->xTruncate(r, size); });
 }
 
 int x_sync(sqlite3_file* file, int flags) {
-  int rc = write_gathered(file);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_file* r = real_of(file);
-  return r->pMethods->xSync(r, flags);
+  return after_gathered(file, [&](sqlite3_file* r) { return r->pMethods->xSync(r, flags); });
 }
 
 int x_file_size(sqlite3_file* file, sqlite3_int64* size) {
-  int rc = write_gathered(file);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_file* r = real_of(file);
-  return r->pMethods->xFileSize(r, size);
+  return after_gathered(file, [&](sqlite3_file* r) { return r->pMethods->xFileSize(r, size); });
 }
 
 int x_lock(sqlite3_file* file, int level) {
-  int rc = write_gathered(file);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_file* r = real_of(file);
-  return r->pMethods->xLock(r, level);
+  return after_gathered(file, [&](sqlite3_file* r) { return r->pMethods->xLock(r, level); });
 }
 
 int x_unlock(sqlite3_file* file, int level) {
-  int rc = write_gathered(file);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_file* r = real_of(file);
-  return r->pMethods->xUnlock(r, level);
+  return after_gathered(file, [&](sqlite3_file* r) { return r->pMethods->xUnlock(r, level); });
 }
 
 int x_check_reserved_lock(sqlite3_file* file, int* out) {
@@ -170,10 +161,7 @@ int x_check_reserved_lock(sqlite3_file* file, int* out) {
 }
 
 int x_file_control(sqlite3_file* file, int op, void* arg) {
-  int rc = write_gathered(file);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_file* r = real_of(file);
-  return r->pMethods->xFileControl(r, op, arg);
+  return after_gathered(file, [&](sqlite3_file* r) { return r->pMethods->xFileControl(r, op, arg); });
 }
 
 int x_sector_size(sqlite3_file* file) {
@@ -209,10 +197,7 @@ int x_shm_unmap(sqlite3_file* file, int delete_flag) {
 }
 
 int x_fetch(sqlite3_file* file, sqlite3_int64 off, int n, void** out) {
-  int rc = write_gathered(file);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_file* r = real_of(file);
-  return r->pMethods->xFetch(r, off, n, out);
+  return after_gathered(file, [&](sqlite3_file* r) { return r->pMethods->xFetch(r, off, n, out); });
 }
 
 int x_unfetch(sqlite3_file* file, sqlite3_int64 off, void* p) {

@@ -25,23 +25,14 @@ std::atomic<bool> g_disk_full{false};
 sqlite3_syscall_ptr g_real_pwrite = nullptr;
 sqlite3_syscall_ptr g_real_pwrite64 = nullptr;
 
-ssize_t counted_pwrite(int fd, const void* buf, size_t n, off_t off) {
+template <sqlite3_syscall_ptr* Real>
+ssize_t counted(int fd, const void* buf, size_t n, off_t off) {
   g_pwrites++;
   if (g_disk_full) {
     errno = ENOSPC;
     return -1;
   }
-  return reinterpret_cast<ssize_t (*)(int, const void*, size_t, off_t)>(g_real_pwrite)(fd, buf, n,
-                                                                                       off);
-}
-ssize_t counted_pwrite64(int fd, const void* buf, size_t n, off_t off) {
-  g_pwrites++;
-  if (g_disk_full) {
-    errno = ENOSPC;
-    return -1;
-  }
-  return reinterpret_cast<ssize_t (*)(int, const void*, size_t, off_t)>(g_real_pwrite64)(fd, buf, n,
-                                                                                         off);
+  return reinterpret_cast<ssize_t (*)(int, const void*, size_t, off_t)>(*Real)(fd, buf, n, off);
 }
 
 // While alive, every pwrite of the unix VFS (in this process) is counted.
@@ -52,10 +43,10 @@ struct CountedWrites {
     g_real_pwrite64 = unix_vfs->xGetSystemCall(unix_vfs, "pwrite64");
     if (g_real_pwrite)
       unix_vfs->xSetSystemCall(unix_vfs, "pwrite",
-                               reinterpret_cast<sqlite3_syscall_ptr>(counted_pwrite));
+                               reinterpret_cast<sqlite3_syscall_ptr>(counted<&g_real_pwrite>));
     if (g_real_pwrite64)
       unix_vfs->xSetSystemCall(unix_vfs, "pwrite64",
-                               reinterpret_cast<sqlite3_syscall_ptr>(counted_pwrite64));
+                               reinterpret_cast<sqlite3_syscall_ptr>(counted<&g_real_pwrite64>));
     g_disk_full = false;
   }
   ~CountedWrites() {
