@@ -9,6 +9,7 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <unordered_map>
 
 namespace asyncops {
 
@@ -53,10 +54,20 @@ struct Gathered {
 };
 
 struct File {
-  sqlite3_file base;   // pMethods: this VFS's methods
-  sqlite3_file* real;  // the wrapped VFS's file, in the same allocation
-  Gathered* gathered;  // a WAL file's; null for any other file
+  sqlite3_file base;     // pMethods: this VFS's methods
+  sqlite3_file* real;    // the wrapped VFS's file, in the same allocation
+  Gathered* gathered;    // a WAL file's; null for any other file
+  const char* name;      // a main database file's name, the pointer SQLite opened it with
+  File* wal;             // a main database file's WAL, once its connection opens it
+  File* db;              // a WAL file's main database file
 };
+
+// Main database files by the pointer SQLite opened them with. Each
+// connection's pager passes a string of its own, and the name it passes for
+// its WAL leads back to that very pointer (sqlite3_filename_database), so a
+// WAL is paired with its own connection's database file.
+std::mutex g_files_mutex;
+std::unordered_map<const char*, File*> g_main_files;  // GUARDED_BY(g_files_mutex)
 
 constexpr int k_file_size = (sizeof(File) + 7) & ~7;
 
@@ -88,6 +99,15 @@ int write_gathered(sqlite3_file* f) {
 
 int x_close(sqlite3_file* file) {
   File* f = reinterpret_cast<File*>(file);
+  {
+    std::lock_guard<std::mutex> lock(g_files_mutex);
+    if (f->name != nullptr) {
+      auto it = g_main_files.find(f->name);
+      if (it != g_main_files.end() && it->second == f) g_main_files.erase(it);
+    }
+    if (f->wal != nullptr) f->wal->db = nullptr;
+    if (f->db != nullptr) f->db->wal = nullptr;
+  }
   int rc = write_gathered(f);
   int rc_close = f->real->pMethods ? f->real->pMethods->xClose(f->real) : SQLITE_OK;
   delete f->gathered;
@@ -182,8 +202,15 @@ int x_shm_map(sqlite3_file* file, int region, int size, int extend, void volatil
 }
 
 int x_shm_lock(sqlite3_file* file, int offset, int n, int flags) {
-  sqlite3_file* r = real_of(file);
-  return r->pMethods->xShmLock(r, offset, n, flags);
+  File* f = reinterpret_cast<File*>(file);
+  // Letting go of the WAL's write lock (slot 0) ends a write transaction.
+  // What its WAL still has gathered then can only be frames of one that did
+  // not commit (a commit writes all of its frames at its last one), which
+  // nothing will read. They go to the file now, as SQLite wrote them,
+  // before another connection may append where they lie: written later,
+  // they would land over its commits. If the write fails they are dropped.
+  if ((flags & SQLITE_SHM_UNLOCK) && offset == 0 && f->wal != nullptr) (void)write_gathered(f->wal);
+  return f->real->pMethods->xShmLock(f->real, offset, n, flags);
 }
 
 void x_shm_barrier(sqlite3_file* file) {
@@ -242,6 +269,9 @@ int x_open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, in
   f->base.pMethods = nullptr;  // until the wrapped open succeeds: SQLite then does not close it
   f->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + k_file_size);
   f->gathered = nullptr;
+  f->name = nullptr;
+  f->wal = nullptr;
+  f->db = nullptr;
   sqlite3_vfs* under = under_of(vfs);
   int rc = under->xOpen(under, name, f->real, flags, out_flags);
   if (rc != SQLITE_OK || f->real->pMethods == nullptr) return rc;
@@ -250,6 +280,16 @@ int x_open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, in
     if (f->gathered == nullptr) {
       f->real->pMethods->xClose(f->real);
       return SQLITE_NOMEM;
+    }
+  }
+  if (name != nullptr && (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL))) {
+    std::lock_guard<std::mutex> lock(g_files_mutex);
+    if (flags & SQLITE_OPEN_MAIN_DB) {
+      f->name = name;
+      g_main_files[name] = f;
+    } else if (auto it = g_main_files.find(sqlite3_filename_database(name)); it != g_main_files.end()) {
+      f->db = it->second;
+      it->second->wal = f;
     }
   }
   int version = f->real->pMethods->iVersion;

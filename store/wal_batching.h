@@ -11,7 +11,9 @@
 // truncate, a write elsewhere, its size, close) first writes what is
 // gathered. So when SQLite publishes a commit in the WAL index, every frame
 // of it is in the file, as without this VFS, and what a crash leaves is
-// what it would leave without it. The main database file, the rollback
+// what it would leave without it. Frames of a transaction that rolled back
+// are written before its connection lets go of the WAL's write lock, so no
+// other connection's commit can lie where they land. The main database file, the rollback
 // journal and the shared memory pass straight through.
 //
 // SQLite's headers stay in the .cpp.

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "store/wal_batching.h"
 #include "store_fixture.h"
@@ -220,6 +221,67 @@ TEST_CASE("a commit whose write fails fails, and loses nothing committed before 
   d.must("INSERT INTO t(body) VALUES (randomblob(100))");
   REQUIRE(d.text("SELECT count(*) FROM t") == "2");
   REQUIRE(rows_after_crash(dir.path, copies.path) == 2);
+}
+
+TEST_CASE("frames of a transaction that rolled back never land over another connection's commits",
+          "[wal_batching]") {
+  // A spills frames it gathers, then rolls back. Before it lets go of the
+  // write lock, what it gathered goes to the file, as SQLite would have
+  // written it: B's commits come after it, and A's later reads write
+  // nothing over them.
+  REQUIRE(batching_vfs() != nullptr);
+  TempDir dir, copies;
+  Db a(dir.path + "/t.db", "test-wal-batching");
+  open_wal(a, "NORMAL");
+  Db b(dir.path + "/t.db", "test-wal-batching");
+  a.must("PRAGMA cache_size=10");  // pages: A's transaction spills
+  a.must("INSERT INTO t(body) VALUES (randomblob(100))");
+  a.must("BEGIN");
+  for (int r = 0; r < 300; r++) a.must("INSERT INTO t(body) VALUES (randomblob(500))");
+  a.must("ROLLBACK");
+  // B's frames cover the whole stretch A wrote.
+  for (int txn = 0; txn < 60; txn++) {
+    b.must("BEGIN");
+    for (int r = 0; r < 5; r++) b.must("INSERT INTO t(body) VALUES (randomblob(600))");
+    b.must("COMMIT");
+  }
+  REQUIRE(a.text("SELECT count(*) FROM t") == "301");  // A reads the WAL again
+  REQUIRE(a.text("PRAGMA integrity_check") == "ok");
+  REQUIRE(b.text("SELECT count(*) FROM t") == "301");
+  REQUIRE(rows_after_crash(dir.path, copies.path) == 301);
+}
+
+TEST_CASE("a writer that lets go of the write lock has written everything it gathered", "[wal_batching]") {
+  // Frames of a transaction that spilled and then rolled back stay
+  // gathered unless something reads the WAL; they must reach the file
+  // while the write lock is still held, as SQLite's own writes would.
+  sqlite3_vfs* vfs = batching_vfs();
+  REQUIRE(vfs != nullptr);
+  TempDir dir;
+  std::string db_path = dir.path + "/t.db", wal_path = db_path + "-wal";
+  // A database name as SQLite's pagers make them: its WAL's name leads
+  // back to it.
+  sqlite3_filename names = sqlite3_create_filename(db_path.c_str(), (db_path + "-journal").c_str(),
+                                                   wal_path.c_str(), 0, nullptr);
+  REQUIRE(names != nullptr);
+  std::vector<char> db_mem(static_cast<std::size_t>(vfs->szOsFile)), wal_mem(db_mem.size());
+  auto* db = reinterpret_cast<sqlite3_file*>(db_mem.data());
+  auto* wal = reinterpret_cast<sqlite3_file*>(wal_mem.data());
+  int out = 0;
+  REQUIRE(vfs->xOpen(vfs, names, db, SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &out) ==
+          SQLITE_OK);
+  REQUIRE(vfs->xOpen(vfs, sqlite3_filename_wal(names), wal, SQLITE_OPEN_WAL | SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                     &out) == SQLITE_OK);
+  std::string header(32, '\0'), frame_header(24, '\0'), page(4096, 'p');
+  REQUIRE(wal->pMethods->xWrite(wal, header.data(), 32, 0) == SQLITE_OK);  // written at once
+  REQUIRE(wal->pMethods->xWrite(wal, frame_header.data(), 24, 32) == SQLITE_OK);  // not a commit frame
+  REQUIRE(wal->pMethods->xWrite(wal, page.data(), 4096, 56) == SQLITE_OK);
+  CHECK(read_file(wal_path).size() == 32);  // the frame is gathered
+  db->pMethods->xShmLock(db, 0, 1, SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE);  // its answer does not matter here
+  CHECK(read_file(wal_path).size() == 32 + 24 + 4096);
+  wal->pMethods->xClose(wal);
+  db->pMethods->xClose(db);
+  sqlite3_free_filename(names);
 }
 
 }  // namespace asyncops
