@@ -56,7 +56,7 @@ struct Gathered {
 struct File {
   sqlite3_file base;     // pMethods: this VFS's methods
   sqlite3_file* real;    // the wrapped VFS's file, in the same allocation
-  Gathered* gathered;    // a WAL file's; null for any other file
+  Gathered* gathered;    // a WAL file's, when paired with its database file; else null
   const char* name;      // a main database file's name, the pointer SQLite opened it with
   File* wal;             // a main database file's WAL, once its connection opens it
   File* db;              // a WAL file's main database file
@@ -275,19 +275,20 @@ int x_open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, in
   sqlite3_vfs* under = under_of(vfs);
   int rc = under->xOpen(under, name, f->real, flags, out_flags);
   if (rc != SQLITE_OK || f->real->pMethods == nullptr) return rc;
-  if (flags & SQLITE_OPEN_WAL) {
-    f->gathered = new (std::nothrow) Gathered;
-    if (f->gathered == nullptr) {
-      f->real->pMethods->xClose(f->real);
-      return SQLITE_NOMEM;
-    }
-  }
   if (name != nullptr && (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL))) {
     std::lock_guard<std::mutex> lock(g_files_mutex);
     if (flags & SQLITE_OPEN_MAIN_DB) {
       f->name = name;
       g_main_files[name] = f;
     } else if (auto it = g_main_files.find(sqlite3_filename_database(name)); it != g_main_files.end()) {
+      // Only a WAL paired with its database file gathers: the release of
+      // the write lock, seen on that file, is what bounds a transaction's
+      // gathered frames. Any other WAL is written as SQLite writes it.
+      f->gathered = new (std::nothrow) Gathered;
+      if (f->gathered == nullptr) {
+        f->real->pMethods->xClose(f->real);
+        return SQLITE_NOMEM;
+      }
       f->db = it->second;
       it->second->wal = f;
     }

@@ -281,6 +281,16 @@ TEST_CASE("a writer that lets go of the write lock has written everything it gat
   CHECK(read_file(wal_path).size() == 32 + 24 + 4096);
   wal->pMethods->xClose(wal);
   db->pMethods->xClose(db);
+
+  // A WAL whose database file this VFS did not open is not paired, so
+  // nothing would write its frames at the end of a transaction: it
+  // gathers nothing.
+  REQUIRE(vfs->xOpen(vfs, sqlite3_filename_wal(names), wal, SQLITE_OPEN_WAL | SQLITE_OPEN_READWRITE, &out) ==
+          SQLITE_OK);
+  REQUIRE(wal->pMethods->xWrite(wal, frame_header.data(), 24, 32 + 24 + 4096) == SQLITE_OK);
+  REQUIRE(wal->pMethods->xWrite(wal, page.data(), 4096, 32 + 2 * 24 + 4096) == SQLITE_OK);
+  CHECK(read_file(wal_path).size() == 32 + 2 * (24 + 4096));
+  wal->pMethods->xClose(wal);
   sqlite3_free_filename(names);
 }
 
