@@ -14,6 +14,7 @@
 #include "shared/ids.h"
 #include "shared/log.h"
 #include "shared/mutex.h"
+#include "shared/json_text.h"
 
 namespace asyncops {
 namespace {
@@ -23,7 +24,7 @@ using nlohmann::json;
 ApiReply json_reply(int status, const json& body) {
   ApiReply r;
   r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  r.body = json_text(body);
   return r;
 }
 
@@ -908,7 +909,7 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
     key.owner = req.owner;
     // The request's fingerprint: method, path and the body as parsed (so
     // key order and spacing do not matter).
-    std::string text = req.method + "\n" + req.path + "\n" + body.dump();
+    std::string text = req.method + "\n" + req.path + "\n" + json_text(body, json::error_handler_t::strict);
     uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
     for (unsigned char c : text) {
       h ^= c;
@@ -1083,7 +1084,7 @@ ApiReply Gateway::retry_operation(const ApiRequest& req, const Params& params) {
     ApiRequest again;
     again.method = method;
     again.path = path;
-    again.body = op->payload.dump();
+    again.body = json_text(op->payload, json::error_handler_t::strict);
     again.headers["content-type"] = "application/json";
     for (const char* h : {"host", "prefer", "idempotency-key"}) {
       if (!req.header(h).empty()) again.headers[h] = req.header(h);

@@ -7,6 +7,7 @@
 #include "shared/json_limits.h"
 #include "shared/log.h"
 #include "shared/problem.h"
+#include "shared/json_text.h"
 
 namespace asyncops {
 namespace {
@@ -16,7 +17,7 @@ using nlohmann::json;
 constexpr int k_max_depth = 16;  // an invocation with a filter argument is four levels deep
 
 std::string record(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace) + k_signalr_record_separator;
+  return json_text(j) + k_signalr_record_separator;
 }
 
 const std::string& ping_record() {

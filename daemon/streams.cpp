@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "shared/clock.h"
+#include "shared/json_text.h"
 
 namespace asyncops {
 namespace {
@@ -54,7 +55,7 @@ std::string format_sse_event(const FeedItem& item, bool cloudevents) {
     // An extension attribute (CloudEvents 1.0 §3.1.4: lower-case letters
     // and digits): present only for a step's change.
     if (!item.step.empty()) ce["step"] = item.step;
-    data = ce.dump();
+    data = json_text(ce, nlohmann::json::error_handler_t::strict);
   }
   return "id: " + std::to_string(seq) + "\ndata: " + data + "\n\n";
 }

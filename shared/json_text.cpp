@@ -1,5 +1,7 @@
 #include "shared/json_text.h"
 
+#include <charconv>
+
 namespace asyncops {
 namespace {
 
@@ -41,7 +43,11 @@ bool is_valid_utf8(std::string_view s) {
   return true;
 }
 
-void append_json_string(std::string& out, std::string_view s) {
+namespace {
+
+// append_json_string; or, unless replace_invalid, false at the first byte
+// that starts no valid UTF-8 sequence (out then holds part of the text).
+bool escape_into(std::string& out, std::string_view s, bool replace_invalid) {
   static const char* hex = "0123456789abcdef";
   out.reserve(out.size() + s.size() + 2);
   out.push_back('"');
@@ -74,6 +80,7 @@ void append_json_string(std::string& out, std::string_view s) {
           out.push_back(hex[c >> 4]);
           out.push_back(hex[c & 0xF]);
         } else {
+          if (!replace_invalid) return false;
           out.append("\xEF\xBF\xBD");  // U+FFFD for a byte that starts no valid sequence
         }
     }
@@ -81,6 +88,87 @@ void append_json_string(std::string& out, std::string_view s) {
   }
   out.append(s.data() + plain, s.size() - plain);
   out.push_back('"');
+  return true;
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) { escape_into(out, s, true); }
+
+namespace {
+
+void append_by_nlohmann(std::string& out, const nlohmann::json& v, nlohmann::json::error_handler_t on_invalid) {
+  out.append(v.dump(-1, ' ', false, on_invalid));
+}
+
+void append_string(std::string& out, const std::string& s, nlohmann::json::error_handler_t on_invalid) {
+  size_t start = out.size();
+  if (escape_into(out, s, false)) return;
+  out.resize(start);
+  append_by_nlohmann(out, nlohmann::json(s), on_invalid);
+}
+
+template <typename Int>
+void append_integer(std::string& out, Int n) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, r.ptr);
+}
+
+}  // namespace
+
+void append_json(std::string& out, const nlohmann::json& v, nlohmann::json::error_handler_t on_invalid) {
+  using value_t = nlohmann::json::value_t;
+  switch (v.type()) {
+    case value_t::object: {
+      out.push_back('{');
+      bool first = true;
+      for (const auto& [key, member] : v.get_ref<const nlohmann::json::object_t&>()) {
+        if (!first) out.push_back(',');
+        first = false;
+        append_string(out, key, on_invalid);
+        out.push_back(':');
+        append_json(out, member, on_invalid);
+      }
+      out.push_back('}');
+      return;
+    }
+    case value_t::array: {
+      out.push_back('[');
+      bool first = true;
+      for (const nlohmann::json& element : v.get_ref<const nlohmann::json::array_t&>()) {
+        if (!first) out.push_back(',');
+        first = false;
+        append_json(out, element, on_invalid);
+      }
+      out.push_back(']');
+      return;
+    }
+    case value_t::string:
+      append_string(out, v.get_ref<const std::string&>(), on_invalid);
+      return;
+    case value_t::boolean:
+      out.append(v.get<bool>() ? "true" : "false");
+      return;
+    case value_t::null:
+      out.append("null");
+      return;
+    case value_t::number_integer:
+      append_integer(out, v.get<int64_t>());
+      return;
+    case value_t::number_unsigned:
+      append_integer(out, v.get<uint64_t>());
+      return;
+    default:  // a float's shortest round trip, binary, discarded: nlohmann's own
+      append_by_nlohmann(out, v, on_invalid);
+      return;
+  }
+}
+
+std::string json_text(const nlohmann::json& v, nlohmann::json::error_handler_t on_invalid) {
+  std::string out;
+  append_json(out, v, on_invalid);
+  return out;
 }
 
 }  // namespace asyncops

@@ -1,4 +1,5 @@
 #include "store/sqlite_saga.h"
+#include "shared/json_text.h"
 
 #include <algorithm>
 
@@ -192,7 +193,7 @@ void Rows::write_changed_steps(int64_t op_seq, const saga::SagaState& before, co
     bind_time(st, 5, s.started_at);
     bind_time(st, 6, s.ended_at);
     if (s.data.is_null()) st.bind(7);
-    else st.bind(7, s.data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    else st.bind(7, json_text(s.data));
     st.bind(8, saga::to_string(s.compensation.state));
     bind_text(st, 9, s.compensation.code);
     bind_text(st, 10, s.compensation.message);

@@ -426,8 +426,8 @@ std::variant<Change, IdempotentReplay> SqliteStoreWriter::insert_operation(Opera
   st.bind(9, op->owner);
   StoredTexts made;
   if (!texts) texts = &made;
-  texts->params = op->params.dump();
-  texts->payload = op->payload.dump();
+  texts->params = json_text(op->params, nlohmann::json::error_handler_t::strict);
+  texts->payload = json_text(op->payload, nlohmann::json::error_handler_t::strict);
   st.bind(10, texts->params);
   st.bind(11, texts->payload);
   st.bind(12, op->attempt);
@@ -632,7 +632,7 @@ void SqliteStoreWriter::write_read_model(const OperationRecord& op, const Event&
       ur.bind(1, path);
       ur.bind(2, collection_of(path));
       if (e.deleted) ur.bind(3);  // tombstone
-      else ur.bind(3, e.data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      else ur.bind(3, json_text(e.data));
       ur.bind(4, op.id);
       ur.bind(5, static_cast<int64_t>(op.seq));
       ur.bind(6, static_cast<int64_t>(now));

@@ -1,8 +1,9 @@
 // libFuzzer: the wire envelope decoders. First byte picks the decoder
 // (mod 8: command, event, the members parser, cancel, ready, claim, grant,
-// heartbeat). Two are differential: an event's fast limits check must agree
-// with decoding its text, and parse_json_members_within with
-// parse_json_within; a disagreement traps.
+// heartbeat). Three are differential: an event's fast limits check must agree
+// with decoding its text; parse_json_members_within with parse_json_within;
+// and json_text with nlohmann's dump, on the parsed tree and on the raw bytes
+// as one string (invalid UTF-8 included). A disagreement traps.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "shared/envelope.h"
 #include "shared/json_limits.h"
+#include "shared/json_text.h"
 
 using namespace asyncops;
 
@@ -39,6 +41,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       BoundedJson tree = parse_json_within(body, lim);
       BoundedMembers members = parse_json_members_within(body, lim);
       bool object = tree.violation == JsonViolation::none && tree.value.is_object();
+      if (tree.violation == JsonViolation::none && json_text(tree.value) != tree.value.dump()) __builtin_trap();
+      {
+        nlohmann::json raw = body;
+        auto replace = nlohmann::json::error_handler_t::replace;
+        if (json_text(raw) != raw.dump(-1, ' ', false, replace)) __builtin_trap();
+        bool strict_threw = false, fast_threw = false;
+        std::string strict_text, fast_text;
+        try {
+          strict_text = raw.dump();
+        } catch (const nlohmann::json::exception&) {
+          strict_threw = true;
+        }
+        try {
+          fast_text = json_text(raw, nlohmann::json::error_handler_t::strict);
+        } catch (const nlohmann::json::exception&) {
+          fast_threw = true;
+        }
+        if (strict_threw != fast_threw || strict_text != fast_text) __builtin_trap();
+      }
       if (members.violation != tree.violation || members.error != tree.error || members.object != object) {
         __builtin_trap();
       }

@@ -1,5 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "store/store.h"
@@ -107,4 +111,56 @@ TEST_CASE("json text: an operation's text is its json tree's text") {
   op.message = "the email \"a@b.c\" is already in use \xff";
   op.cancel_requested = true;
   CHECK(operation_json_text(op) == operation_json(op).dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+namespace {
+// json_text(v, h) against nlohmann's dump: the same bytes, or the same
+// exception.
+void check_same_as_dump(const json& v, json::error_handler_t h) {
+  std::string expected, error_expected, got, error_got;
+  try {
+    expected = v.dump(-1, ' ', false, h);
+  } catch (const json::exception& e) {
+    error_expected = e.what();
+  }
+  try {
+    got = json_text(v, h);
+  } catch (const json::exception& e) {
+    error_got = e.what();
+  }
+  CHECK(got == expected);
+  CHECK(error_got == error_expected);
+}
+}  // namespace
+
+TEST_CASE("json text: json_text writes what dump writes, for every kind of value") {
+  const std::vector<json> values = {
+      json(nullptr), json(true), json(false), json(0), json(-1), json(INT64_MIN), json(INT64_MAX),
+      json(uint64_t{0}), json(UINT64_MAX), json(0.0), json(-0.0), json(1.5), json(1e300), json(3.0),
+      json(0.1), json(""), json("plain"), json("caf\xc3\xa9"), json("tab\there \"q\" \\ \x01 \x7f"),
+      json::object(), json::array(), json::binary({1, 2, 3}),
+      json{{"b", 1}, {"a", {1, "x", nullptr, 2.5, json::object(), json::array()}}, {"", ""}},
+      json{{"k\"ey\n", {{"nested", {{"deep", {true, false}}}}}}},
+      json::parse(R"({"id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c","email":"a@example.com","n":-12,"u":12})"),
+      // Not valid UTF-8: in a value, in a key, alone and in a tree.
+      json("a\xff" "b"), json("\xc3"), json("\xed\xa0\x80"), json("\xf4\x90\x80\x80"),
+      json{{"ok", "x"}, {"bad", "\xc0\xaf"}}, json{{"bad\xff key", 1}}, json::array({"fine", "\x80"}),
+  };
+  for (const json& v : values) {
+    INFO(v.dump(-1, ' ', true, json::error_handler_t::replace));
+    check_same_as_dump(v, json::error_handler_t::replace);
+    check_same_as_dump(v, json::error_handler_t::strict);
+    check_same_as_dump(v, json::error_handler_t::ignore);
+  }
+}
+
+TEST_CASE("json text: invalid UTF-8 under the strict handler throws as dump does") {
+  CHECK_THROWS_AS(json_text(json{{"k", "\xff"}}, json::error_handler_t::strict), json::type_error);
+  CHECK_NOTHROW(json_text(json{{"k", "\xff"}}));
+}
+
+TEST_CASE("json text: append_json appends to what is there") {
+  std::string out = "prefix:";
+  append_json(out, json{{"a", {1, 2}}});
+  CHECK(out == R"(prefix:{"a":[1,2]})");
 }
