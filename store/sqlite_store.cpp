@@ -159,8 +159,11 @@ OperationRecord without_trees(const OperationRecord& op) {
   return c;
 }
 
+// The writer's binds do not copy their text: each statement is bound afresh
+// before every run, and what it is bound to stays as it is until that run
+// is over (a field of the record written, a local, or a static name).
 void bind_text_or_null(SQLite::Statement& st, int i, const std::string& s) {
-  if (s.empty()) st.bind(i); else st.bind(i, s);
+  if (s.empty()) st.bind(i); else st.bindNoCopy(i, s);
 }
 
 }  // namespace
@@ -250,8 +253,8 @@ struct SqliteStoreWriter::Impl {
                          const std::string& message, int64_t at, const std::string& step = "") {
     insert_history.reset();
     insert_history.bind(1, static_cast<int64_t>(op_seq));
-    insert_history.bind(2, to_string(kind));
-    insert_history.bind(3, to_string(state));
+    insert_history.bindNoCopy(2, to_string(kind));
+    insert_history.bindNoCopy(3, to_string(state));
     bind_text_or_null(insert_history, 4, code);
     bind_text_or_null(insert_history, 5, message);
     insert_history.bind(6, static_cast<int64_t>(at));
@@ -285,7 +288,7 @@ struct SqliteStoreWriter::Impl {
   void free_unmade_claim(const OperationRecord& op) {
     if ((op.state != OpState::rejected && op.state != OpState::canceled) || op.resource.empty()) return;
     free_claim.reset();
-    free_claim.bind(1, op.resource);
+    free_claim.bindNoCopy(1, op.resource);
     free_claim.bind(2, static_cast<int64_t>(op.seq));
     free_claim.exec();
   }
@@ -415,21 +418,21 @@ std::variant<Change, IdempotentReplay> SqliteStoreWriter::insert_operation(Opera
   }
   auto& st = m->insert_op;
   st.reset();
-  st.bind(1, op->id);
-  st.bind(2, op->name);
-  st.bind(3, op->service);
-  st.bind(4, to_string(op->state));
+  st.bindNoCopy(1, op->id);
+  st.bindNoCopy(2, op->name);
+  st.bindNoCopy(3, op->service);
+  st.bindNoCopy(4, to_string(op->state));
   bind_text_or_null(st, 5, op->code);
   bind_text_or_null(st, 6, op->message);
-  st.bind(7, op->resource);
-  st.bind(8, op->origin);
-  st.bind(9, op->owner);
+  st.bindNoCopy(7, op->resource);
+  st.bindNoCopy(8, op->origin);
+  st.bindNoCopy(9, op->owner);
   StoredTexts made;
   if (!texts) texts = &made;
   texts->params = json_text(op->params, nlohmann::json::error_handler_t::strict);
   texts->payload = json_text(op->payload, nlohmann::json::error_handler_t::strict);
-  st.bind(10, texts->params);
-  st.bind(11, texts->payload);
+  st.bindNoCopy(10, texts->params);
+  st.bindNoCopy(11, texts->payload);
   st.bind(12, op->attempt);
   st.bind(13, static_cast<int64_t>(op->created_at));
   st.bind(14, static_cast<int64_t>(op->updated_at));
@@ -469,8 +472,8 @@ bool SqliteStoreWriter::owners_allow(const std::string& owner, const OwnershipCh
 void SqliteStoreWriter::claim_resource(const std::string& path, const std::string& owner, int64_t op_seq) {
   auto& st = m->insert_owner;
   st.reset();
-  st.bind(1, path);
-  st.bind(2, owner);
+  st.bindNoCopy(1, path);
+  st.bindNoCopy(2, owner);
   st.bind(3, static_cast<int64_t>(op_seq));
   st.exec();
 }
@@ -598,7 +601,7 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_event(const Event& e, int64_
 
   auto& up = m->update_state;
   up.reset();
-  up.bind(1, to_string(op.state));
+  up.bindNoCopy(1, to_string(op.state));
   bind_text_or_null(up, 2, op.code);
   bind_text_or_null(up, 3, op.message);
   up.bind(4, op.attempt);
@@ -629,11 +632,13 @@ void SqliteStoreWriter::write_read_model(const OperationRecord& op, const Event&
     if (!path.empty() && path[0] == '/' && (e.deleted || !e.data.is_null())) {
       auto& ur = m->upsert_resource;
       ur.reset();
-      ur.bind(1, path);
-      ur.bind(2, collection_of(path));
+      const std::string collection = collection_of(path);
+      const std::string body = e.deleted ? std::string() : json_text(e.data);
+      ur.bindNoCopy(1, path);
+      ur.bindNoCopy(2, collection);
       if (e.deleted) ur.bind(3);  // tombstone
-      else ur.bind(3, json_text(e.data));
-      ur.bind(4, op.id);
+      else ur.bindNoCopy(3, body);
+      ur.bindNoCopy(4, op.id);
       ur.bind(5, static_cast<int64_t>(op.seq));
       ur.bind(6, static_cast<int64_t>(now));
       if (e.version > 0) ur.bind(7, static_cast<int64_t>(e.version));

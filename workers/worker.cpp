@@ -284,7 +284,7 @@ Event Worker::handle_in_transaction(const Service& service, ServiceDb& db, const
                                     const std::string& worker_id, bool canceled, bool fenced, std::string* body) {
   {
     SQLite::Statement& seen = db.prepare("SELECT event FROM handled WHERE request_id = ?");
-    seen.bind(1, cmd.id);
+    seen.bindNoCopy(1, cmd.id);
     if (seen.executeStep()) {
       auto prior = decode_event(seen.getColumn(0).getString());
       seen.reset();
@@ -357,8 +357,9 @@ void Worker::record_outcome(ServiceDb& db, const std::string& request_id, const 
   SQLite::Statement& rec =
       db.prepare(how == Recording::replace ? "INSERT OR REPLACE INTO handled(request_id, event, at) VALUES (?,?,?)"
                                            : "INSERT OR IGNORE INTO handled(request_id, event, at) VALUES (?,?,?)");
-  rec.bind(1, request_id);
-  rec.bind(2, body);
+  // No copies: both stay as they are until exec() returns.
+  rec.bindNoCopy(1, request_id);
+  rec.bindNoCopy(2, body);
   rec.bind(3, static_cast<int64_t>(now_ms()));
   rec.exec();
 }
