@@ -327,6 +327,16 @@ struct SqliteStoreWriter::Impl {
   }
   SQLite::Statement insert_op, insert_history, select_op, select_op_full, update_state, upsert_resource,
       delete_resource, select_owner, insert_owner, free_owner, free_claim, insert_key, select_key, set_cancel, mark_dispatched, select_unfinished;
+  // Compiled once: exec("BEGIN IMMEDIATE") and exec("COMMIT") would parse
+  // their text again for every batch.
+  SQLite::Statement begin_tx{db, "BEGIN IMMEDIATE"}, commit_tx{db, "COMMIT"};
+  // tryReset: a reset returns the last run's error again, and exec() has
+  // already thrown it.
+  void run(SQLite::Statement& st) {
+    st.tryReset();
+    st.exec();
+    st.tryReset();
+  }
 };
 
 SqliteStoreWriter::SqliteStoreWriter() = default;
@@ -374,9 +384,9 @@ void SqliteStoreWriter::set_max_page_count(int64_t pages) {
   m->db.exec("PRAGMA max_page_count=" + std::to_string(pages));
 }
 
-void SqliteStoreWriter::begin() { m->db.exec("BEGIN IMMEDIATE"); }
+void SqliteStoreWriter::begin() { m->run(m->begin_tx); }
 void SqliteStoreWriter::commit() {
-  m->db.exec("COMMIT");
+  m->run(m->commit_tx);
   if (m_wal_restart.load(std::memory_order_relaxed) && m_wal_restart.exchange(false)) {
     if (checkpoint_between_transactions(m->db.getHandle())) m_wal_restarts++;
   }

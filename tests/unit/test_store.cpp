@@ -243,6 +243,21 @@ TEST_CASE("changes_after rebuilds each change's operation, globally or for one o
   (void)b;
 }
 
+TEST_CASE("a batch whose BEGIN fails leaves the writer able to begin again", "[store]") {
+  // The writer's BEGIN and COMMIT are compiled once and run again for every
+  // batch: one that failed must not stop the next.
+  Fixture f;
+  SQLite::Database other(f.path, SQLite::OPEN_READWRITE);
+  other.exec("BEGIN IMMEDIATE");  // holds the write lock: the writer's BEGIN IMMEDIATE is busy
+  CHECK_THROWS_AS(f.w->begin(), SQLite::Exception);
+  CHECK_THROWS_AS(f.w->begin(), SQLite::Exception);
+  other.exec("COMMIT");
+  OperationRecord op = f.insert(new_op());
+  REQUIRE(f.r->get_operation(op.id));
+  CHECK(f.apply(event_for(op, OpState::completed)) == StoreWriter::Applied::changed);
+  CHECK(f.r->get_operation(op.id)->state == OpState::completed);
+}
+
 TEST_CASE("the writer's view of unfinished operations follows commits and forgets rollbacks", "[store]") {
   Fixture f;
   // Inserted, then rolled back: an event for it finds nothing.
