@@ -3,7 +3,7 @@
 # See bench/README.md ("Peers side by side").
 #
 #   bench/peers.sh [--n N] [--lat-rate R] [--lat-seconds S] [--in-flight K]
-#                  [--no-peers] [--no-build] [--keep] [--out FILE]
+#                  [--job users|peer] [--no-peers] [--no-build] [--keep] [--out FILE]
 #
 # 1. The peers: ../shared/peers/run.sh with Celery prefork c=2 and BullMQ
 #    `add` (sequential, its latency phase) and `window` (K=50 in flight).
@@ -12,6 +12,8 @@
 #    until every operation is terminal; then latency at R/s as the client
 #    sees it: latency_probe.py from the peers' folder (POST /users with
 #    `Prefer: wait=5`, open loop, latency from each request's due time).
+#    --job peer: POST /users runs the peers' own job instead (the built-in
+#    peer_job service: check both fields, answer the id; no user table).
 # Prints a table with ratios, writes JSON to bench/results/peers.json.
 set -euo pipefail
 
@@ -21,16 +23,17 @@ root="$(cd "$here/.." && pwd)"
 source "$here/lib.sh"
 build="${ASYNCOPS_BUILD_DIR:-$root/build}"
 
-n=20000 lat_rate=200 lat_seconds=10 in_flight=50 run_peers=1 do_build=1 keep=0
+n=20000 lat_rate=200 lat_seconds=10 in_flight=50 run_peers=1 do_build=1 keep=0 job=users
 out="$here/results/peers.json"
 orig_args="$*"
-usage() { sed -n '5,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '5,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --n) n="${2:?}"; shift ;;
     --lat-rate) lat_rate="${2:?}"; shift ;;
     --lat-seconds) lat_seconds="${2:?}"; shift ;;
     --in-flight) in_flight="${2:?}"; shift ;;
+    --job) job="${2:?}"; shift ;;
     --no-peers) run_peers=0 ;;
     --no-build) do_build=0 ;;
     --keep) keep=1 ;;
@@ -41,6 +44,7 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 command -v jq >/dev/null || { echo "peers.sh: needs jq" >&2; exit 2; }
+[[ $job == users || $job == peer ]] || { echo "peers.sh: --job is users or peer" >&2; usage; }
 
 bench_peers_dir "$root" peers.sh
 bench_binaries "$root" "$build" "$do_build" peers.sh
@@ -71,15 +75,28 @@ peer_field() {
 
 # ---------------------------------------------------------------- asyncops
 data="$run/data"; mkdir -p "$data"
-log "asyncops: asyncopsd + 2 workers in $data"
-"$daemon" --data-dir "$data" --listen 127.0.0.1:0 --log-level warn >>"$run/daemon.log" 2>&1 &
+service=users routes=()
+if [[ $job == peer ]]; then
+  # The same POST /users, as the peers' job: the latency probe's path and
+  # body are unchanged.
+  service=peer_job
+  cat >"$run/routes.json" <<'JSON'
+{"routes": [{"method": "POST", "path": "/users", "command": "run_job", "service": "peer_job",
+             "resource": "/users/{id}",
+             "body": {"email": {"type": "string", "required": true, "min_length": 1, "max_length": 254},
+                      "name": {"type": "string", "required": true, "min_length": 1, "max_length": 200}}}]}
+JSON
+  routes=(--routes "$run/routes.json")
+fi
+log "asyncops: asyncopsd + 2 workers --service $service in $data"
+"$daemon" --data-dir "$data" --listen 127.0.0.1:0 --log-level warn "${routes[@]}" >>"$run/daemon.log" 2>&1 &
 dpid=$!; pids+=("$dpid")
 "$lg" ready --url-file "$data/asyncopsd.url" --timeout 30 --out "$run/ready.json" \
   || { echo "asyncopsd did not become ready" >&2; tail -20 "$run/daemon.log" >&2; exit 1; }
 url=$(jq -r .url "$run/ready.json")
-"$worker" --data-dir "$data" --service users --log-level warn >>"$run/worker1.log" 2>&1 &
+"$worker" --data-dir "$data" --service "$service" --log-level warn >>"$run/worker1.log" 2>&1 &
 w1=$!; pids+=("$w1")
-"$worker" --data-dir "$data" --service users --log-level warn >>"$run/worker2.log" 2>&1 &
+"$worker" --data-dir "$data" --service "$service" --log-level warn >>"$run/worker2.log" 2>&1 &
 w2=$!; pids+=("$w2")
 "$lg" closed --url "$url" --conns 4 --requests 200 --tag pw --out "$run/warmup.json"
 "$lg" drain --url "$url" --timeout 300 --poll-ms 5 --out "$run/warmup_drain.json"
@@ -111,7 +128,7 @@ cel_p50=$(peer_field 'celery-redis' 'p50=([0-9.]+)ms')
 cel_p99=$(peer_field 'celery-redis' 'p99=([0-9.]+)ms')
 mkdir -p "$(dirname "$out")"
 jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-  --arg command "bench/peers.sh $orig_args" --arg loadavg "$loadavg_start" --argjson n "$n" \
+  --arg command "bench/peers.sh $orig_args" --arg loadavg "$loadavg_start" --argjson n "$n" --arg job "$job" \
   --argjson in_flight "$in_flight" --argjson lat_rate "$lat_rate" --argjson lat_seconds "$lat_seconds" \
   --argjson e2e "$e2e_rate" --argjson cpu_us "$cpu_us" --argjson cpu_us_daemon "$cpu_us_daemon" \
   --argjson cpu_us_workers "$cpu_us_workers" --slurpfile lat "$run/latency.json" \
@@ -119,7 +136,7 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$(git -C "$root"
   --argjson bull_p99 "$bull_p99" --argjson cel_e2e "$cel_e2e" --argjson cel_p50 "$cel_p50" --argjson cel_p99 "$cel_p99" \
   --rawfile peers "$( [[ -f $run/peers.txt ]] && echo "$run/peers.txt" || echo /dev/null)" \
   '{run:{date:$date, commit:$commit, command:$command, nproc:'"$(nproc)"', loadavg_start:$loadavg,
-         n:$n, in_flight:$in_flight, lat_rate:$lat_rate, lat_seconds:$lat_seconds},
+         n:$n, in_flight:$in_flight, lat_rate:$lat_rate, lat_seconds:$lat_seconds, job:$job},
     asyncops:{e2e_rate_per_s:$e2e, cpu_us_per_op_daemon_and_workers:$cpu_us,
               cpu_us_per_op_daemon:$cpu_us_daemon, cpu_us_per_op_workers:$cpu_us_workers,
               latency:$lat[0]},
@@ -134,7 +151,7 @@ verdict() { jq -r "if ($1) == null then \"\" elif ($1) $2 then \"meets\" else \"
 {
   echo
   echo "asyncops next to the peers, one run  $(f .run.date)  commit $(f .run.commit)"
-  echo "machine: $(nproc) cpus; load average at start: $loadavg_start; N=$n"
+  echo "machine: $(nproc) cpus; load average at start: $loadavg_start; N=$n; asyncops job: $job ($service service)"
   printf '%-44s %14s %14s %14s %12s %18s\n' "measure" "asyncops" "BullMQ" "Celery" "vs BullMQ" "issue target"
   printf '%-44s %14s %14s %14s %12s %18s\n' "end-to-end throughput, $in_flight in flight (/s)" \
     "$(f .asyncops.e2e_rate_per_s)" "$(f .bullmq.e2e_rate_per_s_window)" "$(f .celery.e2e_rate_per_s)" \

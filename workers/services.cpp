@@ -1,6 +1,7 @@
 #include "workers/services/inventory.h"
 #include "workers/services/orders.h"
 #include "workers/services/payments.h"
+#include "workers/services/peer_job.h"
 #include "workers/services/users.h"
 #include "workers/worker.h"
 
@@ -14,7 +15,9 @@ const Service* find_service(const std::string& name) {
   static const Service inventory = inventory_service();
   static const Service payments = payments_service();
   static const Service orders = orders_service();
-  for (const Service* s : {&users, &inventory, &payments, &orders}) {
+  // The peers' job, for bench/peers.sh (JOB=peer).
+  static const Service peer_job = peer_job_service();
+  for (const Service* s : {&users, &inventory, &payments, &orders, &peer_job}) {
     if (name == s->name) return s;
   }
   return nullptr;
