@@ -186,14 +186,18 @@ namespace {
 class MembersSax {
  public:
   using json = nlohmann::json;
-  explicit MembersSax(JsonMembers* out) : m_out(out) {}
+  // Room for the members of any command or event, so that they are not
+  // moved as the list grows.
+  explicit MembersSax(JsonMembers* out) : m_out(out) { m_out->members.reserve(16); }
 
   bool null() { return value(json(nullptr)); }
   bool boolean(bool v) { return value(json(v)); }
   bool number_integer(json::number_integer_t v) { return value(json(v)); }
   bool number_unsigned(json::number_unsigned_t v) { return value(json(v)); }
   bool number_float(json::number_float_t v, const std::string& /*text*/) { return value(json(v)); }
-  bool string(std::string& v) { return value(json(v)); }
+  // The parser's string and key are its own and read afresh for the next
+  // token: they are moved, not copied.
+  bool string(std::string& v) { return value(json(std::move(v))); }
   bool binary(json::binary_t& /*v*/) { return false; }  // never in JSON text
   bool start_object(std::size_t /*elements*/) {
     if (!m_started) {
@@ -206,11 +210,11 @@ class MembersSax {
     if (m_stack.empty()) {
       // A top-level member: a repeated key's value is replaced in place.
       m_member = m_out->find(k);
-      if (!m_member) m_member = &m_out->members.emplace_back(k, nullptr).second;
+      if (!m_member) m_member = &m_out->members.emplace_back(std::move(k), nullptr).second;
       *m_member = nullptr;
       return true;
     }
-    m_element = &(*m_stack.back())[k];
+    m_element = &(*m_stack.back())[std::move(k)];
     return true;
   }
   bool end_object() {
