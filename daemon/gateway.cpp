@@ -14,6 +14,7 @@
 #include "shared/ids.h"
 #include "shared/log.h"
 #include "shared/mutex.h"
+#include "shared/json_limits.h"
 #include "shared/json_text.h"
 
 namespace asyncops {
@@ -847,7 +848,15 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
       size_t values = 0;
       const int max_depth = m_options.max_json_depth;
       const size_t max_fields = m_options.max_fields, max_string = m_options.max_string_bytes;
-      body = json::parse(
+      // A body one pass over its bytes shows within all three limits, in the
+      // plain subset (the usual one): the same tree, without nlohmann's
+      // lexer. Anything else is parsed below, which says what is wrong.
+      JsonLimits plain;
+      plain.max_bytes = req.body.size();
+      plain.max_depth = max_depth;
+      plain.max_values = max_fields;
+      plain.max_string_bytes = max_string;
+      if (!parse_plain_object_within(req.body, plain, &body)) body = json::parse(
           req.body,
           [&](int depth, json::parse_event_t ev, json& parsed) {
             if (depth > max_depth) too_deep = true;

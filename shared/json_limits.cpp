@@ -86,6 +86,11 @@ JsonScan scan_json(std::string_view text, int max_depth) {
   scan.values_bound = strings + 2 * containers + commas + 1;
   return scan;
 }
+// Parses text into *out when it is an object in the plain subset that
+// plain_sax_parse reads (below), with the tree and the types nlohmann's
+// parser would give; false for anything else.
+bool parse_plain_tree(std::string_view text, nlohmann::json* out);
+
 }  // namespace
 
 bool json_nesting_within(std::string_view text, int max_depth) { return !scan_json(text, max_depth).too_deep; }
@@ -131,6 +136,9 @@ BoundedJson parse_json_within(std::string_view text, const JsonLimits& limits) {
     // without the per-value callback below (a 400-byte event: 3.9 against
     // 5.3 us). Its tree is the one the callback parser would keep, which
     // keeps everything then.
+    // A request body or a command's object, in the plain subset: read by
+    // plain_sax_parse, without nlohmann's lexer (about a third of the time).
+    if (parse_plain_tree(text, &out.value)) return out;
     out.value = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
     if (out.value.is_discarded()) {
       out.violation = JsonViolation::invalid;
@@ -425,7 +433,78 @@ Plain plain_sax_parse(std::string_view text, Sax& sax) {
     }
   }
 }
+// nlohmann's SAX events into one tree, as its own DOM parser builds it
+// (json_sax_dom_parser): a repeated key's later value wins.
+class TreeSax {
+ public:
+  using json = nlohmann::json;
+  explicit TreeSax(json* root) : m_root(root) {}
+
+  bool null() { return value(json(nullptr)); }
+  bool boolean(bool v) { return value(json(v)); }
+  bool number_integer(json::number_integer_t v) { return value(json(v)); }
+  bool number_unsigned(json::number_unsigned_t v) { return value(json(v)); }
+  bool number_float(json::number_float_t v, const std::string& /*text*/) { return value(json(v)); }
+  bool string(std::string& v) { return value(json(std::move(v))); }
+  bool binary(json::binary_t& /*v*/) { return false; }
+  bool start_object(std::size_t /*elements*/) { return open(json(json::value_t::object)); }
+  bool key(std::string& k) {
+    m_element = &(*m_stack.back())[std::move(k)];
+    return true;
+  }
+  bool end_object() {
+    m_stack.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t /*elements*/) { return open(json(json::value_t::array)); }
+  bool end_array() {
+    m_stack.pop_back();
+    return true;
+  }
+  bool parse_error(std::size_t /*position*/, const std::string& /*last_token*/,
+                   const nlohmann::detail::exception& /*ex*/) {
+    return false;
+  }
+
+ private:
+  json* place(json&& v) {
+    if (m_stack.empty()) {
+      *m_root = std::move(v);
+      return m_root;
+    }
+    json& parent = *m_stack.back();
+    if (parent.is_array()) {
+      auto& elements = parent.get_ref<json::array_t&>();
+      elements.push_back(std::move(v));
+      return &elements.back();
+    }
+    *m_element = std::move(v);
+    return m_element;
+  }
+  bool value(json&& v) {
+    place(std::move(v));
+    return true;
+  }
+  bool open(json&& container) {
+    m_stack.push_back(place(std::move(container)));
+    return true;
+  }
+
+  json* m_root;
+  std::vector<json*> m_stack;  // the containers open, innermost last
+  json* m_element = nullptr;
+};
+
+bool parse_plain_tree(std::string_view text, nlohmann::json* out) {
+  TreeSax sax(out);
+  return plain_sax_parse(text, sax) == Plain::parsed;
+}
+
 }  // namespace
+
+bool parse_plain_object_within(std::string_view text, const JsonLimits& limits, nlohmann::json* out) {
+  return json_certainly_within(text, limits) && parse_plain_tree(text, out);
+}
 
 BoundedMembers parse_json_members_within(std::string_view text, const JsonLimits& limits) {
   BoundedMembers out;

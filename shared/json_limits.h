@@ -46,6 +46,15 @@ BoundedJson parse_json_within(std::string_view text, const JsonLimits& limits);
 // For text this process wrote itself, so known to be valid JSON.
 bool json_certainly_within(std::string_view text, const JsonLimits& limits);
 
+// True, with *out the tree nlohmann's parser would build, when text is
+// certainly within limits (json_certainly_within) and is an object in the
+// plain subset that commands and events are made of (objects, arrays,
+// ASCII strings with the two-character escapes, integers of up to 18
+// digits, literals). False for anything else, and *out is then to be
+// ignored: the caller parses the text its own way, which says what is
+// wrong with it, if anything.
+bool parse_plain_object_within(std::string_view text, const JsonLimits& limits, nlohmann::json* out);
+
 // A JSON object's members in text order, each key once (a repeated key
 // keeps its last value, as nlohmann's parser does). For the decoders of the
 // messages on every operation: no std::map and no tree for the object

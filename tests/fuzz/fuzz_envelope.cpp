@@ -1,9 +1,11 @@
 // libFuzzer: the wire envelope decoders. First byte picks the decoder
 // (mod 8: command, event, the members parser, cancel, ready, claim, grant,
-// heartbeat). Three are differential: an event's fast limits check must agree
-// with decoding its text; parse_json_members_within with parse_json_within;
-// and json_text with nlohmann's dump, on the parsed tree and on the raw bytes
-// as one string (invalid UTF-8 included). A disagreement traps.
+// heartbeat). Two are differential. An event's fast limits check must agree
+// with decoding its text. In the members case, parse_json_within's tree must
+// be nlohmann's parser's, types included; parse_json_members_within must give
+// its members; and json_text must write what nlohmann's dump writes, for the
+// tree and for the raw bytes as one string (invalid UTF-8 included). A
+// disagreement traps.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -15,6 +17,28 @@
 #include "shared/json_text.h"
 
 using namespace asyncops;
+
+namespace {
+bool same_types(const nlohmann::json& x, const nlohmann::json& y) {
+  std::vector<std::pair<const nlohmann::json*, const nlohmann::json*>> todo{{&x, &y}};
+  while (!todo.empty()) {
+    auto [a, b] = todo.back();
+    todo.pop_back();
+    if (a->type() != b->type()) return false;
+    if (a->is_object()) {
+      for (auto it = a->begin(); it != a->end(); ++it) {
+        auto other = b->find(it.key());
+        if (other == b->end()) return false;
+        todo.emplace_back(&it.value(), &*other);
+      }
+    } else if (a->is_array()) {
+      if (a->size() != b->size()) return false;
+      for (std::size_t i = 0; i < a->size(); ++i) todo.emplace_back(&(*a)[i], &(*b)[i]);
+    }
+  }
+  return true;
+}
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
@@ -41,6 +65,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       BoundedJson tree = parse_json_within(body, lim);
       BoundedMembers members = parse_json_members_within(body, lim);
       bool object = tree.violation == JsonViolation::none && tree.value.is_object();
+      if (tree.violation == JsonViolation::none) {
+        // The plain-subset tree against nlohmann's own parser.
+        nlohmann::json reference = nlohmann::json::parse(body, nullptr, false);
+        if (reference != tree.value || !same_types(reference, tree.value)) __builtin_trap();
+      }
       if (tree.violation == JsonViolation::none && json_text(tree.value) != tree.value.dump()) __builtin_trap();
       {
         nlohmann::json raw = body;
@@ -72,17 +101,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (rebuilt != tree.value) __builtin_trap();
         // == holds between an unsigned and an integer of the same value:
         // the types must agree too, all the way down.
-        std::vector<std::pair<const nlohmann::json*, const nlohmann::json*>> todo{{&rebuilt, &tree.value}};
-        while (!todo.empty()) {
-          auto [a, b] = todo.back();
-          todo.pop_back();
-          if (a->type() != b->type()) __builtin_trap();
-          if (a->is_object()) {
-            for (auto it = a->begin(); it != a->end(); ++it) todo.emplace_back(&it.value(), &b->at(it.key()));
-          } else if (a->is_array()) {
-            for (std::size_t i = 0; i < a->size(); ++i) todo.emplace_back(&(*a)[i], &(*b)[i]);
-          }
-        }
+        if (!same_types(rebuilt, tree.value)) __builtin_trap();
       }
       break;
     }

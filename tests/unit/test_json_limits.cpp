@@ -7,9 +7,11 @@
 #include "daemon/routes.h"
 #include "shared/config.h"
 #include "shared/json_limits.h"
+#include "json_types.h"
 #include "store_fixture.h"
 
 using namespace asyncops;
+using asyncops::test::same_types;
 
 TEST_CASE("parse_json_within refuses each limit with its own violation", "[json_limits]") {
   JsonLimits lim;
@@ -83,26 +85,8 @@ TEST_CASE("parse_json_within answers the same at, under and over each limit", "[
   CHECK(parse_json_within("[1] [2]", JsonLimits{}).violation == JsonViolation::invalid);
 }
 
-namespace {
-// Equal values of the same JSON types all the way down: == holds between
-// an unsigned and an integer number of the same value.
-bool same_types(const nlohmann::json& a, const nlohmann::json& b) {
-  if (a.type() != b.type() || a.size() != b.size()) return false;
-  if (a.is_object()) {
-    for (auto it = a.begin(); it != a.end(); ++it) {
-      auto other = b.find(it.key());
-      if (other == b.end() || !same_types(it.value(), *other)) return false;
-    }
-  } else if (a.is_array()) {
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      if (!same_types(a[i], b[i])) return false;
-    }
-  }
-  return true;
-}
-}  // namespace
 
-TEST_CASE("parse_json_members_within gives parse_json_within's members and refusals", "[json_limits]") {
+TEST_CASE("parse_json_members_within gives parse_json_within's members and refusals, and its trees are nlohmann's", "[json_limits]") {
   const std::vector<std::string> texts = {
       R"({"a":[1,2,{"b":null}],"c":"x\"y","d":true,"e":-1.5e3,"f":[],"g":{},"h":18446744073709551615})",
       R"({"k":{"k":{"k":"v"}},"l":[[1,[2,{"m":[3]}]],{}],"n":"\u00e9"})",
@@ -159,6 +143,13 @@ TEST_CASE("parse_json_members_within gives parse_json_within's members and refus
              << lim.max_bytes);
       BoundedJson tree = parse_json_within(t, lim);
       BoundedMembers members = parse_json_members_within(t, lim);
+      if (tree.violation == JsonViolation::none) {
+        // Both read the plain subset with their own parser: its tree must be
+        // nlohmann's, types included.
+        nlohmann::json reference = nlohmann::json::parse(t, nullptr, false);
+        CHECK(tree.value == reference);
+        CHECK(same_types(tree.value, reference));
+      }
       CHECK(members.violation == tree.violation);
       CHECK(members.error == tree.error);
       CHECK(members.object == (tree.violation == JsonViolation::none && tree.value.is_object()));
