@@ -45,6 +45,12 @@ struct Gathered {
   sqlite3_int64 last_end = -1;  // where the last write (gathered or not) ended
   bool last_was_header = false;
   bool header_marks_commit = false;
+  // Not SQLITE_OK once writing what was gathered failed. Those frames are
+  // gone, but SQLite may carry on with the transaction they belong to: a
+  // failed read fails only its statement. So every later call on the file
+  // fails with this code, COMMIT included, until the transaction is over
+  // (release_gathered).
+  int failed_rc = SQLITE_OK;
 
   void forget() {
     bytes.clear();
@@ -77,11 +83,15 @@ sqlite3_file* real_of(sqlite3_file* f) {
 
 // Writes what is gathered, in as few writes of the wrapped file as it
 // takes (one for a commit of up to 30 pages). On failure the gathered
-// bytes are dropped: they belong to the transaction the error fails (the
-// commit frame comes last, so nothing committed is lost).
+// bytes are dropped, and the file fails every call until the transaction
+// they belong to is over (Gathered::failed_rc). They are all of that
+// transaction (each one's gathered frames are written or dropped when it
+// ends), and its commit frame comes last, so nothing committed is lost.
 int write_gathered(File* f) {
   Gathered* g = f->gathered;
-  if (g == nullptr || g->bytes.empty()) return SQLITE_OK;
+  if (g == nullptr) return SQLITE_OK;
+  if (g->failed_rc != SQLITE_OK) return g->failed_rc;
+  if (g->bytes.empty()) return SQLITE_OK;
   int rc = SQLITE_OK;
   for (std::size_t done = 0; done < g->bytes.size() && rc == SQLITE_OK; done += k_max_write) {
     std::size_t n = std::min(k_max_write, g->bytes.size() - done);
@@ -89,12 +99,30 @@ int write_gathered(File* f) {
                                    g->start + static_cast<sqlite3_int64>(done));
   }
   g->bytes.clear();
-  if (rc != SQLITE_OK) g->forget();
+  if (rc != SQLITE_OK) {
+    g->forget();
+    g->failed_rc = rc;
+  }
   return rc;
 }
 
 int write_gathered(sqlite3_file* f) {
   return write_gathered(reinterpret_cast<File*>(f));
+}
+
+// The write transaction whose frames a WAL gathered is over: its
+// connection lets go of the WAL's write lock, or of its database file, or
+// closes. What is still gathered can only be frames of a transaction that
+// did not commit (a commit writes all of its frames at its last one), which
+// nothing will read. They go to the file now, as SQLite wrote them, before
+// another connection may append where they lie: written later, they would
+// land over its commits. If that write fails they are dropped. A failed
+// write's hold on the file ends here.
+void release_gathered(File* wal) {
+  Gathered* g = wal->gathered;
+  if (g == nullptr) return;
+  if (write_gathered(wal) != SQLITE_OK) g->forget();
+  g->failed_rc = SQLITE_OK;
 }
 
 int x_close(sqlite3_file* file) {
@@ -108,7 +136,8 @@ int x_close(sqlite3_file* file) {
     if (f->wal != nullptr) f->wal->db = nullptr;
     if (f->db != nullptr) f->db->wal = nullptr;
   }
-  int rc = write_gathered(f);
+  int rc = SQLITE_OK;
+  if (f->gathered != nullptr && f->gathered->failed_rc == SQLITE_OK) rc = write_gathered(f);
   int rc_close = f->real->pMethods ? f->real->pMethods->xClose(f->real) : SQLITE_OK;
   delete f->gathered;
   f->gathered = nullptr;
@@ -132,6 +161,7 @@ int x_write(sqlite3_file* file, const void* data, int n, sqlite3_int64 off) {
   File* f = reinterpret_cast<File*>(file);
   Gathered* g = f->gathered;
   if (g == nullptr) return f->real->pMethods->xWrite(f->real, data, n, off);
+  if (g->failed_rc != SQLITE_OK) return g->failed_rc;
 
   const bool header = n == k_frame_header;
   const bool appends = off == g->last_end && (header || g->last_was_header);
@@ -142,10 +172,11 @@ int x_write(sqlite3_file* file, const void* data, int n, sqlite3_int64 off) {
     g->bytes.append(static_cast<const char*>(data), static_cast<std::size_t>(n));
   } else {
     rc = write_gathered(f);
-    if (rc == SQLITE_OK) rc = f->real->pMethods->xWrite(f->real, data, n, off);
+    if (rc != SQLITE_OK) return rc;
+    rc = f->real->pMethods->xWrite(f->real, data, n, off);
   }
   if (rc != SQLITE_OK) {
-    g->forget();
+    g->forget();  // this write failed as it would without the VFS: nothing gathered is lost
     return rc;
   }
   g->last_end = off + n;
@@ -172,6 +203,11 @@ int x_lock(sqlite3_file* file, int level) {
 }
 
 int x_unlock(sqlite3_file* file, int level) {
+  // A main database file's unlock ends its connection's transaction in
+  // exclusive locking mode, which takes no shared-memory locks (see
+  // x_shm_lock).
+  File* f = reinterpret_cast<File*>(file);
+  if (f->wal != nullptr) release_gathered(f->wal);
   return after_gathered(file, [&](sqlite3_file* r) { return r->pMethods->xUnlock(r, level); });
 }
 
@@ -204,12 +240,7 @@ int x_shm_map(sqlite3_file* file, int region, int size, int extend, void volatil
 int x_shm_lock(sqlite3_file* file, int offset, int n, int flags) {
   File* f = reinterpret_cast<File*>(file);
   // Letting go of the WAL's write lock (slot 0) ends a write transaction.
-  // What its WAL still has gathered then can only be frames of one that did
-  // not commit (a commit writes all of its frames at its last one), which
-  // nothing will read. They go to the file now, as SQLite wrote them,
-  // before another connection may append where they lie: written later,
-  // they would land over its commits. If the write fails they are dropped.
-  if ((flags & SQLITE_SHM_UNLOCK) && offset == 0 && f->wal != nullptr) (void)write_gathered(f->wal);
+  if ((flags & SQLITE_SHM_UNLOCK) && offset == 0 && f->wal != nullptr) release_gathered(f->wal);
   return f->real->pMethods->xShmLock(f->real, offset, n, flags);
 }
 

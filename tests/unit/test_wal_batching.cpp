@@ -223,6 +223,88 @@ TEST_CASE("a commit whose write fails fails, and loses nothing committed before 
   REQUIRE(rows_after_crash(dir.path, copies.path) == 2);
 }
 
+TEST_CASE("a write that fails inside a transaction never lets it commit without its frames",
+          "[wal_batching]") {
+  // The gathered frames of a transaction are written at a later call, which
+  // may be a read: SQLite then fails only the statement and keeps the
+  // transaction. Whatever it answers after that, COMMIT included, must be
+  // what the file holds.
+  REQUIRE(batching_vfs() != nullptr);
+  const std::string spill =
+      "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 200) "
+      "INSERT INTO t(body) SELECT randomblob(500) FROM c";
+  for (bool savepoint : {false, true}) {
+    INFO((savepoint ? "a handler's savepoint, as asyncops-worker runs one" : "a plain transaction"));
+    TempDir dir, copies;
+    Db d(dir.path + "/t.db", "test-wal-batching");
+    // No index: few pages a row, so that the failing statement's read is
+    // what writes the gathered frames.
+    d.must("PRAGMA journal_mode=WAL");
+    d.must("PRAGMA wal_autocheckpoint=0");
+    d.must("CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB NOT NULL)");
+    d.must("INSERT INTO t(body) VALUES (randomblob(100))");
+    d.must("PRAGMA cache_size=10");  // pages: the transaction spills
+    CountedWrites counted;
+    d.must("BEGIN");
+    d.must(spill);  // gathered, partly spilled
+    if (savepoint) d.must("SAVEPOINT handler");
+    g_disk_full = true;  // for one statement that reads the WAL
+    int rc = d.exec("INSERT INTO t(body) SELECT body FROM t WHERE id <= 3");
+    g_disk_full = false;
+    CHECK(rc != SQLITE_OK);
+    if (savepoint) {
+      d.exec("ROLLBACK TO handler");
+      d.exec("RELEASE handler");
+      d.exec("INSERT INTO t(body) VALUES (randomblob(50))");  // the outcome's record
+    }
+    int commit = d.exec("COMMIT");
+    if (!sqlite3_get_autocommit(d.db)) d.exec("ROLLBACK");
+    // SQLite may roll the whole transaction back at the failed statement
+    // (then the savepoint's outcome record commits on its own); if COMMIT
+    // succeeded, every row of the transaction is there.
+    CHECK(d.text("PRAGMA integrity_check") == "ok");
+    long long rows = std::stoll(d.text("SELECT count(*) FROM t"));
+    if (commit == SQLITE_OK) CHECK(rows == (savepoint ? 202 : 201));
+    else CHECK(rows <= 2);
+    Db other(dir.path + "/t.db", "unix");
+    CHECK(other.text("PRAGMA integrity_check") == "ok");
+    CHECK(std::stoll(other.text("SELECT count(*) FROM t")) == rows);
+    CHECK(rows_after_crash(dir.path, copies.path) == rows);
+    // And the connection writes on as before.
+    d.must("INSERT INTO t(body) VALUES (randomblob(100))");
+    CHECK(rows_after_crash(dir.path, copies.path) == rows + 1);
+  }
+}
+
+TEST_CASE("frames a transaction in exclusive locking mode rolled back never land over later commits",
+          "[wal_batching]") {
+  // In exclusive locking mode SQLite takes no shared-memory locks, so the
+  // end of a write transaction is the database file's unlock.
+  REQUIRE(batching_vfs() != nullptr);
+  TempDir dir, copies;
+  Db a(dir.path + "/t.db", "test-wal-batching");
+  open_wal(a, "NORMAL");
+  a.must("DROP INDEX t_by_body");
+  a.must("INSERT INTO t(body) VALUES (randomblob(100))");
+  a.must("PRAGMA wal_checkpoint(TRUNCATE)");
+  a.must("PRAGMA locking_mode=EXCLUSIVE");
+  a.must("PRAGMA cache_size=10");
+  a.must("BEGIN");
+  a.must("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300) "
+         "INSERT INTO t(body) SELECT randomblob(500) FROM c");
+  a.must("ROLLBACK");
+  a.must("PRAGMA locking_mode=NORMAL");
+  a.must("BEGIN IMMEDIATE");
+  a.must("COMMIT");  // A lets go of its exclusive lock
+  Db b(dir.path + "/t.db", "test-wal-batching");
+  b.must("INSERT INTO t(body) VALUES (randomblob(100)), (randomblob(100)), (randomblob(100))");
+  CHECK(rows_after_crash(dir.path, copies.path) == 4);
+  CHECK(a.text("SELECT count(*) FROM t") == "4");  // A reads the WAL again
+  CHECK(a.text("PRAGMA integrity_check") == "ok");
+  CHECK(b.text("SELECT count(*) FROM t") == "4");
+  CHECK(rows_after_crash(dir.path, copies.path) == 4);
+}
+
 TEST_CASE("frames of a transaction that rolled back never land over another connection's commits",
           "[wal_batching]") {
   // A spills frames it gathers, then rolls back. Before it lets go of the
