@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "shared/ascii_run.h"
+
 namespace asyncops {
 
 const char* to_string(JsonViolation v) {
@@ -55,7 +57,11 @@ JsonScan scan_json(std::string_view text, int max_depth) {
       // A key or a string value: to its closing quote.
       ++strings;
       size_t start = ++i;
-      while (i < n && text[i] != '"') i += text[i] == '\\' ? 2 : 1;
+      while (i < n && text[i] != '"') {
+        i += plain_ascii_run(text.data() + i, n - i);  // none of them a quote or a backslash
+        while (i < n && text[i] != '"' && text[i] != '\\') ++i;
+        if (i < n && text[i] == '\\') i += 2;
+      }
       scan.longest_string = std::max(scan.longest_string, std::min(i, n) - start);
       ++i;
       continue;
@@ -312,6 +318,9 @@ Plain plain_sax_parse(std::string_view text, Sax& sax) {
     s.clear();
     const char* run = p;
     while (p < end) {
+      p += plain_ascii_run(p, static_cast<std::size_t>(end - p));
+      while (p < end && plain_json_byte(*p)) ++p;
+      if (p == end) break;
       auto c = static_cast<unsigned char>(*p);
       if (c == '"') {
         s.append(run, p);

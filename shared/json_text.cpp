@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "shared/ascii_run.h"
+
 namespace asyncops {
 namespace {
 
@@ -53,11 +55,10 @@ bool escape_into(std::string& out, std::string_view s, bool replace_invalid) {
   out.push_back('"');
   size_t plain = 0;  // start of the run of bytes copied as they are
   for (size_t i = 0; i < s.size();) {
+    i += plain_ascii_run(s.data() + i, s.size() - i);
+    while (i < s.size() && plain_json_byte(s[i])) ++i;
+    if (i == s.size()) break;
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-      ++i;
-      continue;
-    }
     if (c >= 0x80) {
       size_t len = utf8_length(s, i);
       if (len > 0) {

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -7,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/store.h"
+#include "shared/ascii_run.h"
 #include "shared/envelope.h"
 #include "shared/json_text.h"
 #include "store_fixture.h"
@@ -163,4 +165,21 @@ TEST_CASE("json text: append_json appends to what is there") {
   std::string out = "prefix:";
   append_json(out, json{{"a", {1, 2}}});
   CHECK(out == R"(prefix:{"a":[1,2]})");
+}
+
+TEST_CASE("plain_ascii_run stops at the word holding the first byte a JSON string must look at", "[json_text]") {
+  // Every byte value at every place of 17 bytes: the run covers the whole
+  // 8-byte words before that byte, and never the odd byte at the end.
+  for (int at = 0; at < 17; ++at) {
+    for (int b = 0; b < 256; ++b) {
+      std::string s(17, 'a');
+      s[static_cast<size_t>(at)] = static_cast<char>(b);
+      bool plain = b >= 0x20 && b < 0x80 && b != '"' && b != '\\';
+      size_t first = plain ? s.size() : static_cast<size_t>(at);
+      INFO("byte " << b << " at " << at);
+      CHECK(plain_ascii_run(s.data(), s.size()) == std::min<size_t>(first, 16) / 8 * 8);
+    }
+  }
+  CHECK(plain_ascii_run("", 0) == 0);
+  CHECK(plain_ascii_run("abcdefg", 7) == 0);
 }
