@@ -192,17 +192,14 @@ nlohmann::json* JsonMembers::find(std::string_view key) {
 }
 
 namespace {
-// nlohmann's SAX events for an object's text, into JsonMembers. The
-// containers inside a member are built as nlohmann's own DOM parser builds
-// them (json_sax_dom_parser), without recursion. Returns false, ending the
-// parse, at anything but an object at the top: the caller parses such text
-// again the usual way, which says what is wrong with it.
-class MembersSax {
+// nlohmann's SAX events into trees, as its own DOM parser builds them
+// (json_sax_dom_parser), without recursion: a repeated key's later value
+// wins. Derived says where a value that is in no container goes
+// (place_top), and may refuse one (accepts_top).
+template <class Derived>
+class TreeBuilder {
  public:
   using json = nlohmann::json;
-  // Room for the members of any command or event, so that they are not
-  // moved as the list grows.
-  explicit MembersSax(JsonMembers* out) : m_out(out) { m_out->members.reserve(16); }
 
   bool null() { return value(json(nullptr)); }
   bool boolean(bool v) { return value(json(v)); }
@@ -213,36 +210,6 @@ class MembersSax {
   // token: they are moved, not copied.
   bool string(std::string& v) { return value(json(std::move(v))); }
   bool binary(json::binary_t& /*v*/) { return false; }  // never in JSON text
-  bool start_object(std::size_t /*elements*/) {
-    if (!m_started) {
-      m_started = true;
-      return true;
-    }
-    return open(json(json::value_t::object));
-  }
-  bool key(std::string& k) {
-    if (m_stack.empty()) {
-      // A top-level member: a repeated key's value is replaced in place.
-      m_member = m_out->find(k);
-      if (!m_member) m_member = &m_out->members.emplace_back(std::move(k), nullptr).second;
-      *m_member = nullptr;
-      return true;
-    }
-    m_element = &(*m_stack.back())[std::move(k)];
-    return true;
-  }
-  bool end_object() {
-    if (m_stack.empty()) {
-      m_done = true;
-      return true;
-    }
-    m_stack.pop_back();
-    return true;
-  }
-  bool start_array(std::size_t /*elements*/) {
-    if (!m_started) return false;  // not an object
-    return open(json(json::value_t::array));
-  }
   bool end_array() {
     m_stack.pop_back();
     return true;
@@ -251,38 +218,95 @@ class MembersSax {
                    const nlohmann::detail::exception& /*ex*/) {
     return false;
   }
-  bool done() const { return m_done; }
+
+ protected:
+  bool open(json&& container) {
+    m_stack.push_back(place(std::move(container)));
+    return true;
+  }
+  // A key of the innermost open object.
+  bool inner_key(std::string& k) {
+    m_element = &(*m_stack.back())[std::move(k)];
+    return true;
+  }
+  bool close() {
+    m_stack.pop_back();
+    return true;
+  }
+  bool in_container() const { return !m_stack.empty(); }
 
  private:
-  // Where the next value goes: the member being read, the next element of
-  // the array being built, or the member of the object being built.
+  Derived& self() { return static_cast<Derived&>(*this); }
+  // Where the next value goes: the top (the derived class's), the next
+  // element of the array being built, or the member of the object being
+  // built.
   json* place(json&& v) {
-    if (m_stack.empty()) {
-      *m_member = std::move(v);
-      return m_member;
-    }
+    if (m_stack.empty()) return self().place_top(std::move(v));
     json& parent = *m_stack.back();
     if (parent.is_array()) {
-      parent.get_ref<json::array_t&>().push_back(std::move(v));
-      return &parent.get_ref<json::array_t&>().back();
+      auto& elements = parent.get_ref<json::array_t&>();
+      elements.push_back(std::move(v));
+      return &elements.back();
     }
     *m_element = std::move(v);
     return m_element;
   }
   bool value(json&& v) {
-    if (!m_started) return false;  // a scalar at the top
+    if (m_stack.empty() && !self().accepts_top()) return false;
     place(std::move(v));
     return true;
   }
-  bool open(json&& container) {
-    m_stack.push_back(place(std::move(container)));
+
+  std::vector<json*> m_stack;  // the containers open, innermost last
+  json* m_element = nullptr;
+};
+
+// An object's text into JsonMembers: its members in text order, the
+// containers inside each built as above. Returns false, ending the parse,
+// at anything but an object at the top: the caller parses such text again
+// the usual way, which says what is wrong with it.
+class MembersSax : public TreeBuilder<MembersSax> {
+ public:
+  // Room for the members of any command or event, so that they are not
+  // moved as the list grows.
+  explicit MembersSax(JsonMembers* out) : m_out(out) { m_out->members.reserve(16); }
+
+  bool start_object(std::size_t /*elements*/) {
+    if (!m_started) {
+      m_started = true;
+      return true;
+    }
+    return open(json(json::value_t::object));
+  }
+  bool key(std::string& k) {
+    if (in_container()) return inner_key(k);
+    // A top-level member: a repeated key's value is replaced in place.
+    m_member = m_out->find(k);
+    if (!m_member) m_member = &m_out->members.emplace_back(std::move(k), nullptr).second;
+    *m_member = nullptr;
     return true;
   }
+  bool end_object() {
+    if (in_container()) return close();
+    m_done = true;
+    return true;
+  }
+  bool start_array(std::size_t /*elements*/) {
+    if (!m_started) return false;  // not an object
+    return open(json(json::value_t::array));
+  }
+  bool done() const { return m_done; }
 
+  // The value of the member being read.
+  json* place_top(json&& v) {
+    *m_member = std::move(v);
+    return m_member;
+  }
+  bool accepts_top() const { return m_started; }  // not a scalar at the top
+
+ private:
   JsonMembers* m_out;
-  std::vector<json*> m_stack;  // the containers open inside the member
   json* m_member = nullptr;
-  json* m_element = nullptr;
   bool m_started = false;
   bool m_done = false;
 };
@@ -442,66 +466,24 @@ Plain plain_sax_parse(std::string_view text, Sax& sax) {
     }
   }
 }
-// nlohmann's SAX events into one tree, as its own DOM parser builds it
-// (json_sax_dom_parser): a repeated key's later value wins.
-class TreeSax {
+// Any text into one tree.
+class TreeSax : public TreeBuilder<TreeSax> {
  public:
-  using json = nlohmann::json;
   explicit TreeSax(json* root) : m_root(root) {}
 
-  bool null() { return value(json(nullptr)); }
-  bool boolean(bool v) { return value(json(v)); }
-  bool number_integer(json::number_integer_t v) { return value(json(v)); }
-  bool number_unsigned(json::number_unsigned_t v) { return value(json(v)); }
-  bool number_float(json::number_float_t v, const std::string& /*text*/) { return value(json(v)); }
-  bool string(std::string& v) { return value(json(std::move(v))); }
-  bool binary(json::binary_t& /*v*/) { return false; }
   bool start_object(std::size_t /*elements*/) { return open(json(json::value_t::object)); }
-  bool key(std::string& k) {
-    m_element = &(*m_stack.back())[std::move(k)];
-    return true;
-  }
-  bool end_object() {
-    m_stack.pop_back();
-    return true;
-  }
+  bool key(std::string& k) { return inner_key(k); }
+  bool end_object() { return close(); }
   bool start_array(std::size_t /*elements*/) { return open(json(json::value_t::array)); }
-  bool end_array() {
-    m_stack.pop_back();
-    return true;
+
+  json* place_top(json&& v) {
+    *m_root = std::move(v);
+    return m_root;
   }
-  bool parse_error(std::size_t /*position*/, const std::string& /*last_token*/,
-                   const nlohmann::detail::exception& /*ex*/) {
-    return false;
-  }
+  bool accepts_top() const { return true; }
 
  private:
-  json* place(json&& v) {
-    if (m_stack.empty()) {
-      *m_root = std::move(v);
-      return m_root;
-    }
-    json& parent = *m_stack.back();
-    if (parent.is_array()) {
-      auto& elements = parent.get_ref<json::array_t&>();
-      elements.push_back(std::move(v));
-      return &elements.back();
-    }
-    *m_element = std::move(v);
-    return m_element;
-  }
-  bool value(json&& v) {
-    place(std::move(v));
-    return true;
-  }
-  bool open(json&& container) {
-    m_stack.push_back(place(std::move(container)));
-    return true;
-  }
-
   json* m_root;
-  std::vector<json*> m_stack;  // the containers open, innermost last
-  json* m_element = nullptr;
 };
 
 bool parse_plain_tree(std::string_view text, nlohmann::json* out) {
