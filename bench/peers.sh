@@ -7,13 +7,15 @@
 #
 # 1. The peers: ../shared/peers/run.sh with Celery prefork c=2 and BullMQ
 #    `add` (sequential, its latency phase) and `window` (K=50 in flight).
-# 2. asyncops on a temp dir: asyncopsd + 2 asyncops-worker --service users;
+# 2. asyncops on a temp dir: asyncopsd + 2 asyncops-worker running the
+#    peers' own job (the built-in peer_job service: check both fields,
+#    answer the id; no user table), routed from POST /users;
 #    end-to-end throughput = N POST /users from K connections (closed loop)
 #    until every operation is terminal; then latency at R/s as the client
 #    sees it: latency_probe.py from the peers' folder (POST /users with
 #    `Prefer: wait=5`, open loop, latency from each request's due time).
-#    --job peer: POST /users runs the peers' own job instead (the built-in
-#    peer_job service: check both fields, answer the id; no user table).
+#    --job users: the users service instead, which also looks up and
+#    inserts each user in its own database (work the peers' job has not).
 # Prints a table with ratios, writes JSON to bench/results/peers.json.
 set -euo pipefail
 
@@ -23,10 +25,10 @@ root="$(cd "$here/.." && pwd)"
 source "$here/lib.sh"
 build="${ASYNCOPS_BUILD_DIR:-$root/build}"
 
-n=20000 lat_rate=200 lat_seconds=10 in_flight=50 run_peers=1 do_build=1 keep=0 job=users
+n=20000 lat_rate=200 lat_seconds=10 in_flight=50 run_peers=1 do_build=1 keep=0 job=peer
 out="$here/results/peers.json"
 orig_args="$*"
-usage() { sed -n '5,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '5,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --n) n="${2:?}"; shift ;;
