@@ -150,7 +150,7 @@ std::string Response::header(const std::string& name) const {
 }
 
 System::System(int workers, std::vector<std::string> daemon_args)
-    : m_daemon_args(std::move(daemon_args)), m_worker_count(workers) {
+    : m_daemon_args(std::move(daemon_args)) {
   start_daemon();
   for (int i = 0; i < workers; ++i) start_worker();
 }

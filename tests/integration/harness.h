@@ -103,7 +103,6 @@ class System {
   Process m_daemon;
   std::vector<Process> m_workers;
   std::string m_url;
-  int m_worker_count = 0;
 };
 
 struct CliResult {

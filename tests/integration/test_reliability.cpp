@@ -524,7 +524,6 @@ TEST_CASE("2000 concurrent PUTs on 40 users under worker kills: the read model e
   std::mutex m;
   std::vector<std::string> accepted;
   std::atomic<int> next{0};
-  std::atomic<bool> sending{true};
   std::vector<std::thread> clients;
   for (int t = 0; t < 4; ++t) {
     clients.emplace_back([&, t] {
