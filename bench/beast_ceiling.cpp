@@ -1,13 +1,15 @@
 // asyncops-bench-beast-ceiling: the second ceiling for the benchmark (issue
-// 11). A bare Boost.Beast HTTP/1.1 server on Asio: one io_context run by
-// --threads I/O threads, a strand per connection, every read and write
-// async, keep-alive. Every POST is answered with a 202 and a small JSON body
+// 11). A bare Boost.Beast HTTP/1.1 server on Asio, built as asyncopsd's is:
+// one io_context per I/O thread (--threads of them), each new connection
+// given to the next one, a strand per connection, every read and write
+// async, keep-alive. --one-context runs the one io_context on all the
+// threads instead, as asyncopsd did before (and Beast's advanced_server). Every POST is answered with a 202 and a small JSON body
 // (about the size of asyncopsd's 202), GET /healthz with 200; nothing else
 // is done. It is what a Beast front end could reach on this machine, next to
 // the cpp-httplib ceiling (ceiling.cpp), with the same load generator.
 //
 //   asyncops-bench-beast-ceiling [--host 127.0.0.1] [--port 0] [--threads N]
-//                                [--url-file PATH]
+//                                [--one-context] [--url-file PATH]
 // --threads: I/O threads (default: the number of cores).
 //
 // Writes "http://HOST:PORT\n" to --url-file once it listens; stops on
@@ -95,9 +97,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(asio::io_context& ioc, tcp::acceptor acceptor) : m_ioc(ioc), m_acceptor(std::move(acceptor)) {}
+  Listener(std::vector<asio::io_context*> iocs, tcp::acceptor acceptor)
+      : m_iocs(std::move(iocs)), m_acceptor(std::move(acceptor)) {}
   void accept() {
-    m_acceptor.async_accept(asio::make_strand(m_ioc), [self = shared_from_this()](beast::error_code ec,
+    asio::io_context& ioc = *m_iocs[m_next++ % m_iocs.size()];
+    m_acceptor.async_accept(asio::make_strand(ioc), [self = shared_from_this()](beast::error_code ec,
                                                                                    tcp::socket s) {
       if (!ec) {
         s.set_option(tcp::no_delay(true), ec);
@@ -112,12 +116,14 @@ class Listener : public std::enable_shared_from_this<Listener> {
   }
 
  private:
-  asio::io_context& m_ioc;
+  std::vector<asio::io_context*> m_iocs;
+  size_t m_next = 0;
   tcp::acceptor m_acceptor;
 };
 
 void usage() {
-  std::cerr << "usage: asyncops-bench-beast-ceiling [--host H] [--port P] [--threads N] [--url-file PATH]\n";
+  std::cerr << "usage: asyncops-bench-beast-ceiling [--host H] [--port P] [--threads N] [--one-context] "
+               "[--url-file PATH]\n";
 }
 
 }  // namespace
@@ -127,12 +133,14 @@ int main(int argc, char** argv) {
   int port = 0;
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   if (threads < 1) threads = 1;
+  bool one_context = false;
   FlagReader flags(argc, argv, usage);
   for (std::string a; flags.next(&a);) {
     if (a == "--host") host = flags.value();
     else if (a == "--port") port = std::atoi(flags.value().c_str());
     else if (a == "--threads") threads = std::atoi(flags.value().c_str());
     else if (a == "--url-file") url_file = flags.value();
+    else if (a == "--one-context") one_context = true;
     else flags.fail();
   }
   if (threads < 1 || threads > 256) {
@@ -141,7 +149,14 @@ int main(int argc, char** argv) {
   }
   signal(SIGPIPE, SIG_IGN);
 
-  asio::io_context ioc(threads);
+  // One io_context per thread (hint 1: its scheduler never wakes another
+  // thread), or with --one-context one for all of them.
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  for (int i = 0; i < (one_context ? 1 : threads); ++i)
+    contexts.push_back(std::make_unique<asio::io_context>(one_context ? threads : 1));
+  std::vector<asio::io_context*> iocs;
+  for (auto& c : contexts) iocs.push_back(c.get());
+  asio::io_context& ioc = *iocs[0];
   tcp::acceptor acceptor(ioc);
   beast::error_code ec;
   tcp::endpoint ep(asio::ip::make_address(host, ec), static_cast<unsigned short>(port));
@@ -154,21 +169,28 @@ int main(int argc, char** argv) {
     return 1;
   }
   int bound = acceptor.local_endpoint().port();
-  auto listener = std::make_shared<Listener>(ioc, std::move(acceptor));
+  auto listener = std::make_shared<Listener>(iocs, std::move(acceptor));
   listener->accept();
 
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](beast::error_code, int) {
     listener->stop();
-    ioc.stop();
+    for (auto* c : iocs) c->stop();
   });
 
   std::string url = "http://" + host + ":" + std::to_string(bound);
   if (!url_file.empty()) write_url_file(url_file, url);
-  std::cout << "beast ceiling ready: " << url << " (" << threads << " I/O threads)" << std::endl;
+  std::cout << "beast ceiling ready: " << url << " (" << threads << " I/O threads, "
+            << (one_context ? "one io_context" : "an io_context each") << ")" << std::endl;
 
+  // Work guards: an io_context with no connection yet must not return.
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  for (auto* c : iocs) work.push_back(asio::make_work_guard(*c));
   std::vector<std::thread> pool;
-  for (int i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
+  for (int i = 1; i < threads; ++i) {
+    asio::io_context* c = iocs[one_context ? 0 : i];
+    pool.emplace_back([c] { c->run(); });
+  }
   ioc.run();
   for (auto& t : pool) t.join();
   return 0;

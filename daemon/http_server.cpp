@@ -1,6 +1,11 @@
 // The HTTP/1.1 + WebSocket server (issue 11): Boost.Beast on Asio, after
-// Beast's advanced_server example. One io_context, a fixed set of I/O
-// threads running it, and a strand per connection; every read, write and
+// Beast's advanced_server example, but with one io_context per I/O thread
+// (Asio's "io_context per CPU" design): a connection is given to one of them
+// when it is accepted and all its handlers run on that thread. With one
+// io_context shared by every I/O thread, a read's or write's completion was
+// often handed to another thread through a futex wake-up, tens of
+// microseconds on a virtual machine, several times per request. Each
+// connection still has a strand. Every read, write and
 // wait is asynchronous, and a session owns its buffers and socket through
 // shared_from_this. This is the only translation unit that includes Beast.
 #include "daemon/http_api.h"
@@ -363,13 +368,17 @@ class HttpApi::Impl {
   uint64_t m_next_id GUARDED_BY(m_conn_mutex) = 1;
 
  public:
-  asio::io_context ioc;  // after everything the sessions use: its handlers (and sessions) die first
+  // One per I/O thread; after everything the sessions use: their handlers
+  // (and sessions) die first. The listening socket is on the first.
+  std::vector<std::unique_ptr<asio::io_context>> iocs;
 
  private:
   tcp::acceptor m_acceptor;
   asio::steady_timer m_accept_retry;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> m_work;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> m_work;
   std::vector<std::thread> m_threads;
+  size_t m_next_ioc = 0;  // the accepting handler's alone: accepts run on iocs[0]
+  static std::vector<std::unique_ptr<asio::io_context>> make_iocs(size_t threads);
 };
 
 bool HttpApi::Impl::admit(uint64_t* id) {
@@ -1081,9 +1090,17 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
 HttpApi::Impl::Impl(Gateway& g, HttpOptions o)
     : gateway(g),
       options(std::move(o)),
-      ioc(static_cast<int>(options.io_threads ? options.io_threads : std::max(1u, std::thread::hardware_concurrency()))),
-      m_acceptor(ioc),
-      m_accept_retry(ioc) {}
+      iocs(make_iocs(options.io_threads ? options.io_threads : std::max(1u, std::thread::hardware_concurrency()))),
+      m_acceptor(*iocs[0]),
+      m_accept_retry(*iocs[0]) {}
+
+std::vector<std::unique_ptr<asio::io_context>> HttpApi::Impl::make_iocs(size_t threads) {
+  std::vector<std::unique_ptr<asio::io_context>> out;
+  // Concurrency hint 1: each is run by one thread, so Asio's scheduler never
+  // tries to wake another to run a handler.
+  for (size_t i = 0; i < threads; ++i) out.push_back(std::make_unique<asio::io_context>(1));
+  return out;
+}
 
 Result<int> HttpApi::Impl::bind() {
   if (!options.tls_cert.empty() || !options.tls_key.empty()) {
@@ -1117,15 +1134,15 @@ Result<int> HttpApi::Impl::bind() {
 }
 
 void HttpApi::Impl::start() {
-  m_work.emplace(ioc.get_executor());
+  for (auto& ioc : iocs) m_work.emplace_back(ioc->get_executor());
   accept_next();
-  size_t n = options.io_threads ? options.io_threads : std::max(1u, std::thread::hardware_concurrency());
-  for (size_t i = 0; i < n; ++i) {
-    m_threads.emplace_back([this] {
+  for (auto& ioc_ptr : iocs) {
+    asio::io_context* ioc = ioc_ptr.get();
+    m_threads.emplace_back([ioc] {
       name_this_thread("aops-io");
       for (;;) {
         try {
-          ioc.run();
+          ioc->run();
           return;
         } catch (const std::exception& e) {
           log_error("unhandled exception on an I/O thread", {{"error", e.what()}});
@@ -1136,6 +1153,8 @@ void HttpApi::Impl::start() {
 }
 
 void HttpApi::Impl::accept_next() {
+  // Round robin: each new connection goes to the next I/O thread's io_context.
+  asio::io_context& ioc = *iocs[m_next_ioc++ % iocs.size()];
   m_acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
     on_accept(ec, std::move(s));
   });
@@ -1170,7 +1189,7 @@ void HttpApi::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
 
 void HttpApi::Impl::stop() {
   if (stopping.exchange(true)) return;
-  asio::post(ioc, [this] {
+  asio::post(*iocs[0], [this] {
     beast::error_code ignored;
     m_acceptor.close(ignored);
     m_accept_retry.cancel();
@@ -1184,11 +1203,11 @@ void HttpApi::Impl::stop() {
   }
   for (auto& c : open) c->evict();
   open.clear();
-  m_work.reset();
+  m_work.clear();
   // Give the closes a moment to run, then stop whatever is left.
   auto deadline = Clock::now() + std::chrono::seconds(2);
   while (connections() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  ioc.stop();
+  for (auto& ioc : iocs) ioc->stop();
   for (auto& t : m_threads) {
     if (t.joinable()) t.join();
   }
