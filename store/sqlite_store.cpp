@@ -245,6 +245,9 @@ struct SqliteStoreWriter::Impl {
 
   // The operation with this id, without params and payload.
   std::optional<OperationRecord> find(const std::string& id) {
+    if (!unwritten.empty()) {
+      if (auto it = unwritten.find(id); it != unwritten.end()) return it->second.op;
+    }
     if (auto it = live.find(id); it != live.end()) return it->second;
     return read_operation_by_id(select_op, id);
   }
@@ -294,12 +297,51 @@ struct SqliteStoreWriter::Impl {
   }
   // Stores op's attempt and updated_at (a send), and remembers op.
   void store_attempt(const OperationRecord& op) {
-    mark_dispatched.reset();
-    mark_dispatched.bind(1, op.attempt);
-    mark_dispatched.bind(2, static_cast<int64_t>(op.updated_at));
-    mark_dispatched.bind(3, static_cast<int64_t>(op.seq));
-    mark_dispatched.exec();
+    defer_row(op, false);
     remember(op);
+  }
+
+  // Operation rows changed in this transaction and not yet written. An
+  // operation's dispatch mark, its `processing` and its outcome often meet
+  // in one batch under load, and each was an UPDATE of its row (and, for a
+  // new state, of the state index). The newest record is kept here and its
+  // row written once: at commit(), or before anything else reads or writes
+  // the operations table on this connection (flush_rows()). find() reads
+  // it first. The history rows and the changes are written as before, one
+  // per event: only the row's intermediate values are never stored.
+  struct Unwritten {
+    OperationRecord op;
+    bool state_changed = false;  // state, code, message or worker: else only attempt and updated_at
+  };
+  std::unordered_map<std::string, Unwritten> unwritten;
+  void defer_row(const OperationRecord& op, bool state_changed) {
+    Unwritten& u = unwritten[op.id];
+    u.op = without_trees(op);
+    u.state_changed = u.state_changed || state_changed;
+  }
+  void flush_rows() {
+    for (auto& [id, u] : unwritten) {
+      const OperationRecord& op = u.op;
+      if (u.state_changed) {
+        auto& up = update_state;
+        up.reset();
+        up.bindNoCopy(1, to_string(op.state));
+        bind_text_or_null(up, 2, op.code);
+        bind_text_or_null(up, 3, op.message);
+        up.bind(4, op.attempt);
+        up.bind(5, static_cast<int64_t>(op.updated_at));
+        bind_text_or_null(up, 6, op.worker);
+        up.bind(7, static_cast<int64_t>(op.seq));
+        up.exec();
+      } else {
+        mark_dispatched.reset();
+        mark_dispatched.bind(1, op.attempt);
+        mark_dispatched.bind(2, static_cast<int64_t>(op.updated_at));
+        mark_dispatched.bind(3, static_cast<int64_t>(op.seq));
+        mark_dispatched.exec();
+      }
+    }
+    unwritten.clear();
   }
   void remember(const OperationRecord& op) {
     if (is_terminal(op.state)) {
@@ -386,6 +428,7 @@ void SqliteStoreWriter::set_max_page_count(int64_t pages) {
 
 void SqliteStoreWriter::begin() { m->run(m->begin_tx); }
 void SqliteStoreWriter::commit() {
+  m->flush_rows();
   m->run(m->commit_tx);
   if (m_wal_restart.load(std::memory_order_relaxed) && m_wal_restart.exchange(false)) {
     if (checkpoint_between_transactions(m->db.getHandle())) m_wal_restarts++;
@@ -394,6 +437,7 @@ void SqliteStoreWriter::commit() {
 void SqliteStoreWriter::rollback() {
   m->live.clear();  // it may hold changes that are being undone
   m->marked.clear();
+  m->unwritten.clear();
   try {
     m->db.exec("ROLLBACK");
   } catch (const std::exception&) {
@@ -489,6 +533,7 @@ void SqliteStoreWriter::claim_resource(const std::string& path, const std::strin
 }
 
 SqliteStoreWriter::Applied SqliteStoreWriter::request_cancel(const std::string& op_id, int64_t now, Change* change) {
+  m->flush_rows();  // it writes updated_at itself
   auto found = m->find(op_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
@@ -509,6 +554,7 @@ SqliteStoreWriter::Applied SqliteStoreWriter::request_cancel(const std::string& 
 }
 
 int SqliteStoreWriter::prune(int64_t before_ms, int limit) {
+  m->flush_rows();
   // One small batch: the oldest terminal operations last changed before
   // before_ms, with their history and idempotency keys.
   SQLite::Statement pick(m->db,
@@ -537,6 +583,7 @@ void SqliteStoreWriter::forget_seq(int64_t seq) {
 }
 
 SqliteStoreWriter::Applied SqliteStoreWriter::forget(const std::string& op_id) {
+  m->flush_rows();
   auto found = m->find(op_id);
   if (!found) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
@@ -546,6 +593,7 @@ SqliteStoreWriter::Applied SqliteStoreWriter::forget(const std::string& op_id) {
 }
 
 int64_t SqliteStoreWriter::count_unfinished() {
+  m->flush_rows();
   SQLite::Statement st(m->db, "SELECT count(*) FROM operations WHERE state IN ('pending','processing')");
   return st.executeStep() ? st.getColumn(0).getInt64() : 0;
 }
@@ -609,16 +657,7 @@ SqliteStoreWriter::Applied SqliteStoreWriter::apply_event(const Event& e, int64_
   op.updated_at = now;
   if (!e.worker.empty()) op.worker = e.worker;
 
-  auto& up = m->update_state;
-  up.reset();
-  up.bindNoCopy(1, to_string(op.state));
-  bind_text_or_null(up, 2, op.code);
-  bind_text_or_null(up, 3, op.message);
-  up.bind(4, op.attempt);
-  up.bind(5, static_cast<int64_t>(now));
-  bind_text_or_null(up, 6, e.worker);
-  up.bind(7, static_cast<int64_t>(op.seq));
-  up.exec();
+  m->defer_row(op, true);
 
   // The read model changes in the same transaction as the state, so a
   // completed operation's resource is readable as soon as it shows completed.
@@ -825,6 +864,7 @@ SqliteStoreWriter::SagaApplied SqliteStoreWriter::write_saga_decision(OperationR
 
 SqliteStoreWriter::SagaApplied SqliteStoreWriter::start_saga(const OperationRecord& op,
                                                              const std::vector<saga::StepPlan>& plan, int64_t now) {
+  m->flush_rows();  // a saga's statements write operations rows themselves
   SagaApplied out;
   if (plan.empty() || op.seq <= 0) return out;
   SQLite::Statement& mark = m->kept(m->saga_mark_steps, "UPDATE operations SET steps = ? WHERE seq = ?");
@@ -845,6 +885,7 @@ SqliteStoreWriter::SagaApplied SqliteStoreWriter::start_saga(const OperationReco
 
 SqliteStoreWriter::SagaApplied SqliteStoreWriter::apply_step_event(const Event& e, int64_t now,
                                                                    const EventSender& sender) {
+  m->flush_rows();  // a saga's statements write operations rows themselves
   SagaApplied out;
   out.applied = Applied::unknown_operation;
   auto ref = saga::parse_step_request_id(e.request_id);
@@ -895,6 +936,7 @@ SqliteStoreWriter::SagaApplied SqliteStoreWriter::apply_step_event(const Event& 
 
 SqliteStoreWriter::SagaApplied SqliteStoreWriter::apply_step_gave_up(const std::string& request_id, int attempts,
                                                                      int64_t now) {
+  m->flush_rows();  // a saga's statements write operations rows themselves
   SagaApplied out;
   out.applied = Applied::unknown_operation;
   auto ref = saga::parse_step_request_id(request_id);
@@ -912,6 +954,7 @@ SqliteStoreWriter::SagaApplied SqliteStoreWriter::apply_step_gave_up(const std::
 }
 
 SqliteStoreWriter::SagaApplied SqliteStoreWriter::request_saga_cancel(const std::string& op_id, int64_t now) {
+  m->flush_rows();  // a saga's statements write operations rows themselves
   SagaApplied out;
   out.applied = Applied::unknown_operation;
   auto found = m->find(op_id);
@@ -930,6 +973,7 @@ SqliteStoreWriter::SagaApplied SqliteStoreWriter::request_saga_cancel(const std:
 
 SqliteStoreWriter::SagaApplied SqliteStoreWriter::resume_saga(const std::string& op_id, int default_max_attempts,
                                                               int64_t now) {
+  m->flush_rows();  // a saga's statements write operations rows themselves
   SagaApplied out;
   out.applied = Applied::unknown_operation;
   auto found = m->find(op_id);
@@ -946,6 +990,7 @@ SqliteStoreWriter::SagaApplied SqliteStoreWriter::resume_saga(const std::string&
 
 SqliteStoreWriter::Applied SqliteStoreWriter::apply_step_dispatched(const saga::StepRef& ref, int attempt,
                                                                     int64_t now, Change* change) {
+  m->flush_rows();  // a saga's statements write operations rows themselves
   auto found = m->find(ref.op_id);
   if (!found || found->step_count <= 0) return Applied::unknown_operation;
   OperationRecord op = std::move(*found);
@@ -999,6 +1044,7 @@ int64_t SqliteStoreWriter::latest_history_seq() {
 }
 
 std::vector<OperationRecord> SqliteStoreWriter::unfinished(int limit, int64_t after_seq) {
+  m->flush_rows();
   std::vector<OperationRecord> out;
   auto& st = m->select_unfinished;
   st.reset();

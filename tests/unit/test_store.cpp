@@ -695,3 +695,114 @@ TEST_CASE("a late outcome from a sender that may not serve the operation's servi
   auto h = f.r->history(op.id);
   CHECK(h.back().kind == HistoryKind::completed);
 }
+
+// An operation's row is written once per transaction, at commit or before
+// anything reads the table directly (SqliteStoreWriter::Impl::flush_rows):
+// what was read and stored must be what it was when every event wrote it.
+TEST_CASE("dispatch, processing and outcome in one transaction store the row and every history entry",
+          "[store][rows]") {
+  Fixture f;
+  auto op = f.insert(new_op());
+  Change marked, started, ended;
+  f.w->begin();
+  REQUIRE(f.w->apply_dispatched(op.id, 1, 1000, &marked) == StoreWriter::Applied::changed);
+  auto processing = event_for(op, OpState::processing);
+  processing.attempt = 1;
+  processing.worker = "w1";
+  REQUIRE(f.w->apply_event(processing, 2000, &started) == StoreWriter::Applied::changed);
+  // A duplicate `processing` in the same batch sees the new state, unwritten.
+  CHECK(f.w->apply_event(processing, 2500, &started) == StoreWriter::Applied::ignored);
+  auto done = event_for(op, OpState::completed);
+  done.attempt = 1;
+  done.data = {{"id", "u1"}};
+  REQUIRE(f.w->apply_event(done, 3000, &ended) == StoreWriter::Applied::changed);
+  // Terminal now, also before the row is written: nothing moves it.
+  CHECK(f.w->apply_event(event_for(op, OpState::failed), 3500, &ended) == StoreWriter::Applied::ignored);
+  f.w->commit();
+
+  CHECK(marked.op.state == OpState::pending);
+  CHECK(started.op.state == OpState::processing);
+  CHECK(ended.op.state == OpState::completed);
+  auto got = f.r->get_operation(op.id);
+  REQUIRE(got);
+  CHECK(got->state == OpState::completed);
+  CHECK(got->code == "success");
+  CHECK(got->attempt == 1);
+  CHECK(got->updated_at == 3000);
+  CHECK(got->worker == "w1");
+  CHECK(f.resource_body(op.resource) == done.data);
+  auto h = f.r->history(op.id);
+  REQUIRE(h.size() == 4);
+  CHECK(h[1].kind == HistoryKind::dispatched);
+  CHECK(h[2].kind == HistoryKind::processing);
+  CHECK(h[3].kind == HistoryKind::completed);
+  // The state index holds the stored state only: none of the intermediate ones.
+  OperationFilter filter;
+  for (OpState s : {OpState::pending, OpState::processing}) {
+    filter.state = s;
+    CHECK(f.r->list_operations(filter).empty());
+  }
+  filter.state = OpState::completed;
+  CHECK(f.r->list_operations(filter).size() == 1);
+}
+
+TEST_CASE("the writer's own reads of operations see the rows not yet written", "[store][rows]") {
+  Fixture f;
+  auto a = f.insert(new_op());
+  auto b = f.insert(new_op());
+  f.w->begin();
+  Change c;
+  REQUIRE(f.w->apply_event(event_for(a, OpState::processing), now_ms(), &c) == StoreWriter::Applied::changed);
+  CHECK(f.w->count_unfinished() == 2);
+  REQUIRE(f.w->apply_event(event_for(a, OpState::completed), now_ms(), &c) == StoreWriter::Applied::changed);
+  CHECK(f.w->count_unfinished() == 1);
+  auto unfinished = f.w->unfinished(10, 0);
+  REQUIRE(unfinished.size() == 1);
+  CHECK(unfinished[0].id == b.id);
+  // Then a dispatch mark alone: only attempt and updated_at change.
+  REQUIRE(f.w->apply_dispatched(b.id, 2, 7000, &c) == StoreWriter::Applied::changed);
+  CHECK(c.kind == HistoryKind::redelivered);
+  unfinished = f.w->unfinished(10, 0);
+  REQUIRE(unfinished.size() == 1);
+  CHECK(unfinished[0].attempt == 2);
+  CHECK(unfinished[0].updated_at == 7000);
+  CHECK(unfinished[0].state == OpState::pending);
+  f.w->commit();
+  CHECK(f.r->get_operation(a.id)->state == OpState::completed);
+  CHECK(f.r->get_operation(b.id)->attempt == 2);
+}
+
+TEST_CASE("a cancel request between a row's events keeps both the cancel and the newest state",
+          "[store][rows]") {
+  Fixture f;
+  auto op = f.insert(new_op());
+  Change c;
+  f.w->begin();
+  REQUIRE(f.w->apply_event(event_for(op, OpState::processing), 1000, &c) == StoreWriter::Applied::changed);
+  REQUIRE(f.w->request_cancel(op.id, 2000, &c) == StoreWriter::Applied::changed);
+  CHECK(c.op.state == OpState::processing);
+  REQUIRE(f.w->apply_event(event_for(op, OpState::canceled), 3000, &c) == StoreWriter::Applied::changed);
+  CHECK(c.op.cancel_requested);
+  f.w->commit();
+  auto got = f.r->get_operation(op.id);
+  REQUIRE(got);
+  CHECK(got->state == OpState::canceled);
+  CHECK(got->cancel_requested);
+  CHECK(got->updated_at == 3000);
+}
+
+TEST_CASE("rows not yet written are dropped with a rolled-back transaction", "[store][rows]") {
+  Fixture f;
+  auto op = f.insert(new_op());
+  Change c;
+  f.w->begin();
+  REQUIRE(f.w->apply_dispatched(op.id, 1, 1000, &c) == StoreWriter::Applied::changed);
+  REQUIRE(f.w->apply_event(event_for(op, OpState::completed), 2000, &c) == StoreWriter::Applied::changed);
+  f.w->rollback();
+  // The writer reads the committed row again: pending, so it moves again.
+  CHECK(f.apply(event_for(op, OpState::processing), &c) == StoreWriter::Applied::changed);
+  auto got = f.r->get_operation(op.id);
+  REQUIRE(got);
+  CHECK(got->state == OpState::processing);
+  CHECK(f.r->history(op.id).size() == 2);  // accepted, processing
+}
