@@ -93,4 +93,16 @@ struct ParsedRequest {
 };
 ParsedRequest parse_http_request(std::string_view bytes, const HttpLimits& limits);
 
+// The bytes of a complete (not streamed) reply, status line to body, as
+// the server writes them: the reply's headers in order, then
+// `Cache-Control: no-store`, `Content-Type` and `Content-Length` (for a
+// status that has a body; a HEAD reply keeps the length and drops the
+// body) and `Connection: close` when the connection closes after it. A
+// header whose name or value holds CR or LF is left out.
+std::string render_http_response(const ApiReply& reply, bool head, bool keep_alive);
+// The same reply serialized by Beast's http::response and serializer, as
+// the server wrote it before render_http_response: for tests, which
+// compare the two byte for byte.
+std::string render_http_response_with_beast(ApiReply reply, bool head, bool keep_alive);
+
 }  // namespace asyncops

@@ -178,3 +178,85 @@ TEST_CASE("an accept answers from its commit's completion, not from a blocked th
   CHECK_FALSE(waiting.wait->ready());
   CHECK(waiting.wait->finish().status == 200);
 }
+
+// The server renders a complete reply itself (render_http_response), one
+// buffer; before, Beast's response and serializer did. Byte for byte the
+// same, for the replies the Gateway makes and for the edge cases Beast's
+// set() and keep_alive() decide: replaced headers, a reply's own
+// Connection tokens, HEAD, the statuses without a body.
+TEST_CASE("a reply renders byte for byte as Beast's serializer wrote it", "[http][render]") {
+  std::vector<ApiReply> replies;
+  ApiReply accepted;
+  accepted.status = 202;
+  accepted.body = R"({"id":"0190","state":"pending"})";
+  accepted.headers = {{"X-Operation", "/operations/0190"}, {"Location", "/operations/0190"},
+                      {"Operation-Location", "/operations/0190"}, {"Retry-After", "1"},
+                      {"X-Resource", "/users/0190"}};
+  replies.push_back(accepted);
+  ApiReply problem;
+  problem.status = 404;
+  problem.content_type = "application/problem+json";
+  problem.body = R"({"title":"Not Found","status":404})";
+  replies.push_back(problem);
+  ApiReply empty;
+  empty.status = 204;
+  empty.body = "";
+  empty.headers = {{"Content-Type", "text/plain"}, {"Content-Length", "0"}};
+  replies.push_back(empty);
+  ApiReply not_modified;
+  not_modified.status = 304;
+  not_modified.headers = {{"ETag", "\"v1\""}};
+  replies.push_back(not_modified);
+  ApiReply upgrade;
+  upgrade.status = 426;
+  upgrade.content_type = "application/problem+json";
+  upgrade.body = "{}";
+  upgrade.headers = {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}, {"Vary", "Origin"}};
+  replies.push_back(upgrade);
+  ApiReply replaced;
+  replaced.status = 200;
+  replaced.content_type = "text/html; charset=utf-8";
+  replaced.body = std::string(3000, 'x');
+  replaced.headers = {{"cache-control", "max-age=60"}, {"Content-Type", "text/plain"},
+                      {"content-length", "7"}, {"Allow", "GET, HEAD"}, {"X-Spaces", "  padded \t"}};
+  replies.push_back(replaced);
+  ApiReply no_type;
+  no_type.status = 200;
+  no_type.content_type = "";
+  no_type.body = "plain";
+  no_type.headers = {{"Content-Type", "text/csv"}};
+  replies.push_back(no_type);
+  for (const char* tokens : {"close", "keep-alive", "Upgrade, close", "keep-alive, Upgrade", ", ,close ,", ""}) {
+    ApiReply r;
+    r.status = 405;
+    r.body = "{}";
+    r.headers = {{"Connection", tokens}, {"Allow", "GET"}};
+    replies.push_back(r);
+  }
+  for (int status : {200, 201, 400, 401, 413, 429, 431, 500, 503}) {
+    ApiReply r;
+    r.status = status;
+    r.body = "{\"status\":" + std::to_string(status) + "}";
+    replies.push_back(r);
+  }
+  for (const ApiReply& reply : replies) {
+    for (bool head : {false, true}) {
+      for (bool keep_alive : {true, false}) {
+        INFO("status " << reply.status << (head ? " HEAD" : "") << (keep_alive ? " keep-alive" : " close"));
+        CHECK(render_http_response(reply, head, keep_alive) ==
+              render_http_response_with_beast(reply, head, keep_alive));
+      }
+    }
+  }
+}
+
+TEST_CASE("a reply header with CR or LF in its name or value is left out", "[http][render]") {
+  ApiReply r;
+  r.status = 202;
+  r.body = "{}";
+  r.headers = {{"X-Good", "1"}, {"X-Bad", "a\r\nSet-Cookie: x=1"}, {"X-Evil\r\nInjected", "2"}, {"X-Lf", "b\nc"}};
+  std::string out = render_http_response(r, false, true);
+  CHECK(out ==
+        "HTTP/1.1 202 Accepted\r\nX-Good: 1\r\nCache-Control: no-store\r\nContent-Type: application/json\r\n"
+        "Content-Length: 2\r\n\r\n{}");
+}
