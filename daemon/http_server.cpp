@@ -221,14 +221,6 @@ std::shared_ptr<http::response<http::string_body>> make_response(ApiReply&& repl
   return res;
 }
 
-bool iequals_ascii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
-}
-
 bool has_crlf(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
 
 std::string_view trim_ows(std::string_view v) {
@@ -244,19 +236,14 @@ std::string_view trim_ows(std::string_view v) {
 std::string connection_value(std::string_view value, bool keep_alive) {
   std::string out;
   bool had_close = false;
-  size_t i = 0;
-  while (i <= value.size()) {
-    size_t end = value.find(',', i);
-    if (end == std::string_view::npos) end = value.size();
-    std::string_view token = trim_ows(value.substr(i, end - i));
-    i = end + 1;
-    if (token.empty() || iequals_ascii(token, "keep-alive")) continue;
-    if (iequals_ascii(token, "close")) {
+  for (auto token : http::token_list{beast::string_view(value.data(), value.size())}) {
+    if (beast::iequals(token, "keep-alive")) continue;
+    if (beast::iequals(token, "close")) {
       had_close = true;
       if (keep_alive) continue;
     }
     if (!out.empty()) out.append(", ");
-    out.append(token);
+    out.append(token.data(), token.size());
   }
   if (!keep_alive && !had_close) out.append(out.empty() ? "close" : ", close");
   return out;
@@ -1286,10 +1273,10 @@ std::string render_http_response(const ApiReply& reply, bool head, bool keep_ali
   std::optional<std::string_view> connection;
   for (const auto& [k, v] : reply.headers) {
     if (k.empty() || has_crlf(k) || has_crlf(v)) continue;
-    if (iequals_ascii(k, "cache-control")) continue;
-    if (body && (iequals_ascii(k, "content-length") || (!reply.content_type.empty() && iequals_ascii(k, "content-type"))))
+    if (beast::iequals(k, "cache-control")) continue;
+    if (body && (beast::iequals(k, "content-length") || (!reply.content_type.empty() && beast::iequals(k, "content-type"))))
       continue;
-    if (iequals_ascii(k, "connection")) {
+    if (beast::iequals(k, "connection")) {
       if (!connection) connection = trim_ows(v);
       continue;
     }
