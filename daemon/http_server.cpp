@@ -877,14 +877,13 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
         if (name == "X-Operation" && value.rfind("/operations/", 0) == 0) timeline_id = value.substr(12);
       }
     }
-      // One buffer, rendered here: Beast's fields and serializer took about
-    // a fifth of an I/O thread's instructions per accept.
+    // One buffer, rendered here: Beast's fields and serializer cost about a
+    // seventh of an I/O thread's instructions per accept (bench/instructions.sh).
     m_out = render_http_response(reply, m_head, m_keep_alive);
     tcp_layer().expires_after(m_server.options.write_timeout);
     asio::async_write(m_stream, asio::buffer(m_out), [self = this->shared_from_this(), timeline_id](beast::error_code ec, size_t) {
       if (!timeline_id.empty()) timeline_mark("response_written", timeline_id);
-      self->m_out.clear();
-      self->m_out.shrink_to_fit();
+      std::string().swap(self->m_out);  // an idle connection keeps no reply buffer
       if (ec || !self->m_keep_alive) return self->shutdown();
       self->read_request();
     });
