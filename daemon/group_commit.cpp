@@ -12,8 +12,12 @@
 
 namespace asyncops {
 
-GroupCommitter::GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch)
-    : m_writer(std::move(writer)), m_hooks(std::move(hooks)), m_max_batch(max_batch < 1 ? 1 : max_batch) {
+GroupCommitter::GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch,
+                               size_t max_others)
+    : m_writer(std::move(writer)),
+      m_hooks(std::move(hooks)),
+      m_max_batch(max_batch < 1 ? 1 : max_batch),
+      m_max_others(max_others < 1 ? 1 : max_others) {
   m_counters.unfinished = m_writer->count_unfinished();
 }
 
@@ -68,12 +72,12 @@ void GroupCommitter::Waiter::set(Result<Accepted> r) {
 }
 
 template <class Fill>
-bool GroupCommitter::enqueue(bool blocking, Fill&& fill) {
+bool GroupCommitter::enqueue(bool blocking, Fill&& fill, bool accepts) {
   bool wake;
   {
     MutexLock lock(&m_mutex);
     if (blocking && m_stopping) return false;
-    fill(m_queue);
+    fill(accepts ? m_accepts : m_queue);
     // Only an idle commit thread needs a wake-up (and only one: the first
     // job's); a busy one looks at the queue when its commit is done.
     wake = m_idle;
@@ -101,18 +105,21 @@ GroupCommitter::Job& GroupCommitter::add_accept_job(std::vector<Job>& queue, Ope
 Result<GroupCommitter::Accepted> GroupCommitter::accept(OperationRecord op, const IdempotencyKey& key,
                                                         OwnershipCheck owners) {
   Waiter done;
-  bool queued = enqueue(true, [&](std::vector<Job>& queue) {
-    add_accept_job(queue, std::move(op), key, std::move(owners)).done = &done;
-  });
+  bool queued = enqueue(
+      true, [&](std::vector<Job>& queue) { add_accept_job(queue, std::move(op), key, std::move(owners)).done = &done; },
+      true);
   if (!queued) return Error{"the daemon is shutting down"};
   return done.wait();
 }
 
 bool GroupCommitter::accept_async(OperationRecord op, const IdempotencyKey& key, OwnershipCheck owners,
                                   AcceptDone done, std::vector<saga::StepPlan> plan) {
-  return enqueue(true, [&](std::vector<Job>& queue) {
-    add_accept_job(queue, std::move(op), key, std::move(owners), std::move(plan)).callback = std::move(done);
-  });
+  return enqueue(
+      true,
+      [&](std::vector<Job>& queue) {
+        add_accept_job(queue, std::move(op), key, std::move(owners), std::move(plan)).callback = std::move(done);
+      },
+      true);
 }
 
 Status GroupCommitter::run(WriteFn fn) {
@@ -180,7 +187,7 @@ void GroupCommitter::submit_event(Event e, EventSender sender) {
 
 size_t GroupCommitter::queued() const {
   MutexLock lock(&m_mutex);
-  return m_queue.size();
+  return m_accepts.size() + m_queue.size();
 }
 
 void GroupCommitter::submit_events(std::vector<Event>& events) {
@@ -220,20 +227,29 @@ void GroupCommitter::run() {
   for (;;) {
     {
       MutexLock lock(&m_mutex);
-      while (m_queue.empty()) {
+      while (m_queue.empty() && m_accepts.empty()) {
         if (m_stopping) return;  // everything is applied
         m_idle = true;
         m_cv.wait(&m_mutex);
         m_idle = false;
       }
       // Everything that queued while the previous commit ran (or the one job
-      // that woke an idle thread), at once: no waiting for company.
-      if (m_queue.size() <= m_max_batch) {
-        batch.swap(m_queue);
-      } else {
-        std::move(m_queue.begin(), m_queue.begin() + m_max_batch, std::back_inserter(batch));
-        m_queue.erase(m_queue.begin(), m_queue.begin() + m_max_batch);
-      }
+      // that woke an idle thread), at once: no waiting for company. New
+      // operations first, then at most max_others of the rest: a burst of
+      // events (a backlog reaching the workers) would otherwise make every
+      // batch a long one, and a 202 waits for the batch in progress and
+      // then for its own (bench/sse phase C).
+      auto take = [&](std::vector<Job>& from, size_t limit) {
+        size_t n = std::min(from.size(), limit - batch.size());
+        if (n == from.size() && batch.empty()) {
+          batch.swap(from);
+          return;
+        }
+        std::move(from.begin(), from.begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(batch));
+        from.erase(from.begin(), from.begin() + static_cast<std::ptrdiff_t>(n));
+      };
+      take(m_accepts, m_max_batch);
+      take(m_queue, batch.size() + m_max_others);  // so events progress whatever the intake
     }
     commit_batch(batch);
     batch.clear();

@@ -12,7 +12,9 @@
 // alone; while a commit runs, new jobs queue, and the next batch is
 // everything that queued meanwhile (up to max_batch). So an idle system
 // adds no delay, and under load batches grow by themselves with the time
-// a commit takes.
+// a commit takes. New operations are taken first, and the other jobs (a
+// burst of events) at most max_others per batch: a 202 waits for at most
+// one short batch and then its own.
 #include <atomic>
 #include <cstdint>
 #include <exception>
@@ -93,9 +95,14 @@ class GroupCommitter {
     EventSender sender;
   };
 
-  // max_batch: most jobs in one transaction; the rest go in the next one,
-  // which starts right after.
-  GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch = 1024);
+  // max_batch: most new operations in one transaction; max_others: most
+  // jobs of every other kind (events above all). What is left goes in the
+  // next transaction, which starts right after. New operations go first,
+  // and a batch of events stays short while a backlog of them drains:
+  // SQLite's inserts per second level off near 100 per transaction, so
+  // larger batches would save little.
+  GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch = 1024,
+                 size_t max_others = 128);
   ~GroupCommitter();  // stop()s
 
   void start();
@@ -219,19 +226,23 @@ class GroupCommitter {
   // commit thread if it is idle; a busy one takes the jobs with its next
   // batch. A blocking enqueue (a caller will wait on its job) on a stopping
   // daemon queues nothing and returns false: nobody would answer its caller.
+  // accepts: fill appends to the new operations' queue, which the next
+  // batch takes first.
   template <class Fill>
-  bool enqueue(bool blocking, Fill&& fill);
+  bool enqueue(bool blocking, Fill&& fill, bool accepts = false);
 
   std::unique_ptr<StoreWriter> m_writer;  // owned by the commit thread once started
   Hooks m_hooks;
   const size_t m_max_batch;
+  const size_t m_max_others;
   Counters m_counters;
   int64_t m_late_log_second = 0;  // owned by the committer thread: log rate limit
   int m_late_logs_this_second = 0;
 
   mutable Mutex m_mutex;
   CondVar m_cv;
-  std::vector<Job> m_queue GUARDED_BY(m_mutex);
+  std::vector<Job> m_queue GUARDED_BY(m_mutex);    // in order: events, writes, cancels, ...
+  std::vector<Job> m_accepts GUARDED_BY(m_mutex);  // new operations: ahead of m_queue
   bool m_stopping GUARDED_BY(m_mutex) = false;
   bool m_idle GUARDED_BY(m_mutex) = false;  // the commit thread waits for a first job
   std::thread m_thread;

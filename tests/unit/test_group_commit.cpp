@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <future>
 #include <thread>
@@ -197,24 +198,25 @@ TEST_CASE("jobs queued during a commit go together into the next batch, which st
   REQUIRE(r.ok());
   auto commits = log.wait_commits(5);
   gc.stop();
-  // 3 accepts, the held event, then one commit with all five queued jobs.
+  // 3 accepts, the held event, then one commit with all five queued jobs:
+  // the new operation first, then the rest in the order they came.
   REQUIRE(commits.size() == 5);
   CHECK(gc.counters().commits.load() == 5);
-  REQUIRE(commits[4].size() == 4);  // three events and the accept; the write changes nothing
-  CHECK(commits[4][0].op.id == ops[1].id);
-  CHECK(commits[4][0].op.state == OpState::processing);
-  CHECK(commits[4][1].op.state == OpState::completed);
+  REQUIRE(commits[4].size() == 4);  // the accept and three events; the write changes nothing
+  CHECK(commits[4][0].op.id == r->op.id);
+  CHECK(commits[4][1].op.id == ops[1].id);
+  CHECK(commits[4][1].op.state == OpState::processing);
   CHECK(commits[4][2].op.state == OpState::completed);
-  CHECK(commits[4][3].op.id == r->op.id);
+  CHECK(commits[4][3].op.state == OpState::completed);
   CHECK(writes.load() == 1);
   CHECK(gc.counters().events_applied.load() == 4);
 }
 
-TEST_CASE("a queue longer than max_batch commits in full batches, one right after another", "[group_commit]") {
+TEST_CASE("a queue longer than the batch limits commits in full batches, one right after another", "[group_commit]") {
   TempDir dir;
   CommitLog log;
   GroupCommitter gc(std::move(SqliteStoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks(),
-                    3);
+                    3, 3);
   gc.start();
   std::vector<OperationRecord> ops;
   for (int i = 0; i < 7; ++i) {
@@ -243,6 +245,100 @@ TEST_CASE("a queue longer than max_batch commits in full batches, one right afte
   CHECK(commits[9].size() == 3);
   CHECK(commits[10].size() == 3);
   CHECK(gc.counters().events_applied.load() == 10);
+}
+
+// bench/sse phase C: a backlog of events reaching the workers at once must
+// not make a 202 wait for it to drain.
+TEST_CASE("new operations queued behind a burst of events commit first, with at most max_others events",
+          "[group_commit][lanes]") {
+  TempDir dir;
+  CommitLog log;
+  GroupCommitter gc(std::move(SqliteStoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks(),
+                    1024, 2);
+  gc.start();
+  std::vector<OperationRecord> ops;
+  for (int i = 0; i < 3; ++i) {
+    ops.push_back(new_op());
+    REQUIRE(gc.accept(ops.back()).ok());
+  }
+  log.wait_commits(3);
+  {
+    std::lock_guard<std::mutex> lock(log.m);
+    log.hold_next = true;
+  }
+  gc.submit_event(event_for(ops[0], OpState::processing));
+  log.wait_holding();
+  std::vector<Event> events;
+  events.push_back(event_for(ops[1], OpState::processing));
+  events.push_back(event_for(ops[2], OpState::processing));
+  events.push_back(event_for(ops[0], OpState::completed));
+  events.push_back(event_for(ops[1], OpState::completed));
+  gc.submit_events(events);
+  std::atomic<int> answered{0};
+  OperationRecord late1 = new_op(), late2 = new_op();
+  for (OperationRecord* op : {&late1, &late2}) {
+    REQUIRE(gc.accept_async(*op, IdempotencyKey{}, {}, [&](Result<GroupCommitter::Accepted> r) {
+      CHECK(r.ok());
+      ++answered;
+    }));
+  }
+  REQUIRE(gc.queued() == 6);
+  log.release();
+  auto commits = log.wait_commits(4 + 2);
+  gc.stop();
+  REQUIRE(commits.size() == 6);
+  // The two new operations, in the order they came, then two events.
+  REQUIRE(commits[4].size() == 4);
+  CHECK(commits[4][0].op.id == late1.id);
+  CHECK(commits[4][0].kind == HistoryKind::accepted);
+  CHECK(commits[4][1].op.id == late2.id);
+  CHECK(commits[4][2].op.id == ops[1].id);
+  CHECK(commits[4][2].op.state == OpState::processing);
+  CHECK(commits[4][3].op.id == ops[2].id);
+  // The rest of the events, in order.
+  REQUIRE(commits[5].size() == 2);
+  CHECK(commits[5][0].op.id == ops[0].id);
+  CHECK(commits[5][0].op.state == OpState::completed);
+  CHECK(commits[5][1].op.id == ops[1].id);
+  CHECK(answered.load() == 2);
+  CHECK(gc.counters().events_applied.load() == 5);
+}
+
+TEST_CASE("events still commit while new operations fill every batch", "[group_commit][lanes]") {
+  TempDir dir;
+  CommitLog log;
+  GroupCommitter gc(std::move(SqliteStoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks(),
+                    2, 1);
+  gc.start();
+  OperationRecord first = new_op();
+  REQUIRE(gc.accept(first).ok());
+  log.wait_commits(1);
+  {
+    std::lock_guard<std::mutex> lock(log.m);
+    log.hold_next = true;
+  }
+  REQUIRE(gc.accept_async(new_op(), IdempotencyKey{}, {}, [](Result<GroupCommitter::Accepted>) {}));
+  log.wait_holding();
+  gc.submit_event(event_for(first, OpState::processing));
+  std::vector<OperationRecord> more;
+  for (int i = 0; i < 4; ++i) {
+    more.push_back(new_op());
+    REQUIRE(gc.accept_async(more.back(), IdempotencyKey{}, {}, [](Result<GroupCommitter::Accepted>) {}));
+  }
+  REQUIRE(gc.queued() == 5);
+  log.release();
+  auto commits = log.wait_commits(2 + 2);
+  gc.stop();
+  REQUIRE(commits.size() == 4);
+  // A full batch of new operations still carries the event along.
+  REQUIRE(commits[2].size() == 3);
+  CHECK(commits[2][0].op.id == more[0].id);
+  CHECK(commits[2][1].op.id == more[1].id);
+  CHECK(commits[2][2].op.id == first.id);
+  CHECK(commits[2][2].op.state == OpState::processing);
+  REQUIRE(commits[3].size() == 2);
+  CHECK(commits[3][0].op.id == more[2].id);
+  CHECK(commits[3][1].op.id == more[3].id);
 }
 
 // The backlog (asyncops_backlog, and the admission limit) counts each
