@@ -94,6 +94,7 @@ HttpOptions http_options(const DaemonConfig& cfg, const std::string& host, int p
   o.limits.max_header_bytes = cfg.access.max_header_bytes;
   o.limits.max_url_bytes = cfg.access.max_url_bytes;
   o.io_threads = cfg.io_threads;
+  o.stream_threads = cfg.stream_threads;
   o.max_connections = cfg.max_connections;
   o.header_timeout = cfg.header_timeout;
   o.body_timeout = cfg.body_timeout;
@@ -567,6 +568,10 @@ int daemon_main(int argc, char** argv) {
   app.add_option("--io-threads", cfg.io_threads, "Threads serving HTTP and WebSocket connections (0: one per core)")
       ->envname("ASYNCOPS_IO_THREADS")
       ->check(CLI::Range(size_t{0}, size_t{256}));
+  app.add_option("--stream-threads", cfg.stream_threads,
+                 "Threads serving the SSE, WebSocket and SignalR streams (default: one per core; 0: the I/O threads do)")
+      ->envname("ASYNCOPS_STREAM_THREADS")
+      ->check(CLI::Range(0, 256));
   app.add_option("--max-connections", cfg.max_connections,
                  "Open client connections at most; at the limit the oldest idle one is closed for a new one")
       ->envname("ASYNCOPS_MAX_CONNECTIONS")

@@ -40,6 +40,7 @@ struct DaemonConfig {
   size_t max_http_threads = 0;  // no longer used (issue 11): accepted so that old configs still load
   // The HTTP/WebSocket front end (daemon/http_api.h).
   size_t io_threads = 0;  // 0: one per core
+  int stream_threads = -1;  // -1: one per core; 0: streams stay on the I/O threads
   size_t max_connections = 20000;
   std::chrono::milliseconds header_timeout{10000};
   std::chrono::milliseconds body_timeout{10000};

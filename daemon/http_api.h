@@ -32,6 +32,9 @@ struct HttpOptions {
   int port = 8080;  // 0: any free port
   HttpLimits limits;
   size_t io_threads = 0;  // 0: one per core
+  // Threads for the streams (SSE, /ws, the SignalR hub over plain TCP):
+  // -1, one per core; 0, none (streams stay on the I/O threads).
+  int stream_threads = -1;
   size_t keep_alive_max_requests = 10000;
   int listen_backlog = 4096;
   // Deadlines: the whole request head, each step of the body, the wait

@@ -15,8 +15,11 @@
 #include <cctype>
 #include <deque>
 #include <map>
+#include <optional>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -375,6 +378,14 @@ class HttpApi::Impl {
   // reached and no idle connection could be closed to make room).
   bool admit(uint64_t* id);
   void enroll(uint64_t id, std::weak_ptr<Connection> c);
+  // Moves a connection that is becoming a stream onto the next stream
+  // thread (see stream_iocs): its socket is released from this I/O thread's
+  // reactor and assigned to a strand of a stream io_context. Call it on the
+  // connection's strand with no operation pending on the socket. Returns
+  // the moved stream; nullopt when there are no stream threads (the
+  // connection stays where it is) or when the move failed (then `from` is
+  // closed: the caller ends the connection).
+  std::optional<beast::tcp_stream> to_stream_thread(beast::tcp_stream& from);
   void remove(uint64_t id);
   size_t connections() const {
     MutexLock lock(&m_conn_mutex);
@@ -399,6 +410,13 @@ class HttpApi::Impl {
   // One per I/O thread; after everything the sessions use: their handlers
   // (and sessions) die first. The listening socket is on the first.
   std::vector<std::unique_ptr<asio::io_context>> iocs;
+  // One per stream thread (aops-stream): the SSE, /ws and SignalR
+  // connections over plain TCP move here once they become streams, so that
+  // the writes of a burst of changes to thousands of streams never queue
+  // ahead of a request or an accept's 202 on the I/O threads (bench/sse
+  // phase C). TLS connections stay where they are: an SSL stream cannot
+  // change its executor.
+  std::vector<std::unique_ptr<asio::io_context>> stream_iocs;
 
  private:
   tcp::acceptor m_acceptor;
@@ -406,6 +424,7 @@ class HttpApi::Impl {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> m_work;
   std::vector<std::thread> m_threads;
   size_t m_next_ioc = 0;  // the accepting handler's alone: accepts run on iocs[0]
+  std::atomic<size_t> m_next_stream_ioc{0};  // any I/O thread's
   static std::vector<std::unique_ptr<asio::io_context>> make_iocs(size_t threads);
 };
 
@@ -437,6 +456,31 @@ void HttpApi::Impl::enroll(uint64_t id, std::weak_ptr<Connection> c) {
   MutexLock lock(&m_conn_mutex);
   auto it = m_conns.find(id);
   if (it != m_conns.end()) it->second = std::move(c);
+}
+
+std::optional<beast::tcp_stream> HttpApi::Impl::to_stream_thread(beast::tcp_stream& from) {
+  if (stream_iocs.empty()) return std::nullopt;
+  tcp::socket& socket = from.socket();
+  beast::error_code ec;
+  auto protocol = socket.local_endpoint(ec).protocol();
+  if (ec) {
+    socket.close(ec);
+    return std::nullopt;
+  }
+  tcp::socket::native_handle_type fd = socket.release(ec);
+  if (ec) {
+    socket.close(ec);
+    return std::nullopt;
+  }
+  asio::io_context& ioc = *stream_iocs[m_next_stream_ioc++ % stream_iocs.size()];
+  tcp::socket moved(asio::make_strand(ioc));
+  moved.assign(protocol, fd, ec);
+  if (ec) {
+    log_warn("a stream could not move to a stream thread; it is closed", {{"error", ec.message()}});
+    ::close(fd);
+    return std::nullopt;
+  }
+  return beast::tcp_stream(std::move(moved));
 }
 
 void HttpApi::Impl::remove(uint64_t id) {
@@ -477,6 +521,7 @@ class WsSession : public Connection, public std::enable_shared_from_this<WsSessi
   void evict() override {
     asio::post(m_ws.get_executor(), [self = this->shared_from_this()] { self->teardown(); });
   }
+  auto executor() { return m_ws.get_executor(); }
 
  private:
   void on_accept(beast::error_code ec) {
@@ -671,6 +716,7 @@ class PushSseSession : public Connection, public std::enable_shared_from_this<Pu
   void evict() override {
     asio::post(m_stream.get_executor(), [self = this->shared_from_this()] { self->close_now(); });
   }
+  auto executor() { return m_stream.get_executor(); }
 
  private:
   void on_wake() {
@@ -938,6 +984,25 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
 
   // ---- Server-Sent Events
   void start_sse(ApiReply reply) {
+    if constexpr (!is_tls<Stream>::value) {
+      if (auto moved = m_server.to_stream_thread(m_stream)) {
+        // A new session on a stream thread takes over the connection and
+        // its registration; this one ends when this handler returns.
+        m_upgraded = true;
+        auto session = std::make_shared<HttpSession>(m_server, std::move(*moved), m_id);
+        session->idle = false;
+        session->m_remote = m_remote;
+        m_server.enroll(m_id, session);
+        asio::post(session->m_stream.get_executor(), [session, reply = std::move(reply)]() mutable {
+          session->serve_sse(std::move(reply));
+        });
+        return;
+      }
+    }
+    serve_sse(std::move(reply));
+  }
+
+  void serve_sse(ApiReply reply) {
     const StreamOptions& so = m_server.gateway.stream_options();
     std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
                        "Transfer-Encoding: chunked\r\n";
@@ -1029,6 +1094,16 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   void start_websocket(WebSocketGrant grant) {
     m_upgraded = true;  // the WsSession takes over this connection's registration
     tcp_layer().expires_never();
+    if constexpr (!is_tls<Stream>::value) {
+      if (auto moved = m_server.to_stream_thread(m_stream)) {
+        auto ws = std::make_shared<WsSession<Stream>>(m_server, std::move(*moved), m_id);
+        m_server.enroll(m_id, ws);
+        asio::post(ws->executor(), [ws, req = m_parser->release(), grant = std::move(grant)]() mutable {
+          ws->run(std::move(req), std::move(grant));
+        });
+        return;
+      }
+    }
     auto ws = std::make_shared<WsSession<Stream>>(m_server, std::move(m_stream), m_id);
     ws->run(m_parser->release(), std::move(grant));
   }
@@ -1037,6 +1112,16 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   void start_push_sse(ApiReply reply) {
     m_upgraded = true;  // the PushSseSession takes over this connection's registration
     tcp_layer().expires_never();
+    if constexpr (!is_tls<Stream>::value) {
+      if (auto moved = m_server.to_stream_thread(m_stream)) {
+        auto session = std::make_shared<PushSseSession<Stream>>(m_server, std::move(*moved), m_id);
+        m_server.enroll(m_id, session);
+        asio::post(session->executor(), [session, reply = std::move(reply)]() mutable {
+          session->run(std::move(reply));
+        });
+        return;
+      }
+    }
     auto session = std::make_shared<PushSseSession<Stream>>(m_server, std::move(m_stream), m_id);
     session->run(std::move(reply));
   }
@@ -1121,6 +1206,8 @@ HttpApi::Impl::Impl(Gateway& g, HttpOptions o)
     : gateway(g),
       options(std::move(o)),
       iocs(make_iocs(options.io_threads ? options.io_threads : std::max(1u, std::thread::hardware_concurrency()))),
+      stream_iocs(make_iocs(options.stream_threads >= 0 ? static_cast<size_t>(options.stream_threads)
+                                                        : std::max(1u, std::thread::hardware_concurrency()))),
       m_acceptor(*iocs[0]),
       m_accept_retry(*iocs[0]) {}
 
@@ -1165,21 +1252,21 @@ Result<int> HttpApi::Impl::bind() {
 
 void HttpApi::Impl::start() {
   for (auto& ioc : iocs) m_work.emplace_back(ioc->get_executor());
+  for (auto& ioc : stream_iocs) m_work.emplace_back(ioc->get_executor());
   accept_next();
-  for (auto& ioc_ptr : iocs) {
-    asio::io_context* ioc = ioc_ptr.get();
-    m_threads.emplace_back([ioc] {
-      name_this_thread("aops-io");
-      for (;;) {
-        try {
-          ioc->run();
-          return;
-        } catch (const std::exception& e) {
-          log_error("unhandled exception on an I/O thread", {{"error", e.what()}});
-        }
+  auto run_thread = [](asio::io_context* ioc, const char* name) {
+    name_this_thread(name);
+    for (;;) {
+      try {
+        ioc->run();
+        return;
+      } catch (const std::exception& e) {
+        log_error("unhandled exception on an I/O thread", {{"error", e.what()}});
       }
-    });
-  }
+    }
+  };
+  for (auto& ioc_ptr : iocs) m_threads.emplace_back(run_thread, ioc_ptr.get(), "aops-io");
+  for (auto& ioc_ptr : stream_iocs) m_threads.emplace_back(run_thread, ioc_ptr.get(), "aops-stream");
 }
 
 void HttpApi::Impl::accept_next() {
@@ -1238,6 +1325,7 @@ void HttpApi::Impl::stop() {
   auto deadline = Clock::now() + std::chrono::seconds(2);
   while (connections() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   for (auto& ioc : iocs) ioc->stop();
+  for (auto& ioc : stream_iocs) ioc->stop();
   for (auto& t : m_threads) {
     if (t.joinable()) t.join();
   }

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -110,7 +111,71 @@ class RawConn {
   int m_fd = -1;
 };
 
+// How many of process pid's threads are named name.
+int threads_named(pid_t pid, const std::string& name) {
+  int n = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    std::string comm = slurp(task.path().string() + "/comm");
+    if (comm == name + "\n") ++n;
+  }
+  return n;
+}
+
 }  // namespace
+
+// bench/sse phase C: a stream's writes run on a stream thread, not on the
+// I/O threads that answer requests. Both ways must serve SSE and /ws alike.
+TEST_CASE("streams are served by their own threads, or by the I/O threads with --stream-threads 0",
+          "[frontend][streams]") {
+  for (int stream_threads : {3, 0}) {
+    CAPTURE(stream_threads);
+    System sys(2, {"--io-threads", "2", "--stream-threads", std::to_string(stream_threads)});
+    CHECK(threads_named(sys.daemon().pid(), "aops-io") == 2);
+    CHECK(threads_named(sys.daemon().pid(), "aops-stream") == stream_threads);
+
+    // A live stream of every change, opened before the operation exists.
+    RawConn all(sys.url());
+    REQUIRE(all.send("GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+    std::string head = all.read_all(std::chrono::milliseconds(2000));
+    REQUIRE(head.find("200 OK") != std::string::npos);
+    REQUIRE(head.find("text/event-stream") != std::string::npos);
+    WsClient ws(sys.url());
+    REQUIRE(ws.open());
+
+    auto op = sys.create_user("streams" + std::to_string(stream_threads) + "@example.com", "S");
+    std::string id = op["id"];
+    ws.send({{"subscribe", id}});
+    std::vector<std::string> ws_states;
+    for (;;) {
+      auto f = ws.next();
+      REQUIRE(f);
+      if (f->contains("end")) break;
+      if (f->contains("operation")) ws_states.push_back((*f)["operation"]["state"]);
+    }
+    REQUIRE(!ws_states.empty());
+    CHECK(ws_states.back() == "completed");
+
+    // The /events stream saw the operation end, live.
+    std::string seen;
+    auto deadline = Clock::now() + std::chrono::seconds(20);
+    while (seen.find("\"state\":\"completed\"") == std::string::npos && Clock::now() < deadline) {
+      seen += all.read_all(std::chrono::milliseconds(200));
+    }
+    CHECK(seen.find(id) != std::string::npos);
+    CHECK(seen.find("\"state\":\"completed\"") != std::string::npos);
+
+    // One operation's stream, read after its end: the whole of it, then the
+    // last chunk, and the server closes the connection.
+    RawConn one(sys.url());
+    REQUIRE(one.send("GET /operations/" + id + "/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+    bool closed = false;
+    std::string body = one.read_all(std::chrono::seconds(20), &closed);
+    CHECK(closed);
+    CHECK(body.find("\"state\":\"completed\"") != std::string::npos);
+    CHECK(body.size() >= 5);
+    CHECK(body.substr(body.size() - 5) == "0\r\n\r\n");
+  }
+}
 
 TEST_CASE("websocket: subscribing to an operation follows it to its end", "[ws]") {
   System sys;
