@@ -401,6 +401,10 @@ class HttpApi::Impl {
  private:
   void accept_next();
   void on_accept(beast::error_code ec, tcp::socket socket);
+  void start_session(tcp::socket socket);
+  // Most connections taken from the listen queue in one go, after an
+  // accept completes, before the other handlers get a turn again.
+  static constexpr size_t k_accept_burst = 256;
 
   mutable Mutex m_conn_mutex;
   std::map<uint64_t, std::weak_ptr<Connection>> m_conns GUARDED_BY(m_conn_mutex);  // by age
@@ -1244,6 +1248,7 @@ Result<int> HttpApi::Impl::bind() {
   // A deep backlog: a burst of connects (browsers reconnecting their
   // streams after a restart) must not wait for SYN retries.
   if (!ec) m_acceptor.listen(options.listen_backlog, ec);
+  if (!ec) m_acceptor.non_blocking(true, ec);  // for on_accept's synchronous accepts
   if (ec) {
     return Error{"cannot listen on " + where + " (address in use, or not an address of this host)"};
   }
@@ -1288,20 +1293,34 @@ void HttpApi::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
     });
     return;
   }
+  start_session(std::move(socket));
+  // Then take what else waits in the listen queue, now: one accept per trip
+  // through this thread's queue would leave a new client behind every
+  // connect of a burst (bench/slowloris.sh: 10,000 connections reopened at
+  // once), each accepted after a turn of the handlers queued meanwhile.
+  for (size_t i = 0; i < k_accept_burst; ++i) {
+    tcp::socket next(asio::make_strand(*iocs[m_next_ioc++ % iocs.size()]));
+    m_acceptor.accept(next, ec);  // non-blocking: would_block once the queue is empty
+    if (ec) break;  // any other error: the next async accept meets it too
+    start_session(std::move(next));
+  }
+  accept_next();
+}
+
+void HttpApi::Impl::start_session(tcp::socket socket) {
   uint64_t id = 0;
   if (!admit(&id)) {
     beast::error_code ignored;
     socket.close(ignored);  // every connection is busy: refuse this one
-  } else {
-    beast::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);  // small replies must not wait for Nagle
-    if (tls) {
-      std::make_shared<HttpSession<TlsStream>>(*this, TlsStream(std::move(socket), *tls), id)->run();
-    } else {
-      std::make_shared<HttpSession<beast::tcp_stream>>(*this, beast::tcp_stream(std::move(socket)), id)->run();
-    }
+    return;
   }
-  accept_next();
+  beast::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);  // small replies must not wait for Nagle
+  if (tls) {
+    std::make_shared<HttpSession<TlsStream>>(*this, TlsStream(std::move(socket), *tls), id)->run();
+  } else {
+    std::make_shared<HttpSession<beast::tcp_stream>>(*this, beast::tcp_stream(std::move(socket)), id)->run();
+  }
 }
 
 void HttpApi::Impl::stop() {

@@ -361,3 +361,23 @@ TEST_CASE("at --max-connections, idle connections are closed to make room for ne
   }
   CHECK(closed_count >= 2);
 }
+
+// bench/slowloris.sh: a burst of connects is taken from the listen queue in
+// one go, each connection becoming a session of its own, spread over the
+// I/O threads.
+TEST_CASE("a burst of connects is accepted in full, each connection served", "[frontend]") {
+  System sys(0, {"--io-threads", "2"});
+  const int n = 600;
+  std::vector<std::unique_ptr<RawConn>> conns;
+  // All connected before any request: the listen queue holds them together.
+  for (int i = 0; i < n; ++i) conns.push_back(std::make_unique<RawConn>(sys.url()));
+  for (auto& c : conns) REQUIRE(c->send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"));
+  int ok = 0;
+  for (auto& c : conns) {
+    bool closed = false;
+    std::string reply = c->read_all(std::chrono::seconds(20), &closed);
+    if (closed && reply.rfind("HTTP/1.1 200 OK\r\n", 0) == 0) ++ok;
+  }
+  CHECK(ok == n);
+  CHECK(sys.get("/healthz").status == 200);
+}
