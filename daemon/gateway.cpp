@@ -931,6 +931,7 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
 
   OperationRecord op;
   op.id = new_uuid_v7();
+  if (req.connected_us) timeline_mark_at("connection_accepted", op.id, req.connected_us);
   if (req.timeline_us) timeline_mark_at("request_read", op.id, req.timeline_us);
   timeline_mark("accept", op.id);
   op.name = route.command;

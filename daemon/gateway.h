@@ -41,6 +41,7 @@ struct ApiRequest {
   std::string remote_addr;  // the peer's address; "" in unit tests (treated as loopback)
   size_t target_bytes = 0;  // length of the request target (path + query) as received
   long long timeline_us = 0;  // with ASYNCOPS_TIMELINE=1: when the server had the whole request
+  long long connected_us = 0;  // and when it accepted the connection the request came on
 
   std::string header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);

@@ -889,6 +889,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     long long read_us = timeline_now_us();
     ApiRequest api = to_api_request(req, m_remote);
     api.timeline_us = read_us;
+    api.connected_us = m_connected_us;
     answer(m_server.gateway.begin(std::move(api)));
   }
 
@@ -1176,6 +1177,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   HttpApi::Impl& m_server;
   Stream m_stream;
   uint64_t m_id;
+  long long m_connected_us = timeline_now_us();  // the timeline's (0 when it is off)
   asio::steady_timer m_timer;  // a wait's deadline, or the SSE heartbeat
   beast::flat_buffer m_buffer;
   beast::flat_buffer m_scratch;
