@@ -428,7 +428,7 @@ class HttpApi::Impl {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> m_work;
   std::vector<std::thread> m_threads;
   size_t m_next_ioc = 0;  // the accepting handler's alone: accepts run on iocs[0]
-  std::atomic<size_t> m_next_stream_ioc{0};  // any I/O thread's
+  std::atomic<size_t> m_next_stream_ioc{0};  // taken by any I/O thread
   static std::vector<std::unique_ptr<asio::io_context>> make_iocs(size_t threads);
 };
 
@@ -812,6 +812,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   void evict() override {
     asio::post(m_stream.get_executor(), [self = this->shared_from_this()] { self->close_now(); });
   }
+  auto executor() { return m_stream.get_executor(); }
 
  private:
   beast::tcp_stream& tcp_layer() { return beast::get_lowest_layer(m_stream); }
@@ -989,20 +990,12 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
 
   // ---- Server-Sent Events
   void start_sse(ApiReply reply) {
-    if constexpr (!is_tls<Stream>::value) {
-      if (auto moved = m_server.to_stream_thread(m_stream)) {
-        // A new session on a stream thread takes over the connection and
-        // its registration; this one ends when this handler returns.
-        m_upgraded = true;
-        auto session = std::make_shared<HttpSession>(m_server, std::move(*moved), m_id);
-        session->idle = false;
-        session->m_remote = m_remote;
-        m_server.enroll(m_id, session);
-        asio::post(session->m_stream.get_executor(), [session, reply = std::move(reply)]() mutable {
-          session->serve_sse(std::move(reply));
-        });
-        return;
-      }
+    if (auto session = hand_to_stream_thread<HttpSession>()) {
+      session->m_remote = m_remote;
+      asio::post(session->executor(), [session, reply = std::move(reply)]() mutable {
+        session->serve_sse(std::move(reply));
+      });
+      return;
     }
     serve_sse(std::move(reply));
   }
@@ -1099,15 +1092,11 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   void start_websocket(WebSocketGrant grant) {
     m_upgraded = true;  // the WsSession takes over this connection's registration
     tcp_layer().expires_never();
-    if constexpr (!is_tls<Stream>::value) {
-      if (auto moved = m_server.to_stream_thread(m_stream)) {
-        auto ws = std::make_shared<WsSession<Stream>>(m_server, std::move(*moved), m_id);
-        m_server.enroll(m_id, ws);
-        asio::post(ws->executor(), [ws, req = m_parser->release(), grant = std::move(grant)]() mutable {
-          ws->run(std::move(req), std::move(grant));
-        });
-        return;
-      }
+    if (auto ws = hand_to_stream_thread<WsSession<Stream>>()) {
+      asio::post(ws->executor(), [ws, req = m_parser->release(), grant = std::move(grant)]() mutable {
+        ws->run(std::move(req), std::move(grant));
+      });
+      return;
     }
     auto ws = std::make_shared<WsSession<Stream>>(m_server, std::move(m_stream), m_id);
     ws->run(m_parser->release(), std::move(grant));
@@ -1117,18 +1106,33 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   void start_push_sse(ApiReply reply) {
     m_upgraded = true;  // the PushSseSession takes over this connection's registration
     tcp_layer().expires_never();
-    if constexpr (!is_tls<Stream>::value) {
-      if (auto moved = m_server.to_stream_thread(m_stream)) {
-        auto session = std::make_shared<PushSseSession<Stream>>(m_server, std::move(*moved), m_id);
-        m_server.enroll(m_id, session);
-        asio::post(session->executor(), [session, reply = std::move(reply)]() mutable {
-          session->run(std::move(reply));
-        });
-        return;
-      }
+    if (auto session = hand_to_stream_thread<PushSseSession<Stream>>()) {
+      asio::post(session->executor(), [session, reply = std::move(reply)]() mutable { session->run(std::move(reply)); });
+      return;
     }
     auto session = std::make_shared<PushSseSession<Stream>>(m_server, std::move(m_stream), m_id);
     session->run(std::move(reply));
+  }
+
+  // ---- handing over to a stream thread
+  // Moves this connection to a stream thread (HttpApi::Impl::to_stream_thread)
+  // for a new Session there, which takes its registration over; the caller
+  // then posts the session's start to its strand, and this session ends
+  // when its handler returns. nullptr when the connection stays here (over
+  // TLS, without stream threads, or when the move failed and closed it).
+  template <class Session>
+  std::shared_ptr<Session> hand_to_stream_thread() {
+    if constexpr (is_tls<Stream>::value) {
+      return nullptr;
+    } else {
+      auto moved = m_server.to_stream_thread(m_stream);
+      if (!moved) return nullptr;
+      m_upgraded = true;
+      auto session = std::make_shared<Session>(m_server, std::move(*moved), m_id);
+      session->idle = false;  // a stream is never closed to make room
+      m_server.enroll(m_id, session);
+      return session;
+    }
   }
 
   // ---- ending
