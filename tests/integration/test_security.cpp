@@ -269,6 +269,18 @@ TEST_CASE("HTTPS with --tls-cert and --tls-key, trusted by the CLI with --cacert
                       "--url", sys.url(), "--cacert", cert});
   INFO(sub.err << sys.logs());
   CHECK(sub.exit_code == 0);
+  // An operation's SSE stream over HTTPS (it stays on the I/O threads: an
+  // SSL stream does not move to a stream thread) runs to its end.
+  auto posted = c.Post("/users", R"({"email":"tls-sse@example.com","name":"T"})", "application/json");
+  REQUIRE(posted);
+  REQUIRE(posted->status == 202);
+  std::string id = nlohmann::json::parse(posted->body)["id"];
+  c.set_read_timeout(20);
+  auto stream = c.Get("/operations/" + id + "/events");
+  REQUIRE(stream);
+  CHECK(stream->status == 200);
+  CHECK(stream->get_header_value("Content-Type").rfind("text/event-stream", 0) == 0);
+  CHECK(stream->body.find("\"state\":\"completed\"") != std::string::npos);
 }
 
 namespace {
