@@ -278,13 +278,15 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 // -------------------------------------------------------------- stream wake-ups
 
-// The wake-ups of the streams (SSE, /ws, the SignalR hub) waiting for an I/O
-// thread: at most max_in_flight of them in the io_context's queue at once,
-// the rest here, in order. A burst of changes to thousands of streams would
-// otherwise fill that queue, and a request's read or an accept's 202 would
-// wait behind every one of them (bench/sse phase C: a 202 written 86-152 ms
-// after its commit). Each stream has at most one wake-up pending (its
-// wake_posted flag), so the queue here is bounded by the streams.
+// The wake-ups of the streams (SSE, /ws, the SignalR hub) waiting for their
+// thread: at most max_in_flight of them in the io_contexts' queues at once,
+// the rest here, in order. Most streams run on the stream threads; those
+// that stay on the I/O threads (over HTTPS, or with --stream-threads 0)
+// would otherwise fill the I/O queue in a burst of changes, and a request's
+// read or an accept's 202 would wait behind every one of them (bench/sse
+// phase C: a 202 written 86-152 ms after its commit). Each stream has at
+// most one wake-up pending (its wake_posted flag), so the queue here is
+// bounded by the streams.
 class StreamWakeGate {
  public:
   explicit StreamWakeGate(size_t max_in_flight) : m_max(max_in_flight) {}

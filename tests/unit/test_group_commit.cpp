@@ -112,6 +112,11 @@ struct CommitLog {
     };
     return h;
   }
+  // Holds the next commit in its hook until release().
+  void hold_next_commit() {
+    std::lock_guard<std::mutex> lock(m);
+    hold_next = true;
+  }
   void wait_holding() {
     std::unique_lock<std::mutex> lock(m);
     REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return holding; }));
@@ -172,10 +177,7 @@ TEST_CASE("jobs queued during a commit go together into the next batch, which st
   }
   log.wait_commits(3);  // an accept returns before its commit's hook has run
   // Hold the commit of the next job (one event) on the commit thread.
-  {
-    std::lock_guard<std::mutex> lock(log.m);
-    log.hold_next = true;
-  }
+  log.hold_next_commit();
   gc.submit_event(event_for(ops[0], OpState::processing));
   log.wait_holding();
 
@@ -224,10 +226,7 @@ TEST_CASE("a queue longer than the batch limits commits in full batches, one rig
     REQUIRE(gc.accept(ops.back()).ok());
   }
   log.wait_commits(7);
-  {
-    std::lock_guard<std::mutex> lock(log.m);
-    log.hold_next = true;
-  }
+  log.hold_next_commit();
   gc.submit_event(event_for(ops[0], OpState::processing));
   log.wait_holding();
   std::vector<Event> events;
@@ -262,10 +261,7 @@ TEST_CASE("new operations queued behind a burst of events commit first, with at 
     REQUIRE(gc.accept(ops.back()).ok());
   }
   log.wait_commits(3);
-  {
-    std::lock_guard<std::mutex> lock(log.m);
-    log.hold_next = true;
-  }
+  log.hold_next_commit();
   gc.submit_event(event_for(ops[0], OpState::processing));
   log.wait_holding();
   std::vector<Event> events;
@@ -313,10 +309,7 @@ TEST_CASE("events still commit while new operations fill every batch", "[group_c
   OperationRecord first = new_op();
   REQUIRE(gc.accept(first).ok());
   log.wait_commits(1);
-  {
-    std::lock_guard<std::mutex> lock(log.m);
-    log.hold_next = true;
-  }
+  log.hold_next_commit();
   REQUIRE(gc.accept_async(new_op(), IdempotencyKey{}, {}, [](Result<GroupCommitter::Accepted>) {}));
   log.wait_holding();
   gc.submit_event(event_for(first, OpState::processing));
