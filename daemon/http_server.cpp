@@ -368,6 +368,23 @@ class Connection {
   std::atomic<bool> idle{true};
 };
 
+// Counts one connection on the I/O thread that serves it, while it lives
+// there: an accepting thread gives a new connection to itself unless
+// another I/O thread has clearly fewer (HttpApi::Impl::pick_ioc).
+class IocLoad {
+ public:
+  IocLoad() = default;
+  explicit IocLoad(std::atomic<int>* count) : m_count(count) { m_count->fetch_add(1, std::memory_order_relaxed); }
+  IocLoad(IocLoad&& o) noexcept : m_count(std::exchange(o.m_count, nullptr)) {}
+  IocLoad& operator=(IocLoad&&) = delete;
+  ~IocLoad() {
+    if (m_count) m_count->fetch_sub(1, std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<int>* m_count = nullptr;
+};
+
 class HttpApi::Impl {
  public:
   Impl(Gateway& gateway, HttpOptions options);
@@ -401,9 +418,26 @@ class HttpApi::Impl {
   StreamWakeGate stream_wakes{StreamWakeGate::k_max_in_flight};  // before ioc: its handlers use it
 
  private:
-  void accept_next();
-  void on_accept(beast::error_code ec, tcp::socket socket);
-  void start_session(tcp::socket socket);
+  // The listening socket, once per I/O thread (a dup of one descriptor,
+  // in each thread's own reactor): every I/O thread accepts. A new client
+  // is taken by whichever thread gets to its reactor first, which is the
+  // one with the least queued, and not behind one thread's backlog of
+  // handlers (bench/slowloris.sh: 10,000 slow connections timing out and
+  // reconnecting at once).
+  struct Acceptor {
+    Acceptor(asio::io_context& ioc, size_t index) : acceptor(ioc), retry(ioc), index(index) {}
+    tcp::acceptor acceptor;
+    asio::steady_timer retry;
+    const size_t index;  // of its I/O thread in iocs
+  };
+  void accept_next(Acceptor& a);
+  void on_accept(Acceptor& a, beast::error_code ec, tcp::socket socket, size_t target);
+  void start_session(tcp::socket socket, size_t target);
+  // Where a connection accepted on I/O thread `local` is served: there,
+  // with no hand-off, unless another I/O thread has clearly fewer
+  // connections (one client opening its keep-alive pool at once must not
+  // land on one thread).
+  size_t pick_ioc(size_t local) const;
   // Most connections taken from the listen queue in one go, after an
   // accept completes, before the other handlers get a turn again. Larger
   // bursts make one long handler, and give their connections deadlines
@@ -414,6 +448,9 @@ class HttpApi::Impl {
   mutable Mutex m_conn_mutex;
   std::map<uint64_t, std::weak_ptr<Connection>> m_conns GUARDED_BY(m_conn_mutex);  // by age
   uint64_t m_next_id GUARDED_BY(m_conn_mutex) = 1;
+  // Connections per I/O thread (IocLoad); before iocs: the sessions that
+  // count themselves here die with them.
+  std::unique_ptr<std::atomic<int>[]> m_ioc_load;
 
  public:
   // One per I/O thread; after everything the sessions use: their handlers
@@ -428,11 +465,9 @@ class HttpApi::Impl {
   std::vector<std::unique_ptr<asio::io_context>> stream_iocs;
 
  private:
-  tcp::acceptor m_acceptor;
-  asio::steady_timer m_accept_retry;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> m_work;
   std::vector<std::thread> m_threads;
-  size_t m_next_ioc = 0;  // the accepting handler's alone: accepts run on iocs[0]
+  std::vector<std::unique_ptr<Acceptor>> m_acceptors;  // one per I/O thread, after iocs
   std::atomic<size_t> m_next_stream_ioc{0};  // taken by any I/O thread
   static std::vector<std::unique_ptr<asio::io_context>> make_iocs(size_t threads);
 };
@@ -793,8 +828,8 @@ class PushSseSession : public Connection, public std::enable_shared_from_this<Pu
 template <class Stream>
 class HttpSession : public Connection, public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
-  HttpSession(HttpApi::Impl& server, Stream&& stream, uint64_t id)
-      : m_server(server), m_stream(std::move(stream)), m_id(id), m_timer(m_stream.get_executor()) {}
+  HttpSession(HttpApi::Impl& server, Stream&& stream, uint64_t id, IocLoad load = {})
+      : m_server(server), m_stream(std::move(stream)), m_id(id), m_timer(m_stream.get_executor()), m_load(std::move(load)) {}
   ~HttpSession() override {
     if (!m_upgraded) m_server.remove(m_id);
   }
@@ -1188,6 +1223,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   uint64_t m_id;
   long long m_connected_us = timeline_now_us();  // the timeline's (0 when it is off)
   asio::steady_timer m_timer;  // a wait's deadline, or the SSE heartbeat
+  IocLoad m_load;              // counted on its I/O thread while it lives
   beast::flat_buffer m_buffer;
   beast::flat_buffer m_scratch;
   std::optional<RequestParser> m_parser;
@@ -1222,9 +1258,10 @@ HttpApi::Impl::Impl(Gateway& g, HttpOptions o)
       options(std::move(o)),
       iocs(make_iocs(options.io_threads ? options.io_threads : std::max(1u, std::thread::hardware_concurrency()))),
       stream_iocs(make_iocs(options.stream_threads >= 0 ? static_cast<size_t>(options.stream_threads)
-                                                        : std::max(1u, std::thread::hardware_concurrency()))),
-      m_acceptor(*iocs[0]),
-      m_accept_retry(*iocs[0]) {}
+                                                        : std::max(1u, std::thread::hardware_concurrency()))) {
+  m_ioc_load = std::make_unique<std::atomic<int>[]>(iocs.size());
+  for (size_t i = 0; i < iocs.size(); ++i) m_acceptors.push_back(std::make_unique<Acceptor>(*iocs[i], i));
+}
 
 std::vector<std::unique_ptr<asio::io_context>> HttpApi::Impl::make_iocs(size_t threads) {
   std::vector<std::unique_ptr<asio::io_context>> out;
@@ -1251,25 +1288,40 @@ Result<int> HttpApi::Impl::bind() {
   std::string where = options.host + ":" + std::to_string(options.port);
   if (ec) return Error{"cannot listen on " + where + " (not an IP address)"};
   tcp::endpoint ep(address, static_cast<unsigned short>(options.port));
-  m_acceptor.open(ep.protocol(), ec);
+  tcp::acceptor& first = m_acceptors[0]->acceptor;
+  first.open(ep.protocol(), ec);
   // SO_REUSEADDR only: SO_REUSEPORT would let a second daemon bind the same
   // port and silently split the traffic.
-  if (!ec) m_acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) m_acceptor.bind(ep, ec);
+  if (!ec) first.set_option(asio::socket_base::reuse_address(true), ec);
+  // Accepted sockets inherit it (Linux): small replies must not wait for
+  // Nagle, and a new connection needs no setsockopt of its own.
+  if (!ec) first.set_option(tcp::no_delay(true), ec);
+  if (!ec) first.bind(ep, ec);
   // A deep backlog: a burst of connects (browsers reconnecting their
   // streams after a restart) must not wait for SYN retries.
-  if (!ec) m_acceptor.listen(options.listen_backlog, ec);
-  if (!ec) m_acceptor.non_blocking(true, ec);  // for on_accept's synchronous accepts
+  if (!ec) first.listen(options.listen_backlog, ec);
   if (ec) {
     return Error{"cannot listen on " + where + " (address in use, or not an address of this host)"};
   }
-  return static_cast<int>(m_acceptor.local_endpoint().port());
+  // The other I/O threads' acceptors: the same listening socket.
+  for (size_t i = 1; i < m_acceptors.size() && !ec; ++i) {
+    int fd = ::dup(first.native_handle());
+    if (fd < 0) return Error{"cannot listen on " + where + " (out of descriptors)"};
+    m_acceptors[i]->acceptor.assign(ep.protocol(), fd, ec);
+    if (ec) ::close(fd);
+  }
+  // Non-blocking, for on_accept's synchronous accepts.
+  for (auto& a : m_acceptors) {
+    if (!ec) a->acceptor.non_blocking(true, ec);
+  }
+  if (ec) return Error{"cannot listen on " + where + " (" + ec.message() + ")"};
+  return static_cast<int>(first.local_endpoint().port());
 }
 
 void HttpApi::Impl::start() {
   for (auto& ioc : iocs) m_work.emplace_back(ioc->get_executor());
   for (auto& ioc : stream_iocs) m_work.emplace_back(ioc->get_executor());
-  accept_next();
+  for (auto& a : m_acceptors) accept_next(*a);
   auto run_thread = [](asio::io_context* ioc, const char* name) {
     name_this_thread(name);
     for (;;) {
@@ -1285,62 +1337,79 @@ void HttpApi::Impl::start() {
   for (auto& ioc_ptr : stream_iocs) m_threads.emplace_back(run_thread, ioc_ptr.get(), "aops-stream");
 }
 
-void HttpApi::Impl::accept_next() {
-  // Round robin: each new connection goes to the next I/O thread's io_context.
-  asio::io_context& ioc = *iocs[m_next_ioc++ % iocs.size()];
-  m_acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
-    on_accept(ec, std::move(s));
+size_t HttpApi::Impl::pick_ioc(size_t local) const {
+  int here = m_ioc_load[local].load(std::memory_order_relaxed);
+  size_t best = local;
+  int least = here;
+  for (size_t i = 0; i < iocs.size(); ++i) {
+    int n = m_ioc_load[i].load(std::memory_order_relaxed);
+    if (n < least) {
+      least = n;
+      best = i;
+    }
+  }
+  return here - least <= 1 + least / 8 ? local : best;
+}
+
+void HttpApi::Impl::accept_next(Acceptor& a) {
+  size_t target = pick_ioc(a.index);
+  a.acceptor.async_accept(asio::make_strand(*iocs[target]), [this, &a, target](beast::error_code ec, tcp::socket s) {
+    on_accept(a, ec, std::move(s), target);
   });
 }
 
-void HttpApi::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
-  if (stopping || !m_acceptor.is_open()) return;
+void HttpApi::Impl::on_accept(Acceptor& a, beast::error_code ec, tcp::socket socket, size_t target) {
+  if (stopping || !a.acceptor.is_open()) return;
   if (ec) {
     // Out of descriptors, most likely: try again shortly instead of spinning.
     log_warn("accept failed", {{"error", ec.message()}});
-    m_accept_retry.expires_after(std::chrono::milliseconds(50));
-    m_accept_retry.async_wait([this](beast::error_code e) {
-      if (!e && !stopping) accept_next();
+    a.retry.expires_after(std::chrono::milliseconds(50));
+    a.retry.async_wait([this, &a](beast::error_code e) {
+      if (!e && !stopping) accept_next(a);
     });
     return;
   }
-  start_session(std::move(socket));
+  start_session(std::move(socket), target);
   // Then take what else waits in the listen queue, now: one accept per trip
   // through this thread's queue would leave a new client behind every
   // connect of a burst (bench/slowloris.sh: 10,000 connections reopened at
   // once), each accepted after a turn of the handlers queued meanwhile.
+  // The other I/O threads take their share of it at the same time.
   for (size_t i = 0; i < k_accept_burst; ++i) {
-    tcp::socket next(asio::make_strand(*iocs[m_next_ioc++ % iocs.size()]));
-    m_acceptor.accept(next, ec);  // non-blocking: would_block once the queue is empty
+    size_t to = pick_ioc(a.index);
+    tcp::socket next(asio::make_strand(*iocs[to]));
+    a.acceptor.accept(next, ec);  // non-blocking: would_block once the queue is empty
     if (ec) break;  // any other error: the next async accept meets it too
-    start_session(std::move(next));
+    start_session(std::move(next), to);
   }
-  accept_next();
+  accept_next(a);
 }
 
-void HttpApi::Impl::start_session(tcp::socket socket) {
+void HttpApi::Impl::start_session(tcp::socket socket, size_t target) {
   uint64_t id = 0;
   if (!admit(&id)) {
     beast::error_code ignored;
     socket.close(ignored);  // every connection is busy: refuse this one
     return;
   }
-  beast::error_code ignored;
-  socket.set_option(tcp::no_delay(true), ignored);  // small replies must not wait for Nagle
+  IocLoad load(&m_ioc_load[target]);
   if (tls) {
-    std::make_shared<HttpSession<TlsStream>>(*this, TlsStream(std::move(socket), *tls), id)->run();
+    std::make_shared<HttpSession<TlsStream>>(*this, TlsStream(std::move(socket), *tls), id, std::move(load))->run();
   } else {
-    std::make_shared<HttpSession<beast::tcp_stream>>(*this, beast::tcp_stream(std::move(socket)), id)->run();
+    std::make_shared<HttpSession<beast::tcp_stream>>(*this, beast::tcp_stream(std::move(socket)), id, std::move(load))
+        ->run();
   }
 }
 
 void HttpApi::Impl::stop() {
   if (stopping.exchange(true)) return;
-  asio::post(*iocs[0], [this] {
-    beast::error_code ignored;
-    m_acceptor.close(ignored);
-    m_accept_retry.cancel();
-  });
+  for (auto& a : m_acceptors) {
+    asio::post(*iocs[a->index], [&a = *a] {
+      beast::error_code ignored;
+      a.acceptor.close(ignored);
+      a.retry.cancel();
+    });
+  }
   std::vector<std::shared_ptr<Connection>> open;
   {
     MutexLock lock(&m_conn_mutex);
