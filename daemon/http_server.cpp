@@ -1340,18 +1340,18 @@ Result<int> HttpApi::Impl::bind() {
   if (ec) {
     return Error{"cannot listen on " + where + " (address in use, or not an address of this host)"};
   }
-  // The other I/O threads' acceptors: the same listening socket.
-  for (size_t i = 1; i < m_acceptors.size() && !ec; ++i) {
-    int fd = ::dup(first.native_handle());
-    if (fd < 0) return Error{"cannot listen on " + where + " (out of descriptors)"};
-    m_acceptors[i]->acceptor.assign(ep.protocol(), fd, ec);
-    if (ec) ::close(fd);
-  }
-  // Non-blocking, for on_accept's synchronous accepts.
+  // The other I/O threads' acceptors take a copy of the listening socket;
+  // all are non-blocking, for on_accept's synchronous accepts.
   for (auto& a : m_acceptors) {
+    if (&a->acceptor != &first) {
+      int fd = ::dup(first.native_handle());
+      if (fd < 0) return Error{"cannot listen on " + where + " (out of descriptors)"};
+      a->acceptor.assign(ep.protocol(), fd, ec);
+      if (ec) ::close(fd);
+    }
     if (!ec) a->acceptor.non_blocking(true, ec);
+    if (ec) return Error{"cannot listen on " + where + " (" + ec.message() + ")"};
   }
-  if (ec) return Error{"cannot listen on " + where + " (" + ec.message() + ")"};
   return static_cast<int>(first.local_endpoint().port());
 }
 
