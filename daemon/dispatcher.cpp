@@ -14,6 +14,9 @@
 namespace asyncops {
 
 namespace {
+// How often the loop reads its handshake watches (see run()).
+constexpr std::chrono::milliseconds k_watch_interval{50};
+
 // What a committed change means for the lease it is about (keyed by its
 // request id: the operation's id, or a saga step's or compensation's).
 enum class LeaseEffect { none, renew, end };
@@ -149,17 +152,25 @@ void Dispatcher::enqueue_recovered(std::vector<Command> commands) {
 }
 
 void Dispatcher::observe(const std::vector<Change>& changes) {
-  bool any = false;
+  bool urgent = false;
   {
     MutexLock lock(&m_mutex);
     for (const Change& c : changes) {
-      if (lease_effect(c) != LeaseEffect::none) {
-        m_inbox.changes.push_back(c);
-        any = true;
-      }
+      LeaseEffect effect = lease_effect(c);
+      if (effect == LeaseEffect::none) continue;
+      m_inbox.changes.push_back(c);
+      // Only an ended lease can let something go out now: a waiting
+      // command that the in-flight cap held back. Anything else waits for
+      // the dispatcher's next wake-up (a new command, a worker's message, a
+      // deadline, or at most 500 ms), which takes the inbox before it
+      // expires any lease, so a lease is never expired for want of it.
+      // m_waiting is read under m_mutex: the dispatcher stores it before it
+      // locks m_mutex to look at the inbox before its poll, so either it
+      // sees this change there or this sees its count.
+      if (effect == LeaseEffect::end && m_waiting.load() > 0) urgent = true;
     }
   }
-  if (any) wake();
+  if (urgent) wake();
 }
 
 void Dispatcher::end_leases(std::vector<std::string> ids) {
@@ -541,6 +552,7 @@ void Dispatcher::run() {
   std::vector<zmq::pollitem_t> items;
   for (auto& [service, sock] : m_sockets) items.push_back({sock.handle(), 0, ZMQ_POLLIN, 0});
   items.push_back({nullptr, m_wake_fd, ZMQ_POLLIN, 0});
+  Clock::time_point watched{};
   for (;;) {
     auto now = Clock::now();
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_wakeup(now) - now);
@@ -555,8 +567,10 @@ void Dispatcher::run() {
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) log_error("poll on the commands sockets failed", {{"error", e.what()}});
     }
-    uint64_t drained = 0;
-    while (::read(m_wake_fd, &drained, sizeof drained) > 0) {
+    if (items.back().revents & ZMQ_POLLIN) {
+      // One read takes an eventfd's whole count.
+      uint64_t drained = 0;
+      (void)!::read(m_wake_fd, &drained, sizeof drained);
     }
     {
       MutexLock lock(&m_mutex);
@@ -569,10 +583,14 @@ void Dispatcher::run() {
     expire(now);  // before claims: an attempt whose lease ran out is not granted
     read_workers(now);
     uint64_t failed = 0;
-    for (auto& w : m_watches) {
-      w->poll();
-      failed += w->failures();
+    if (now - watched >= k_watch_interval) {
+      // Handshake failures only make log lines and a counter, so they are
+      // read at most every k_watch_interval: a zmq_poll costs two system
+      // calls per ZeroMQ socket in it, and this loop runs for every message.
+      watched = now;
+      for (auto& w : m_watches) w->poll();
     }
+    for (auto& w : m_watches) failed += w->failures();
     m_handshakes_failed = failed;
     size_t connections = 0;
     for (auto& [service, credits] : m_credits) {

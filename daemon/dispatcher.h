@@ -97,7 +97,9 @@ class Dispatcher {
   // the queue as never sent: the workers are told, and a worker decides.
   void enqueue_recovered(std::vector<Command> commands);
   // Thread-safe. Committed changes: terminal ones end leases, processing
-  // ones renew them.
+  // ones renew them. Wakes the dispatcher only when an ended lease may let
+  // a waiting command go out; otherwise they are taken at its next wake-up,
+  // always before it expires a lease.
   void observe(const std::vector<Change>& changes);
   // Thread-safe. A worker's heartbeat renews the leases it names.
   void heartbeat(const Heartbeat& hb);

@@ -628,21 +628,37 @@ int Worker::run(const std::atomic<bool>& stop) {
     }
   };
 
+  // A zmq_poll costs two system calls per ZeroMQ socket in it, before it
+  // sleeps and again when it wakes, and this loop runs for every message.
+  // So it polls only the sockets that bring work: control and commands, and
+  // the XPUB until the tracker's subscription came. The watches (log lines,
+  // and a new connection's credit announce) and the XPUB's later
+  // subscriptions are read at most every k_quiet_interval, or each time
+  // round until the first commands connection is seen.
+  constexpr std::chrono::milliseconds k_quiet_interval{50};
+  SteadyClock::time_point quiet_read{};
   while (!stop) {
-    zmq::pollitem_t items[] = {{pub.handle(), 0, ZMQ_POLLIN, 0},
-                               {control.handle(), 0, ZMQ_POLLIN, 0},
-                               {commands.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::pollitem_t items[3];
+    size_t polled = 0;
+    items[polled++] = {control.handle(), 0, ZMQ_POLLIN, 0};
+    if (connected_commands) items[polled++] = {commands.handle(), 0, ZMQ_POLLIN, 0};
+    const bool poll_pub = !subscribed;
+    if (poll_pub) items[polled++] = {pub.handle(), 0, ZMQ_POLLIN, 0};
     // An external service looks for finished runs often while it has any.
     bool busy = runner && runner->free_slots() < static_cast<size_t>(m_service.external->options.concurrency);
     try {
-      zmq::poll(items, connected_commands ? 3 : 2, std::chrono::milliseconds(busy ? 10 : 100));
+      zmq::poll(items, polled, std::chrono::milliseconds(busy ? 10 : 100));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       throw;
     }
-    events_watch.poll();
-    commands_watch.poll();
-    if (items[0].revents & ZMQ_POLLIN) {
+    bool quiet_due = connections_seen == 0 || SteadyClock::now() - quiet_read >= k_quiet_interval;
+    if (quiet_due) {
+      quiet_read = SteadyClock::now();
+      events_watch.poll();
+      commands_watch.poll();
+    }
+    if ((poll_pub && (items[polled - 1].revents & ZMQ_POLLIN)) || quiet_due) {
       zmq::message_t sub;
       while (pub.recv(sub, zmq::recv_flags::dontwait)) {
         if (sub.size() > 0 && static_cast<const uint8_t*>(sub.data())[0] == 1 && !subscribed) {
