@@ -34,11 +34,35 @@ std::shared_ptr<ChangeHub::Subscription> ChangeHub::subscribe_changes(
   return add(std::move(s));
 }
 
-std::shared_ptr<ChangeHub::Subscription> ChangeHub::add(std::unique_ptr<Subscription> owned) {
+std::shared_ptr<ChangeHub::Subscription> ChangeHub::subscribe_changes(
+    const std::string& op_id, int64_t since, bool* unchanged, std::function<void(const Change*)> on_change) {
+  std::unique_ptr<Subscription> s(new Subscription());
+  s->m_op_id = op_id;
+  s->m_on_change = std::move(on_change);
+  return add(std::move(s), since, unchanged);
+}
+
+bool ChangeHub::changed_after(const std::string& op_id, int64_t since) const {
+  if (since <= 0 || since < m_floor) return true;  // what came after since is not all in the ring
+  // Newest first: at low rates only a few notices came after since. Past
+  // a bound, the caller reads the store rather than this scan going on.
+  size_t looked = 0;
+  for (auto it = m_ring.rbegin(); it != m_ring.rend() && it->seq > since; ++it) {
+    if (it->op_id == op_id || ++looked > 1024) return true;
+  }
+  return false;
+}
+
+std::shared_ptr<ChangeHub::Subscription> ChangeHub::add(std::unique_ptr<Subscription> owned, int64_t since,
+                                                        bool* unchanged) {
   Subscription* s = owned.release();  // owned by the shared_ptr below
   const std::string& op_id = s->m_op_id;
   {
     MutexLock lock(&m_mutex);
+    // Under the lock that publish() holds: a change published after this
+    // reaches the subscription, one published before is in the ring (or
+    // the floor says it may be).
+    if (unchanged) *unchanged = !changed_after(op_id, since);
     if (op_id.empty()) m_all.insert(s);
     else m_by_operation.emplace(op_id, s);
     MutexLock subscription_lock(&s->m_mutex);  // not shared yet, but its fields are guarded

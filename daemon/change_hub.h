@@ -78,6 +78,15 @@ class ChangeHub {
   // without reading the store. The same rules as for notify apply.
   std::shared_ptr<Subscription> subscribe_changes(const std::string& op_id,
                                                   std::function<void(const Change*)> on_change);
+  // The same, for a waiter that knows the operation as it was at seq
+  // since (the committed change it answered from, with since > 0). Sets
+  // *unchanged to true when the hub had published no change to op_id after
+  // since as the subscription began: every later change then reaches
+  // on_change, so the waiter need not read the store to learn whether one
+  // came in between. False when one had, or when the hub cannot tell (its
+  // ring no longer holds, or never held, every change after since).
+  std::shared_ptr<Subscription> subscribe_changes(const std::string& op_id, int64_t since, bool* unchanged,
+                                                  std::function<void(const Change*)> on_change);
 
   // Called by the group-commit thread after each commit, in seq order.
   void publish(const std::vector<Change>& changes);
@@ -101,7 +110,10 @@ class ChangeHub {
  private:
   void unsubscribe(Subscription* s);
   static void signal(Subscription* s, bool shutdown, const Change* change = nullptr);
-  std::shared_ptr<Subscription> add(std::unique_ptr<Subscription> s);
+  // since and unchanged: see subscribe_changes.
+  std::shared_ptr<Subscription> add(std::unique_ptr<Subscription> s, int64_t since = 0, bool* unchanged = nullptr);
+  // Whether the ring shows a change to op_id after since, or cannot tell.
+  bool changed_after(const std::string& op_id, int64_t since) const REQUIRES(m_mutex);
 
   const size_t m_capacity;
   const size_t m_max_bytes;

@@ -990,10 +990,10 @@ ApiReply Gateway::finish_accept(const ApiRequest& req, const IdempotencyKey& key
     if (first.empty()) return internal_error();
     return accepted_reply(req, first[0].op, true);
   }
-  return accepted_reply(req, committed->change.op, false);
+  return accepted_reply(req, committed->change.op, false, committed->change.seq);
 }
 
-ApiReply Gateway::accepted_reply(const ApiRequest& req, const OperationRecord& stored, bool replayed) {
+ApiReply Gateway::accepted_reply(const ApiRequest& req, const OperationRecord& stored, bool replayed, int64_t seq) {
   std::string op_path = "/operations/" + stored.id;
   std::string host = req.header("host");
   std::string op_url = host.empty() ? op_path : "http://" + host + op_path;
@@ -1033,6 +1033,7 @@ ApiReply Gateway::accepted_reply(const ApiRequest& req, const OperationRecord& s
                       return now ? answer(*now, true) : answer(stored, false);
                     },
                     true);
+  if (!is_terminal(stored.state)) r.wait->since = seq;
   return r;
 }
 

@@ -70,6 +70,11 @@ struct ApiWait {
   // document (ChangeHub::subscribe_changes), without reading the store.
   // Unset: finish() then.
   std::function<ApiReply(const OperationRecord&)> finish_ended;
+  // > 0: the history seq the waiter knows the operation at, in a state that
+  // is not terminal (an accept's commit). A server that subscribes with it
+  // (ChangeHub::subscribe_changes) may skip ready() when the hub saw no
+  // change to the operation since.
+  int64_t since = 0;
 };
 
 // A client allowed to open a WebSocket at /ws (daemon/ws_channel.h): it
@@ -212,7 +217,9 @@ class Gateway {
   ApiReply cancel_operation(const ApiRequest& req, const Params& params);
   ApiReply forget_operation(const ApiRequest& req, const Params& params);
   ApiReply retry_operation(const ApiRequest& req, const Params& params);
-  ApiReply accepted_reply(const ApiRequest& req, const OperationRecord& op, bool replayed);
+  // seq: the history seq op is as of, when it is that committed change's
+  // own document (0: unknown).
+  ApiReply accepted_reply(const ApiRequest& req, const OperationRecord& op, bool replayed, int64_t seq = 0);
   // The reply to a cancel once its decision is stored; runs on an I/O thread.
   ApiReply finish_cancel(const std::string& id, const Status& stored);
   // The reply to a committed accept (or its failure); runs on an I/O thread.

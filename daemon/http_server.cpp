@@ -1028,16 +1028,22 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     // Subscribe first, then read: a change in between still wakes us. Only
     // the change that ends the operation (or the hub's shutdown) matters,
     // and it comes once (a late outcome's second one finds no wait).
-    m_wait_sub = m_server.gateway.hub().subscribe_changes(
-        m_wait->op_id, [executor, weak, which, keep_document](const Change* c) {
-          if (c && !is_terminal(c->op.state)) return;
-          std::optional<OperationRecord> ended;
-          if (c && keep_document) ended = c->op;
-          asio::post(executor, [weak, which, ended = std::move(ended)]() mutable {
-            if (auto self = weak.lock()) self->on_wait_end(which, std::move(ended));
-          });
-        });
-    if (m_wait->ready() || m_server.gateway.hub().is_shut_down()) return end_wait();
+    auto on_change = [executor, weak, which, keep_document](const Change* c) {
+      if (c && !is_terminal(c->op.state)) return;
+      std::optional<OperationRecord> ended;
+      if (c && keep_document) ended = c->op;
+      asio::post(executor, [weak, which, ended = std::move(ended)]() mutable {
+        if (auto self = weak.lock()) self->on_wait_end(which, std::move(ended));
+      });
+    };
+    // A wait that knows the operation at a seq (an accept's Prefer: wait)
+    // needs no read when the hub has published nothing for it since: every
+    // later change reaches the subscription.
+    bool unchanged = false;
+    m_wait_sub = m_wait->since > 0
+                     ? m_server.gateway.hub().subscribe_changes(m_wait->op_id, m_wait->since, &unchanged, on_change)
+                     : m_server.gateway.hub().subscribe_changes(m_wait->op_id, on_change);
+    if ((!unchanged && m_wait->ready()) || m_server.gateway.hub().is_shut_down()) return end_wait();
     m_timer.expires_at(m_wait->deadline);
     m_timer.async_wait([self = this->shared_from_this()](beast::error_code ec) {
       if (!ec && self->m_wait) self->end_wait();

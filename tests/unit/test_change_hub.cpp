@@ -143,3 +143,58 @@ TEST_CASE("a change subscription gets each of its operation's changes, in order,
   sub.reset();
   CHECK(hub.subscribers() == 0);
 }
+
+// A Prefer: wait on a fresh accept subscribes after the accept's commit; it
+// may skip reading the store only when the hub can vouch that nothing
+// happened to the operation in between.
+TEST_CASE("a subscription from a known seq learns whether its operation changed since", "[hub]") {
+  auto subscribe = [](ChangeHub& hub, const std::string& id, int64_t since) {
+    bool unchanged = false;
+    auto sub = hub.subscribe_changes(id, since, &unchanged, [](const Change*) {});
+    return unchanged;
+  };
+  Change accepted = change(5);
+  const std::string id = accepted.op.id;
+
+  SECTION("without a ring: unchanged only while nothing at all was published after since") {
+    ChangeHub hub;
+    CHECK(subscribe(hub, id, 5));  // the accept itself not yet published
+    hub.publish({accepted});
+    CHECK(subscribe(hub, id, 5));
+    hub.publish({change(6)});  // another operation's, but no ring to tell
+    CHECK_FALSE(subscribe(hub, id, 5));
+    CHECK_FALSE(subscribe(hub, id, 0));  // no seq: cannot tell
+  }
+  SECTION("with a ring: only a change to that operation counts") {
+    ChangeHub hub;
+    auto all = hub.subscribe("");
+    hub.publish({change(4), accepted, change(6)});
+    CHECK(subscribe(hub, id, 5));
+    CHECK_FALSE(subscribe(hub, id, 3));  // the accept itself came after 3
+    Change processing = change(7, OpState::processing);
+    processing.op.id = id;
+    hub.publish({processing});
+    CHECK_FALSE(subscribe(hub, id, 5));
+    CHECK(subscribe(hub, id, 7));
+  }
+  SECTION("a change published after subscribing reaches the subscription") {
+    ChangeHub hub;
+    hub.publish({accepted});
+    bool unchanged = false;
+    std::vector<int64_t> seen;
+    auto sub = hub.subscribe_changes(id, 5, &unchanged, [&](const Change* c) {
+      if (c) seen.push_back(c->seq);
+    });
+    CHECK(unchanged);
+    Change completed = change(6, OpState::completed);
+    completed.op.id = id;
+    hub.publish({completed});
+    CHECK(seen == std::vector<int64_t>{6});
+  }
+  SECTION("a ring that dropped what came after since cannot tell") {
+    ChangeHub hub(2);
+    auto all = hub.subscribe("");
+    hub.publish({accepted, change(6), change(7), change(8)});
+    CHECK_FALSE(subscribe(hub, id, 5));
+  }
+}
