@@ -43,15 +43,7 @@ bench_binaries "$root" "$build" "$do_build" kernel_cost.sh
 bench_run_dir aokc
 data="$run/data"; mkdir -p "$data"
 log "asyncopsd + 2 workers in $data"
-"$daemon" --data-dir "$data" --listen 127.0.0.1:0 --log-level warn 2>"$run/daemon.log" &
-pids+=("$!")
-"$lg" ready --url-file "$data/asyncopsd.url" --timeout 30 --out "$run/ready.json" >/dev/null \
-  || { echo "asyncopsd did not become ready" >&2; tail -20 "$run/daemon.log" >&2; exit 1; }
-url=$(jq -r .url "$run/ready.json")
-for w in 1 2; do
-  "$worker" --data-dir "$data" --service users --log-level warn 2>"$run/worker$w.log" &
-  pids+=("$!")
-done
+bench_start_users "$data"
 "$lg" closed --url "$url" --conns 4 --requests 2000 --tag kw --out "$run/warmup.json" >/dev/null
 "$lg" drain --url "$url" --timeout 300 --poll-ms 5 --out "$run/warmup_drain.json" >/dev/null
 sleep 1

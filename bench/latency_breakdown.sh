@@ -46,15 +46,7 @@ bench_run_dir aolb
 data="$run/data"; mkdir -p "$data"
 export ASYNCOPS_TIMELINE=1
 log "asyncopsd + 2 workers in $data, ASYNCOPS_TIMELINE=1"
-"$daemon" --data-dir "$data" --listen 127.0.0.1:0 --log-level warn 2>"$run/daemon.log" &
-pids+=("$!")
-"$lg" ready --url-file "$data/asyncopsd.url" --timeout 30 --out "$run/ready.json" >/dev/null \
-  || { echo "asyncopsd did not become ready" >&2; tail -20 "$run/daemon.log" >&2; exit 1; }
-url=$(jq -r .url "$run/ready.json")
-for w in 1 2; do
-  "$worker" --data-dir "$data" --service users --log-level warn 2>"$run/worker$w.log" &
-  pids+=("$!")
-done
+bench_start_users "$data"
 "$lg" closed --url "$url" --conns 4 --requests 200 --tag lw --out "$run/warmup.json" >/dev/null
 "$lg" drain --url "$url" --timeout 300 --poll-ms 5 --out "$run/warmup_drain.json" >/dev/null
 if [[ $n -gt 0 ]]; then

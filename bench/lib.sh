@@ -66,3 +66,20 @@ bench_binaries() {
     [[ -x $b ]] || { echo "$4: missing $b (build first, or drop --no-build)" >&2; exit 2; }
   done
 }
+
+# bench_start_users DATA: starts asyncopsd on a free port with DATA as its
+# data dir, then two asyncops-worker --service users, logging to
+# $run/daemon.log and $run/worker{1,2}.log; adds their pids to $pids and
+# sets $url. Exits 1 when the daemon does not become ready.
+bench_start_users() {
+  "$daemon" --data-dir "$1" --listen 127.0.0.1:0 --log-level warn 2>"$run/daemon.log" &
+  pids+=("$!")
+  "$lg" ready --url-file "$1/asyncopsd.url" --timeout 30 --out "$run/ready.json" >/dev/null \
+    || { echo "asyncopsd did not become ready" >&2; tail -20 "$run/daemon.log" >&2; exit 1; }
+  url=$(jq -r .url "$run/ready.json")
+  local w
+  for w in 1 2; do
+    "$worker" --data-dir "$1" --service users --log-level warn 2>"$run/worker$w.log" &
+    pids+=("$!")
+  done
+}
