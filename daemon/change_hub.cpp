@@ -28,10 +28,7 @@ std::shared_ptr<ChangeHub::Subscription> ChangeHub::subscribe(const std::string&
 
 std::shared_ptr<ChangeHub::Subscription> ChangeHub::subscribe_changes(
     const std::string& op_id, std::function<void(const Change*)> on_change) {
-  std::unique_ptr<Subscription> s(new Subscription());
-  s->m_op_id = op_id;
-  s->m_on_change = std::move(on_change);
-  return add(std::move(s));
+  return subscribe_changes(op_id, 0, nullptr, std::move(on_change));
 }
 
 std::shared_ptr<ChangeHub::Subscription> ChangeHub::subscribe_changes(

@@ -79,12 +79,13 @@ class ChangeHub {
   std::shared_ptr<Subscription> subscribe_changes(const std::string& op_id,
                                                   std::function<void(const Change*)> on_change);
   // The same, for a waiter that knows the operation as it was at seq
-  // since (the committed change it answered from, with since > 0). Sets
+  // since (the committed change it answered from; 0: unknown). Sets
   // *unchanged to true when the hub had published no change to op_id after
   // since as the subscription began: every later change then reaches
   // on_change, so the waiter need not read the store to learn whether one
   // came in between. False when one had, or when the hub cannot tell (its
-  // ring no longer holds, or never held, every change after since).
+  // ring no longer holds, or never held, every change after since; or
+  // since is 0). unchanged may be null.
   std::shared_ptr<Subscription> subscribe_changes(const std::string& op_id, int64_t since, bool* unchanged,
                                                   std::function<void(const Change*)> on_change);
 

@@ -582,16 +582,18 @@ void Dispatcher::run() {
     in = Inbox();
     expire(now);  // before claims: an attempt whose lease ran out is not granted
     read_workers(now);
-    uint64_t failed = 0;
     if (now - watched >= k_watch_interval) {
       // Handshake failures only make log lines and a counter, so they are
       // read at most every k_watch_interval: a zmq_poll costs two system
       // calls per ZeroMQ socket in it, and this loop runs for every message.
       watched = now;
-      for (auto& w : m_watches) w->poll();
+      uint64_t failed = 0;
+      for (auto& w : m_watches) {
+        w->poll();
+        failed += w->failures();
+      }
+      m_handshakes_failed = failed;
     }
-    for (auto& w : m_watches) failed += w->failures();
-    m_handshakes_failed = failed;
     size_t connections = 0;
     for (auto& [service, credits] : m_credits) {
       for (const std::string& worker : credits.forget_silent(now, m_options.ready_silence)) {

@@ -1038,11 +1038,9 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     };
     // A wait that knows the operation at a seq (an accept's Prefer: wait)
     // needs no read when the hub has published nothing for it since: every
-    // later change reaches the subscription.
+    // later change reaches the subscription. Without a seq it always reads.
     bool unchanged = false;
-    m_wait_sub = m_wait->since > 0
-                     ? m_server.gateway.hub().subscribe_changes(m_wait->op_id, m_wait->since, &unchanged, on_change)
-                     : m_server.gateway.hub().subscribe_changes(m_wait->op_id, on_change);
+    m_wait_sub = m_server.gateway.hub().subscribe_changes(m_wait->op_id, m_wait->since, &unchanged, on_change);
     if ((!unchanged && m_wait->ready()) || m_server.gateway.hub().is_shut_down()) return end_wait();
     m_timer.expires_at(m_wait->deadline);
     m_timer.async_wait([self = this->shared_from_this()](beast::error_code ec) {
