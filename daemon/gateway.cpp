@@ -964,8 +964,10 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
   OwnershipCheck owners = ownership_check(m_routes, route, req, op.resource);
   bool queued = m_committer.accept_async(
       std::move(op), key, std::move(owners),
-      [this, settle = deferred.settle(), answer_to, key](Result<GroupCommitter::Accepted> committed) {
-        settle([this, answer_to, key, committed = std::move(committed)] {
+      // Called once, on the commit thread: what the reply needs moves on.
+      [this, settle = deferred.settle(), answer_to = std::move(answer_to),
+       key](Result<GroupCommitter::Accepted> committed) mutable {
+        settle([this, answer_to = std::move(answer_to), key = std::move(key), committed = std::move(committed)] {
           return finish_accept(answer_to, key, committed);
         });
       },
