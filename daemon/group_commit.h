@@ -34,6 +34,9 @@ namespace asyncops {
 
 class GroupCommitter {
  public:
+  // "The commit thread" below is the thread that ran the batch: the commit
+  // thread, or accept_async's caller when it led its own accept. Hooks must
+  // not block, and must not call back into the committer's blocking calls.
   struct Hooks {
     // Both run on the commit thread right after a commit, in this order,
     // before the callers are answered: the dispatcher hears of a commit
@@ -108,6 +111,12 @@ class GroupCommitter {
   void start();
   // Applies what is queued, then joins the thread.
   void stop();
+  // Whether accept_async's caller commits its own accept when the commit
+  // thread is idle and nothing is queued (LevelDB's leading writer): on by
+  // default. The daemon turns it off with --sync full, where every commit
+  // waits for an fsync that no I/O thread should wait for. Call before
+  // start().
+  void lead_accepts_when_idle(bool on);
 
   // Blocks until op is committed, and returns its "accepted" change; an
   // error if the store could not commit. Thread-safe.
@@ -121,6 +130,9 @@ class GroupCommitter {
   // done runs on the commit thread once op is committed (or the commit
   // failed), and must only hand the result over (post it), not block.
   // Returns false, without calling done, when the daemon is stopping.
+  // When the commit thread is idle and nothing is queued, the caller
+  // commits op itself (see lead_accepts_when_idle): done then runs on the
+  // caller's thread before accept_async returns, and so do the hooks.
   // With a plan (a saga route's steps, docs/design/sagas.md), the saga's
   // rows are written and its first step is dispatched in the same
   // transaction as the operation.
@@ -231,7 +243,9 @@ class GroupCommitter {
   template <class Fill>
   bool enqueue(bool blocking, Fill&& fill, bool accepts = false);
 
-  std::unique_ptr<StoreWriter> m_writer;  // owned by the commit thread once started
+  // Used by one batch at a time: the commit thread's, or a leading
+  // accept_async caller's (m_leading).
+  std::unique_ptr<StoreWriter> m_writer;
   Hooks m_hooks;
   const size_t m_max_batch;
   const size_t m_max_others;
@@ -245,6 +259,17 @@ class GroupCommitter {
   std::vector<Job> m_accepts GUARDED_BY(m_mutex);  // new operations: ahead of m_queue
   bool m_stopping GUARDED_BY(m_mutex) = false;
   bool m_idle GUARDED_BY(m_mutex) = false;  // the commit thread waits for a first job
+  // A caller of accept_async commits its own accept when the commit thread
+  // is idle and nothing is queued (off with --sync full: an I/O thread
+  // must not wait for an fsync).
+  bool m_lead_when_idle GUARDED_BY(m_mutex) = true;
+  bool m_leading GUARDED_BY(m_mutex) = false;  // such a caller's batch is being committed
+  // Since when the writer has had nothing to do (steady clock, ns): a caller
+  // leads only after k_lead_after_idle_ns of it. At 200 operations a second
+  // the writer idles for milliseconds between jobs; at saturation for
+  // microseconds, and batches stay large (bench/RESULTS.md, session 36).
+  int64_t m_idle_since GUARDED_BY(m_mutex) = 0;
+  static constexpr int64_t k_lead_after_idle_ns = 500 * 1000;
   std::thread m_thread;
 };
 

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "daemon/group_commit.h"
@@ -300,11 +301,116 @@ TEST_CASE("new operations queued behind a burst of events commit first, with at 
   CHECK(gc.counters().events_applied.load() == 5);
 }
 
+TEST_CASE("accept_async on an idle committer commits on the caller's thread, one batch at a time",
+          "[group_commit][lead]") {
+  TempDir dir;
+  CommitLog log;
+  GroupCommitter gc(std::move(SqliteStoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks());
+  gc.start();
+  OperationRecord first = new_op();
+  REQUIRE(gc.accept(first).ok());
+  log.wait_commits(1);
+
+  // Idle a while and nothing queued: committed and answered before
+  // accept_async returns, on this thread. (A writer idle only since a
+  // moment ago, or a commit thread still on its way back to waiting, and
+  // the accept queues and is answered on the commit thread: so poll, with
+  // a deadline, until one leads.)
+  std::thread::id answered_on;
+  OperationRecord led;
+  bool lead_seen = false;
+  auto lead_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!lead_seen && std::chrono::steady_clock::now() < lead_deadline) {
+    led = new_op();
+    std::atomic<bool> answered{false};
+    REQUIRE(gc.accept_async(led, IdempotencyKey{}, {}, [&](Result<GroupCommitter::Accepted> r) {
+      CHECK(r.ok());
+      answered_on = std::this_thread::get_id();
+      answered = true;
+    }));
+    if (answered.load() && answered_on == std::this_thread::get_id()) lead_seen = true;
+    // Else answered on the commit thread, soon.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!answered.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    REQUIRE(answered.load());
+    if (!lead_seen) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let the writer idle
+  }
+  REQUIRE(lead_seen);
+  size_t commits_before = log.wait_commits(1).size();
+
+  // While a caller's batch commits, nothing else does: the commit thread
+  // takes what queued meanwhile after it, in one batch, accepts first.
+  log.hold_next_commit();
+  OperationRecord held = new_op();
+  bool held_led = false;
+  std::thread leader([&] {
+    std::atomic<bool> answered{false};
+    gc.accept_async(held, IdempotencyKey{}, {}, [&](Result<GroupCommitter::Accepted> r) {
+      CHECK(r.ok());
+      answered = true;
+    });
+    held_led = answered.load();
+  });
+  log.wait_holding();
+  gc.submit_event(event_for(first, OpState::processing));
+  OperationRecord queued = new_op();
+  std::atomic<bool> queued_answered{false};
+  REQUIRE(gc.accept_async(queued, IdempotencyKey{}, {}, [&](Result<GroupCommitter::Accepted> r) {
+    CHECK(r.ok());
+    queued_answered = true;
+  }));
+  CHECK(gc.queued() == 2);
+  CHECK_FALSE(queued_answered.load());
+  log.release();
+  leader.join();
+  auto commits = log.wait_commits(commits_before + 2);
+  gc.stop();
+  REQUIRE(commits.size() == commits_before + 2);
+  // Held there, so the leader's own commit (or the commit thread's, had it
+  // not led) is the first after; then the two that queued, together.
+  REQUIRE(commits[commits_before].size() == 1);
+  CHECK(commits[commits_before][0].op.id == held.id);
+  REQUIRE(commits[commits_before + 1].size() == 2);
+  CHECK(commits[commits_before + 1][0].op.id == queued.id);
+  CHECK(commits[commits_before + 1][1].op.id == first.id);
+  CHECK(commits[commits_before + 1][1].op.state == OpState::processing);
+  CHECK(queued_answered.load());
+  (void)held_led;
+}
+
+TEST_CASE("with leading off, accept_async is always answered on the commit thread", "[group_commit][lead]") {
+  TempDir dir;
+  CommitLog log;
+  GroupCommitter gc(std::move(SqliteStoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks());
+  gc.lead_accepts_when_idle(false);
+  gc.start();
+  for (int i = 0; i < 20; ++i) {
+    std::mutex m;
+    std::condition_variable cv;
+    bool answered = false;
+    std::thread::id on;
+    REQUIRE(gc.accept_async(new_op(), IdempotencyKey{}, {}, [&](Result<GroupCommitter::Accepted> r) {
+      CHECK(r.ok());
+      std::lock_guard<std::mutex> lock(m);
+      on = std::this_thread::get_id();
+      answered = true;
+      cv.notify_all();
+    }));
+    std::unique_lock<std::mutex> lock(m);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return answered; }));
+    CHECK(on != std::this_thread::get_id());
+  }
+  gc.stop();
+}
+
 TEST_CASE("events still commit while new operations fill every batch", "[group_commit][lanes]") {
   TempDir dir;
   CommitLog log;
   GroupCommitter gc(std::move(SqliteStoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks(),
                     2, 1);
+  // The commit thread's lanes: an accept on an idle committer must not be
+  // committed by this thread, which would then hold in the hook itself.
+  gc.lead_accepts_when_idle(false);
   gc.start();
   OperationRecord first = new_op();
   REQUIRE(gc.accept(first).ok());
