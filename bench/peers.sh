@@ -104,16 +104,22 @@ w2=$!; pids+=("$w2")
 "$lg" drain --url "$url" --timeout 300 --poll-ms 5 --out "$run/warmup_drain.json"
 
 log "asyncops: end-to-end, N=$n from $in_flight connections, until all terminal"
+# Store transactions (asyncops_store_commits_total): how large the batches were.
+commits() { curl -sf "$url/metrics" | awk '/^asyncops_store_commits_total / {print $2}'; }
+k0=$(commits)
 c0=$(cpu_s "$dpid"); c1=$(cpu_s "$w1"); c2=$(cpu_s "$w2")
 "$lg" closed --url "$url" --conns "$in_flight" --requests "$n" --tag pe --out "$run/e2e.json"
 "$lg" drain --url "$url" --timeout 300 --poll-ms 5 --out "$run/e2e_drain.json"
 d0=$(cpu_s "$dpid"); d1=$(cpu_s "$w1"); d2=$(cpu_s "$w2")
+k1=$(commits)
 e2e_rate=$(jq -n --slurpfile a "$run/e2e.json" --slurpfile d "$run/e2e_drain.json" \
   '$a[0].accepted_2xx / (($d[0].drained_ms - $a[0].start_ms) / 1000)')
 n_ok=$(jq .accepted_2xx "$run/e2e.json")
 cpu_us=$(jq -n --argjson n "$n_ok" "(($d0 - $c0) + ($d1 - $c1) + ($d2 - $c2)) * 1e6 / \$n")
 cpu_us_daemon=$(jq -n --argjson n "$n_ok" "($d0 - $c0) * 1e6 / \$n")
 cpu_us_workers=$(jq -n --argjson n "$n_ok" "(($d1 - $c1) + ($d2 - $c2)) * 1e6 / \$n")
+# The drain's GETs commit nothing; the dispatch marks and events do.
+commits_per_op=$(jq -n --argjson n "$n_ok" "(${k1:-0} - ${k0:-0}) / \$n")
 
 sleep 1
 log "asyncops: latency at $lat_rate/s for ${lat_seconds}s, POST with Prefer: wait=5 (latency_probe.py)"
@@ -133,7 +139,8 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$(git -C "$root"
   --arg command "bench/peers.sh $orig_args" --arg loadavg "$loadavg_start" --argjson n "$n" --arg job "$job" \
   --argjson in_flight "$in_flight" --argjson lat_rate "$lat_rate" --argjson lat_seconds "$lat_seconds" \
   --argjson e2e "$e2e_rate" --argjson cpu_us "$cpu_us" --argjson cpu_us_daemon "$cpu_us_daemon" \
-  --argjson cpu_us_workers "$cpu_us_workers" --slurpfile lat "$run/latency.json" \
+  --argjson cpu_us_workers "$cpu_us_workers" --argjson commits_per_op "$commits_per_op" \
+  --slurpfile lat "$run/latency.json" \
   --argjson bull_e2e "$bull_e2e" --argjson bull_seq_e2e "$bull_seq_e2e" --argjson bull_p50 "$bull_p50" \
   --argjson bull_p99 "$bull_p99" --argjson cel_e2e "$cel_e2e" --argjson cel_p50 "$cel_p50" --argjson cel_p99 "$cel_p99" \
   --rawfile peers "$( [[ -f $run/peers.txt ]] && echo "$run/peers.txt" || echo /dev/null)" \
@@ -141,6 +148,7 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$(git -C "$root"
          n:$n, in_flight:$in_flight, lat_rate:$lat_rate, lat_seconds:$lat_seconds, job:$job},
     asyncops:{e2e_rate_per_s:$e2e, cpu_us_per_op_daemon_and_workers:$cpu_us,
               cpu_us_per_op_daemon:$cpu_us_daemon, cpu_us_per_op_workers:$cpu_us_workers,
+              store_commits_per_op:$commits_per_op,
               latency:$lat[0]},
     bullmq:{e2e_rate_per_s_window:$bull_e2e, e2e_rate_per_s_sequential:$bull_seq_e2e,
             latency_p50_ms:$bull_p50, latency_p99_ms:$bull_p99},
@@ -168,6 +176,7 @@ verdict() { jq -r "if ($1) == null then \"\" elif ($1) $2 then \"meets\" else \"
   printf '%-44s %14s\n' "asyncops CPU per op, daemon + workers (us)" "$(f .asyncops.cpu_us_per_op_daemon_and_workers)"
   printf '%-44s %14s\n' "  of which the daemon / the workers (us)" \
     "$(f .asyncops.cpu_us_per_op_daemon) / $(f .asyncops.cpu_us_per_op_workers)"
+  printf '%-44s %14s\n' "asyncops store commits per op, end to end" "$(f .asyncops.store_commits_per_op)"
   printf '%-44s %14s\n' "asyncops latency: answered / failed" "$(f .asyncops.latency.ok) / $(f .asyncops.latency.bad)"
   echo "(BullMQ throughput: 'window' variant, $in_flight add() in flight; its latency: sequential 'add' variant."
   echo " Celery: prefork c=2. asyncops throughput: closed loop, $in_flight keep-alive connections, drain polled every 5 ms;"
