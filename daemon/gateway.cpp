@@ -964,7 +964,9 @@ ApiReply Gateway::accept_command_timed(const Route& route, const ApiRequest& req
   OwnershipCheck owners = ownership_check(m_routes, route, req, op.resource);
   bool queued = m_committer.accept_async(
       std::move(op), key, std::move(owners),
-      // Called once, on the commit thread: what the reply needs moves on.
+      // Called once, after the commit (on the commit thread, or on this
+      // one when it led the commit, group_commit.h): what the reply needs
+      // moves on.
       [this, settle = deferred.settle(), answer_to = std::move(answer_to),
        key](Result<GroupCommitter::Accepted> committed) mutable {
         settle([this, answer_to = std::move(answer_to), key = std::move(key), committed = std::move(committed)] {

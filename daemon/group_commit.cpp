@@ -275,7 +275,7 @@ void GroupCommitter::run() {
       // batch at a time, in the order the jobs were queued.
       while ((m_queue.empty() && m_accepts.empty()) || m_leading) {
         if (m_stopping && !m_leading && m_queue.empty() && m_accepts.empty()) return;  // everything is applied
-        if (!m_idle && !m_leading) m_idle_since = steady_ns();
+        if (!m_leading) m_idle_since = steady_ns();
         m_idle = true;
         m_cv.wait(&m_mutex);
         m_idle = false;

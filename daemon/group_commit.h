@@ -112,7 +112,8 @@ class GroupCommitter {
   // Applies what is queued, then joins the thread.
   void stop();
   // Whether accept_async's caller commits its own accept when the commit
-  // thread is idle and nothing is queued (LevelDB's leading writer): on by
+  // thread has been idle for k_lead_after_idle_ns and nothing is queued
+  // (LevelDB's leading writer): on by
   // default. The daemon turns it off with --sync full, where every commit
   // waits for an fsync that no I/O thread should wait for. Call before
   // start().
@@ -130,8 +131,9 @@ class GroupCommitter {
   // done runs on the commit thread once op is committed (or the commit
   // failed), and must only hand the result over (post it), not block.
   // Returns false, without calling done, when the daemon is stopping.
-  // When the commit thread is idle and nothing is queued, the caller
-  // commits op itself (see lead_accepts_when_idle): done then runs on the
+  // When the commit thread has been idle a while and nothing is queued,
+  // the caller commits op itself (see lead_accepts_when_idle), unless op has
+  // a plan: done then runs on the
   // caller's thread before accept_async returns, and so do the hooks.
   // With a plan (a saga route's steps, docs/design/sagas.md), the saga's
   // rows are written and its first step is dispatched in the same
@@ -259,9 +261,8 @@ class GroupCommitter {
   std::vector<Job> m_accepts GUARDED_BY(m_mutex);  // new operations: ahead of m_queue
   bool m_stopping GUARDED_BY(m_mutex) = false;
   bool m_idle GUARDED_BY(m_mutex) = false;  // the commit thread waits for a first job
-  // A caller of accept_async commits its own accept when the commit thread
-  // is idle and nothing is queued (off with --sync full: an I/O thread
-  // must not wait for an fsync).
+  // Whether a caller of accept_async may commit its own accept (off with
+  // --sync full: an I/O thread must not wait for an fsync).
   bool m_lead_when_idle GUARDED_BY(m_mutex) = true;
   bool m_leading GUARDED_BY(m_mutex) = false;  // such a caller's batch is being committed
   // Since when the writer has had nothing to do (steady clock, ns): a caller
