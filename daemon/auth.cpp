@@ -3,19 +3,15 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include <chrono>
 
 #include "shared/base64url.h"
+#include "shared/clock.h"
 #include "shared/log.h"
 
 namespace asyncops {
 namespace {
 
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+int64_t steady_ms() { return steady_ns() / 1000000; }
 
 }  // namespace
 

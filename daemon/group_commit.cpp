@@ -2,7 +2,6 @@
 #include "shared/timeline.h"
 
 #include <linux/futex.h>
-#include <chrono>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -12,12 +11,6 @@
 #include "shared/named_thread.h"
 
 namespace asyncops {
-namespace {
-int64_t steady_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
 
 GroupCommitter::GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks, size_t max_batch,
                                size_t max_others)

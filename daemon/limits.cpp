@@ -1,8 +1,9 @@
 #include "daemon/limits.h"
 
-#include <chrono>
 #include <cmath>
 #include <functional>
+
+#include "shared/clock.h"
 
 namespace asyncops {
 
@@ -11,10 +12,7 @@ RateLimiter::RateLimiter(double rate, double burst)
 
 int RateLimiter::take(const std::string& principal) {
   if (m_rate <= 0) return 0;
-  auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                 std::chrono::steady_clock::now().time_since_epoch())
-                 .count();
-  return take_at(principal, now);
+  return take_at(principal, steady_ns());
 }
 
 int RateLimiter::take_at(const std::string& principal, int64_t now_ns) {

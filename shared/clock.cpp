@@ -12,6 +12,11 @@ int64_t now_ms() {
       .count();
 }
 
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 namespace {
 // Howard Hinnant's civil_from_days: the proleptic Gregorian date of a day
 // counted from 1970-01-01. Without gmtime_r, which takes glibc's time zone
