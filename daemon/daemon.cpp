@@ -193,9 +193,10 @@ Daemon::Daemon(const DaemonConfig& config, DaemonInputs in)
   // From here on, corruption met by any connection makes the daemon not
   // ready (and is logged once, loudly); so do failing commits.
   report_sqlite_errors_to(&m_health);
-  // An I/O thread commits its own accept when the writer is idle, except
-  // where a commit waits for an fsync (group_commit.h).
-  m_committer.lead_accepts_when_idle(config.sync != SyncMode::full);
+  // An I/O thread commits its own accept, and the tracker its events, when
+  // the writer is idle, except where a commit waits for an fsync
+  // (group_commit.h).
+  m_committer.lead_when_idle(config.sync != SyncMode::full);
   m_hub.set_floor(in.latest_seq);
   // The dispatcher reports what it did to the store.
   Dispatcher::Hooks reports;

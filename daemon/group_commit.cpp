@@ -23,7 +23,7 @@ GroupCommitter::GroupCommitter(std::unique_ptr<StoreWriter> writer, Hooks hooks,
 
 GroupCommitter::~GroupCommitter() { stop(); }
 
-void GroupCommitter::lead_accepts_when_idle(bool on) {
+void GroupCommitter::lead_when_idle(bool on) {
   MutexLock lock(&m_mutex);
   m_lead_when_idle = on;
 }
@@ -146,7 +146,13 @@ bool GroupCommitter::accept_async(OperationRecord op, const IdempotencyKey& key,
     if (wake) m_cv.notify_one();
     return true;
   }
+  commit_led(led);
+  return true;
+}
+
+void GroupCommitter::commit_led(std::vector<Job>& led) {
   commit_batch(led);
+  bool wake;
   {
     MutexLock lock(&m_mutex);
     m_leading = false;
@@ -156,7 +162,6 @@ bool GroupCommitter::accept_async(OperationRecord op, const IdempotencyKey& key,
   // Whatever queued meanwhile is the commit thread's; it may have been woken
   // for it already and gone back to waiting while this batch ran.
   if (wake) m_cv.notify_one();
-  return true;
 }
 
 Status GroupCommitter::run(WriteFn fn) {
@@ -245,6 +250,36 @@ void GroupCommitter::submit_events(std::vector<ReceivedEvent>& events) {
     }
   });
   events.clear();
+}
+
+void GroupCommitter::commit_events(std::vector<ReceivedEvent>& events) {
+  if (events.empty()) return;
+  // As accept_async, but without the idle time first (group_commit.h).
+  std::vector<Job> led;
+  bool wake = false;
+  {
+    MutexLock lock(&m_mutex);
+    bool lead = m_lead_when_idle && m_idle && !m_leading && m_queue.empty() && m_accepts.empty() &&
+                !m_stopping && events.size() <= m_max_others;
+    if (lead) {
+      m_leading = true;  // the commit thread starts no batch until this one is done
+    } else {
+      wake = m_idle;
+      m_idle = false;
+    }
+    std::vector<Job>& queue = lead ? led : m_queue;
+    for (ReceivedEvent& e : events) {
+      Job& job = queue.emplace_back();
+      job.event = std::move(e.event);
+      job.sender = std::move(e.sender);
+    }
+  }
+  events.clear();
+  if (led.empty()) {
+    if (wake) m_cv.notify_one();
+    return;
+  }
+  commit_led(led);
 }
 
 void GroupCommitter::submit_dispatched(std::vector<std::pair<std::string, int>> sent) {

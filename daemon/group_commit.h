@@ -14,7 +14,9 @@
 // adds no delay, and under load batches grow by themselves with the time
 // a commit takes. New operations are taken first, and the other jobs (a
 // burst of events) at most max_others per batch: a 202 waits for at most
-// one short batch and then its own.
+// one short batch and then its own. A caller that finds the commit thread
+// idle may commit its own batch instead of waking it (lead_when_idle): an
+// I/O thread its accept, the tracker its events.
 #include <atomic>
 #include <cstdint>
 #include <exception>
@@ -35,7 +37,8 @@ namespace asyncops {
 class GroupCommitter {
  public:
   // "The commit thread" below is the thread that ran the batch: the commit
-  // thread, or accept_async's caller when it led its own accept. Hooks must
+  // thread, or the caller of accept_async or commit_events when it led its
+  // own batch (an I/O thread, the tracker). Hooks must
   // not block, and must not call back into the committer's blocking calls.
   struct Hooks {
     // Both run on the commit thread right after a commit, in this order,
@@ -111,13 +114,14 @@ class GroupCommitter {
   void start();
   // Applies what is queued, then joins the thread.
   void stop();
-  // Whether accept_async's caller commits its own accept when the commit
-  // thread has been idle for k_lead_after_idle_ns and nothing is queued
-  // (LevelDB's leading writer): on by
-  // default. The daemon turns it off with --sync full, where every commit
-  // waits for an fsync that no I/O thread should wait for. Call before
-  // start().
-  void lead_accepts_when_idle(bool on);
+  // Whether a caller may commit its own batch when the commit thread is
+  // idle and nothing is queued (LevelDB's leading writer): accept_async's
+  // caller once the writer has been idle for k_lead_after_idle_ns, and
+  // commit_events' caller (the tracker) at once. On by default. The daemon
+  // turns it off with --sync full, where every commit waits for an fsync
+  // that neither an I/O thread nor the tracker should wait for. Call
+  // before start().
+  void lead_when_idle(bool on);
 
   // Blocks until op is committed, and returns its "accepted" change; an
   // error if the store could not commit. Thread-safe.
@@ -132,7 +136,7 @@ class GroupCommitter {
   // failed), and must only hand the result over (post it), not block.
   // Returns false, without calling done, when the daemon is stopping.
   // When the commit thread has been idle a while and nothing is queued,
-  // the caller commits op itself (see lead_accepts_when_idle), unless op has
+  // the caller commits op itself (see lead_when_idle), unless op has
   // a plan: done then runs on the
   // caller's thread before accept_async returns, and so do the hooks.
   // With a plan (a saga route's steps, docs/design/sagas.md), the saga's
@@ -168,6 +172,14 @@ class GroupCommitter {
   // The same for several, under one lock (and empties events).
   void submit_events(std::vector<Event>& events);
   void submit_events(std::vector<ReceivedEvent>& events);
+  // The tracker's: submit_events, except that when the commit thread is
+  // idle, nothing is queued and there are at most max_others events, the
+  // caller commits them itself, as one batch, and runs the hooks before it
+  // returns (see lead_when_idle). Unlike accept_async's, this lead needs no
+  // idle time first: one thread leading cannot split batches the way many
+  // I/O threads would, and what queues while it commits is the commit
+  // thread's next batch. Empties events.
+  void commit_events(std::vector<ReceivedEvent>& events);
   // Queues the record that commands went to workers. Thread-safe.
   void submit_dispatched(std::vector<std::pair<std::string, int>> ids_and_attempts);
 
@@ -236,6 +248,9 @@ class GroupCommitter {
   void take_saga(StoreWriter::SagaApplied applied, int64_t now, BatchOutput& out);
   void run();
   void commit_batch(std::vector<Job>& batch);
+  // Commits a caller's own batch (m_leading is set), then hands the writer
+  // back to the commit thread.
+  void commit_led(std::vector<Job>& led);
   // Runs fill(queue), which appends jobs to the queue, under m_mutex, then wakes the
   // commit thread if it is idle; a busy one takes the jobs with its next
   // batch. A blocking enqueue (a caller will wait on its job) on a stopping
@@ -261,8 +276,9 @@ class GroupCommitter {
   std::vector<Job> m_accepts GUARDED_BY(m_mutex);  // new operations: ahead of m_queue
   bool m_stopping GUARDED_BY(m_mutex) = false;
   bool m_idle GUARDED_BY(m_mutex) = false;  // the commit thread waits for a first job
-  // Whether a caller of accept_async may commit its own accept (off with
-  // --sync full: an I/O thread must not wait for an fsync).
+  // Whether a caller of accept_async or commit_events may commit its own
+  // batch (off with --sync full: no I/O thread nor the tracker waits for an
+  // fsync).
   bool m_lead_when_idle GUARDED_BY(m_mutex) = true;
   bool m_leading GUARDED_BY(m_mutex) = false;  // such a caller's batch is being committed
   // Since when the writer has had nothing to do (steady clock, ns): a caller

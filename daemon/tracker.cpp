@@ -146,7 +146,7 @@ void Tracker::run() {
         bad_frame("unknown kind '" + kind.substr(0, 32) + "'");
       }
     }
-    m_committer.submit_events(events);
+    m_committer.commit_events(events);
   }
 }
 

@@ -95,6 +95,7 @@ struct CommitLog {
   std::mutex m;
   std::condition_variable cv;
   std::vector<std::vector<Change>> commits;  // GUARDED_BY(m)
+  std::vector<std::thread::id> threads;      // GUARDED_BY(m): the thread that ran each commit
   bool hold_next = false;                    // GUARDED_BY(m)
   bool holding = false;                      // GUARDED_BY(m)
 
@@ -103,6 +104,7 @@ struct CommitLog {
     h.on_changes = [this](const std::vector<Change>& c) {
       std::unique_lock<std::mutex> lock(m);
       commits.push_back(c);
+      threads.push_back(std::this_thread::get_id());
       if (hold_next) {
         hold_next = false;
         holding = true;
@@ -133,7 +135,21 @@ struct CommitLog {
     REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return commits.size() >= n; }));
     return commits;
   }
+  std::thread::id thread_of(size_t commit) {
+    std::lock_guard<std::mutex> lock(m);
+    return threads.at(commit);
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> lock(m);
+    return commits.size();
+  }
 };
+
+std::vector<GroupCommitter::ReceivedEvent> received(Event e) {
+  std::vector<GroupCommitter::ReceivedEvent> events(1);
+  events[0].event = std::move(e);
+  return events;
+}
 }  // namespace
 
 TEST_CASE("an idle committer commits a lone job at once, alone, without waiting for company", "[group_commit]") {
@@ -375,7 +391,7 @@ TEST_CASE("with leading off, accept_async is always answered on the commit threa
   TempDir dir;
   CommitLog log;
   GroupCommitter gc(std::move(SqliteStoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks());
-  gc.lead_accepts_when_idle(false);
+  gc.lead_when_idle(false);
   gc.start();
   for (int i = 0; i < 20; ++i) {
     std::mutex m;
@@ -396,6 +412,98 @@ TEST_CASE("with leading off, accept_async is always answered on the commit threa
   gc.stop();
 }
 
+TEST_CASE("commit_events on an idle committer commits on the caller's thread, one batch at a time",
+          "[group_commit][lead]") {
+  TempDir dir;
+  CommitLog log;
+  GroupCommitter gc(std::move(SqliteStoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks());
+  gc.start();
+  OperationRecord a = new_op(), b = new_op();
+  REQUIRE(gc.accept(a).ok());
+  REQUIRE(gc.accept(b).ok());
+  log.wait_commits(2);
+
+  // Idle and nothing queued: committed, hooks included, before commit_events
+  // returns, on this thread. (A commit thread still on its way back to
+  // waiting, and the events queue and commit there: so poll, with a
+  // deadline. A repeated processing event changes nothing, but each one
+  // is a commit.)
+  bool lead_seen = false;
+  for (auto deadline = Clock::now() + std::chrono::seconds(10); !lead_seen && Clock::now() < deadline;) {
+    size_t before = log.count();
+    auto events = received(event_for(a, OpState::processing));
+    gc.commit_events(events);
+    CHECK(events.empty());
+    if (log.count() > before && log.thread_of(before) == std::this_thread::get_id()) {
+      lead_seen = true;
+    } else {
+      log.wait_commits(before + 1);
+      std::this_thread::yield();
+    }
+  }
+  REQUIRE(lead_seen);
+  auto led = log.wait_commits(1);
+  bool processing_seen = false;
+  for (const auto& commit : led) {
+    for (const Change& c : commit) processing_seen |= c.op.id == a.id && c.op.state == OpState::processing;
+  }
+  CHECK(processing_seen);
+  size_t commits_before = log.count();
+
+  // While the caller's batch commits, nothing else does: the commit thread
+  // takes what queued meanwhile after it, in one batch, accepts first. The
+  // commit thread was not woken since the lead above, so this one leads too.
+  log.hold_next_commit();
+  std::thread tracker([&] {
+    auto events = received(event_for(a, OpState::completed));
+    gc.commit_events(events);
+  });
+  log.wait_holding();
+  CHECK(log.thread_of(commits_before) == tracker.get_id());
+  gc.submit_event(event_for(b, OpState::processing));
+  OperationRecord queued = new_op();
+  std::atomic<bool> queued_answered{false};
+  REQUIRE(gc.accept_async(queued, IdempotencyKey{}, {}, [&](Result<GroupCommitter::Accepted> r) {
+    CHECK(r.ok());
+    queued_answered = true;
+  }));
+  CHECK(gc.queued() == 2);
+  log.release();
+  tracker.join();
+  auto commits = log.wait_commits(commits_before + 2);
+  gc.stop();
+  REQUIRE(commits.size() == commits_before + 2);
+  REQUIRE(commits[commits_before].size() == 1);
+  CHECK(commits[commits_before][0].op.id == a.id);
+  CHECK(commits[commits_before][0].op.state == OpState::completed);
+  REQUIRE(commits[commits_before + 1].size() == 2);
+  CHECK(commits[commits_before + 1][0].op.id == queued.id);
+  CHECK(commits[commits_before + 1][1].op.id == b.id);
+  CHECK(commits[commits_before + 1][1].op.state == OpState::processing);
+  CHECK(log.thread_of(commits_before + 1) != std::this_thread::get_id());
+  CHECK(queued_answered.load());
+}
+
+TEST_CASE("with leading off, commit_events queues for the commit thread", "[group_commit][lead]") {
+  TempDir dir;
+  CommitLog log;
+  GroupCommitter gc(std::move(SqliteStoreWriter::open(dir.path + "/asyncops.db", SyncMode::normal).value()), log.hooks());
+  gc.lead_when_idle(false);
+  gc.start();
+  OperationRecord op = new_op();
+  REQUIRE(gc.accept(op).ok());
+  log.wait_commits(1);
+  for (size_t i = 0; i < 20; ++i) {
+    size_t before = log.count();
+    auto events = received(event_for(op, i == 19 ? OpState::completed : OpState::processing));
+    gc.commit_events(events);
+    log.wait_commits(before + 1);
+    CHECK(log.thread_of(before) != std::this_thread::get_id());
+  }
+  gc.stop();
+  CHECK(gc.counters().events_applied.load() == 2);
+}
+
 TEST_CASE("events still commit while new operations fill every batch", "[group_commit][lanes]") {
   TempDir dir;
   CommitLog log;
@@ -403,7 +511,7 @@ TEST_CASE("events still commit while new operations fill every batch", "[group_c
                     2, 1);
   // The commit thread's lanes: an accept on an idle committer must not be
   // committed by this thread, which would then hold in the hook itself.
-  gc.lead_accepts_when_idle(false);
+  gc.lead_when_idle(false);
   gc.start();
   OperationRecord first = new_op();
   REQUIRE(gc.accept(first).ok());
