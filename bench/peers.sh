@@ -3,7 +3,8 @@
 # See bench/README.md ("Peers side by side").
 #
 #   bench/peers.sh [--n N] [--lat-rate R] [--lat-seconds S] [--in-flight K]
-#                  [--job users|peer] [--no-peers] [--no-build] [--keep] [--out FILE]
+#                  [--job users|peer] [--order peers-first|asyncops-first]
+#                  [--no-peers] [--no-build] [--keep] [--out FILE]
 #
 # 1. The peers: ../shared/peers/run.sh with Celery prefork c=2 and BullMQ
 #    `add` (sequential, its latency phase) and `window` (K=50 in flight).
@@ -16,6 +17,10 @@
 #    `Prefer: wait=5`, open loop, latency from each request's due time).
 #    --job users: the users service instead, which also looks up and
 #    inserts each user in its own database (work the peers' job has not).
+#    --order asyncops-first: asyncops before the peers (its processes are
+#    stopped before the peers start). A system measured after a minute of
+#    another's full load has measured slower here (bench/RESULTS.md,
+#    sessions 36-37); a pair of runs, one in each order, shows how much.
 # Prints a table with ratios, writes JSON to bench/results/peers.json.
 set -euo pipefail
 
@@ -25,10 +30,10 @@ root="$(cd "$here/.." && pwd)"
 source "$here/lib.sh"
 build="${ASYNCOPS_BUILD_DIR:-$root/build}"
 
-n=20000 lat_rate=200 lat_seconds=10 in_flight=50 run_peers=1 do_build=1 keep=0 job=peer
+n=20000 lat_rate=200 lat_seconds=10 in_flight=50 run_peers=1 do_build=1 keep=0 job=peer order=peers-first
 out="$here/results/peers.json"
 orig_args="$*"
-usage() { sed -n '5,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '5,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --n) n="${2:?}"; shift ;;
@@ -36,6 +41,7 @@ while [[ $# -gt 0 ]]; do
     --lat-seconds) lat_seconds="${2:?}"; shift ;;
     --in-flight) in_flight="${2:?}"; shift ;;
     --job) job="${2:?}"; shift ;;
+    --order) order="${2:?}"; shift ;;
     --no-peers) run_peers=0 ;;
     --no-build) do_build=0 ;;
     --keep) keep=1 ;;
@@ -47,6 +53,7 @@ while [[ $# -gt 0 ]]; do
 done
 command -v jq >/dev/null || { echo "peers.sh: needs jq" >&2; exit 2; }
 [[ $job == users || $job == peer ]] || { echo "peers.sh: --job is users or peer" >&2; usage; }
+[[ $order == peers-first || $order == asyncops-first ]] || { echo "peers.sh: --order is peers-first or asyncops-first" >&2; usage; }
 
 bench_peers_dir "$root" peers.sh
 bench_binaries "$root" "$build" "$do_build" peers.sh
@@ -57,14 +64,15 @@ cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v hz="$(getconf CLK_
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------- the peers
-if [[ $run_peers == 1 ]]; then
+run_the_peers() {
+  [[ $run_peers == 1 ]] || return 0
   log "peers: Celery prefork c=2, BullMQ add + window=$in_flight, N=$n ($peers_dir/run.sh)"
   N="$n" LAT_RATE="$lat_rate" LAT_SECONDS="$lat_seconds" WINDOW="$in_flight" \
     CELERY_VARIANTS="prefork:2" BULLMQ_VARIANTS="add window" \
     bash "$peers_dir/run.sh" >"$run/peers.txt" 2>"$run/peers.log" \
     || { echo "peers.sh: the peers' run.sh failed; its log:" >&2; tail -20 "$run/peers.log" >&2; exit 1; }
   cat "$run/peers.txt" >&2
-fi
+}
 # One field of a peer's summary line: peer_field LABEL REGEX -> number or null.
 peer_field() {
   local line
@@ -76,55 +84,70 @@ peer_field() {
 }
 
 # ---------------------------------------------------------------- asyncops
-data="$run/data"; mkdir -p "$data"
-service=users routes=()
-if [[ $job == peer ]]; then
-  # The same POST /users, as the peers' job: the latency probe's path and
-  # body are unchanged.
-  service=peer_job
-  cat >"$run/routes.json" <<'JSON'
+run_asyncops() {
+  data="$run/data"; mkdir -p "$data"
+  service=users routes=()
+  if [[ $job == peer ]]; then
+    # The same POST /users, as the peers' job: the latency probe's path and
+    # body are unchanged.
+    service=peer_job
+    cat >"$run/routes.json" <<'JSON'
 {"routes": [{"method": "POST", "path": "/users", "command": "run_job", "service": "peer_job",
              "resource": "/users/{id}",
              "body": {"email": {"type": "string", "required": true, "min_length": 1, "max_length": 254},
                       "name": {"type": "string", "required": true, "min_length": 1, "max_length": 200}}}]}
 JSON
-  routes=(--routes "$run/routes.json")
+    routes=(--routes "$run/routes.json")
+  fi
+  log "asyncops: asyncopsd + 2 workers --service $service in $data"
+  "$daemon" --data-dir "$data" --listen 127.0.0.1:0 --log-level warn "${routes[@]}" >>"$run/daemon.log" 2>&1 &
+  dpid=$!; pids+=("$dpid")
+  "$lg" ready --url-file "$data/asyncopsd.url" --timeout 30 --out "$run/ready.json" \
+    || { echo "asyncopsd did not become ready" >&2; tail -20 "$run/daemon.log" >&2; exit 1; }
+  url=$(jq -r .url "$run/ready.json")
+  "$worker" --data-dir "$data" --service "$service" --log-level warn >>"$run/worker1.log" 2>&1 &
+  w1=$!; pids+=("$w1")
+  "$worker" --data-dir "$data" --service "$service" --log-level warn >>"$run/worker2.log" 2>&1 &
+  w2=$!; pids+=("$w2")
+  "$lg" closed --url "$url" --conns 4 --requests 200 --tag pw --out "$run/warmup.json"
+  "$lg" drain --url "$url" --timeout 300 --poll-ms 5 --out "$run/warmup_drain.json"
+
+  log "asyncops: end-to-end, N=$n from $in_flight connections, until all terminal"
+  # Store transactions (asyncops_store_commits_total): how large the batches were.
+  commits() { curl -sf "$url/metrics" | awk '/^asyncops_store_commits_total / {print $2}'; }
+  k0=$(commits)
+  c0=$(cpu_s "$dpid"); c1=$(cpu_s "$w1"); c2=$(cpu_s "$w2")
+  "$lg" closed --url "$url" --conns "$in_flight" --requests "$n" --tag pe --out "$run/e2e.json"
+  "$lg" drain --url "$url" --timeout 300 --poll-ms 5 --out "$run/e2e_drain.json"
+  d0=$(cpu_s "$dpid"); d1=$(cpu_s "$w1"); d2=$(cpu_s "$w2")
+  k1=$(commits)
+  e2e_rate=$(jq -n --slurpfile a "$run/e2e.json" --slurpfile d "$run/e2e_drain.json" \
+    '$a[0].accepted_2xx / (($d[0].drained_ms - $a[0].start_ms) / 1000)')
+  n_ok=$(jq .accepted_2xx "$run/e2e.json")
+  cpu_us=$(jq -n --argjson n "$n_ok" "(($d0 - $c0) + ($d1 - $c1) + ($d2 - $c2)) * 1e6 / \$n")
+  cpu_us_daemon=$(jq -n --argjson n "$n_ok" "($d0 - $c0) * 1e6 / \$n")
+  cpu_us_workers=$(jq -n --argjson n "$n_ok" "(($d1 - $c1) + ($d2 - $c2)) * 1e6 / \$n")
+  # The drain's GETs commit nothing; the dispatch marks and events do.
+  commits_per_op=$(jq -n --argjson n "$n_ok" "(${k1:-0} - ${k0:-0}) / \$n")
+
+  sleep 1
+  log "asyncops: latency at $lat_rate/s for ${lat_seconds}s, POST with Prefer: wait=5 (latency_probe.py)"
+  /usr/bin/python3 "$peers_dir/latency_probe.py" "$url" "$lat_rate" "$lat_seconds" >"$run/latency.json"
+  cat "$run/latency.json" >&2
+  if [[ $order == asyncops-first ]]; then
+    # The peers get the machine to themselves.
+    kill -TERM "$dpid" "$w1" "$w2" 2>/dev/null || true
+    wait "$dpid" "$w1" "$w2" 2>/dev/null || true
+  fi
+}
+
+if [[ $order == asyncops-first ]]; then
+  run_asyncops
+  run_the_peers
+else
+  run_the_peers
+  run_asyncops
 fi
-log "asyncops: asyncopsd + 2 workers --service $service in $data"
-"$daemon" --data-dir "$data" --listen 127.0.0.1:0 --log-level warn "${routes[@]}" >>"$run/daemon.log" 2>&1 &
-dpid=$!; pids+=("$dpid")
-"$lg" ready --url-file "$data/asyncopsd.url" --timeout 30 --out "$run/ready.json" \
-  || { echo "asyncopsd did not become ready" >&2; tail -20 "$run/daemon.log" >&2; exit 1; }
-url=$(jq -r .url "$run/ready.json")
-"$worker" --data-dir "$data" --service "$service" --log-level warn >>"$run/worker1.log" 2>&1 &
-w1=$!; pids+=("$w1")
-"$worker" --data-dir "$data" --service "$service" --log-level warn >>"$run/worker2.log" 2>&1 &
-w2=$!; pids+=("$w2")
-"$lg" closed --url "$url" --conns 4 --requests 200 --tag pw --out "$run/warmup.json"
-"$lg" drain --url "$url" --timeout 300 --poll-ms 5 --out "$run/warmup_drain.json"
-
-log "asyncops: end-to-end, N=$n from $in_flight connections, until all terminal"
-# Store transactions (asyncops_store_commits_total): how large the batches were.
-commits() { curl -sf "$url/metrics" | awk '/^asyncops_store_commits_total / {print $2}'; }
-k0=$(commits)
-c0=$(cpu_s "$dpid"); c1=$(cpu_s "$w1"); c2=$(cpu_s "$w2")
-"$lg" closed --url "$url" --conns "$in_flight" --requests "$n" --tag pe --out "$run/e2e.json"
-"$lg" drain --url "$url" --timeout 300 --poll-ms 5 --out "$run/e2e_drain.json"
-d0=$(cpu_s "$dpid"); d1=$(cpu_s "$w1"); d2=$(cpu_s "$w2")
-k1=$(commits)
-e2e_rate=$(jq -n --slurpfile a "$run/e2e.json" --slurpfile d "$run/e2e_drain.json" \
-  '$a[0].accepted_2xx / (($d[0].drained_ms - $a[0].start_ms) / 1000)')
-n_ok=$(jq .accepted_2xx "$run/e2e.json")
-cpu_us=$(jq -n --argjson n "$n_ok" "(($d0 - $c0) + ($d1 - $c1) + ($d2 - $c2)) * 1e6 / \$n")
-cpu_us_daemon=$(jq -n --argjson n "$n_ok" "($d0 - $c0) * 1e6 / \$n")
-cpu_us_workers=$(jq -n --argjson n "$n_ok" "(($d1 - $c1) + ($d2 - $c2)) * 1e6 / \$n")
-# The drain's GETs commit nothing; the dispatch marks and events do.
-commits_per_op=$(jq -n --argjson n "$n_ok" "(${k1:-0} - ${k0:-0}) / \$n")
-
-sleep 1
-log "asyncops: latency at $lat_rate/s for ${lat_seconds}s, POST with Prefer: wait=5 (latency_probe.py)"
-/usr/bin/python3 "$peers_dir/latency_probe.py" "$url" "$lat_rate" "$lat_seconds" >"$run/latency.json"
-cat "$run/latency.json" >&2
 
 # ---------------------------------------------------------------- report
 bull_e2e=$(peer_field 'bullmq-redis\[window\]' 'e2e=([0-9.]+)/s')
@@ -136,7 +159,7 @@ cel_p50=$(peer_field 'celery-redis' 'p50=([0-9.]+)ms')
 cel_p99=$(peer_field 'celery-redis' 'p99=([0-9.]+)ms')
 mkdir -p "$(dirname "$out")"
 jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-  --arg command "bench/peers.sh $orig_args" --arg loadavg "$loadavg_start" --argjson n "$n" --arg job "$job" \
+  --arg command "bench/peers.sh $orig_args" --arg loadavg "$loadavg_start" --argjson n "$n" --arg job "$job" --arg order "$order" \
   --argjson in_flight "$in_flight" --argjson lat_rate "$lat_rate" --argjson lat_seconds "$lat_seconds" \
   --argjson e2e "$e2e_rate" --argjson cpu_us "$cpu_us" --argjson cpu_us_daemon "$cpu_us_daemon" \
   --argjson cpu_us_workers "$cpu_us_workers" --argjson commits_per_op "$commits_per_op" \
@@ -145,7 +168,7 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$(git -C "$root"
   --argjson bull_p99 "$bull_p99" --argjson cel_e2e "$cel_e2e" --argjson cel_p50 "$cel_p50" --argjson cel_p99 "$cel_p99" \
   --rawfile peers "$( [[ -f $run/peers.txt ]] && echo "$run/peers.txt" || echo /dev/null)" \
   '{run:{date:$date, commit:$commit, command:$command, nproc:'"$(nproc)"', loadavg_start:$loadavg,
-         n:$n, in_flight:$in_flight, lat_rate:$lat_rate, lat_seconds:$lat_seconds, job:$job},
+         n:$n, in_flight:$in_flight, lat_rate:$lat_rate, lat_seconds:$lat_seconds, job:$job, order:$order},
     asyncops:{e2e_rate_per_s:$e2e, cpu_us_per_op_daemon_and_workers:$cpu_us,
               cpu_us_per_op_daemon:$cpu_us_daemon, cpu_us_per_op_workers:$cpu_us_workers,
               store_commits_per_op:$commits_per_op,
@@ -161,7 +184,7 @@ verdict() { jq -r "if ($1) == null then \"\" elif ($1) $2 then \"meets\" else \"
 {
   echo
   echo "asyncops next to the peers, one run  $(f .run.date)  commit $(f .run.commit)"
-  echo "machine: $(nproc) cpus; load average at start: $loadavg_start; N=$n; asyncops job: $job ($service service)"
+  echo "machine: $(nproc) cpus; load average at start: $loadavg_start; N=$n; asyncops job: $job ($service service); order: $order"
   printf '%-44s %14s %14s %14s %12s %18s\n' "measure" "asyncops" "BullMQ" "Celery" "vs BullMQ" "issue target"
   printf '%-44s %14s %14s %14s %12s %18s\n' "end-to-end throughput, $in_flight in flight (/s)" \
     "$(f .asyncops.e2e_rate_per_s)" "$(f .bullmq.e2e_rate_per_s_window)" "$(f .celery.e2e_rate_per_s)" \
