@@ -18,9 +18,8 @@
 #    --job users: the users service instead, which also looks up and
 #    inserts each user in its own database (work the peers' job has not).
 #    --order asyncops-first: asyncops before the peers (its processes are
-#    stopped before the peers start). A system measured after a minute of
-#    another's full load has measured slower here (bench/RESULTS.md,
-#    sessions 36-37); a pair of runs, one in each order, shows how much.
+#    stopped before the peers start). In 8 runs the order made no
+#    difference, the hour did (bench/RESULTS.md, session 37).
 # Prints a table with ratios, writes JSON to bench/results/peers.json.
 set -euo pipefail
 
@@ -33,7 +32,7 @@ build="${ASYNCOPS_BUILD_DIR:-$root/build}"
 n=20000 lat_rate=200 lat_seconds=10 in_flight=50 run_peers=1 do_build=1 keep=0 job=peer order=peers-first
 out="$here/results/peers.json"
 orig_args="$*"
-usage() { sed -n '5,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '5,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --n) n="${2:?}"; shift ;;
