@@ -240,18 +240,6 @@ void GroupCommitter::submit_events(std::vector<Event>& events) {
   events.clear();
 }
 
-void GroupCommitter::submit_events(std::vector<ReceivedEvent>& events) {
-  if (events.empty()) return;
-  enqueue(false, [&](std::vector<Job>& queue) {
-    for (ReceivedEvent& e : events) {
-      Job& job = queue.emplace_back();
-      job.event = std::move(e.event);
-      job.sender = std::move(e.sender);
-    }
-  });
-  events.clear();
-}
-
 void GroupCommitter::commit_events(std::vector<ReceivedEvent>& events) {
   if (events.empty()) return;
   // As accept_async, but without the idle time first (group_commit.h).

@@ -171,14 +171,14 @@ class GroupCommitter {
   void submit_event(Event e, EventSender sender = {});
   // The same for several, under one lock (and empties events).
   void submit_events(std::vector<Event>& events);
-  void submit_events(std::vector<ReceivedEvent>& events);
-  // The tracker's: submit_events, except that when the commit thread is
-  // idle, nothing is queued and there are at most max_others events, the
-  // caller commits them itself, as one batch, and runs the hooks before it
-  // returns (see lead_when_idle). Unlike accept_async's, this lead needs no
-  // idle time first: one thread leading cannot split batches the way many
-  // I/O threads would, and what queues while it commits is the commit
-  // thread's next batch. Empties events.
+  // The tracker's: queues a worker's events under one lock, as
+  // submit_events does, except that when the commit thread is idle,
+  // nothing is queued and there are at most max_others events, the caller
+  // commits them itself, as one batch, and runs the hooks before it returns
+  // (see lead_when_idle). Unlike accept_async's, this lead needs no idle
+  // time first: one thread leading cannot split batches the way many I/O
+  // threads would, and what queues while it commits is the commit thread's
+  // next batch. Empties events. Thread-safe.
   void commit_events(std::vector<ReceivedEvent>& events);
   // Queues the record that commands went to workers. Thread-safe.
   void submit_dispatched(std::vector<std::pair<std::string, int>> ids_and_attempts);

@@ -1,6 +1,8 @@
 #pragma once
 // Tracker: the SUB socket that workers publish to. It decodes each message
-// and hands events to the GroupCommitter, which moves the operation along.
+// and hands events to the GroupCommitter, which moves the operation along
+// (or, on an idle writer, commits them on the tracker's thread:
+// GroupCommitter::commit_events).
 // A frame that cannot be decoded, or that breaks the limits of
 // docs/protocol.md ("Limits"), is refused: counted by kind and reason,
 // logged (rate-limited), never fatal and never applied.
