@@ -3,7 +3,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-
 #include "shared/base64url.h"
 #include "shared/clock.h"
 #include "shared/log.h"

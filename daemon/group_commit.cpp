@@ -132,8 +132,7 @@ bool GroupCommitter::accept_async(OperationRecord op, const IdempotencyKey& key,
     MutexLock lock(&m_mutex);
     if (m_stopping) return false;
     std::vector<Job>* queue = &m_accepts;
-    if (m_lead_when_idle && m_idle && !m_leading && m_queue.empty() && m_accepts.empty() && plan.empty() &&
-        steady_ns() - m_idle_since >= k_lead_after_idle_ns) {
+    if (plan.empty() && may_lead(k_lead_after_idle_ns)) {
       m_leading = true;  // the commit thread starts no batch until this one is done
       queue = &led;
     } else {
@@ -142,17 +141,21 @@ bool GroupCommitter::accept_async(OperationRecord op, const IdempotencyKey& key,
     }
     add_accept_job(*queue, std::move(op), key, std::move(owners), std::move(plan)).callback = std::move(done);
   }
-  if (led.empty()) {
-    if (wake) m_cv.notify_one();
-    return true;
-  }
-  commit_led(led);
+  hand_over(led, wake);
   return true;
 }
 
-void GroupCommitter::commit_led(std::vector<Job>& led) {
+bool GroupCommitter::may_lead(int64_t min_idle_ns) const {
+  return m_lead_when_idle && m_idle && !m_leading && m_queue.empty() && m_accepts.empty() &&
+         (min_idle_ns <= 0 || steady_ns() - m_idle_since >= min_idle_ns);
+}
+
+void GroupCommitter::hand_over(std::vector<Job>& led, bool wake) {
+  if (led.empty()) {
+    if (wake) m_cv.notify_one();
+    return;
+  }
   commit_batch(led);
-  bool wake;
   {
     MutexLock lock(&m_mutex);
     m_leading = false;
@@ -247,8 +250,7 @@ void GroupCommitter::commit_events(std::vector<ReceivedEvent>& events) {
   bool wake = false;
   {
     MutexLock lock(&m_mutex);
-    bool lead = m_lead_when_idle && m_idle && !m_leading && m_queue.empty() && m_accepts.empty() &&
-                !m_stopping && events.size() <= m_max_others;
+    bool lead = !m_stopping && events.size() <= m_max_others && may_lead(0);
     if (lead) {
       m_leading = true;  // the commit thread starts no batch until this one is done
     } else {
@@ -263,11 +265,7 @@ void GroupCommitter::commit_events(std::vector<ReceivedEvent>& events) {
     }
   }
   events.clear();
-  if (led.empty()) {
-    if (wake) m_cv.notify_one();
-    return;
-  }
-  commit_led(led);
+  hand_over(led, wake);
 }
 
 void GroupCommitter::submit_dispatched(std::vector<std::pair<std::string, int>> sent) {

@@ -248,9 +248,14 @@ class GroupCommitter {
   void take_saga(StoreWriter::SagaApplied applied, int64_t now, BatchOutput& out);
   void run();
   void commit_batch(std::vector<Job>& batch);
-  // Commits a caller's own batch (m_leading is set), then hands the writer
-  // back to the commit thread.
-  void commit_led(std::vector<Job>& led);
+  // Under m_mutex: whether a caller may commit its own batch now (see
+  // lead_when_idle): leading is on, no other caller leads, nothing is
+  // queued, and the commit thread waits for work, for at least min_idle_ns.
+  bool may_lead(int64_t min_idle_ns) const REQUIRES(m_mutex);
+  // After the caller's lock: commits led, the caller's own batch (it set
+  // m_leading), and hands the writer back to the commit thread; or, with
+  // led empty (the jobs were queued), wakes the commit thread if wake.
+  void hand_over(std::vector<Job>& led, bool wake);
   // Runs fill(queue), which appends jobs to the queue, under m_mutex, then wakes the
   // commit thread if it is idle; a busy one takes the jobs with its next
   // batch. A blocking enqueue (a caller will wait on its job) on a stopping

@@ -145,6 +145,31 @@ struct CommitLog {
   }
 };
 
+// Behind a commit held in its hook: queues a processing event for evented
+// and a new accept, whose answer sets answered. Returns the accept's
+// operation.
+OperationRecord queue_event_and_accept(GroupCommitter& gc, const OperationRecord& evented,
+                                       std::atomic<bool>& answered) {
+  gc.submit_event(event_for(evented, OpState::processing));
+  OperationRecord queued = new_op();
+  REQUIRE(gc.accept_async(queued, IdempotencyKey{}, {}, [&answered](Result<GroupCommitter::Accepted> r) {
+    CHECK(r.ok());
+    answered = true;
+  }));
+  CHECK(gc.queued() == 2);
+  return queued;
+}
+
+// The commit thread's batch of what queue_event_and_accept queued: the
+// accept first, then the event.
+void check_queued_batch(const std::vector<Change>& batch, const OperationRecord& accepted,
+                        const OperationRecord& evented) {
+  REQUIRE(batch.size() == 2);
+  CHECK(batch[0].op.id == accepted.id);
+  CHECK(batch[1].op.id == evented.id);
+  CHECK(batch[1].op.state == OpState::processing);
+}
+
 std::vector<GroupCommitter::ReceivedEvent> received(Event e) {
   std::vector<GroupCommitter::ReceivedEvent> events(1);
   events[0].event = std::move(e);
@@ -362,14 +387,8 @@ TEST_CASE("accept_async on an idle committer commits on the caller's thread, one
     gc.accept_async(held, IdempotencyKey{}, {}, [](Result<GroupCommitter::Accepted> r) { CHECK(r.ok()); });
   });
   log.wait_holding();
-  gc.submit_event(event_for(first, OpState::processing));
-  OperationRecord queued = new_op();
   std::atomic<bool> queued_answered{false};
-  REQUIRE(gc.accept_async(queued, IdempotencyKey{}, {}, [&](Result<GroupCommitter::Accepted> r) {
-    CHECK(r.ok());
-    queued_answered = true;
-  }));
-  CHECK(gc.queued() == 2);
+  OperationRecord queued = queue_event_and_accept(gc, first, queued_answered);
   CHECK_FALSE(queued_answered.load());
   log.release();
   leader.join();
@@ -380,10 +399,7 @@ TEST_CASE("accept_async on an idle committer commits on the caller's thread, one
   // not led) is the first after; then the two that queued, together.
   REQUIRE(commits[commits_before].size() == 1);
   CHECK(commits[commits_before][0].op.id == held.id);
-  REQUIRE(commits[commits_before + 1].size() == 2);
-  CHECK(commits[commits_before + 1][0].op.id == queued.id);
-  CHECK(commits[commits_before + 1][1].op.id == first.id);
-  CHECK(commits[commits_before + 1][1].op.state == OpState::processing);
+  check_queued_batch(commits[commits_before + 1], queued, first);
   CHECK(queued_answered.load());
 }
 
@@ -460,14 +476,8 @@ TEST_CASE("commit_events on an idle committer commits on the caller's thread, on
   });
   log.wait_holding();
   CHECK(log.thread_of(commits_before) == tracker.get_id());
-  gc.submit_event(event_for(b, OpState::processing));
-  OperationRecord queued = new_op();
   std::atomic<bool> queued_answered{false};
-  REQUIRE(gc.accept_async(queued, IdempotencyKey{}, {}, [&](Result<GroupCommitter::Accepted> r) {
-    CHECK(r.ok());
-    queued_answered = true;
-  }));
-  CHECK(gc.queued() == 2);
+  OperationRecord queued = queue_event_and_accept(gc, b, queued_answered);
   log.release();
   tracker.join();
   auto commits = log.wait_commits(commits_before + 2);
@@ -476,10 +486,7 @@ TEST_CASE("commit_events on an idle committer commits on the caller's thread, on
   REQUIRE(commits[commits_before].size() == 1);
   CHECK(commits[commits_before][0].op.id == a.id);
   CHECK(commits[commits_before][0].op.state == OpState::completed);
-  REQUIRE(commits[commits_before + 1].size() == 2);
-  CHECK(commits[commits_before + 1][0].op.id == queued.id);
-  CHECK(commits[commits_before + 1][1].op.id == b.id);
-  CHECK(commits[commits_before + 1][1].op.state == OpState::processing);
+  check_queued_batch(commits[commits_before + 1], queued, b);
   CHECK(log.thread_of(commits_before + 1) != std::this_thread::get_id());
   CHECK(queued_answered.load());
 }
