@@ -19,7 +19,10 @@ std::string text(SQLite::Statement& st, int i) {
 
 // Every value is bound; only fixed clause texts are concatenated.
 std::string owner_clause(const std::optional<std::string>& owner, const char* prefix) {
-  return owner ? std::string(prefix) + "owner = ?" : std::string();
+  // A non-empty owner repeats the WHERE term of the partial index
+  // operations_by_owner_set, which SQLite needs to use it.
+  if (!owner) return std::string();
+  return std::string(prefix) + (owner->empty() ? "owner = ?" : "owner = ? AND owner <> ''");
 }
 
 }  // namespace

@@ -564,6 +564,63 @@ TEST_CASE("a store made before resources.version gains the column at open", "[st
   CHECK(db.execAndGet("SELECT count(*) FROM pragma_table_info('resources') WHERE name = 'version'").getInt() == 1);
 }
 
+TEST_CASE("only operations with an owner are in the owner index, and a filter by owner uses it",
+          "[store][owner]") {
+  Fixture f;
+  auto mine = new_op();
+  mine.owner = "alice";
+  mine = f.insert(mine);
+  auto nobody = f.insert(new_op());
+  auto other = new_op();
+  other.owner = "bob";
+  f.insert(other);
+
+  OperationFilter by_alice;
+  by_alice.owner = "alice";
+  auto alice = f.r->list_operations(by_alice);
+  REQUIRE(alice.size() == 1);
+  CHECK(alice[0].id == mine.id);
+  OperationFilter by_nobody;
+  by_nobody.owner = "";
+  auto none = f.r->list_operations(by_nobody);
+  REQUIRE(none.size() == 1);
+  CHECK(none[0].id == nobody.id);
+  CHECK(f.r->stats(now_ms(), std::string("alice")).total == 1);
+  CHECK(f.r->stats(now_ms(), std::string("")).total == 1);
+
+  SQLite::Database db(f.path, SQLite::OPEN_READONLY);
+  CHECK(db.execAndGet("SELECT count(*) FROM operations INDEXED BY operations_by_owner_set WHERE owner <> ''")
+            .getInt() == 2);
+  // The form of list_operations's filter by a non-empty owner.
+  SQLite::Statement plan(db, "EXPLAIN QUERY PLAN SELECT seq FROM operations WHERE owner = ? AND owner <> '' "
+                             "ORDER BY seq DESC LIMIT 50");
+  std::string detail;
+  while (plan.executeStep()) detail += plan.getColumn(3).getString() + "\n";
+  CHECK(detail.find("operations_by_owner_set") != std::string::npos);
+}
+
+TEST_CASE("a store with the old full owner index gets the partial one at open", "[store][owner]") {
+  TempDir dir;
+  std::string path = dir.path + "/asyncops.db";
+  {
+    auto w = SqliteStoreWriter::open(path, SyncMode::normal);
+    REQUIRE(w);
+  }
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec("DROP INDEX operations_by_owner_set");
+    db.exec("CREATE INDEX operations_by_owner ON operations(owner, seq)");
+    db.exec("INSERT INTO operations(id, name, service, state, origin, owner, created_at, updated_at) "
+            "VALUES ('op_old', 'create_user', 'users', 'completed', 'POST /users', 'alice', 1, 1)");
+  }
+  auto w = SqliteStoreWriter::open(path, SyncMode::normal);
+  REQUIRE(w);
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  CHECK(db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'operations_by_owner'").getInt() == 0);
+  CHECK(db.execAndGet("SELECT count(*) FROM operations INDEXED BY operations_by_owner_set WHERE owner <> ''")
+            .getInt() == 1);
+}
+
 TEST_CASE("stats count by state and command and rate the last window of history", "[store][stats]") {
   Fixture f;
   auto a = f.insert(new_op("create_user"));
