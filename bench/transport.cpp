@@ -3,13 +3,16 @@
 // connection's transport. See bench/README.md ("ZeroMQ against a Unix
 // socket").
 //
-//   asyncops-bench-transport [--n N] [--rate R] [--bytes B] [--rounds K] [--dir DIR]
+//   asyncops-bench-transport [--n N] [--rate R] [--window W] [--bytes B] [--rounds K] [--dir DIR]
 //
 // Each round runs both transports, one after the other, in alternating
 // order: a client process sends a message of B bytes (default 400, about an
 // asyncops command), a server process sends it back, N times (default
 // 20,000), at R round trips a second (default 0: back to back; 200 is the
-// latency probe's pace, where each message wakes sleeping threads).
+// latency probe's pace, where each message wakes sleeping threads), with
+// W messages in flight (default 1; more makes a pipeline, where ZeroMQ
+// batches: then the CPU per message is the figure, and "round trip" is
+// from a message's send to its echo's arrival).
 //   zmq: DEALER -> ROUTER over ipc://, as the worker and the dispatcher
 //        (libzmq's I/O thread on each side, one context each).
 //   uds: a SOCK_STREAM Unix socket, a 4-byte length before each message,
@@ -43,7 +46,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 void usage() {
-  std::fprintf(stderr, "usage: asyncops-bench-transport [--n N] [--rate R] [--bytes B] [--rounds K] [--dir DIR]\n");
+  std::fprintf(stderr,
+               "usage: asyncops-bench-transport [--n N] [--rate R] [--window W] [--bytes B] [--rounds K] [--dir DIR]\n");
 }
 
 [[noreturn]] void die(const char* what) {
@@ -58,19 +62,7 @@ double cpu_us(int who) {
   return us(ru.ru_utime) + us(ru.ru_stime);
 }
 
-// Blocking I/O of exactly n bytes; false on EOF or error.
-bool read_all(int fd, char* p, size_t n) {
-  while (n > 0) {
-    ssize_t r = ::read(fd, p, n);
-    if (r <= 0) {
-      if (r < 0 && errno == EINTR) continue;
-      return false;
-    }
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
+// Blocking write of exactly n bytes; false on error.
 bool write_all(int fd, const char* p, size_t n) {
   while (n > 0) {
     ssize_t r = ::write(fd, p, n);
@@ -84,34 +76,90 @@ bool write_all(int fd, const char* p, size_t n) {
   return true;
 }
 
+// Buffered reads of length-prefixed frames: one read(2) takes whatever has
+// arrived, however many frames that is.
+class FrameReader {
+ public:
+  explicit FrameReader(int fd) : m_fd(fd) {}
+  // The next whole frame's body into *body; false on EOF or error.
+  bool next(std::string* body) {
+    for (;;) {
+      if (m_buf.size() - m_pos >= 4) {
+        uint32_t len = 0;
+        std::memcpy(&len, m_buf.data() + m_pos, 4);
+        if (m_buf.size() - m_pos - 4 >= len) {
+          body->assign(m_buf.data() + m_pos + 4, len);
+          m_pos += 4 + len;
+          return true;
+        }
+      }
+      if (m_pos > 0) {
+        m_buf.erase(0, m_pos);
+        m_pos = 0;
+      }
+      char chunk[65536];
+      ssize_t r = ::read(m_fd, chunk, sizeof chunk);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      m_buf.append(chunk, static_cast<size_t>(r));
+    }
+  }
+  // Whether a whole frame is already buffered (no read needed for it).
+  bool ready() const {
+    if (m_buf.size() - m_pos < 4) return false;
+    uint32_t len = 0;
+    std::memcpy(&len, m_buf.data() + m_pos, 4);
+    return m_buf.size() - m_pos - 4 >= len;
+  }
+
+ private:
+  int m_fd;
+  std::string m_buf;
+  size_t m_pos = 0;
+};
+
+void append_frame(std::string* out, const std::string& body) {
+  uint32_t len = static_cast<uint32_t>(body.size());
+  out->append(reinterpret_cast<const char*>(&len), 4);
+  out->append(body);
+}
+
 struct Options {
   int n = 20000;
   double rate = 0;
+  int window = 1;
   size_t bytes = 400;
   int rounds = 3;
   std::string dir = "/tmp";
 };
 
-// The client side: n round trips of msg through send/recv, paced at rate.
+// The client side: n round trips of msg through send/recv, paced at rate,
+// window of them in flight (the echoes come back in order).
 template <class Send, class Recv>
 std::vector<double> ping(const Options& o, Send send, Recv recv) {
   std::vector<double> rtt;
   rtt.reserve(static_cast<size_t>(o.n));
   std::string msg(o.bytes, 'x'), reply;
+  std::vector<Clock::time_point> sent(static_cast<size_t>(o.n));
   auto start = Clock::now();
-  for (int i = 0; i < o.n; ++i) {
+  int next = 0;
+  auto send_next = [&] {
     if (o.rate > 0) {
-      auto due = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / o.rate));
+      auto due = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(next / o.rate));
       std::this_thread::sleep_until(due);
     }
-    auto t0 = Clock::now();
+    sent[static_cast<size_t>(next++)] = Clock::now();
     send(msg);
+  };
+  while (next < std::min(o.window, o.n)) send_next();
+  for (int i = 0; i < o.n; ++i) {
     recv(&reply);
-    rtt.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    rtt.push_back(std::chrono::duration<double, std::micro>(Clock::now() - sent[static_cast<size_t>(i)]).count());
     if (reply.size() != msg.size()) {
       std::fprintf(stderr, "transport: a reply of %zu bytes, not %zu\n", reply.size(), msg.size());
       std::_Exit(1);
     }
+    if (next < o.n) send_next();
   }
   return rtt;
 }
@@ -161,14 +209,22 @@ void uds_server(const std::string& path, int ready_fd) {
   (void)!::write(ready_fd, &c, 1);
   int fd = ::accept(l, nullptr, nullptr);
   if (fd < 0) die("uds accept");
-  std::string buf;
-  for (;;) {
-    uint32_t len = 0;
-    if (!read_all(fd, reinterpret_cast<char*>(&len), 4) || len == 0) break;
-    buf.resize(4 + len);
-    std::memcpy(buf.data(), &len, 4);
-    if (!read_all(fd, buf.data() + 4, len)) break;
-    if (!write_all(fd, buf.data(), buf.size())) break;
+  // As a real server would: every frame that one read brought is echoed,
+  // and the echoes go out in one write.
+  FrameReader in(fd);
+  std::string body, out;
+  for (bool more = true; more;) {
+    if (!in.next(&body) || body.empty()) break;
+    append_frame(&out, body);
+    while (in.ready()) {
+      if (!in.next(&body) || body.empty()) {
+        more = false;
+        break;
+      }
+      append_frame(&out, body);
+    }
+    if (!write_all(fd, out.data(), out.size())) break;
+    out.clear();
   }
   ::close(fd);
   ::close(l);
@@ -182,22 +238,20 @@ std::vector<double> uds_client(const Options& o, const std::string& path) {
   std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("uds connect");
   std::string frame;
+  FrameReader in(fd);
   auto rtt = ping(
       o,
       [&](const std::string& m) {
-        uint32_t len = static_cast<uint32_t>(m.size());
-        frame.assign(reinterpret_cast<const char*>(&len), 4);
-        frame += m;
+        frame.clear();
+        append_frame(&frame, m);
         if (!write_all(fd, frame.data(), frame.size())) die("uds write");
       },
       [&](std::string* r) {
-        uint32_t len = 0;
-        if (!read_all(fd, reinterpret_cast<char*>(&len), 4)) die("uds read");
-        r->resize(len);
-        if (!read_all(fd, r->data(), len)) die("uds read");
+        if (!in.next(r)) die("uds read");
       });
-  uint32_t end = 0;
-  (void)write_all(fd, reinterpret_cast<const char*>(&end), 4);
+  frame.clear();
+  append_frame(&frame, std::string());
+  (void)write_all(fd, frame.data(), frame.size());
   ::close(fd);
   return rtt;
 }
@@ -251,13 +305,14 @@ int main(int argc, char** argv) {
   for (std::string a; flags.next(&a);) {
     if (a == "--n") o.n = std::max(1, std::atoi(flags.value().c_str()));
     else if (a == "--rate") o.rate = std::atof(flags.value().c_str());
+    else if (a == "--window") o.window = std::max(1, std::atoi(flags.value().c_str()));
     else if (a == "--bytes") o.bytes = static_cast<size_t>(std::max(1, std::atoi(flags.value().c_str())));
     else if (a == "--rounds") o.rounds = std::max(1, std::atoi(flags.value().c_str()));
     else if (a == "--dir") o.dir = flags.value();
     else flags.fail();
   }
   std::vector<Figures> zmq_f, uds_f;
-  std::fprintf(stderr, "round trips of %zu bytes, n=%d, rate=%s\n", o.bytes, o.n,
+  std::fprintf(stderr, "round trips of %zu bytes, n=%d, window=%d, rate=%s\n", o.bytes, o.n, o.window,
                o.rate > 0 ? std::to_string(o.rate).c_str() : "back to back");
   std::fprintf(stderr, "%-6s %-4s %10s %10s %10s %14s\n", "round", "via", "p50 us", "p99 us", "max us", "CPU us / rtt");
   for (int r = 0; r < o.rounds; ++r) {
@@ -266,9 +321,9 @@ int main(int argc, char** argv) {
     for (const char* kind : order) {
       Figures f = run_one(o, kind, r);
       (std::string(kind) == "zmq" ? zmq_f : uds_f).push_back(f);
-      std::printf("{\"round\":%d,\"via\":\"%s\",\"n\":%d,\"rate\":%g,\"bytes\":%zu,\"p50_us\":%.1f,\"p99_us\":%.1f,"
-                  "\"max_us\":%.1f,\"cpu_us_per_rtt\":%.2f}\n",
-                  r + 1, kind, o.n, o.rate, o.bytes, f.p50, f.p99, f.max, f.cpu_per_rtt);
+      std::printf("{\"round\":%d,\"via\":\"%s\",\"n\":%d,\"window\":%d,\"rate\":%g,\"bytes\":%zu,\"p50_us\":%.1f,"
+                  "\"p99_us\":%.1f,\"max_us\":%.1f,\"cpu_us_per_rtt\":%.2f}\n",
+                  r + 1, kind, o.n, o.window, o.rate, o.bytes, f.p50, f.p99, f.max, f.cpu_per_rtt);
       std::fflush(stdout);
       std::fprintf(stderr, "%-6d %-4s %10.1f %10.1f %10.1f %14.2f\n", r + 1, kind, f.p50, f.p99, f.max, f.cpu_per_rtt);
     }
