@@ -547,17 +547,23 @@ TEST_CASE("the read model keeps the write with the highest service version", "[s
   }
 }
 
-TEST_CASE("a store made before resources.version gains the column at open", "[store][version]") {
-  TempDir dir;
-  std::string path = dir.path + "/asyncops.db";
+namespace {
+// A store made by this version, then changed by sql into what an older
+// version left.
+void make_store_then(const std::string& path, std::initializer_list<const char*> sql) {
   {
     auto w = SqliteStoreWriter::open(path, SyncMode::normal);
     REQUIRE(w);
   }
-  {
-    SQLite::Database db(path, SQLite::OPEN_READWRITE);
-    db.exec("ALTER TABLE resources DROP COLUMN version");
-  }
+  SQLite::Database db(path, SQLite::OPEN_READWRITE);
+  for (const char* statement : sql) db.exec(statement);
+}
+}  // namespace
+
+TEST_CASE("a store made before resources.version gains the column at open", "[store][version]") {
+  TempDir dir;
+  std::string path = dir.path + "/asyncops.db";
+  make_store_then(path, {"ALTER TABLE resources DROP COLUMN version"});
   auto w = SqliteStoreWriter::open(path, SyncMode::normal);
   REQUIRE(w);
   SQLite::Database db(path, SQLite::OPEN_READONLY);
@@ -602,17 +608,9 @@ TEST_CASE("only operations with an owner are in the owner index, and a filter by
 TEST_CASE("a store with the old full owner index gets the partial one at open", "[store][owner]") {
   TempDir dir;
   std::string path = dir.path + "/asyncops.db";
-  {
-    auto w = SqliteStoreWriter::open(path, SyncMode::normal);
-    REQUIRE(w);
-  }
-  {
-    SQLite::Database db(path, SQLite::OPEN_READWRITE);
-    db.exec("DROP INDEX operations_by_owner_set");
-    db.exec("CREATE INDEX operations_by_owner ON operations(owner, seq)");
-    db.exec("INSERT INTO operations(id, name, service, state, origin, owner, created_at, updated_at) "
-            "VALUES ('op_old', 'create_user', 'users', 'completed', 'POST /users', 'alice', 1, 1)");
-  }
+  make_store_then(path, {"DROP INDEX operations_by_owner_set", "CREATE INDEX operations_by_owner ON operations(owner, seq)",
+                         "INSERT INTO operations(id, name, service, state, origin, owner, created_at, updated_at) "
+                         "VALUES ('op_old', 'create_user', 'users', 'completed', 'POST /users', 'alice', 1, 1)"});
   auto w = SqliteStoreWriter::open(path, SyncMode::normal);
   REQUIRE(w);
   SQLite::Database db(path, SQLite::OPEN_READONLY);
