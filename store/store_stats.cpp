@@ -75,6 +75,8 @@ OperationStats read_operation_stats(SQLite::Database& db, int64_t now, const std
   }
   std::string hist_sql = "SELECT h.kind, h.at FROM history h";
   if (owner) hist_sql += " JOIN operations o ON o.seq = h.op_seq WHERE o.owner = ?";
+  // As owner_clause: without the repeated term SQLite scans all of history.
+  if (owner && !owner->empty()) hist_sql += " AND o.owner <> ''";
   hist_sql += " ORDER BY h.seq DESC";
   SQLite::Statement hist(db, hist_sql);
   if (owner) hist.bind(1, *owner);
