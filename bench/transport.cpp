@@ -17,11 +17,15 @@
 //        (libzmq's I/O thread on each side, one context each).
 //   uds: a SOCK_STREAM Unix socket, a 4-byte length before each message,
 //        blocking reads and writes on the processes' own threads.
+// With W > 1 both sides write without reading first: keep W x B within the
+// socket buffers (a few hundred KiB), or the Unix socket's blocking writes
+// wait on each other.
 // Prints, per round and transport, the round trip's p50 / p99 / max and
 // the CPU (user + system, both processes, every thread) per round trip;
 // then the medians over the rounds. One-way latency is about half a round
 // trip. JSON lines on stdout, the table on stderr.
 #include <poll.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -29,6 +33,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -50,8 +55,11 @@ void usage() {
                "usage: asyncops-bench-transport [--n N] [--rate R] [--window W] [--bytes B] [--rounds K] [--dir DIR]\n");
 }
 
+pid_t g_server = 0;  // the forked server of the round running, if any
+
 [[noreturn]] void die(const char* what) {
   std::perror(what);
+  if (g_server > 0) ::kill(g_server, SIGKILL);
   std::_Exit(1);
 }
 
@@ -134,12 +142,19 @@ struct Options {
 };
 
 // The client side: n round trips of msg through send/recv, paced at rate,
-// window of them in flight (the echoes come back in order).
+// window of them in flight (the echoes come back in order). Each is timed
+// from its send, not from its due time as latency_probe.py times: the
+// question is what the transport costs, and a sleeping client's own
+// lateness (100-200 us here) is not the transport's. At one in flight and
+// 200/s no send waits for an earlier echo. One round trip before the count
+// connects and warms up both sides.
 template <class Send, class Recv>
 std::vector<double> ping(const Options& o, Send send, Recv recv) {
   std::vector<double> rtt;
   rtt.reserve(static_cast<size_t>(o.n));
   std::string msg(o.bytes, 'x'), reply;
+  send(msg);
+  recv(&reply);
   std::vector<Clock::time_point> sent(static_cast<size_t>(o.n));
   auto start = Clock::now();
   int next = 0;
@@ -184,7 +199,8 @@ void zmq_server(const std::string& ep, int ready_fd) {
 std::vector<double> zmq_client(const Options& o, const std::string& ep) {
   zmq::context_t ctx(1);
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  s.set(zmq::sockopt::linger, 0);
+  // Time for the end message to reach the server, which waits for it.
+  s.set(zmq::sockopt::linger, 2000);
   s.connect(ep);
   auto rtt = ping(
       o, [&](const std::string& m) { s.send(zmq::buffer(m), zmq::send_flags::none); },
@@ -260,9 +276,10 @@ struct Figures {
   double p50 = 0, p99 = 0, max = 0, cpu_per_rtt = 0;
 };
 
-double pct(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+// Nearest rank on sorted values, as the load generator computes it.
+double pct(const std::vector<double>& sorted, double p) {
+  size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
+  return sorted[std::min(std::max<size_t>(rank, 1), sorted.size()) - 1];
 }
 
 // One transport, one round: the server forked, the client here.
@@ -274,25 +291,33 @@ Figures run_one(const Options& o, const std::string& kind, int round) {
   pid_t pid = ::fork();
   if (pid < 0) die("fork");
   if (pid == 0) {
+    g_server = 0;
     ::close(ready[0]);
     if (kind == "zmq") zmq_server("ipc://" + where, ready[1]); else uds_server(where, ready[1]);
     std::_Exit(0);
   }
+  g_server = pid;
   ::close(ready[1]);
   char c;
-  if (::read(ready[0], &c, 1) != 1) die("server start");
+  if (::read(ready[0], &c, 1) != 1) {
+    std::fprintf(stderr, "transport: the %s server did not start\n", kind.c_str());
+    ::kill(pid, SIGKILL);
+    std::_Exit(1);
+  }
   ::close(ready[0]);
   double self_before = cpu_us(RUSAGE_SELF);
   std::vector<double> rtt = kind == "zmq" ? zmq_client(o, "ipc://" + where) : uds_client(o, where);
   double self_after = cpu_us(RUSAGE_SELF);
   int status = 0;
   ::waitpid(pid, &status, 0);
+  g_server = 0;
   ::unlink(where.c_str());
   double children = cpu_us(RUSAGE_CHILDREN) - children_before;
   Figures f;
+  std::sort(rtt.begin(), rtt.end());
   f.p50 = pct(rtt, 0.50);
   f.p99 = pct(rtt, 0.99);
-  f.max = *std::max_element(rtt.begin(), rtt.end());
+  f.max = rtt.back();
   f.cpu_per_rtt = (self_after - self_before + children) / static_cast<double>(o.n);
   return f;
 }
