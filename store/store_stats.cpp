@@ -17,12 +17,19 @@ std::string text(SQLite::Statement& st, int i) {
   return c.isNull() ? std::string() : c.getString();
 }
 
-// Every value is bound; only fixed clause texts are concatenated.
-std::string owner_clause(const std::optional<std::string>& owner, const char* prefix) {
-  // A non-empty owner repeats the WHERE term of the partial index
-  // operations_by_owner_set, which SQLite needs to use it.
-  if (!owner) return std::string();
-  return std::string(prefix) + (owner->empty() ? "owner = ?" : "owner = ? AND owner <> ''");
+// Appends the filter by owner, if any, to sql: the query's first term
+// (WHERE) or a further one (AND). Every value is bound, and only literals
+// are appended (tests/unit/test_access.cpp checks it). A non-empty owner
+// repeats the WHERE term of the partial index operations_by_owner_set,
+// which SQLite needs to use it; a filter by '' reads the table.
+void add_owner_filter(std::string& sql, const std::optional<std::string>& owner, bool first_term) {
+  if (!owner) return;
+  if (first_term) {
+    sql += " WHERE owner = ?";
+  } else {
+    sql += " AND owner = ?";
+  }
+  if (!owner->empty()) sql += " AND owner <> ''";
 }
 
 }  // namespace
@@ -36,8 +43,10 @@ OperationStats read_operation_stats(SQLite::Database& db, int64_t now, const std
   for (HistoryKind k : k_rate_kinds) s.window_counts[to_string(k)] = 0;
   SQLite::Transaction snapshot(db);  // one consistent read (a read transaction: nothing is written)
 
-  SQLite::Statement by(db, "SELECT name, state, count(*) FROM operations" + owner_clause(owner, " WHERE ") +
-                               " GROUP BY name, state");
+  std::string sql = "SELECT name, state, count(*) FROM operations";
+  add_owner_filter(sql, owner, true);
+  sql += " GROUP BY name, state";
+  SQLite::Statement by(db, sql);
   if (owner) by.bind(1, *owner);
   while (by.executeStep()) {
     std::string name = text(by, 0), state = text(by, 1);
@@ -52,8 +61,10 @@ OperationStats read_operation_stats(SQLite::Database& db, int64_t now, const std
     c["total"] += n;
   }
 
-  SQLite::Statement oldest(db, "SELECT id, created_at FROM operations WHERE state = 'pending'" +
-                                   owner_clause(owner, " AND ") + " ORDER BY seq LIMIT 1");
+  sql = "SELECT id, created_at FROM operations WHERE state = 'pending'";
+  add_owner_filter(sql, owner, false);
+  sql += " ORDER BY seq LIMIT 1";
+  SQLite::Statement oldest(db, sql);
   if (owner) oldest.bind(1, *owner);
   if (oldest.executeStep()) {
     s.oldest_pending_id = text(oldest, 0);
@@ -64,8 +75,10 @@ OperationStats read_operation_stats(SQLite::Database& db, int64_t now, const std
   // scan stops at the first row older than the window, so its cost follows
   // the recent rate, not the size of the store. Times follow seq: one
   // writer stamps both as it commits.
-  SQLite::Statement recent(db, "SELECT created_at FROM operations" + owner_clause(owner, " WHERE ") +
-                                   " ORDER BY seq DESC");
+  sql = "SELECT created_at FROM operations";
+  add_owner_filter(sql, owner, true);
+  sql += " ORDER BY seq DESC";
+  SQLite::Statement recent(db, sql);
   if (owner) recent.bind(1, *owner);
   while (recent.executeStep()) {
     int64_t created = recent.getColumn(0).getInt64();
@@ -73,12 +86,12 @@ OperationStats read_operation_stats(SQLite::Database& db, int64_t now, const std
     ++s.created_last_5m;
     if (created >= now - 60000) ++s.created_last_1m;
   }
-  std::string hist_sql = "SELECT h.kind, h.at FROM history h";
-  if (owner) hist_sql += " JOIN operations o ON o.seq = h.op_seq WHERE o.owner = ?";
-  // As owner_clause: without the repeated term SQLite scans all of history.
-  if (owner && !owner->empty()) hist_sql += " AND o.owner <> ''";
-  hist_sql += " ORDER BY h.seq DESC";
-  SQLite::Statement hist(db, hist_sql);
+  sql = "SELECT h.kind, h.at FROM history h";
+  if (owner) sql += " JOIN operations o ON o.seq = h.op_seq WHERE o.owner = ?";
+  // As add_owner_filter: without the repeated term SQLite scans all of history.
+  if (owner && !owner->empty()) sql += " AND o.owner <> ''";
+  sql += " ORDER BY h.seq DESC";
+  SQLite::Statement hist(db, sql);
   if (owner) hist.bind(1, *owner);
   int64_t since = now - static_cast<int64_t>(window_s) * 1000;
   while (hist.executeStep()) {
