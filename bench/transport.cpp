@@ -24,7 +24,6 @@
 // the CPU (user + system, both processes, every thread) per round trip;
 // then the medians over the rounds. One-way latency is about half a round
 // trip. JSON lines on stdout, the table on stderr.
-#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -92,14 +91,12 @@ class FrameReader {
   // The next whole frame's body into *body; false on EOF or error.
   bool next(std::string* body) {
     for (;;) {
-      if (m_buf.size() - m_pos >= 4) {
+      if (ready()) {
         uint32_t len = 0;
         std::memcpy(&len, m_buf.data() + m_pos, 4);
-        if (m_buf.size() - m_pos - 4 >= len) {
-          body->assign(m_buf.data() + m_pos + 4, len);
-          m_pos += 4 + len;
-          return true;
-        }
+        body->assign(m_buf.data() + m_pos + 4, len);
+        m_pos += 4 + len;
+        return true;
       }
       if (m_pos > 0) {
         m_buf.erase(0, m_pos);
