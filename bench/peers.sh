@@ -4,7 +4,7 @@
 #
 #   bench/peers.sh [--n N] [--lat-rate R] [--lat-seconds S] [--in-flight K]
 #                  [--job users|peer] [--order peers-first|asyncops-first]
-#                  [--no-peers] [--no-build] [--keep] [--out FILE]
+#                  [--no-peers] [--no-celery] [--no-build] [--keep] [--out FILE]
 #
 # 1. The peers: ../shared/peers/run.sh with Celery prefork c=2 and BullMQ
 #    `add` (sequential, its latency phase) and `window` (K=50 in flight).
@@ -20,6 +20,8 @@
 #    --order asyncops-first: asyncops before the peers (its processes are
 #    stopped before the peers start). In 8 runs the order made no
 #    difference, the hour did (bench/RESULTS.md, session 37).
+#    --no-celery: BullMQ only (no issue 11 target names Celery);
+#    bench/peers_rounds.sh uses it for its rounds.
 # Prints a table with ratios, writes JSON to bench/results/peers.json.
 set -euo pipefail
 
@@ -29,10 +31,10 @@ root="$(cd "$here/.." && pwd)"
 source "$here/lib.sh"
 build="${ASYNCOPS_BUILD_DIR:-$root/build}"
 
-n=20000 lat_rate=200 lat_seconds=10 in_flight=50 run_peers=1 do_build=1 keep=0 job=peer order=peers-first
+n=20000 lat_rate=200 lat_seconds=10 in_flight=50 run_peers=1 peers="celery bullmq" do_build=1 keep=0 job=peer order=peers-first
 out="$here/results/peers.json"
 orig_args="$*"
-usage() { sed -n '5,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '5,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --n) n="${2:?}"; shift ;;
@@ -42,6 +44,7 @@ while [[ $# -gt 0 ]]; do
     --job) job="${2:?}"; shift ;;
     --order) order="${2:?}"; shift ;;
     --no-peers) run_peers=0 ;;
+    --no-celery) peers=bullmq ;;
     --no-build) do_build=0 ;;
     --keep) keep=1 ;;
     --out) out="${2:?}"; shift ;;
@@ -65,8 +68,8 @@ loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 # ---------------------------------------------------------------- the peers
 run_the_peers() {
   [[ $run_peers == 1 ]] || return 0
-  log "peers: Celery prefork c=2, BullMQ add + window=$in_flight, N=$n ($peers_dir/run.sh)"
-  N="$n" LAT_RATE="$lat_rate" LAT_SECONDS="$lat_seconds" WINDOW="$in_flight" \
+  log "peers ($peers): Celery prefork c=2, BullMQ add + window=$in_flight, N=$n ($peers_dir/run.sh)"
+  N="$n" LAT_RATE="$lat_rate" LAT_SECONDS="$lat_seconds" WINDOW="$in_flight" PEERS="$peers" \
     CELERY_VARIANTS="prefork:2" BULLMQ_VARIANTS="add window" \
     bash "$peers_dir/run.sh" >"$run/peers.txt" 2>"$run/peers.log" \
     || { echo "peers.sh: the peers' run.sh failed; its log:" >&2; tail -20 "$run/peers.log" >&2; exit 1; }
