@@ -4,6 +4,7 @@
 # rounds").
 #
 #   bench/peers_rounds.sh [--rounds R] [--out-dir DIR] [--celery] [peers.sh options]
+#   bench/peers_rounds.sh --summarize DIR
 #
 # Runs bench/peers.sh R times (default 5) in a row, BullMQ only unless
 # --celery, the order alternating (peers first, then asyncops first, ...),
@@ -13,15 +14,17 @@
 # 2.26x within 13 minutes (bench/RESULTS.md, session 37); the median of a
 # run of rounds is the figure to quote. Other options go to peers.sh as
 # they are (--no-build is worth passing: each round would check the build).
+# --summarize DIR prints (and rewrites) the summary of the runs in DIR.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-rounds=5 out_dir="" celery=0 pass=()
-usage() { sed -n '6,6p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+rounds=5 out_dir="" celery=0 pass=() summarize=0
+usage() { sed -n '6,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds="${2:?}"; shift ;;
     --out-dir) out_dir="${2:?}"; shift ;;
     --celery) celery=1 ;;
+    --summarize) summarize=1; out_dir="${2:?}"; shift ;;
     --order|--out|--no-peers) echo "peers_rounds.sh: $1 is chosen per round here" >&2; usage ;;
     -h|--help) usage ;;
     --n|--lat-rate|--lat-seconds|--in-flight|--job) pass+=("$1" "${2:?}"); shift ;;
@@ -35,19 +38,24 @@ out_dir="${out_dir:-$here/results/rounds-$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$out_dir"
 [[ $celery == 1 ]] || pass+=(--no-celery)
 
-for ((r = 1; r <= rounds; r++)); do
+if [[ $summarize == 1 ]]; then
+  compgen -G "$out_dir/run-*.json" >/dev/null || { echo "peers_rounds.sh: no run-*.json in $out_dir" >&2; exit 2; }
+  rounds=$(find "$out_dir" -maxdepth 1 -name 'run-*.json' | wc -l)
+fi
+for ((r = 1; r <= rounds && summarize == 0; r++)); do
   order=peers-first
   ((r % 2 == 0)) && order=asyncops-first
   printf '[%s] round %d of %d, %s\n' "$(date +%T)" "$r" "$rounds" "$order" >&2
   bash "$here/peers.sh" "${pass[@]}" --order "$order" --out "$out_dir/run-$r.json" >/dev/null
 done
 
+mapfile -t runs < <(find "$out_dir" -maxdepth 1 -name 'run-*.json' | sort -V)
 jq -s '
   def median: sort | if length == 0 then null
     elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-  def stat(f; $ok): map(f) | map(select(. != null)) as $v |
+  def stat(f; ok): map(f) | map(select(. != null)) as $v |
     {median: ($v | median), min: ($v | min), max: ($v | max),
-     runs_meeting: ($v | map(select(. | $ok)) | length), runs: ($v | length)};
+     runs_meeting: ($v | map(select(ok)) | length), runs: ($v | length)};
   map({date: .run.date, commit: .run.commit, order: .run.order, loadavg_start: .run.loadavg_start,
        asyncops_per_s: .asyncops.e2e_rate_per_s, bullmq_per_s: .bullmq.e2e_rate_per_s_window,
        ratio: (if .bullmq.e2e_rate_per_s_window then .asyncops.e2e_rate_per_s / .bullmq.e2e_rate_per_s_window else null end),
@@ -59,7 +67,7 @@ jq -s '
    p50_ms: ($runs | stat(.p50_ms; . <= 1)), p99_ms: ($runs | stat(.p99_ms; . <= 2)),
    bullmq_p50_ms: ($runs | stat(.bullmq_p50_ms; true)), bullmq_p99_ms: ($runs | stat(.bullmq_p99_ms; true)),
    cpu_us_per_op: ($runs | stat(.cpu_us_per_op; true))}' \
-  "$out_dir"/run-*.json >"$out_dir/summary.json"
+  "${runs[@]}" >"$out_dir/summary.json"
 
 {
   echo "asyncops next to BullMQ, $rounds rounds ($out_dir)"
