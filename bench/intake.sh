@@ -57,7 +57,6 @@ for b in "$daemon" "$lg" "$ceiling" "$beast"; do
 done
 
 bench_run_dir aoin
-cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($12 + $13) / hz}'; }
 
 # start NAME DIR: starts one contender on a free port; sets $spid and $surl.
 start() {
@@ -82,13 +81,6 @@ start() {
     || { echo "intake.sh: $name did not become ready; log:" >&2; tail -20 "$dir/log" >&2; exit 1; }
   surl=$(jq -r .url "$dir/ready.json")
 }
-stop() {
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 300); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-  pids=()
-}
 
 log "intake in $rounds rounds of ${seconds}s each: ${contenders[*]}; $conns connections"
 loadavg="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -101,7 +93,7 @@ for ((r = 0; r < rounds; r++)); do
     start "$name" "$dir"
     "$lg" closed --url "$surl" --conns "$conns" --duration "$seconds" --tag "n$r" --out "$dir/closed.json"
     cpu=$(cpu_s "$spid")
-    stop "$spid"
+    stop_pid "$spid"
     rm -rf "$dir/data"  # operations that nothing will run
     jq -c --arg name "$name" --argjson round "$r" --argjson order "$k" --argjson cpu "$cpu" \
       '{round:$round, order:$order, name:$name, rate_per_s:.rate_2xx_per_s, errors:.errors,

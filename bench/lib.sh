@@ -1,4 +1,4 @@
-# Sourced by bench/run.sh, peers.sh and profile.sh (not run on its own).
+# Sourced by the bench/*.sh scripts (not run on its own).
 #
 # bench_run_dir PREFIX [STOP_TENTHS]: makes a short temp dir in $run (ipc://
 # endpoints inside it must stay under 107 bytes), starts an empty $pids, and
@@ -23,6 +23,23 @@ bench_cleanup() {
 }
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# cpu_s PID: the CPU seconds (user + system) a process of ours has used so
+# far; null when it is gone.
+cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($12 + $13) / hz}' || echo null; }
+
+# stop_pid PID [TENTHS]: stops one process we started: SIGTERM, then SIGKILL
+# after TENTHS tenths of a second (default 300), and drops it from $pids.
+stop_pid() {
+  local p=$1 tenths=${2:-300}
+  kill -TERM "$p" 2>/dev/null || return 0
+  for _ in $(seq "$tenths"); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$p" 2>/dev/null || true
+  wait "$p" 2>/dev/null || true
+  local keep_pids=() q
+  for q in "${pids[@]}"; do [[ $q == "$p" ]] || keep_pids+=("$q"); done
+  pids=("${keep_pids[@]}")
+}
 
 # bench_configure ROOT BUILD: makes BUILD a Ninja build of ROOT with the
 # bench tools on. A new BUILD is configured RelWithDebInfo; an existing one

@@ -61,7 +61,6 @@ bench_peers_dir "$root" peers.sh
 bench_binaries "$root" "$build" "$do_build" peers.sh
 
 bench_run_dir aop
-cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($12 + $13) / hz}'; }
 
 loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 

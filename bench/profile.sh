@@ -35,12 +35,6 @@ nice -n 10 ninja -C "$build" -j2 asyncopsd asyncops-worker asyncops-bench-loadge
 daemon="$build/daemon/asyncopsd" worker="$build/workers/asyncops-worker" lg="$build/bench/asyncops-bench-loadgen"
 mkdir -p "$outdir"
 bench_run_dir aop 100
-stop_pid() {  # by pid: SIGTERM, at most 60 s (callgrind writes its file at exit)
-  kill -TERM "$1" 2>/dev/null || return 0
-  for _ in $(seq 600); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
 workers() {
   "$worker" --data-dir "$1" --log-level warn >>"$1.w1.log" 2>&1 & w1=$!; pids+=("$w1")
   "$worker" --data-dir "$1" --log-level warn >>"$1.w2.log" 2>&1 & w2=$!; pids+=("$w2")
@@ -58,7 +52,7 @@ workers "$data"
 "$lg" closed --url "$url" --conns "$conns" --requests "$requests" --out "$run/cg.load.json"
 # Polled every 500 ms, so that the drain's GETs stay a small part of the profile.
 "$lg" drain --url "$url" --timeout 300 --poll-ms 500 --out "$run/cg.drain.json" >/dev/null
-stop_pid "$dpid"; stop_pid "$w1"; stop_pid "$w2"
+stop_pid "$dpid" 600; stop_pid "$w1" 600; stop_pid "$w2" 600  # callgrind writes its file at exit
 cg_report="$outdir/profile-callgrind.txt"
 {
   echo "# bench/profile.sh: callgrind on asyncopsd, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -90,7 +84,7 @@ if perf record -e cpu-clock -o "$run/probe.data" -- true >/dev/null 2>&1; then
   perf record -e cpu-clock -F 999 -a -o "$run/perf.data" -- sleep "$perf_s" >/dev/null 2>&1
   wait "$lpid"
   "$lg" drain --url "$url" --timeout 300 --out /dev/null
-  stop_pid "$dpid"; stop_pid "$w1"; stop_pid "$w2"
+  stop_pid "$dpid" 600; stop_pid "$w1" 600; stop_pid "$w2" 600  # callgrind writes its file at exit
   pf_report="$outdir/profile-perf.txt"
   rep() { perf report -i "$run/perf.data" --stdio "$@" 2>/dev/null | grep -v '^#' | grep -v '^$'; }
   {

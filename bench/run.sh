@@ -68,19 +68,6 @@ done
 
 bench_run_dir aob
 now_ms() { date +%s%3N; }
-# Stops one process we started, by pid: SIGTERM, then at most 30 s.
-stop_pid() {
-  local p=$1
-  kill -TERM "$p" 2>/dev/null || return 0
-  for _ in $(seq 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$p" 2>/dev/null || true
-  wait "$p" 2>/dev/null || true
-  local keep_pids=() q
-  for q in "${pids[@]}"; do [[ $q == "$p" ]] || keep_pids+=("$q"); done
-  pids=("${keep_pids[@]}")
-}
-# CPU seconds (user + system) a process of ours has used so far.
-cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($12 + $13) / hz}' || echo null; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo null; }
 file_size() { [[ -f $1 ]] && stat -c %s "$1" || echo 0; }
 

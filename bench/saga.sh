@@ -46,7 +46,6 @@ bench_binaries "$root" "$build" "$do_build" saga.sh
 bench_run_dir aosaga
 data="$run/data"
 mkdir -p "$data"
-cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($12 + $13) / hz}'; }
 
 # The users routes (the daemon's default) and the orders saga, in one table.
 jq -n --slurpfile saga "$root/examples/orders-saga/routes.json" '{routes: ([
