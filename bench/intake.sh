@@ -106,9 +106,7 @@ done
 
 summary=$(jq -s --arg commit "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg loadavg "$loadavg" --arg compare "$compare" \
-  --argjson seconds "$seconds" --argjson conns "$conns" '
-  def median: sort | if length == 0 then null
-    elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+  --argjson seconds "$seconds" --argjson conns "$conns" "$bench_jq_median"'
   def of($r; $n): map(select(.round == $r and .name == $n))[0];
   . as $all | ($all | map(.round) | unique) as $rs |
   [$rs[] as $r | {round: $r,

@@ -28,6 +28,11 @@ log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 # far; null when it is gone.
 cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($12 + $13) / hz}' || echo null; }
 
+# A jq definition to put before a jq program: median of an array of
+# numbers (the mean of the middle two for an even count; null when empty).
+bench_jq_median='def median: sort | if length == 0 then null
+  elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;'
+
 # stop_pid PID [TENTHS]: stops one process we started: SIGTERM, then SIGKILL
 # after TENTHS tenths of a second (default 300), and drops it from $pids.
 stop_pid() {

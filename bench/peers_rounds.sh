@@ -17,6 +17,8 @@
 # --summarize DIR prints (and rewrites) the summary of the runs in DIR.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 rounds=5 out_dir="" celery=0 pass=() summarize=0
 usage() { sed -n '6,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while [[ $# -gt 0 ]]; do
@@ -50,9 +52,7 @@ for ((r = 1; r <= rounds && summarize == 0; r++)); do
 done
 
 mapfile -t runs < <(find "$out_dir" -maxdepth 1 -name 'run-*.json' | sort -V)
-jq -s '
-  def median: sort | if length == 0 then null
-    elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+jq -s "$bench_jq_median"'
   def stat(f; ok): map(f) | map(select(. != null)) as $v |
     {median: ($v | median), min: ($v | min), max: ($v | max),
      runs_meeting: ($v | map(select(ok)) | length), runs: ($v | length)};
