@@ -81,6 +81,20 @@ def main():
     print(f"the slowest {len(slowest)}: their longest step")
     for k, v in longest.most_common():
         print(f"  {v:4}  {k}")
+    # Inside the worker, in parallel with the daemon's processing_received and
+    # processing_committed: its transaction (the dedupe record and the
+    # handler's writes), marked for the transaction's first command.
+    worker_steps = ["processing_published", "handling_begun", "handled", "handling_committed", "outcome_published"]
+    inside = [o for o in done if all(s in o for s in worker_steps)]
+    if inside:
+        print(f"inside the worker ({len(inside)} operations first in their transaction)")
+        out["worker_steps"] = []
+        for a_, b in zip(worker_steps, worker_steps[1:]):
+            ds = [o[b] - o[a_] for o in inside]
+            row = {"from": a_, "to": b, "p50_us": pct(ds, 50), "p90_us": pct(ds, 90), "p99_us": pct(ds, 99),
+                   "n": len(ds)}
+            out["worker_steps"].append(row)
+            print(f"{a_:>22} -> {b:<22} {row['p50_us']:>7} {row['p90_us']:>7} {row['p99_us']:>7}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=1)

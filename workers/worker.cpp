@@ -213,6 +213,8 @@ std::vector<Event> Worker::handle_batch(const Service& service, ServiceDb& db,
       // IMMEDIATE: take the write lock first, so that two workers sharing the
       // database cannot both see "not handled" for the same request.
       SQLite::Transaction tx(db.db(), SQLite::TransactionBehavior::IMMEDIATE);
+      const size_t first = next;  // the transaction's first command, for the timeline
+      timeline_mark("handling_begun", cmds[first].id);
       auto started = std::chrono::steady_clock::now();
       auto budget = std::chrono::milliseconds(k_transaction_budget_ms);
       do {
@@ -231,8 +233,10 @@ std::vector<Event> Worker::handle_batch(const Service& service, ServiceDb& db,
         out.push_back(handle_in_transaction(service, db, cmd, worker_id, is_canceled && is_canceled(cmd.id),
                                             is_fenced && is_fenced(cmd.id), &bodies->emplace_back()));
       } while (next < cmds.size() && std::chrono::steady_clock::now() - started < budget);
+      timeline_mark("handled", cmds[first].id);
       db.reset_all();
       tx.commit();
+      timeline_mark("handling_committed", cmds[first].id);
     } catch (const std::exception& e) {
       db.reset_all();
       if (committed == 0) throw;
