@@ -6,7 +6,8 @@
 //     else flags.fail();
 //   }
 // An unknown flag (fail()) or a flag without its value prints usage and
-// exits 2.
+// exits 2; so does a count (positive()) that is not a whole number >= 1.
+#include <climits>
 #include <cstdlib>
 #include <string>
 
@@ -24,6 +25,14 @@ class FlagReader {
   std::string value() {
     if (m_i + 1 >= m_argc) fail();
     return m_argv[++m_i];
+  }
+  // The value that follows the current flag, a whole number from 1 to INT_MAX.
+  int positive() {
+    std::string v = value();
+    char* end = nullptr;
+    long n = std::strtol(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || n < 1 || n > INT_MAX) fail();
+    return static_cast<int>(n);
   }
   [[noreturn]] void fail() {
     m_usage();

@@ -325,11 +325,11 @@ int main(int argc, char** argv) {
   Options o;
   FlagReader flags(argc, argv, usage);
   for (std::string a; flags.next(&a);) {
-    if (a == "--n") o.n = std::max(1, std::atoi(flags.value().c_str()));
+    if (a == "--n") o.n = flags.positive();
     else if (a == "--rate") o.rate = std::atof(flags.value().c_str());
-    else if (a == "--window") o.window = std::max(1, std::atoi(flags.value().c_str()));
-    else if (a == "--bytes") o.bytes = static_cast<size_t>(std::max(1, std::atoi(flags.value().c_str())));
-    else if (a == "--rounds") o.rounds = std::max(1, std::atoi(flags.value().c_str()));
+    else if (a == "--window") o.window = flags.positive();
+    else if (a == "--bytes") o.bytes = static_cast<size_t>(flags.positive());
+    else if (a == "--rounds") o.rounds = flags.positive();
     else if (a == "--dir") o.dir = flags.value();
     else flags.fail();
   }

@@ -164,9 +164,9 @@ int main(int argc, char** argv) {
   Options o;
   FlagReader flags(argc, argv, usage);
   for (std::string a; flags.next(&a);) {
-    if (a == "--n") o.n = std::max(1, std::atoi(flags.value().c_str()));
+    if (a == "--n") o.n = flags.positive();
     else if (a == "--gaps") o.gaps = parse_gaps(flags.value());
-    else if (a == "--rounds") o.rounds = std::max(1, std::atoi(flags.value().c_str()));
+    else if (a == "--rounds") o.rounds = flags.positive();
     else flags.fail();
   }
   std::vector<std::string> placements{"same", "free"};
